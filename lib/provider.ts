@@ -1,0 +1,59 @@
+// The contract every provider (local, qemu, vagrant) implements: bring one
+// memory-limited environment up, run the server under test in it, sample its
+// memory around each upload, and always tear down.
+//
+//   const env = await provider.up(256)        // one environment per memory limit
+//   const url = await env.startServer()       // fresh data folder, ready on 127.0.0.1
+//   await env.startSampling(); ...upload...; const s = await env.stopSampling()
+//   await env.down()
+
+/** What runs as the server under test, as the run resolved it. */
+export interface ServerSpec {
+  kind: 'standin' | 'binary';
+  /** Host path of the server binary (kind 'binary'). */
+  binaryPath?: string;
+  /** Extra environment for the server, e.g. the stand-in's fault knobs (STANDIN_*). */
+  env: Record<string, string>;
+}
+
+/** Everything a provider needs to start the server; the secret never leaves memory or the server's env. */
+export interface ServerLaunch {
+  server: ServerSpec;
+  secret: string;
+  readinessTimeoutSeconds: number;
+}
+
+/** Measurements taken between startSampling() and stopSampling(). */
+export interface MemorySample {
+  /** What the environment used at its peak, in bytes (VM: MemTotal - MemAvailable; local: the cgroup's peak). */
+  peakMemoryBytes: number | null;
+  /** The server process's own peak RSS in bytes (VmHWM), when the process could be read. */
+  serverPeakRssBytes: number | null;
+  /** Kernel OOM kills seen during the sample (cgroup oom_kill counter, or guest dmesg). */
+  oomKills: number;
+  /** Kernel lines about the OOM kill(s), for failures.log. */
+  oomLines: string[];
+}
+
+export interface Environment {
+  readonly memoryMb: number;
+  /** Facts for config.json, e.g. { limitEnforced: true, mechanism: 'cgroup v1' } or { accel: 'tcg' }. */
+  readonly facts: Record<string, unknown>;
+  /** Starts the server on a fresh data folder and waits for GET / = 200; returns its base URL on 127.0.0.1. */
+  startServer(): Promise<string>;
+  /** Stops the server (SIGTERM, then SIGKILL); safe to call when it is not running. */
+  stopServer(): Promise<void>;
+  /** Whether the server process is still running. */
+  serverAlive(): Promise<boolean>;
+  startSampling(): Promise<void>;
+  stopSampling(): Promise<MemorySample>;
+  /** The last lines of the server's stdout+stderr, for failures.log. */
+  serverLogTail(lines: number): Promise<string>;
+  /** Stops the server and destroys the environment; idempotent, never throws. */
+  down(): Promise<void>;
+}
+
+export interface Provider {
+  readonly name: 'local' | 'qemu' | 'vagrant';
+  up(memoryMb: number): Promise<Environment>;
+}
