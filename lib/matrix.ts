@@ -1,0 +1,195 @@
+// matrix.yaml: load, validate (every error names the key, the value and the
+// line), apply CLI overrides, and expand to the ordered list of cases.
+//   const m = loadMatrixFile('matrix.yaml'); const cases = expandCases(m);
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML, { LineCounter, isMap, isScalar, isSeq, type Node } from 'yaml';
+import { InputError } from './errors.ts';
+import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './units.ts';
+
+export const PROVIDERS = ['local', 'qemu', 'vagrant'] as const;
+export type ProviderName = (typeof PROVIDERS)[number];
+
+export type ServerConfig =
+  | { kind: 'standin' }
+  | { kind: 'binary'; binary: string }
+  /** A git checkout of the server; `build` is an argv with `{out}` standing for the binary's path. */
+  | { kind: 'source'; source: string; build: string[] };
+
+export const DEFAULT_BUILD = ['go', 'build', '-o', '{out}', './cmd/picoshare'];
+
+export interface SizeSpec { label: string; bytes: number }
+
+export interface Matrix {
+  sizes: SizeSpec[];
+  memoryLimitsMb: number[];
+  iterations: number;
+  /** Leading iterations of each case treated as warm-up (kept in raw.csv, left out of medians). */
+  warmupIterations: number;
+  uploadTimeoutSeconds: number;
+  readinessTimeoutSeconds: number;
+  provider: ProviderName;
+  server: ServerConfig;
+  /** vCPUs per VM (VM providers only). */
+  vmCpus: number;
+}
+
+export interface Case { memoryMb: number; size: SizeSpec; iteration: number }
+
+/** What --quick runs: small sizes and limits that finish in well under a minute on the local provider. */
+export const QUICK = { sizes: ['20MiB', '5MiB'], memoryLimitsMb: [512, 256], iterations: 2 };
+
+const TOP_KEYS = ['sizes', 'memory_limits', 'iterations', 'warmup_iterations', 'timeouts', 'provider', 'server', 'vm'];
+const TIMEOUT_KEYS = ['upload_seconds', 'readiness_seconds'];
+const SERVER_KEYS = ['source', 'build', 'binary'];
+const VM_KEYS = ['cpus'];
+
+/** Parses matrix.yaml text; `file` is only for messages. Relative server paths resolve against the file's folder. */
+export function parseMatrix(text: string, file: string): Matrix {
+  const lc = new LineCounter();
+  const doc = YAML.parseDocument(text, { lineCounter: lc, uniqueKeys: true });
+  const where = (node: Node | null | undefined) =>
+    node?.range ? `${file}:${lc.linePos(node.range[0]).line}` : file;
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    throw new InputError(`${file}:${e.linePos?.[0].line ?? '?'}: invalid YAML: ${e.message.split('\n')[0]}`);
+  }
+  const root = doc.contents;
+  if (!isMap(root)) throw new InputError(`${file}: expected a mapping of keys (sizes, memory_limits, ...)`);
+  const fail = (key: string, node: Node | null | undefined, why: string): never => {
+    const value = isScalar(node) ? JSON.stringify(node.value) : node ? JSON.stringify(node.toJSON()) : 'nothing';
+    throw new InputError(`${where(node)}: ${key}: ${why} (got ${value})`);
+  };
+  const get = (map: typeof root, key: string) => map.get(key, true) as Node | undefined;
+  const checkKeys = (map: typeof root, allowed: string[], prefix: string) => {
+    for (const pair of map.items) {
+      const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+      if (!allowed.includes(k)) {
+        throw new InputError(`${where(pair.key as Node)}: unknown key "${prefix}${k}" (known: ${allowed.join(', ')})`);
+      }
+    }
+  };
+  checkKeys(root, TOP_KEYS, '');
+
+  const list = (key: string): Node[] => {
+    const node = get(root, key);
+    if (!isSeq(node)) return fail(key, node, 'must be a list');
+    if (node.items.length === 0) return fail(key, node, 'must not be empty');
+    return node.items as Node[];
+  };
+  const scalar = (key: string, node: Node | undefined, parse: (v: string) => number) => {
+    if (!isScalar(node)) return fail(key, node, 'must be a single value');
+    try { return parse(String(node.value)); } catch (e) { return fail(key, node, (e as Error).message); }
+  };
+  const sizes = list('sizes').map((n) => {
+    const bytes = scalar('sizes', n, parseSize);
+    return { label: sizeLabel(String((n as { value: unknown }).value)), bytes };
+  });
+  const memoryLimitsMb = list('memory_limits').map((n) => scalar('memory_limits', n, parseMemoryMb));
+  const num = (key: string, node: Node | undefined, dflt: number) =>
+    node === undefined ? dflt : scalar(key, node, parsePositiveInt);
+  const iterations = num('iterations', get(root, 'iterations'), 3);
+  const warmupNode = get(root, 'warmup_iterations');
+  const warmupIterations = warmupNode === undefined ? defaultWarmup(iterations)
+    : scalar('warmup_iterations', warmupNode, (v) => {
+      if (!/^\d+$/.test(v.trim())) throw new Error('not a whole number');
+      return Number(v);
+    });
+
+  let uploadTimeoutSeconds = 1800;
+  let readinessTimeoutSeconds = 60;
+  const timeouts = get(root, 'timeouts');
+  if (timeouts !== undefined) {
+    if (!isMap(timeouts)) fail('timeouts', timeouts, 'must be a mapping (upload_seconds, readiness_seconds)');
+    const t = timeouts as typeof root;
+    checkKeys(t, TIMEOUT_KEYS, 'timeouts.');
+    uploadTimeoutSeconds = num('timeouts.upload_seconds', get(t, 'upload_seconds'), uploadTimeoutSeconds);
+    readinessTimeoutSeconds = num('timeouts.readiness_seconds', get(t, 'readiness_seconds'), readinessTimeoutSeconds);
+  }
+
+  const providerNode = get(root, 'provider');
+  let provider: ProviderName = 'local';
+  if (providerNode !== undefined) {
+    const v = isScalar(providerNode) ? String(providerNode.value) : '';
+    if (!(PROVIDERS as readonly string[]).includes(v)) fail('provider', providerNode, `must be one of ${PROVIDERS.join(', ')}`);
+    provider = v as ProviderName;
+  }
+
+  let vmCpus = 1;
+  const vm = get(root, 'vm');
+  if (vm !== undefined) {
+    if (!isMap(vm)) fail('vm', vm, 'must be a mapping (cpus)');
+    checkKeys(vm as typeof root, VM_KEYS, 'vm.');
+    vmCpus = num('vm.cpus', get(vm as typeof root, 'cpus'), vmCpus);
+  }
+
+  const server = parseServer(get(root, 'server'), path.dirname(path.resolve(file)), fail, checkKeys, get);
+  return {
+    sizes, memoryLimitsMb, iterations, warmupIterations, uploadTimeoutSeconds, readinessTimeoutSeconds,
+    provider, server, vmCpus,
+  };
+}
+
+function parseServer(
+  node: Node | undefined, baseDir: string,
+  fail: (key: string, node: Node | null | undefined, why: string) => never,
+  checkKeys: (map: any, allowed: string[], prefix: string) => void,
+  get: (map: any, key: string) => Node | undefined,
+): ServerConfig {
+  if (node === undefined) return { kind: 'standin' };
+  if (isScalar(node)) {
+    if (node.value === 'standin') return { kind: 'standin' };
+    return fail('server', node, 'must be "standin" or a mapping with source (and build) or binary');
+  }
+  if (!isMap(node)) return fail('server', node, 'must be "standin" or a mapping with source (and build) or binary');
+  checkKeys(node, SERVER_KEYS, 'server.');
+  const str = (key: string) => {
+    const n = get(node, key);
+    if (n === undefined) return undefined;
+    if (!isScalar(n) || typeof n.value !== 'string' || n.value === '') fail(`server.${key}`, n, 'must be a non-empty path');
+    return path.resolve(baseDir, String((n as { value: unknown }).value));
+  };
+  const binary = str('binary');
+  const source = str('source');
+  if (binary && source) fail('server', node, 'give either binary or source, not both');
+  if (binary) return { kind: 'binary', binary };
+  if (!source) return fail('server', node, 'needs source (a git checkout) or binary');
+  const buildNode = get(node, 'build');
+  let build = DEFAULT_BUILD;
+  if (buildNode !== undefined) {
+    const items = isSeq(buildNode) ? buildNode.items : [];
+    if (items.length === 0 || !items.every((i) => isScalar(i) && String(i.value) !== '')) {
+      fail('server.build', buildNode, 'must be a non-empty list of arguments, with {out} for the binary path');
+    }
+    build = items.map((i) => String((i as { value: unknown }).value));
+    if (!build.some((a) => a.includes('{out}'))) fail('server.build', buildNode, 'must contain {out} (where the binary goes)');
+  }
+  return { kind: 'source', source, build };
+}
+
+export function defaultWarmup(iterations: number): number {
+  return iterations > 1 ? 1 : 0;
+}
+
+export function loadMatrixFile(file: string): Matrix {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new InputError(`cannot read matrix file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseMatrix(text, file);
+}
+
+/** Memory limits largest first, sizes largest first, then iterations: the order cases run in. */
+export function expandCases(m: Matrix): Case[] {
+  const cases: Case[] = [];
+  const mems = [...m.memoryLimitsMb].sort((a, b) => b - a);
+  const sizes = [...m.sizes].sort((a, b) => b.bytes - a.bytes);
+  for (const memoryMb of mems) {
+    for (const size of sizes) {
+      for (let iteration = 1; iteration <= m.iterations; iteration++) cases.push({ memoryMb, size, iteration });
+    }
+  }
+  return cases;
+}
