@@ -1,0 +1,545 @@
+// The PicoShare stand-in: an HTTP server that speaks PicoShare's upload
+// contract (../shared/picoshare-api.md) and models its upload path, with fault
+// knobs for testing the suite. The suite starts it like PicoShare itself:
+//
+//   PS_SHARED_SECRET=s PORT=4001 TMPDIR=/tmp/spool node --import tsx lib/standin.mts -db data/store.db
+//   STANDIN_THROTTLE_MIBS=50 ... (or --throttle-mibs 50), see USAGE below.
+//
+// Upload path, as in PicoShare: the `file` part is streamed to a spool file in
+// TMPDIR while the body arrives; only after the last byte is it copied into
+// the store (DATADIR/entries/ID.data plus ID.json) in 320 KiB chunks, the spool
+// is deleted, and then the response goes out. Memory stays flat at any size.
+// Runs on Node 18 too (bundled by lib/standin-bundle.ts for VM guests): only
+// node: built-ins and busboy.
+
+import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdirSync, unlinkSync } from 'node:fs';
+import { open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import busboy from 'busboy';
+
+const USAGE = `Usage: standin [-db PATH] [--throttle-mibs N] [--processing-delay-ms N]
+               [--crash-after-bytes N] [--status N] [--hold-in-memory]
+
+  -db PATH                 store file; its folder is the data folder (default data/store.db)
+  --throttle-mibs N        read upload bodies at most N MiB/s      (env STANDIN_THROTTLE_MIBS)
+  --processing-delay-ms N  extra delay after the body, in ms       (env STANDIN_PROCESSING_DELAY_MS)
+  --crash-after-bytes N    exit 3 once an upload body reached N bytes (env STANDIN_CRASH_AFTER_BYTES)
+  --status N               answer every upload with HTTP status N  (env STANDIN_STATUS)
+  --hold-in-memory         keep every uploaded byte in memory      (env STANDIN_HOLD_IN_MEMORY=1)
+
+Environment: PS_SHARED_SECRET (required), PORT (default 4001),
+STANDIN_HOST (bind address, default 127.0.0.1), TMPDIR (spool folder).`;
+
+const ID_ALPHABET = 'abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789';
+const ID_LENGTH = 10;
+const STORE_CHUNK_BYTES = 327_680; // PicoShare's entries_data row size (320 KiB)
+const MIB = 1024 * 1024;
+const MIN_EXPIRATION_MS = 60 * 60 * 1000;
+const MAX_NOTE_BYTES = 500;
+const MAX_AUTH_BODY_BYTES = 64 * 1024;
+
+interface Config {
+  secret: string;
+  port: number;
+  host: string;
+  dataDir: string;
+  spoolDir: string;
+  throttleMibs: number | null;
+  processingDelayMs: number;
+  crashAfterBytes: number | null;
+  status: number | null;
+  holdInMemory: boolean;
+}
+
+class UsageError extends Error {}
+
+/** A request the client got wrong: answered with 400 and this message. */
+class BadRequest extends Error {}
+
+/** Flags override the matching STANDIN_* variables; bad values are usage errors. */
+function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
+  const knobs: Record<string, string | undefined> = {
+    'throttle-mibs': env.STANDIN_THROTTLE_MIBS,
+    'processing-delay-ms': env.STANDIN_PROCESSING_DELAY_MS,
+    'crash-after-bytes': env.STANDIN_CRASH_AFTER_BYTES,
+    status: env.STANDIN_STATUS,
+  };
+  let db = 'data/store.db';
+  let hold = env.STANDIN_HOLD_IN_MEMORY;
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split(/=(.*)/s, 2);
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    const name = flag.replace(/^--?/, '');
+    if (name === 'db') db = value();
+    else if (name === 'hold-in-memory') hold = inline ?? '1';
+    else if (name in knobs && flag.startsWith('--')) knobs[name] = value();
+    else throw new UsageError(`unknown argument: ${argv[i]}`);
+  }
+  const secret = env.PS_SHARED_SECRET ?? '';
+  if (secret === '') throw new Error('PS_SHARED_SECRET must be set (the admin password)');
+  const number = (key: string, raw: string | undefined, min: number, integer: boolean): number | null => {
+    if (raw === undefined || raw === '') return null;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+      throw new UsageError(`${key}: expected ${integer ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(raw)}`);
+    }
+    return n;
+  };
+  const status = number('status', knobs.status, 100, true);
+  if (status !== null && status > 599) throw new UsageError(`status: expected 100-599, got ${status}`);
+  const throttle = number('throttle-mibs', knobs['throttle-mibs'], 0, false);
+  if (throttle === 0) throw new UsageError('throttle-mibs: expected a number > 0, got 0');
+  return {
+    secret,
+    port: number('PORT', env.PORT, 0, true) ?? 4001,
+    host: env.STANDIN_HOST || '127.0.0.1',
+    dataDir: dirname(resolve(db)),
+    spoolDir: tmpdir(),
+    throttleMibs: throttle,
+    processingDelayMs: number('processing-delay-ms', knobs['processing-delay-ms'], 0, true) ?? 0,
+    crashAfterBytes: number('crash-after-bytes', knobs['crash-after-bytes'], 1, true),
+    status,
+    holdInMemory: hold !== undefined && hold !== '' && hold !== '0' && hold !== 'false',
+  };
+}
+
+// ---- small pure checks -------------------------------------------------------
+
+function isEntryId(s: string): boolean {
+  return s.length === ID_LENGTH && [...s].every((c) => ID_ALPHABET.includes(c));
+}
+
+function newEntryId(): string {
+  let id = '';
+  for (let i = 0; i < ID_LENGTH; i++) id += ID_ALPHABET[randomInt(ID_ALPHABET.length)];
+  return id;
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** The expiration query value as a time, or the reason it is not acceptable. */
+function parseExpiration(raw: string | null, now: number): number | string {
+  if (raw === null || raw === '') return 'missing expiration';
+  const t = Date.parse(raw);
+  if (!RFC3339.test(raw) || Number.isNaN(t)) return `cannot parse ${JSON.stringify(raw)} as RFC3339`;
+  if (t - now < MIN_EXPIRATION_MS) return 'expiration must be at least one hour in the future';
+  return t;
+}
+
+/** Why PicoShare would refuse this filename, or null when it is fine. */
+function filenameProblem(name: string): string | null {
+  const bytes = Buffer.byteLength(name);
+  if (bytes === 0) return 'filename must not be empty';
+  if (bytes > 255) return `filename is ${bytes} bytes, the limit is 255`;
+  if (/[/\\]/.test(name)) return 'filename must not contain slashes';
+  if (/[\x00-\x1f\x7f]/.test(name)) return 'filename must not contain control characters';
+  return null;
+}
+
+function cookieValue(secret: string): string {
+  // Derived from the secret, so a cookie survives a restart as PicoShare's does.
+  return createHash('sha256').update(`picoshare-standin:${secret}`).digest('hex');
+}
+
+function hasAuthCookie(req: IncomingMessage, expected: string): boolean {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const [k, v] = part.trim().split(/=(.*)/s, 2);
+    if (k === 'sharedSecret' && v === expected) return true;
+  }
+  return false;
+}
+
+// ---- the server ----------------------------------------------------------------
+
+const spools = new Set<string>();
+/** STANDIN_HOLD_IN_MEMORY: every uploaded byte, kept alive on purpose. */
+const held: Buffer[] = [];
+
+/** Responses whose client sent `Expect: 100-continue` and still waits for it. */
+const expectingContinue = new WeakSet<ServerResponse>();
+
+function startReadingBody(res: ServerResponse): void {
+  if (expectingContinue.delete(res)) res.writeContinue();
+}
+
+function sendText(res: ServerResponse, status: number, message: string): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+  res.end(`${message}\n`);
+}
+
+/**
+ * Counts the upload body as it passes (crash knob), copies it when holding
+ * memory, and throttles: when ahead of the allowed rate it delays its callback,
+ * which makes pipe() pause the request stream (and TCP pushes back on the
+ * client) until the schedule catches up.
+ */
+class BodyMeter extends Transform {
+  bytes = 0;
+  private started = 0;
+  constructor(private readonly cfg: Config) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.bytes === 0) this.started = performance.now();
+    this.bytes += chunk.length;
+    const { crashAfterBytes, throttleMibs, holdInMemory } = this.cfg;
+    if (crashAfterBytes !== null && this.bytes >= crashAfterBytes) {
+      process.stderr.write(`standin: crash knob: exiting with code 3 after ${this.bytes} upload body bytes (limit ${crashAfterBytes})\n`);
+      process.exit(3);
+    }
+    if (holdInMemory) {
+      // A fresh allocation filled by the copy: every page is written, so resident.
+      const copy = Buffer.allocUnsafeSlow(chunk.length);
+      chunk.copy(copy);
+      held.push(copy);
+    }
+    this.push(chunk);
+    if (throttleMibs === null) return done();
+    const dueMs = (this.bytes / (throttleMibs * MIB)) * 1000;
+    const aheadMs = dueMs - (performance.now() - this.started);
+    if (aheadMs > 1) setTimeout(done, aheadMs);
+    else done();
+  }
+}
+
+interface Received {
+  spoolPath: string | null;
+  size: number;
+  filename: string;
+  contentType: string;
+  note: string;
+  problem: string | null;
+}
+
+/** Reads the whole multipart body, spooling the `file` part to TMPDIR as it arrives. */
+function receiveUpload(req: IncomingMessage, res: ServerResponse, cfg: Config): Promise<Received> {
+  return new Promise((resolvePromise, reject) => {
+    startReadingBody(res);
+    const got: Received = { spoolPath: null, size: 0, filename: '', contentType: '', note: '', problem: null };
+    const drainAndReject = (err: Error): void => {
+      req.unpipe();
+      req.resume(); // read and drop the rest so the 400 can still be sent
+      reject(err);
+    };
+    let parser: busboy.Busboy;
+    try {
+      parser = busboy({ headers: req.headers, preservePath: true, limits: { fieldSize: 64 * 1024, parts: 100 } });
+    } catch (err) {
+      drainAndReject(new BadRequest(`malformed multipart request: ${(err as Error).message}`));
+      return;
+    }
+    const writes: Promise<void>[] = [];
+    let fileStream: NodeJS.ReadableStream & { destroy(err?: Error): void } | null = null;
+    parser.on('file', (name, stream, info) => {
+      if (name !== 'file' || got.spoolPath !== null || got.problem !== null) {
+        stream.resume();
+        return;
+      }
+      got.filename = info.filename ?? '';
+      got.contentType = info.mimeType;
+      got.problem = filenameProblem(got.filename);
+      if (got.problem !== null) {
+        stream.resume();
+        return;
+      }
+      const spoolPath = join(cfg.spoolDir, `standin-multipart-${randomBytes(8).toString('hex')}`);
+      got.spoolPath = spoolPath;
+      spools.add(spoolPath);
+      const out = createWriteStream(spoolPath, { highWaterMark: MIB });
+      fileStream = stream;
+      const written = pipeline(stream, out).then(() => {
+        got.size = out.bytesWritten;
+      });
+      written.catch(() => {}); // awaited below; this only keeps an early failure from being "unhandled"
+      writes.push(written);
+    });
+    parser.on('field', (name, value, info) => {
+      if (name !== 'note') return;
+      if (info.valueTruncated || Buffer.byteLength(value) > MAX_NOTE_BYTES) got.problem ??= `note is longer than ${MAX_NOTE_BYTES} bytes`;
+      else got.note = value;
+    });
+    parser.on('error', (err: Error) => drainAndReject(new BadRequest(`malformed multipart request: ${err.message}`)));
+    parser.on('close', () => {
+      Promise.all(writes).then(() => resolvePromise(got), reject);
+    });
+    const aborted = (): void => {
+      const err = new Error('client closed the connection mid-upload');
+      fileStream?.destroy(err); // closes the spool file
+      reject(err);
+    };
+    req.on('close', () => {
+      if (!req.complete) aborted();
+    });
+    req.on('error', aborted);
+    req.pipe(new BodyMeter(cfg)).pipe(parser);
+  });
+}
+
+/** Copies the spool into the store in PicoShare's 320 KiB chunks; one buffer, reused. */
+async function copyInChunks(from: string, to: string): Promise<number> {
+  const src = await open(from, 'r');
+  try {
+    const dst = await open(to, 'w');
+    try {
+      const buf = Buffer.allocUnsafe(STORE_CHUNK_BYTES);
+      let total = 0;
+      for (;;) {
+        const { bytesRead } = await src.read(buf, 0, STORE_CHUNK_BYTES, total);
+        if (bytesRead === 0) return total;
+        await dst.write(buf, 0, bytesRead, total);
+        total += bytesRead;
+      }
+    } finally {
+      await dst.close();
+    }
+  } finally {
+    await src.close();
+  }
+}
+
+interface EntryMeta {
+  id: string;
+  filename: string;
+  contentType: string;
+  size: number;
+  note: string;
+  uploaded: string;
+  expires: string;
+}
+
+function entryPaths(cfg: Config, id: string): { data: string; meta: string } {
+  const dir = join(cfg.dataDir, 'entries');
+  return { data: join(dir, `${id}.data`), meta: join(dir, `${id}.json`) };
+}
+
+async function handleUpload(req: IncomingMessage, res: ServerResponse, cfg: Config, url: URL): Promise<void> {
+  const expiration = parseExpiration(url.searchParams.get('expiration'), Date.now());
+  if (typeof expiration === 'string') {
+    console.error(`standin: invalid expiration URL parameter: ${expiration}`);
+    return sendText(res, 400, `Invalid expiration URL parameter: ${expiration}`);
+  }
+  let got: Received | null = null;
+  try {
+    got = await receiveUpload(req, res, cfg);
+    // Processing phase: the body is complete, the response not yet sent.
+    if (cfg.processingDelayMs > 0) await sleep(cfg.processingDelayMs);
+    if (cfg.status !== null) return sendText(res, cfg.status, `standin: status knob answers ${cfg.status}`);
+    const spool = got.spoolPath;
+    if (got.problem !== null) throw new BadRequest(got.problem);
+    if (spool === null) throw new BadRequest('no part named "file"');
+    if (got.size === 0) throw new BadRequest('file is empty');
+    const id = newEntryId();
+    const paths = entryPaths(cfg, id);
+    await copyInChunks(spool, paths.data);
+    const meta: EntryMeta = {
+      id,
+      filename: got.filename,
+      contentType: got.contentType,
+      size: got.size,
+      note: got.note,
+      uploaded: new Date().toISOString(),
+      expires: new Date(expiration).toISOString(),
+    };
+    await writeFile(paths.meta, JSON.stringify(meta)); // written last: the entry exists once this does
+    await removeSpool(spool);
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(`${JSON.stringify({ id })}\n`);
+  } catch (err) {
+    if (err instanceof BadRequest) {
+      console.error(`standin: invalid upload: ${err.message}`);
+      sendText(res, 400, `invalid request: ${err.message}`);
+    } else if (!req.complete) {
+      console.error(`standin: upload aborted: ${(err as Error).message}`);
+    } else {
+      console.error(`standin: failed to insert uploaded file into data store: ${(err as Error).stack}`);
+      if (!res.headersSent) sendText(res, 500, 'failed to insert file into database');
+    }
+  } finally {
+    if (got?.spoolPath) await removeSpool(got.spoolPath);
+  }
+}
+
+async function removeSpool(path: string): Promise<void> {
+  await rm(path, { force: true });
+  spools.delete(path);
+}
+
+async function handleAuth(req: IncomingMessage, res: ServerResponse, cfg: Config): Promise<void> {
+  startReadingBody(res);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_AUTH_BODY_BYTES) return sendText(res, 400, 'Invalid request');
+    chunks.push(chunk);
+  }
+  let key: unknown;
+  try {
+    key = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { sharedSecretKey?: unknown })?.sharedSecretKey;
+  } catch {
+    return sendText(res, 400, 'Invalid request');
+  }
+  if (typeof key !== 'string' || key === '') return sendText(res, 400, 'Invalid request');
+  const given = createHash('sha256').update(key).digest();
+  const wanted = createHash('sha256').update(cfg.secret).digest();
+  if (!timingSafeEqual(given, wanted)) return sendText(res, 401, 'Incorrect shared secret');
+  const maxAge = 30 * 24 * 60 * 60;
+  res.writeHead(200, {
+    'Set-Cookie': `sharedSecret=${cookieValue(cfg.secret)}; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Strict`,
+  });
+  res.end();
+}
+
+async function handleDownload(req: IncomingMessage, res: ServerResponse, cfg: Config, id: string): Promise<void> {
+  if (!isEntryId(id)) return sendText(res, 404, 'entry not found');
+  const paths = entryPaths(cfg, id);
+  let meta: EntryMeta;
+  try {
+    meta = JSON.parse(await readFile(paths.meta, 'utf8')) as EntryMeta;
+  } catch {
+    return sendText(res, 404, 'entry not found');
+  }
+  const { size } = await stat(paths.data);
+  res.writeHead(200, { 'Content-Type': meta.contentType || 'application/octet-stream', 'Content-Length': size });
+  if (req.method === 'HEAD') return void res.end();
+  await pipeline(createReadStream(paths.data, { highWaterMark: MIB }), res);
+}
+
+async function handleDelete(res: ServerResponse, cfg: Config, id: string): Promise<void> {
+  if (!isEntryId(id)) return sendText(res, 400, `bad entry ID: ${JSON.stringify(id)}`);
+  const paths = entryPaths(cfg, id);
+  await rm(paths.meta, { force: true });
+  await rm(paths.data, { force: true });
+  res.writeHead(200);
+  res.end();
+}
+
+async function route(req: IncomingMessage, res: ServerResponse, cfg: Config): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://standin');
+  const path = url.pathname;
+  const method = req.method ?? 'GET';
+  const authed = (): boolean => {
+    if (hasAuthCookie(req, cookieValue(cfg.secret))) return true;
+    sendText(res, 401, 'Authentication required');
+    return false;
+  };
+  const methodNotAllowed = (allow: string): void => {
+    res.writeHead(405, { Allow: allow });
+    res.end();
+  };
+
+  if (path === '/') {
+    if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed('GET');
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    return void res.end('<!doctype html><title>PicoShare stand-in</title><p>PicoShare stand-in is up.</p>\n');
+  }
+  if (path === '/api/auth') {
+    if (method !== 'POST') return methodNotAllowed('POST');
+    return handleAuth(req, res, cfg);
+  }
+  if (path === '/api/entry') {
+    if (method !== 'POST') return methodNotAllowed('POST');
+    if (authed()) return handleUpload(req, res, cfg, url);
+    return;
+  }
+  const entry = /^\/api\/entry\/([^/]*)$/.exec(path);
+  if (entry) {
+    if (method !== 'DELETE') return methodNotAllowed('DELETE');
+    if (authed()) return handleDelete(res, cfg, decodeURIComponent(entry[1]));
+    return;
+  }
+  const download = /^\/-([^/]+)(\/[^/]*)?$/.exec(path);
+  if (download) {
+    if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed('GET');
+    return handleDownload(req, res, cfg, download[1]);
+  }
+  sendText(res, 404, '404 page not found');
+}
+
+function logRequest(req: IncomingMessage, res: ServerResponse, started: number): void {
+  res.on('close', () => {
+    const ms = (performance.now() - started).toFixed(1);
+    const status = res.writableFinished ? String(res.statusCode) : `${res.headersSent ? res.statusCode : '-'} (connection closed)`;
+    console.log(`${new Date().toISOString()} ${req.method} ${req.url} ${status} ${ms}ms`);
+  });
+}
+
+function main(): void {
+  let cfg: Config;
+  try {
+    cfg = parseConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`standin: ${err.message}\n\n${USAGE}`);
+      process.exit(2);
+    }
+    console.error(`standin: ${(err as Error).message}`);
+    process.exit(1);
+  }
+  mkdirSync(join(cfg.dataDir, 'entries'), { recursive: true });
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    logRequest(req, res, performance.now());
+    route(req, res, cfg).catch((err: Error) => {
+      console.error(`standin: ${req.method} ${req.url}: ${err.stack}`);
+      if (!res.headersSent) sendText(res, 500, 'internal error');
+      else res.destroy();
+    });
+  };
+  const server = createServer(handle);
+  // As in Go, "100 Continue" goes out only when a handler starts reading the
+  // body, so an early 400/401 spares an `Expect: 100-continue` client the upload.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    expectingContinue.add(res);
+    handle(req, res);
+  });
+  // Large uploads to a slow or throttled server run for many minutes: no request deadline.
+  server.requestTimeout = 0;
+  server.on('error', (err) => {
+    console.error(`standin: cannot listen on ${cfg.host}:${cfg.port}: ${err.message}`);
+    process.exit(1);
+  });
+  server.listen(cfg.port, cfg.host, () => {
+    const addr = server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : cfg.port;
+    const knobs = [
+      cfg.throttleMibs !== null && `throttle ${cfg.throttleMibs} MiB/s`,
+      cfg.processingDelayMs > 0 && `processing delay ${cfg.processingDelayMs} ms`,
+      cfg.crashAfterBytes !== null && `crash after ${cfg.crashAfterBytes} bytes`,
+      cfg.status !== null && `status ${cfg.status}`,
+      cfg.holdInMemory && 'hold in memory',
+    ].filter(Boolean);
+    console.log(`standin: listening on http://${cfg.host}:${port} (data ${cfg.dataDir}, spool ${cfg.spoolDir}, knobs: ${knobs.join(', ') || 'none'})`);
+  });
+
+  // Spools of uploads cut short by a signal or the crash knob are not left behind.
+  process.on('exit', () => {
+    for (const path of spools) {
+      try {
+        unlinkSync(path);
+      } catch {
+        // already gone
+      }
+    }
+  });
+  const stop = (signal: string): void => {
+    console.log(`standin: ${signal}, shutting down`);
+    server.close();
+    server.closeAllConnections();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main();
