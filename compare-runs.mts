@@ -1,0 +1,98 @@
+// compare-runs: two results folders -> a Markdown comparison on stdout, written
+// with its chart into a folder of its own, and an exit code.
+//
+//   ./compare-runs results/20261124-101500 results/20261124-113000
+//
+// Exit 0 nothing regressed, 1 a case slower (significant) or newly failed,
+// 2 bad input. The last line of stdout is the comparison's folder.
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { comparisonChartSvg } from './lib/charts.ts';
+import { compareRuns, DEFAULT_THRESHOLDS, type Thresholds } from './lib/compare.ts';
+import { renderCompare } from './lib/compare-report.ts';
+import { InputError } from './lib/errors.ts';
+import { loadRun } from './lib/load-run.ts';
+import { SUITE_DIR } from './lib/paths.ts';
+
+const HELP = `Usage: compare-runs BASELINE CANDIDATE [options]
+
+Compares two results folders written by run-tests, case by case (file size x
+memory limit), and prints a Markdown comparison. Exit 0 when nothing
+regressed, 1 when a case is significantly slower or newly fails, 2 on bad input.
+
+Options:
+  --alpha P     significance level for the Mann-Whitney U test (default ${DEFAULT_THRESHOLDS.alpha})
+  --noise PCT   changes below this many percent are noise, shown as ~ (default ${DEFAULT_THRESHOLDS.noisePct})
+  --out DIR     folder for compare.md and throughput.svg
+                (default results/compare-BASELINE-vs-CANDIDATE in the suite's folder)
+  --help        this text
+`;
+
+export interface Io {
+  stdout: { write(s: string): unknown };
+  stderr: { write(s: string): unknown };
+}
+
+export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  try {
+    return await run(argv, io);
+  } catch (e) {
+    io.stderr.write(`Error: ${(e as Error).message}\n`);
+    return e instanceof InputError ? 2 : 1;
+  }
+}
+
+async function run(argv: string[], io: Io): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { alpha: { type: 'string' }, noise: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' } },
+    });
+  } catch (e) {
+    throw new InputError(`${(e as Error).message} (see --help)`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    io.stdout.write(HELP);
+    return 0;
+  }
+  if (positionals.length !== 2) throw new InputError(`expected two results folders, got ${positionals.length} (see --help)`);
+  const thresholds: Thresholds = {
+    alpha: numberOption('--alpha', values.alpha, DEFAULT_THRESHOLDS.alpha, (x) => x > 0 && x < 1, 'between 0 and 1'),
+    noisePct: numberOption('--noise', values.noise, DEFAULT_THRESHOLDS.noisePct, (x) => x >= 0, 'a percentage >= 0'),
+  };
+
+  const base = loadRun(positionals[0]);
+  const cand = loadRun(positionals[1]);
+  const comparison = compareRuns(base, cand, thresholds);
+  if (comparison.cases.length === 0) {
+    throw new InputError(`no case in common between ${base.dir} and ${cand.dir} (cases are matched on file size and memory limit)`);
+  }
+
+  const outDir = path.resolve(values.out ?? path.join(SUITE_DIR, 'results', `compare-${base.name}-vs-${cand.name}`));
+  fs.mkdirSync(outDir, { recursive: true });
+  const chart = 'throughput.svg';
+  fs.writeFileSync(path.join(outDir, chart), await comparisonChartSvg(base, cand));
+  const template = fs.readFileSync(path.join(SUITE_DIR, 'templates', 'compare.md.mustache'), 'utf8');
+  const markdown = renderCompare(comparison, template, chart);
+  fs.writeFileSync(path.join(outDir, 'compare.md'), markdown);
+  for (const w of comparison.warnings) io.stderr.write(`Warning: ${w}\n`);
+  io.stdout.write(markdown);
+  io.stdout.write(`${outDir}\n`);
+  return comparison.exitCode;
+}
+
+function numberOption(flag: string, raw: string | undefined, fallback: number, ok: (x: number) => boolean, what: string): number {
+  if (raw === undefined) return fallback;
+  const x = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(x) || !ok(x)) throw new InputError(`${flag} ${JSON.stringify(raw)}: expected ${what}`);
+  return x;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  process.exitCode = await main(process.argv.slice(2));
+}

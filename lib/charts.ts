@@ -1,0 +1,101 @@
+// Throughput (MiB/s) against file size (MiB, log scale) as SVG, one line per
+// memory limit: for one run (its report.md) and for a comparison (baseline
+// solid, candidate dashed). vega-lite spec -> vega's headless SVG renderer.
+//
+//   fs.writeFileSync('throughput.svg', await throughputChartSvg(rows))
+import * as vega from 'vega';
+import type { TopLevelSpec } from 'vega-lite';
+import { compile } from 'vega-lite';
+import type { RawRow } from './results.ts';
+import type { RunConfig } from './load-run.ts';
+import { caseSide, groupCases, metricValue } from './compare.ts';
+import { median } from './stats.ts';
+
+interface Point {
+  size_mib: number;
+  file_size: string;
+  memory_limit: string;
+  memory_limit_mb: number;
+  throughput_mib_s: number;
+  run: string;
+}
+
+/** Median throughput of each case's measured, successful iterations; cases with none are left out. */
+function points(rows: readonly RawRow[], config: RunConfig, run: string): Point[] {
+  const out: Point[] = [];
+  for (const caseRows of groupCases(rows).values()) {
+    const values = caseSide(caseRows, config).successes
+      .map((r) => metricValue(r, 'throughput_mib_s'))
+      .filter((v): v is number => v !== null);
+    if (values.length === 0) continue;
+    const r = caseRows[0];
+    out.push({
+      size_mib: r.file_size_bytes / 2 ** 20,
+      file_size: r.file_size,
+      memory_limit: r.memory_limit,
+      memory_limit_mb: r.memory_limit_mb,
+      throughput_mib_s: median(values),
+      run,
+    });
+  }
+  return out.sort((a, b) => a.memory_limit_mb - b.memory_limit_mb || a.size_mib - b.size_mib);
+}
+
+/** A vega expression that labels each tick with the matrix's size label, e.g. 1024 -> '1GiB'. */
+function sizeLabels(values: Point[]): string {
+  const byMib = new Map(values.map((v) => [v.size_mib, v.file_size]));
+  return [...byMib].reduce((expr, [mib, label]) => `datum.value == ${mib} ? ${JSON.stringify(label)} : ${expr}`, 'datum.label');
+}
+
+function spec(values: Point[], title: string, byRun: boolean): TopLevelSpec {
+  const limits = [...new Map(values.map((v) => [v.memory_limit, v.memory_limit_mb])).entries()]
+    .sort((a, b) => a[1] - b[1])
+    .map(([label]) => label);
+  const sizes = [...new Set(values.map((v) => v.size_mib))].sort((a, b) => a - b);
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: 520,
+    height: 300,
+    background: 'white',
+    data: { values: values as unknown as Record<string, unknown>[] },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: {
+        field: 'size_mib',
+        type: 'quantitative',
+        // Ticks at the sizes measured, on a log axis that does not round out to the next decade.
+        scale: { type: 'log', nice: false, padding: 20 },
+        axis: { values: sizes, labelExpr: sizeLabels(values) },
+        title: 'File size (log scale)',
+      },
+      y: { field: 'throughput_mib_s', type: 'quantitative', scale: { zero: true }, title: 'Throughput (MiB/s, median)' },
+      color: { field: 'memory_limit', type: 'nominal', sort: limits, title: 'Memory limit' },
+      ...(byRun ? { strokeDash: { field: 'run', type: 'nominal', title: 'Run', legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 400, encoding: { symbols: { stroke: { value: 'black' } } } } } } : {}),
+      detail: { field: 'run', type: 'nominal' },
+    },
+  };
+}
+
+async function render(s: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(s).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** One run's chart. Warm-up as in config.json when given, else iteration 1 of cases with more than one. */
+export async function throughputChartSvg(rows: RawRow[], config: RunConfig = {}): Promise<string> {
+  return render(spec(points(rows, config, 'run'), 'Upload throughput by file size', false));
+}
+
+/** Baseline and candidate on one chart; each line is one (run, memory limit). */
+export async function comparisonChartSvg(
+  base: { name: string; config: RunConfig; rows: RawRow[] },
+  cand: { name: string; config: RunConfig; rows: RawRow[] },
+): Promise<string> {
+  const values = [...points(base.rows, base.config, `baseline ${base.name}`), ...points(cand.rows, cand.config, `candidate ${cand.name}`)];
+  return render(spec(values, `Upload throughput: ${base.name} vs ${cand.name}`, true));
+}

@@ -1,0 +1,109 @@
+// Renders a Comparison (lib/compare.ts) as compare.md through
+// templates/compare.md.mustache. Pure: the caller reads the template and
+// writes the result; numbers are formatted here, with their units.
+import Mustache from 'mustache';
+import type { Comparison, MetricComparison, Summary } from './compare.ts';
+import type { RunConfig } from './load-run.ts';
+
+const MiB = 2 ** 20;
+
+/** Three significant digits without exponent notation: 1234 -> "1234", 95.34 -> "95.3", 0.01234 -> "0.0123". */
+export function fmtNum(x: number): string {
+  if (Math.abs(x) >= 1000) return x.toFixed(0);
+  return String(Number(x.toPrecision(3)));
+}
+
+export function fmtP(p: number | null): string {
+  if (p === null) return '—';
+  return p < 0.001 ? '<0.001' : p.toFixed(3);
+}
+
+export function fmtChange(pct: number | null): string {
+  if (pct === null) return '—';
+  const s = pct.toFixed(1);
+  return s === '-0.0' || pct >= 0 ? `+${s.replace('-', '')}%` : `${s}%`;
+}
+
+function fmtSummary(s: Summary | null, unit: string): string {
+  if (!s) return '—';
+  const scale = unit === 'MiB' ? MiB : 1;
+  return `${fmtNum(s.median / scale)} ±${s.spreadPct.toFixed(0)}%`;
+}
+
+function cell(v: unknown): string {
+  if (v === undefined || v === null || v === '') return '—';
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+function settingsRows(a: RunConfig, b: RunConfig): { label: string; base: string; cand: string }[] {
+  const rows: [string, (c: RunConfig) => unknown][] = [
+    ['git commit', (c) => c.server?.git?.commit],
+    ['git branch', (c) => c.server?.git?.branch],
+    ['dirty tree', (c) => c.server?.git?.dirty],
+    ['server', (c) => [c.server?.kind, c.server?.path].filter(Boolean).join(' ')],
+    ['stand-in settings', (c) => Object.entries(c.server?.standin_env ?? {}).map(([k, v]) => `${k}=${v}`).join(' ')],
+    ['provider', (c) => c.provider],
+    ['iterations (warm-up)', (c) => c.matrix && `${c.matrix.iterations ?? '?'} (${c.matrix.warmup_iterations ?? '?'})`],
+    ['file sizes', (c) => c.matrix?.sizes?.map((s) => s.label).join(', ')],
+    ['memory limits (MB)', (c) => c.matrix?.memory_limits_mb?.join(', ')],
+    ['host', (c) => c.host && `${c.host.hostname ?? '?'}, ${c.host.cores ?? '?'} cores, ${c.host.cpu_model ?? '?'}`],
+    ['kernel', (c) => c.host?.kernel],
+    ['started at', (c) => c.started_at],
+    ['finished', (c) => (c.finished === undefined ? undefined : c.finished ? 'yes' : `no (${c.stop_reason ?? '?'})`)],
+  ];
+  return rows.map(([label, get]) => ({ label, base: cell(get(a)), cand: cell(get(b)) }));
+}
+
+function metricVerdict(m: MetricComparison, caseVerdict: string, reasons: string[], isThroughput: boolean): string {
+  // The throughput row carries the case's verdict, so failures show up where people look first.
+  if (isThroughput && (caseVerdict === 'regressed' || caseVerdict === 'still failing')) return `${caseVerdict} (${reasons.join(', ')})`;
+  if (isThroughput && caseVerdict === 'fixed') return 'fixed';
+  return m.verdict ?? '—';
+}
+
+/** The Markdown comparison; `chart` is the SVG's path relative to compare.md. */
+export function renderCompare(c: Comparison, template: string, chart: string): string {
+  const overall =
+    c.exitCode === 1
+      ? `REGRESSED: ${c.counts.slower} case(s) slower, ${c.counts.newlyFailed} newly failed`
+      : c.counts.faster > 0 || c.counts.fixed > 0
+        ? 'improved, nothing regressed'
+        : 'no significant change';
+  const view = {
+    base: c.base,
+    cand: c.cand,
+    alpha: c.thresholds.alpha,
+    noisePct: c.thresholds.noisePct,
+    geomeanCases: c.geomeanCases,
+    geomean: c.throughputGeomean === null ? '—' : `${c.throughputGeomean.toFixed(3)} (${fmtChange((c.throughputGeomean - 1) * 100)})`,
+    counts: c.counts,
+    overall,
+    hasOnlyOneSide: c.onlyOneSide.length > 0,
+    onlyOneSide: c.onlyOneSide,
+    hasWarnings: c.warnings.length > 0,
+    warnings: c.warnings,
+    settings: settingsRows(c.base.config, c.cand.config),
+    chart,
+    metrics: (c.cases[0]?.metrics ?? []).map((m0, i) => ({
+      title: m0.metric.title,
+      unit: m0.metric.unit,
+      rows: c.cases.map((k) => {
+        const m = k.metrics[i];
+        return {
+          fileSize: k.fileSize,
+          memoryLimit: k.memoryLimit,
+          n: `${m.base?.n ?? 0} v ${m.cand?.n ?? 0}`,
+          base: fmtSummary(m.base, m.metric.unit),
+          cand: fmtSummary(m.cand, m.metric.unit),
+          change: fmtChange(m.changePct),
+          p: fmtP(m.p),
+          verdict: metricVerdict(m, k.verdict, k.newExitReasons, i === 0),
+        };
+      }),
+      // A metric no case measured on either side (e.g. no memory sampling) gets no table.
+      measured: c.cases.some((k) => k.metrics[i].base || k.metrics[i].cand),
+    })).filter((t) => t.measured),
+  };
+  return Mustache.render(template, view, {}, { escape: (s: string) => s });
+}

@@ -1,0 +1,307 @@
+// Compares two runs' rows, case by case, into a Comparison: per metric the
+// medians, spread, change and Mann-Whitney p-value, a verdict per case
+// (benchstat style), cases present on one side only, summary counts, the
+// geometric mean of throughput ratios and warnings about differing settings.
+//
+//   const c = compareRuns(base, cand, { alpha: 0.05, noisePct: 3 })
+//   c.exitCode  // 0 nothing regressed, 1 a case slower or newly failed
+//
+// Pure: the runs come in already loaded (lib/load-run.ts).
+import type { RawRow } from './results.ts';
+import type { RunConfig } from './load-run.ts';
+import { geomean, mannWhitney, max, median, min, minPossibleP, spreadPct } from './stats.ts';
+
+export interface Thresholds {
+  /** A change is significant only when p < alpha. */
+  alpha: number;
+  /** Changes smaller than this (in percent of the baseline median) are noise. */
+  noisePct: number;
+}
+export const DEFAULT_THRESHOLDS: Thresholds = { alpha: 0.05, noisePct: 3 };
+
+/** The one place a change becomes a verdict: '~' unless significant and above the noise threshold. */
+export function verdict(changePct: number | null, p: number, better: 'higher' | 'lower', t: Thresholds): '~' | 'better' | 'worse' {
+  if (changePct === null || p >= t.alpha || Math.abs(changePct) < t.noisePct) return '~';
+  return changePct > 0 === (better === 'higher') ? 'better' : 'worse';
+}
+
+export interface MetricDef {
+  key: 'throughput_mib_s' | 'duration_seconds' | 'processing_seconds' | 'peak_memory_bytes' | 'server_peak_rss_bytes';
+  title: string;
+  unit: 'MiB/s' | 's' | 'MiB';
+  better: 'higher' | 'lower';
+  /** Words for a better and a worse verdict. */
+  words: [string, string];
+}
+
+export const METRICS: MetricDef[] = [
+  { key: 'throughput_mib_s', title: 'Throughput', unit: 'MiB/s', better: 'higher', words: ['faster', 'slower'] },
+  { key: 'duration_seconds', title: 'Duration', unit: 's', better: 'lower', words: ['faster', 'slower'] },
+  { key: 'processing_seconds', title: 'Processing time, last byte sent to response', unit: 's', better: 'lower', words: ['faster', 'slower'] },
+  { key: 'peak_memory_bytes', title: 'Peak memory of the environment', unit: 'MiB', better: 'lower', words: ['less', 'more'] },
+  { key: 'server_peak_rss_bytes', title: 'Server peak RSS', unit: 'MiB', better: 'lower', words: ['less', 'more'] },
+];
+
+export interface Summary {
+  n: number;
+  median: number;
+  min: number;
+  max: number;
+  spreadPct: number;
+}
+
+export interface MetricComparison {
+  metric: MetricDef;
+  base: Summary | null;
+  cand: Summary | null;
+  changePct: number | null;
+  p: number | null;
+  /** '~', one of metric.words, 'too few iterations', or null when a side has no value. */
+  verdict: string | null;
+}
+
+export type CaseVerdict = '~' | 'faster' | 'slower' | 'fixed' | 'regressed' | 'still failing' | 'too few iterations' | 'no data';
+
+export interface CaseSide {
+  rows: RawRow[];
+  /** Iterations after warm-up. */
+  measured: RawRow[];
+  /** Measured and successful: the only rows that feed medians. */
+  successes: RawRow[];
+  /** Failed iterations, warm-up included (a failure is a failure). */
+  failures: RawRow[];
+}
+
+export interface CaseComparison {
+  fileSize: string;
+  fileSizeBytes: number;
+  memoryLimit: string;
+  memoryLimitMb: number;
+  base: CaseSide;
+  cand: CaseSide;
+  metrics: MetricComparison[];
+  verdict: CaseVerdict;
+  /** Distinct exit reasons of the candidate's failures (for 'regressed' and 'still failing'). */
+  newExitReasons: string[];
+}
+
+export interface OneSideCase {
+  fileSize: string;
+  memoryLimit: string;
+  side: 'baseline' | 'candidate';
+  iterations: number;
+}
+
+export interface RunInput {
+  name: string;
+  config: RunConfig;
+  rows: RawRow[];
+}
+
+export interface Comparison {
+  base: RunInput;
+  cand: RunInput;
+  thresholds: Thresholds;
+  cases: CaseComparison[];
+  onlyOneSide: OneSideCase[];
+  counts: Record<'faster' | 'slower' | 'unchanged' | 'fixed' | 'newlyFailed' | 'stillFailing' | 'tooFew', number>;
+  /** Geometric mean of candidate / baseline median throughput over cases with both; null when none. */
+  throughputGeomean: number | null;
+  geomeanCases: number;
+  warnings: string[];
+  /** 0 nothing regressed, 1 a case slower (significant) or newly failed. */
+  exitCode: 0 | 1;
+}
+
+/** How many leading iterations of a case are warm-up: config's value, else 1 when the case has more than 1. */
+export function warmupFor(config: RunConfig, iterationsInCase: number): number {
+  const w = config.matrix?.warmup_iterations;
+  if (typeof w === 'number') return w;
+  return iterationsInCase > 1 ? 1 : 0;
+}
+
+export function caseKey(r: Pick<RawRow, 'file_size_bytes' | 'memory_limit_mb'>): string {
+  return `${r.file_size_bytes}@${r.memory_limit_mb}`;
+}
+
+/** Rows grouped by (file_size_bytes, memory_limit_mb), in first-seen order. */
+export function groupCases(rows: readonly RawRow[]): Map<string, RawRow[]> {
+  const m = new Map<string, RawRow[]>();
+  for (const r of rows) {
+    const k = caseKey(r);
+    const list = m.get(k);
+    if (list) list.push(r);
+    else m.set(k, [r]);
+  }
+  return m;
+}
+
+export function caseSide(rows: RawRow[], config: RunConfig): CaseSide {
+  const iterations = new Set(rows.map((r) => r.iteration)).size;
+  const warmup = warmupFor(config, iterations);
+  const measured = rows.filter((r) => r.iteration > warmup);
+  return {
+    rows,
+    measured,
+    successes: measured.filter((r) => r.exit_reason === 'success'),
+    failures: rows.filter((r) => r.exit_reason !== 'success'),
+  };
+}
+
+/** A metric's value for a successful row; throughput is derived when the column is empty. */
+export function metricValue(r: RawRow, key: MetricDef['key']): number | null {
+  if (key === 'throughput_mib_s' && r.throughput_mib_s === null && r.duration_seconds > 0) {
+    return r.file_size_bytes / 2 ** 20 / r.duration_seconds;
+  }
+  return r[key];
+}
+
+function summarize(xs: number[]): Summary | null {
+  if (xs.length === 0) return null;
+  return { n: xs.length, median: median(xs), min: min(xs), max: max(xs), spreadPct: spreadPct(xs) };
+}
+
+function compareMetric(metric: MetricDef, base: RawRow[], cand: RawRow[], t: Thresholds): MetricComparison {
+  const values = (rows: RawRow[]) => rows.map((r) => metricValue(r, metric.key)).filter((v): v is number => v !== null);
+  const a = values(base);
+  const b = values(cand);
+  const bs = summarize(a);
+  const cs = summarize(b);
+  if (!bs || !cs) return { metric, base: bs, cand: cs, changePct: null, p: null, verdict: null };
+  const changePct = bs.median !== 0 ? ((cs.median - bs.median) / Math.abs(bs.median)) * 100 : cs.median === 0 ? 0 : null;
+  const p = mannWhitney(a, b).p;
+  let word: string;
+  if (minPossibleP(a.length, b.length) >= t.alpha) word = 'too few iterations';
+  else {
+    const v = verdict(changePct, p, metric.better, t);
+    word = v === '~' ? '~' : v === 'better' ? metric.words[0] : metric.words[1];
+  }
+  return { metric, base: bs, cand: cs, changePct, p, verdict: word };
+}
+
+function caseVerdict(base: CaseSide, cand: CaseSide, throughput: MetricComparison): CaseVerdict {
+  if (base.failures.length === 0 && cand.failures.length > 0) return 'regressed';
+  if (base.failures.length > 0 && cand.failures.length === 0) return 'fixed';
+  if (base.failures.length > 0 && cand.failures.length > 0) return 'still failing';
+  if (throughput.verdict === null) return 'no data';
+  return throughput.verdict as CaseVerdict;
+}
+
+/** The smallest iterations per side (warm-up included) for which p < alpha is possible. */
+export function iterationsNeeded(alpha: number, warmup: number): number {
+  let n = 1;
+  while (minPossibleP(n, n) >= alpha && n < 1000) n++;
+  return n + warmup;
+}
+
+export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFAULT_THRESHOLDS): Comparison {
+  const baseCases = groupCases(base.rows);
+  const candCases = groupCases(cand.rows);
+  const cases: CaseComparison[] = [];
+  const onlyOneSide: OneSideCase[] = [];
+  for (const [k, rows] of baseCases) {
+    const other = candCases.get(k);
+    if (!other) {
+      onlyOneSide.push({ fileSize: rows[0].file_size, memoryLimit: rows[0].memory_limit, side: 'baseline', iterations: rows.length });
+      continue;
+    }
+    const b = caseSide(rows, base.config);
+    const c = caseSide(other, cand.config);
+    const metrics = METRICS.map((m) => compareMetric(m, b.successes, c.successes, t));
+    cases.push({
+      fileSize: rows[0].file_size,
+      fileSizeBytes: rows[0].file_size_bytes,
+      memoryLimit: rows[0].memory_limit,
+      memoryLimitMb: rows[0].memory_limit_mb,
+      base: b,
+      cand: c,
+      metrics,
+      verdict: caseVerdict(b, c, metrics[0]),
+      newExitReasons: [...new Set(c.failures.map((r) => r.exit_reason))].sort(),
+    });
+  }
+  for (const [k, rows] of candCases) {
+    if (!baseCases.has(k)) {
+      onlyOneSide.push({ fileSize: rows[0].file_size, memoryLimit: rows[0].memory_limit, side: 'candidate', iterations: rows.length });
+    }
+  }
+  cases.sort((x, y) => x.memoryLimitMb - y.memoryLimitMb || x.fileSizeBytes - y.fileSizeBytes);
+
+  const count = (v: CaseVerdict) => cases.filter((c) => c.verdict === v).length;
+  const counts = {
+    faster: count('faster'),
+    slower: count('slower'),
+    unchanged: count('~'),
+    fixed: count('fixed'),
+    newlyFailed: count('regressed'),
+    stillFailing: count('still failing'),
+    tooFew: count('too few iterations'),
+  };
+  const ratios = cases
+    .map((c) => c.metrics[0])
+    .filter((m) => m.base && m.cand && m.base.median > 0 && m.cand.median > 0)
+    .map((m) => m.cand!.median / m.base!.median);
+
+  return {
+    base,
+    cand,
+    thresholds: t,
+    cases,
+    onlyOneSide,
+    counts,
+    throughputGeomean: ratios.length > 0 ? geomean(ratios) : null,
+    geomeanCases: ratios.length,
+    warnings: warnings(base, cand, cases, t),
+    exitCode: counts.slower > 0 || counts.newlyFailed > 0 ? 1 : 0,
+  };
+}
+
+/** Settings that make two runs incomparable when they differ, as [label, value]. */
+function settings(c: RunConfig): [string, unknown][] {
+  return [
+    ['provider', c.provider],
+    ['iterations', c.matrix?.iterations],
+    ['warm-up iterations', c.matrix?.warmup_iterations],
+    ['file sizes', c.matrix?.sizes?.map((s) => s.label).join(', ')],
+    ['memory limits (MB)', c.matrix?.memory_limits_mb?.join(', ')],
+    ['upload timeout (s)', c.matrix?.upload_timeout_seconds],
+    ['host', c.host?.hostname],
+    ['CPU', c.host?.cpu_model],
+    ['cores', c.host?.cores],
+    ['kernel', c.host?.kernel],
+    ['host memory (bytes)', c.host?.memory_bytes],
+  ];
+}
+
+function warnings(base: RunInput, cand: RunInput, cases: CaseComparison[], t: Thresholds): string[] {
+  const out: string[] = [];
+  for (const [side, run] of [['baseline', base], ['candidate', cand]] as const) {
+    if (Object.keys(run.config).length === 0) {
+      out.push(`The ${side} (${run.name}) has no config.json: its settings are unknown and iteration 1 of each case is taken as warm-up.`);
+    } else if (run.config.finished === false) {
+      out.push(`The ${side} (${run.name}) did not finish (${run.config.stop_reason ?? 'no reason recorded'}): cases it did not reach are missing.`);
+    }
+  }
+  const a = settings(base.config);
+  const b = settings(cand.config);
+  const differ = a
+    .map(([label, v], i) => [label, v, b[i][1]] as const)
+    .filter(([, x, y]) => x !== undefined && y !== undefined && JSON.stringify(x) !== JSON.stringify(y))
+    .map(([label, x, y]) => `${label} ${JSON.stringify(x)} vs ${JSON.stringify(y)}`);
+  if (differ.length > 0) {
+    out.push(`The runs' settings differ (${differ.join('; ')}): differences may come from the setup, not the server.`);
+  }
+  const tooFew = cases.filter((c) => c.verdict === 'too few iterations');
+  if (tooFew.length > 0) {
+    const c = tooFew[0];
+    const n1 = c.base.successes.length;
+    const n2 = c.cand.successes.length;
+    const warm = warmupFor(cand.config, new Set(c.cand.rows.map((r) => r.iteration)).size);
+    out.push(
+      `Too few iterations for any p-value to reach alpha ${t.alpha} in ${tooFew.length} case(s): with ${n1} v ${n2} measured ` +
+        `iterations the smallest possible p is ${minPossibleP(n1, n2).toFixed(3)}, so no change there can be called significant. ` +
+        `Run with --iterations ${iterationsNeeded(t.alpha, warm)} or more (warm-up included).`,
+    );
+  }
+  return out;
+}
