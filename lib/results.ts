@@ -6,7 +6,9 @@ import path from 'node:path';
 import Papa from 'papaparse';
 
 export const EXIT_REASONS = [
-  'success', 'timeout', 'http_error', 'process_died', 'oom_killed', 'integrity_error', 'vm_failed',
+  'success', 'timeout', 'http_error', 'process_died', 'oom_killed', 'integrity_error',
+  'not_ready', // the server never answered GET / 200: a startup failure, not an upload one
+  'vm_failed', // the environment (VM) could not be brought up for this memory limit
 ] as const;
 export type ExitReason = (typeof EXIT_REASONS)[number];
 
@@ -48,4 +50,55 @@ export interface RawRow {
   sha256_ok: boolean | null;
   started_at: string;
   error: string;
+}
+
+/** One raw.csv line (no header) for a row, quoted where needed. */
+export function rawCsvLine(row: RawRow): string {
+  const cells = RAW_COLUMNS.map((c) => {
+    const v = row[c];
+    return v === null || v === undefined ? '' : String(v);
+  });
+  return Papa.unparse([cells], { header: false, newline: '\n' }) + '\n';
+}
+
+export function rawCsvHeader(): string {
+  return RAW_COLUMNS.join(',') + '\n';
+}
+
+/** results/<YYYYMMDD-HHMMSS>/ under `parent` (a suffix -2, -3, ... when that second is taken). */
+export function createRunDir(parent: string, now = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  const stamp = `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}-${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
+  fs.mkdirSync(parent, { recursive: true });
+  for (let n = 1; ; n++) {
+    const dir = path.join(parent, n === 1 ? stamp : `${stamp}-${n}`);
+    try {
+      fs.mkdirSync(dir);
+      return dir;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+}
+
+/** Appends one measured row at once (synchronously), writing the header first into a new file. */
+export function appendRawRow(dir: string, row: RawRow): void {
+  const file = path.join(dir, 'raw.csv');
+  if (!fs.existsSync(file)) fs.writeFileSync(file, rawCsvHeader());
+  fs.appendFileSync(file, rawCsvLine(row));
+}
+
+export function appendFailure(dir: string, text: string): void {
+  fs.appendFileSync(path.join(dir, 'failures.log'), text.endsWith('\n') ? text : `${text}\n`);
+}
+
+/** Writes a file whole or not at all (write beside it, then rename). */
+export function writeFileAtomic(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+export function writeConfig(dir: string, config: object): void {
+  writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
 }

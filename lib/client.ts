@@ -1,0 +1,173 @@
+// The HTTP client, on undici: authenticate, upload with a hand-built streaming
+// multipart body, download and hash, delete. The body is built by hand because
+// undici's FormData + openAsBlob buffers the whole file (1.1 GiB RSS for 1 GiB,
+// see field notes); a preamble, the file in 1 MiB reads and an epilogue with an
+// explicit content-length keep memory flat and run near curl's speed.
+//   const cookie = await authenticate(url, secret)
+//   const r = await upload({ baseUrl: url, cookie, file, timeoutMs })
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { Agent, request } from 'undici';
+
+/** Timeouts are enforced by the caller's deadline (AbortSignal), not undici's defaults (300 s would cut a long processing phase). */
+const agent = new Agent({ headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 1000 });
+
+/** PicoShare's way of saying "never expires" (the owner must send an expiration). */
+const NEVER = '2999-12-31T00:00:00Z';
+const READ_SIZE = 1024 * 1024;
+
+export class AuthError extends Error {}
+
+/** POST /api/auth; returns the cookie header value. Throws AuthError on a rejected secret. */
+export async function authenticate(baseUrl: string, secret: string, signal?: AbortSignal): Promise<string> {
+  const res = await request(new URL('/api/auth', baseUrl), {
+    method: 'POST', dispatcher: agent, signal,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ sharedSecretKey: secret }),
+  });
+  await res.body.dump();
+  if (res.statusCode === 401 || res.statusCode === 403) throw new AuthError(`authentication rejected (HTTP ${res.statusCode}): check PS_SHARED_SECRET`);
+  if (res.statusCode !== 200) throw new AuthError(`authentication failed: HTTP ${res.statusCode}`);
+  const setCookie = res.headers['set-cookie'];
+  const first = Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : [];
+  const cookie = first.map((c) => c.split(';')[0]).find((c) => c.startsWith('sharedSecret='));
+  if (!cookie) throw new AuthError('authentication answered 200 without a sharedSecret cookie');
+  return cookie;
+}
+
+export interface UploadOptions {
+  baseUrl: string;
+  cookie: string;
+  file: string;
+  /** Whole-request deadline, from request start to the end of the response. */
+  timeoutMs: number;
+  /** Called with bytes of the file sent so far; cheap, called once per 1 MiB. */
+  onProgress?: (sentBytes: number) => void;
+  /** Aborts the upload from outside (Ctrl-C). */
+  signal?: AbortSignal;
+}
+
+export interface UploadResult {
+  status: number | null;
+  id: string | null;
+  /** Response body (trimmed, at most 1 KiB) for failure reports. */
+  body: string;
+  /** Request start to last body byte handed to the socket. */
+  transferSeconds: number | null;
+  /** Last byte sent to response headers. */
+  processingSeconds: number | null;
+  /** Request start to response end, or to the failure. */
+  durationSeconds: number;
+  /** Multipart body bytes sent (equals contentLength on success). */
+  bodyBytesSent: number;
+  contentLength: number;
+  timedOut: boolean;
+  /** Network or abort error, when there was no response. */
+  error: Error | null;
+}
+
+/** The multipart framing around the file, so its exact length is known before sending. */
+export function multipartFraming(fileName: string, boundary: string) {
+  const preamble = Buffer.from(
+    `--${boundary}\r\n` +
+    `Content-Disposition: form-data; name="file"; filename="${fileName}"\r\n` +
+    'Content-Type: application/octet-stream\r\n\r\n',
+  );
+  const epilogue = Buffer.from(`\r\n--${boundary}--\r\n`);
+  return { preamble, epilogue, contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+const seconds = (from: bigint, to: bigint) => Number(to - from) / 1e9;
+
+export async function upload(opts: UploadOptions): Promise<UploadResult> {
+  const fileBytes = fs.statSync(opts.file).size;
+  const boundary = `----ups${crypto.randomBytes(12).toString('hex')}`;
+  const { preamble, epilogue, contentType } = multipartFraming(path.basename(opts.file), boundary);
+  const contentLength = preamble.length + fileBytes + epilogue.length;
+  const deadline = AbortSignal.timeout(opts.timeoutMs);
+  const signal = opts.signal ? AbortSignal.any([deadline, opts.signal]) : deadline;
+
+  let bodyBytesSent = 0;
+  let lastByteAt: bigint | null = null;
+  async function* body() {
+    yield preamble;
+    bodyBytesSent += preamble.length;
+    let fileSent = 0;
+    for await (const chunk of fs.createReadStream(opts.file, { highWaterMark: READ_SIZE })) {
+      yield chunk as Buffer;
+      fileSent += (chunk as Buffer).length;
+      bodyBytesSent += (chunk as Buffer).length;
+      opts.onProgress?.(fileSent);
+    }
+    yield epilogue;
+    bodyBytesSent += epilogue.length;
+    // Resumed only once undici has taken the epilogue: the last byte is on its way.
+    lastByteAt = process.hrtime.bigint();
+  }
+
+  const url = new URL('/api/entry', opts.baseUrl);
+  url.searchParams.set('expiration', NEVER);
+  const start = process.hrtime.bigint();
+  const result = (partial: Partial<UploadResult>): UploadResult => ({
+    status: null, id: null, body: '', transferSeconds: lastByteAt ? seconds(start, lastByteAt) : null,
+    processingSeconds: null, durationSeconds: seconds(start, process.hrtime.bigint()),
+    bodyBytesSent, contentLength, timedOut: deadline.aborted, error: null, ...partial,
+  });
+  try {
+    const res = await request(url, {
+      method: 'POST', dispatcher: agent, signal,
+      headers: { 'content-type': contentType, 'content-length': String(contentLength), cookie: opts.cookie },
+      // undici takes an async iterable body (its docs say so; its typings don't), pulling one chunk at a
+      // time: no stream buffer sits between the generator and the socket, so lastByteAt stays honest.
+      body: body() as unknown as Readable,
+    });
+    const headersAt = process.hrtime.bigint();
+    const text = (await res.body.text()).trim();
+    let id: string | null = null;
+    if (res.statusCode === 200) {
+      try { id = (JSON.parse(text) as { id?: string }).id ?? null; } catch { id = null; }
+    }
+    return result({
+      status: res.statusCode, id, body: text.slice(0, 1024),
+      processingSeconds: lastByteAt ? seconds(lastByteAt, headersAt) : null,
+    });
+  } catch (e) {
+    return result({ error: e as Error });
+  }
+}
+
+/** GET /-{id}, hashing the bytes as they stream. */
+export async function downloadSha256(baseUrl: string, id: string, timeoutMs: number): Promise<{ status: number; sha256: string; bytes: number }> {
+  const res = await request(new URL(`/-${id}`, baseUrl), { dispatcher: agent, signal: AbortSignal.timeout(timeoutMs) });
+  const hash = crypto.createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of res.body) { hash.update(chunk as Buffer); bytes += (chunk as Buffer).length; }
+  return { status: res.statusCode, sha256: hash.digest('hex'), bytes };
+}
+
+/** DELETE /api/entry/{id}; returns the status. */
+export async function deleteEntry(baseUrl: string, cookie: string, id: string, timeoutMs = 30_000): Promise<number> {
+  const res = await request(new URL(`/api/entry/${id}`, baseUrl), {
+    method: 'DELETE', dispatcher: agent, headers: { cookie }, signal: AbortSignal.timeout(timeoutMs),
+  });
+  await res.body.dump();
+  return res.statusCode;
+}
+
+/** GET / answering 200 = ready. */
+export async function isReady(baseUrl: string): Promise<boolean> {
+  try {
+    const res = await request(new URL('/', baseUrl), { dispatcher: agent, signal: AbortSignal.timeout(2000) });
+    await res.body.dump();
+    return res.statusCode === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** Closes pooled connections so the process can exit promptly. */
+export async function closeClient(): Promise<void> {
+  await agent.close();
+}

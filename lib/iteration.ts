@@ -1,0 +1,140 @@
+// One iteration of one case: fresh server, sample, authenticate, upload,
+// classify, verify, delete. Returns the raw.csv row and, for a failure, the
+// failures.log entry. Never throws for a server failure: that is a result.
+import { AuthError, authenticate, deleteEntry, downloadSha256, upload, type UploadResult } from './client.ts';
+import type { Case } from './matrix.ts';
+import type { Environment, MemorySample } from './provider.ts';
+import type { ExitReason, RawRow } from './results.ts';
+import type { TestFile } from './testfiles.ts';
+import type { UploadProgress } from './progress.ts';
+import { MiB } from './units.ts';
+
+export interface IterationContext {
+  env: Environment;
+  testCase: Case;
+  file: TestFile;
+  secret: string;
+  uploadTimeoutSeconds: number;
+  progress?: UploadProgress;
+  signal?: AbortSignal;
+}
+
+export interface IterationOutcome {
+  row: RawRow;
+  /** failures.log entry, for anything but success. */
+  failure: string | null;
+}
+
+/** Thrown when the server rejects the run's own secret: no case can succeed, so the run stops at once. */
+export class AuthRejected extends Error {}
+
+/** Names why an upload failed, most specific first: the kernel's OOM kill explains a dead server and a cut connection. */
+export function classify(u: UploadResult, sample: MemorySample, alive: boolean): ExitReason {
+  if (sample.oomKills > 0) return 'oom_killed';
+  if (!alive) return 'process_died';
+  if (u.timedOut) return 'timeout';
+  if (u.error || u.status !== 200 || !u.id) return 'http_error';
+  return 'success';
+}
+
+export async function runIteration(ctx: IterationContext): Promise<IterationOutcome> {
+  const { env, testCase, file } = ctx;
+  const startedAt = new Date().toISOString();
+  const base: Omit<RawRow, 'duration_seconds' | 'exit_reason' | 'error'> = {
+    file_size: testCase.size.label, memory_limit: `${testCase.memoryMb}MB`,
+    peak_memory_bytes: null, http_status: null, iteration: testCase.iteration,
+    file_size_bytes: file.bytes, memory_limit_mb: testCase.memoryMb,
+    transfer_seconds: null, processing_seconds: null, throughput_mib_s: null,
+    server_peak_rss_bytes: null, sha256_ok: null, started_at: startedAt,
+  };
+  const caseName = `${testCase.memoryMb}MB ${testCase.size.label} iteration ${testCase.iteration}`;
+
+  let url: string;
+  try {
+    url = await env.startServer();
+  } catch (e) {
+    const tail = await env.serverLogTail(40);
+    const error = (e as Error).message;
+    return {
+      row: { ...base, duration_seconds: 0, exit_reason: 'not_ready', error },
+      failure: failureText(caseName, 'not_ready', error, null, tail, []),
+    };
+  }
+
+  let cookie: string;
+  try {
+    cookie = await authenticate(url, ctx.secret, ctx.signal);
+  } catch (e) {
+    if (e instanceof AuthError) throw new AuthRejected(e.message);
+    throw e;
+  }
+
+  await env.startSampling();
+  const u = await upload({
+    baseUrl: url, cookie, file: file.path, timeoutMs: ctx.uploadTimeoutSeconds * 1000,
+    onProgress: ctx.progress?.update, signal: ctx.signal,
+  });
+  ctx.progress?.done();
+  if (u.error && !ctx.signal?.aborted) await settle(env);
+  const alive = await env.serverAlive();
+  const sample = await env.stopSampling();
+  if (ctx.signal?.aborted) throw new Error('interrupted');
+
+  const row: RawRow = {
+    ...base,
+    duration_seconds: round(u.durationSeconds),
+    peak_memory_bytes: sample.peakMemoryBytes,
+    http_status: u.status,
+    exit_reason: classify(u, sample, alive),
+    transfer_seconds: u.transferSeconds === null ? null : round(u.transferSeconds),
+    processing_seconds: u.processingSeconds === null ? null : round(u.processingSeconds),
+    server_peak_rss_bytes: sample.serverPeakRssBytes,
+    error: '',
+  };
+  if (row.exit_reason === 'success') {
+    const d = await downloadSha256(url, u.id!, ctx.uploadTimeoutSeconds * 1000).catch((e: Error) => e);
+    row.sha256_ok = !(d instanceof Error) && d.status === 200 && d.sha256 === file.sha256;
+    if (!row.sha256_ok) {
+      row.exit_reason = 'integrity_error';
+      row.error = d instanceof Error ? `download failed: ${d.message}`
+        : `download HTTP ${d.status}, ${d.bytes} bytes, sha256 ${d.sha256.slice(0, 16)}… != expected ${file.sha256.slice(0, 16)}…`;
+    } else {
+      row.throughput_mib_s = round(file.bytes / MiB / u.durationSeconds);
+    }
+    await deleteEntry(url, cookie, u.id!).catch(() => { /* the server restarts on a fresh data folder anyway */ });
+  } else {
+    row.error = describe(u, row.exit_reason);
+  }
+  if (row.exit_reason === 'success') return { row, failure: null };
+  const tail = await env.serverLogTail(40);
+  return { row, failure: failureText(caseName, row.exit_reason, row.error, u, tail, sample.oomLines) };
+}
+
+/** A dead server's exit (or the kernel's OOM accounting) can lag the broken connection by a moment. */
+async function settle(env: Environment): Promise<void> {
+  for (let i = 0; i < 20 && (await env.serverAlive()); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
+function describe(u: UploadResult, reason: ExitReason): string {
+  const sent = `${u.bodyBytesSent} of ${u.contentLength} body bytes sent`;
+  if (reason === 'timeout') return `no response within the upload timeout (${sent})`;
+  if (u.error) return `${u.error.message.split('\n')[0]} (${sent})`;
+  if (u.status !== 200) return `HTTP ${u.status}: ${u.body.split('\n')[0].slice(0, 200)}`;
+  if (!u.id) return `HTTP 200 without an id: ${u.body.slice(0, 200)}`;
+  return reason;
+}
+
+function failureText(caseName: string, reason: string, error: string, u: UploadResult | null, tail: string, oomLines: string[]): string {
+  return [
+    `=== ${new Date().toISOString()} ${caseName}: ${reason}`,
+    `error: ${error}`,
+    ...(u ? [`http_status: ${u.status ?? '(none)'}; duration ${u.durationSeconds.toFixed(3)} s; ${u.bodyBytesSent}/${u.contentLength} bytes sent`] : []),
+    '--- kernel OOM lines:',
+    ...(oomLines.length ? oomLines : ['(none)']),
+    '--- server log tail:',
+    tail || '(empty)',
+    '',
+  ].join('\n');
+}
+
+const round = (x: number) => Math.round(x * 1e6) / 1e6;

@@ -1,0 +1,155 @@
+// The local provider: the server as a host process inside a memory cgroup with
+// the case's limit. Seconds to start; records whether the limit was enforced,
+// and runs unlimited (saying so loudly) where no cgroup can be made.
+import { $ } from 'zx';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createMemoryCgroup, isCgroup, type MemoryCgroup } from './cgroup.ts';
+import type { Environment, MemorySample, Provider, ServerLaunch } from './provider.ts';
+import {
+  freePort, hostServerArgv, logTail, spawnServer, stopServerProcess, waitReady, type ServerProcess,
+} from './server.ts';
+
+/** Every cgroup and server this process made, so a signal handler can clean up whatever is left. */
+const live = new Set<LocalEnvironment>();
+
+export async function cleanupLocal(): Promise<void> {
+  await Promise.all([...live].map((e) => e.down()));
+}
+
+export class LocalProvider implements Provider {
+  readonly name = 'local' as const;
+  constructor(private launch: ServerLaunch, private warn: (msg: string) => void = (m) => process.stderr.write(`${m}\n`)) {}
+
+  async up(memoryMb: number): Promise<Environment> {
+    const name = `upload-perf-suite-${process.pid}-${memoryMb}`;
+    const cg = createMemoryCgroup(name, memoryMb * 1024 * 1024);
+    let facts: Record<string, unknown>;
+    if (isCgroup(cg)) {
+      facts = { limitEnforced: true, mechanism: `cgroup v${cg.version}`, cgroup: cg.dir, limitBytes: cg.limitBytes };
+    } else {
+      this.warn(`WARNING: memory limit ${memoryMb} MB NOT ENFORCED: no memory cgroup could be made (${cg.error}). ` +
+        'The server runs unlimited; run as root on a host with the cgroup memory controller to enforce it.');
+      facts = { limitEnforced: false, mechanism: 'none', reason: cg.error };
+    }
+    const env = new LocalEnvironment(memoryMb, this.launch, isCgroup(cg) ? cg : null, facts);
+    live.add(env);
+    return env;
+  }
+}
+
+class LocalEnvironment implements Environment {
+  private readonly workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-local-'));
+  private readonly logFile = path.join(this.workDir, 'server.log');
+  private proc: ServerProcess | null = null;
+  private dataDir: string | null = null;
+  private sampling: { timer: NodeJS.Timeout; hwm: number | null; oomBefore: number; dmesgMark: string | null } | null = null;
+
+  constructor(
+    readonly memoryMb: number,
+    private launch: ServerLaunch,
+    private cgroup: MemoryCgroup | null,
+    readonly facts: Record<string, unknown>,
+  ) {}
+
+  async startServer(): Promise<string> {
+    await this.stopServer();
+    this.dataDir = fs.mkdtempSync(path.join(this.workDir, 'data-'));
+    const tmp = path.join(this.dataDir, 'tmp'); // the upload spool: on disk beside the data, never a tmpfs
+    fs.mkdirSync(tmp);
+    const port = await freePort();
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/',
+      ...this.launch.server.env,
+      PS_SHARED_SECRET: this.launch.secret,
+      PORT: String(port),
+      TMPDIR: tmp,
+    };
+    const serverArgv = [...hostServerArgv(this.launch.server), '-db', path.join(this.dataDir, 'store.db')];
+    // The server joins the cgroup before it execs, so it never allocates outside the limit.
+    const argv = this.cgroup
+      ? ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', this.cgroup.procsFile, ...serverArgv]
+      : serverArgv;
+    fs.appendFileSync(this.logFile, `--- server start ${new Date().toISOString()} port ${port}\n`);
+    this.proc = spawnServer(argv, env, this.logFile);
+    const url = `http://127.0.0.1:${port}`;
+    await waitReady(url, this.proc, this.launch.readinessTimeoutSeconds * 1000);
+    return url;
+  }
+
+  async stopServer(): Promise<void> {
+    if (this.proc) await stopServerProcess(this.proc);
+    this.proc = null;
+    if (this.dataDir) fs.rmSync(this.dataDir, { recursive: true, force: true });
+    this.dataDir = null;
+  }
+
+  async serverAlive(): Promise<boolean> {
+    return this.proc !== null && this.proc.exit === null;
+  }
+
+  private readHwm(): number | null {
+    if (!this.proc || this.proc.exit) return null;
+    try {
+      const status = fs.readFileSync(`/proc/${this.proc.pid}/status`, 'utf8');
+      const kb = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
+      return kb ? Number(kb) * 1024 : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async startSampling(): Promise<void> {
+    this.cgroup?.resetPeak();
+    // VmHWM is polled, not only read at the end: a server that dies takes its /proc entry with it.
+    const s = { timer: setInterval(() => { s.hwm = this.readHwm() ?? s.hwm; }, 250), hwm: this.readHwm(), oomBefore: this.cgroup?.readOomKills() ?? 0, dmesgMark: await lastKernelLine() };
+    this.sampling = s;
+  }
+
+  async stopSampling(): Promise<MemorySample> {
+    const s = this.sampling;
+    this.sampling = null;
+    if (!s) throw new Error('stopSampling without startSampling');
+    clearInterval(s.timer);
+    const hwm = this.readHwm() ?? s.hwm;
+    const oomKills = (this.cgroup?.readOomKills() ?? 0) - s.oomBefore;
+    return {
+      peakMemoryBytes: this.cgroup?.readPeak() ?? null,
+      serverPeakRssBytes: hwm,
+      oomKills,
+      oomLines: oomKills > 0 ? await kernelOomLinesSince(s.dmesgMark) : [],
+    };
+  }
+
+  async serverLogTail(lines: number): Promise<string> {
+    return logTail(this.logFile, lines, this.launch.secret);
+  }
+
+  async down(): Promise<void> {
+    if (this.sampling) clearInterval(this.sampling.timer);
+    this.sampling = null;
+    await this.stopServer().catch(() => {});
+    this.cgroup?.remove();
+    fs.rmSync(this.workDir, { recursive: true, force: true });
+    live.delete(this);
+  }
+}
+
+async function dmesgLines(): Promise<string[] | null> {
+  const r = await $({ nothrow: true, quiet: true })`dmesg`;
+  return r.exitCode === 0 ? r.stdout.split('\n').filter(Boolean) : null;
+}
+
+async function lastKernelLine(): Promise<string | null> {
+  return (await dmesgLines())?.at(-1) ?? null;
+}
+
+/** Kernel lines about OOM kills printed after `mark` (the last line seen when sampling began). */
+async function kernelOomLinesSince(mark: string | null): Promise<string[]> {
+  const lines = await dmesgLines();
+  if (!lines) return ['(kernel log not readable: dmesg failed)'];
+  const start = mark ? lines.lastIndexOf(mark) + 1 : 0;
+  return lines.slice(start).filter((l) => /out of memory|oom|killed process/i.test(l));
+}

@@ -1,0 +1,126 @@
+// report.md: per case (memory limit x size) the median duration and throughput
+// over successful, non-warm-up iterations, peaks, failures, and the run's
+// settings. Pure: rows + config in, Markdown out; the caller writes the file.
+import fs from 'node:fs';
+import path from 'node:path';
+import Mustache from 'mustache';
+import { SUITE_DIR } from './paths.ts';
+import type { RawRow } from './results.ts';
+import { cvPct, max, median } from './stats.ts';
+import { formatBytes, toMiB } from './units.ts';
+
+export interface CaseSummary {
+  memoryMb: number;
+  sizeBytes: number;
+  fileSize: string;
+  memoryLimit: string;
+  runs: number;
+  measured: number;
+  medianDurationSeconds: number | null;
+  medianThroughputMiBs: number | null;
+  throughputCvPct: number | null;
+  medianProcessingSeconds: number | null;
+  peakMemoryBytes: number | null;
+  serverPeakRssBytes: number | null;
+  failures: Record<string, number>;
+}
+
+/** Groups rows by case in run order (memory largest first, size largest first) and summarises each. */
+export function summarizeCases(rows: RawRow[], warmupIterations: number): CaseSummary[] {
+  const groups = new Map<string, RawRow[]>();
+  for (const r of rows) {
+    const key = `${r.memory_limit_mb}/${r.file_size_bytes}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  const nums = (xs: (number | null)[]) => xs.filter((x): x is number => x !== null && Number.isFinite(x));
+  return [...groups.values()]
+    .map((g) => {
+      const ok = g.filter((r) => r.exit_reason === 'success');
+      // Warm-up is left out only when something is left after it.
+      const measured = ok.filter((r) => r.iteration > warmupIterations).length > 0
+        ? ok.filter((r) => r.iteration > warmupIterations) : ok;
+      const failures: Record<string, number> = {};
+      for (const r of g) if (r.exit_reason !== 'success') failures[r.exit_reason] = (failures[r.exit_reason] ?? 0) + 1;
+      const thr = nums(measured.map((r) => r.throughput_mib_s));
+      const peaks = nums(g.map((r) => r.peak_memory_bytes));
+      const rss = nums(g.map((r) => r.server_peak_rss_bytes));
+      return {
+        memoryMb: g[0].memory_limit_mb, sizeBytes: g[0].file_size_bytes,
+        fileSize: g[0].file_size, memoryLimit: g[0].memory_limit,
+        runs: g.length, measured: measured.length,
+        medianDurationSeconds: measured.length ? median(measured.map((r) => r.duration_seconds)) : null,
+        medianThroughputMiBs: thr.length ? median(thr) : null,
+        throughputCvPct: thr.length > 1 ? cvPct(thr) : null,
+        medianProcessingSeconds: nums(measured.map((r) => r.processing_seconds)).length
+          ? median(nums(measured.map((r) => r.processing_seconds))) : null,
+        peakMemoryBytes: peaks.length ? max(peaks) : null,
+        serverPeakRssBytes: rss.length ? max(rss) : null,
+        failures,
+      };
+    })
+    .sort((a, b) => b.memoryMb - a.memoryMb || b.sizeBytes - a.sizeBytes);
+}
+
+export interface ReportInput {
+  runName: string;
+  rows: RawRow[];
+  config: {
+    finished: boolean;
+    stop_reason: string | null;
+    provider: string;
+    started_at: string;
+    ended_at: string | null;
+    server: { kind: string; path: string | null; git: { commit: string; branch: string; dirty: boolean } | null };
+    matrix: { iterations: number; warmup_iterations: number; upload_timeout_seconds: number };
+    provider_facts: Record<string, Record<string, unknown>>;
+    host: { hostname: string; cpu_model: string; cores: number; kernel: string; memory_bytes: number };
+  };
+  /** File name of the throughput chart beside report.md, when one was drawn. */
+  chartFile: string | null;
+}
+
+const fmt = (x: number | null, digits: number) => (x === null ? '–' : x.toFixed(digits));
+const mib = (x: number | null) => (x === null ? '–' : toMiB(x).toFixed(1));
+
+export function renderReport(input: ReportInput): string {
+  const { config } = input;
+  const cases = summarizeCases(input.rows, config.matrix.warmup_iterations).map((c) => ({
+    ...c,
+    duration: fmt(c.medianDurationSeconds, 2),
+    throughput: fmt(c.medianThroughputMiBs, 1),
+    cv: c.throughputCvPct === null ? '–' : `${c.throughputCvPct.toFixed(1)}%`,
+    processing: fmt(c.medianProcessingSeconds, 2),
+    peak: mib(c.peakMemoryBytes),
+    rss: mib(c.serverPeakRssBytes),
+    failureText: Object.entries(c.failures).map(([k, n]) => `${n}× ${k}`).join(', ') || '–',
+  }));
+  const facts = Object.entries(config.provider_facts)
+    .sort(([a], [b]) => Number(b) - Number(a))
+    .map(([mem, f]) => ({ mem, text: Object.entries(f).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ') }));
+  const unenforced = Object.values(config.provider_facts).some((f) => f.limitEnforced === false);
+  const tcg = Object.values(config.provider_facts).some((f) => f.accel === 'tcg');
+  const git = config.server.git;
+  const view = {
+    runName: input.runName,
+    finished: config.finished,
+    stopReason: config.stop_reason,
+    cases,
+    failedTotal: input.rows.filter((r) => r.exit_reason !== 'success').length,
+    rowsTotal: input.rows.length,
+    provider: config.provider,
+    server: `${config.server.kind}${config.server.path ? ` (${config.server.path})` : ''}`,
+    git: git ? `${git.commit.slice(0, 12)} on ${git.branch}${git.dirty ? ', dirty' : ''}` : null,
+    iterations: config.matrix.iterations,
+    warmup: config.matrix.warmup_iterations,
+    uploadTimeout: config.matrix.upload_timeout_seconds,
+    startedAt: config.started_at,
+    endedAt: config.ended_at ?? '(not ended)',
+    host: `${config.host.hostname}: ${config.host.cpu_model}, ${config.host.cores} cores, ${formatBytes(config.host.memory_bytes)}, Linux ${config.host.kernel}`,
+    facts,
+    unenforced,
+    tcg,
+    chartFile: input.chartFile,
+  };
+  const template = fs.readFileSync(path.join(SUITE_DIR, 'templates', 'report.md.mustache'), 'utf8');
+  return Mustache.render(template, view, undefined, { escape: (s: string) => s });
+}

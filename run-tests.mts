@@ -1,0 +1,302 @@
+// run-tests: runs the upload matrix (file sizes x memory limits) against the
+// server under test and writes a results folder: raw.csv, report.md,
+// failures.log, config.json. The last line on stdout is that folder's path.
+//   ./run-tests --quick
+//   ./run-tests --provider local --sizes 100MiB,1GiB --memory 1024,256 --iterations 5
+// Exit: 0 the run completed (failed cases are results), 1 the suite could not
+// run, 2 bad input, 130/143 interrupted by SIGINT/SIGTERM.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import dotenv from 'dotenv';
+import { $ } from 'zx';
+import { closeClient } from './lib/client.ts';
+import { InputError } from './lib/errors.ts';
+import { AuthRejected, runIteration, type IterationOutcome } from './lib/iteration.ts';
+import { cleanupLocal, LocalProvider } from './lib/local.ts';
+import {
+  defaultWarmup, expandCases, loadMatrixFile, PROVIDERS, QUICK, type Case, type Matrix, type ProviderName,
+} from './lib/matrix.ts';
+import { SUITE_DIR } from './lib/paths.ts';
+import { Progress } from './lib/progress.ts';
+import type { Provider, ServerSpec } from './lib/provider.ts';
+import { renderReport, type ReportInput } from './lib/report.ts';
+import { appendFailure, appendRawRow, createRunDir, writeConfig, writeFileAtomic, type RawRow } from './lib/results.ts';
+import { runMatrix } from './lib/runner.ts';
+import { standinEnvFrom } from './lib/server.ts';
+import { ensureTestFile, type TestFile } from './lib/testfiles.ts';
+import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './lib/units.ts';
+
+const HELP = `Usage: run-tests [options]
+
+Runs every case of the matrix (file sizes x memory limits x iterations) against
+the server under test and writes results/<YYYYMMDD-HHMMSS>/ with raw.csv,
+report.md, failures.log and config.json. The last stdout line is that folder.
+
+Options (flags override matrix.yaml):
+  --matrix FILE        matrix file (default: matrix.yaml beside this script)
+  --provider NAME      where the server runs: local | qemu | vagrant (default: matrix's, else local)
+  --sizes LIST         file sizes, e.g. 10MiB,1GiB (units KiB MiB GiB = 2^10.., KB MB GB = 10^3..)
+  --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), e.g. 256,512
+  --iterations N       iterations per case (default: matrix's, else 3)
+  --out DIR            parent folder of the results folder (default: results/ beside this script)
+  --quick              a small matrix: sizes ${QUICK.sizes.join(',')}, memory ${QUICK.memoryLimitsMb.join(',')} MB,
+                       ${QUICK.iterations} iterations, stand-in server (under a minute on local)
+  -h, --help           this help
+
+Environment:
+  PS_SHARED_SECRET     the server's admin secret (or in .env); a random one is made when unset
+  STANDIN_*            fault knobs passed to the stand-in (STANDIN_THROTTLE_MIBS, STANDIN_PROCESSING_DELAY_MS,
+                       STANDIN_CRASH_AFTER_BYTES, STANDIN_STATUS, STANDIN_HOLD_IN_MEMORY=1)
+  UPS_CACHE_DIR        cache for test files and images (default ~/.cache/upload-perf-suite)
+
+Exit status: 0 run completed (failed cases are results, see failures.log),
+1 the suite itself could not run, 2 bad input, 130/143 interrupted (SIGINT/SIGTERM).
+`;
+
+interface Options {
+  matrix: Matrix;
+  matrixFile: string;
+  out: string;
+}
+
+/** Parses argv into the run's settings; every bad value is an InputError naming the flag and the value. */
+export function parseOptions(argv: string[]): Options | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        matrix: { type: 'string' }, provider: { type: 'string' }, sizes: { type: 'string' },
+        memory: { type: 'string' }, iterations: { type: 'string' }, out: { type: 'string' },
+        quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      },
+      strict: true, allowPositionals: false,
+    });
+  } catch (e) {
+    throw new InputError((e as Error).message.split('\n')[0]);
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  const matrixFile = path.resolve(v.matrix ?? path.join(SUITE_DIR, 'matrix.yaml'));
+  const matrix = loadMatrixFile(matrixFile);
+  const flag = <T,>(name: string, value: string, parse: (s: string) => T): T => {
+    try { return parse(value); } catch (e) { throw new InputError(`--${name}: ${(e as Error).message} (got "${value}")`); }
+  };
+  const list = <T,>(name: string, value: string, parse: (s: string) => T): T[] => {
+    const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+    if (items.length === 0) throw new InputError(`--${name}: empty list (got "${value}")`);
+    return items.map((s) => flag(name, s, parse));
+  };
+  if (v.quick) {
+    matrix.sizes = QUICK.sizes.map((s) => ({ label: s, bytes: parseSize(s) }));
+    matrix.memoryLimitsMb = [...QUICK.memoryLimitsMb];
+    matrix.iterations = QUICK.iterations;
+    matrix.warmupIterations = defaultWarmup(QUICK.iterations);
+    matrix.server = { kind: 'standin' };
+  }
+  if (v.sizes !== undefined) matrix.sizes = list('sizes', v.sizes, (s) => ({ label: sizeLabel(s), bytes: parseSize(s) }));
+  if (v.memory !== undefined) matrix.memoryLimitsMb = list('memory', v.memory, parseMemoryMb);
+  if (v.iterations !== undefined) {
+    matrix.iterations = flag('iterations', v.iterations, parsePositiveInt);
+    matrix.warmupIterations = defaultWarmup(matrix.iterations);
+  }
+  if (v.provider !== undefined) {
+    if (!(PROVIDERS as readonly string[]).includes(v.provider)) {
+      throw new InputError(`--provider: must be one of ${PROVIDERS.join(', ')} (got "${v.provider}")`);
+    }
+    matrix.provider = v.provider as ProviderName;
+  }
+  if (matrix.warmupIterations >= matrix.iterations && matrix.iterations > 1) {
+    throw new InputError(`warmup_iterations (${matrix.warmupIterations}) must be less than iterations (${matrix.iterations})`);
+  }
+  return { matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')) };
+}
+
+/** The server under test as a launchable spec, plus what config.json records about it. */
+async function prepareServer(m: Matrix): Promise<{ spec: ServerSpec; record: Record<string, unknown> }> {
+  const env = standinEnvFrom(process.env);
+  if (m.server.kind === 'standin') {
+    return { spec: { kind: 'standin', env }, record: { kind: 'standin', path: null, git: null, standin_env: env } };
+  }
+  if (m.server.kind === 'binary') {
+    try { fs.accessSync(m.server.binary, fs.constants.X_OK); } catch {
+      throw new InputError(`server.binary: ${m.server.binary} is not an executable file`);
+    }
+    return { spec: { kind: 'binary', binaryPath: m.server.binary, env: {} }, record: { kind: 'binary', path: m.server.binary, git: null } };
+  }
+  throw new InputError('server.source: building from a checkout needs --ref support (not in this version); give server.binary instead');
+}
+
+async function gitInfo(dir: string) {
+  const git = $({ cwd: dir, nothrow: true, quiet: true });
+  const commit = (await git`git rev-parse HEAD`).stdout.trim();
+  if (!commit) return null;
+  return {
+    commit,
+    branch: (await git`git rev-parse --abbrev-ref HEAD`).stdout.trim(),
+    dirty: (await git`git status --porcelain`).stdout.trim() !== '',
+  };
+}
+
+function hostInfo() {
+  return {
+    hostname: os.hostname(), cpu_model: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length,
+    kernel: os.release(), memory_bytes: os.totalmem(),
+  };
+}
+
+function makeProvider(m: Matrix, spec: ServerSpec, secret: string): Provider {
+  const launch = { server: spec, secret, readinessTimeoutSeconds: m.readinessTimeoutSeconds };
+  if (m.provider === 'local') return new LocalProvider(launch);
+  throw new InputError(`--provider ${m.provider}: not available in this version (use local)`);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const opts = parseOptions(argv);
+  if (opts === 'help') { process.stdout.write(HELP); return 0; }
+  const m = opts.matrix;
+  const progress = new Progress();
+  dotenv.config({ quiet: true, path: [path.resolve('.env'), path.join(SUITE_DIR, '.env')] });
+  let secret = process.env.PS_SHARED_SECRET ?? '';
+  if (!secret) {
+    secret = crypto.randomBytes(18).toString('base64url');
+    progress.line('PS_SHARED_SECRET not set: using a random secret for this run');
+  }
+
+  const server = await prepareServer(m);
+  const files = new Map<number, TestFile>();
+  for (const size of m.sizes) {
+    const t0 = Date.now();
+    const f = await ensureTestFile(size.bytes);
+    files.set(size.bytes, f);
+    progress.line(`test file ${size.label}: ${f.generated ? 'generated' : 'cached, verified'} in ${((Date.now() - t0) / 1000).toFixed(1)} s (${f.path})`);
+  }
+
+  const runDir = createRunDir(opts.out);
+  const config = {
+    suite_version: JSON.parse(fs.readFileSync(path.join(SUITE_DIR, 'package.json'), 'utf8')).version as string,
+    suite_git: await gitInfo(SUITE_DIR),
+    schema: 1,
+    command: argv,
+    matrix_file: opts.matrixFile,
+    started_at: new Date().toISOString(),
+    ended_at: null as string | null,
+    finished: false,
+    stop_reason: null as string | null,
+    provider: m.provider,
+    provider_facts: {} as Record<string, Record<string, unknown>>,
+    server: server.record,
+    matrix: {
+      sizes: m.sizes.map((s) => ({ label: s.label, bytes: s.bytes })),
+      memory_limits_mb: m.memoryLimitsMb,
+      iterations: m.iterations,
+      warmup_iterations: m.warmupIterations,
+      upload_timeout_seconds: m.uploadTimeoutSeconds,
+      readiness_timeout_seconds: m.readinessTimeoutSeconds,
+      vm_cpus: m.vmCpus,
+    },
+    host: hostInfo(),
+  };
+  writeConfig(runDir, config);
+  progress.line(`results: ${runDir}`);
+
+  const rows: RawRow[] = [];
+  const stop = new AbortController();
+  let exitCode = 0;
+  let cleaningUp = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      progress.line(cleaningUp ? 'still cleaning up: waiting for the server and environment to stop (Ctrl-C again is ignored)' : 'already stopping');
+      return;
+    }
+    exitCode = sig === 'SIGINT' ? 130 : 143;
+    config.stop_reason = `interrupted by ${sig}`;
+    progress.line(`${sig}: stopping the current upload and tearing down`);
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const provider = makeProvider(m, server.spec, secret);
+  const cases = expandCases(m);
+  let k = 0;
+  const record = (o: IterationOutcome) => {
+    rows.push(o.row);
+    appendRawRow(runDir, o.row);
+    if (o.failure) appendFailure(runDir, o.failure);
+    const r = o.row;
+    progress.line(`[${k}/${cases.length}] ${r.memory_limit} ${r.file_size} #${r.iteration}: ${r.exit_reason} ` +
+      `${r.duration_seconds.toFixed(2)} s${r.throughput_mib_s !== null ? ` ${r.throughput_mib_s.toFixed(1)} MiB/s` : ''}${r.error ? ` (${r.error})` : ''}`);
+  };
+  try {
+    await runMatrix(cases, {
+      up: async (memoryMb) => {
+        const env = await provider.up(memoryMb);
+        config.provider_facts[String(memoryMb)] = env.facts;
+        writeConfig(runDir, config);
+        return env;
+      },
+      runCase: (env, c: Case) => {
+        k++;
+        const file = files.get(c.size.bytes)!;
+        return runIteration({
+          env, testCase: c, file, secret, uploadTimeoutSeconds: m.uploadTimeoutSeconds, signal: stop.signal,
+          progress: progress.upload(`[${k}/${cases.length}] ${c.memoryMb}MB ${c.size.label} #${c.iteration}`, file.bytes),
+        });
+      },
+      record,
+      envFailed: (memoryMb, error, group) => {
+        for (const c of group) {
+          k++;
+          record({
+            row: {
+              file_size: c.size.label, memory_limit: `${memoryMb}MB`, duration_seconds: 0, peak_memory_bytes: null,
+              http_status: null, exit_reason: 'vm_failed', iteration: c.iteration, file_size_bytes: c.size.bytes,
+              memory_limit_mb: memoryMb, transfer_seconds: null, processing_seconds: null, throughput_mib_s: null,
+              server_peak_rss_bytes: null, sha256_ok: null, started_at: new Date().toISOString(), error: error.message.split('\n')[0],
+            },
+            failure: `=== ${new Date().toISOString()} ${memoryMb}MB ${c.size.label} iteration ${c.iteration}: vm_failed\nerror: ${error.message}\n`,
+          });
+        }
+      },
+      stopped: () => stop.signal.aborted,
+    });
+    if (!stop.signal.aborted) config.finished = true;
+  } catch (e) {
+    if (e instanceof AuthRejected) {
+      config.stop_reason = `authentication rejected: ${e.message}`;
+      throw new InputError(`authentication rejected by the server: ${e.message}`);
+    }
+    if (!stop.signal.aborted) {
+      config.stop_reason = `suite error: ${(e as Error).message.split('\n')[0]}`;
+      throw e;
+    }
+  } finally {
+    cleaningUp = true;
+    await cleanupLocal();
+    await closeClient();
+    config.ended_at = new Date().toISOString();
+    writeConfig(runDir, config);
+    writeFileAtomic(path.join(runDir, 'report.md'), renderReport({
+      runName: path.basename(runDir), rows, config: config as unknown as ReportInput['config'], chartFile: null,
+    }));
+    if (!fs.existsSync(path.join(runDir, 'failures.log'))) fs.writeFileSync(path.join(runDir, 'failures.log'), '');
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.stdout.write(`${runDir}\n`);
+  }
+  return exitCode;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`Error: ${(e as Error).message}\n`);
+      process.exit(e instanceof InputError ? 2 : 1);
+    },
+  );
+}
