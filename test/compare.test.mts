@@ -1,0 +1,272 @@
+// compare-runs: verdicts, warm-up and failure handling, one-side-only cases,
+// geometric mean, bad input (in-process and through ./compare-runs), and a
+// golden compare.md for the fixture pair in test/fixtures/runs/.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { $ } from 'zx';
+import { main } from '../compare-runs.mts';
+import { compareRuns, DEFAULT_THRESHOLDS, iterationsNeeded, verdict, warmupFor, type RunInput } from '../lib/compare.ts';
+import { loadRun } from '../lib/load-run.ts';
+import { RAW_COLUMNS, type RawRow } from '../lib/results.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const SUITE = path.resolve(HERE, '..');
+const RUNS = path.join(HERE, 'fixtures', 'runs');
+const BASE = path.join(RUNS, 'base');
+const CAND = path.join(RUNS, 'cand');
+
+function tmpDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'compare-test-'));
+}
+
+async function runMain(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(argv, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
+  return { code, stdout, stderr };
+}
+
+/** A results folder in a temp dir with the given raw.csv text and config (null: none). */
+function makeRun(csv: string | null, config: object | null = { schema: 1 }): string {
+  const dir = tmpDir();
+  if (csv !== null) fs.writeFileSync(path.join(dir, 'raw.csv'), csv);
+  if (config !== null) fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+  return dir;
+}
+
+function row(over: Partial<RawRow>): RawRow {
+  return {
+    file_size: '10MiB', memory_limit: '256MB', duration_seconds: 1, peak_memory_bytes: null, http_status: 200,
+    exit_reason: 'success', iteration: 1, file_size_bytes: 10 * 2 ** 20, memory_limit_mb: 256, transfer_seconds: null,
+    processing_seconds: null, throughput_mib_s: null, server_peak_rss_bytes: null, sha256_ok: true, started_at: '', error: '',
+    ...over,
+  };
+}
+
+/** One case's rows from a list of durations (iteration = position + 1). */
+function durations(ds: number[], over: Partial<RawRow> = {}): RawRow[] {
+  return ds.map((d, i) => row({ duration_seconds: d, iteration: i + 1, ...over }));
+}
+
+function run(name: string, rows: RawRow[], config: RunInput['config'] = { schema: 1, matrix: { warmup_iterations: 1 } }): RunInput {
+  return { name, config, rows };
+}
+
+test('verdict: ~ unless p < alpha and the change reaches the noise threshold', () => {
+  const t = { alpha: 0.05, noisePct: 3 };
+  const table: [number | null, number, 'higher' | 'lower', string][] = [
+    [10, 0.01, 'higher', 'better'],
+    [-10, 0.01, 'higher', 'worse'],
+    [10, 0.01, 'lower', 'worse'],
+    [-10, 0.01, 'lower', 'better'],
+    [10, 0.05, 'higher', '~'], // p must be strictly below alpha
+    [2.9, 0.001, 'higher', '~'], // below the noise threshold
+    [-3, 0.001, 'lower', 'better'], // exactly at the threshold counts
+    [null, 0.001, 'lower', '~'],
+  ];
+  for (const [change, p, better, want] of table) assert.equal(verdict(change, p, better, t), want, `${change}% p=${p} ${better}`);
+});
+
+test('warm-up: config value, else iteration 1 when a case has more than one', () => {
+  assert.equal(warmupFor({ matrix: { warmup_iterations: 2 } }, 6), 2);
+  assert.equal(warmupFor({ matrix: { warmup_iterations: 0 } }, 6), 0);
+  assert.equal(warmupFor({}, 6), 1);
+  assert.equal(warmupFor({}, 1), 0);
+  // A slow first iteration must not move the median: with warm-up 0 it would be in the sample.
+  const base = run('a', durations([9, 1, 1, 1, 1, 1]), {});
+  const cand = run('b', durations([1, 1, 1, 1, 1, 1]), {});
+  const c = compareRuns(base, cand);
+  assert.equal(c.cases[0].metrics[1].base!.n, 5);
+  assert.equal(c.cases[0].metrics[1].base!.max, 1);
+  const c0 = compareRuns({ ...base, config: { matrix: { warmup_iterations: 0 } } }, cand);
+  assert.equal(c0.cases[0].metrics[1].base!.max, 9);
+});
+
+test('failed iterations never feed a median, and failures decide fixed / regressed / still failing', () => {
+  const ok = durations([1, 1, 1.01, 0.99, 1, 1.02]);
+  const failing = durations([1, 1, 1.01, 99, 1, 1.02]).map((r) => (r.duration_seconds === 99 ? { ...r, exit_reason: 'oom_killed' as const } : r));
+  const regressed = compareRuns(run('a', ok), run('b', failing));
+  const k = regressed.cases[0];
+  assert.equal(k.verdict, 'regressed');
+  assert.deepEqual(k.newExitReasons, ['oom_killed']);
+  assert.equal(k.metrics[1].cand!.n, 4);
+  assert.equal(k.metrics[1].cand!.max, 1.02, 'the failed 99 s iteration is not in the sample');
+  assert.equal(regressed.exitCode, 1);
+  assert.equal(regressed.counts.newlyFailed, 1);
+
+  const fixed = compareRuns(run('a', failing), run('b', ok));
+  assert.equal(fixed.cases[0].verdict, 'fixed');
+  assert.equal(fixed.exitCode, 0);
+  assert.equal(compareRuns(run('a', failing), run('b', failing)).cases[0].verdict, 'still failing');
+  // A failed warm-up iteration is still a failure of the case.
+  const warmFail = ok.map((r) => (r.iteration === 1 ? { ...r, exit_reason: 'timeout' as const } : r));
+  assert.equal(compareRuns(run('a', ok), run('b', warmFail)).cases[0].verdict, 'regressed');
+});
+
+test('faster, slower and unchanged cases, exit code and throughput geometric mean', () => {
+  const mk = (size: number, ds: number[]) => durations(ds, { file_size: `${size}MiB`, file_size_bytes: size * 2 ** 20 });
+  const base = run('a', [...mk(1, [2, 1, 1, 1, 1, 1]), ...mk(2, [2, 1, 1, 1, 1, 1]), ...mk(4, [2, 1, 1, 1, 1, 1])]);
+  // 1 MiB: 2x the time (slower); 2 MiB: half the time (faster); 4 MiB: 1% slower (noise).
+  const cand = run('b', [...mk(1, [2, 2, 2, 2, 2, 2]), ...mk(2, [1, 0.5, 0.5, 0.5, 0.5, 0.5]), ...mk(4, [2, 1.01, 1.01, 1.01, 1.01, 1.01])]);
+  const c = compareRuns(base, cand);
+  assert.deepEqual(c.cases.map((k) => k.verdict), ['slower', 'faster', '~']);
+  assert.equal(c.cases[0].metrics[0].changePct, -50);
+  assert.ok(Math.abs(c.cases[0].metrics[0].p! - 0.007936507936507936) < 1e-12);
+  assert.equal(c.counts.slower, 1);
+  assert.equal(c.counts.faster, 1);
+  assert.equal(c.counts.unchanged, 1);
+  assert.equal(c.exitCode, 1);
+  // Throughput ratios 0.5, 2 and 1/1.01: geometric mean (1/1.01)^(1/3).
+  assert.ok(Math.abs(c.throughputGeomean! - (1 / 1.01) ** (1 / 3)) < 1e-12);
+  assert.equal(c.geomeanCases, 3);
+  // Memory metrics with no data on either side give no verdict, not a crash.
+  assert.equal(c.cases[0].metrics[3].verdict, null);
+  const same = compareRuns(base, run('b', base.rows));
+  assert.equal(same.exitCode, 0);
+  assert.ok(same.cases.every((k) => k.verdict === '~'));
+});
+
+test('too few iterations for any p-value to reach alpha: said plainly, no verdict', () => {
+  const base = run('a', durations([2, 1, 1, 1]));
+  const cand = run('b', durations([4, 2, 2, 2]));
+  const c = compareRuns(base, cand);
+  assert.equal(c.cases[0].verdict, 'too few iterations');
+  assert.equal(c.counts.tooFew, 1);
+  assert.equal(c.exitCode, 0);
+  const w = c.warnings.find((x) => x.startsWith('Too few iterations'));
+  assert.ok(w, `warnings: ${c.warnings}`);
+  assert.match(w, /3 v 3 measured iterations the smallest possible p is 0\.100/);
+  assert.match(w, /--iterations 5 or more/);
+  assert.equal(iterationsNeeded(0.05, 1), 5);
+  assert.equal(iterationsNeeded(0.01, 0), 5); // 5 v 5: 0.0079 < 0.01
+  // With --alpha 0.2, 3 v 3 (min p 0.1) can decide.
+  assert.equal(compareRuns(base, cand, { ...DEFAULT_THRESHOLDS, alpha: 0.2 }).cases[0].verdict, 'slower');
+});
+
+test('one-side-only cases are listed, and differing settings are warned about', () => {
+  const base = run('a', [...durations([1, 1, 1, 1, 1, 1]), ...durations([1, 1], { memory_limit: '512MB', memory_limit_mb: 512 })], {
+    schema: 1, provider: 'local', matrix: { iterations: 6, warmup_iterations: 1 }, host: { hostname: 'h1', cores: 2 },
+  });
+  const cand = run('b', [...durations([1, 1, 1, 1, 1, 1]), ...durations([1], { file_size: '1GiB', file_size_bytes: 2 ** 30 })], {
+    schema: 1, provider: 'qemu', matrix: { iterations: 6, warmup_iterations: 1 }, host: { hostname: 'h2', cores: 2 }, finished: false, stop_reason: 'interrupted',
+  });
+  const c = compareRuns(base, cand);
+  assert.equal(c.cases.length, 1);
+  assert.deepEqual(c.onlyOneSide, [
+    { fileSize: '10MiB', memoryLimit: '512MB', side: 'baseline', iterations: 2 },
+    { fileSize: '1GiB', memoryLimit: '256MB', side: 'candidate', iterations: 1 },
+  ]);
+  const text = c.warnings.join('\n');
+  assert.match(text, /settings differ \(provider "local" vs "qemu"; host "h1" vs "h2"\)/);
+  assert.match(text, /candidate \(b\) did not finish \(interrupted\)/);
+  assert.doesNotMatch(text, /cores/);
+});
+
+test('loadRun types every column and allows extra trailing columns', () => {
+  const run = loadRun(BASE);
+  assert.equal(run.name, 'base');
+  assert.equal(run.rows.length, 36);
+  const timeout = run.rows.find((r) => r.exit_reason === 'timeout')!;
+  assert.equal(timeout.http_status, null);
+  assert.equal(timeout.throughput_mib_s, null);
+  assert.equal(timeout.sha256_ok, null);
+  assert.equal(timeout.error, 'no response within 60 s');
+  assert.equal(run.rows[0].sha256_ok, true);
+  assert.equal(run.rows[0].file_size_bytes, 2 ** 30);
+  assert.equal(run.config.matrix?.warmup_iterations, 1);
+  const csv = fs.readFileSync(path.join(BASE, 'raw.csv'), 'utf8').split('\n');
+  const extra = makeRun(csv.map((l, i) => (l === '' ? l : i === 0 ? `${l},future_column` : `${l},42`)).join('\n'));
+  assert.equal(loadRun(extra).rows.length, 36);
+});
+
+test('fixture pair: verdicts per case and the geometric mean, worked by hand', () => {
+  const c = compareRuns(loadRun(BASE), loadRun(CAND));
+  assert.deepEqual(
+    c.cases.map((k) => `${k.fileSize}@${k.memoryLimit} ${k.verdict}`),
+    ['1MiB@256MB faster', '10MiB@256MB slower', '100MiB@256MB ~', '1GiB@256MB fixed', '100MiB@512MB regressed'],
+  );
+  // Median throughput ratios (from the durations in raw.csv): 1MiB 125/100, 10MiB 76.923/100,
+  // 100MiB@256 99.502/100, 1GiB 113.778/101.893 (base: iteration 2 timed out, 4 values left),
+  // 100MiB@512 83.333/105.263; their geometric mean is 0.96705.
+  assert.ok(Math.abs(c.throughputGeomean! - 0.96705) < 5e-5, String(c.throughputGeomean));
+  // 1GiB: 4 v 5 fully separated, p = 2 / C(9, 4) = 2/126.
+  assert.ok(Math.abs(c.cases[3].metrics[0].p! - 2 / 126) < 1e-12);
+  assert.equal(c.exitCode, 1);
+});
+
+test('bad input: one "Error:" line naming the problem, exit 2', async () => {
+  const header = RAW_COLUMNS.join(',');
+  const lines = fs.readFileSync(path.join(BASE, 'raw.csv'), 'utf8').trimEnd().split('\n');
+  const truncated = makeRun(`${lines.join('\n')}\n${lines[1].split(',').slice(0, 7).join(',')}`);
+  const nonNumber = makeRun([header, lines[1].replace(',12.0,', ',fast,'), ...lines.slice(2)].join('\n'));
+  const badSchemaCsv = makeRun([header.replace('duration_seconds', 'duration_ms'), ...lines.slice(1)].join('\n'));
+  const badSchemaConfig = makeRun(lines.join('\n'), { schema: 2 });
+  const noCsv = makeRun(null);
+  const disjoint = makeRun([header, ...lines.slice(1).map((l) => l.replace(',256,', ',8192,').replace(',512,', ',8192,'))].join('\n'));
+  const cases: [string[], RegExp][] = [
+    [['/nonexistent/run-1', CAND], /^Error: \/nonexistent\/run-1: no such folder\n$/],
+    [[noCsv, CAND], /^Error: .*: no raw\.csv in this folder/],
+    [[BASE, truncated], /^Error: .*raw\.csv line 38: 7 of 16 columns \(truncated or malformed row\)\n$/],
+    [[nonNumber, CAND], /^Error: .*raw\.csv line 2, column duration_seconds: "fast" is not a number\n$/],
+    [[badSchemaCsv, CAND], /^Error: .*raw\.csv: unknown schema, header lacks duration_seconds/],
+    [[BASE, badSchemaConfig], /^Error: .*config\.json: unknown schema 2 \(this compare-runs reads schema 1\)\n$/],
+    [[BASE, disjoint], /^Error: no case in common between .* \(cases are matched on file size and memory limit\)\n$/],
+    [[BASE], /^Error: expected two results folders, got 1/],
+    [[BASE, CAND, '--alpha', '2'], /^Error: --alpha "2": expected between 0 and 1\n$/],
+    [[BASE, CAND, '--bogus'], /^Error: Unknown option '--bogus'/],
+  ];
+  for (const [argv, want] of cases) {
+    const r = await runMain(argv);
+    assert.equal(r.code, 2, `${argv.join(' ')}: exit ${r.code}, stderr ${r.stderr}`);
+    assert.match(r.stderr, want);
+    assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+    assert.equal(r.stdout, '');
+  }
+});
+
+test('the real ./compare-runs: bad input exits 2; a regression exits 1 and prints the folder last', async () => {
+  const exe = path.join(SUITE, 'compare-runs');
+  const missing = await $({ nothrow: true, quiet: true, cwd: os.tmpdir() })`${exe} /nonexistent/run-1 ${CAND}`;
+  assert.equal(missing.exitCode, 2);
+  assert.equal(missing.stderr, 'Error: /nonexistent/run-1: no such folder\n');
+  const lines = fs.readFileSync(path.join(BASE, 'raw.csv'), 'utf8').trimEnd().split('\n');
+  const truncated = makeRun(`${lines.join('\n')}\n1GiB,256MB,12.0`);
+  const trunc = await $({ nothrow: true, quiet: true })`${exe} ${BASE} ${truncated}`;
+  assert.equal(trunc.exitCode, 2);
+  assert.match(trunc.stderr, /^Error: .*raw\.csv line 38: 3 of 16 columns/);
+
+  const out = path.join(tmpDir(), 'cmp');
+  const r = await $({ nothrow: true, quiet: true })`${exe} ${BASE} ${CAND} --out ${out}`;
+  assert.equal(r.exitCode, 1, r.stderr);
+  const stdoutLines = r.stdout.trimEnd().split('\n');
+  assert.equal(stdoutLines.at(-1), out);
+  assert.ok(fs.existsSync(path.join(out, 'compare.md')));
+  const svg = fs.readFileSync(path.join(out, 'throughput.svg'), 'utf8');
+  assert.match(svg, /^<svg/);
+  assert.match(svg, /File size \(log scale\)/);
+  assert.match(svg, /Throughput \(MiB\/s, median\)/);
+
+  const help = await $({ nothrow: true, quiet: true })`${exe} --help`;
+  assert.equal(help.exitCode, 0);
+  for (const flag of ['--alpha', '--noise', '--out', '--help']) assert.match(help.stdout, new RegExp(flag));
+});
+
+test('golden compare.md for the fixture pair', async () => {
+  const out = path.join(tmpDir(), 'cmp');
+  const r = await runMain([BASE, CAND, '--out', out]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stdout, `${fs.readFileSync(path.join(out, 'compare.md'), 'utf8')}${out}\n`);
+  const actual = fs.readFileSync(path.join(out, 'compare.md'), 'utf8');
+  const goldenPath = path.join(RUNS, 'compare.golden.md');
+  const actualPath = path.join(RUNS, 'compare.actual.md');
+  const golden = fs.existsSync(goldenPath) ? fs.readFileSync(goldenPath, 'utf8') : '';
+  if (actual !== golden) {
+    fs.writeFileSync(actualPath, actual);
+    assert.fail(`compare.md differs from ${goldenPath}; actual output written to ${actualPath} (diff them, and copy over if right)`);
+  }
+  fs.rmSync(actualPath, { force: true });
+});
