@@ -1,0 +1,184 @@
+// Builds the server under test from git refs of a source checkout, without
+// touching the user's working tree: each ref is resolved to a commit, checked
+// out into its own detached `git worktree` under the cache folder, built once
+// with the configured build command, and the binary cached by commit and
+// command. The special ref WORKTREE builds the working tree as it is
+// (uncommitted changes included) from a copy of its files.
+//
+//   const built = await buildRefs('/src/picoshare', ['v1.5.3', 'main'], DEFAULT_BUILD_COMMAND)
+//   // -> [{ name: 'v1.5.3', commit: '01e0…', dirty: false, binaryPath: '~/.cache/upload-perf-suite/bin/…/server', cached: true, … }]
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { $ } from 'zx';
+import { InputError } from './errors.ts';
+
+/** The ref that means "the working tree as it is now, uncommitted changes included". */
+export const WORKTREE_REF = 'WORKTREE';
+
+/**
+ * A build command as argv; leading NAME=value elements set the build's
+ * environment (as in a shell), and every `{out}` is replaced by the binary's
+ * path. It runs without a shell, from the root of the checked-out tree.
+ */
+export type BuildCommand = string[];
+
+export const DEFAULT_BUILD_COMMAND: BuildCommand = [
+  'CGO_ENABLED=1', 'go', 'build', '-o', '{out}', './cmd/picoshare',
+];
+
+export interface BuiltRef {
+  /** The ref as the user gave it, e.g. "main", "v1.5.4", "WORKTREE". */
+  name: string;
+  /** The full commit hash (for WORKTREE: HEAD's commit, the base of the changes). */
+  commit: string;
+  /** True only for WORKTREE with uncommitted changes (`git status --porcelain` non-empty). */
+  dirty: boolean;
+  /** `go version` as the build saw it, e.g. "go version go1.26.8 linux/amd64"; null without go. */
+  goVersion: string | null;
+  binaryPath: string;
+  /** Seconds the build took when it ran (for a cached binary: the original build's time). */
+  buildSeconds: number;
+  /** True when the binary came from the cache and nothing was built now. */
+  cached: boolean;
+}
+
+/** What a build command turns into for one output path: environment and argv, no shell. */
+export interface ExpandedCommand {
+  env: Record<string, string>;
+  argv: string[];
+}
+
+/** Splits leading NAME=value elements off as environment and replaces {out}; pure. */
+export function expandBuildCommand(command: BuildCommand, out: string): ExpandedCommand {
+  const env: Record<string, string> = {};
+  let i = 0;
+  for (; i < command.length; i++) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(command[i]);
+    if (!m) break;
+    env[m[1]] = m[2];
+  }
+  const argv = command.slice(i).map((a) => a.replaceAll('{out}', out));
+  if (argv.length === 0) throw new InputError(`build command has no program: ${JSON.stringify(command)}`);
+  if (!command.some((a) => a.includes('{out}'))) {
+    throw new InputError(`build command must contain {out} (where the binary goes): ${JSON.stringify(command)}`);
+  }
+  return { env, argv };
+}
+
+/** The cache folder: UPS_CACHE_DIR, else ${XDG_CACHE_HOME:-~/.cache}/upload-perf-suite. */
+export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.UPS_CACHE_DIR) return path.resolve(env.UPS_CACHE_DIR);
+  const base = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'upload-perf-suite');
+}
+
+/** The last `n` lines of a build's output, for an error message. */
+export function lastLines(text: string, n: number): string {
+  return text.trimEnd().split('\n').slice(-n).join('\n');
+}
+
+/** Builds each ref (sequentially: builds are heavy) and returns them in the given order. */
+export async function buildRefs(
+  source: string, refs: string[], command: BuildCommand = DEFAULT_BUILD_COMMAND,
+): Promise<BuiltRef[]> {
+  const root = await gitRoot(source);
+  const built: BuiltRef[] = [];
+  for (const ref of refs) built.push(await buildRef(root, ref, command));
+  return built;
+}
+
+async function gitRoot(source: string): Promise<string> {
+  if (!fs.existsSync(source)) throw new InputError(`server source not found: ${source}`);
+  const r = await $({ nothrow: true, quiet: true })`git -C ${source} rev-parse --show-toplevel`;
+  if (r.exitCode !== 0) throw new InputError(`server source is not a git checkout: ${source} (${r.stderr.trim()})`);
+  return r.stdout.trim();
+}
+
+async function resolveCommit(root: string, ref: string): Promise<string> {
+  const r = await $({ nothrow: true, quiet: true })`git -C ${root} rev-parse --verify --quiet ${`${ref}^{commit}`}`;
+  if (r.exitCode !== 0) throw new InputError(`ref "${ref}" is not a commit in ${root}`);
+  return r.stdout.trim();
+}
+
+async function buildRef(root: string, ref: string, command: BuildCommand): Promise<BuiltRef> {
+  const head = await resolveCommit(root, ref === WORKTREE_REF ? 'HEAD' : ref);
+  const dirty = ref === WORKTREE_REF
+    && (await $({ quiet: true })`git -C ${root} status --porcelain`).stdout.trim() !== '';
+  // A clean WORKTREE is exactly HEAD's commit; a dirty one is keyed by its content.
+  const files = dirty ? await worktreeFiles(root) : null;
+  const tree = files ? `dirty-${contentHash(root, files)}` : head;
+  // The host's Go is part of the key: a toolchain upgrade rebuilds.
+  const key = `${tree}-${hash(JSON.stringify(command) + '\n' + (await goVersion(os.tmpdir())))}`;
+  const binDir = path.join(cacheDir(), 'bin', key);
+  const binaryPath = path.join(binDir, 'server');
+  const metaPath = path.join(binDir, 'build.json');
+
+  if (fs.existsSync(binaryPath) && fs.existsSync(metaPath)) {
+    const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8')) as { goVersion: string | null; buildSeconds: number };
+    return { name: ref, commit: head, dirty, goVersion: meta.goVersion, binaryPath, buildSeconds: meta.buildSeconds, cached: true };
+  }
+
+  const workDir = path.join(cacheDir(), 'worktrees', `${key.slice(0, 20)}-${process.pid}-${Date.now()}`);
+  fs.mkdirSync(path.dirname(workDir), { recursive: true });
+  try {
+    if (files) copyFiles(root, files, workDir);
+    else await $({ quiet: true })`git -C ${root} worktree add --detach ${workDir} ${head}`;
+    const goVer = await goVersion(workDir);
+    fs.mkdirSync(binDir, { recursive: true });
+    // Build to a temporary name and rename, so a concurrent or interrupted build never leaves half a binary.
+    const tmpOut = path.join(binDir, `server.tmp-${process.pid}`);
+    const started = performance.now();
+    await runBuild(command, tmpOut, workDir, ref, head);
+    const buildSeconds = (performance.now() - started) / 1000;
+    fs.writeFileSync(metaPath, JSON.stringify({ ref, commit: head, dirty, command, goVersion: goVer, buildSeconds }, null, 2) + '\n');
+    fs.renameSync(tmpOut, binaryPath);
+    return { name: ref, commit: head, dirty, goVersion: goVer, binaryPath, buildSeconds, cached: false };
+  } finally {
+    if (files) fs.rmSync(workDir, { recursive: true, force: true });
+    else await $({ nothrow: true, quiet: true })`git -C ${root} worktree remove --force ${workDir}`;
+  }
+}
+
+async function runBuild(command: BuildCommand, out: string, cwd: string, ref: string, commit: string): Promise<void> {
+  const { env, argv } = expandBuildCommand(command, out);
+  const r = await $({ cwd, env: { ...process.env, ...env }, nothrow: true, quiet: true })`${argv}`;
+  if (r.exitCode !== 0) {
+    throw new Error(
+      `build of ${ref} (${commit.slice(0, 12)}) failed with exit ${r.exitCode}: ${command.join(' ')}\n`
+      + `last lines of its output:\n${lastLines(r.stdall, 20)}`,
+    );
+  }
+  if (!fs.existsSync(out)) throw new Error(`build of ${ref} succeeded but wrote no binary at {out}: ${command.join(' ')}`);
+}
+
+async function goVersion(cwd: string): Promise<string | null> {
+  const r = await $({ cwd, nothrow: true, quiet: true })`go version`;
+  return r.exitCode === 0 ? r.stdout.trim() : null;
+}
+
+/** Tracked and untracked-but-not-ignored files that exist in the working tree. */
+async function worktreeFiles(root: string): Promise<string[]> {
+  const r = await $({ quiet: true })`git -C ${root} ls-files -z --cached --others --exclude-standard`;
+  const names = [...new Set(r.stdout.split('\0').filter((f) => f !== ''))].sort();
+  // Deleted-but-tracked files are listed too; they are not part of the tree as it is.
+  return names.filter((f) => fs.existsSync(path.join(root, f)) && !fs.statSync(path.join(root, f)).isDirectory());
+}
+
+function copyFiles(root: string, files: string[], dest: string): void {
+  for (const f of files) {
+    fs.mkdirSync(path.dirname(path.join(dest, f)), { recursive: true });
+    fs.cpSync(path.join(root, f), path.join(dest, f), { verbatimSymlinks: true });
+  }
+}
+
+function contentHash(root: string, files: string[]): string {
+  const h = crypto.createHash('sha256');
+  for (const f of files) h.update(f).update('\0').update(fs.readFileSync(path.join(root, f))).update('\0');
+  return h.digest('hex').slice(0, 16);
+}
+
+function hash(text: string): string {
+  return crypto.createHash('sha256').update(text).digest('hex').slice(0, 12);
+}
