@@ -18,7 +18,7 @@ import { open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import busboy from 'busboy';
@@ -172,9 +172,22 @@ function startReadingBody(res: ServerResponse): void {
   if (expectingContinue.delete(res)) res.writeContinue();
 }
 
+interface Reply {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+/** Like Go's http.Error: the message and a newline as text/plain. */
+const textReply = (status: number, message: string): Reply => ({ status, contentType: 'text/plain; charset=utf-8', body: `${message}\n` });
+
+function send(res: ServerResponse, reply: Reply): void {
+  res.writeHead(reply.status, { 'Content-Type': reply.contentType });
+  res.end(reply.body);
+}
+
 function sendText(res: ServerResponse, status: number, message: string): void {
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
-  res.end(`${message}\n`);
+  send(res, textReply(status, message));
 }
 
 /**
@@ -221,25 +234,33 @@ interface Received {
   problem: string | null;
 }
 
-/** Reads the whole multipart body, spooling the `file` part to TMPDIR as it arrives. */
+/**
+ * Reads the whole multipart body, spooling the `file` part to TMPDIR as it
+ * arrives. On failure the spool is removed here; on success the caller owns it.
+ */
 function receiveUpload(req: IncomingMessage, res: ServerResponse, cfg: Config): Promise<Received> {
   return new Promise((resolvePromise, reject) => {
     startReadingBody(res);
     const got: Received = { spoolPath: null, size: 0, filename: '', contentType: '', note: '', problem: null };
-    const drainAndReject = (err: Error): void => {
+    const writes: Promise<void>[] = [];
+    let fileStream: Readable | null = null;
+    let settled = false;
+    const fail = (err: Error): void => {
+      if (settled) return;
+      settled = true;
       req.unpipe();
-      req.resume(); // read and drop the rest so the 400 can still be sent
-      reject(err);
+      req.resume(); // read and drop the rest so a 400 can still be sent
+      fileStream?.destroy(); // closes the spool file
+      const removed = got.spoolPath === null ? Promise.resolve() : removeSpool(got.spoolPath);
+      removed.finally(() => reject(err)).catch(() => {});
     };
     let parser: busboy.Busboy;
     try {
       parser = busboy({ headers: req.headers, preservePath: true, limits: { fieldSize: 64 * 1024, parts: 100 } });
     } catch (err) {
-      drainAndReject(new BadRequest(`malformed multipart request: ${(err as Error).message}`));
+      fail(new BadRequest(`malformed multipart request: ${(err as Error).message}`));
       return;
     }
-    const writes: Promise<void>[] = [];
-    let fileStream: NodeJS.ReadableStream & { destroy(err?: Error): void } | null = null;
     parser.on('file', (name, stream, info) => {
       if (name !== 'file' || got.spoolPath !== null || got.problem !== null) {
         stream.resume();
@@ -252,15 +273,14 @@ function receiveUpload(req: IncomingMessage, res: ServerResponse, cfg: Config): 
         stream.resume();
         return;
       }
-      const spoolPath = join(cfg.spoolDir, `standin-multipart-${randomBytes(8).toString('hex')}`);
-      got.spoolPath = spoolPath;
-      spools.add(spoolPath);
-      const out = createWriteStream(spoolPath, { highWaterMark: MIB });
+      got.spoolPath = join(cfg.spoolDir, `standin-multipart-${randomBytes(8).toString('hex')}`);
+      spools.add(got.spoolPath);
+      const out = createWriteStream(got.spoolPath, { highWaterMark: MIB });
       fileStream = stream;
       const written = pipeline(stream, out).then(() => {
         got.size = out.bytesWritten;
       });
-      written.catch(() => {}); // awaited below; this only keeps an early failure from being "unhandled"
+      written.catch(() => {}); // awaited on 'close'; this only keeps an early failure from being "unhandled"
       writes.push(written);
     });
     parser.on('field', (name, value, info) => {
@@ -268,15 +288,15 @@ function receiveUpload(req: IncomingMessage, res: ServerResponse, cfg: Config): 
       if (info.valueTruncated || Buffer.byteLength(value) > MAX_NOTE_BYTES) got.problem ??= `note is longer than ${MAX_NOTE_BYTES} bytes`;
       else got.note = value;
     });
-    parser.on('error', (err: Error) => drainAndReject(new BadRequest(`malformed multipart request: ${err.message}`)));
+    parser.on('error', (err: Error) => fail(new BadRequest(`malformed multipart request: ${err.message}`)));
     parser.on('close', () => {
-      Promise.all(writes).then(() => resolvePromise(got), reject);
+      Promise.all(writes).then(() => {
+        if (settled) return;
+        settled = true;
+        resolvePromise(got);
+      }, fail);
     });
-    const aborted = (): void => {
-      const err = new Error('client closed the connection mid-upload');
-      fileStream?.destroy(err); // closes the spool file
-      reject(err);
-    };
+    const aborted = (): void => fail(new Error('client closed the connection mid-upload'));
     req.on('close', () => {
       if (!req.complete) aborted();
     });
@@ -322,51 +342,62 @@ function entryPaths(cfg: Config, id: string): { data: string; meta: string } {
   return { data: join(dir, `${id}.data`), meta: join(dir, `${id}.json`) };
 }
 
+/** The processing phase: the body is complete, the response not yet sent. */
+async function storeUpload(got: Received, cfg: Config, expiration: number): Promise<Reply> {
+  if (cfg.processingDelayMs > 0) await sleep(cfg.processingDelayMs);
+  if (cfg.status !== null) return textReply(cfg.status, `standin: status knob answers ${cfg.status}`);
+  const spool = got.spoolPath;
+  if (got.problem !== null) throw new BadRequest(got.problem);
+  if (spool === null) throw new BadRequest('no part named "file"');
+  if (got.size === 0) throw new BadRequest('file is empty');
+  const id = newEntryId();
+  const paths = entryPaths(cfg, id);
+  await copyInChunks(spool, paths.data);
+  const meta: EntryMeta = {
+    id,
+    filename: got.filename,
+    contentType: got.contentType,
+    size: got.size,
+    note: got.note,
+    uploaded: new Date().toISOString(),
+    expires: new Date(expiration).toISOString(),
+  };
+  await writeFile(paths.meta, JSON.stringify(meta)); // written last: the entry exists once this does
+  return { status: 200, contentType: 'application/json', body: `${JSON.stringify({ id })}\n` };
+}
+
+function badUpload(err: BadRequest): Reply {
+  console.error(`standin: invalid upload: ${err.message}`);
+  return textReply(400, `invalid request: ${err.message}`);
+}
+
 async function handleUpload(req: IncomingMessage, res: ServerResponse, cfg: Config, url: URL): Promise<void> {
   const expiration = parseExpiration(url.searchParams.get('expiration'), Date.now());
   if (typeof expiration === 'string') {
     console.error(`standin: invalid expiration URL parameter: ${expiration}`);
     return sendText(res, 400, `Invalid expiration URL parameter: ${expiration}`);
   }
-  let got: Received | null = null;
+  let got: Received;
   try {
     got = await receiveUpload(req, res, cfg);
-    // Processing phase: the body is complete, the response not yet sent.
-    if (cfg.processingDelayMs > 0) await sleep(cfg.processingDelayMs);
-    if (cfg.status !== null) return sendText(res, cfg.status, `standin: status knob answers ${cfg.status}`);
-    const spool = got.spoolPath;
-    if (got.problem !== null) throw new BadRequest(got.problem);
-    if (spool === null) throw new BadRequest('no part named "file"');
-    if (got.size === 0) throw new BadRequest('file is empty');
-    const id = newEntryId();
-    const paths = entryPaths(cfg, id);
-    await copyInChunks(spool, paths.data);
-    const meta: EntryMeta = {
-      id,
-      filename: got.filename,
-      contentType: got.contentType,
-      size: got.size,
-      note: got.note,
-      uploaded: new Date().toISOString(),
-      expires: new Date(expiration).toISOString(),
-    };
-    await writeFile(paths.meta, JSON.stringify(meta)); // written last: the entry exists once this does
-    await removeSpool(spool);
-    res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end(`${JSON.stringify({ id })}\n`);
   } catch (err) {
-    if (err instanceof BadRequest) {
-      console.error(`standin: invalid upload: ${err.message}`);
-      sendText(res, 400, `invalid request: ${err.message}`);
-    } else if (!req.complete) {
-      console.error(`standin: upload aborted: ${(err as Error).message}`);
-    } else {
+    if (!(err instanceof BadRequest)) return console.error(`standin: upload aborted: ${(err as Error).message}`);
+    return send(res, badUpload(err));
+  }
+  let reply: Reply;
+  try {
+    reply = await storeUpload(got, cfg, expiration);
+  } catch (err) {
+    if (err instanceof BadRequest) reply = badUpload(err);
+    else {
       console.error(`standin: failed to insert uploaded file into data store: ${(err as Error).stack}`);
-      if (!res.headersSent) sendText(res, 500, 'failed to insert file into database');
+      reply = textReply(500, 'failed to insert file into database');
     }
   } finally {
-    if (got?.spoolPath) await removeSpool(got.spoolPath);
+    // As in PicoShare, the spool is gone before the client hears back.
+    if (got.spoolPath !== null) await removeSpool(got.spoolPath);
   }
+  send(res, reply);
 }
 
 async function removeSpool(path: string): Promise<void> {
