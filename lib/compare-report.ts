@@ -38,9 +38,9 @@ function cell(v: unknown): string {
 
 function settingsRows(a: RunConfig, b: RunConfig): { label: string; base: string; cand: string }[] {
   const rows: [string, (c: RunConfig) => unknown][] = [
-    ['git commit', (c) => c.server?.git?.commit],
-    ['git branch', (c) => c.server?.git?.branch],
-    ['dirty tree', (c) => c.server?.git?.dirty],
+    ['server git commit', (c) => c.server?.git?.commit],
+    ['server git branch', (c) => c.server?.git?.branch],
+    ['server tree dirty', (c) => c.server?.git?.dirty],
     ['server', (c) => [c.server?.kind, c.server?.path].filter(Boolean).join(' ')],
     ['stand-in settings', (c) => Object.entries(c.server?.standin_env ?? {}).map(([k, v]) => `${k}=${v}`).join(' ')],
     ['provider', (c) => c.provider],
@@ -49,6 +49,7 @@ function settingsRows(a: RunConfig, b: RunConfig): { label: string; base: string
     ['memory limits (MB)', (c) => c.matrix?.memory_limits_mb?.join(', ')],
     ['host', (c) => c.host && `${c.host.hostname ?? '?'}, ${c.host.cores ?? '?'} cores, ${c.host.cpu_model ?? '?'}`],
     ['kernel', (c) => c.host?.kernel],
+    ['suite', (c) => c.suite_version && `${c.suite_version}${c.suite_git?.commit ? ` (${c.suite_git.commit.slice(0, 12)}${c.suite_git.dirty ? ', dirty' : ''})` : ''}`],
     ['started at', (c) => c.started_at],
     ['finished', (c) => (c.finished === undefined ? undefined : c.finished ? 'yes' : `no (${c.stop_reason ?? '?'})`)],
   ];

@@ -9,7 +9,7 @@
 // Pure: the runs come in already loaded (lib/load-run.ts).
 import type { RawRow } from './results.ts';
 import type { RunConfig } from './load-run.ts';
-import { geomean, mannWhitney, max, median, min, minPossibleP, spreadPct } from './stats.ts';
+import { cvPct, geomean, mannWhitney, max, median, min, minPossibleP, spreadPct } from './stats.ts';
 
 export interface Thresholds {
   /** A change is significant only when p < alpha. */
@@ -18,6 +18,9 @@ export interface Thresholds {
   noisePct: number;
 }
 export const DEFAULT_THRESHOLDS: Thresholds = { alpha: 0.05, noisePct: 3 };
+
+/** Above this coefficient of variation of a case's throughput, the comparison warns of noise. */
+export const NOISY_CV_PCT = 10;
 
 /** The one place a change becomes a verdict: '~' unless significant and above the noise threshold. */
 export function verdict(changePct: number | null, p: number, better: 'higher' | 'lower', t: Thresholds): '~' | 'better' | 'worse' {
@@ -290,6 +293,21 @@ function warnings(base: RunInput, cand: RunInput, cases: CaseComparison[], t: Th
     .map(([label, x, y]) => `${label} ${JSON.stringify(x)} vs ${JSON.stringify(y)}`);
   if (differ.length > 0) {
     out.push(`The runs' settings differ (${differ.join('; ')}): differences may come from the setup, not the server.`);
+  }
+  const cvs = cases.flatMap((c) =>
+    (['base', 'cand'] as const)
+      .map((side) => ({ c, side, xs: c[side].successes.map((r) => metricValue(r, 'throughput_mib_s')).filter((v): v is number => v !== null) }))
+      .filter((x) => x.xs.length >= 2)
+      .map((x) => ({ ...x, cv: cvPct(x.xs) })),
+  );
+  const noisy = cvs.filter((x) => x.cv > NOISY_CV_PCT);
+  if (noisy.length > 0) {
+    const worst = noisy.reduce((a, b) => (b.cv > a.cv ? b : a));
+    out.push(
+      `Noisy measurements: ${noisy.length} of ${cvs.length} samples have a throughput coefficient of variation above ${NOISY_CV_PCT}% ` +
+        `(worst ${worst.cv.toFixed(0)}%: ${worst.side === 'base' ? 'baseline' : 'candidate'} ${worst.c.fileSize} @ ${worst.c.memoryLimit}). ` +
+        `Only large changes can be significant; look for other load on the machine, or run more iterations.`,
+    );
   }
   const tooFew = cases.filter((c) => c.verdict === 'too few iterations');
   if (tooFew.length > 0) {

@@ -12,6 +12,8 @@ import { RAW_COLUMNS, type ExitReason, type RawColumn, type RawRow } from './res
 /** config.json as run-tests writes it (schema 1); every field optional when reading older or partial runs. */
 export interface RunConfig {
   suite_version?: string;
+  /** The suite's own checkout, as opposed to the server's (server.git). */
+  suite_git?: { commit?: string; branch?: string; dirty?: boolean } | null;
   schema?: number;
   command?: string[];
   started_at?: string;

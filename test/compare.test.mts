@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { $ } from 'zx';
 import { main } from '../compare-runs.mts';
+import { comparisonChartSvg, throughputChartSvg } from '../lib/charts.ts';
 import { compareRuns, DEFAULT_THRESHOLDS, iterationsNeeded, verdict, warmupFor, type RunInput } from '../lib/compare.ts';
 import { loadRun } from '../lib/load-run.ts';
 import { RAW_COLUMNS, type RawRow } from '../lib/results.ts';
@@ -147,6 +148,15 @@ test('too few iterations for any p-value to reach alpha: said plainly, no verdic
   assert.equal(compareRuns(base, cand, { ...DEFAULT_THRESHOLDS, alpha: 0.2 }).cases[0].verdict, 'slower');
 });
 
+test('a noisy sample (throughput CV above 10%) is warned about', () => {
+  const quiet = durations([1, 1, 1.01, 0.99, 1, 1.02]);
+  const noisy = durations([1, 1, 1.5, 0.7, 1, 1.3]);
+  assert.equal(compareRuns(run('a', quiet), run('b', quiet)).warnings.length, 0);
+  const w = compareRuns(run('a', quiet), run('b', noisy)).warnings;
+  assert.equal(w.length, 1);
+  assert.match(w[0], /^Noisy measurements: 1 of 2 samples .* \(worst 3\d%: candidate 10MiB @ 256MB\)/);
+});
+
 test('one-side-only cases are listed, and differing settings are warned about', () => {
   const base = run('a', [...durations([1, 1, 1, 1, 1, 1]), ...durations([1, 1], { memory_limit: '512MB', memory_limit_mb: 512 })], {
     schema: 1, provider: 'local', matrix: { iterations: 6, warmup_iterations: 1 }, host: { hostname: 'h1', cores: 2 },
@@ -196,6 +206,23 @@ test('fixture pair: verdicts per case and the geometric mean, worked by hand', (
   // 1GiB: 4 v 5 fully separated, p = 2 / C(9, 4) = 2/126.
   assert.ok(Math.abs(c.cases[3].metrics[0].p! - 2 / 126) < 1e-12);
   assert.equal(c.exitCode, 1);
+});
+
+test('charts: one line per memory limit (and per run), labelled axes with units, log size axis', async () => {
+  const lines = (svg: string) => (svg.match(/aria-roledescription="line mark"/g) ?? []).length;
+  const base = loadRun(BASE);
+  const single = await throughputChartSvg(base.rows, base.config);
+  assert.match(single, /^<svg/);
+  assert.equal(lines(single), 2, 'base has 256MB and 512MB');
+  assert.match(single, /File size \(log scale\)/);
+  assert.match(single, /Throughput \(MiB\/s, median\)/);
+  for (const label of ['1MiB', '10MiB', '100MiB', '1GiB']) assert.match(single, new RegExp(`>${label}</text>`));
+  // Without config.json the default warm-up applies; the chart still renders.
+  assert.equal(lines(await throughputChartSvg(base.rows)), 2);
+  const both = await comparisonChartSvg(base, loadRun(CAND));
+  assert.equal(lines(both), 5, 'baseline 256/512MB + candidate 256/512/1024MB');
+  assert.match(both, />baseline base</);
+  assert.match(both, />candidate cand</);
 });
 
 test('bad input: one "Error:" line naming the problem, exit 2', async () => {
