@@ -16,7 +16,8 @@ export type ServerConfig =
   /** A git checkout of the server; `build` is an argv with `{out}` standing for the binary's path. */
   | { kind: 'source'; source: string; build: string[] };
 
-export const DEFAULT_BUILD = ['go', 'build', '-o', '{out}', './cmd/picoshare'];
+/** PicoShare's build; leading NAME=value elements are the build's environment (cgo: SQLite needs it). */
+export const DEFAULT_BUILD = ['CGO_ENABLED=1', 'go', 'build', '-o', '{out}', './cmd/picoshare'];
 
 export interface SizeSpec { label: string; bytes: number }
 

@@ -5,7 +5,7 @@
 // command. The special ref WORKTREE builds the working tree as it is
 // (uncommitted changes included) from a copy of its files.
 //
-//   const built = await buildRefs('/src/picoshare', ['v1.5.3', 'main'], DEFAULT_BUILD_COMMAND)
+//   const built = await buildRefs('/src/picoshare', ['v1.5.3', 'main'], DEFAULT_BUILD)  // from matrix.ts
 //   // -> [{ name: 'v1.5.3', commit: '01e0…', dirty: false, binaryPath: '~/.cache/upload-perf-suite/bin/…/server', cached: true, … }]
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
 import { InputError } from './errors.ts';
+import { cacheDir } from './paths.ts';
 
 /** The ref that means "the working tree as it is now, uncommitted changes included". */
 export const WORKTREE_REF = 'WORKTREE';
@@ -23,10 +24,6 @@ export const WORKTREE_REF = 'WORKTREE';
  * path. It runs without a shell, from the root of the checked-out tree.
  */
 export type BuildCommand = string[];
-
-export const DEFAULT_BUILD_COMMAND: BuildCommand = [
-  'CGO_ENABLED=1', 'go', 'build', '-o', '{out}', './cmd/picoshare',
-];
 
 export interface BuiltRef {
   /** The ref as the user gave it, e.g. "main", "v1.5.4", "WORKTREE". */
@@ -67,13 +64,6 @@ export function expandBuildCommand(command: BuildCommand, out: string): Expanded
   return { env, argv };
 }
 
-/** The cache folder: UPS_CACHE_DIR, else ${XDG_CACHE_HOME:-~/.cache}/upload-perf-suite. */
-export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.UPS_CACHE_DIR) return path.resolve(env.UPS_CACHE_DIR);
-  const base = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'upload-perf-suite');
-}
-
 /** The last `n` lines of a build's output, for an error message. */
 export function lastLines(text: string, n: number): string {
   return text.trimEnd().split('\n').slice(-n).join('\n');
@@ -81,7 +71,7 @@ export function lastLines(text: string, n: number): string {
 
 /** Builds each ref (sequentially: builds are heavy) and returns them in the given order. */
 export async function buildRefs(
-  source: string, refs: string[], command: BuildCommand = DEFAULT_BUILD_COMMAND,
+  source: string, refs: string[], command: BuildCommand,
 ): Promise<BuiltRef[]> {
   const root = await gitRoot(source);
   const built: BuiltRef[] = [];

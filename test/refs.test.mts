@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
-import { buildRefs, expandBuildCommand, lastLines, cacheDir, WORKTREE_REF } from '../lib/refs.ts';
+import { buildRefs, expandBuildCommand, lastLines, WORKTREE_REF } from '../lib/refs.ts';
 import { InputError } from '../lib/errors.ts';
 import { makeFixtureRepo, FIXTURE_BUILD_COMMAND, hasGo } from './fixture-repo.mts';
 
@@ -37,12 +37,6 @@ test('expandBuildCommand: leading NAME=value is environment, {out} is replaced p
 test('lastLines keeps the tail of a build log', () => {
   assert.equal(lastLines('a\nb\nc\nd\n', 2), 'c\nd');
   assert.equal(lastLines('only', 20), 'only');
-});
-
-test('cacheDir: UPS_CACHE_DIR, then XDG_CACHE_HOME, then ~/.cache', () => {
-  assert.equal(cacheDir({ UPS_CACHE_DIR: '/x/c' }), '/x/c');
-  assert.equal(cacheDir({ XDG_CACHE_HOME: '/xdg' }), '/xdg/upload-perf-suite');
-  assert.equal(cacheDir({}), path.join(os.homedir(), '.cache', 'upload-perf-suite'));
 });
 
 test('buildRefs builds two commits in worktrees, caches them, never touches the working tree', async (t) => {
