@@ -136,13 +136,20 @@ function parseExpiration(raw: string | null, now: number): number | string {
   return t;
 }
 
-/** Why PicoShare would refuse this filename, or null when it is fine. */
+/** Go's filepath.Base, which mime/multipart applies to every part's filename before PicoShare sees it. */
+function goBase(name: string): string {
+  const trimmed = name.replace(/\/+$/, '');
+  if (trimmed === '') return '/';
+  return trimmed.slice(trimmed.lastIndexOf('/') + 1);
+}
+
+/** Why PicoShare would refuse this filename (its parse.Filename rules, after goBase), or null when it is fine. */
 function filenameProblem(name: string): string | null {
   const bytes = Buffer.byteLength(name);
-  if (bytes === 0) return 'filename must not be empty';
-  if (bytes > 255) return `filename is ${bytes} bytes, the limit is 255`;
-  if (/[/\\]/.test(name)) return 'filename must not contain slashes';
-  if (/[\x00-\x1f\x7f]/.test(name)) return 'filename must not contain control characters';
+  if (bytes === 0) return 'filename must be non-empty';
+  if (bytes > 255) return `filename too long (${bytes} bytes, the limit is 255)`;
+  if (name === '.' || name.startsWith('..')) return 'filename cannot begin with dots';
+  if (/[\\/\x07\x08\t\n\x0b\x0c\r]/.test(name)) return 'illegal characters in filename';
   return null;
 }
 
@@ -266,7 +273,7 @@ function receiveUpload(req: IncomingMessage, res: ServerResponse, cfg: Config): 
         stream.resume();
         return;
       }
-      got.filename = info.filename ?? '';
+      got.filename = info.filename ? goBase(info.filename) : '';
       got.contentType = info.mimeType;
       got.problem = filenameProblem(got.filename);
       if (got.problem !== null) {
@@ -432,7 +439,7 @@ async function handleAuth(req: IncomingMessage, res: ServerResponse, cfg: Config
 }
 
 async function handleDownload(req: IncomingMessage, res: ServerResponse, cfg: Config, id: string): Promise<void> {
-  if (!isEntryId(id)) return sendText(res, 404, 'entry not found');
+  if (!isEntryId(id)) return sendText(res, 400, `bad entry ID: ${JSON.stringify(id)}`);
   const paths = entryPaths(cfg, id);
   let meta: EntryMeta;
   try {

@@ -1,201 +1,18 @@
 // The stand-in server (lib/standin.mts) as a real process on 127.0.0.1: the
 // PicoShare contract it speaks, its spool-then-store upload path, and each
 // fault knob observed for real.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
+import {
+  auth, ID_RE, MIB, NEVER, rawRequest, removeTempDirs, SECRET, sha256, spawnStandin, spoolFiles, startStandin,
+  tempDir, TSX_COMMAND, upload, vmHwmBytes, type Standin,
+} from './standin-helpers.mts';
 
-const SUITE_DIR = join(import.meta.dirname, '..');
-const STANDIN = join(SUITE_DIR, 'lib', 'standin.mts');
-const TSX = join(SUITE_DIR, 'node_modules', 'tsx', 'dist', 'loader.mjs');
-const SECRET = 'test-secret-ü';
-const NEVER = '2999-12-31T00:00:00Z';
-const MIB = 1024 * 1024;
-const ID_RE = /^[abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789]{10}$/;
-
-interface Standin {
-  base: string;
-  port: number;
-  child: ChildProcess;
-  dataDir: string;
-  spoolDir: string;
-  output: { stdout: string; stderr: string };
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const tempDirs: string[] = [];
-after(async () => {
-  await Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: true })));
-});
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as net.AddressInfo;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-
-/** Runs the stand-in, spawned directly (not via a shell) so its pid is the server's own, for VmHWM and signals. */
-function spawnStandin(env: Record<string, string>, args: string[], dir: string): { child: ChildProcess; output: Standin['output']; exited: Standin['exited'] } {
-  const child = spawn(process.execPath, ['--import', TSX, STANDIN, ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output = { stdout: '', stderr: '' };
-  child.stdout!.on('data', (d: Buffer) => (output.stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output.stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('close', (code, signal) => resolve({ code, signal }));
-  });
-  return { child, output, exited };
-}
-
-async function startStandin(env: Record<string, string> = {}, args: string[] = []): Promise<Standin> {
-  const dir = await mkdtemp(join(tmpdir(), 'standin-test-'));
-  tempDirs.push(dir);
-  const dataDir = join(dir, 'data');
-  const spoolDir = join(dir, 'spool');
-  await mkdir(spoolDir);
-  const port = await freePort();
-  const { child, output, exited } = spawnStandin(
-    { PS_SHARED_SECRET: SECRET, PORT: String(port), TMPDIR: spoolDir, ...env },
-    ['-db', join(dataDir, 'store.db'), ...args],
-    dir,
-  );
-  let exit: { code: number | null } | null = null;
-  void exited.then((e) => (exit = e));
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (exit) throw new Error(`stand-in exited before it was ready: ${output.stderr}`);
-    if (Date.now() > deadline) throw new Error('stand-in not ready within 10 s');
-    try {
-      const res = await request(base + '/');
-      await res.body.dump();
-      if (res.statusCode === 200) break;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const stop = async () => {
-    if (!exit) child.kill('SIGTERM');
-    return exited;
-  };
-  return { base, port, child, dataDir, spoolDir, output, exited, stop };
-}
-
-async function auth(base: string, secret = SECRET): Promise<string> {
-  const res = await request(`${base}/api/auth`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ sharedSecretKey: secret }),
-  });
-  await res.body.dump();
-  assert.equal(res.statusCode, 200);
-  const cookie = String(res.headers['set-cookie']);
-  return cookie.split(';')[0];
-}
-
-interface UploadSpec {
-  cookie?: string;
-  /** The file's bytes; or `size` bytes of one repeated 1 MiB random block. */
-  data?: Buffer;
-  size?: number;
-  filename?: string;
-  contentType?: string;
-  note?: string;
-  query?: string;
-}
-
-interface UploadResult {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-  bodyBytes: number;
-  /** ms from request start to the last body byte handed to the socket, and to the response headers. */
-  lastByteMs: number;
-  responseMs: number;
-}
-
-const BLOCK = randomBytes(MIB);
-
-/** POST /api/entry with a hand-built multipart body streamed in 1 MiB pieces (never all in memory). */
-async function upload(base: string, spec: UploadSpec): Promise<UploadResult> {
-  const boundary = `----standin-test-${randomBytes(8).toString('hex')}`;
-  const note = spec.note === undefined ? '' : `--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\n${spec.note}\r\n`;
-  const head = Buffer.from(
-    `${note}--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${spec.filename ?? 'test.bin'}"\r\n` +
-      `Content-Type: ${spec.contentType ?? 'application/octet-stream'}\r\n\r\n`,
-  );
-  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
-  const size = spec.data?.length ?? spec.size ?? 0;
-  const started = performance.now();
-  let lastByteMs = NaN;
-  async function* body(): AsyncGenerator<Buffer> {
-    yield head;
-    for (let off = 0; off < size; off += MIB) {
-      const n = Math.min(MIB, size - off);
-      yield spec.data ? spec.data.subarray(off, off + n) : BLOCK.subarray(0, n);
-    }
-    yield tail;
-    lastByteMs = performance.now() - started; // runs once the tail has been taken for writing
-  }
-  const bodyBytes = head.length + size + tail.length;
-  const res = await request(`${base}/api/entry${spec.query ?? `?expiration=${NEVER}`}`, {
-    method: 'POST',
-    headers: {
-      'content-type': `multipart/form-data; boundary=${boundary}`,
-      'content-length': String(bodyBytes),
-      ...(spec.cookie ? { cookie: spec.cookie } : {}),
-    },
-    body: Readable.from(body(), { objectMode: false, highWaterMark: 1 }),
-    headersTimeout: 60_000,
-    bodyTimeout: 60_000,
-  });
-  const responseMs = performance.now() - started;
-  const text = await res.body.text();
-  return { status: res.statusCode, headers: res.headers, text, bodyBytes, lastByteMs, responseMs };
-}
-
-/** Sends a raw request head (and nothing else) and returns what the server answers. */
-async function rawRequest(port: number, head: string): Promise<string> {
-  const sock = net.connect(port, '127.0.0.1');
-  await once(sock, 'connect');
-  sock.write(head);
-  let text = '';
-  sock.on('data', (d: Buffer) => (text += d.toString()));
-  const deadline = Date.now() + 3000;
-  while (!/\r\n\r\n/.test(text) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  sock.destroy();
-  return text;
-}
-
-async function vmHwmBytes(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = /^VmHWM:\s+(\d+) kB$/m.exec(status);
-  assert.ok(kb, 'VmHWM in /proc/PID/status');
-  return Number(kb[1]) * 1024;
-}
-
-/** Spool files in the stand-in's TMPDIR (tsx keeps its own cache there too). */
-async function spoolFiles(s: Standin): Promise<string[]> {
-  return (await readdir(s.spoolDir)).filter((f) => f.startsWith('standin-multipart-'));
-}
-
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+after(removeTempDirs);
 
 describe('stand-in: the PicoShare contract', () => {
   let s: Standin;
@@ -329,7 +146,7 @@ describe('stand-in: the PicoShare contract', () => {
     assert.equal((await raw('multipart/form-data', 'no boundary parameter')).status, 400);
     assert.equal((await raw('application/json', '{}')).status, 400);
     assert.equal((await upload(s.base, { cookie, size: 0 })).status, 400, 'empty file');
-    assert.equal((await upload(s.base, { cookie, size: 10, filename: 'a/b' })).status, 400, 'slash in filename');
+    assert.equal((await upload(s.base, { cookie, size: 10, filename: 'a\\b' })).status, 400, 'backslash in filename (a slash is not: Go keeps only the base name)');
     assert.equal((await upload(s.base, { cookie, size: 10, filename: 'x'.repeat(256) })).status, 400, 'filename over 255 bytes');
     assert.equal((await upload(s.base, { cookie, size: 10, note: 'n'.repeat(501) })).status, 400, 'note over 500 bytes');
     assert.equal((await upload(s.base, { cookie, size: 10, filename: 'x'.repeat(255), note: 'n'.repeat(500) })).status, 200, 'limits are inclusive');
@@ -362,12 +179,11 @@ describe('stand-in: the PicoShare contract', () => {
 
 describe('stand-in: start-up errors', () => {
   test('missing PS_SHARED_SECRET exits 1 with a message; a bad knob value exits 2', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'standin-test-'));
-    tempDirs.push(dir);
-    const noSecret = spawnStandin({ PORT: '1' }, [], dir);
+    const dir = await tempDir();
+    const noSecret = spawnStandin(TSX_COMMAND, { PORT: '1' }, [], dir);
     assert.equal((await noSecret.exited).code, 1);
     assert.match(noSecret.output.stderr, /PS_SHARED_SECRET/);
-    const badKnob = spawnStandin({ PS_SHARED_SECRET: 'x', STANDIN_THROTTLE_MIBS: 'fast' }, [], dir);
+    const badKnob = spawnStandin(TSX_COMMAND, { PS_SHARED_SECRET: 'x', STANDIN_THROTTLE_MIBS: 'fast' }, [], dir);
     assert.equal((await badKnob.exited).code, 2);
     assert.match(badKnob.output.stderr, /throttle-mibs.*"fast"/);
   });
@@ -375,7 +191,7 @@ describe('stand-in: start-up errors', () => {
 
 describe('stand-in: fault knobs', () => {
   test('STANDIN_THROTTLE_MIBS=10 holds a 20 MiB upload to about 10 MiB/s, spooling while it arrives', async () => {
-    const s = await startStandin({ STANDIN_THROTTLE_MIBS: '10' });
+    const s = await startStandin({ env: { STANDIN_THROTTLE_MIBS: '10' } });
     try {
       const cookie = await auth(s.base);
       const pending = upload(s.base, { cookie, size: 20 * MIB });
@@ -396,7 +212,7 @@ describe('stand-in: fault knobs', () => {
   });
 
   test('--processing-delay-ms 1500 shows as time between the last byte and the response', async () => {
-    const s = await startStandin({}, ['--processing-delay-ms', '1500']);
+    const s = await startStandin({ args: ['--processing-delay-ms', '1500'] });
     try {
       const up = await upload(s.base, { cookie: await auth(s.base), size: MIB });
       assert.equal(up.status, 200, up.text);
@@ -408,7 +224,7 @@ describe('stand-in: fault knobs', () => {
   });
 
   test('STANDIN_CRASH_AFTER_BYTES kills the process with exit code 3 mid-upload', async () => {
-    const s = await startStandin({ STANDIN_CRASH_AFTER_BYTES: String(5 * MIB) });
+    const s = await startStandin({ env: { STANDIN_CRASH_AFTER_BYTES: String(5 * MIB) } });
     const cookie = await auth(s.base);
     await assert.rejects(upload(s.base, { cookie, size: 20 * MIB }));
     assert.deepEqual(await s.exited, { code: 3, signal: null });
@@ -417,7 +233,7 @@ describe('stand-in: fault knobs', () => {
   });
 
   test('--status 503 answers every upload with 503 after reading the body', async () => {
-    const s = await startStandin({}, ['--status', '503']);
+    const s = await startStandin({ args: ['--status', '503'] });
     try {
       const cookie = await auth(s.base);
       for (let i = 0; i < 2; i++) {
@@ -432,7 +248,7 @@ describe('stand-in: fault knobs', () => {
   });
 
   test('STANDIN_HOLD_IN_MEMORY=1 raises VmHWM by at least the upload size', async () => {
-    const s = await startStandin({ STANDIN_HOLD_IN_MEMORY: '1' });
+    const s = await startStandin({ env: { STANDIN_HOLD_IN_MEMORY: '1' } });
     try {
       const cookie = await auth(s.base);
       const size = 64 * MIB;
