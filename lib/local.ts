@@ -104,7 +104,9 @@ class LocalEnvironment implements Environment {
   async startSampling(): Promise<void> {
     this.cgroup?.resetPeak();
     // VmHWM is polled, not only read at the end: a server that dies takes its /proc entry with it.
-    const s = { timer: setInterval(() => { s.hwm = this.readHwm() ?? s.hwm; }, 250), hwm: this.readHwm(), oomBefore: this.cgroup?.readOomKills() ?? 0, dmesgMark: await lastKernelLine() };
+    const dmesgMark = await lastKernelLine();
+    const s = { timer: undefined as unknown as NodeJS.Timeout, hwm: this.readHwm(), oomBefore: this.cgroup?.readOomKills() ?? 0, dmesgMark };
+    s.timer = setInterval(() => { s.hwm = this.readHwm() ?? s.hwm; }, 250);
     this.sampling = s;
   }
 

@@ -1,0 +1,99 @@
+// Every exit_reason produced for real: the stand-in's fault knobs, run under the
+// local provider in a real memory cgroup (the OOM case is a real kernel OOM
+// kill), through the same runIteration the suite uses. Also: nothing is left
+// running or mounted after an environment goes down.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { runIteration } from '../lib/iteration.ts';
+import { LocalProvider } from '../lib/local.ts';
+import type { ServerSpec } from '../lib/provider.ts';
+import { ensureTestFile } from '../lib/testfiles.ts';
+import { MiB } from '../lib/units.ts';
+
+const SECRET = 'local-test-secret-Zq8';
+
+async function one(opts: { server?: ServerSpec; standinEnv?: Record<string, string>; memoryMb?: number; sizeMiB?: number; uploadTimeoutSeconds?: number; readinessTimeoutSeconds?: number }) {
+  const server = opts.server ?? { kind: 'standin', env: opts.standinEnv ?? {} };
+  const provider = new LocalProvider({ server, secret: SECRET, readinessTimeoutSeconds: opts.readinessTimeoutSeconds ?? 30 }, () => {});
+  const env = await provider.up(opts.memoryMb ?? 512);
+  const sizeMiB = opts.sizeMiB ?? 8;
+  const file = await ensureTestFile(sizeMiB * MiB);
+  try {
+    const outcome = await runIteration({
+      env, file, secret: SECRET, uploadTimeoutSeconds: opts.uploadTimeoutSeconds ?? 60,
+      testCase: { memoryMb: env.memoryMb, size: { label: `${sizeMiB}MiB`, bytes: file.bytes }, iteration: 1 },
+    });
+    return { ...outcome, facts: env.facts, cgroup: env.facts.cgroup as string | undefined };
+  } finally {
+    await env.down();
+  }
+}
+
+test('success: sha256 verified, throughput and memory recorded', async () => {
+  const o = await one({});
+  assert.equal(o.row.exit_reason, 'success', o.row.error);
+  assert.equal(o.row.http_status, 200);
+  assert.equal(o.row.sha256_ok, true);
+  assert.ok(o.row.throughput_mib_s! > 0);
+  assert.ok(o.row.transfer_seconds! > 0 && o.row.transfer_seconds! <= o.row.duration_seconds);
+  assert.ok(o.row.server_peak_rss_bytes! > 10 * MiB, `server RSS ${o.row.server_peak_rss_bytes}`);
+  if (o.facts.limitEnforced) assert.ok(o.row.peak_memory_bytes! > 0);
+  assert.equal(o.failure, null);
+});
+
+test('http_error: the stand-in answers 500', async () => {
+  const o = await one({ standinEnv: { STANDIN_STATUS: '500' } });
+  assert.equal(o.row.exit_reason, 'http_error');
+  assert.equal(o.row.http_status, 500);
+  assert.match(o.row.error, /HTTP 500/);
+  assert.match(o.failure!, /http_error/);
+});
+
+test('timeout: a processing phase longer than the upload timeout', async () => {
+  const o = await one({ standinEnv: { STANDIN_PROCESSING_DELAY_MS: '8000' }, uploadTimeoutSeconds: 2 });
+  assert.equal(o.row.exit_reason, 'timeout');
+  assert.equal(o.row.http_status, null);
+  assert.ok(o.row.duration_seconds >= 2 && o.row.duration_seconds < 6, `duration ${o.row.duration_seconds}`);
+});
+
+test('process_died: the server exits mid-upload', async () => {
+  const o = await one({ standinEnv: { STANDIN_CRASH_AFTER_BYTES: String(2 * MiB) } });
+  assert.equal(o.row.exit_reason, 'process_died');
+  assert.match(o.failure!, /server log tail/);
+  assert.match(o.failure!, /crash/i, 'the server log tail in failures.log says why it exited');
+});
+
+test('integrity_error: the stored bytes differ from the sent ones', async () => {
+  const o = await one({ standinEnv: { STANDIN_CORRUPT_STORED: '1' } });
+  assert.equal(o.row.exit_reason, 'integrity_error');
+  assert.equal(o.row.sha256_ok, false);
+  assert.equal(o.row.throughput_mib_s, null);
+});
+
+test('not_ready: a server that never answers GET /', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-notready-'));
+  const bin = path.join(dir, 'deaf-server');
+  fs.writeFileSync(bin, '#!/bin/sh\nexec sleep 60\n', { mode: 0o755 });
+  const o = await one({ server: { kind: 'binary', binaryPath: bin, env: {} }, readinessTimeoutSeconds: 2 });
+  assert.equal(o.row.exit_reason, 'not_ready');
+  assert.match(o.row.error, /not ready within 2 s/);
+  const left = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try { return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(bin); } catch { return false; }
+  });
+  assert.deepEqual(left, [], 'the deaf server was stopped');
+});
+
+test('oom_killed: a real cgroup OOM kill of a server holding the upload in memory', async (t) => {
+  const probe = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, () => {});
+  const penv = await probe.up(64);
+  const enforced = penv.facts.limitEnforced === true;
+  await penv.down();
+  if (!enforced) { t.skip(`no memory cgroup can be made here (${String(penv.facts.reason)}): an OOM kill cannot be provoked`); return; }
+  const o = await one({ standinEnv: { STANDIN_HOLD_IN_MEMORY: '1' }, memoryMb: 96, sizeMiB: 192 });
+  assert.equal(o.row.exit_reason, 'oom_killed', o.row.error);
+  assert.match(o.failure!, /kernel OOM lines:[\s\S]*(memory cgroup out of memory|killed process)/i);
+  assert.ok(o.cgroup && !fs.existsSync(o.cgroup), 'the cgroup was removed');
+});

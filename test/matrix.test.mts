@@ -1,0 +1,114 @@
+// matrix.yaml validation (each kind of error names key, value and line), CLI
+// overrides, and the order cases run in.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { InputError } from '../lib/errors.ts';
+import { expandCases, loadMatrixFile, parseMatrix } from '../lib/matrix.ts';
+import { SUITE_DIR } from '../lib/paths.ts';
+import { parseOptions } from '../run-tests.mts';
+
+const GOOD = `sizes:
+  - 1GiB
+  - 100MiB
+memory_limits: [256, 1024]
+iterations: 2
+`;
+
+const bad = (text: string, pattern: RegExp) => {
+  assert.throws(() => parseMatrix(text, 'm.yaml'), (e: Error) => {
+    assert.ok(e instanceof InputError, `expected InputError, got ${e}`);
+    assert.match(e.message, pattern);
+    return true;
+  });
+};
+
+test('a valid matrix parses with defaults', () => {
+  const m = parseMatrix(GOOD, 'm.yaml');
+  assert.deepEqual(m.sizes, [{ label: '1GiB', bytes: 1024 ** 3 }, { label: '100MiB', bytes: 100 * 1024 ** 2 }]);
+  assert.deepEqual(m.memoryLimitsMb, [256, 1024]);
+  assert.equal(m.iterations, 2);
+  assert.equal(m.warmupIterations, 1);
+  assert.equal(m.provider, 'local');
+  assert.deepEqual(m.server, { kind: 'standin' });
+  assert.equal(m.uploadTimeoutSeconds, 1800);
+});
+
+test('the shipped matrix.yaml holds the seed matrix', () => {
+  const m = loadMatrixFile(path.join(SUITE_DIR, 'matrix.yaml'));
+  assert.deepEqual(m.sizes.map((s) => s.label), ['5GiB', '2GiB', '1GiB', '500MiB', '100MiB']);
+  assert.deepEqual(m.memoryLimitsMb, [2048, 1024, 512, 256]);
+});
+
+test('each kind of invalid matrix names the key, the value and the line', () => {
+  bad(`${GOOD}colour: red\n`, /^m\.yaml:6: unknown key "colour"/);
+  bad(GOOD.replace('100MiB', '100XB'), /^m\.yaml:3: sizes: unknown unit "XB" .*\(got "100XB"\)/);
+  bad(GOOD.replace('100MiB', '100Mb'), /^m\.yaml:3: sizes: unknown unit "Mb"/);
+  bad('sizes: []\nmemory_limits: [256]\n', /^m\.yaml:1: sizes: must not be empty/);
+  bad('sizes: [1MiB]\nmemory_limits: []\n', /^m\.yaml:2: memory_limits: must not be empty/);
+  bad(GOOD.replace('iterations: 2', 'iterations: 0'), /^m\.yaml:5: iterations: not a positive whole number.*\(got 0\)/);
+  bad(GOOD.replace('[256, 1024]', '[256, -1]'), /^m\.yaml:4: memory_limits: not a positive/);
+  bad(`${GOOD}provider: docker\n`, /^m\.yaml:6: provider: must be one of local, qemu, vagrant \(got "docker"\)/);
+  bad(`${GOOD}timeouts:\n  upload_secs: 5\n`, /^m\.yaml:7: unknown key "timeouts\.upload_secs"/);
+  bad(`${GOOD}timeouts:\n  upload_seconds: -5\n`, /^m\.yaml:7: timeouts\.upload_seconds: not a positive/);
+  bad(`${GOOD}server: picoshare\n`, /^m\.yaml:6: server: must be "standin"/);
+  bad(`${GOOD}server:\n  source: ../ps\n  build: [go, build]\n`, /server\.build: must contain \{out\}/);
+  bad('sizes: 1GiB\nmemory_limits: [256]\n', /^m\.yaml:1: sizes: must be a list/);
+  bad('sizes: [1GiB\n', /^m\.yaml:\d+: invalid YAML/);
+});
+
+test('server source and binary resolve against the matrix file', () => {
+  const m = parseMatrix(`${GOOD}server:\n  source: ../ps\n`, '/x/y/m.yaml');
+  assert.deepEqual(m.server, { kind: 'source', source: '/x/ps', build: ['go', 'build', '-o', '{out}', './cmd/picoshare'] });
+});
+
+test('cases run memory largest first, sizes largest first, then iterations', () => {
+  const m = parseMatrix(GOOD.replace('iterations: 2', 'iterations: 2'), 'm.yaml');
+  const order = expandCases(m).map((c) => `${c.memoryMb}/${c.size.label}/${c.iteration}`);
+  assert.deepEqual(order, [
+    '1024/1GiB/1', '1024/1GiB/2', '1024/100MiB/1', '1024/100MiB/2',
+    '256/1GiB/1', '256/1GiB/2', '256/100MiB/1', '256/100MiB/2',
+  ]);
+});
+
+test('CLI flags override the file and are validated the same way', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-matrix-'));
+  const file = path.join(dir, 'm.yaml');
+  fs.writeFileSync(file, GOOD);
+  const o = parseOptions(['--matrix', file, '--sizes', '10MiB,1KB', '--memory', '512', '--iterations', '4', '--provider', 'qemu']);
+  assert.notEqual(o, 'help');
+  if (o === 'help') return;
+  assert.deepEqual(o.matrix.sizes.map((s) => s.bytes), [10485760, 1000]);
+  assert.deepEqual(o.matrix.memoryLimitsMb, [512]);
+  assert.equal(o.matrix.iterations, 4);
+  assert.equal(o.matrix.provider, 'qemu');
+  const quick = parseOptions(['--matrix', file, '--quick']);
+  assert.ok(quick !== 'help' && quick.matrix.server.kind === 'standin' && quick.matrix.sizes.length === 2);
+  for (const [args, pattern] of [
+    [['--sizes', '10XB'], /--sizes: unknown unit "XB"/],
+    [['--sizes', ','], /--sizes: empty list/],
+    [['--memory', '0'], /--memory: not a positive/],
+    [['--iterations', 'two'], /--iterations: not a positive/],
+    [['--provider', 'docker'], /--provider: must be one of local, qemu, vagrant \(got "docker"\)/],
+    [['--frobnicate'], /Unknown option '--frobnicate'/],
+    [['--matrix', path.join(dir, 'missing.yaml')], /cannot read matrix file .*missing\.yaml: ENOENT/],
+  ] as [string[], RegExp][]) {
+    assert.throws(() => parseOptions(['--matrix', file, ...args]), (e: Error) => e instanceof InputError && pattern.test(e.message), args.join(' '));
+  }
+});
+
+test('the real executable exits 2 with one Error line, before anything starts', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-matrix-'));
+  fs.writeFileSync(path.join(dir, 'm.yaml'), `${GOOD}provider: docker\n`);
+  const r = spawnSync(path.join(SUITE_DIR, 'run-tests'), ['--matrix', path.join(dir, 'm.yaml'), '--out', dir], { cwd: os.tmpdir(), encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.equal(r.stderr.trim(), `Error: ${path.join(dir, 'm.yaml')}:6: provider: must be one of local, qemu, vagrant (got "docker")`);
+  assert.deepEqual(fs.readdirSync(dir), ['m.yaml'], 'no results folder was made');
+  const help = spawnSync(path.join(SUITE_DIR, 'run-tests'), ['--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /--sizes LIST/);
+  assert.match(help.stdout, /Exit status: 0/);
+});
