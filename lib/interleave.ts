@@ -1,0 +1,38 @@
+// The order of an A/B run: every case runs once per side (ref), the sides'
+// iterations alternating, and which side goes first in each pair drawn from a
+// seeded generator, so drift over a long run (thermal, noisy neighbours, a
+// filling disk) hits both sides alike and the order can be replayed.
+//   interleave([c1, c2], 2, 42) -> [{c1, side 1}, {c1, side 0}, {c2, side 0}, {c2, side 1}]
+
+export interface SidedCase<T> {
+  /** A copy of the case, one object per side, so callers can tell the runs apart by identity. */
+  item: T;
+  side: number;
+}
+
+/** mulberry32: a tiny, well-mixed 32-bit PRNG; the same seed gives the same sequence everywhere. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Each case once per side, in the cases' order; within each case the sides in a seeded random order (Fisher-Yates). */
+export function interleave<T extends object>(cases: T[], sides: number, seed: number): SidedCase<T>[] {
+  const random = seededRandom(seed);
+  const out: SidedCase<T>[] = [];
+  for (const c of cases) {
+    const order = Array.from({ length: sides }, (_, i) => i);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    for (const side of order) out.push({ item: { ...c }, side });
+  }
+  return out;
+}
