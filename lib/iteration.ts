@@ -3,7 +3,7 @@
 // failures.log entry. Never throws for a server failure: that is a result.
 import { AuthError, authenticate, deleteEntry, downloadSha256, upload, type UploadResult } from './client.ts';
 import type { Case } from './matrix.ts';
-import type { Environment, MemorySample } from './provider.ts';
+import type { Environment, MemorySample, ServerSpec } from './provider.ts';
 import type { ExitReason, RawRow } from './results.ts';
 import type { TestFile } from './testfiles.ts';
 import type { UploadProgress } from './progress.ts';
@@ -13,6 +13,8 @@ export interface IterationContext {
   env: Environment;
   testCase: Case;
   file: TestFile;
+  /** The server to start instead of the environment's own (one side of an A/B run). */
+  server?: ServerSpec;
   secret: string;
   uploadTimeoutSeconds: number;
   progress?: UploadProgress;
@@ -51,7 +53,7 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
 
   let url: string;
   try {
-    url = await env.startServer();
+    url = await env.startServer(ctx.server);
   } catch (e) {
     const tail = await env.serverLogTail(40);
     const error = (e as Error).message;

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createMemoryCgroup, isCgroup, type MemoryCgroup } from './cgroup.ts';
-import type { Environment, MemorySample, Provider, ServerLaunch } from './provider.ts';
+import type { Environment, MemorySample, Provider, ServerLaunch, ServerSpec } from './provider.ts';
 import {
   freePort, hostServerArgv, logTail, spawnServer, stopServerProcess, waitReady, type ServerProcess,
 } from './server.ts';
@@ -53,7 +53,7 @@ class LocalEnvironment implements Environment {
     readonly facts: Record<string, unknown>,
   ) {}
 
-  async startServer(): Promise<string> {
+  async startServer(server: ServerSpec = this.launch.server): Promise<string> {
     await this.stopServer();
     this.dataDir = fs.mkdtempSync(path.join(this.workDir, 'data-'));
     const tmp = path.join(this.dataDir, 'tmp'); // the upload spool: on disk beside the data, never a tmpfs
@@ -62,12 +62,12 @@ class LocalEnvironment implements Environment {
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/',
-      ...this.launch.server.env,
+      ...server.env,
       PS_SHARED_SECRET: this.launch.secret,
       PORT: String(port),
       TMPDIR: tmp,
     };
-    const serverArgv = [...hostServerArgv(this.launch.server), '-db', path.join(this.dataDir, 'store.db')];
+    const serverArgv = [...hostServerArgv(server), '-db', path.join(this.dataDir, 'store.db')];
     // The server joins the cgroup before it execs, so it never allocates outside the limit.
     const argv = this.cgroup
       ? ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', this.cgroup.procsFile, ...serverArgv]

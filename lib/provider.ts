@@ -39,8 +39,11 @@ export interface Environment {
   readonly memoryMb: number;
   /** Facts for config.json, e.g. { limitEnforced: true, mechanism: 'cgroup v1' } or { accel: 'tcg' }. */
   readonly facts: Record<string, unknown>;
-  /** Starts the server on a fresh data folder and waits for GET / = 200; returns its base URL on 127.0.0.1. */
-  startServer(): Promise<string>;
+  /**
+   * Starts the server on a fresh data folder and waits for GET / = 200; returns its base URL on 127.0.0.1.
+   * `server` replaces the launch's server for this start: an A/B run starts both refs' builds in one environment.
+   */
+  startServer(server?: ServerSpec): Promise<string>;
   /** Stops the server (SIGTERM, then SIGKILL); safe to call when it is not running. */
   stopServer(): Promise<void>;
   /** Whether the server process is still running. */
