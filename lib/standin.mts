@@ -24,7 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import busboy from 'busboy';
 
 const USAGE = `Usage: standin [-db PATH] [--throttle-mibs N] [--processing-delay-ms N]
-               [--crash-after-bytes N] [--status N] [--hold-in-memory]
+               [--crash-after-bytes N] [--status N] [--hold-in-memory] [--corrupt-stored]
 
   -db PATH                 store file; its folder is the data folder (default data/store.db)
   --throttle-mibs N        read upload bodies at most N MiB/s      (env STANDIN_THROTTLE_MIBS)
@@ -32,6 +32,7 @@ const USAGE = `Usage: standin [-db PATH] [--throttle-mibs N] [--processing-delay
   --crash-after-bytes N    exit 3 once an upload body reached N bytes (env STANDIN_CRASH_AFTER_BYTES)
   --status N               answer every upload with HTTP status N  (env STANDIN_STATUS)
   --hold-in-memory         keep every uploaded byte in memory      (env STANDIN_HOLD_IN_MEMORY=1)
+  --corrupt-stored         flip one stored byte of every upload    (env STANDIN_CORRUPT_STORED=1)
 
 Environment: PS_SHARED_SECRET (required), PORT (default 4001),
 STANDIN_HOST (bind address, default 127.0.0.1), TMPDIR (spool folder).`;
@@ -55,6 +56,7 @@ interface Config {
   crashAfterBytes: number | null;
   status: number | null;
   holdInMemory: boolean;
+  corruptStored: boolean;
 }
 
 class UsageError extends Error {}
@@ -72,6 +74,7 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   };
   let db = 'data/store.db';
   let hold = env.STANDIN_HOLD_IN_MEMORY;
+  let corrupt = env.STANDIN_CORRUPT_STORED;
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s, 2);
     const value = (): string => {
@@ -82,6 +85,7 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     const name = flag.replace(/^--?/, '');
     if (name === 'db') db = value();
     else if (name === 'hold-in-memory') hold = inline ?? '1';
+    else if (name === 'corrupt-stored') corrupt = inline ?? '1';
     else if (name in knobs && flag.startsWith('--')) knobs[name] = value();
     else throw new UsageError(`unknown argument: ${argv[i]}`);
   }
@@ -109,11 +113,16 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     processingDelayMs: number('processing-delay-ms', knobs['processing-delay-ms'], 0, true) ?? 0,
     crashAfterBytes: number('crash-after-bytes', knobs['crash-after-bytes'], 1, true),
     status,
-    holdInMemory: hold !== undefined && hold !== '' && hold !== '0' && hold !== 'false',
+    holdInMemory: isOn(hold),
+    corruptStored: isOn(corrupt),
   };
 }
 
 // ---- small pure checks -------------------------------------------------------
+
+function isOn(v: string | undefined): boolean {
+  return v !== undefined && v !== '' && v !== '0' && v !== 'false';
+}
 
 function isEntryId(s: string): boolean {
   return s.length === ID_LENGTH && [...s].every((c) => ID_ALPHABET.includes(c));
@@ -312,6 +321,19 @@ function receiveUpload(req: IncomingMessage, res: ServerResponse, cfg: Config): 
   });
 }
 
+/** STANDIN_CORRUPT_STORED: the stored copy differs from what was sent, as a broken store would. */
+async function flipFirstByte(file: string): Promise<void> {
+  const fh = await open(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, 0);
+    b[0] ^= 0xff;
+    await fh.write(b, 0, 1, 0);
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Copies the spool into the store in PicoShare's 320 KiB chunks; one buffer, reused. */
 async function copyInChunks(from: string, to: string): Promise<number> {
   const src = await open(from, 'r');
@@ -360,6 +382,7 @@ async function storeUpload(got: Received, cfg: Config, expiration: number): Prom
   const id = newEntryId();
   const paths = entryPaths(cfg, id);
   await copyInChunks(spool, paths.data);
+  if (cfg.corruptStored) await flipFirstByte(paths.data);
   const meta: EntryMeta = {
     id,
     filename: got.filename,
@@ -556,6 +579,7 @@ function main(): void {
       cfg.crashAfterBytes !== null && `crash after ${cfg.crashAfterBytes} bytes`,
       cfg.status !== null && `status ${cfg.status}`,
       cfg.holdInMemory && 'hold in memory',
+      cfg.corruptStored && 'corrupt stored',
     ].filter(Boolean);
     console.log(`standin: listening on http://${cfg.host}:${port} (data ${cfg.dataDir}, spool ${cfg.spoolDir}, knobs: ${knobs.join(', ') || 'none'})`);
   });
