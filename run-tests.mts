@@ -3,8 +3,9 @@
 // failures.log, config.json. The last line on stdout is that folder's path.
 //   ./run-tests --quick
 //   ./run-tests --provider local --sizes 100MiB,1GiB --memory 1024,256 --iterations 5
+//   ./run-tests --ref main --ref my-branch    # both builds interleaved, then their comparison
 // Exit: 0 the run completed (failed cases are results), 1 the suite could not
-// run, 2 bad input, 130/143 interrupted by SIGINT/SIGTERM.
+// run (or, with two refs, the second is slower), 2 bad input, 130/143 interrupted.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,15 +13,18 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import dotenv from 'dotenv';
 import { $ } from 'zx';
+import { main as compareRuns } from './compare-runs.mts';
 import { closeClient } from './lib/client.ts';
 import { InputError } from './lib/errors.ts';
+import { interleave } from './lib/interleave.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './lib/iteration.ts';
 import { cleanupLocal, LocalProvider } from './lib/local.ts';
 import {
-  defaultWarmup, expandCases, loadMatrixFile, PROVIDERS, QUICK, type Case, type Matrix, type ProviderName,
+  DEFAULT_BUILD, defaultWarmup, expandCases, loadMatrixFile, PROVIDERS, QUICK, type Case, type Matrix, type ProviderName,
 } from './lib/matrix.ts';
 import { SUITE_DIR } from './lib/paths.ts';
 import { Progress } from './lib/progress.ts';
+import { buildRefs, WORKTREE_REF } from './lib/refs.ts';
 import type { Provider, ServerSpec } from './lib/provider.ts';
 import { renderReport, type ReportInput } from './lib/report.ts';
 import { appendFailure, appendRawRow, createRunDir, writeConfig, writeFileAtomic, type RawRow } from './lib/results.ts';
@@ -44,13 +48,28 @@ Options (flags override matrix.yaml):
   --out DIR            parent folder of the results folder (default: results/ beside this script)
   --quick              a small matrix: sizes ${QUICK.sizes.join(',')}, memory ${QUICK.memoryLimitsMb.join(',')} MB,
                        ${QUICK.iterations} iterations, stand-in server (under a minute on local)
+  --ref REF            build the server from this git ref of server.source (default: the current
+                       directory's checkout) with server.build, and measure that build; repeat
+                       once to compare two refs. WORKTREE = the working tree as it is, uncommitted
+                       changes included (recorded as dirty). Without --ref, server.source builds WORKTREE.
+  --seed N             seed of the two refs' interleaved order (default: random; recorded in config.json)
   -h, --help           this help
+
+Two refs: both are built first (a git worktree per commit, never touching your
+working tree; binaries cached by commit), then every case runs both builds in
+the same environment boot, iterations alternating in a seeded random order.
+Each ref gets an ordinary results folder inside one parent folder, followed by
+their comparison (compare-runs: exit 1 when the second ref is slower). Every
+iteration starts the server on a fresh data folder: SQLite never shrinks its
+file after a delete, so a reused store would carry earlier uploads into later
+measurements.
 
 Environment:
   PS_SHARED_SECRET     the server's admin secret (or in .env); a random one is made when unset
   STANDIN_*            fault knobs passed to the stand-in (STANDIN_THROTTLE_MIBS, STANDIN_PROCESSING_DELAY_MS,
-                       STANDIN_CRASH_AFTER_BYTES, STANDIN_STATUS, STANDIN_HOLD_IN_MEMORY=1)
-  UPS_CACHE_DIR        cache for test files and images (default ~/.cache/upload-perf-suite)
+                       STANDIN_CRASH_AFTER_BYTES, STANDIN_STATUS, STANDIN_HOLD_IN_MEMORY=1,
+                       STANDIN_CORRUPT_STORED=1)
+  UPS_CACHE_DIR        cache for test files, images and built binaries (default ~/.cache/upload-perf-suite)
 
 Exit status: 0 run completed (failed cases are results, see failures.log),
 1 the suite itself could not run, 2 bad input, 130/143 interrupted (SIGINT/SIGTERM).
@@ -60,6 +79,9 @@ interface Options {
   matrix: Matrix;
   matrixFile: string;
   out: string;
+  /** --ref values in order; empty for a run without refs. */
+  refs: string[];
+  seed: number | null;
 }
 
 /** Parses argv into the run's settings; every bad value is an InputError naming the flag and the value. */
@@ -72,6 +94,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
         matrix: { type: 'string' }, provider: { type: 'string' }, sizes: { type: 'string' },
         memory: { type: 'string' }, iterations: { type: 'string' }, out: { type: 'string' },
         quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        ref: { type: 'string', multiple: true }, seed: { type: 'string' },
       },
       strict: true, allowPositionals: false,
     });
@@ -112,22 +135,58 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (matrix.warmupIterations >= matrix.iterations && matrix.iterations > 1) {
     throw new InputError(`warmup_iterations (${matrix.warmupIterations}) must be less than iterations (${matrix.iterations})`);
   }
-  return { matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')) };
+  const refs = v.ref ?? [];
+  if (refs.length > 2) throw new InputError(`--ref: give one ref, or two to compare (got ${refs.length}: ${refs.join(', ')})`);
+  if (refs.some((r) => r.trim() === '')) throw new InputError('--ref: empty ref');
+  const seed = v.seed === undefined ? null : flag('seed', v.seed, (s) => {
+    if (!/^\d+$/.test(s.trim()) || Number(s) > 2 ** 32 - 1) throw new Error('not a whole number from 0 to 4294967295');
+    return Number(s);
+  });
+  return { matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, seed };
 }
 
-/** The server under test as a launchable spec, plus what config.json records about it. */
-async function prepareServer(m: Matrix): Promise<{ spec: ServerSpec; record: Record<string, unknown> }> {
+/** One server under test: a launchable spec, plus what config.json records about it. Two of them for an A/B run. */
+interface Side { name: string; spec: ServerSpec; record: Record<string, unknown> }
+
+/** The server(s) under test; refs are built here, before any case, and a failed build stops the run. */
+async function prepareServers(m: Matrix, refs: string[], progress: Progress): Promise<Side[]> {
   const env = standinEnvFrom(process.env);
-  if (m.server.kind === 'standin') {
-    return { spec: { kind: 'standin', env }, record: { kind: 'standin', path: null, git: null, standin_env: env } };
+  if (refs.length === 0 && m.server.kind === 'standin') {
+    return [{ name: 'standin', spec: { kind: 'standin', env }, record: { kind: 'standin', path: null, git: null, standin_env: env } }];
   }
-  if (m.server.kind === 'binary') {
+  if (refs.length === 0 && m.server.kind === 'binary') {
     try { fs.accessSync(m.server.binary, fs.constants.X_OK); } catch {
       throw new InputError(`server.binary: ${m.server.binary} is not an executable file`);
     }
-    return { spec: { kind: 'binary', binaryPath: m.server.binary, env: {} }, record: { kind: 'binary', path: m.server.binary, git: null } };
+    const spec: ServerSpec = { kind: 'binary', binaryPath: m.server.binary, env: {} };
+    return [{ name: 'binary', spec, record: { kind: 'binary', path: m.server.binary, git: null } }];
   }
-  throw new InputError('server.source: building from a checkout needs --ref support (not in this version); give server.binary instead');
+  const source = m.server.kind === 'source' ? m.server.source : process.cwd();
+  const build = m.server.kind === 'source' ? m.server.build : DEFAULT_BUILD;
+  const wanted = refs.length > 0 ? refs : [WORKTREE_REF];
+  progress.line(`building ${wanted.join(' and ')} from ${source}: ${build.join(' ')}`);
+  const built = await buildRefs(source, wanted, build);
+  return built.map((b) => {
+    progress.line(`${b.name}: commit ${b.commit.slice(0, 12)}${b.dirty ? ' + uncommitted changes' : ''}, ` +
+      `${b.cached ? `cached build (built in ${b.buildSeconds.toFixed(1)} s)` : `built in ${b.buildSeconds.toFixed(1)} s`}, ${b.goVersion ?? 'no go'}`);
+    return {
+      name: b.name,
+      spec: { kind: 'binary', binaryPath: b.binaryPath, env: {} },
+      record: {
+        kind: 'source', path: source, git: { commit: b.commit, branch: b.name, dirty: b.dirty },
+        build: {
+          ref: b.name, command: build, go_version: b.goVersion, binary_path: b.binaryPath,
+          build_seconds: Math.round(b.buildSeconds * 1000) / 1000, cached: b.cached,
+        },
+      },
+    };
+  });
+}
+
+/** Folder names for the sides of an A/B run: the refs, made safe as names, told apart when they collide. */
+export function sideFolderNames(names: string[]): string[] {
+  const safe = names.map((n) => n.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_'));
+  return safe.map((n, i) => (safe.indexOf(n) !== safe.lastIndexOf(n) ? `${n}-${i + 1}` : n));
 }
 
 async function gitInfo(dir: string) {
