@@ -59,7 +59,6 @@ function spec(values: Point[], title: string, byRun: boolean): TopLevelSpec {
     height: 300,
     background: 'white',
     data: { values: values as unknown as Record<string, unknown>[] },
-    mark: { type: 'line', point: true },
     encoding: {
       x: {
         field: 'size_mib',
@@ -71,9 +70,18 @@ function spec(values: Point[], title: string, byRun: boolean): TopLevelSpec {
       },
       y: { field: 'throughput_mib_s', type: 'quantitative', scale: { zero: true }, title: 'Throughput (MiB/s, median)' },
       color: { field: 'memory_limit', type: 'nominal', sort: limits, title: 'Memory limit' },
-      ...(byRun ? { strokeDash: { field: 'run', type: 'nominal', title: 'Run', legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 400, encoding: { symbols: { stroke: { value: 'black' } } } } } } : {}),
       detail: { field: 'run', type: 'nominal' },
     },
+    // Lines carry the run as a dash pattern (its legend drawn as strokes); points only mark the measured sizes.
+    layer: [
+      {
+        mark: { type: 'line' },
+        encoding: byRun
+          ? { strokeDash: { field: 'run', type: 'nominal', title: 'Run', legend: { symbolType: 'stroke', symbolStrokeColor: 'black', symbolStrokeWidth: 2 } } }
+          : {},
+      },
+      { mark: { type: 'point', filled: true } },
+    ],
   };
 }
 
