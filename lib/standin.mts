@@ -60,6 +60,7 @@ interface Config {
 }
 
 class UsageError extends Error {}
+class HelpRequested extends Error {}
 
 /** A request the client got wrong: answered with 400 and this message. */
 class BadRequest extends Error {}
@@ -82,12 +83,15 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
       if (v === undefined) throw new UsageError(`${flag} needs a value`);
       return v;
     };
+    // Go-style flags, as PicoShare's: one dash or two, `-flag value` or `-flag=value`.
     const name = flag.replace(/^--?/, '');
-    if (name === 'db') db = value();
+    if (!flag.startsWith('-')) throw new UsageError(`unexpected argument: ${argv[i]}`);
+    else if (name === 'db') db = value();
     else if (name === 'hold-in-memory') hold = inline ?? '1';
     else if (name === 'corrupt-stored') corrupt = inline ?? '1';
-    else if (name in knobs && flag.startsWith('--')) knobs[name] = value();
-    else throw new UsageError(`unknown argument: ${argv[i]}`);
+    else if (name === 'h' || name === 'help') throw new HelpRequested();
+    else if (name in knobs) knobs[name] = value();
+    else throw new UsageError(`unknown flag: ${argv[i]}`);
   }
   const secret = env.PS_SHARED_SECRET ?? '';
   if (secret === '') throw new Error('PS_SHARED_SECRET must be set (the admin password)');
@@ -540,6 +544,10 @@ function main(): void {
   try {
     cfg = parseConfig(process.argv.slice(2), process.env);
   } catch (err) {
+    if (err instanceof HelpRequested) {
+      console.log(USAGE);
+      process.exit(0);
+    }
     if (err instanceof UsageError) {
       console.error(`standin: ${err.message}\n\n${USAGE}`);
       process.exit(2);

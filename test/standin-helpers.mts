@@ -29,7 +29,8 @@ export interface Standin {
   spoolDir: string;
   output: { stdout: string; stderr: string };
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Signals the process (SIGTERM unless told) and resolves with how it exited. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 const tempDirs: string[] = [];
@@ -101,8 +102,8 @@ export async function startStandin(opts: { env?: Record<string, string>; args?: 
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  const stop = async () => {
-    if (!exit) child.kill('SIGTERM');
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (!exit) child.kill(signal);
     return exited;
   };
   return { base, port, child, dataDir, spoolDir, output, exited, stop };

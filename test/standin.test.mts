@@ -211,8 +211,8 @@ describe('stand-in: fault knobs', () => {
     }
   });
 
-  test('--processing-delay-ms 1500 shows as time between the last byte and the response', async () => {
-    const s = await startStandin({ args: ['--processing-delay-ms', '1500'] });
+  test('-processing-delay-ms=1500 shows as time between the last byte and the response', async () => {
+    const s = await startStandin({ args: ['-processing-delay-ms=1500'] }); // Go-style spelling works too
     try {
       const up = await upload(s.base, { cookie: await auth(s.base), size: MIB });
       assert.equal(up.status, 200, up.text);
@@ -242,6 +242,22 @@ describe('stand-in: fault knobs', () => {
       }
       assert.deepEqual(await readdir(join(s.dataDir, 'entries')), []);
       assert.deepEqual(await spoolFiles(s), []);
+      assert.deepEqual(await s.stop('SIGINT'), { code: 0, signal: null }, 'SIGINT exits 0 as SIGTERM does');
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('STANDIN_CORRUPT_STORED=1 stores (and serves) a copy that differs from what was sent', async () => {
+    const s = await startStandin({ env: { STANDIN_CORRUPT_STORED: '1' } });
+    try {
+      const data = randomBytes(MIB);
+      const up = await upload(s.base, { cookie: await auth(s.base), data });
+      assert.equal(up.status, 200, up.text);
+      const back = await request(`${s.base}/-${(JSON.parse(up.text) as { id: string }).id}`);
+      const got = Buffer.from(await back.body.arrayBuffer());
+      assert.equal(got.length, data.length);
+      assert.notEqual(sha256(got), sha256(data));
     } finally {
       await s.stop();
     }
