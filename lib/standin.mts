@@ -90,7 +90,7 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     else if (name === 'hold-in-memory') hold = inline ?? '1';
     else if (name === 'corrupt-stored') corrupt = inline ?? '1';
     else if (name === 'h' || name === 'help') throw new HelpRequested();
-    else if (name in knobs) knobs[name] = value();
+    else if (Object.hasOwn(knobs, name)) knobs[name] = value();
     else throw new UsageError(`unknown flag: ${argv[i]}`);
   }
   const secret = env.PS_SHARED_SECRET ?? '';
