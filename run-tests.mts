@@ -225,7 +225,11 @@ export async function main(argv: string[]): Promise<number> {
     progress.line('PS_SHARED_SECRET not set: using a random secret for this run');
   }
 
-  const server = await prepareServer(m);
+  const sides = await prepareServers(m, opts.refs, progress);
+  const ab = sides.length > 1;
+  if (ab && m.provider !== 'local') {
+    throw new InputError(`--provider ${m.provider}: two refs need a provider that starts either build per iteration (local)`);
+  }
   const files = new Map<number, TestFile>();
   for (const size of m.sizes) {
     const t0 = Date.now();
@@ -234,35 +238,53 @@ export async function main(argv: string[]): Promise<number> {
     progress.line(`test file ${size.label}: ${f.generated ? 'generated' : 'cached, verified'} in ${((Date.now() - t0) / 1000).toFixed(1)} s (${f.path})`);
   }
 
-  const runDir = createRunDir(opts.out);
-  const config = {
-    suite_version: JSON.parse(fs.readFileSync(path.join(SUITE_DIR, 'package.json'), 'utf8')).version as string,
-    suite_git: await gitInfo(SUITE_DIR),
-    schema: 1,
-    command: argv,
-    matrix_file: opts.matrixFile,
-    started_at: new Date().toISOString(),
-    ended_at: null as string | null,
-    finished: false,
-    stop_reason: null as string | null,
-    provider: m.provider,
-    provider_facts: {} as Record<string, Record<string, unknown>>,
-    server: server.record,
-    matrix: {
-      sizes: m.sizes.map((s) => ({ label: s.label, bytes: s.bytes })),
-      memory_limits_mb: m.memoryLimitsMb,
-      iterations: m.iterations,
-      warmup_iterations: m.warmupIterations,
-      upload_timeout_seconds: m.uploadTimeoutSeconds,
-      readiness_timeout_seconds: m.readinessTimeoutSeconds,
-      vm_cpus: m.vmCpus,
+  // Two refs: one ordinary results folder per ref inside a parent folder.
+  const parent = ab ? createRunDir(opts.out) : null;
+  const dirs = parent
+    ? sideFolderNames(sides.map((s) => s.name)).map((n) => { const d = path.join(parent, n); fs.mkdirSync(d); return d; })
+    : [createRunDir(opts.out)];
+  const seed = opts.seed ?? crypto.randomInt(2 ** 31);
+  const suiteGit = await gitInfo(SUITE_DIR);
+  const runs = sides.map((side, i) => ({
+    side,
+    dir: dirs[i],
+    rows: [] as RawRow[],
+    config: {
+      suite_version: JSON.parse(fs.readFileSync(path.join(SUITE_DIR, 'package.json'), 'utf8')).version as string,
+      suite_git: suiteGit,
+      schema: 1,
+      command: argv,
+      matrix_file: opts.matrixFile,
+      started_at: new Date().toISOString(),
+      ended_at: null as string | null,
+      finished: false,
+      stop_reason: null as string | null,
+      provider: m.provider,
+      provider_facts: {} as Record<string, Record<string, unknown>>,
+      server: side.record,
+      ...(ab ? {
+        ab: {
+          refs: sides.map((s) => s.name), this_ref: i, seed, parent,
+          order: 'cases in matrix order; each case runs once per ref, the refs in an order drawn per case from mulberry32(seed) (lib/interleave.ts)',
+        },
+      } : {}),
+      matrix: {
+        sizes: m.sizes.map((s) => ({ label: s.label, bytes: s.bytes })),
+        memory_limits_mb: m.memoryLimitsMb,
+        iterations: m.iterations,
+        warmup_iterations: m.warmupIterations,
+        upload_timeout_seconds: m.uploadTimeoutSeconds,
+        readiness_timeout_seconds: m.readinessTimeoutSeconds,
+        vm_cpus: m.vmCpus,
+      },
+      host: hostInfo(),
     },
-    host: hostInfo(),
-  };
-  writeConfig(runDir, config);
-  progress.line(`results: ${runDir}`);
+  }));
+  const configs = runs.map((r) => r.config);
+  const writeConfigs = () => runs.forEach((r) => writeConfig(r.dir, r.config));
+  writeConfigs();
+  for (const r of runs) progress.line(`results${ab ? ` for ${r.side.name}` : ''}: ${r.dir}`);
 
-  const rows: RawRow[] = [];
   const stop = new AbortController();
   let exitCode = 0;
   let cleaningUp = false;
@@ -272,38 +294,44 @@ export async function main(argv: string[]): Promise<number> {
       return;
     }
     exitCode = sig === 'SIGINT' ? 130 : 143;
-    config.stop_reason = `interrupted by ${sig}`;
+    for (const c of configs) c.stop_reason = `interrupted by ${sig}`;
     progress.line(`${sig}: stopping the current upload and tearing down`);
     stop.abort();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const provider = makeProvider(m, server.spec, secret);
-  const cases = expandCases(m);
+  const provider = makeProvider(m, sides[0].spec, secret);
+  // Each case once per side; with one side this is the plain case order.
+  const jobs = interleave(expandCases(m), runs.length, seed);
+  const sideOf = new Map(jobs.map((j) => [j.item, j.side]));
+  const cases = jobs.map((j) => j.item);
+  const tag = (c: Case) => (ab ? `${runs[sideOf.get(c)!].side.name} ` : '');
   let k = 0;
-  const record = (o: IterationOutcome) => {
-    rows.push(o.row);
-    appendRawRow(runDir, o.row);
-    if (o.failure) appendFailure(runDir, o.failure);
+  const record = (o: IterationOutcome, c: Case) => {
+    const run = runs[sideOf.get(c)!];
+    run.rows.push(o.row);
+    appendRawRow(run.dir, o.row);
+    if (o.failure) appendFailure(run.dir, o.failure);
     const r = o.row;
-    progress.line(`[${k}/${cases.length}] ${r.memory_limit} ${r.file_size} #${r.iteration}: ${r.exit_reason} ` +
+    progress.line(`[${k}/${cases.length}] ${tag(c)}${r.memory_limit} ${r.file_size} #${r.iteration}: ${r.exit_reason} ` +
       `${r.duration_seconds.toFixed(2)} s${r.throughput_mib_s !== null ? ` ${r.throughput_mib_s.toFixed(1)} MiB/s` : ''}${r.error ? ` (${r.error})` : ''}`);
   };
   try {
     await runMatrix(cases, {
       up: async (memoryMb) => {
         const env = await provider.up(memoryMb);
-        config.provider_facts[String(memoryMb)] = env.facts;
-        writeConfig(runDir, config);
+        for (const c of configs) c.provider_facts[String(memoryMb)] = env.facts;
+        writeConfigs();
         return env;
       },
       runCase: (env, c: Case) => {
         k++;
         const file = files.get(c.size.bytes)!;
         return runIteration({
-          env, testCase: c, file, secret, uploadTimeoutSeconds: m.uploadTimeoutSeconds, signal: stop.signal,
-          progress: progress.upload(`[${k}/${cases.length}] ${c.memoryMb}MB ${c.size.label} #${c.iteration}`, file.bytes),
+          env, testCase: c, file, server: runs[sideOf.get(c)!].side.spec, secret,
+          uploadTimeoutSeconds: m.uploadTimeoutSeconds, signal: stop.signal,
+          progress: progress.upload(`[${k}/${cases.length}] ${tag(c)}${c.memoryMb}MB ${c.size.label} #${c.iteration}`, file.bytes),
         });
       },
       record,
@@ -318,35 +346,43 @@ export async function main(argv: string[]): Promise<number> {
               server_peak_rss_bytes: null, sha256_ok: null, started_at: new Date().toISOString(), error: error.message.split('\n')[0],
             },
             failure: `=== ${new Date().toISOString()} ${memoryMb}MB ${c.size.label} iteration ${c.iteration}: vm_failed\nerror: ${error.message}\n`,
-          });
+          }, c);
         }
       },
       stopped: () => stop.signal.aborted,
     });
-    if (!stop.signal.aborted) config.finished = true;
+    if (!stop.signal.aborted) for (const c of configs) c.finished = true;
   } catch (e) {
     if (e instanceof AuthRejected) {
-      config.stop_reason = `authentication rejected: ${e.message}`;
+      for (const c of configs) c.stop_reason = `authentication rejected: ${e.message}`;
       throw new InputError(`authentication rejected by the server: ${e.message}`);
     }
     if (!stop.signal.aborted) {
-      config.stop_reason = `suite error: ${(e as Error).message.split('\n')[0]}`;
+      for (const c of configs) c.stop_reason = `suite error: ${(e as Error).message.split('\n')[0]}`;
       throw e;
     }
   } finally {
     cleaningUp = true;
     await cleanupLocal();
     await closeClient();
-    config.ended_at = new Date().toISOString();
-    writeConfig(runDir, config);
-    writeFileAtomic(path.join(runDir, 'report.md'), renderReport({
-      runName: path.basename(runDir), rows, config: config as unknown as ReportInput['config'], chartFile: null,
-    }));
-    if (!fs.existsSync(path.join(runDir, 'failures.log'))) fs.writeFileSync(path.join(runDir, 'failures.log'), '');
+    for (const run of runs) {
+      run.config.ended_at = new Date().toISOString();
+      writeConfig(run.dir, run.config);
+      writeFileAtomic(path.join(run.dir, 'report.md'), renderReport({
+        runName: path.basename(run.dir), rows: run.rows, config: run.config as unknown as ReportInput['config'], chartFile: null,
+      }));
+      if (!fs.existsSync(path.join(run.dir, 'failures.log'))) fs.writeFileSync(path.join(run.dir, 'failures.log'), '');
+      process.stdout.write(`${run.dir}\n`);
+    }
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    process.stdout.write(`${runDir}\n`);
   }
+  if (!parent) return exitCode;
+  // The verdict: compare-runs on the two folders (exit 1 when the second ref is slower or fails more).
+  if (!stop.signal.aborted) {
+    exitCode = await compareRuns([runs[0].dir, runs[1].dir, '--out', path.join(parent, 'compare')]);
+  }
+  process.stdout.write(`${parent}\n`);
   return exitCode;
 }
 
