@@ -1,0 +1,317 @@
+// The guest layer both VM providers share: everything that happens inside a
+// booted VM, over plain ssh (one multiplexed connection, the suite's key).
+// It copies the server in, starts it detached on a fresh data folder, probes
+// it from the host through the forwarded port, samples memory and disk inside
+// the guest, reads OOM kills from the guest's dmesg, and tells whether the
+// server died. A provider boots the VM, then:
+//
+//   const env = await openGuest({ memoryMb, facts, ssh: { port, keyFile }, httpPort, launch,
+//     timeoutFactor, workDir, destroy: () => killTheVm() })
+//
+// Commands run one small guest script (GUEST_SCRIPT, copied in once) whose
+// arguments are fixed words and paths, so no host string is ever parsed by
+// the guest's shell; the server's environment (with the secret) goes in on
+// ssh's stdin into a mode-600 file, never on a command line.
+import { $, fs, path, type ProcessOutput } from 'zx';
+import { isReady } from './client.ts';
+import type { Environment, MemorySample, ServerLaunch, ServerSpec } from './provider.ts';
+import { maskSecret } from './server.ts';
+import { bundleStandin } from './standin-bundle.ts';
+
+/** The server's port inside the guest; the provider forwards a free host port to it. */
+export const GUEST_SERVER_PORT = 4001;
+const ROOT = '/srv/ups';
+
+export interface SshTarget {
+  /** Host port on 127.0.0.1 forwarded to the guest's port 22. */
+  port: number;
+  /** Private key accepted by the guest's root account. */
+  keyFile: string;
+  host?: string;
+  user?: string;
+}
+
+export interface GuestOptions {
+  memoryMb: number;
+  facts: Record<string, unknown>;
+  ssh: SshTarget;
+  /** Host port on 127.0.0.1 forwarded to GUEST_SERVER_PORT. */
+  httpPort: number;
+  launch: ServerLaunch;
+  /** Multiplies every timeout (software emulation is several times slower). */
+  timeoutFactor: number;
+  /** Host folder of this VM's own files (ssh control socket, the stand-in bundle); removed by the provider. */
+  workDir: string;
+  /** Destroys the VM; called once by down(). */
+  destroy: () => Promise<void>;
+}
+
+// One script, one case per job. The sampler protects itself from the OOM
+// killer so it outlives the server it watches; it reads everything with
+// shell built-ins except du, so a sample costs one fork.
+export const GUEST_SCRIPT = `#!/bin/sh
+# upload-perf-suite guest helper (copied in by lib/guest.ts)
+R=${ROOT}
+job=$1; shift
+stop_server() {
+  pid=$(cat $R/run/server.pid 2>/dev/null) || return 0
+  kill -TERM -$pid 2>/dev/null
+  i=0
+  while kill -0 $pid 2>/dev/null && [ $i -lt $1 ]; do sleep 0.1; i=$((i+1)); done
+  kill -KILL -$pid 2>/dev/null
+  rm -f $R/run/server.pid
+}
+case $job in
+start) # start PROGRAM... ; the server's environment as KEY=VALUE lines on stdin
+  stop_server 50
+  rm -rf $R/run
+  mkdir -p $R/run/data $R/run/tmp
+  (umask 077; cat > $R/run/env)
+  echo "--- server start $(date -u +%FT%TZ)" >> $R/server.log
+  cd $R/run
+  setsid nohup sh -c 'while IFS= read -r l; do export "$l"; done < env; rm -f env; exec "$@"' server "$@" -db $R/run/data/store.db < /dev/null >> $R/server.log 2>&1 &
+  echo $! > $R/run/server.pid
+  ;;
+stop) # stop GRACE_TENTHS
+  stop_server $1
+  rm -rf $R/run
+  ;;
+alive)
+  pid=$(cat $R/run/server.pid 2>/dev/null) && kill -0 $pid 2>/dev/null && echo alive || echo dead
+  ;;
+sample-start)
+  kill $(cat $R/sampler.pid 2>/dev/null) 2>/dev/null
+  rm -f $R/samples
+  dmesg | tail -n 1 | awk '{ print substr($0, 2, index($0, "]") - 2) + 0 }' > $R/dmesg-mark
+  pid=$(cat $R/run/server.pid 2>/dev/null || echo 0)
+  setsid nohup sh $R/guest.sh sampler $pid < /dev/null > /dev/null 2>&1 &
+  echo $! > $R/sampler.pid
+  ;;
+sampler) # one line per ~250 ms: uptime, MemTotal-MemAvailable kB, VmRSS kB, VmHWM kB, data+tmp kB
+  echo -1000 > /proc/self/oom_score_adj
+  pid=$1
+  while :; do
+    read up idle < /proc/uptime
+    while read k v u; do case $k in MemTotal:) mt=$v;; MemAvailable:) ma=$v;; esac; done < /proc/meminfo
+    rss=; hwm=
+    { while read k v u; do case $k in VmRSS:) rss=$v;; VmHWM:) hwm=$v;; esac; done < /proc/$pid/status; } 2>/dev/null
+    set -- $(du -sk $R/run/data $R/run/tmp 2>/dev/null)
+    echo "$up $((mt-ma)) \${rss:--} \${hwm:--} $((\${1:-0}+\${3:-0}))" >> $R/samples
+    sleep 0.2
+  done
+  ;;
+sample-stop) # prints the samples, a separator, then kernel lines newer than the mark
+  kill $(cat $R/sampler.pid 2>/dev/null) 2>/dev/null
+  rm -f $R/sampler.pid
+  cat $R/samples 2>/dev/null
+  echo '--- dmesg'
+  dmesg | awk -v mark="$(cat $R/dmesg-mark 2>/dev/null)" '{ t = substr($0, 2, index($0, "]") - 2) + 0; if (mark == "" || t > mark + 0) print }'
+  ;;
+log-tail) # log-tail LINES
+  tail -n $1 $R/server.log 2>/dev/null
+  ;;
+*)
+  echo "unknown job $job" >&2
+  exit 2
+  ;;
+esac
+`;
+
+export interface SampleSummary {
+  peakMemoryBytes: number | null;
+  serverPeakRssBytes: number | null;
+  peakDiskBytes: number | null;
+  samples: number;
+}
+
+/** Peaks from the sampler's lines ("uptime usedKiB rssKiB|- hwmKiB|- diskKiB"). */
+export function summarizeSamples(text: string): SampleSummary {
+  let mem: number | null = null;
+  let rss: number | null = null;
+  let disk: number | null = null;
+  let samples = 0;
+  const max = (a: number | null, b: number) => (a === null || b > a ? b : a);
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length !== 5 || !/^\d/.test(f[0])) continue;
+    samples++;
+    mem = max(mem, Number(f[1]) * 1024);
+    // VmHWM is the process's own high-water mark: it catches a spike between two samples.
+    for (const v of [f[2], f[3]]) if (/^\d+$/.test(v)) rss = max(rss, Number(v) * 1024);
+    disk = max(disk, Number(f[4]) * 1024);
+  }
+  return { peakMemoryBytes: mem, serverPeakRssBytes: rss, peakDiskBytes: disk, samples };
+}
+
+/** The kernel's OOM-kill lines among new dmesg lines, and how many processes it killed. */
+export function oomFromDmesg(lines: string[]): { oomKills: number; oomLines: string[] } {
+  const oomLines = lines.filter((l) => /out of memory|oom-kill|oom_reaper|killed process/i.test(l));
+  return { oomKills: oomLines.filter((l) => /killed process/i.test(l)).length, oomLines };
+}
+
+/** KEY=VALUE lines the guest script exports; a value with a newline can't be carried that way. */
+export function envFileText(env: Record<string, string>): string {
+  return Object.entries(env).map(([k, v]) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) || /[\n\r\0]/.test(v)) throw new Error(`cannot pass env ${k} to the guest server`);
+    return `${k}=${v}\n`;
+  }).join('');
+}
+
+/** A multiplexed ssh connection to a guest: the first command opens it, the rest reuse it. */
+export class Ssh {
+  constructor(private target: SshTarget, private controlPath: string) {}
+
+  options(): string[] {
+    return [
+      '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+      '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=10', '-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=12',
+      '-o', 'ControlMaster=auto', '-o', `ControlPath=${this.controlPath}`, '-o', 'ControlPersist=300',
+      '-o', 'IdentitiesOnly=yes', '-i', this.target.keyFile,
+    ];
+  }
+
+  private get dest(): string {
+    return `${this.target.user ?? 'root'}@${this.target.host ?? '127.0.0.1'}`;
+  }
+
+  /** Runs `words` in the guest; words must be plain (letters, digits, / . _ -): the guest's shell reads them. */
+  async run(words: (string | number)[], opts: { input?: string; timeoutMs: number; nothrow?: boolean }): Promise<ProcessOutput> {
+    for (const w of words) if (!/^[\w./=-]+$/.test(String(w))) throw new Error(`not a plain word for the guest shell: ${w}`);
+    return $({ quiet: true, nothrow: opts.nothrow ?? false, input: opts.input ?? '', timeout: opts.timeoutMs })`ssh ${this.options()} -p ${this.target.port} ${this.dest} ${words.map(String)}`;
+  }
+
+  async copy(local: string, remote: string, timeoutMs: number): Promise<void> {
+    await $({ quiet: true, timeout: timeoutMs })`scp -q ${this.options()} -P ${this.target.port} ${local} ${`${this.dest}:${remote}`}`;
+  }
+
+  /** Polls until a command succeeds; `stillBooting` false (the VM died) stops early. */
+  async waitUntilUp(timeoutMs: number, stillBooting: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      const r = await this.run(['true'], { timeoutMs: 20_000, nothrow: true });
+      if (r.exitCode === 0) return;
+      last = r.stderr.trim();
+      if (!(await stillBooting())) throw new Error(`VM exited before ssh came up (${last})`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    throw new Error(`ssh to the guest not up within ${Math.round(timeoutMs / 1000)} s (last: ${last || 'no answer'})`);
+  }
+
+  async close(): Promise<void> {
+    await $({ quiet: true, nothrow: true, timeout: 5000 })`ssh ${this.options()} -p ${this.target.port} -O exit ${this.dest}`;
+  }
+}
+
+/** Waits for ssh, installs the guest script, and returns the Environment; the provider adds only boot and destroy. */
+export async function openGuest(opts: GuestOptions, stillBooting: () => Promise<boolean>, bootTimeoutMs: number): Promise<GuestEnvironment> {
+  const ssh = new Ssh(opts.ssh, path.join(opts.workDir, 'ssh-control'));
+  await ssh.waitUntilUp(bootTimeoutMs, stillBooting);
+  await ssh.run(['mkdir', '-p', `${ROOT}/bin`], { timeoutMs: 30_000 * opts.timeoutFactor });
+  await ssh.run(['install', '-m', '755', '/dev/stdin', `${ROOT}/guest.sh`], { input: GUEST_SCRIPT, timeoutMs: 30_000 * opts.timeoutFactor });
+  return new GuestEnvironment(opts, ssh);
+}
+
+export class GuestEnvironment implements Environment {
+  readonly memoryMb: number;
+  readonly facts: Record<string, unknown>;
+  /** Peak disk use of the server's data + temp folders in the last sample, in bytes. */
+  lastPeakDiskBytes: number | null = null;
+  private installed = new Map<string, string[]>();
+  private down_ = false;
+
+  constructor(private opts: GuestOptions, readonly ssh: Ssh) {
+    this.memoryMb = opts.memoryMb;
+    this.facts = opts.facts;
+  }
+
+  private ms(seconds: number): number {
+    return seconds * 1000 * this.opts.timeoutFactor;
+  }
+
+  private job(words: (string | number)[], opts: { input?: string; seconds?: number; nothrow?: boolean } = {}) {
+    return this.ssh.run(['sh', `${ROOT}/guest.sh`, ...words], { input: opts.input, timeoutMs: this.ms(opts.seconds ?? 30), nothrow: opts.nothrow });
+  }
+
+  /** The guest argv that runs `server`, copying it in the first time. */
+  private async program(server: ServerSpec): Promise<string[]> {
+    const key = server.kind === 'standin' ? 'standin' : server.binaryPath ?? '';
+    const known = this.installed.get(key);
+    if (known) return known;
+    let argv: string[];
+    if (server.kind === 'standin') {
+      // Bundled for the guest's Debian nodejs (18), since its node_modules and tsx are not in the guest.
+      const bundle = await bundleStandin(path.join(this.opts.workDir, 'standin.mjs'));
+      await this.ssh.copy(bundle, `${ROOT}/bin/standin.mjs`, this.ms(60));
+      argv = ['node', `${ROOT}/bin/standin.mjs`];
+    } else {
+      if (!server.binaryPath) throw new Error('server binary path missing');
+      const remote = `${ROOT}/bin/server-${this.installed.size + 1}`;
+      await this.ssh.copy(server.binaryPath, remote, this.ms(120));
+      argv = [remote];
+    }
+    this.installed.set(key, argv);
+    return argv;
+  }
+
+  async startServer(server: ServerSpec = this.opts.launch.server): Promise<string> {
+    const argv = await this.program(server);
+    const env: Record<string, string> = {
+      ...server.env,
+      PS_SHARED_SECRET: this.opts.launch.secret,
+      PORT: String(GUEST_SERVER_PORT),
+      TMPDIR: `${ROOT}/run/tmp`,
+    };
+    if (server.kind === 'standin') env.STANDIN_HOST = '0.0.0.0';
+    await this.job(['start', ...argv], { input: envFileText(env) });
+    const url = `http://127.0.0.1:${this.opts.httpPort}`;
+    const timeoutMs = this.ms(this.opts.launch.readinessTimeoutSeconds);
+    const deadline = Date.now() + timeoutMs;
+    let nextAliveCheck = Date.now() + 2000;
+    while (Date.now() < deadline) {
+      if (await isReady(url)) return url;
+      if (Date.now() >= nextAliveCheck) {
+        if (!(await this.serverAlive())) throw new Error('server exited before it was ready');
+        nextAliveCheck = Date.now() + 2000;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`server not ready within ${Math.round(timeoutMs / 1000)} s (GET ${url} never answered 200)`);
+  }
+
+  async stopServer(): Promise<void> {
+    await this.job(['stop', 50], { seconds: 30, nothrow: true });
+  }
+
+  async serverAlive(): Promise<boolean> {
+    const r = await this.job(['alive'], { nothrow: true });
+    return r.stdout.trim() === 'alive';
+  }
+
+  async startSampling(): Promise<void> {
+    await this.job(['sample-start']);
+  }
+
+  async stopSampling(): Promise<MemorySample> {
+    // A guest just through an OOM kill can be slow to answer: one retry.
+    let r = await this.job(['sample-stop'], { seconds: 60, nothrow: true });
+    if (r.exitCode !== 0) r = await this.job(['sample-stop'], { seconds: 60, nothrow: true });
+    if (r.exitCode !== 0) throw new Error(`reading the guest's samples failed: ${r.stderr.trim()}`);
+    const [samples, dmesg = ''] = r.stdout.split('\n--- dmesg\n');
+    const s = summarizeSamples(samples);
+    this.lastPeakDiskBytes = s.peakDiskBytes;
+    return { peakMemoryBytes: s.peakMemoryBytes, serverPeakRssBytes: s.serverPeakRssBytes, ...oomFromDmesg(dmesg.split('\n').filter(Boolean)) };
+  }
+
+  async serverLogTail(lines: number): Promise<string> {
+    const r = await this.job(['log-tail', lines], { nothrow: true });
+    return maskSecret(r.stdout.trimEnd(), this.opts.launch.secret);
+  }
+
+  async down(): Promise<void> {
+    if (this.down_) return;
+    this.down_ = true;
+    await this.ssh.close().catch(() => {});
+    await this.opts.destroy().catch(() => {});
+  }
+}
