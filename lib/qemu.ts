@@ -1,0 +1,181 @@
+// The qemu provider: one VM per memory limit, booted straight from the suite's
+// guest image (direct kernel boot, -m = the limit, 1 vCPU by default), on a
+// fresh copy-on-write disk (snapshot=on), with QEMU user networking bound to
+// 127.0.0.1 forwarding free host ports to the guest's ssh and server ports.
+// KVM when a short probe shows it really boots, else TCG, whose slowness
+// scales every timeout (TCG_TIMEOUT_FACTOR).
+//
+//   const provider = new QemuProvider(launch, { cpus: 1 })
+//   const env = await provider.up(256)   // boots, waits for ssh; env.facts = { accel: 'tcg', boot_seconds: 31, ... }
+//   ...; await env.down()                // kills QEMU, removes its temp files
+import { $, fs, path } from 'zx';
+import os from 'node:os';
+import { spawn } from 'node:child_process';
+import { GUEST_SERVER_PORT, openGuest } from './guest.ts';
+import { ensureGuestImage, missingTools, type GuestImage } from './image.ts';
+import type { Environment, Provider, ServerLaunch } from './provider.ts';
+import { freePort } from './server.ts';
+
+/** Software emulation runs guest code several times slower than native: every guest timeout is multiplied by this. */
+export const TCG_TIMEOUT_FACTOR = 4;
+/** Seconds to wait for ssh after QEMU starts, before the factor (TCG boots measured 20-45 s with -smp 1-2). */
+const BOOT_TIMEOUT_SECONDS = 60;
+const KERNEL_APPEND = 'root=/dev/vda rw console=ttyS0 quiet panic=-1';
+
+export interface QemuOptions {
+  /** vCPUs per VM; default 1 (a small machine, and two runs can share the host). */
+  cpus?: number;
+  /** Force an accelerator instead of probing KVM. */
+  accel?: 'kvm' | 'tcg';
+  /** The guest image to boot; default: ensureGuestImage() (built when missing). */
+  image?: GuestImage;
+  /** Progress lines; default stderr. */
+  log?: (line: string) => void;
+}
+
+/** QEMU pids of every VM this process started and has not yet destroyed. */
+const liveVms = new Set<number>();
+
+/** Kills every VM still running; synchronous so it works from an 'exit' handler. */
+export function killAllVms(): void {
+  for (const pid of liveVms) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+  liveVms.clear();
+}
+
+let exitHooked = false;
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.once('exit', killAllVms);
+  // With no other handler, a signal would end the process without 'exit': kill the VMs, then end as the signal would.
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.on(sig, () => {
+      killAllVms();
+      if (process.listenerCount(sig) === 1) process.exit(code);
+    });
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The accelerator argument for QEMU: KVM only when it boots this kernel to init within a few seconds. */
+let accelChoice: Promise<'kvm' | 'tcg'> | null = null;
+export function chooseAccel(image: GuestImage): Promise<'kvm' | 'tcg'> {
+  accelChoice ??= probeKvm(image);
+  return accelChoice;
+}
+
+// /dev/kvm can be present and "enabled" yet unusable (a paravirtual KVM that
+// stock kernels hang or abort under), so the probe boots the real kernel and
+// waits for it to start init, which native KVM reaches in about a second.
+async function probeKvm(image: GuestImage): Promise<'kvm' | 'tcg'> {
+  try {
+    fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK);
+  } catch {
+    return 'tcg';
+  }
+  const child = spawn('qemu-system-x86_64', [
+    '-accel', 'kvm', '-cpu', 'host', '-m', '256', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', 'stdio',
+    '-kernel', image.kernel, '-initrd', image.initrd, '-append', 'console=ttyS0 panic=-1 root=/dev/nonexistent',
+  ], { stdio: ['ignore', 'pipe', 'ignore'] });
+  return new Promise((resolve) => {
+    let out = '';
+    const finish = (accel: 'kvm' | 'tcg') => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      resolve(accel);
+    };
+    const timer = setTimeout(() => finish('tcg'), 10_000);
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('Run /init as init process')) finish('kvm');
+    });
+    child.on('exit', () => finish('tcg'));
+    child.on('error', () => finish('tcg'));
+  });
+}
+
+export class QemuProvider implements Provider {
+  readonly name = 'qemu' as const;
+  private log: (line: string) => void;
+
+  constructor(private launch: ServerLaunch, private opts: QemuOptions = {}) {
+    this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+  }
+
+  async up(memoryMb: number): Promise<Environment> {
+    const missing = await missingTools({ 'qemu-system-x86_64': 'qemu-system-x86', ssh: 'openssh-client' });
+    if (missing.length) throw new Error(`the qemu provider needs: ${missing.join(', ')}`);
+    const image = this.opts.image ?? await ensureGuestImage({ log: this.log });
+    const accel = this.opts.accel ?? await chooseAccel(image);
+    try {
+      return await this.boot(memoryMb, image, accel);
+    } catch (e) {
+      this.log(`qemu: boot at ${memoryMb} MB failed, retrying once: ${(e as Error).message}`);
+      return await this.boot(memoryMb, image, accel);
+    }
+  }
+
+  private async boot(memoryMb: number, image: GuestImage, accel: 'kvm' | 'tcg'): Promise<Environment> {
+    const cpus = this.opts.cpus ?? 1;
+    const factor = accel === 'tcg' ? TCG_TIMEOUT_FACTOR : 1;
+    const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ups-qemu-'));
+    const pidFile = path.join(workDir, 'qemu.pid');
+    const serial = path.join(workDir, 'serial.log');
+    const sshPort = await freePort();
+    const httpPort = await freePort();
+    const accelArgs = accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,tb-size=128', '-cpu', 'max'];
+    const started = Date.now();
+    hookExit();
+    // -daemonize returns once QEMU is set up, so a bad option or a taken port fails here with QEMU's message.
+    const args = [
+      ...accelArgs, '-smp', String(cpus), '-m', String(memoryMb),
+      '-name', `ups-${process.pid}-${memoryMb}`, '-nodefaults', '-display', 'none', '-no-reboot',
+      '-serial', `file:${serial}`, '-pidfile', pidFile, '-daemonize',
+      '-kernel', image.kernel, '-initrd', image.initrd, '-append', KERNEL_APPEND,
+      '-drive', `file=${image.disk},if=virtio,format=qcow2,snapshot=on`,
+      '-netdev', `user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22,hostfwd=tcp:127.0.0.1:${httpPort}-:${GUEST_SERVER_PORT}`,
+      '-device', 'virtio-net-pci,netdev=n0',
+    ];
+    const q = await $({ quiet: true, nothrow: true, timeout: 60_000 })`qemu-system-x86_64 ${args}`;
+    const pid = Number((await fs.readFile(pidFile, 'utf8').catch(() => '')).trim());
+    if (q.exitCode !== 0 || !pid) {
+      await fs.remove(workDir);
+      throw new Error(`qemu-system-x86_64 failed to start (exit ${q.exitCode}): ${q.stderr.trim()}`);
+    }
+    liveVms.add(pid);
+    let destroyed = false;
+    const destroy = async () => {
+      if (destroyed) return;
+      destroyed = true;
+      try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+      for (let i = 0; i < 50 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      liveVms.delete(pid);
+      await fs.remove(workDir);
+    };
+    try {
+      const facts: Record<string, unknown> = { accel, cpus, timeout_factor: factor, image_built_at: image.manifest.built_at, kernel: image.manifest.kernel_version };
+      const env = await openGuest({
+        memoryMb, facts, ssh: { port: sshPort, keyFile: image.sshKey }, httpPort,
+        launch: this.launch, timeoutFactor: factor, workDir, destroy,
+      }, async () => pidAlive(pid), BOOT_TIMEOUT_SECONDS * 1000 * factor);
+      facts.boot_seconds = Math.round((Date.now() - started) / 100) / 10;
+      this.log(`qemu: ${memoryMb} MB VM up in ${facts.boot_seconds} s (${accel}, ${cpus} vCPU, ssh 127.0.0.1:${sshPort}, server 127.0.0.1:${httpPort})`);
+      return env;
+    } catch (e) {
+      const tail = (await fs.readFile(serial, 'utf8').catch(() => '')).split('\n').slice(-15).join('\n');
+      await destroy();
+      throw new Error(`${(e as Error).message}\nlast serial console lines:\n${tail}`);
+    }
+  }
+}
