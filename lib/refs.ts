@@ -14,6 +14,7 @@ import path from 'node:path';
 import { $ } from 'zx';
 import { InputError } from './errors.ts';
 import { cacheDir } from './paths.ts';
+import { requireTool } from './tools.ts';
 
 /** The ref that means "the working tree as it is now, uncommitted changes included". */
 export const WORKTREE_REF = 'WORKTREE';
@@ -133,6 +134,8 @@ async function buildRef(root: string, ref: string, command: BuildCommand): Promi
 
 async function runBuild(command: BuildCommand, out: string, cwd: string, ref: string, commit: string): Promise<void> {
   const { env, argv } = expandBuildCommand(command, out);
+  // A missing compiler is named with its Debian package, not left to a "command not found" in the build log.
+  if (!argv[0].includes('/')) requireTool(argv[0], env.PATH ?? process.env.PATH);
   const r = await $({ cwd, env: { ...process.env, ...env }, nothrow: true, quiet: true })`${argv}`;
   if (r.exitCode !== 0) {
     throw new Error(

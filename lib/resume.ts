@@ -1,0 +1,120 @@
+// --resume results/<run>: which iterations of a run are still to do, and the
+// matrix it was started with, read back from its config.json and raw.csv.
+// planResume and matrixFromConfig are pure; readResumeState does the reading.
+//   const state = readResumeState('results/20261125-101500')
+//   const plan = planResume(expandCases(matrixFromConfig(state.config)), state.rows)
+//   // plan.remaining: the cases to run now, in the original order
+import fs from 'node:fs';
+import path from 'node:path';
+import { InputError } from './errors.ts';
+import { parseRawCsv } from './load-run.ts';
+import type { Case, Matrix, ProviderName } from './matrix.ts';
+import { PROVIDERS } from './matrix.ts';
+import type { RawRow } from './results.ts';
+
+/** The parts of config.json a resume needs; the rest is kept as it is. */
+export interface ResumableConfig {
+  finished: boolean;
+  provider: string;
+  server: { kind: string; path: string | null; git: { commit: string; branch: string; dirty: boolean } | null; standin_env?: Record<string, string>; build?: { ref?: string; command?: string[] } };
+  matrix: {
+    sizes: { label: string; bytes: number }[];
+    memory_limits_mb: number[];
+    iterations: number;
+    warmup_iterations: number;
+    upload_timeout_seconds: number;
+    readiness_timeout_seconds: number;
+    vm_cpus?: number;
+  };
+  ab?: unknown;
+  [key: string]: unknown;
+}
+
+export interface ResumePlan {
+  /** Cases with no row yet, in the order they would have run. */
+  remaining: Case[];
+  /** Cases that already have a row (any exit_reason: a recorded failure is a result). */
+  done: number;
+  /** Rows that match no case of the matrix (hand-edited raw.csv?): kept, reported. */
+  stray: number;
+}
+
+type RowKey = Pick<RawRow, 'memory_limit_mb' | 'file_size_bytes' | 'iteration'>;
+const key = (memoryMb: number, bytes: number, iteration: number) => `${memoryMb}/${bytes}/${iteration}`;
+
+/** Splits a run's cases into done (a row exists) and remaining. Pure. */
+export function planResume(cases: Case[], rows: RowKey[]): ResumePlan {
+  const have = new Set(rows.map((r) => key(r.memory_limit_mb, r.file_size_bytes, r.iteration)));
+  const wanted = new Set(cases.map((c) => key(c.memoryMb, c.size.bytes, c.iteration)));
+  const remaining = cases.filter((c) => !have.has(key(c.memoryMb, c.size.bytes, c.iteration)));
+  return {
+    remaining,
+    done: cases.length - remaining.length,
+    stray: [...have].filter((k) => !wanted.has(k)).length,
+  };
+}
+
+/** The matrix a run was started with, from its config.json (flags and matrix.yaml of today play no part). Pure. */
+export function matrixFromConfig(config: ResumableConfig, where: string): Matrix {
+  const m = config.matrix;
+  if (!m || !Array.isArray(m.sizes) || !Array.isArray(m.memory_limits_mb) || !Number.isInteger(m.iterations)) {
+    throw new InputError(`${where}: no usable "matrix" (sizes, memory_limits_mb, iterations) to resume from`);
+  }
+  if (!(PROVIDERS as readonly string[]).includes(config.provider)) {
+    throw new InputError(`${where}: unknown provider ${JSON.stringify(config.provider)}`);
+  }
+  const s = config.server;
+  let server: Matrix['server'];
+  if (s?.kind === 'standin') server = { kind: 'standin' };
+  else if (s?.kind === 'binary' && s.path) server = { kind: 'binary', binary: s.path };
+  else if (s?.kind === 'source' && s.path && s.build?.command) server = { kind: 'source', source: s.path, build: s.build.command };
+  else throw new InputError(`${where}: cannot tell which server the run used (server ${JSON.stringify(s)})`);
+  return {
+    sizes: m.sizes.map((x) => ({ label: x.label, bytes: x.bytes })),
+    memoryLimitsMb: [...m.memory_limits_mb],
+    iterations: m.iterations,
+    warmupIterations: m.warmup_iterations,
+    uploadTimeoutSeconds: m.upload_timeout_seconds,
+    readinessTimeoutSeconds: m.readiness_timeout_seconds,
+    provider: config.provider as ProviderName,
+    server,
+    vmCpus: m.vm_cpus ?? 1,
+  };
+}
+
+export interface ResumeState {
+  dir: string;
+  config: ResumableConfig;
+  rows: RawRow[];
+  /** Set when raw.csv ended in a cut-off line (a kill -9 mid-append), which was dropped. */
+  droppedPartialLine: string | null;
+}
+
+/** Reads a run folder to resume: config.json and the rows so far. A cut-off last line of raw.csv is removed from the file. */
+export function readResumeState(dir: string): ResumeState {
+  const configFile = path.join(dir, 'config.json');
+  if (!fs.existsSync(configFile)) throw new InputError(`--resume: ${dir} has no config.json (not a results folder?)`);
+  let config: ResumableConfig;
+  try {
+    config = JSON.parse(fs.readFileSync(configFile, 'utf8')) as ResumableConfig;
+  } catch (e) {
+    throw new InputError(`--resume: ${configFile} is not valid JSON (${(e as Error).message})`);
+  }
+  if (config.ab) {
+    throw new InputError(`--resume: ${dir} is one side of a two-ref run; rerun the comparison instead (resuming one side would break its interleaving)`);
+  }
+  const csvFile = path.join(dir, 'raw.csv');
+  let rows: RawRow[] = [];
+  let droppedPartialLine: string | null = null;
+  if (fs.existsSync(csvFile)) {
+    let text = fs.readFileSync(csvFile, 'utf8');
+    if (text !== '' && !text.endsWith('\n')) {
+      const cut = text.lastIndexOf('\n') + 1;
+      droppedPartialLine = text.slice(cut);
+      text = text.slice(0, cut);
+      fs.truncateSync(csvFile, Buffer.byteLength(text));
+    }
+    if (text.split('\n').filter(Boolean).length > 1) rows = parseRawCsv(text, csvFile);
+  }
+  return { dir, config, rows, droppedPartialLine };
+}

@@ -1,0 +1,94 @@
+// Resume planning on literal data: which cases are left, in order; the matrix
+// read back from config.json; a raw.csv cut off mid-line.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { expandCases } from '../lib/matrix.ts';
+import { matrixFromConfig, planResume, readResumeState, type ResumableConfig } from '../lib/resume.ts';
+import { rawCsvHeader, rawCsvLine, type RawRow } from '../lib/results.ts';
+
+const CONFIG: ResumableConfig = {
+  finished: false,
+  provider: 'local',
+  server: { kind: 'standin', path: null, git: null, standin_env: {} },
+  matrix: {
+    sizes: [{ label: '5MiB', bytes: 5242880 }, { label: '20MiB', bytes: 20971520 }],
+    memory_limits_mb: [256, 512],
+    iterations: 2, warmup_iterations: 1, upload_timeout_seconds: 600, readiness_timeout_seconds: 30, vm_cpus: 1,
+  },
+};
+
+const row = (memoryMb: number, bytes: number, iteration: number, exit_reason: RawRow['exit_reason'] = 'success'): RawRow => ({
+  file_size: `${bytes / 2 ** 20}MiB`, memory_limit: `${memoryMb}MB`, duration_seconds: 1, peak_memory_bytes: null,
+  http_status: 200, exit_reason, iteration, file_size_bytes: bytes, memory_limit_mb: memoryMb, transfer_seconds: null,
+  processing_seconds: null, throughput_mib_s: null, server_peak_rss_bytes: null, sha256_ok: null, started_at: '', error: '',
+});
+
+const names = (cs: { memoryMb: number; size: { label: string }; iteration: number }[]) =>
+  cs.map((c) => `${c.memoryMb}/${c.size.label}/${c.iteration}`);
+
+test('matrixFromConfig gives back the recorded matrix, cases in the original order', () => {
+  const m = matrixFromConfig(CONFIG, 'config.json');
+  assert.deepEqual(m.memoryLimitsMb, [256, 512]);
+  assert.equal(m.iterations, 2);
+  assert.equal(m.warmupIterations, 1);
+  assert.equal(m.readinessTimeoutSeconds, 30);
+  assert.deepEqual(m.server, { kind: 'standin' });
+  assert.deepEqual(names(expandCases(m)), [
+    '512/20MiB/1', '512/20MiB/2', '512/5MiB/1', '512/5MiB/2', '256/20MiB/1', '256/20MiB/2', '256/5MiB/1', '256/5MiB/2',
+  ]);
+});
+
+test('planResume: rows done (failures included) are skipped; the rest keep their order', () => {
+  const cases = expandCases(matrixFromConfig(CONFIG, 'config.json'));
+  const plan = planResume(cases, [row(512, 20971520, 1), row(512, 20971520, 2, 'timeout'), row(512, 5242880, 1)]);
+  assert.deepEqual(names(plan.remaining), ['512/5MiB/2', '256/20MiB/1', '256/20MiB/2', '256/5MiB/1', '256/5MiB/2']);
+  assert.equal(plan.done, 3);
+  assert.equal(plan.stray, 0);
+});
+
+test('planResume: nothing done, everything done, a stray row', () => {
+  const cases = expandCases(matrixFromConfig(CONFIG, 'config.json'));
+  assert.equal(planResume(cases, []).remaining.length, 8);
+  const all = cases.map((c) => row(c.memoryMb, c.size.bytes, c.iteration));
+  const full = planResume(cases, [...all, row(1024, 5242880, 1)]);
+  assert.deepEqual(full.remaining, []);
+  assert.equal(full.done, 8);
+  assert.equal(full.stray, 1);
+});
+
+test('matrixFromConfig: binary and source servers; a config without a matrix or server is an input error', () => {
+  assert.deepEqual(matrixFromConfig({ ...CONFIG, server: { kind: 'binary', path: '/opt/ps', git: null } }, 'c').server,
+    { kind: 'binary', binary: '/opt/ps' });
+  const source = matrixFromConfig({
+    ...CONFIG, server: { kind: 'source', path: '/src/ps', git: null, build: { ref: 'WORKTREE', command: ['go', 'build', '-o', '{out}'] } },
+  }, 'c');
+  assert.deepEqual(source.server, { kind: 'source', source: '/src/ps', build: ['go', 'build', '-o', '{out}'] });
+  assert.throws(() => matrixFromConfig({ ...CONFIG, matrix: undefined as never }, 'x/config.json'), /x\/config.json: no usable "matrix"/);
+  assert.throws(() => matrixFromConfig({ ...CONFIG, server: { kind: 'binary', path: null, git: null } }, 'c'), /cannot tell which server/);
+  assert.throws(() => matrixFromConfig({ ...CONFIG, provider: 'docker' }, 'c'), /unknown provider "docker"/);
+});
+
+test('readResumeState drops a cut-off last line of raw.csv and keeps the whole rows', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-resume-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(CONFIG));
+    const whole = rawCsvHeader() + rawCsvLine(row(512, 20971520, 1)) + rawCsvLine(row(512, 20971520, 2));
+    fs.writeFileSync(path.join(dir, 'raw.csv'), whole + '20MiB,512MB,1.2');
+    const s = readResumeState(dir);
+    assert.equal(s.rows.length, 2);
+    assert.equal(s.droppedPartialLine, '20MiB,512MB,1.2');
+    assert.equal(fs.readFileSync(path.join(dir, 'raw.csv'), 'utf8'), whole);
+    fs.writeFileSync(path.join(dir, 'raw.csv'), rawCsvHeader());
+    assert.equal(readResumeState(dir).rows.length, 0, 'a header alone is no rows, not an error');
+    fs.rmSync(path.join(dir, 'raw.csv'));
+    assert.equal(readResumeState(dir).rows.length, 0, 'no raw.csv yet: interrupted before the first row');
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...CONFIG, ab: { refs: ['a', 'b'] } }));
+    assert.throws(() => readResumeState(dir), /one side of a two-ref run/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  assert.throws(() => readResumeState('/nonexistent-ups'), /has no config.json/);
+});
