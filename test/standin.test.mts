@@ -153,11 +153,12 @@ describe('stand-in: the PicoShare contract', () => {
     assert.deepEqual(await spoolFiles(s), [], 'no spool file is left behind');
   });
 
-  test('memory stays flat: a 256 MiB upload raises VmHWM by far less than its size', async () => {
+  test('memory stays flat: a 256 MiB upload raises VmHWM by far less than its size', async (t) => {
     const before = await vmHwmBytes(s.child.pid!);
     const up = await upload(s.base, { cookie, size: 256 * MIB });
     assert.equal(up.status, 200, up.text);
     const rise = (await vmHwmBytes(s.child.pid!)) - before;
+    t.diagnostic(`VmHWM ${(before / MIB).toFixed(1)} -> ${((before + rise) / MIB).toFixed(1)} MiB`);
     assert.ok(rise < 64 * MIB, `VmHWM rose by ${(rise / MIB).toFixed(1)} MiB`);
     const { id } = JSON.parse(up.text) as { id: string };
     assert.equal((await stat(join(s.dataDir, 'entries', `${id}.data`))).size, 256 * MIB);
@@ -181,16 +182,17 @@ describe('stand-in: start-up errors', () => {
   test('missing PS_SHARED_SECRET exits 1 with a message; a bad knob value exits 2', async () => {
     const dir = await tempDir();
     const noSecret = spawnStandin(TSX_COMMAND, { PORT: '1' }, [], dir);
-    assert.equal((await noSecret.exited).code, 1);
-    assert.match(noSecret.output.stderr, /PS_SHARED_SECRET/);
     const badKnob = spawnStandin(TSX_COMMAND, { PS_SHARED_SECRET: 'x', STANDIN_THROTTLE_MIBS: 'fast' }, [], dir);
-    assert.equal((await badKnob.exited).code, 2);
+    const [noSecretExit, badKnobExit] = await Promise.all([noSecret.exited, badKnob.exited]);
+    assert.equal(noSecretExit.code, 1);
+    assert.match(noSecret.output.stderr, /PS_SHARED_SECRET/);
+    assert.equal(badKnobExit.code, 2);
     assert.match(badKnob.output.stderr, /throttle-mibs.*"fast"/);
   });
 });
 
 describe('stand-in: fault knobs', () => {
-  test('STANDIN_THROTTLE_MIBS=10 holds a 20 MiB upload to about 10 MiB/s, spooling while it arrives', async () => {
+  test('STANDIN_THROTTLE_MIBS=10 holds a 20 MiB upload to about 10 MiB/s, spooling while it arrives', async (t) => {
     const s = await startStandin({ env: { STANDIN_THROTTLE_MIBS: '10' } });
     try {
       const cookie = await auth(s.base);
@@ -205,18 +207,20 @@ describe('stand-in: fault knobs', () => {
       const up = await pending;
       assert.equal(up.status, 200, up.text);
       const mibs = up.bodyBytes / MIB / (up.responseMs / 1000);
+      t.diagnostic(`${mibs.toFixed(2)} MiB/s; ${(spooled / MIB).toFixed(1)} MiB spooled after 1 s`);
       assert.ok(mibs > 8 && mibs < 10.5, `measured ${mibs.toFixed(2)} MiB/s`);
     } finally {
       await s.stop();
     }
   });
 
-  test('-processing-delay-ms=1500 shows as time between the last byte and the response', async () => {
+  test('-processing-delay-ms=1500 shows as time between the last byte and the response', async (t) => {
     const s = await startStandin({ args: ['-processing-delay-ms=1500'] }); // Go-style spelling works too
     try {
       const up = await upload(s.base, { cookie: await auth(s.base), size: MIB });
       assert.equal(up.status, 200, up.text);
       const processingMs = up.responseMs - up.lastByteMs;
+      t.diagnostic(`last byte at ${up.lastByteMs.toFixed(0)} ms, response at ${up.responseMs.toFixed(0)} ms`);
       assert.ok(processingMs >= 1450 && processingMs < 3000, `processing took ${processingMs.toFixed(0)} ms`);
     } finally {
       await s.stop();
@@ -263,7 +267,7 @@ describe('stand-in: fault knobs', () => {
     }
   });
 
-  test('STANDIN_HOLD_IN_MEMORY=1 raises VmHWM by at least the upload size', async () => {
+  test('STANDIN_HOLD_IN_MEMORY=1 raises VmHWM by at least the upload size', async (t) => {
     const s = await startStandin({ env: { STANDIN_HOLD_IN_MEMORY: '1' } });
     try {
       const cookie = await auth(s.base);
@@ -272,6 +276,7 @@ describe('stand-in: fault knobs', () => {
       const up = await upload(s.base, { cookie, size });
       assert.equal(up.status, 200, up.text);
       const rise = (await vmHwmBytes(s.child.pid!)) - before;
+      t.diagnostic(`VmHWM ${(before / MIB).toFixed(1)} -> ${((before + rise) / MIB).toFixed(1)} MiB`);
       assert.ok(rise >= size, `VmHWM rose by ${(rise / MIB).toFixed(1)} MiB for a ${size / MIB} MiB upload`);
     } finally {
       await s.stop();
