@@ -30,6 +30,7 @@ import { renderReport, type ReportInput } from './lib/report.ts';
 import { appendFailure, appendRawRow, createRunDir, writeConfig, writeFileAtomic, type RawRow } from './lib/results.ts';
 import { runMatrix } from './lib/runner.ts';
 import { standinEnvFrom } from './lib/server.ts';
+import { cachedStandinBundle } from './lib/standin-bundle.ts';
 import { ensureTestFile, type TestFile } from './lib/testfiles.ts';
 import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './lib/units.ts';
 
@@ -152,7 +153,8 @@ interface Side { name: string; spec: ServerSpec; record: Record<string, unknown>
 async function prepareServers(m: Matrix, refs: string[], progress: Progress): Promise<Side[]> {
   const env = standinEnvFrom(process.env);
   if (refs.length === 0 && m.server.kind === 'standin') {
-    return [{ name: 'standin', spec: { kind: 'standin', env }, record: { kind: 'standin', path: null, git: null, standin_env: env } }];
+    const bundle = await cachedStandinBundle();
+    return [{ name: 'standin', spec: { kind: 'standin', binaryPath: bundle, env }, record: { kind: 'standin', path: null, git: null, standin_env: env } }];
   }
   if (refs.length === 0 && m.server.kind === 'binary') {
     try { fs.accessSync(m.server.binary, fs.constants.X_OK); } catch {
