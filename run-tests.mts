@@ -26,7 +26,7 @@ import { SUITE_DIR } from './lib/paths.ts';
 import { Progress } from './lib/progress.ts';
 import { buildRefs, WORKTREE_REF } from './lib/refs.ts';
 import type { Provider, ServerSpec } from './lib/provider.ts';
-import { renderReport, type ReportInput } from './lib/report.ts';
+import { writeReportFiles, type ReportInput } from './lib/report.ts';
 import { appendFailure, appendRawRow, createRunDir, writeConfig, writeFileAtomic, type RawRow } from './lib/results.ts';
 import { runMatrix } from './lib/runner.ts';
 import { standinEnvFrom } from './lib/server.ts';
@@ -370,10 +370,7 @@ export async function main(argv: string[]): Promise<number> {
     for (const run of runs) {
       run.config.ended_at = new Date().toISOString();
       writeConfig(run.dir, run.config);
-      writeFileAtomic(path.join(run.dir, 'report.md'), renderReport({
-        runName: path.basename(run.dir), rows: run.rows, config: run.config as unknown as ReportInput['config'], chartFile: null,
-      }));
-      if (!fs.existsSync(path.join(run.dir, 'failures.log'))) fs.writeFileSync(path.join(run.dir, 'failures.log'), '');
+      await writeReportFiles(run.dir, run.rows, run.config as unknown as ReportInput['config']);
       process.stdout.write(`${run.dir}\n`);
     }
     process.off('SIGINT', onSignal);

@@ -1,11 +1,13 @@
 // report.md: per case (memory limit x size) the median duration and throughput
 // over successful, non-warm-up iterations, peaks, failures, and the run's
-// settings. Pure: rows + config in, Markdown out; the caller writes the file.
+// settings. renderReport is pure (rows + config in, Markdown out);
+// writeReportFiles writes it with its chart into a run folder.
 import fs from 'node:fs';
 import path from 'node:path';
 import Mustache from 'mustache';
+import { throughputChartSvg } from './charts.ts';
 import { SUITE_DIR } from './paths.ts';
-import type { RawRow } from './results.ts';
+import { writeFileAtomic, type RawRow } from './results.ts';
 import { cvPct, max, median } from './stats.ts';
 import { formatBytes, toMiB } from './units.ts';
 
@@ -123,4 +125,15 @@ export function renderReport(input: ReportInput): string {
   };
   const template = fs.readFileSync(path.join(SUITE_DIR, 'templates', 'report.md.mustache'), 'utf8');
   return Mustache.render(template, view, undefined, { escape: (s: string) => s });
+}
+
+/** Writes report.md (and throughput.svg when any iteration succeeded) into a run folder; makes sure failures.log exists. */
+export async function writeReportFiles(dir: string, rows: RawRow[], config: ReportInput['config']): Promise<void> {
+  let chartFile: string | null = null;
+  if (rows.some((r) => r.exit_reason === 'success')) {
+    writeFileAtomic(path.join(dir, 'throughput.svg'), await throughputChartSvg(rows, config));
+    chartFile = 'throughput.svg';
+  }
+  writeFileAtomic(path.join(dir, 'report.md'), renderReport({ runName: path.basename(dir), rows, config, chartFile }));
+  if (!fs.existsSync(path.join(dir, 'failures.log'))) fs.writeFileSync(path.join(dir, 'failures.log'), '');
 }
