@@ -118,3 +118,61 @@ export function readResumeState(dir: string): ResumeState {
   }
   return { dir, config, rows, droppedPartialLine };
 }
+
+/** What a resume adds to config.json's `resumes` list: when, with what command, and the server and suite it ran. */
+export interface ResumeRecord {
+  started_at: string;
+  command: unknown;
+  suite_version: unknown;
+  suite_git: unknown;
+  server: unknown;
+  host: unknown;
+}
+
+interface FreshConfig {
+  started_at: string;
+  command: unknown;
+  suite_version?: unknown;
+  suite_git?: unknown;
+  server: { kind: string; path: string | null; git: { commit: string; dirty: boolean } | null; standin_env?: unknown };
+  host: { hostname: string };
+}
+
+/**
+ * The resumed run's config.json: the recorded one, reopened (finished false,
+ * no stop reason), with this attempt appended to `resumes`. Warns when the
+ * server (commit, binary or stand-in knobs), the host or the suite differ
+ * from the recorded run: its rows will then mix both. Pure.
+ */
+export function mergeResumedConfig<T extends FreshConfig>(old: ResumableConfig, fresh: T): { config: T; warnings: string[] } {
+  const warnings: string[] = [];
+  const was = old.server;
+  const now = fresh.server;
+  if (was.git?.commit !== now.git?.commit || Boolean(was.git?.dirty) !== Boolean(now.git?.dirty)) {
+    const name = (g: { commit: string; dirty: boolean } | null | undefined) => (g ? `${g.commit.slice(0, 12)}${g.dirty ? ' (dirty)' : ''}` : 'none');
+    warnings.push(`the server's commit differs: the run started with ${name(was.git)}, this resume runs ${name(now.git)}; ` +
+      'both are recorded (config.json server and resumes), and the rows mix them');
+  } else if (was.kind !== now.kind || (was.path ?? null) !== (now.path ?? null)) {
+    warnings.push(`the server differs: the run started with ${was.kind} ${was.path ?? ''}, this resume runs ${now.kind} ${now.path ?? ''}`.replace(/ +/g, ' '));
+  }
+  if (JSON.stringify(was.standin_env ?? {}) !== JSON.stringify(now.standin_env ?? {})) {
+    warnings.push(`the stand-in's knobs differ: ${JSON.stringify(was.standin_env ?? {})} then, ${JSON.stringify(now.standin_env ?? {})} now`);
+  }
+  const oldHost = (old.host as { hostname?: string } | undefined)?.hostname;
+  if (oldHost !== undefined && oldHost !== fresh.host.hostname) {
+    warnings.push(`the host differs: the run started on ${oldHost}, this resume runs on ${fresh.host.hostname}`);
+  }
+  const resume: ResumeRecord = {
+    started_at: fresh.started_at, command: fresh.command, suite_version: fresh.suite_version ?? null,
+    suite_git: fresh.suite_git ?? null, server: fresh.server, host: fresh.host,
+  };
+  const config = {
+    ...old,
+    finished: false,
+    stop_reason: null,
+    ended_at: null,
+    provider_facts: { ...(old.provider_facts as object | undefined) },
+    resumes: [...((old.resumes as ResumeRecord[] | undefined) ?? []), resume],
+  } as unknown as T;
+  return { config, warnings };
+}

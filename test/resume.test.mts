@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { expandCases } from '../lib/matrix.ts';
-import { matrixFromConfig, planResume, readResumeState, type ResumableConfig } from '../lib/resume.ts';
+import { matrixFromConfig, mergeResumedConfig, planResume, readResumeState, type ResumableConfig } from '../lib/resume.ts';
 import { rawCsvHeader, rawCsvLine, type RawRow } from '../lib/results.ts';
 
 const CONFIG: ResumableConfig = {
@@ -91,4 +91,44 @@ test('readResumeState drops a cut-off last line of raw.csv and keeps the whole r
     fs.rmSync(dir, { recursive: true, force: true });
   }
   assert.throws(() => readResumeState('/nonexistent-ups'), /has no config.json/);
+});
+
+const fresh = (commit: string | null, over: Record<string, unknown> = {}) => ({
+  started_at: '2026-11-25T13:00:00.000Z', command: ['--resume', 'results/x'], suite_version: '0.1.0', suite_git: null,
+  server: { kind: 'source', path: '/src/ps', git: commit ? { commit, branch: 'WORKTREE', dirty: false } : null },
+  host: { hostname: 'box' }, finished: false, stop_reason: null, ended_at: null, provider_facts: {}, ...over,
+});
+
+test('mergeResumedConfig reopens the run and appends this attempt to resumes; same commit, no warning', () => {
+  const old = {
+    ...CONFIG, finished: false, stop_reason: 'interrupted by SIGINT', ended_at: '2026-11-25T12:00:00.000Z',
+    started_at: '2026-11-25T11:00:00.000Z', provider_facts: { 512: { limitEnforced: true } }, host: { hostname: 'box' },
+    server: { kind: 'source', path: '/src/ps', git: { commit: 'a'.repeat(40), branch: 'WORKTREE', dirty: false } },
+  };
+  const { config, warnings } = mergeResumedConfig(old, fresh('a'.repeat(40)));
+  assert.deepEqual(warnings, []);
+  const c = config as unknown as Record<string, unknown>;
+  assert.equal(c.finished, false);
+  assert.equal(c.stop_reason, null);
+  assert.equal(c.ended_at, null);
+  assert.equal(c.started_at, '2026-11-25T11:00:00.000Z', 'the run keeps its own start');
+  assert.deepEqual(c.provider_facts, { 512: { limitEnforced: true } });
+  assert.deepEqual(c.matrix, CONFIG.matrix);
+  assert.equal((c.resumes as { started_at: string }[]).length, 1);
+  assert.equal((c.resumes as { started_at: string }[])[0].started_at, '2026-11-25T13:00:00.000Z');
+  const again = mergeResumedConfig(config as unknown as ResumableConfig, fresh('a'.repeat(40)));
+  assert.equal(((again.config as unknown as Record<string, unknown>).resumes as unknown[]).length, 2, 'a second resume is appended');
+});
+
+test('mergeResumedConfig warns on a different server commit and keeps both', () => {
+  const old = { ...CONFIG, server: { kind: 'source', path: '/src/ps', git: { commit: 'a'.repeat(40), branch: 'main', dirty: false } } };
+  const { config, warnings } = mergeResumedConfig(old, fresh('b'.repeat(40)));
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /commit differs: the run started with aaaaaaaaaaaa, this resume runs bbbbbbbbbbbb/);
+  const c = config as unknown as { server: { git: { commit: string } }; resumes: { server: { git: { commit: string } } }[] };
+  assert.equal(c.server.git.commit, 'a'.repeat(40));
+  assert.equal(c.resumes[0].server.git.commit, 'b'.repeat(40));
+  const knobs = mergeResumedConfig({ ...CONFIG, server: { kind: 'standin', path: null, git: null, standin_env: { STANDIN_THROTTLE_MIBS: '5' } } },
+    fresh(null, { server: { kind: 'standin', path: null, git: null, standin_env: {} } }));
+  assert.match(knobs.warnings.join('\n'), /stand-in's knobs differ/);
 });
