@@ -22,7 +22,8 @@ test('run-tests --quick writes raw.csv, report.md, failures.log and config.json,
   assert.equal(r.status, 0, r.stderr);
   const runDir = r.stdout.trim().split('\n').at(-1)!;
   assert.equal(path.dirname(runDir), out, 'the last stdout line is the results folder');
-  assert.deepEqual(fs.readdirSync(runDir).sort(), ['config.json', 'failures.log', 'raw.csv', 'report.md']);
+  assert.deepEqual(fs.readdirSync(runDir).sort(), ['config.json', 'failures.log', 'raw.csv', 'report.md', 'throughput.svg']);
+  assert.match(fs.readFileSync(path.join(runDir, 'throughput.svg'), 'utf8'), /^<svg[\s\S]*MiB\/s[\s\S]*<\/svg>/);
 
   const csv = fs.readFileSync(path.join(runDir, 'raw.csv'), 'utf8');
   assert.equal(csv.split('\n')[0], RAW_COLUMNS.join(','));
@@ -49,6 +50,7 @@ test('run-tests --quick writes raw.csv, report.md, failures.log and config.json,
   const report = fs.readFileSync(path.join(runDir, 'report.md'), 'utf8');
   assert.match(report, /\| 256MB \| 20MiB \| 1\/2 \| \d+\.\d\d \| \d+\.\d \|/);
   assert.match(report, /8 iterations, 0 failed/);
+  assert.match(report, /!\[Throughput against file size\]\(throughput.svg\)/);
 
   for (const name of fs.readdirSync(runDir)) {
     assert.ok(!fs.readFileSync(path.join(runDir, name), 'utf8').includes(secret), `the secret is in ${name}`);
