@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Papa from 'papaparse';
 import { InputError } from './errors.ts';
-import { RAW_COLUMNS, type ExitReason, type RawColumn, type RawRow } from './results.ts';
+import { EXIT_REASONS, RAW_COLUMNS, type ExitReason, type RawColumn, type RawRow } from './results.ts';
 
 /** config.json as run-tests writes it (schema 1); every field optional when reading older or partial runs. */
 export interface RunConfig {
@@ -116,7 +116,9 @@ function parseRow(fields: string[], width: number, where: string): RawRow {
     return n;
   };
   const exitReason = cell('exit_reason');
-  if (exitReason === '') throw new InputError(`${where}, column exit_reason: empty`);
+  if (!(EXIT_REASONS as readonly string[]).includes(exitReason)) {
+    throw new InputError(`${where}, column exit_reason: ${JSON.stringify(exitReason)} is not one of ${EXIT_REASONS.join(', ')}`);
+  }
   const sha = cell('sha256_ok');
   if (sha !== '' && sha !== 'true' && sha !== 'false') {
     throw new InputError(`${where}, column sha256_ok: ${JSON.stringify(sha)} is not true, false or empty`);

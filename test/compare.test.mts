@@ -230,6 +230,7 @@ test('bad input: one "Error:" line naming the problem, exit 2', async () => {
   const lines = fs.readFileSync(path.join(BASE, 'raw.csv'), 'utf8').trimEnd().split('\n');
   const truncated = makeRun(`${lines.join('\n')}\n${lines[1].split(',').slice(0, 7).join(',')}`);
   const nonNumber = makeRun([header, lines[1].replace(',12.0,', ',fast,'), ...lines.slice(2)].join('\n'));
+  const badReason = makeRun([header, ...lines.slice(1, 5), lines[5].replace(',success,', ',exploded,'), ...lines.slice(6)].join('\n'));
   const badSchemaCsv = makeRun([header.replace('duration_seconds', 'duration_ms'), ...lines.slice(1)].join('\n'));
   const badSchemaConfig = makeRun(lines.join('\n'), { schema: 2 });
   const noCsv = makeRun(null);
@@ -239,6 +240,7 @@ test('bad input: one "Error:" line naming the problem, exit 2', async () => {
     [[noCsv, CAND], /^Error: .*: no raw\.csv in this folder/],
     [[BASE, truncated], /^Error: .*raw\.csv line 38: 7 of 16 columns \(truncated or malformed row\)\n$/],
     [[nonNumber, CAND], /^Error: .*raw\.csv line 2, column duration_seconds: "fast" is not a number\n$/],
+    [[BASE, badReason], /^Error: .*raw\.csv line 6, column exit_reason: "exploded" is not one of success, timeout, /],
     [[badSchemaCsv, CAND], /^Error: .*raw\.csv: unknown schema, header lacks duration_seconds/],
     [[BASE, badSchemaConfig], /^Error: .*config\.json: unknown schema 2 \(this compare-runs reads schema 1\)\n$/],
     [[BASE, disjoint], /^Error: no case in common between .* \(cases are matched on file size and memory limit\)\n$/],
