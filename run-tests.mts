@@ -18,7 +18,7 @@ import { closeClient } from './lib/client.ts';
 import { InputError } from './lib/errors.ts';
 import { interleave } from './lib/interleave.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './lib/iteration.ts';
-import { cleanupLocal, LocalProvider } from './lib/local.ts';
+import { cleanupLocal, describeLocal, LocalProvider } from './lib/local.ts';
 import {
   DEFAULT_BUILD, defaultWarmup, expandCases, loadMatrixFile, PROVIDERS, QUICK, type Case, type Matrix, type ProviderName,
 } from './lib/matrix.ts';
@@ -28,6 +28,7 @@ import { buildRefs, WORKTREE_REF } from './lib/refs.ts';
 import type { Provider, ServerSpec } from './lib/provider.ts';
 import { writeReportFiles, type ReportInput } from './lib/report.ts';
 import { appendFailure, appendRawRow, createRunDir, writeConfig, writeFileAtomic, type RawRow } from './lib/results.ts';
+import { matrixFromConfig, mergeResumedConfig, planResume, readResumeState, type ResumableConfig, type ResumeState } from './lib/resume.ts';
 import { runMatrix } from './lib/runner.ts';
 import { standinEnvFrom } from './lib/server.ts';
 import { cachedStandinBundle } from './lib/standin-bundle.ts';
@@ -54,6 +55,8 @@ Options (flags override matrix.yaml):
                        once to compare two refs. WORKTREE = the working tree as it is, uncommitted
                        changes included (recorded as dirty). Without --ref, server.source builds WORKTREE.
   --seed N             seed of the two refs' interleaved order (default: random; recorded in config.json)
+  --resume DIR         finish an interrupted run: its recorded matrix, server and knobs (config.json),
+                       only the iterations raw.csv lacks, into the same folder (no other flags)
   -h, --help           this help
 
 Two refs: both are built first (a git worktree per commit, never touching your
@@ -83,6 +86,8 @@ interface Options {
   /** --ref values in order; empty for a run without refs. */
   refs: string[];
   seed: number | null;
+  /** --resume: the run folder to finish, as read back. */
+  resume: ResumeState | null;
 }
 
 /** Parses argv into the run's settings; every bad value is an InputError naming the flag and the value. */
@@ -95,7 +100,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
         matrix: { type: 'string' }, provider: { type: 'string' }, sizes: { type: 'string' },
         memory: { type: 'string' }, iterations: { type: 'string' }, out: { type: 'string' },
         quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-        ref: { type: 'string', multiple: true }, seed: { type: 'string' },
+        ref: { type: 'string', multiple: true }, seed: { type: 'string' }, resume: { type: 'string' },
       },
       strict: true, allowPositionals: false,
     });
@@ -104,6 +109,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   }
   const v = parsed.values;
   if (v.help) return 'help';
+  if (v.resume !== undefined) return resumeOptions(v.resume, Object.keys(v).filter((k) => k !== 'resume'));
   const matrixFile = path.resolve(v.matrix ?? path.join(SUITE_DIR, 'matrix.yaml'));
   const matrix = loadMatrixFile(matrixFile);
   const flag = <T,>(name: string, value: string, parse: (s: string) => T): T => {
@@ -143,15 +149,28 @@ export function parseOptions(argv: string[]): Options | 'help' {
     if (!/^\d+$/.test(s.trim()) || Number(s) > 2 ** 32 - 1) throw new Error('not a whole number from 0 to 4294967295');
     return Number(s);
   });
-  return { matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, seed };
+  return { matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, seed, resume: null };
+}
+
+/** --resume DIR: everything comes from the run's config.json; other flags would change what the rows mean. */
+function resumeOptions(dir: string, otherFlags: string[]): Options {
+  if (otherFlags.length > 0) {
+    throw new InputError(`--resume takes the run's recorded settings; drop ${otherFlags.map((f) => `--${f}`).join(', ')}`);
+  }
+  const state = readResumeState(path.resolve(dir));
+  const matrix = matrixFromConfig(state.config, path.join(state.dir, 'config.json'));
+  const ref = state.config.server.kind === 'source' ? state.config.server.build?.ref : undefined;
+  return {
+    matrix, matrixFile: String(state.config.matrix_file ?? ''), out: path.dirname(state.dir),
+    refs: ref ? [ref] : [], seed: null, resume: state,
+  };
 }
 
 /** One server under test: a launchable spec, plus what config.json records about it. Two of them for an A/B run. */
 interface Side { name: string; spec: ServerSpec; record: Record<string, unknown> }
 
 /** The server(s) under test; refs are built here, before any case, and a failed build stops the run. */
-async function prepareServers(m: Matrix, refs: string[], progress: Progress): Promise<Side[]> {
-  const env = standinEnvFrom(process.env);
+async function prepareServers(m: Matrix, refs: string[], progress: Progress, env = standinEnvFrom(process.env)): Promise<Side[]> {
   if (refs.length === 0 && m.server.kind === 'standin') {
     const bundle = await cachedStandinBundle();
     return [{ name: 'standin', spec: { kind: 'standin', binaryPath: bundle, env }, record: { kind: 'standin', path: null, git: null, standin_env: env } }];
@@ -227,7 +246,15 @@ export async function main(argv: string[]): Promise<number> {
     progress.line('PS_SHARED_SECRET not set: using a random secret for this run');
   }
 
-  const sides = await prepareServers(m, opts.refs, progress);
+  const resume = opts.resume;
+  if (resume?.config.finished) {
+    progress.line(`${resume.dir} already finished (${resume.rows.length} rows, ended ${String(resume.config.ended_at)}): nothing to resume, nothing changed`);
+    process.stdout.write(`${resume.dir}\n`);
+    return 0;
+  }
+  if (resume?.droppedPartialLine) progress.line(`raw.csv ended in a cut-off line, dropped: ${resume.droppedPartialLine}`);
+  // A resume runs the stand-in with the knobs the run was started with, not today's environment.
+  const sides = await prepareServers(m, opts.refs, progress, resume?.config.server.standin_env);
   const ab = sides.length > 1;
   if (ab && m.provider !== 'local') {
     throw new InputError(`--provider ${m.provider}: two refs need a provider that starts either build per iteration (local)`);
@@ -244,13 +271,13 @@ export async function main(argv: string[]): Promise<number> {
   const parent = ab ? createRunDir(opts.out) : null;
   const dirs = parent
     ? sideFolderNames(sides.map((s) => s.name)).map((n) => { const d = path.join(parent, n); fs.mkdirSync(d); return d; })
-    : [createRunDir(opts.out)];
+    : [resume ? resume.dir : createRunDir(opts.out)];
   const seed = opts.seed ?? crypto.randomInt(2 ** 31);
   const suiteGit = await gitInfo(SUITE_DIR);
   const runs = sides.map((side, i) => ({
     side,
     dir: dirs[i],
-    rows: [] as RawRow[],
+    rows: [...(resume?.rows ?? [])],
     config: {
       suite_version: JSON.parse(fs.readFileSync(path.join(SUITE_DIR, 'package.json'), 'utf8')).version as string,
       suite_git: suiteGit,
@@ -282,6 +309,11 @@ export async function main(argv: string[]): Promise<number> {
       host: hostInfo(),
     },
   }));
+  if (resume) {
+    const merged = mergeResumedConfig(resume.config, runs[0].config as typeof runs[0]['config'] & ResumableConfig);
+    runs[0].config = merged.config;
+    for (const w of merged.warnings) progress.line(`WARNING: resuming ${resume.dir}: ${w}`);
+  }
   const configs = runs.map((r) => r.config);
   const writeConfigs = () => runs.forEach((r) => writeConfig(r.dir, r.config));
   writeConfigs();
@@ -289,10 +321,10 @@ export async function main(argv: string[]): Promise<number> {
 
   const stop = new AbortController();
   let exitCode = 0;
-  let cleaningUp = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stop.signal.aborted) {
-      progress.line(cleaningUp ? 'still cleaning up: waiting for the server and environment to stop (Ctrl-C again is ignored)' : 'already stopping');
+      const waiting = describeLocal();
+      progress.line(`${sig} again: still cleaning up (the cleanup is not abandoned): waiting for ${waiting.length ? waiting.join('; ') : 'the results files to be written'}`);
       return;
     }
     exitCode = sig === 'SIGINT' ? 130 : 143;
@@ -305,7 +337,9 @@ export async function main(argv: string[]): Promise<number> {
 
   const provider = makeProvider(m, sides[0].spec, secret);
   // Each case once per side; with one side this is the plain case order.
-  const jobs = interleave(expandCases(m), runs.length, seed);
+  const plan = resume ? planResume(expandCases(m), resume.rows) : null;
+  if (plan) progress.line(`resuming: ${plan.done} iterations already in raw.csv, ${plan.remaining.length} to run`);
+  const jobs = interleave(plan ? plan.remaining : expandCases(m), runs.length, seed);
   const sideOf = new Map(jobs.map((j) => [j.item, j.side]));
   const cases = jobs.map((j) => j.item);
   const tag = (c: Case) => (ab ? `${runs[sideOf.get(c)!].side.name} ` : '');
@@ -364,7 +398,6 @@ export async function main(argv: string[]): Promise<number> {
       throw e;
     }
   } finally {
-    cleaningUp = true;
     await cleanupLocal();
     await closeClient();
     for (const run of runs) {

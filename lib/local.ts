@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createMemoryCgroup, isCgroup, type MemoryCgroup } from './cgroup.ts';
 import type { Environment, MemorySample, Provider, ServerLaunch, ServerSpec } from './provider.ts';
 import {
-  freePort, hostServerArgv, logTail, spawnServer, stopServerProcess, waitReady, type ServerProcess,
+  freePort, hostServerArgv, logTail, portInUse, spawnServer, stopServerProcess, waitReady, type ServerProcess,
 } from './server.ts';
 
 /** Every cgroup and server this process made, so a signal handler can clean up whatever is left. */
@@ -16,6 +16,16 @@ const live = new Set<LocalEnvironment>();
 
 export async function cleanupLocal(): Promise<void> {
   await Promise.all([...live].map((e) => e.down()));
+}
+
+/** What is still up, for a "still cleaning up" message, e.g. "local 256 MB (server pid 123, cgroup ...)". */
+export function describeLocal(): string[] {
+  return [...live].map((e) => e.describe());
+}
+
+/** Where each environment's server data and spool go: UPS_LOCAL_DATA_DIR, else the system temp folder. */
+export function localDataParent(): string {
+  return path.resolve(process.env.UPS_LOCAL_DATA_DIR || os.tmpdir());
 }
 
 export class LocalProvider implements Provider {
@@ -40,7 +50,7 @@ export class LocalProvider implements Provider {
 }
 
 class LocalEnvironment implements Environment {
-  private readonly workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-local-'));
+  private readonly workDir = fs.mkdtempSync(path.join(localDataParent(), 'ups-local-'));
   private readonly logFile = path.join(this.workDir, 'server.log');
   private proc: ServerProcess | null = null;
   private dataDir: string | null = null;
@@ -58,7 +68,28 @@ class LocalEnvironment implements Environment {
     this.dataDir = fs.mkdtempSync(path.join(this.workDir, 'data-'));
     const tmp = path.join(this.dataDir, 'tmp'); // the upload spool: on disk beside the data, never a tmpfs
     fs.mkdirSync(tmp);
-    const port = await freePort();
+    // The port is free when chosen, but another process may take it before the server binds: then another port.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      try {
+        return await this.launchOn(port, server, tmp);
+      } catch (e) {
+        const taken = this.proc?.exit && (await portInUse(port));
+        if (!taken) throw e;
+        if (attempt === 3) throw new Error(`${(e as Error).message}; port ${port} on 127.0.0.1 is in use by another process`);
+        fs.appendFileSync(this.logFile, `--- port ${port} was taken by another process before the server bound it: trying another\n`);
+        await this.stopProcess();
+      }
+    }
+  }
+
+  private async stopProcess(): Promise<void> {
+    if (this.proc) await stopServerProcess(this.proc);
+    this.proc = null;
+  }
+
+  private async launchOn(port: number, server: ServerSpec, tmp: string): Promise<string> {
+    const dataDir = this.dataDir!;
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/',
@@ -67,7 +98,7 @@ class LocalEnvironment implements Environment {
       PORT: String(port),
       TMPDIR: tmp,
     };
-    const serverArgv = [...hostServerArgv(server), '-db', path.join(this.dataDir, 'store.db')];
+    const serverArgv = [...hostServerArgv(server), '-db', path.join(dataDir, 'store.db')];
     // The server joins the cgroup before it execs, so it never allocates outside the limit.
     const argv = this.cgroup
       ? ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', this.cgroup.procsFile, ...serverArgv]
@@ -80,8 +111,7 @@ class LocalEnvironment implements Environment {
   }
 
   async stopServer(): Promise<void> {
-    if (this.proc) await stopServerProcess(this.proc);
-    this.proc = null;
+    await this.stopProcess();
     if (this.dataDir) fs.rmSync(this.dataDir, { recursive: true, force: true });
     this.dataDir = null;
   }
@@ -127,6 +157,11 @@ class LocalEnvironment implements Environment {
 
   async serverLogTail(lines: number): Promise<string> {
     return logTail(this.logFile, lines, this.launch.secret);
+  }
+
+  describe(): string {
+    const server = this.proc && !this.proc.exit ? `server pid ${this.proc.pid}` : 'no server';
+    return `local ${this.memoryMb} MB (${server}${this.cgroup ? `, cgroup ${this.cgroup.dir}` : ''})`;
   }
 
   async down(): Promise<void> {

@@ -43,6 +43,15 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Whether something already listens on 127.0.0.1:port (or on all interfaces at that port). */
+export async function portInUse(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'EADDRINUSE'));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(false)));
+  });
+}
+
 export interface ServerProcess {
   child: ChildProcess;
   pid: number;

@@ -1,0 +1,105 @@
+// Interruption for real: SIGINT and SIGTERM sent to a running ./run-tests while
+// an upload is in progress (a throttled stand-in, its spool file growing), and a
+// second SIGINT while it waits for a server that shrugs off SIGTERM. Checks the
+// exit code, config.json, report.md, that the rows written before the signal are
+// intact, and that no server process, cgroup or data folder is left.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import {
+  leftovers, matrixFile, rawCsvText, readConfig, rowCount, serverWrapper, startRun, waitFor, type Run,
+} from './run-helpers.mts';
+
+/** True while some iteration's upload spool (data-*\/tmp under the data parent) holds bytes: an upload is in progress. */
+function uploading(dataParent: string): boolean {
+  for (const env of fs.readdirSync(dataParent)) {
+    let datas: string[] = [];
+    try { datas = fs.readdirSync(path.join(dataParent, env)).filter((n) => n.startsWith('data-')); } catch { continue; }
+    for (const d of datas) {
+      const tmp = path.join(dataParent, env, d, 'tmp');
+      try {
+        if (fs.readdirSync(tmp).some((f) => fs.statSync(path.join(tmp, f)).size > 0)) return true;
+      } catch { /* removed meanwhile */ }
+    }
+  }
+  return false;
+}
+
+async function interruptMidUpload(run: Run, dataParent: string, sig: NodeJS.Signals) {
+  await waitFor('the first row', () => rowCount(run.runDir()) >= 1, 120_000);
+  const before = rawCsvText(run.runDir());
+  await waitFor('the next upload to be in progress', () => uploading(dataParent), 60_000);
+  run.child.kill(sig);
+  const exit = await run.exited;
+  return { before, exit };
+}
+
+for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  test(`${sig} mid-upload: exit ${code}, finished false with the reason, report from the rows so far, nothing left`, async () => {
+    const secret = `intr-${sig}-${Date.now()}`;
+    const dataParent = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-intr-data-'));
+    const run = startRun(['--sizes', '8MiB', '--memory', '256', '--iterations', '4'],
+      { PS_SHARED_SECRET: secret, STANDIN_THROTTLE_MIBS: '6', UPS_LOCAL_DATA_DIR: dataParent });
+    const { before, exit } = await interruptMidUpload(run, dataParent, sig);
+    const dir = run.runDir()!;
+    assert.equal(exit.code, code, run.stderr());
+    assert.match(run.stderr(), new RegExp(`${sig}: stopping the current upload and tearing down`));
+    assert.equal(run.stdout().trim().split('\n').at(-1), dir, 'the results folder is still the last stdout line');
+
+    const config = readConfig(dir);
+    assert.equal(config.finished, false);
+    assert.equal(config.stop_reason, `interrupted by ${sig}`);
+    assert.ok(config.ended_at, 'ended_at written');
+    const after = rawCsvText(dir);
+    assert.ok(after.startsWith(before), 'the rows written before the signal are intact');
+    assert.equal(rowCount(dir), before.split('\n').filter(Boolean).length - 1, 'the interrupted upload left no half row');
+    const report = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');
+    assert.match(report, new RegExp(`Run not finished\\*\\*: interrupted by ${sig}`));
+    assert.match(report, /\| 256MB \| 8MiB \|/);
+
+    assert.deepEqual(leftovers(secret, run.pid), [], 'no server process or cgroup left');
+    assert.deepEqual(fs.readdirSync(dataParent), [], 'no data folder left');
+    fs.rmSync(dataParent, { recursive: true, force: true });
+    fs.rmSync(run.out, { recursive: true, force: true });
+  });
+}
+
+test('a second SIGINT during cleanup says what it is waiting for, and the cleanup still finishes', async () => {
+  const secret = `intr-twice-${Date.now()}`;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-intr2-'));
+  const dataParent = path.join(tmp, 'data');
+  fs.mkdirSync(dataParent);
+  // Ignores SIGTERM and outlives the stand-in it starts: the suite has to wait out its grace period and SIGKILL it.
+  const stubborn = await serverWrapper(tmp, 'stubborn-server', [
+    "trap '' TERM",
+    'export STANDIN_THROTTLE_MIBS=6',
+    '$STANDIN "$@" &',
+    'wait',
+    'sleep 60',
+    'exit 0',
+  ].join('\n'));
+  const matrix = matrixFile(tmp, { binary: stubborn, sizes: ['8MiB'], memory: [256], iterations: 4 });
+  const run = startRun(['--matrix', matrix], { PS_SHARED_SECRET: secret, UPS_LOCAL_DATA_DIR: dataParent });
+  await waitFor('the first row', () => rowCount(run.runDir()) >= 1, 120_000);
+  await waitFor('the next upload to be in progress', () => uploading(dataParent), 60_000);
+  run.child.kill('SIGINT');
+  await waitFor('the first SIGINT to be taken', () => /SIGINT: stopping/.test(run.stderr()), 10_000);
+  await new Promise((r) => setTimeout(r, 500));
+  run.child.kill('SIGINT');
+  const t0 = Date.now();
+  const exit = await run.exited;
+  assert.equal(exit.code, 130, run.stderr());
+  assert.match(run.stderr(), /SIGINT again: still cleaning up[^\n]*waiting for local 256 MB \(server pid \d+, cgroup /);
+  assert.ok(Date.now() - t0 > 1000, 'the second SIGINT did not cut the cleanup short');
+  assert.equal(readConfig(run.runDir()!).stop_reason, 'interrupted by SIGINT');
+  assert.deepEqual(leftovers(secret, run.pid), [], 'the stubborn server was killed');
+  const left = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try { return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(stubborn); } catch { return false; }
+  });
+  assert.deepEqual(left, [], 'no stubborn wrapper left');
+  assert.deepEqual(fs.readdirSync(dataParent), [], 'no data folder left');
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.rmSync(run.out, { recursive: true, force: true });
+});

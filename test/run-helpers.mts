@@ -1,0 +1,123 @@
+// Helpers for tests that run the real ./run-tests and provoke faults in it:
+// start it in the background, wait for rows, find what it left behind
+// (server processes by their unique secret, memory cgroups by its pid, VMs),
+// and write small server wrappers (shell scripts around the stand-in).
+//   const run = startRun(['--sizes', '8MiB', '--out', out], { PS_SHARED_SECRET: secret })
+//   await waitFor(() => rowCount(run.runDir()) >= 1); run.child.kill('SIGINT'); await run.exited
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { SUITE_DIR } from '../lib/paths.ts';
+import { cachedStandinBundle } from '../lib/standin-bundle.ts';
+
+export interface Run {
+  child: ChildProcess;
+  pid: number;
+  out: string;
+  stdout: () => string;
+  stderr: () => string;
+  /** The results folder once it exists (the only folder inside `out`), else null. */
+  runDir: () => string | null;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts ./run-tests with `args` (plus --out when `out` is given) and extra environment; never waits. */
+export function startRun(args: string[], env: Record<string, string>, out?: string): Run {
+  const dir = out ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ups-survive-'));
+  const child = spawn(path.join(SUITE_DIR, 'run-tests'), out === undefined && !args.includes('--resume') ? [...args, '--out', dir] : args, {
+    cwd: os.tmpdir(), env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+  const runDir = () => {
+    const dirs = fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => /^\d{8}-\d{6}/.test(n)) : [];
+    return dirs.length === 1 ? path.join(dir, dirs[0]) : null;
+  };
+  return { child, pid: child.pid!, out: dir, stdout: () => stdout, stderr: () => stderr, runDir, exited };
+}
+
+export async function waitFor(what: string, pred: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function rawCsvText(dir: string | null): string {
+  if (!dir) return '';
+  try { return fs.readFileSync(path.join(dir, 'raw.csv'), 'utf8'); } catch { return ''; }
+}
+
+/** Data rows in raw.csv (header excluded). */
+export function rowCount(dir: string | null): number {
+  return Math.max(0, rawCsvText(dir).split('\n').filter(Boolean).length - 1);
+}
+
+export function readConfig(dir: string): Record<string, any> {
+  return JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+}
+
+function pids(): string[] {
+  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+}
+
+/** Processes whose environment or arguments carry `marker` (a run's unique secret reaches every server it starts). */
+export function processesWith(marker: string): string[] {
+  return pids().filter((p) => {
+    if (Number(p) === process.pid) return false;
+    try {
+      const environ = fs.readFileSync(`/proc/${p}/environ`, 'utf8');
+      const cmdline = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      // The suite itself has the secret in its environment too; only its children count.
+      return (environ.includes(`PS_SHARED_SECRET=${marker}`) && !cmdline.includes('run-tests.mts')) || cmdline.includes(marker);
+    } catch { return false; }
+  }).map((p) => `${p}: ${fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()}`);
+}
+
+/** Memory cgroups the run with this pid made (the local provider names them upload-perf-suite-PID-MB). */
+export function cgroupsOf(pid: number): string[] {
+  const out: string[] = [];
+  for (const root of ['/sys/fs/cgroup/memory', '/sys/fs/cgroup']) {
+    try { out.push(...fs.readdirSync(root).filter((n) => n.startsWith(`upload-perf-suite-${pid}-`)).map((n) => path.join(root, n))); } catch { /* no such hierarchy */ }
+  }
+  return out;
+}
+
+/** Everything a finished run must not leave behind: its servers (by secret) and its cgroups. */
+export function leftovers(secret: string, pid: number): string[] {
+  return [...processesWith(secret), ...cgroupsOf(pid)];
+}
+
+/**
+ * Writes an executable server wrapper: `body` is shell run before the stand-in,
+ * which it then execs with the suite's arguments (`-db ...`). $STANDIN is the
+ * stand-in bundle under this node.
+ */
+export async function serverWrapper(dir: string, name: string, body: string): Promise<string> {
+  const bundle = await cachedStandinBundle();
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, `#!/bin/sh\nSTANDIN="${process.execPath} ${bundle}"\n${body}\nexec $STANDIN "$@"\n`, { mode: 0o755 });
+  return file;
+}
+
+/** A matrix.yaml for a run against `binary`, with small sizes and one memory limit. */
+export function matrixFile(dir: string, opts: { binary?: string; sizes: string[]; memory?: number[]; iterations: number; readinessSeconds?: number; uploadSeconds?: number }): string {
+  const file = path.join(dir, 'matrix.yaml');
+  const lines = [
+    `sizes: [${opts.sizes.join(', ')}]`,
+    `memory_limits: [${(opts.memory ?? [512]).join(', ')}]`,
+    `iterations: ${opts.iterations}`,
+    'provider: local',
+    `timeouts: { upload_seconds: ${opts.uploadSeconds ?? 120}, readiness_seconds: ${opts.readinessSeconds ?? 30} }`,
+    ...(opts.binary ? [`server: { binary: ${JSON.stringify(opts.binary)} }`] : []),
+  ];
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+  return file;
+}
