@@ -25,7 +25,7 @@ export interface Run {
 /** Starts ./run-tests with `args` (plus --out when `out` is given) and extra environment; never waits. */
 export function startRun(args: string[], env: Record<string, string>, out?: string): Run {
   const dir = out ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ups-survive-'));
-  const child = spawn(path.join(SUITE_DIR, 'run-tests'), out === undefined && !args.includes('--resume') ? [...args, '--out', dir] : args, {
+  const child = spawn(path.join(SUITE_DIR, 'run-tests'), args.includes('--resume') ? args : [...args, '--out', dir], {
     cwd: os.tmpdir(), env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
