@@ -1,0 +1,63 @@
+// The suite's own vagrant box, made from its guest image (lib/image.ts) when no
+// box is configured: a tar.gz of box.img (the qcow2), metadata.json, the kernel
+// and initrd, the guest's ssh key, and a box Vagrantfile that boots the kernel
+// directly and logs in as root (the guest has no sudo).
+//
+//   const file = await writeBox(img, '/tmp/x/ups.box')   // then: vagrant box add --name NAME file
+import { createHash } from 'node:crypto';
+import { $, fs, path } from 'zx';
+import type { GuestImage, ImageManifest } from './image.ts';
+
+const GiB = 1024 ** 3;
+
+/** Kernel command line for direct boot from the box's virtio disk, as lib/qemu.ts boots the same image. */
+export const BOX_CMD_LINE = 'root=/dev/vda rw console=ttyS0 quiet panic=-1';
+
+/** Box name for one build of the guest image: a rebuilt image gets a new box (and a new libvirt base volume). */
+export function boxName(manifest: ImageManifest): string {
+  const id = createHash('sha256').update(`${manifest.image_version} ${manifest.built_at} ${manifest.disk_file_bytes}`).digest('hex');
+  return `ups/bookworm-${id.slice(0, 10)}`;
+}
+
+/** metadata.json of a libvirt box; vagrant-libvirt wants the virtual size in whole GiB. */
+export function boxMetadata(diskVirtualBytes: number): { provider: 'libvirt'; format: 'qcow2'; virtual_size: number } {
+  return { provider: 'libvirt', format: 'qcow2', virtual_size: Math.ceil(diskVirtualBytes / GiB) };
+}
+
+/** The box's own Vagrantfile; paths resolve inside the unpacked box. */
+export function boxVagrantfile(cmdLine = BOX_CMD_LINE): string {
+  return `# upload-perf-suite guest box: direct kernel boot, root over ssh with the suite's key, no sudo.
+box = File.dirname(__FILE__)
+Vagrant.configure("2") do |config|
+  config.ssh.username = "root"
+  config.ssh.private_key_path = File.join(box, "id_ed25519")
+  config.ssh.insert_key = false
+  config.ssh.sudo_command = "%c"
+  config.vm.provider :libvirt do |lv|
+    lv.kernel = File.join(box, "vmlinuz")
+    lv.initrd = File.join(box, "initrd.img")
+    lv.cmd_line = ${JSON.stringify(cmdLine)}
+  end
+end
+`;
+}
+
+/** Packs the image into a box file at `boxFile`; the staging folder beside it is removed after. */
+export async function writeBox(img: GuestImage, boxFile: string): Promise<string> {
+  const stage = await fs.mkdtemp(path.join(path.dirname(boxFile), '.box-'));
+  try {
+    await fs.writeFile(path.join(stage, 'metadata.json'), `${JSON.stringify(boxMetadata(img.manifest.disk_virtual_bytes))}\n`);
+    await fs.writeFile(path.join(stage, 'Vagrantfile'), boxVagrantfile());
+    // Links keep the 230 MB disk from being copied once more before tar reads it.
+    await fs.symlink(img.disk, path.join(stage, 'box.img'));
+    await fs.symlink(img.kernel, path.join(stage, 'vmlinuz'));
+    await fs.symlink(img.initrd, path.join(stage, 'initrd.img'));
+    await fs.copyFile(img.sshKey, path.join(stage, 'id_ed25519'));
+    await fs.chmod(path.join(stage, 'id_ed25519'), 0o600);
+    // The qcow2 is compressed already: gzip -1 only wraps it.
+    await $({ quiet: true, cwd: stage })`tar --dereference --use-compress-program=${'gzip -1'} -cf ${boxFile} metadata.json Vagrantfile box.img vmlinuz initrd.img id_ed25519`;
+    return boxFile;
+  } finally {
+    await fs.remove(stage);
+  }
+}

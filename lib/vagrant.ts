@@ -1,0 +1,342 @@
+// The vagrant provider: one `vagrant up --provider=libvirt` per memory limit
+// (VM RAM = the limit) from the top-level Vagrantfile, each in its own project
+// folder with a unique VM name so two runs can coexist. `vagrant ssh-config` is
+// read once; every command after that is plain ssh through lib/guest.ts.
+//
+// libvirt runs rootless (qemu:///session, the Vagrantfile's UPS_LIBVIRT_SESSION
+// branch). Root cannot use a session daemon, so as root vagrant runs as an
+// unprivileged uid (65534) with its HOME, XDG_RUNTIME_DIR and VAGRANT_HOME in a
+// scratch folder; a normal user runs it as themselves.
+//
+//   const provider = new VagrantProvider(launch, { cpus: 1 })
+//   const env = await provider.up(256)   // env.facts = { boot_seconds, libvirt_uri, box, accel, ... }
+//   ...; await env.down()                // vagrant destroy -f, no qemu process left
+//   await killAllVagrantVms()            // run teardown / signal handlers
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import { $, fs, path } from 'zx';
+import { GUEST_SERVER_PORT, openGuest, type SshTarget } from './guest.ts';
+import { ensureGuestImage, type GuestImage } from './image.ts';
+import { cacheDir, SUITE_DIR } from './paths.ts';
+import type { Environment, Provider, ServerLaunch } from './provider.ts';
+import { chooseAccel, TCG_TIMEOUT_FACTOR } from './qemu.ts';
+import { freePort } from './server.ts';
+import { boxName, writeBox } from './vagrant-box.ts';
+
+/** The uid vagrant and the session libvirtd run as when the suite runs as root. */
+const UNPRIVILEGED_UID = 65534;
+const UP_TIMEOUT_MS = 15 * 60_000;
+
+/** The ssh settings of `vagrant ssh-config`'s first host block. */
+export function parseSshConfig(text: string): SshTarget {
+  const kv = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^\s*(\w+)\s+(.+?)\s*$/.exec(line);
+    if (!m) continue;
+    const key = m[1].toLowerCase();
+    if (key === 'host' && kv.size > 0) break;
+    if (!kv.has(key)) kv.set(key, m[2].replace(/^"(.*)"$/, '$1'));
+  }
+  const port = Number(kv.get('port'));
+  const [host, user, identityFile] = [kv.get('hostname'), kv.get('user'), kv.get('identityfile')];
+  if (!host || !user || !identityFile || !Number.isInteger(port)) {
+    throw new Error(`vagrant ssh-config lacks HostName, Port, User or IdentityFile:\n${text}`);
+  }
+  return { host, port, user, keyFile: identityFile };
+}
+
+/** Box names in `vagrant box list --machine-readable` output. */
+export function parseBoxList(text: string): string[] {
+  return text.split('\n').map((l) => l.split(',')).filter((f) => f[2] === 'box-name').map((f) => f[3]);
+}
+
+/** Where vagrant runs and as whom. */
+interface Runner {
+  /** null: as the current user, with its own environment. */
+  uid: number | null;
+  env: Record<string, string>;
+  /** Folder for per-VM project folders and box files. */
+  scratch: string;
+  /** Where the session libvirtd and virtlogd keep their pid files, when the suite owns them (root case). */
+  libvirtRunDir: string | null;
+}
+
+let runnerPromise: Promise<Runner> | null = null;
+
+function runner(): Promise<Runner> {
+  runnerPromise ??= makeRunner();
+  return runnerPromise;
+}
+
+async function makeRunner(): Promise<Runner> {
+  const base = { VAGRANT_CHECKPOINT_DISABLE: '1', VAGRANT_NO_COLOR: '1', LIBVIRT_DEFAULT_URI: 'qemu:///session' };
+  if (process.getuid?.() !== 0) {
+    const scratch = path.join(cacheDir(), 'vagrant');
+    await fs.mkdirp(scratch);
+    return { uid: null, env: { ...process.env as Record<string, string>, ...base }, scratch, libvirtRunDir: null };
+  }
+  // Shared by all runs as root, like one user's session on a workstation: the
+  // box is added and uploaded into libvirt's pool once, one libvirtd serves all.
+  const scratch = process.env.UPS_VAGRANT_DIR ?? path.join('/var/tmp', 'upload-perf-suite-vagrant');
+  const home = path.join(scratch, 'home');
+  const runtime = path.join(scratch, 'run');
+  await fs.mkdirp(home);
+  await fs.mkdirp(runtime);
+  await fs.chmod(runtime, 0o700);
+  await $({ quiet: true })`chown ${`${UNPRIVILEGED_UID}:${UNPRIVILEGED_UID}`} ${scratch} ${home} ${runtime}`;
+  return {
+    uid: UNPRIVILEGED_UID,
+    env: {
+      ...base,
+      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      LANG: 'C.UTF-8',
+      HOME: home,
+      XDG_RUNTIME_DIR: runtime,
+      VAGRANT_HOME: path.join(home, '.vagrant.d'),
+    },
+    scratch,
+    libvirtRunDir: path.join(runtime, 'libvirt'),
+  };
+}
+
+/** Runs `cmd` (vagrant or virsh) as the runner's user; never throws, the caller reads exitCode. */
+async function as(r: Runner, cmd: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}) {
+  const argv = r.uid === null ? cmd
+    : ['setpriv', `--reuid=${r.uid}`, `--regid=${r.uid}`, '--clear-groups', '--inh-caps=-all', ...cmd];
+  // Vagrant wants a writable .vagrant beside its cwd even for box commands.
+  return $({ quiet: true, nothrow: true, cwd: opts.cwd ?? r.scratch, env: { ...r.env, ...opts.env }, timeout: opts.timeoutMs })`${argv}`;
+}
+
+/** A folder the runner's user owns. */
+async function ownedDir(r: Runner, dir: string): Promise<string> {
+  await fs.mkdirp(dir);
+  if (r.uid !== null) await fs.chown(dir, r.uid, r.uid);
+  return dir;
+}
+
+/** The box to boot: UPS_VM_BOX when it is there or can be added, else the suite's own box (added when missing) with its image. */
+async function ensureBox(r: Runner, log: (m: string) => void): Promise<{ box: string; image: GuestImage | null }> {
+  const list = await as(r, ['vagrant', 'box', 'list', '--machine-readable']);
+  if (list.exitCode !== 0) throw new Error(`vagrant box list failed: ${tail(list.stderr, 5)}`);
+  const have = parseBoxList(list.stdout);
+  const configured = process.env.UPS_VM_BOX;
+  if (configured) {
+    if (have.includes(configured)) return { box: configured, image: null };
+    const add = await as(r, ['vagrant', 'box', 'add', '--provider', 'libvirt', configured], { timeoutMs: 20 * 60_000 });
+    if (add.exitCode === 0) return { box: configured, image: null };
+    log(`WARNING: box ${configured} (UPS_VM_BOX) could not be added, using the suite's own box: ${tail(add.stderr, 1)}`);
+  }
+  const image = await ensureGuestImage({ log });
+  const box = boxName(image.manifest);
+  if (have.includes(box)) return { box, image };
+  const t0 = Date.now();
+  const boxFile = path.join(await ownedDir(r, path.join(r.scratch, 'boxes')), `${box.replace('/', '-')}.box`);
+  await writeBox(image, boxFile);
+  try {
+    const add = await as(r, ['vagrant', 'box', 'add', '--force', '--name', box, boxFile], { timeoutMs: 10 * 60_000 });
+    if (add.exitCode !== 0) throw new Error(`vagrant box add ${box} failed: ${tail(add.stderr, 10)}`);
+  } finally {
+    await fs.remove(boxFile);
+  }
+  log(`vagrant: added box ${box} from the guest image in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return { box, image };
+}
+
+/** libvirt's domain type: UPS_LIBVIRT_DRIVER when set, else kvm only when KVM really boots the suite's kernel. */
+async function libvirtDriver(image: GuestImage | null): Promise<'kvm' | 'qemu'> {
+  const forced = process.env.UPS_LIBVIRT_DRIVER;
+  if (forced === 'kvm' || forced === 'qemu') return forced;
+  if (image) return (await chooseAccel(image)) === 'kvm' ? 'kvm' : 'qemu';
+  return fs.access('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK).then(() => 'kvm' as const, () => 'qemu' as const);
+}
+
+interface VagrantVm {
+  name: string;
+  ssh: SshTarget;
+  /** Host port on 127.0.0.1 forwarded to GUEST_SERVER_PORT in the guest. */
+  serverPort: number;
+  facts: Record<string, unknown>;
+  /** Whether a qemu process of this VM is running. */
+  running(): Promise<boolean>;
+  /** `vagrant destroy -f`, then no qemu process of this VM left; idempotent, never throws. */
+  destroy(): Promise<void>;
+}
+
+/** Every VM booted and not yet destroyed, for killAllVagrantVms(). */
+const live = new Set<VagrantVm>();
+
+/** Destroys every VM this process booted; for run teardown and signal handlers. */
+export async function killAllVagrantVms(): Promise<void> {
+  await Promise.all([...live].map((vm) => vm.destroy()));
+}
+
+export interface VagrantOptions {
+  /** vCPUs per VM; default 1. */
+  cpus?: number;
+  /** Progress lines; default stderr. */
+  log?: (line: string) => void;
+}
+
+export class VagrantProvider implements Provider {
+  readonly name = 'vagrant' as const;
+  private log: (line: string) => void;
+
+  constructor(private launch: ServerLaunch, private opts: VagrantOptions = {}) {
+    this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+  }
+
+  async up(memoryMb: number): Promise<Environment> {
+    const r = await runner();
+    const { box, image } = await ensureBox(r, this.log);
+    const driver = await libvirtDriver(image);
+    const cpus = this.opts.cpus ?? 1;
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const t0 = Date.now();
+      let vm: VagrantVm | null = null;
+      // Host side of the guest layer: its ssh control socket, the stand-in bundle.
+      const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ups-vagrant-'));
+      try {
+        vm = await bootOnce(r, { box, driver, memoryMb, cpus });
+        const factor = driver === 'qemu' ? TCG_TIMEOUT_FACTOR : 1;
+        const booted = vm;
+        const env = await openGuest({
+          memoryMb, facts: vm.facts, ssh: vm.ssh, httpPort: vm.serverPort, launch: this.launch, timeoutFactor: factor, workDir,
+          destroy: async () => { await booted.destroy(); await fs.remove(workDir); },
+        }, () => booted.running(), 60_000 * factor);
+        vm.facts.timeout_factor = factor;
+        vm.facts.ready_seconds = Math.round((Date.now() - t0) / 100) / 10;
+        this.log(`vagrant: ${memoryMb} MB VM up in ${vm.facts.boot_seconds} s (${driver}, ${cpus} vCPU, box ${box}, ` +
+          `ssh ${vm.ssh.host}:${vm.ssh.port}, server 127.0.0.1:${vm.serverPort})`);
+        return env;
+      } catch (err) {
+        lastError = err;
+        await vm?.destroy();
+        await fs.remove(workDir);
+        if (attempt === 1) this.log(`vagrant: boot at ${memoryMb} MB failed, retrying once: ${(err as Error).message.split('\n')[0]}`);
+      }
+    }
+    throw lastError;
+  }
+}
+
+async function bootOnce(r: Runner, o: { box: string; driver: 'kvm' | 'qemu'; memoryMb: number; cpus: number }): Promise<VagrantVm> {
+  const name = `ups-${o.memoryMb}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const project = await ownedDir(r, path.join(r.scratch, 'projects', name));
+  await fs.copyFile(path.join(SUITE_DIR, 'Vagrantfile'), path.join(project, 'Vagrantfile'));
+  const [sshPort, serverPort] = [await freePort(), await freePort()];
+  const env = {
+    UPS_VM_MEMORY_MB: String(o.memoryMb),
+    UPS_VM_CPUS: String(o.cpus),
+    UPS_VM_BOX: o.box,
+    UPS_VM_NAME: name,
+    UPS_SSH_PORT: String(sshPort),
+    UPS_SERVER_PORT: String(serverPort),
+    UPS_GUEST_SERVER_PORT: String(GUEST_SERVER_PORT),
+    UPS_LIBVIRT_DRIVER: o.driver,
+    UPS_LIBVIRT_SESSION: '1',
+  };
+  const domain = `${name}_default`;
+  let destroyed = false;
+  const vm: VagrantVm = {
+    name,
+    ssh: { host: '127.0.0.1', port: sshPort, user: 'root', keyFile: '' },
+    serverPort,
+    facts: {},
+    running: async () => (await qemuPidsOf(domain)).length > 0,
+    async destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      const t0 = Date.now();
+      await as(r, ['vagrant', 'destroy', '-f'], { cwd: project, env, timeoutMs: 5 * 60_000 });
+      await killQemuOf(domain);
+      vm.facts.destroy_seconds = Math.round((Date.now() - t0) / 100) / 10;
+      live.delete(vm);
+      vmPids.delete(vm);
+      await fs.remove(project).catch(() => {});
+      if (live.size === 0) await stopIdleLibvirtd(r);
+    },
+  };
+  live.add(vm);
+  hookExit();
+  const t0 = Date.now();
+  const up = await as(r, ['vagrant', 'up', '--provider=libvirt'], { cwd: project, env, timeoutMs: UP_TIMEOUT_MS });
+  const bootSeconds = (Date.now() - t0) / 1000;
+  if (up.exitCode !== 0) {
+    await vm.destroy();
+    throw new Error(`vagrant up (${name}, ${o.memoryMb} MB) failed with exit ${up.exitCode} after ${bootSeconds.toFixed(1)} s:\n${tail(up.stdout + up.stderr, 15)}`);
+  }
+  vmPids.set(vm, await qemuPidsOf(domain));
+  const cfg = await as(r, ['vagrant', 'ssh-config'], { cwd: project, env, timeoutMs: 60_000 });
+  if (cfg.exitCode !== 0) {
+    await vm.destroy();
+    throw new Error(`vagrant ssh-config (${name}) failed: ${tail(cfg.stderr, 5)}`);
+  }
+  vm.ssh = parseSshConfig(cfg.stdout);
+  Object.assign(vm.facts, {
+    boot_seconds: Math.round(bootSeconds * 10) / 10,
+    libvirt_uri: 'qemu:///session',
+    libvirt_driver: o.driver,
+    accel: o.driver === 'kvm' ? 'kvm' : 'tcg',
+    box: o.box,
+    vm_name: domain,
+    cpus: o.cpus,
+    vagrant_user: r.uid === null ? os.userInfo().username : `uid ${r.uid}`,
+  });
+  return vm;
+}
+
+/** qemu pids of each live VM, so an exiting process can still kill them synchronously. */
+const vmPids = new Map<VagrantVm, number[]>();
+let exitHooked = false;
+
+// Last resort when the run ends without its teardown (killAllVagrantVms is
+// async; an 'exit' handler can't wait): the VMs' qemu processes die with it.
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.once('exit', () => {
+    for (const vm of live) {
+      for (const pid of vmPids.get(vm) ?? []) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* gone already */ }
+      }
+    }
+  });
+}
+
+function tail(text: string, lines: number): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/** Kills any qemu process still running for libvirt domain `domain` (libvirt names it with -name guest=DOMAIN). */
+async function killQemuOf(domain: string): Promise<void> {
+  for (const pid of await qemuPidsOf(domain)) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone already */ }
+  }
+}
+
+/** Pids of qemu processes whose command line names libvirt domain `domain`. */
+export async function qemuPidsOf(domain: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const argv = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (argv.includes('qemu-system') && argv.split('\0').some((a) => a === `guest=${domain}` || a.startsWith(`guest=${domain},`))) {
+      pids.push(Number(entry));
+    }
+  }
+  return pids;
+}
+
+/** Stops the session libvirtd (and its virtlogd) the suite started as root once it holds no domain; a user's own daemon is left alone. */
+async function stopIdleLibvirtd(r: Runner): Promise<void> {
+  if (!r.libvirtRunDir) return;
+  const domains = await as(r, ['virsh', '-c', 'qemu:///session', 'list', '--all', '--name'], { timeoutMs: 30_000 });
+  if (domains.exitCode !== 0 || domains.stdout.trim() !== '') return;
+  for (const daemon of ['libvirtd', 'virtlogd']) {
+    const pid = Number((await readFile(path.join(r.libvirtRunDir, `${daemon}.pid`), 'utf8').catch(() => '')).trim());
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    try { process.kill(pid, 'SIGTERM'); } catch { /* gone already */ }
+  }
+}

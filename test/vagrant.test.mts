@@ -1,0 +1,124 @@
+// The vagrant provider: its parsers and box files on literal data, then a real
+// `vagrant up` at 256 MB running the stand-in, a small upload checked by
+// sha256, the in-guest peak memory read back, and a destroy that leaves no
+// qemu process behind. Skips, saying why, where vagrant or libvirt is missing.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { $ } from 'zx';
+import { closeClient } from '../lib/client.ts';
+import type { GuestEnvironment } from '../lib/guest.ts';
+import { readGuestImage } from '../lib/image.ts';
+import { runIteration } from '../lib/iteration.ts';
+import { ensureTestFile } from '../lib/testfiles.ts';
+import { MiB } from '../lib/units.ts';
+import { boxMetadata, boxVagrantfile } from '../lib/vagrant-box.ts';
+import { parseBoxList, parseSshConfig, qemuPidsOf, VagrantProvider } from '../lib/vagrant.ts';
+
+const SECRET = 'vagrant-test-secret-Qp7z';
+
+test('parseSshConfig reads the first host block of vagrant ssh-config', () => {
+  const text = `Host default
+  HostName 127.0.0.1
+  User root
+  Port 40123
+  UserKnownHostsFile /dev/null
+  StrictHostKeyChecking no
+  PasswordAuthentication no
+  IdentityFile "/var/tmp/with space/id_ed25519"
+  IdentitiesOnly yes
+  LogLevel FATAL
+
+Host other
+  HostName 10.0.0.9
+  Port 22
+`;
+  assert.deepEqual(parseSshConfig(text), {
+    host: '127.0.0.1', port: 40123, user: 'root', keyFile: '/var/tmp/with space/id_ed25519',
+  });
+  assert.throws(() => parseSshConfig('Host default\n  HostName 127.0.0.1\n'), /lacks HostName, Port/);
+});
+
+test('parseBoxList lists box names of vagrant box list --machine-readable', () => {
+  const text = [
+    '1764072000,,ui,info,ups/bookworm-0123456789 (libvirt%!(VAGRANT_COMMA) 0)',
+    '1764072000,,box-name,ups/bookworm-0123456789',
+    '1764072000,,box-provider,libvirt',
+    '1764072000,,box-version,0',
+    '1764072000,,box-name,debian/bookworm64',
+    '1764072000,,box-provider,libvirt',
+  ].join('\n');
+  assert.deepEqual(parseBoxList(text), ['ups/bookworm-0123456789', 'debian/bookworm64']);
+  assert.deepEqual(parseBoxList('1764072000,,ui,info,There are no installed boxes!'), []);
+});
+
+test('box metadata gives the virtual size in whole GiB, rounded up', () => {
+  assert.deepEqual(boxMetadata(12 * 1024 ** 3), { provider: 'libvirt', format: 'qcow2', virtual_size: 12 });
+  assert.deepEqual(boxMetadata(12 * 1024 ** 3 + 1).virtual_size, 13);
+});
+
+test('the box Vagrantfile boots the kernel directly and logs in as root without sudo', () => {
+  const vf = boxVagrantfile('root=/dev/vda rw console=ttyS0');
+  assert.match(vf, /lv\.kernel = File\.join\(box, "vmlinuz"\)/);
+  assert.match(vf, /lv\.initrd = File\.join\(box, "initrd\.img"\)/);
+  assert.match(vf, /lv\.cmd_line = "root=\/dev\/vda rw console=ttyS0"/);
+  assert.match(vf, /config\.ssh\.username = "root"/);
+  assert.match(vf, /config\.ssh\.sudo_command = "%c"/);
+});
+
+/** Why a real vagrant VM cannot run here, or null when it can. */
+async function vagrantMissing(): Promise<string | null> {
+  for (const cmd of ['vagrant', 'virsh', 'qemu-system-x86_64', 'libvirtd']) {
+    const found = await $({ nothrow: true, quiet: true })`command -v ${cmd} || test -x /usr/sbin/${cmd}`;
+    if (found.exitCode !== 0) return `${cmd} is not installed (.ci/install-vm-deps installs it)`;
+  }
+  const plugins = await $({ nothrow: true, quiet: true })`vagrant plugin list`;
+  if (!plugins.stdout.includes('vagrant-libvirt')) return 'the vagrant-libvirt plugin is not installed';
+  if (!(await readGuestImage()) && process.getuid?.() !== 0) return 'no guest image for the box, and building one needs root';
+  return null;
+}
+
+test('vagrant: a 256 MB VM boots, runs the stand-in, uploads with sha256 check, samples, and is destroyed', async (t) => {
+  const reason = await vagrantMissing();
+  if (reason) return t.skip(reason);
+  const provider = new VagrantProvider(
+    { server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 },
+    { log: (l) => t.diagnostic(l) },
+  );
+  const t0 = Date.now();
+  const env = await provider.up(256) as GuestEnvironment;
+  const domain = env.facts.vm_name as string;
+  try {
+    t.diagnostic(`facts ${JSON.stringify(env.facts)}`);
+    assert.equal(env.facts.libvirt_uri, 'qemu:///session');
+    assert.ok((env.facts.boot_seconds as number) > 0);
+    assert.match(String(env.facts.box), /./);
+    assert.ok((await qemuPidsOf(domain)).length > 0, 'no qemu process for the domain');
+    // VM RAM is the memory limit: the guest kernel sees a little less than 256 MB.
+    const mem = await env.ssh.run(['grep', 'MemTotal', '/proc/meminfo'], { timeoutMs: 60_000 });
+    const memTotalKb = Number(/(\d+)/.exec(mem.stdout)![1]);
+    assert.ok(memTotalKb > 150 * 1024 && memTotalKb <= 256 * 1024, `MemTotal ${memTotalKb} kB`);
+
+    const url = await env.startServer();
+    t.diagnostic(`ssh-ready ${env.facts.boot_seconds} s (vagrant up), server-ready ${((Date.now() - t0) / 1000).toFixed(1)} s after up() began`);
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+
+    const file = await ensureTestFile(10 * MiB);
+    const ok = await runIteration({
+      env, file, secret: SECRET, uploadTimeoutSeconds: 600,
+      testCase: { memoryMb: 256, size: { label: '10MiB', bytes: file.bytes }, iteration: 1 },
+    });
+    t.diagnostic(`10 MiB: ${JSON.stringify(ok.row)}; samples ${JSON.stringify(env.lastSummary)}`);
+    assert.equal(ok.row.exit_reason, 'success', ok.failure ?? '');
+    assert.equal(ok.row.sha256_ok, true);
+    assert.ok(ok.row.peak_memory_bytes! > 20 * MiB && ok.row.peak_memory_bytes! < 256 * MiB, `guest used ${ok.row.peak_memory_bytes}`);
+    assert.ok(ok.row.server_peak_rss_bytes! > 10 * MiB, `server RSS ${ok.row.server_peak_rss_bytes}`);
+  } finally {
+    const d0 = Date.now();
+    await env.down();
+    await closeClient();
+    t.diagnostic(`destroy ${((Date.now() - d0) / 1000).toFixed(1)} s`);
+  }
+  assert.deepEqual(await qemuPidsOf(domain), [], 'qemu still running after down()');
+  const vms = await $({ nothrow: true, quiet: true })`pgrep -f ${domain}`;
+  assert.equal(vms.stdout.trim(), '', `a process of ${domain} is still running`);
+});
