@@ -19,6 +19,7 @@ import { InputError } from './lib/errors.ts';
 import { interleave } from './lib/interleave.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './lib/iteration.ts';
 import { cleanupLocal, describeLocal, LocalProvider } from './lib/local.ts';
+import { killAllVagrantVms, VagrantProvider } from './lib/vagrant.ts';
 import {
   DEFAULT_BUILD, defaultWarmup, expandCases, loadMatrixFile, PROVIDERS, QUICK, type Case, type Matrix, type ProviderName,
 } from './lib/matrix.ts';
@@ -231,6 +232,7 @@ function hostInfo() {
 function makeProvider(m: Matrix, spec: ServerSpec, secret: string): Provider {
   const launch = { server: spec, secret, readinessTimeoutSeconds: m.readinessTimeoutSeconds };
   if (m.provider === 'local') return new LocalProvider(launch);
+  if (m.provider === 'vagrant') return new VagrantProvider(launch, { cpus: m.vmCpus });
   throw new InputError(`--provider ${m.provider}: not available in this version (use local)`);
 }
 
@@ -399,6 +401,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   } finally {
     await cleanupLocal();
+    await killAllVagrantVms();
     await closeClient();
     for (const run of runs) {
       run.config.ended_at = new Date().toISOString();
