@@ -1,0 +1,30 @@
+// The guest image's pure parts on literal data: which Debian mirror apt
+// already uses. Building and booting the image is exercised in qemu.test.mts.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { mirrorFromAptSources } from '../lib/image.ts';
+
+test('mirrorFromAptSources: deb822 .sources, skipping security, disabled and deb-src entries', () => {
+  const sources = [
+    'Types: deb-src', 'URIs: http://src.example/debian', 'Suites: bookworm', 'Components: main', '',
+    'Types: deb', 'URIs: http://off.example/debian', 'Suites: bookworm', 'Enabled: no', '',
+    '# a comment', 'Types: deb', 'URIs: http://deb.debian.org/debian/', 'Suites: bookworm bookworm-updates', 'Components: main', '',
+    'Types: deb', 'URIs: http://deb.debian.org/debian-security', 'Suites: bookworm-security', '',
+  ].join('\n');
+  assert.equal(mirrorFromAptSources([{ name: '/etc/apt/sources.list.d/debian.sources', text: sources }], 'bookworm'), 'http://deb.debian.org/debian');
+});
+
+test('mirrorFromAptSources: one-line .list with options; first match wins; none gives null', () => {
+  const list = [
+    '# deb http://commented.example/debian bookworm main',
+    'deb http://security.debian.org/debian-security bookworm-security main',
+    'deb [arch=amd64 signed-by=/usr/share/keyrings/k.gpg] http://mirror.example/debian bookworm main contrib',
+  ].join('\n');
+  const files = [
+    { name: '/etc/apt/sources.list', text: list },
+    { name: '/etc/apt/sources.list.d/other.list', text: 'deb http://later.example/debian bookworm main' },
+  ];
+  assert.equal(mirrorFromAptSources(files, 'bookworm'), 'http://mirror.example/debian');
+  assert.equal(mirrorFromAptSources(files, 'trixie'), null);
+  assert.equal(mirrorFromAptSources([{ name: '/etc/apt/sources.list.d/x.sources.disabled', text: 'Types: deb\nURIs: http://x/\nSuites: bookworm' }], 'bookworm'), null);
+});
