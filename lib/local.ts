@@ -54,7 +54,7 @@ class LocalEnvironment implements Environment {
   private readonly logFile = path.join(this.workDir, 'server.log');
   private proc: ServerProcess | null = null;
   private dataDir: string | null = null;
-  private sampling: { timer: NodeJS.Timeout; hwm: number | null; oomBefore: number; dmesgMark: string | null } | null = null;
+  private sampling: { timer: NodeJS.Timeout; hwm: number | null; oomBefore: number } | null = null;
 
   constructor(
     readonly memoryMb: number,
@@ -134,8 +134,7 @@ class LocalEnvironment implements Environment {
   async startSampling(): Promise<void> {
     this.cgroup?.resetPeak();
     // VmHWM is polled, not only read at the end: a server that dies takes its /proc entry with it.
-    const dmesgMark = await lastKernelLine();
-    const s = { timer: undefined as unknown as NodeJS.Timeout, hwm: this.readHwm(), oomBefore: this.cgroup?.readOomKills() ?? 0, dmesgMark };
+    const s = { timer: undefined as unknown as NodeJS.Timeout, hwm: this.readHwm(), oomBefore: this.cgroup?.readOomKills() ?? 0 };
     s.timer = setInterval(() => { s.hwm = this.readHwm() ?? s.hwm; }, 250);
     this.sampling = s;
   }
@@ -151,7 +150,7 @@ class LocalEnvironment implements Environment {
       peakMemoryBytes: this.cgroup?.readPeak() ?? null,
       serverPeakRssBytes: hwm,
       oomKills,
-      oomLines: oomKills > 0 ? await kernelOomLinesSince(s.dmesgMark) : [],
+      oomLines: oomKills > 0 ? await kernelOomLinesOfLast(oomKills) : [],
     };
   }
 
@@ -179,14 +178,15 @@ async function dmesgLines(): Promise<string[] | null> {
   return r.exitCode === 0 ? r.stdout.split('\n').filter(Boolean) : null;
 }
 
-async function lastKernelLine(): Promise<string | null> {
-  return (await dmesgLines())?.at(-1) ?? null;
-}
-
-/** Kernel lines about OOM kills printed after `mark` (the last line seen when sampling began). */
-async function kernelOomLinesSince(mark: string | null): Promise<string[]> {
+/**
+ * Kernel lines about the last `kills` OOM kills (each report starts with "invoked oom-killer").
+ * The cgroup's counter says how many happened during the sample, so dmesg is read only then:
+ * a dmesg spawn before every upload cost 30-200 ms per iteration (bench/).
+ */
+async function kernelOomLinesOfLast(kills: number): Promise<string[]> {
   const lines = await dmesgLines();
   if (!lines) return ['(kernel log not readable: dmesg failed)'];
-  const start = mark ? lines.lastIndexOf(mark) + 1 : 0;
-  return lines.slice(start).filter((l) => /out of memory|oom|killed process/i.test(l));
+  const oom = lines.filter((l) => /out of memory|oom|killed process/i.test(l));
+  const starts = oom.flatMap((l, i) => (/invoked oom-killer/i.test(l) ? [i] : []));
+  return oom.slice(starts.length >= kills ? starts[starts.length - kills] : 0);
 }

@@ -77,13 +77,16 @@ export function spawnServer(argv: string[], env: Record<string, string>, logFile
   return proc;
 }
 
+/** Readiness poll interval: the server restarts every iteration, and half an interval is lost on average each time. */
+const READY_POLL_MS = 20;
+
 /** Polls GET / until 200, the process exits, or the timeout passes. */
 export async function waitReady(baseUrl: string, proc: ServerProcess | null, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (proc?.exit) throw new Error(`server exited before it was ready (code ${proc.exit.code}, signal ${proc.exit.signal})`);
     if (await isReady(baseUrl)) return;
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, READY_POLL_MS));
   }
   throw new Error(`server not ready within ${Math.round(timeoutMs / 1000)} s (GET ${baseUrl} never answered 200)`);
 }
