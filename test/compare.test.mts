@@ -1,7 +1,7 @@
 // compare-runs: verdicts, warm-up and failure handling, one-side-only cases,
 // geometric mean, bad input (in-process and through ./compare-runs), and a
 // golden compare.md for the fixture pair in test/fixtures/runs/.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,8 +20,13 @@ const RUNS = path.join(HERE, 'fixtures', 'runs');
 const BASE = path.join(RUNS, 'base');
 const CAND = path.join(RUNS, 'cand');
 
+const tmpDirs: string[] = [];
+after(() => tmpDirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
 function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'compare-test-'));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'compare-test-'));
+  tmpDirs.push(d);
+  return d;
 }
 
 async function runMain(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
