@@ -262,6 +262,8 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
 /** Settings that make two runs incomparable when they differ, as [label, value]. */
 function settings(c: RunConfig): [string, unknown][] {
   return [
+    // The suite's own code includes the client and the stand-in, so a different commit can move the numbers.
+    ['suite commit', c.suite_git?.commit],
     ['provider', c.provider],
     ['iterations', c.matrix?.iterations],
     ['warm-up iterations', c.matrix?.warmup_iterations],

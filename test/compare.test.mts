@@ -164,10 +164,11 @@ test('a noisy sample (throughput CV above 10%) is warned about', () => {
 
 test('one-side-only cases are listed, and differing settings are warned about', () => {
   const base = run('a', [...durations([1, 1, 1, 1, 1, 1]), ...durations([1, 1], { memory_limit: '512MB', memory_limit_mb: 512 })], {
-    schema: 1, provider: 'local', matrix: { iterations: 6, warmup_iterations: 1 }, host: { hostname: 'h1', cores: 2 },
+    schema: 1, provider: 'local', matrix: { iterations: 6, warmup_iterations: 1 }, host: { hostname: 'h1', cores: 2 }, suite_git: { commit: 'aaa' },
   });
   const cand = run('b', [...durations([1, 1, 1, 1, 1, 1]), ...durations([1], { file_size: '1GiB', file_size_bytes: 2 ** 30 })], {
-    schema: 1, provider: 'qemu', matrix: { iterations: 6, warmup_iterations: 1 }, host: { hostname: 'h2', cores: 2 }, finished: false, stop_reason: 'interrupted',
+    schema: 1, provider: 'qemu', matrix: { iterations: 6, warmup_iterations: 1 }, host: { hostname: 'h2', cores: 2 }, suite_git: { commit: 'bbb' },
+    finished: false, stop_reason: 'interrupted',
   });
   const c = compareRuns(base, cand);
   assert.equal(c.cases.length, 1);
@@ -176,7 +177,7 @@ test('one-side-only cases are listed, and differing settings are warned about', 
     { fileSize: '1GiB', memoryLimit: '256MB', side: 'candidate', iterations: 1 },
   ]);
   const text = c.warnings.join('\n');
-  assert.match(text, /settings differ \(provider "local" vs "qemu"; host "h1" vs "h2"\)/);
+  assert.match(text, /settings differ \(suite commit "aaa" vs "bbb"; provider "local" vs "qemu"; host "h1" vs "h2"\)/);
   assert.match(text, /candidate \(b\) did not finish \(interrupted\)/);
   assert.doesNotMatch(text, /cores/);
 });
