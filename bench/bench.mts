@@ -75,6 +75,18 @@ const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 const load = () => os.loadavg().map((x) => x.toFixed(1)).join(' ');
 const mibs = (bytes: number, seconds: number) => bytes / MiB / seconds;
 
+/**
+ * CPU seconds used by this process's finished children (cutime + cstime of
+ * /proc/self/stat, in 1/100 s): what a child like dd or curl cost, which a
+ * loaded machine inflates far less than wall time.
+ */
+function childrenCpuSeconds(): number {
+  const fields = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+const perGiB = (cpuSeconds: number, bytes: number) => (cpuSeconds / (bytes / 1024 / MiB)).toFixed(2);
+const ownCpuSeconds = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
+
 /** The sink in a process of its own; resolves once it listens. */
 async function startSink(secret: string): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(process.execPath, ['--import', TSX_LOADER, path.join(BENCH_DIR, 'sink.mts')], {
@@ -92,33 +104,37 @@ async function startSink(secret: string): Promise<{ url: string; child: ChildPro
   return { url: `http://127.0.0.1:${port}`, child };
 }
 
-interface ClientUpload { seconds: number; peakRssBytes: number }
+interface ClientUpload { seconds: number; cpuSeconds: number; peakRssBytes: number }
 
 /** One upload by the suite's client (bench/upload-once.mts), in a process of its own, as run-tests runs it (under tsx). */
 async function clientUpload(url: string, secret: string, file: string): Promise<ClientUpload> {
   const r = await $({ quiet: true })`${process.execPath} --import ${TSX_LOADER} ${path.join(BENCH_DIR, 'upload-once.mts')} ${url} ${secret} ${file}`;
-  const j = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { status: number; durationSeconds: number; peakRssBytes: number; error: string | null };
+  const j = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { status: number; durationSeconds: number; cpuSeconds: number; peakRssBytes: number; error: string | null };
   if (j.status !== 200) throw new Error(`client upload failed: HTTP ${j.status} ${j.error ?? ''}`);
-  return { seconds: j.durationSeconds, peakRssBytes: j.peakRssBytes };
+  return { seconds: j.durationSeconds, cpuSeconds: j.cpuSeconds, peakRssBytes: j.peakRssBytes };
 }
 
-/** One upload by curl -F; its own request timer (time_total), like the client's durationSeconds. */
-async function curlUpload(url: string, file: string): Promise<number> {
+/** One upload by curl -F; its own request timer (time_total), like the client's durationSeconds, and its CPU seconds. */
+async function curlUpload(url: string, file: string): Promise<{ seconds: number; cpuSeconds: number }> {
+  const cpu0 = childrenCpuSeconds();
   const target = `${url}/api/entry?expiration=${encodeURIComponent(NEVER)}`;
   const r = await $({ quiet: true })`curl -sS -o /dev/null -w ${'%{http_code} %{time_total}'} -H ${'Cookie: sharedSecret=bench-sink'} -F ${`file=@${file}`} ${target}`;
   const [code, seconds] = r.stdout.trim().split(' ');
   if (code !== '200') throw new Error(`curl upload failed: HTTP ${code}`);
-  return Number(seconds);
+  return { seconds: Number(seconds), cpuSeconds: childrenCpuSeconds() - cpu0 };
 }
 
 async function figureCurl(s: Settings['curl'], sinkUrl: string, secret: string): Promise<Figure[]> {
   const file = (await ensureTestFile(s.bytes)).path;
   const client: number[] = [];
   const curl: number[] = [];
+  const cpu = { client: [] as number[], curl: [] as number[] };
   for (let i = 0; i < s.samples; i++) {
     // Alternating who goes first cancels a drift in the machine's load.
-    const pair = [async () => { client.push(mibs(s.bytes, (await clientUpload(sinkUrl, secret, file)).seconds)); },
-      async () => { curl.push(mibs(s.bytes, await curlUpload(sinkUrl, file))); }];
+    const pair = [
+      async () => { const u = await clientUpload(sinkUrl, secret, file); client.push(mibs(s.bytes, u.seconds)); cpu.client.push(u.cpuSeconds); },
+      async () => { const u = await curlUpload(sinkUrl, file); curl.push(mibs(s.bytes, u.seconds)); cpu.curl.push(u.cpuSeconds); },
+    ];
     for (const f of i % 2 ? pair.reverse() : pair) await f();
     log(`curl: ${i + 1}/${s.samples}: client ${client.at(-1)!.toFixed(0)} MiB/s, curl ${curl.at(-1)!.toFixed(0)} MiB/s (load ${load()})`);
   }
@@ -126,7 +142,8 @@ async function figureCurl(s: Settings['curl'], sinkUrl: string, secret: string):
     key: 'client_vs_curl', name: `client throughput vs curl, ${formatBytes(s.bytes)}`, value: median(client) / median(curl), unit: 'x',
     target: { op: '>=', value: 0.9 },
     detail: `median of ${s.samples} each, interleaved: client ${median(client).toFixed(0)} MiB/s [${client.map((x) => x.toFixed(0)).join(' ')}], ` +
-      `curl ${median(curl).toFixed(0)} MiB/s [${curl.map((x) => x.toFixed(0)).join(' ')}]; load ${load()}`,
+      `curl ${median(curl).toFixed(0)} MiB/s [${curl.map((x) => x.toFixed(0)).join(' ')}]; CPU seconds per GiB: ` +
+      `client ${perGiB(median(cpu.client), s.bytes)}, curl ${perGiB(median(cpu.curl), s.bytes)}; load ${load()}`,
   }];
 }
 
@@ -151,19 +168,24 @@ async function figureGen(s: Settings['gen']): Promise<Figure[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-bench-gen-'));
   const suite: number[] = [];
   const dd: number[] = [];
+  const cpu = { suite: [] as number[], dd: [] as number[] };
   try {
     for (let i = 0; i < s.samples; i++) {
       const runSuite = async () => {
         const t0 = performance.now();
+        const cpu0 = ownCpuSeconds();
         await ensureTestFile(s.bytes, dir);
         suite.push((performance.now() - t0) / 1000);
+        cpu.suite.push(ownCpuSeconds() - cpu0);
         fs.rmSync(path.join(dir, `${s.bytes}.bin`));
       };
       const runDd = async () => {
         const out = path.join(dir, 'dd.bin');
         const t0 = performance.now();
+        const cpu0 = childrenCpuSeconds();
         await $({ quiet: true })`dd if=/dev/urandom of=${out} bs=1M count=${s.bytes / MiB} status=none`;
         dd.push((performance.now() - t0) / 1000);
+        cpu.dd.push(childrenCpuSeconds() - cpu0);
         fs.rmSync(out);
       };
       for (const f of i % 2 ? [runDd, runSuite] : [runSuite, runDd]) await f();
@@ -176,7 +198,8 @@ async function figureGen(s: Settings['gen']): Promise<Figure[]> {
     key: 'testfile_generation', name: `test file generation vs dd, ${formatBytes(s.bytes)}`, value: median(dd) / median(suite), unit: 'x faster',
     target: { op: '>=', value: 5 },
     detail: `median of ${s.samples} each, interleaved: suite (generate + sha256 + write) ${median(suite).toFixed(2)} s ` +
-      `(${mibs(s.bytes, median(suite)).toFixed(0)} MiB/s), dd ${median(dd).toFixed(2)} s (${mibs(s.bytes, median(dd)).toFixed(0)} MiB/s); load ${load()}`,
+      `(${mibs(s.bytes, median(suite)).toFixed(0)} MiB/s), dd ${median(dd).toFixed(2)} s (${mibs(s.bytes, median(dd)).toFixed(0)} MiB/s); ` +
+      `CPU seconds per GiB: suite ${perGiB(median(cpu.suite), s.bytes)}, dd ${perGiB(median(cpu.dd), s.bytes)}; load ${load()}`,
   }];
 }
 

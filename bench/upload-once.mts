@@ -11,11 +11,13 @@ if (!url || !secret || !file) {
   process.exit(2);
 }
 const cookie = await authenticate(url, secret);
+const cpu0 = process.cpuUsage();
 const r = await upload({ baseUrl: url, cookie, file, timeoutMs: 3_600_000 });
+const cpu = process.cpuUsage(cpu0);
 await closeClient();
 const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1]) * 1024;
 process.stdout.write(`${JSON.stringify({
   status: r.status, id: r.id, durationSeconds: r.durationSeconds, transferSeconds: r.transferSeconds,
   processingSeconds: r.processingSeconds, bodyBytesSent: r.bodyBytesSent, contentLength: r.contentLength,
-  error: r.error?.message ?? null, peakRssBytes: hwm,
+  error: r.error?.message ?? null, peakRssBytes: hwm, cpuSeconds: (cpu.user + cpu.system) / 1e6,
 })}\n`);
