@@ -15,6 +15,7 @@ import dotenv from 'dotenv';
 import { $ } from 'zx';
 import { main as compareRuns } from './compare-runs.mts';
 import { closeClient } from './lib/client.ts';
+import { checkDiskSpace, diskPlanFor } from './lib/diskspace.ts';
 import { InputError } from './lib/errors.ts';
 import { interleave } from './lib/interleave.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './lib/iteration.ts';
@@ -75,9 +76,12 @@ Environment:
                        STANDIN_CRASH_AFTER_BYTES, STANDIN_STATUS, STANDIN_HOLD_IN_MEMORY=1,
                        STANDIN_CORRUPT_STORED=1)
   UPS_CACHE_DIR        cache for test files, images and built binaries (default ~/.cache/upload-perf-suite)
+  UPS_LOCAL_DATA_DIR   local provider: where the server's data folders and upload spool go (default: system temp)
 
 Exit status: 0 run completed (failed cases are results, see failures.log),
-1 the suite itself could not run, 2 bad input, 130/143 interrupted (SIGINT/SIGTERM).
+1 the suite itself could not run (also: a missing tool, or too little disk space: checked before
+anything starts, with the figures), 2 bad input (also: the server rejects the shared secret),
+130/143 interrupted (SIGINT/SIGTERM).
 `;
 
 interface Options {
@@ -261,6 +265,7 @@ export async function main(argv: string[]): Promise<number> {
   if (ab && m.provider !== 'local') {
     throw new InputError(`--provider ${m.provider}: two refs need a provider that starts either build per iteration (local)`);
   }
+  checkDiskSpace(diskPlanFor(m));
   const files = new Map<number, TestFile>();
   for (const size of m.sizes) {
     const t0 = Date.now();

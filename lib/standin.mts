@@ -300,7 +300,9 @@ function receiveUpload(req: IncomingMessage, res: ServerResponse, cfg: Config): 
       const written = pipeline(stream, out).then(() => {
         got.size = out.bytesWritten;
       });
-      written.catch(() => {}); // awaited on 'close'; this only keeps an early failure from being "unhandled"
+      // A spool that cannot be written (TMPDIR full) is a 400 in PicoShare; failing at once also
+      // drains the rest of the body, where waiting for the parser would stall the client for good.
+      written.catch((err: Error) => fail(new BadRequest(`spooling the upload failed: ${err.message}`)));
       writes.push(written);
     });
     parser.on('field', (name, value, info) => {

@@ -9,23 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import {
-  leftovers, matrixFile, rawCsvText, readConfig, rowCount, serverWrapper, startRun, waitFor, type Run,
+  leftovers, matrixFile, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
 } from './run-helpers.mts';
-
-/** True while some iteration's upload spool (data-*\/tmp under the data parent) holds bytes: an upload is in progress. */
-function uploading(dataParent: string): boolean {
-  for (const env of fs.readdirSync(dataParent)) {
-    let datas: string[] = [];
-    try { datas = fs.readdirSync(path.join(dataParent, env)).filter((n) => n.startsWith('data-')); } catch { continue; }
-    for (const d of datas) {
-      const tmp = path.join(dataParent, env, d, 'tmp');
-      try {
-        if (fs.readdirSync(tmp).some((f) => fs.statSync(path.join(tmp, f)).size > 0)) return true;
-      } catch { /* removed meanwhile */ }
-    }
-  }
-  return false;
-}
 
 async function interruptMidUpload(run: Run, dataParent: string, sig: NodeJS.Signals) {
   await waitFor('the first row', () => rowCount(run.runDir()) >= 1, 120_000);

@@ -4,7 +4,7 @@
 // and write small server wrappers (shell scripts around the stand-in).
 //   const run = startRun(['--sizes', '8MiB', '--out', out], { PS_SHARED_SECRET: secret })
 //   await waitFor(() => rowCount(run.runDir()) >= 1); run.child.kill('SIGINT'); await run.exited
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -105,6 +105,29 @@ export async function serverWrapper(dir: string, name: string, body: string): Pr
   const file = path.join(dir, name);
   fs.writeFileSync(file, `#!/bin/sh\nSTANDIN="${process.execPath} ${bundle}"\n${body}\nexec $STANDIN "$@"\n`, { mode: 0o755 });
   return file;
+}
+
+/** True while some iteration's upload spool (data-*\/tmp under the local data parent) holds bytes: an upload is in progress. */
+export function uploading(dataParent: string): boolean {
+  for (const env of fs.readdirSync(dataParent)) {
+    let datas: string[] = [];
+    try { datas = fs.readdirSync(path.join(dataParent, env)).filter((n) => n.startsWith('data-')); } catch { continue; }
+    for (const d of datas) {
+      const tmp = path.join(dataParent, env, d, 'tmp');
+      try {
+        if (fs.readdirSync(tmp).some((f) => fs.statSync(path.join(tmp, f)).size > 0)) return true;
+      } catch { /* removed meanwhile */ }
+    }
+  }
+  return false;
+}
+
+/** Mounts a tmpfs of `mib` MiB on a new folder; null when this host does not allow it (not root, no mount). */
+export function mountTmpfs(dir: string, mib: number): { dir: string; unmount: () => void } | null {
+  fs.mkdirSync(dir, { recursive: true });
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${mib}m,mode=0755`, 'tmpfs', dir], { encoding: 'utf8' });
+  if (r.status !== 0) return null;
+  return { dir, unmount: () => { spawnSync('umount', [dir]); } };
 }
 
 /** A matrix.yaml for a run against `binary`, with small sizes and one memory limit. */
