@@ -75,3 +75,92 @@ test('the disk-space check stops a run that cannot fit before anything starts, w
   assert.match(files.stderr(), /: [\d.]+ MiB free, the run needs about 24 MiB there \(test files not yet cached \(24 MiB\): 24 MiB\)/);
   assert.ok(!fs.existsSync(path.join(mnt.dir, 'testfiles')), 'no test file was started');
 });
+
+test('the server killed from outside mid-upload: process_died recorded, the next iterations run on a fresh server', async (t) => {
+  const { dir: tmp, later } = tempDir(t, 'ups-killsrv-');
+  const data = path.join(tmp, 'data');
+  fs.mkdirSync(data);
+  const secret = `killsrv-${Date.now()}`;
+  const run = startRun(['--sizes', '8MiB', '--memory', '512', '--iterations', '3'],
+    { PS_SHARED_SECRET: secret, STANDIN_THROTTLE_MIBS: '6', UPS_LOCAL_DATA_DIR: data }, path.join(tmp, 'results'));
+  later(() => run.child.kill('SIGKILL'));
+  await waitFor('the first row', () => rowCount(run.runDir()) >= 1, 120_000);
+  await waitFor('the second upload to be in progress', () => uploading(data), 60_000);
+  const servers = processesWith(secret).filter((p) => p.includes(`-db ${data}/`)).map((p) => Number(p.split(':')[0]));
+  assert.equal(servers.length, 1, `one server running: ${processesWith(secret).join('; ')}`);
+  process.kill(servers[0], 'SIGKILL');
+  assert.equal((await run.exited).code, 0, run.stderr());
+  const got = rows(run.runDir()!);
+  assert.deepEqual(got.map((r) => r.exit_reason), ['success', 'process_died', 'success'], JSON.stringify(got.map((r) => r.error)));
+  assert.match(fs.readFileSync(path.join(run.runDir()!, 'failures.log'), 'utf8'), /process_died/);
+  assert.equal(readConfig(run.runDir()!).finished, true);
+  assert.deepEqual(leftovers(secret, run.pid), []);
+  assert.deepEqual(fs.readdirSync(data), []);
+});
+
+test('a server that dies on one start (between iterations): not_ready for that iteration, the rest run', async (t) => {
+  const { dir: tmp, later } = tempDir(t, 'ups-diestart-');
+  const count = path.join(tmp, 'starts');
+  const flaky = await serverWrapper(tmp, 'flaky-server', [
+    `n=$(cat ${count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${count}`,
+    'if [ "$n" -eq 2 ]; then echo "flaky-server: dying on start $n" >&2; exit 3; fi',
+  ].join('\n'));
+  const secret = `diestart-${Date.now()}`;
+  const run = startRun(['--matrix', matrixFile(tmp, { binary: flaky, sizes: ['4MiB'], iterations: 3 })],
+    { PS_SHARED_SECRET: secret }, path.join(tmp, 'results'));
+  later(() => run.child.kill('SIGKILL'));
+  assert.equal((await run.exited).code, 0, run.stderr());
+  const got = rows(run.runDir()!);
+  assert.deepEqual(got.map((r) => r.exit_reason), ['success', 'not_ready', 'success']);
+  assert.match(got[1].error, /server exited before it was ready \(code 3/);
+  assert.match(fs.readFileSync(path.join(run.runDir()!, 'failures.log'), 'utf8'), /flaky-server: dying on start 2/);
+  assert.deepEqual(leftovers(secret, run.pid), []);
+});
+
+test('a server whose secret differs: exit 2 "authentication rejected" at once, no rows, nothing left', async (t) => {
+  const { dir: tmp, later } = tempDir(t, 'ups-badsecret-');
+  const other = await serverWrapper(tmp, 'other-secret-server', 'export PS_SHARED_SECRET=not-the-suites-secret');
+  const secret = `badsecret-${Date.now()}`;
+  const t0 = Date.now();
+  const run = startRun(['--matrix', matrixFile(tmp, { binary: other, sizes: ['8MiB', '4MiB'], memory: [512, 256], iterations: 5 })],
+    { PS_SHARED_SECRET: secret }, path.join(tmp, 'results'));
+  later(() => run.child.kill('SIGKILL'));
+  const exit = await run.exited;
+  assert.equal(exit.code, 2, run.stderr());
+  assert.match(run.stderr(), /Error: authentication rejected by the server: authentication rejected \(HTTP 401\)/);
+  assert.ok(Date.now() - t0 < 60_000, 'stopped at the first case, not after twenty');
+  const dir = run.runDir()!;
+  assert.equal(rowCount(dir), 0, 'no failed cases recorded');
+  const config = readConfig(dir);
+  assert.equal(config.finished, false);
+  assert.match(config.stop_reason, /^authentication rejected/);
+  assert.deepEqual(leftovers(secret, run.pid), []);
+  for (const f of fs.readdirSync(dir)) assert.ok(!fs.readFileSync(path.join(dir, f), 'utf8').includes(secret), `secret in ${f}`);
+});
+
+test('a port taken by another process before the server binds it: the server is started on another port', async (t) => {
+  const { dir: tmp, later } = tempDir(t, 'ups-port-');
+  const count = path.join(tmp, 'starts');
+  const bound = path.join(tmp, 'bound');
+  // First start only: another process grabs the port the suite chose, then the server tries it (EADDRINUSE).
+  const grabbed = await serverWrapper(tmp, 'port-grabbed-server', [
+    `n=$(cat ${count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${count}`,
+    'if [ "$n" -eq 1 ]; then',
+    `  ${process.execPath} -e "require('net').createServer().listen(+process.env.PORT, '127.0.0.1', () => require('fs').writeFileSync('${bound}', process.env.PORT))" &`,
+    `  i=0; while [ ! -s ${bound} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done`,
+    'fi',
+  ].join('\n'));
+  const secret = `port-${Date.now()}`;
+  const run = startRun(['--matrix', matrixFile(tmp, { binary: grabbed, sizes: ['4MiB'], iterations: 2 })],
+    { PS_SHARED_SECRET: secret }, path.join(tmp, 'results'));
+  later(() => run.child.kill('SIGKILL'));
+  assert.equal((await run.exited).code, 0, run.stderr());
+  const taken = Number(fs.readFileSync(bound, 'utf8'));
+  assert.ok(taken > 0, 'the port was grabbed');
+  assert.deepEqual(rows(run.runDir()!).map((r) => r.exit_reason), ['success', 'success'], run.stderr());
+  assert.equal(fs.readFileSync(count, 'utf8').trim(), '3', 'one extra start, on another port');
+  assert.deepEqual(leftovers(secret, run.pid), [], 'the port grabber went with the failed start');
+  assert.ok(await new Promise((resolve) => {
+    const s = net.createServer().once('error', () => resolve(false)).listen(taken, '127.0.0.1', () => s.close(() => resolve(true)));
+  }), `port ${taken} is free again`);
+});
