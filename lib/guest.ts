@@ -46,12 +46,23 @@ export interface GuestOptions {
   destroy: () => Promise<void>;
 }
 
-// One script, one case per job. The sampler protects itself from the OOM
-// killer so it outlives the server it watches; it reads everything with
-// shell built-ins except du, so a sample costs one fork.
-export const GUEST_SCRIPT = `#!/bin/sh
+/**
+ * The kernel's thrashing guard (MGLRU min_ttl_ms), switched on in every guest:
+ * without it a node server that fills a 256 MB guest slowly keeps evicting its
+ * own code pages and the guest livelocks for many minutes (seen here: 15 min,
+ * even ssh timed out) instead of OOM-killing. With 300 ms the kernel kills when
+ * it can't keep the last 300 ms' working set; a hog was killed at 134 MB
+ * anon-rss instead of 146 MB without the guard (96 MB with 1000 ms).
+ */
+export const THRASH_GUARD_MS = 300;
+
+// One script, one case per job, run as `sh /srv/ups/guest.sh JOB ARGS`.
+// The sampler is its perl tail (perl-base is in every Debian): it reads /proc and sums
+// the data and temp folders without forking, since a fork costs 100+ ms under
+// TCG; it shields itself from the OOM killer to outlive the server it watches.
+export const GUEST_SCRIPT = String.raw`#!/bin/sh
 # upload-perf-suite guest helper (copied in by lib/guest.ts)
-R=${ROOT}
+R=/srv/ups
 job=$1; shift
 stop_server() {
   pid=$(cat $R/run/server.pid 2>/dev/null) || return 0
@@ -62,6 +73,12 @@ stop_server() {
   rm -f $R/run/server.pid
 }
 case $job in
+prepare) # prepare GUARD_MS: folders, and the kernel's thrashing guard when it has one
+  mkdir -p $R/bin
+  if [ -w /sys/kernel/mm/lru_gen/min_ttl_ms ] && echo y > /sys/kernel/mm/lru_gen/enabled && echo $1 > /sys/kernel/mm/lru_gen/min_ttl_ms; then
+    echo "thrash_guard_ms=$(cat /sys/kernel/mm/lru_gen/min_ttl_ms)"
+  fi
+  ;;
 start) # start PROGRAM... ; the server's environment as KEY=VALUE lines on stdin
   stop_server 50
   rm -rf $R/run
@@ -84,21 +101,8 @@ sample-start)
   rm -f $R/samples
   dmesg | tail -n 1 | awk '{ print substr($0, 2, index($0, "]") - 2) + 0 }' > $R/dmesg-mark
   pid=$(cat $R/run/server.pid 2>/dev/null || echo 0)
-  setsid nohup sh $R/guest.sh sampler $pid < /dev/null > /dev/null 2>&1 &
+  setsid nohup perl -x $R/guest.sh sampler $pid < /dev/null > /dev/null 2>&1 &
   echo $! > $R/sampler.pid
-  ;;
-sampler) # one line per ~250 ms: uptime, MemTotal-MemAvailable kB, VmRSS kB, VmHWM kB, data+tmp kB
-  echo -1000 > /proc/self/oom_score_adj
-  pid=$1
-  while :; do
-    read up idle < /proc/uptime
-    while read k v u; do case $k in MemTotal:) mt=$v;; MemAvailable:) ma=$v;; esac; done < /proc/meminfo
-    rss=; hwm=
-    { while read k v u; do case $k in VmRSS:) rss=$v;; VmHWM:) hwm=$v;; esac; done < /proc/$pid/status; } 2>/dev/null
-    set -- $(du -sk $R/run/data $R/run/tmp 2>/dev/null)
-    echo "$up $((mt-ma)) \${rss:--} \${hwm:--} $((\${1:-0}+\${3:-0}))" >> $R/samples
-    sleep 0.2
-  done
   ;;
 sample-stop) # prints the samples, a separator, then kernel lines newer than the mark
   kill $(cat $R/sampler.pid 2>/dev/null) 2>/dev/null
@@ -115,6 +119,43 @@ log-tail) # log-tail LINES
   exit 2
   ;;
 esac
+exit
+: <<'PERL'
+#!perl
+# perl guest.sh sampler PID: one line per 250 ms to /srv/ups/samples:
+# uptime, MemTotal-MemAvailable kB, VmRSS kB, VmHWM kB (- once the process is gone), data+tmp kB
+my $pid = $ARGV[1];
+if (open(my $adj, '>', '/proc/self/oom_score_adj')) { print $adj "-1000\n"; close $adj; }
+open(my $out, '>>', '/srv/ups/samples') or die "samples: $!";
+select((select($out), $| = 1)[0]);
+sub fields {
+  my %v;
+  open(my $f, '<', $_[0]) or return undef;
+  while (<$f>) { $v{$1} = $2 if /^(\w+):\s+(\d+)/; }
+  return \%v;
+}
+sub uptime { open(my $f, '<', '/proc/uptime') or return 0; my $l = <$f>; return (split(' ', $l))[0]; }
+sub kb_used {
+  my ($sum, @todo) = (0, @_);
+  while (@todo) {
+    my $p = shift @todo;
+    my @st = lstat($p) or next;
+    $sum += $st[12] * 512;
+    if (-d _ and opendir(my $d, $p)) { push @todo, map { "$p/$_" } grep { $_ ne '.' and $_ ne '..' } readdir($d); }
+  }
+  return int($sum / 1024);
+}
+while (1) {
+  my $t = uptime();
+  my $m = fields('/proc/meminfo');
+  my $s = fields("/proc/$pid/status") || {};
+  printf $out "%s %d %s %s %d\n", $t, $m->{MemTotal} - $m->{MemAvailable}, $s->{VmRSS} // '-', $s->{VmHWM} // '-',
+    kb_used('/srv/ups/run/data', '/srv/ups/run/tmp');
+  my $left = 0.25 - (uptime() - $t);
+  select(undef, undef, undef, $left > 0.05 ? $left : 0.05);
+}
+__END__
+PERL
 `;
 
 export interface SampleSummary {
@@ -175,9 +216,17 @@ export class Ssh {
   }
 
   /** Runs `words` in the guest; words must be plain (letters, digits, / . _ -): the guest's shell reads them. */
-  async run(words: (string | number)[], opts: { input?: string; timeoutMs: number; nothrow?: boolean }): Promise<ProcessOutput> {
+  async run(words: (string | number)[], opts: { input?: string; timeoutMs: number; nothrow?: boolean; noRetry?: boolean }): Promise<ProcessOutput> {
     for (const w of words) if (!/^[\w./=-]+$/.test(String(w))) throw new Error(`not a plain word for the guest shell: ${w}`);
-    return $({ quiet: true, nothrow: opts.nothrow ?? false, input: opts.input ?? '', timeout: opts.timeoutMs })`ssh ${this.options()} -p ${this.target.port} ${this.dest} ${words.map(String)}`;
+    const once = () => $({ quiet: true, nothrow: true, input: opts.input ?? '', timeout: opts.timeoutMs })`ssh ${this.options()} -p ${this.target.port} ${this.dest} ${words.map(String)}`;
+    let r = await once();
+    // 255 is ssh's own failure (no connection): a guest busy reclaiming memory can miss a handshake.
+    for (let i = 0; i < 2 && r.exitCode === 255 && !opts.noRetry; i++) {
+      await new Promise((res) => setTimeout(res, 2000));
+      r = await once();
+    }
+    if (r.exitCode !== 0 && !opts.nothrow) throw new Error(`guest command ${words.join(' ')} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+    return r;
   }
 
   async copy(local: string, remote: string, timeoutMs: number): Promise<void> {
@@ -189,7 +238,7 @@ export class Ssh {
     const deadline = Date.now() + timeoutMs;
     let last = '';
     while (Date.now() < deadline) {
-      const r = await this.run(['true'], { timeoutMs: 20_000, nothrow: true });
+      const r = await this.run(['true'], { timeoutMs: 20_000, nothrow: true, noRetry: true });
       if (r.exitCode === 0) return;
       last = r.stderr.trim();
       if (!(await stillBooting())) throw new Error(`VM exited before ssh came up (${last})`);
@@ -207,16 +256,17 @@ export class Ssh {
 export async function openGuest(opts: GuestOptions, stillBooting: () => Promise<boolean>, bootTimeoutMs: number): Promise<GuestEnvironment> {
   const ssh = new Ssh(opts.ssh, path.join(opts.workDir, 'ssh-control'));
   await ssh.waitUntilUp(bootTimeoutMs, stillBooting);
-  await ssh.run(['mkdir', '-p', `${ROOT}/bin`], { timeoutMs: 30_000 * opts.timeoutFactor });
-  await ssh.run(['install', '-m', '755', '/dev/stdin', `${ROOT}/guest.sh`], { input: GUEST_SCRIPT, timeoutMs: 30_000 * opts.timeoutFactor });
+  await ssh.run(['install', '-D', '-m', '755', '/dev/stdin', `${ROOT}/guest.sh`], { input: GUEST_SCRIPT, timeoutMs: 30_000 * opts.timeoutFactor });
+  const prepared = await ssh.run(['sh', `${ROOT}/guest.sh`, 'prepare', THRASH_GUARD_MS], { timeoutMs: 30_000 * opts.timeoutFactor });
+  opts.facts.thrash_guard_ms = Number(/thrash_guard_ms=(\d+)/.exec(prepared.stdout)?.[1] ?? 0);
   return new GuestEnvironment(opts, ssh);
 }
 
 export class GuestEnvironment implements Environment {
   readonly memoryMb: number;
   readonly facts: Record<string, unknown>;
-  /** Peak disk use of the server's data + temp folders in the last sample, in bytes. */
-  lastPeakDiskBytes: number | null = null;
+  /** The last sample's summary, with the peak disk use of the server's data + temp folders. */
+  lastSummary: SampleSummary | null = null;
   private installed = new Map<string, string[]>();
   private down_ = false;
 
@@ -299,7 +349,7 @@ export class GuestEnvironment implements Environment {
     if (r.exitCode !== 0) throw new Error(`reading the guest's samples failed: ${r.stderr.trim()}`);
     const [samples, dmesg = ''] = r.stdout.split('\n--- dmesg\n');
     const s = summarizeSamples(samples);
-    this.lastPeakDiskBytes = s.peakDiskBytes;
+    this.lastSummary = s;
     return { peakMemoryBytes: s.peakMemoryBytes, serverPeakRssBytes: s.serverPeakRssBytes, ...oomFromDmesg(dmesg.split('\n').filter(Boolean)) };
   }
 

@@ -1,0 +1,87 @@
+// A real VM: the qemu provider boots the suite's guest image at 256 MB (building
+// the image first when it is missing, about 3-12 min), runs the bundled
+// stand-in inside, uploads through the forwarded port with the suite's own
+// iteration (sha256 checked by reading the entry back), then makes the guest
+// kernel OOM-kill a stand-in that holds the upload in memory. Skips, saying
+// why, where QEMU or the image can't be had.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { $ } from 'zx';
+import { closeClient } from '../lib/client.ts';
+import type { GuestEnvironment } from '../lib/guest.ts';
+import { ensureGuestImage, missingTools, readGuestImage, type GuestImage } from '../lib/image.ts';
+import { runIteration } from '../lib/iteration.ts';
+import { QemuProvider } from '../lib/qemu.ts';
+import { ensureTestFile } from '../lib/testfiles.ts';
+import { MiB } from '../lib/units.ts';
+
+const SECRET = 'qemu-test-secret-Hk4w';
+
+async function whyNot(): Promise<string | null> {
+  const missing = await missingTools({ 'qemu-system-x86_64': 'qemu-system-x86', ssh: 'openssh-client' });
+  if (missing.length) return `missing ${missing.join(', ')}`;
+  if (!(await readGuestImage()) && process.getuid?.() !== 0) return 'no guest image, and building one needs root';
+  return null;
+}
+
+test('qemu: a 256 MB VM runs the stand-in, uploads through hostfwd, samples, and OOM-kills', async (t) => {
+  const reason = await whyNot();
+  if (reason) return t.skip(reason);
+  let image: GuestImage;
+  try {
+    image = await ensureGuestImage({ log: (l) => t.diagnostic(l) });
+  } catch (e) {
+    return t.skip(`guest image could not be built: ${(e as Error).message}`);
+  }
+  const provider = new QemuProvider(
+    { server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 },
+    { image, log: (l) => t.diagnostic(l) },
+  );
+  const env = await provider.up(256) as GuestEnvironment;
+  try {
+    t.diagnostic(`facts ${JSON.stringify(env.facts)}`);
+    assert.ok(['tcg', 'kvm'].includes(env.facts.accel as string));
+    assert.ok((env.facts.boot_seconds as number) > 0);
+
+    const small = await ensureTestFile(20 * MiB);
+    const ok = await runIteration({
+      env, file: small, secret: SECRET, uploadTimeoutSeconds: 600,
+      testCase: { memoryMb: 256, size: { label: '20MiB', bytes: small.bytes }, iteration: 1 },
+    });
+    t.diagnostic(`20 MiB: ${JSON.stringify(ok.row)}; samples ${JSON.stringify(env.lastSummary)}`);
+    assert.equal(ok.row.exit_reason, 'success', ok.failure ?? '');
+    assert.equal(ok.row.sha256_ok, true);
+    assert.ok(ok.row.peak_memory_bytes! > 30 * MiB && ok.row.peak_memory_bytes! < 256 * MiB, `guest used ${ok.row.peak_memory_bytes}`);
+    assert.ok(ok.row.server_peak_rss_bytes! > 10 * MiB, `server RSS ${ok.row.server_peak_rss_bytes}`);
+    assert.ok(env.lastSummary!.peakDiskBytes! >= 20 * MiB, `data+tmp peak ${env.lastSummary!.peakDiskBytes}`);
+    assert.ok(env.lastSummary!.samples >= 2 * ok.row.duration_seconds, `${env.lastSummary!.samples} samples in ${ok.row.duration_seconds} s`);
+
+    // The secret reaches the server only through its environment: not on any guest command line, no file left.
+    const ps = await env.ssh.run(['ps', '-eo', 'args'], { timeoutMs: 60_000 });
+    assert.ok(!ps.stdout.includes(SECRET), 'secret visible in the guest ps');
+    assert.ok(ps.stdout.includes('standin.mjs -db /srv/ups/run/data/store.db'));
+    const left = await env.ssh.run(['ls', '/srv/ups/run'], { timeoutMs: 60_000 });
+    assert.ok(!left.stdout.split('\n').includes('env'), 'env file left in the guest');
+
+    // Held in memory, an upload larger than the guest's RAM must end in the guest kernel's OOM killer.
+    const big = await ensureTestFile(300 * MiB);
+    const oom = await runIteration({
+      env, file: big, secret: SECRET, uploadTimeoutSeconds: 900,
+      server: { kind: 'standin', env: { STANDIN_HOLD_IN_MEMORY: '1' } },
+      testCase: { memoryMb: 256, size: { label: '300MiB', bytes: big.bytes }, iteration: 1 },
+    });
+    t.diagnostic(`300 MiB held in memory: ${JSON.stringify(oom.row)}`);
+    t.diagnostic(oom.failure ?? '');
+    assert.equal(oom.row.exit_reason, 'oom_killed');
+    assert.match(oom.failure!, /Killed process \d+ \(node\)/);
+    assert.equal(await env.serverAlive(), false);
+
+    // The environment still works after the OOM kill: the next case gets a fresh server.
+    assert.match(await env.startServer(), /^http:\/\/127\.0\.0\.1:\d+$/);
+  } finally {
+    await env.down();
+    await closeClient();
+  }
+  const left = await $({ nothrow: true, quiet: true })`pgrep -f ${`ups-${process.pid}-256`}`;
+  assert.equal(left.stdout.trim(), '', 'QEMU still running after down()');
+});
