@@ -21,6 +21,7 @@ import { interleave } from './lib/interleave.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './lib/iteration.ts';
 import { cleanupLocal, describeLocal, LocalProvider } from './lib/local.ts';
 import { killAllVagrantVms, VagrantProvider } from './lib/vagrant.ts';
+import { killAllVms, QemuProvider } from './lib/qemu.ts';
 import {
   DEFAULT_BUILD, defaultWarmup, expandCases, loadMatrixFile, PROVIDERS, QUICK, type Case, type Matrix, type ProviderName,
 } from './lib/matrix.ts';
@@ -32,6 +33,7 @@ import { writeReportFiles, type ReportInput } from './lib/report.ts';
 import { appendFailure, appendRawRow, createRunDir, writeConfig, writeFileAtomic, type RawRow } from './lib/results.ts';
 import { matrixFromConfig, mergeResumedConfig, planResume, readResumeState, type ResumableConfig, type ResumeState } from './lib/resume.ts';
 import { runMatrix } from './lib/runner.ts';
+import { formatSelfStats, selfStats } from './lib/selfstats.ts';
 import { standinEnvFrom } from './lib/server.ts';
 import { cachedStandinBundle } from './lib/standin-bundle.ts';
 import { ensureTestFile, type TestFile } from './lib/testfiles.ts';
@@ -77,6 +79,7 @@ Environment:
                        STANDIN_CORRUPT_STORED=1)
   UPS_CACHE_DIR        cache for test files, images and built binaries (default ~/.cache/upload-perf-suite)
   UPS_LOCAL_DATA_DIR   local provider: where the server's data folders and upload spool go (default: system temp)
+  UPS_SELF_STATS=1     print the suite's own RSS, heap and open file descriptors after every iteration (soak runs)
 
 Exit status: 0 run completed (failed cases are results, see failures.log),
 1 the suite itself could not run (also: a missing tool, or too little disk space: checked before
@@ -237,6 +240,7 @@ function makeProvider(m: Matrix, spec: ServerSpec, secret: string): Provider {
   const launch = { server: spec, secret, readinessTimeoutSeconds: m.readinessTimeoutSeconds };
   if (m.provider === 'local') return new LocalProvider(launch);
   if (m.provider === 'vagrant') return new VagrantProvider(launch, { cpus: m.vmCpus });
+  if (m.provider === 'qemu') return new QemuProvider(launch, { cpus: m.vmCpus });
   throw new InputError(`--provider ${m.provider}: not available in this version (use local)`);
 }
 
@@ -359,6 +363,7 @@ export async function main(argv: string[]): Promise<number> {
     const r = o.row;
     progress.line(`[${k}/${cases.length}] ${tag(c)}${r.memory_limit} ${r.file_size} #${r.iteration}: ${r.exit_reason} ` +
       `${r.duration_seconds.toFixed(2)} s${r.throughput_mib_s !== null ? ` ${r.throughput_mib_s.toFixed(1)} MiB/s` : ''}${r.error ? ` (${r.error})` : ''}`);
+    if (process.env.UPS_SELF_STATS === '1') progress.line(formatSelfStats(selfStats(k)));
   };
   try {
     await runMatrix(cases, {
@@ -373,7 +378,8 @@ export async function main(argv: string[]): Promise<number> {
         const file = files.get(c.size.bytes)!;
         return runIteration({
           env, testCase: c, file, server: runs[sideOf.get(c)!].side.spec, secret,
-          uploadTimeoutSeconds: m.uploadTimeoutSeconds, signal: stop.signal,
+          // A VM under software emulation (TCG) is several times slower: its provider says by how much.
+          uploadTimeoutSeconds: m.uploadTimeoutSeconds * Number(env.facts.timeout_factor ?? 1), signal: stop.signal,
           progress: progress.upload(`[${k}/${cases.length}] ${tag(c)}${c.memoryMb}MB ${c.size.label} #${c.iteration}`, file.bytes),
         });
       },
@@ -407,6 +413,7 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     await cleanupLocal();
     await killAllVagrantVms();
+    killAllVms();
     await closeClient();
     for (const run of runs) {
       run.config.ended_at = new Date().toISOString();
