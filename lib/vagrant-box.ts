@@ -3,8 +3,9 @@
 // and initrd, the guest's ssh key, and a box Vagrantfile that boots the kernel
 // directly and logs in as root (the guest has no sudo).
 //
-//   const file = await writeBox(img, '/tmp/x/ups.box')   // then: vagrant box add --name NAME file
-import { createHash } from 'node:crypto';
+//   await writeBox(img, '/tmp/x/ups.box'); write boxCatalog(boxVersion(img.manifest), '/tmp/x/ups.box')
+//   to /tmp/x/ups.json; vagrant box add /tmp/x/ups.json   -> box ups/bookworm, that version
+import { pathToFileURL } from 'node:url';
 import { $, fs, path } from 'zx';
 import type { GuestImage, ImageManifest } from './image.ts';
 
@@ -13,10 +14,21 @@ const GiB = 1024 ** 3;
 /** Kernel command line for direct boot from the box's virtio disk, as lib/qemu.ts boots the same image. */
 export const BOX_CMD_LINE = 'root=/dev/vda rw console=ttyS0 quiet panic=-1';
 
-/** Box name for one build of the guest image: a rebuilt image gets a new box (and a new libvirt base volume). */
-export function boxName(manifest: ImageManifest): string {
-  const id = createHash('sha256').update(`${manifest.image_version} ${manifest.built_at} ${manifest.disk_file_bytes}`).digest('hex');
-  return `ups/bookworm-${id.slice(0, 10)}`;
+/** The suite's box; each build of the guest image is a new version of it (and a new libvirt base volume). */
+export const BOX_NAME = 'ups/bookworm';
+
+/** Box version of one image build, e.g. "1.20261125120612" for image_version 1 built at 2026-11-25T12:06:12Z. */
+export function boxVersion(manifest: Pick<ImageManifest, 'image_version' | 'built_at'>): string {
+  return `${manifest.image_version}.${manifest.built_at.replace(/\D/g, '').slice(0, 14)}`;
+}
+
+/** A box catalog (what `vagrant box add` reads to learn a box's name and version) for one local box file. */
+export function boxCatalog(version: string, boxFile: string): string {
+  return `${JSON.stringify({
+    name: BOX_NAME,
+    description: 'upload-perf-suite guest: Debian bookworm, direct kernel boot',
+    versions: [{ version, providers: [{ name: 'libvirt', url: pathToFileURL(boxFile).href }] }],
+  }, null, 2)}\n`;
 }
 
 /** metadata.json of a libvirt box; vagrant-libvirt wants the virtual size in whole GiB. */

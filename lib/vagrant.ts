@@ -22,7 +22,7 @@ import { cacheDir, SUITE_DIR } from './paths.ts';
 import type { Environment, Provider, ServerLaunch } from './provider.ts';
 import { chooseAccel, TCG_TIMEOUT_FACTOR } from './qemu.ts';
 import { freePort } from './server.ts';
-import { boxName, writeBox } from './vagrant-box.ts';
+import { BOX_NAME, boxCatalog, boxVersion, writeBox } from './vagrant-box.ts';
 
 /** The uid vagrant and the session libvirtd run as when the suite runs as root. */
 const UNPRIVILEGED_UID = 65534;
@@ -46,9 +46,16 @@ export function parseSshConfig(text: string): SshTarget {
   return { host, port, user, keyFile: identityFile };
 }
 
-/** Box names in `vagrant box list --machine-readable` output. */
-export function parseBoxList(text: string): string[] {
-  return text.split('\n').map((l) => l.split(',')).filter((f) => f[2] === 'box-name').map((f) => f[3]);
+export interface BoxVersion { name: string; version: string }
+
+/** Boxes (name and version) in `vagrant box list --machine-readable` output. */
+export function parseBoxList(text: string): BoxVersion[] {
+  const boxes: BoxVersion[] = [];
+  for (const f of text.split('\n').map((l) => l.split(','))) {
+    if (f[2] === 'box-name') boxes.push({ name: f[3], version: '0' });
+    if (f[2] === 'box-version' && boxes.length) boxes[boxes.length - 1].version = f[3];
+  }
+  return boxes;
 }
 
 /** Where vagrant runs and as whom. */
@@ -116,31 +123,58 @@ async function ownedDir(r: Runner, dir: string): Promise<string> {
 }
 
 /** The box to boot: UPS_VM_BOX when it is there or can be added, else the suite's own box (added when missing) with its image. */
-async function ensureBox(r: Runner, log: (m: string) => void): Promise<{ box: string; image: GuestImage | null }> {
-  const list = await as(r, ['vagrant', 'box', 'list', '--machine-readable']);
-  if (list.exitCode !== 0) throw new Error(`vagrant box list failed: ${tail(list.stderr, 5)}`);
-  const have = parseBoxList(list.stdout);
+async function ensureBox(r: Runner, log: (m: string) => void): Promise<{ box: string; version: string | null; image: GuestImage | null }> {
+  const have = await boxList(r);
   const configured = process.env.UPS_VM_BOX;
   if (configured) {
-    if (have.includes(configured)) return { box: configured, image: null };
+    if (have.some((b) => b.name === configured)) return { box: configured, version: null, image: null };
     const add = await as(r, ['vagrant', 'box', 'add', '--provider', 'libvirt', configured], { timeoutMs: 20 * 60_000 });
-    if (add.exitCode === 0) return { box: configured, image: null };
+    if (add.exitCode === 0) return { box: configured, version: null, image: null };
     log(`WARNING: box ${configured} (UPS_VM_BOX) could not be added, using the suite's own box: ${tail(add.stderr, 1)}`);
   }
   const image = await ensureGuestImage({ log });
-  const box = boxName(image.manifest);
-  if (have.includes(box)) return { box, image };
+  const version = boxVersion(image.manifest);
+  if (have.some((b) => b.name === BOX_NAME && b.version === version)) return { box: BOX_NAME, version, image };
   const t0 = Date.now();
-  const boxFile = path.join(await ownedDir(r, path.join(r.scratch, 'boxes')), `${box.replace('/', '-')}.box`);
+  const dir = await ownedDir(r, path.join(r.scratch, 'boxes'));
+  const boxFile = path.join(dir, `bookworm-${version}.box`);
+  const catalog = path.join(dir, `bookworm-${version}.json`);
   await writeBox(image, boxFile);
+  await fs.writeFile(catalog, boxCatalog(version, boxFile));
   try {
-    const add = await as(r, ['vagrant', 'box', 'add', '--force', '--name', box, boxFile], { timeoutMs: 10 * 60_000 });
-    if (add.exitCode !== 0) throw new Error(`vagrant box add ${box} failed: ${tail(add.stderr, 10)}`);
+    const add = await as(r, ['vagrant', 'box', 'add', '--provider', 'libvirt', catalog], { timeoutMs: 10 * 60_000 });
+    if (add.exitCode !== 0) throw new Error(`vagrant box add ${BOX_NAME} ${version} failed: ${tail(add.stderr, 10)}`);
   } finally {
     await fs.remove(boxFile);
+    await fs.remove(catalog);
   }
-  log(`vagrant: added box ${box} from the guest image in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  return { box, image };
+  log(`vagrant: added box ${BOX_NAME} ${version} from the guest image in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  await pruneOldBoxes(r, log);
+  return { box: BOX_NAME, version, image };
+}
+
+async function boxList(r: Runner): Promise<BoxVersion[]> {
+  const list = await as(r, ['vagrant', 'box', 'list', '--machine-readable']);
+  if (list.exitCode !== 0) throw new Error(`vagrant box list failed: ${tail(list.stderr, 5)}`);
+  return parseBoxList(list.stdout);
+}
+
+// An image rebuild leaves the previous box version (230 MB) and its base volume
+// in libvirt's pool (another 230 MB; vagrant-libvirt never deletes it). Both go
+// once no VM uses them: vagrant keeps versions in use, and a volume is only
+// deleted while libvirt holds no domain at all.
+async function pruneOldBoxes(r: Runner, log: (m: string) => void): Promise<void> {
+  await as(r, ['vagrant', 'box', 'prune', '--name', BOX_NAME, '--provider', 'libvirt', '--force', '--keep-active-boxes']);
+  const domains = await as(r, ['virsh', '-c', 'qemu:///session', 'list', '--all', '--name'], { timeoutMs: 30_000 });
+  if (domains.exitCode !== 0 || domains.stdout.trim() !== '') return;
+  const kept = new Set((await boxList(r)).filter((b) => b.name === BOX_NAME).map((b) => b.version));
+  const vols = await as(r, ['virsh', '-c', 'qemu:///session', 'vol-list', '--pool', 'default'], { timeoutMs: 30_000 });
+  const prefix = `${BOX_NAME.replace('/', '-VAGRANTSLASH-')}_vagrant_box_image_`;
+  for (const vol of vols.stdout.split('\n').map((l) => l.trim().split(/\s+/)[0])) {
+    if (!vol?.startsWith(prefix) || kept.has(vol.slice(prefix.length).replace(/_box\.img$/, ''))) continue;
+    const del = await as(r, ['virsh', '-c', 'qemu:///session', 'vol-delete', '--pool', 'default', vol], { timeoutMs: 60_000 });
+    if (del.exitCode === 0) log(`vagrant: deleted old base volume ${vol}`);
+  }
 }
 
 /** libvirt's domain type: UPS_LIBVIRT_DRIVER when set, else kvm only when KVM really boots the suite's kernel. */
@@ -188,7 +222,7 @@ export class VagrantProvider implements Provider {
 
   async up(memoryMb: number): Promise<Environment> {
     const r = await runner();
-    const { box, image } = await ensureBox(r, this.log);
+    const { box, version, image } = await ensureBox(r, this.log);
     const driver = await libvirtDriver(image);
     const cpus = this.opts.cpus ?? 1;
     let lastError: unknown;
@@ -198,7 +232,7 @@ export class VagrantProvider implements Provider {
       // Host side of the guest layer: its ssh control socket, the stand-in bundle.
       const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ups-vagrant-'));
       try {
-        vm = await bootOnce(r, { box, driver, memoryMb, cpus });
+        vm = await bootOnce(r, { box, version, driver, memoryMb, cpus });
         const factor = driver === 'qemu' ? TCG_TIMEOUT_FACTOR : 1;
         const booted = vm;
         const env = await openGuest({
@@ -207,7 +241,7 @@ export class VagrantProvider implements Provider {
         }, () => booted.running(), 60_000 * factor);
         vm.facts.timeout_factor = factor;
         vm.facts.ready_seconds = Math.round((Date.now() - t0) / 100) / 10;
-        this.log(`vagrant: ${memoryMb} MB VM up in ${vm.facts.boot_seconds} s (${driver}, ${cpus} vCPU, box ${box}, ` +
+        this.log(`vagrant: ${memoryMb} MB VM up in ${vm.facts.boot_seconds} s (${driver}, ${cpus} vCPU, box ${vm.facts.box}, ` +
           `ssh ${vm.ssh.host}:${vm.ssh.port}, server 127.0.0.1:${vm.serverPort})`);
         return env;
       } catch (err) {
@@ -221,7 +255,7 @@ export class VagrantProvider implements Provider {
   }
 }
 
-async function bootOnce(r: Runner, o: { box: string; driver: 'kvm' | 'qemu'; memoryMb: number; cpus: number }): Promise<VagrantVm> {
+async function bootOnce(r: Runner, o: { box: string; version: string | null; driver: 'kvm' | 'qemu'; memoryMb: number; cpus: number }): Promise<VagrantVm> {
   const name = `ups-${o.memoryMb}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const project = await ownedDir(r, path.join(r.scratch, 'projects', name));
   await fs.copyFile(path.join(SUITE_DIR, 'Vagrantfile'), path.join(project, 'Vagrantfile'));
@@ -230,6 +264,7 @@ async function bootOnce(r: Runner, o: { box: string; driver: 'kvm' | 'qemu'; mem
     UPS_VM_MEMORY_MB: String(o.memoryMb),
     UPS_VM_CPUS: String(o.cpus),
     UPS_VM_BOX: o.box,
+    UPS_VM_BOX_VERSION: o.version ?? '',
     UPS_VM_NAME: name,
     UPS_SSH_PORT: String(sshPort),
     UPS_SERVER_PORT: String(serverPort),
@@ -279,7 +314,7 @@ async function bootOnce(r: Runner, o: { box: string; driver: 'kvm' | 'qemu'; mem
     libvirt_uri: 'qemu:///session',
     libvirt_driver: o.driver,
     accel: o.driver === 'kvm' ? 'kvm' : 'tcg',
-    box: o.box,
+    box: o.version ? `${o.box} ${o.version}` : o.box,
     vm_name: domain,
     cpus: o.cpus,
     vagrant_user: r.uid === null ? os.userInfo().username : `uid ${r.uid}`,

@@ -11,7 +11,7 @@ import { readGuestImage } from '../lib/image.ts';
 import { runIteration } from '../lib/iteration.ts';
 import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
-import { boxMetadata, boxVagrantfile } from '../lib/vagrant-box.ts';
+import { BOX_NAME, boxCatalog, boxMetadata, boxVagrantfile, boxVersion } from '../lib/vagrant-box.ts';
 import { parseBoxList, parseSshConfig, qemuPidsOf, VagrantProvider } from '../lib/vagrant.ts';
 
 const SECRET = 'vagrant-test-secret-Qp7z';
@@ -38,17 +38,31 @@ Host other
   assert.throws(() => parseSshConfig('Host default\n  HostName 127.0.0.1\n'), /lacks HostName, Port/);
 });
 
-test('parseBoxList lists box names of vagrant box list --machine-readable', () => {
+test('parseBoxList reads box names and versions of vagrant box list --machine-readable', () => {
   const text = [
-    '1764072000,,ui,info,ups/bookworm-0123456789 (libvirt%!(VAGRANT_COMMA) 0)',
-    '1764072000,,box-name,ups/bookworm-0123456789',
+    '1764072000,,ui,info,ups/bookworm (libvirt%!(VAGRANT_COMMA) 1.20261125120612)',
+    '1764072000,,box-name,ups/bookworm',
     '1764072000,,box-provider,libvirt',
-    '1764072000,,box-version,0',
+    '1764072000,,box-version,1.20261125120612',
     '1764072000,,box-name,debian/bookworm64',
     '1764072000,,box-provider,libvirt',
+    '1764072000,,box-version,12.20250126.1',
   ].join('\n');
-  assert.deepEqual(parseBoxList(text), ['ups/bookworm-0123456789', 'debian/bookworm64']);
+  assert.deepEqual(parseBoxList(text), [
+    { name: 'ups/bookworm', version: '1.20261125120612' },
+    { name: 'debian/bookworm64', version: '12.20250126.1' },
+  ]);
   assert.deepEqual(parseBoxList('1764072000,,ui,info,There are no installed boxes!'), []);
+});
+
+test('each image build is a box version, added through a catalog pointing at the local box file', () => {
+  assert.equal(boxVersion({ image_version: 1, built_at: '2026-11-25T12:06:12.345Z' }), '1.20261125120612');
+  const catalog = JSON.parse(boxCatalog('1.20261125120612', '/var/tmp/x y/bookworm.box'));
+  assert.equal(catalog.name, BOX_NAME);
+  assert.deepEqual(catalog.versions, [{
+    version: '1.20261125120612',
+    providers: [{ name: 'libvirt', url: 'file:///var/tmp/x%20y/bookworm.box' }],
+  }]);
 });
 
 test('box metadata gives the virtual size in whole GiB, rounded up', () => {
@@ -91,7 +105,7 @@ test('vagrant: a 256 MB VM boots, runs the stand-in, uploads with sha256 check, 
     t.diagnostic(`facts ${JSON.stringify(env.facts)}`);
     assert.equal(env.facts.libvirt_uri, 'qemu:///session');
     assert.ok((env.facts.boot_seconds as number) > 0);
-    assert.match(String(env.facts.box), /./);
+    assert.match(String(env.facts.box), process.env.UPS_VM_BOX ? /./ : /^ups\/bookworm \d+\.\d{14}$/);
     assert.ok((await qemuPidsOf(domain)).length > 0, 'no qemu process for the domain');
     // VM RAM is the memory limit: the guest kernel sees a little less than 256 MB.
     const mem = await env.ssh.run(['grep', 'MemTotal', '/proc/meminfo'], { timeoutMs: 60_000 });
