@@ -265,10 +265,8 @@ export async function main(argv: string[]): Promise<number> {
   if (resume?.droppedPartialLine) progress.line(`raw.csv ended in a cut-off line, dropped: ${resume.droppedPartialLine}`);
   // A resume runs the stand-in with the knobs the run was started with, not today's environment.
   const sides = await prepareServers(m, opts.refs, progress, resume?.config.server.standin_env);
+  // Two refs share each environment: every provider's startServer(server) starts either build.
   const ab = sides.length > 1;
-  if (ab && m.provider !== 'local') {
-    throw new InputError(`--provider ${m.provider}: two refs need a provider that starts either build per iteration (local)`);
-  }
   checkDiskSpace(diskPlanFor(m));
   const files = new Map<number, TestFile>();
   for (const size of m.sizes) {
