@@ -8,9 +8,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import v8 from 'node:v8';
-import { Agent, request } from 'undici';
+import { Agent, request, stream } from 'undici';
 
 // undici parses HTTP with llhttp compiled to WebAssembly, compiled on the first
 // connection. V8's optimizing tier (TurboFan) recompiles it in the background
@@ -164,13 +164,22 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
   }
 }
 
-/** GET /-{id}, hashing the bytes as they stream. */
+/**
+ * GET /-{id}, hashing the bytes as they stream. undici's stream() hands the
+ * body straight to a Writable that hashes it: no Readable and async iterator
+ * in between, about 25% less CPU per GiB than request() (bench/).
+ */
 export async function downloadSha256(baseUrl: string, id: string, timeoutMs: number): Promise<{ status: number; sha256: string; bytes: number }> {
-  const res = await request(new URL(`/-${id}`, baseUrl), { dispatcher: agent, signal: AbortSignal.timeout(timeoutMs) });
   const hash = crypto.createHash('sha256');
   let bytes = 0;
-  for await (const chunk of res.body) { hash.update(chunk as Buffer); bytes += (chunk as Buffer).length; }
-  return { status: res.statusCode, sha256: hash.digest('hex'), bytes };
+  let status = 0;
+  await stream(new URL(`/-${id}`, baseUrl), { method: 'GET', dispatcher: agent, signal: AbortSignal.timeout(timeoutMs) }, ({ statusCode }) => {
+    status = statusCode;
+    return new Writable({
+      write(chunk: Buffer, _enc, done) { hash.update(chunk); bytes += chunk.length; done(); },
+    });
+  });
+  return { status, sha256: hash.digest('hex'), bytes };
 }
 
 /** DELETE /api/entry/{id}; returns the status. */
