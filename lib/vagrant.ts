@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { $, fs, path } from 'zx';
-import { GUEST_SERVER_PORT, openGuest, type SshTarget } from './guest.ts';
+import { GUEST_SERVER_PORT, openGuest, type GuestEnvironment, type SshTarget } from './guest.ts';
 import { ensureGuestImage, type GuestImage } from './image.ts';
 import { cacheDir, SUITE_DIR } from './paths.ts';
 import type { Environment, Provider, ServerLaunch } from './provider.ts';
@@ -108,11 +108,11 @@ async function makeRunner(): Promise<Runner> {
 }
 
 /** Runs `cmd` (vagrant or virsh) as the runner's user; never throws, the caller reads exitCode. */
-async function as(r: Runner, cmd: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}) {
+async function as(r: Runner, cmd: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; signal?: AbortSignal } = {}) {
   const argv = r.uid === null ? cmd
     : ['setpriv', `--reuid=${r.uid}`, `--regid=${r.uid}`, '--clear-groups', '--inh-caps=-all', ...cmd];
   // Vagrant wants a writable .vagrant beside its cwd even for box commands.
-  return $({ quiet: true, nothrow: true, cwd: opts.cwd ?? r.scratch, env: { ...r.env, ...opts.env }, timeout: opts.timeoutMs })`${argv}`;
+  return $({ quiet: true, nothrow: true, cwd: opts.cwd ?? r.scratch, env: { ...r.env, ...opts.env }, timeout: opts.timeoutMs, signal: opts.signal })`${argv}`;
 }
 
 /** A folder the runner's user owns. */
@@ -221,41 +221,59 @@ export class VagrantProvider implements Provider {
   }
 
   async up(memoryMb: number): Promise<Environment> {
+    // Ctrl-C or SIGTERM during a boot of minutes: stop vagrant, destroy, no retry.
+    const interrupt = new AbortController();
+    const onSignal = () => interrupt.abort();
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      return await this.boot(memoryMb, interrupt.signal);
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+
+  private async boot(memoryMb: number, interrupted: AbortSignal): Promise<Environment> {
     const r = await runner();
     const { box, version, image } = await ensureBox(r, this.log);
     const driver = await libvirtDriver(image);
     const cpus = this.opts.cpus ?? 1;
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= 2; attempt++) {
+    const factor = driver === 'qemu' ? TCG_TIMEOUT_FACTOR : 1;
+    for (let attempt = 1; ; attempt++) {
       const t0 = Date.now();
       let vm: VagrantVm | null = null;
+      let env: GuestEnvironment | null = null;
       // Host side of the guest layer: its ssh control socket, the stand-in bundle.
       const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ups-vagrant-'));
       try {
-        vm = await bootOnce(r, { box, version, driver, memoryMb, cpus });
-        const factor = driver === 'qemu' ? TCG_TIMEOUT_FACTOR : 1;
+        vm = await bootOnce(r, { box, version, driver, memoryMb, cpus }, interrupted);
         const booted = vm;
-        const env = await openGuest({
+        env = await openGuest({
           memoryMb, facts: vm.facts, ssh: vm.ssh, httpPort: vm.serverPort, launch: this.launch, timeoutFactor: factor, workDir,
           destroy: async () => { await booted.destroy(); await fs.remove(workDir); },
         }, () => booted.running(), 60_000 * factor);
         vm.facts.timeout_factor = factor;
         vm.facts.ready_seconds = Math.round((Date.now() - t0) / 100) / 10;
+        if (interrupted.aborted) throw new Error('interrupted');
         this.log(`vagrant: ${memoryMb} MB VM up in ${vm.facts.boot_seconds} s (${driver}, ${cpus} vCPU, box ${vm.facts.box}, ` +
           `ssh ${vm.ssh.host}:${vm.ssh.port}, server 127.0.0.1:${vm.serverPort})`);
         return env;
       } catch (err) {
-        lastError = err;
-        await vm?.destroy();
+        // down() also closes the guest layer's ssh connection.
+        await (env ? env.down() : vm?.destroy());
         await fs.remove(workDir);
-        if (attempt === 1) this.log(`vagrant: boot at ${memoryMb} MB failed, retrying once: ${(err as Error).message.split('\n')[0]}`);
+        if (interrupted.aborted) throw new Error(`vagrant: boot at ${memoryMb} MB interrupted`);
+        if (attempt === 2) throw err;
+        this.log(`vagrant: boot at ${memoryMb} MB failed, retrying once: ${(err as Error).message.split('\n')[0]}`);
       }
     }
-    throw lastError;
   }
 }
 
-async function bootOnce(r: Runner, o: { box: string; version: string | null; driver: 'kvm' | 'qemu'; memoryMb: number; cpus: number }): Promise<VagrantVm> {
+async function bootOnce(
+  r: Runner, o: { box: string; version: string | null; driver: 'kvm' | 'qemu'; memoryMb: number; cpus: number }, signal: AbortSignal,
+): Promise<VagrantVm> {
   const name = `ups-${o.memoryMb}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const project = await ownedDir(r, path.join(r.scratch, 'projects', name));
   await fs.copyFile(path.join(SUITE_DIR, 'Vagrantfile'), path.join(project, 'Vagrantfile'));
@@ -296,7 +314,7 @@ async function bootOnce(r: Runner, o: { box: string; version: string | null; dri
   live.add(vm);
   hookExit();
   const t0 = Date.now();
-  const up = await as(r, ['vagrant', 'up', '--provider=libvirt'], { cwd: project, env, timeoutMs: UP_TIMEOUT_MS });
+  const up = await as(r, ['vagrant', 'up', '--provider=libvirt'], { cwd: project, env, timeoutMs: UP_TIMEOUT_MS, signal });
   const bootSeconds = (Date.now() - t0) / 1000;
   if (up.exitCode !== 0) {
     await vm.destroy();
