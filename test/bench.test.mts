@@ -1,0 +1,67 @@
+// The benchmark's pure parts on literal data: verdicts, the split of a run's
+// wall time from its request timings, and the printed table.
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import { overheadSplit, renderTable, requestKind, verdict, type Figure, type Timing } from '../bench/figures.ts';
+
+const fig = (value: number | null, op: '>=' | '<=', target: number): Figure =>
+  ({ key: 'k', name: 'n', value, unit: 'x', target: { op, value: target } });
+
+test('verdict: targets are inclusive, an unmeasured or target-less figure is n/a', () => {
+  assert.equal(verdict(fig(0.9, '>=', 0.9)), 'pass');
+  assert.equal(verdict(fig(0.89, '>=', 0.9)), 'FAIL');
+  assert.equal(verdict(fig(10, '<=', 10)), 'pass');
+  assert.equal(verdict(fig(10.1, '<=', 10)), 'FAIL');
+  assert.equal(verdict(fig(null, '<=', 10)), 'n/a');
+  assert.equal(verdict({ ...fig(3, '>=', 1), target: null }), 'n/a');
+});
+
+test('requestKind names the requests of an iteration', () => {
+  assert.equal(requestKind({ method: 'POST', path: '/api/entry?expiration=2999-12-31T00%3A00%3A00Z' }), 'upload');
+  assert.equal(requestKind({ method: 'GET', path: '/-abcdefghij' }), 'verify');
+  assert.equal(requestKind({ method: 'GET', path: '/' }), 'readiness');
+  assert.equal(requestKind({ method: 'POST', path: '/api/auth' }), 'auth');
+  assert.equal(requestKind({ method: 'DELETE', path: '/api/entry/abcdefghij' }), 'delete');
+});
+
+test('overheadSplit: two iterations, every gap attributed, overhead = outside uploads and verification', () => {
+  const t = (method: string, path: string, startMs: number, endMs: number): Timing => ({ method, path, startMs, endMs, ok: true });
+  const timings: Timing[] = [];
+  for (const at of [1000, 6000]) {
+    timings.push(
+      t('GET', '/', at, at + 10), t('GET', '/', at + 30, at + 40), // one failed poll, 20 ms sleep, ready
+      t('POST', '/api/auth', at + 40, at + 50),
+      t('POST', '/api/entry?expiration=x', at + 60, at + 2060),
+      t('GET', '/-id', at + 2070, at + 3070),
+      t('DELETE', '/api/entry/id', at + 3080, at + 3090),
+    );
+  }
+  const s = overheadSplit(10, [...timings].reverse()); // order of the input does not matter
+  assert.equal(s.uploads, 2);
+  const near = (a: number | undefined, b: number) => assert.ok(Math.abs((a ?? NaN) - b) < 1e-9, `${a} != ${b}`);
+  near(s.seconds.upload, 4);
+  near(s.seconds.verify, 2);
+  near(s.seconds.startup, 1);
+  near(s.seconds.readiness, 0.08); // 2 x (10 + 20 + 10 ms)
+  near(s.seconds.restart, 6000 / 1000 - 3.09 - 1); // last delete of the first iteration to the next first poll
+  near(s.seconds.sampling, 0.02);
+  near(s.seconds['after upload'], 0.02);
+  near(s.seconds['after verify'], 0.02);
+  near(s.seconds.teardown, 10 - 9.09);
+  const total = Object.values(s.seconds).reduce((a, b) => a + (b ?? 0), 0);
+  near(total, 10);
+  near(s.overheadPct, 40);
+});
+
+test('renderTable: one row per figure with value, target and verdict; details below', () => {
+  const text = renderTable([
+    { ...fig(0.93, '>=', 0.9), name: 'client vs curl', detail: 'median of 5' },
+    { key: 'vm', name: 'VM boot', value: null, unit: 'x', target: { op: '>=', value: 2 }, note: 'not landed' },
+  ]);
+  const lines = text.split('\n');
+  assert.match(lines[0], /^\| figure +\| value +\| target +\| result \|$/);
+  assert.match(lines[2], /^\| client vs curl \| 0\.93 x +\| >= 0\.90 x \| pass +\|$/);
+  assert.match(lines[3], /^\| VM boot +\| not measured \| >= 2\.00 x \| n\/a +\|$/);
+  assert.ok(lines.includes('- client vs curl: median of 5'));
+  assert.ok(lines.includes('- VM boot: not landed'));
+});
