@@ -62,7 +62,7 @@ test('each kind of invalid matrix names the key, the value and the line', () => 
 
 test('server source and binary resolve against the matrix file', () => {
   const m = parseMatrix(`${GOOD}server:\n  source: ../ps\n`, '/x/y/m.yaml');
-  assert.deepEqual(m.server, { kind: 'source', source: '/x/ps', build: ['go', 'build', '-o', '{out}', './cmd/picoshare'] });
+  assert.deepEqual(m.server, { kind: 'source', source: '/x/ps', build: ['CGO_ENABLED=1', 'go', 'build', '-o', '{out}', './cmd/picoshare'] });
 });
 
 test('cases run memory largest first, sizes largest first, then iterations', () => {
