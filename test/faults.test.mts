@@ -10,16 +10,23 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { parseRawCsv } from '../lib/load-run.ts';
 import {
-  leftovers, matrixFile, mountTmpfs, processesWith, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor,
+  leftovers, matrixFile, mountTmpfs, processesWith, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
 } from './run-helpers.mts';
 
-/** A temporary folder, and a list of cleanups run in reverse order at the end (kill a run, unmount, then remove). */
-function tempDir(t: TestContext, prefix: string): { dir: string; later: (fn: () => void) => void } {
+/** A temporary folder, and cleanups run in reverse order at the end (stop a run, unmount, then remove). */
+function tempDir(t: TestContext, prefix: string): { dir: string; later: (fn: () => unknown) => void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  const cleanups: (() => void)[] = [() => fs.rmSync(dir, { recursive: true, force: true })];
-  t.after(() => { for (const fn of cleanups.reverse()) fn(); });
+  const cleanups: (() => unknown)[] = [() => fs.rmSync(dir, { recursive: true, force: true })];
+  t.after(async () => { for (const fn of cleanups.reverse()) await fn(); });
   return { dir, later: (fn) => cleanups.push(fn) };
 }
+
+/** For a test that fails midway: SIGTERM lets the run clean up after itself (SIGKILL would leave its server). */
+const stopRun = (run: Run) => async () => {
+  if (run.child.exitCode !== null || run.child.signalCode !== null) return;
+  run.child.kill('SIGTERM');
+  await run.exited;
+};
 
 const rows = (dir: string) => parseRawCsv(rawCsvText(dir), 'raw.csv');
 
@@ -31,7 +38,7 @@ test('the disk fills up during an upload: recorded as a failure, the run goes on
   const secret = `diskfull-${Date.now()}`;
   const run = startRun(['--sizes', '16MiB', '--memory', '512', '--iterations', '3'],
     { PS_SHARED_SECRET: secret, STANDIN_THROTTLE_MIBS: '4', UPS_LOCAL_DATA_DIR: mnt.dir }, path.join(tmp, 'results'));
-  later(() => run.child.kill('SIGKILL'));
+  later(stopRun(run));
   await waitFor('the first row', () => rowCount(run.runDir()) >= 1, 120_000);
   await waitFor('the second upload to be in progress', () => uploading(mnt.dir), 60_000);
   // Something else on the host fills the disk: leave 2 MiB, less than the 16 MiB being spooled.
@@ -83,7 +90,7 @@ test('the server killed from outside mid-upload: process_died recorded, the next
   const secret = `killsrv-${Date.now()}`;
   const run = startRun(['--sizes', '8MiB', '--memory', '512', '--iterations', '3'],
     { PS_SHARED_SECRET: secret, STANDIN_THROTTLE_MIBS: '6', UPS_LOCAL_DATA_DIR: data }, path.join(tmp, 'results'));
-  later(() => run.child.kill('SIGKILL'));
+  later(stopRun(run));
   await waitFor('the first row', () => rowCount(run.runDir()) >= 1, 120_000);
   await waitFor('the second upload to be in progress', () => uploading(data), 60_000);
   const servers = processesWith(secret).filter((p) => p.includes(`-db ${data}/`)).map((p) => Number(p.split(':')[0]));
@@ -108,7 +115,7 @@ test('a server that dies on one start (between iterations): not_ready for that i
   const secret = `diestart-${Date.now()}`;
   const run = startRun(['--matrix', matrixFile(tmp, { binary: flaky, sizes: ['4MiB'], iterations: 3 })],
     { PS_SHARED_SECRET: secret }, path.join(tmp, 'results'));
-  later(() => run.child.kill('SIGKILL'));
+  later(stopRun(run));
   assert.equal((await run.exited).code, 0, run.stderr());
   const got = rows(run.runDir()!);
   assert.deepEqual(got.map((r) => r.exit_reason), ['success', 'not_ready', 'success']);
@@ -124,7 +131,7 @@ test('a server whose secret differs: exit 2 "authentication rejected" at once, n
   const t0 = Date.now();
   const run = startRun(['--matrix', matrixFile(tmp, { binary: other, sizes: ['8MiB', '4MiB'], memory: [512, 256], iterations: 5 })],
     { PS_SHARED_SECRET: secret }, path.join(tmp, 'results'));
-  later(() => run.child.kill('SIGKILL'));
+  later(stopRun(run));
   const exit = await run.exited;
   assert.equal(exit.code, 2, run.stderr());
   assert.match(run.stderr(), /Error: authentication rejected by the server: authentication rejected \(HTTP 401\)/);
@@ -153,7 +160,7 @@ test('a port taken by another process before the server binds it: the server is 
   const secret = `port-${Date.now()}`;
   const run = startRun(['--matrix', matrixFile(tmp, { binary: grabbed, sizes: ['4MiB'], iterations: 2 })],
     { PS_SHARED_SECRET: secret }, path.join(tmp, 'results'));
-  later(() => run.child.kill('SIGKILL'));
+  later(stopRun(run));
   assert.equal((await run.exited).code, 0, run.stderr());
   const taken = Number(fs.readFileSync(bound, 'utf8'));
   assert.ok(taken > 0, 'the port was grabbed');
