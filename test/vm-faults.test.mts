@@ -1,0 +1,51 @@
+// An environment dying mid-case, for real: ./run-tests --provider qemu, the
+// 512 MB VM's QEMU process SIGKILLed from outside after its first row. The
+// rest of that case must be recorded as failures, the next memory limit's VM
+// must boot and run, and no QEMU process or work folder may be left. It boots
+// two VMs (minutes under TCG), so it runs only with UPS_SLOW_TESTS=1.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { readGuestImage } from '../lib/image.ts';
+import { parseRawCsv } from '../lib/load-run.ts';
+import { findTool } from '../lib/tools.ts';
+import { leftovers, rawCsvText, readConfig, rowCount, startRun, waitFor } from './run-helpers.mts';
+
+/** QEMU processes of the run with this pid (the qemu provider names its VMs ups-PID-MB). */
+function vmsOf(runPid: number, memoryMb?: number): number[] {
+  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      const args = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      const name = args[args.indexOf('-name') + 1] ?? '';
+      return args[0].includes('qemu-system') && (memoryMb ? name === `ups-${runPid}-${memoryMb}` : name.startsWith(`ups-${runPid}-`));
+    } catch { return false; }
+  }).map(Number);
+}
+
+test('a VM killed from outside mid-case: its remaining iterations are recorded failures, the next VM runs, nothing left', async (t) => {
+  if (process.env.UPS_SLOW_TESTS !== '1') return t.skip('boots two VMs (2-6 min under TCG on a loaded host); set UPS_SLOW_TESTS=1');
+  if (!findTool('qemu-system-x86_64')) return t.skip('qemu-system-x86_64 not installed');
+  if (!(await readGuestImage())) return t.skip('no guest image built (./run-tests --provider qemu builds one)');
+  const secret = `vmkill-${Date.now()}`;
+  const run = startRun(['--provider', 'qemu', '--sizes', '4MiB', '--memory', '512,256', '--iterations', '3'], { PS_SHARED_SECRET: secret });
+  t.after(() => { run.child.kill('SIGKILL'); for (const pid of vmsOf(run.pid)) process.kill(pid, 'SIGKILL'); });
+  await waitFor('the first row', () => rowCount(run.runDir()) >= 1, 900_000);
+  const [vm] = vmsOf(run.pid, 512);
+  assert.ok(vm, 'the 512 MB VM is running');
+  process.kill(vm, 'SIGKILL');
+  const exit = await run.exited;
+  assert.equal(exit.code, 0, run.stderr());
+  const rows = parseRawCsv(rawCsvText(run.runDir()), 'raw.csv');
+  assert.deepEqual(rows.map((r) => `${r.memory_limit_mb}#${r.iteration}`), ['512#1', '512#2', '512#3', '256#1', '256#2', '256#3']);
+  assert.equal(rows[0].exit_reason, 'success');
+  for (const r of rows.slice(1, 3)) assert.notEqual(r.exit_reason, 'success', `512 MB #${r.iteration} after the VM died`);
+  for (const r of rows.slice(3)) assert.equal(r.exit_reason, 'success', r.error);
+  assert.equal(readConfig(run.runDir()!).finished, true);
+  assert.deepEqual(vmsOf(run.pid), [], 'no VM left');
+  assert.deepEqual(leftovers(secret, run.pid), []);
+  assert.deepEqual(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('ups-qemu-')).filter((n) => {
+    try { return fs.readFileSync(path.join(os.tmpdir(), n, 'qemu.pid'), 'utf8').trim() === String(vm); } catch { return false; }
+  }), [], 'the dead VM\'s work folder was removed');
+});
