@@ -41,8 +41,8 @@ Options:
   -h, --help     this help
 
 Full: curl 1 GiB x 5 each; rss 100 MiB and 5 GiB; gen 1 GiB x 3 each; run 1 GiB x 11
-iterations (1 warm-up) at 2048 MB. Quick: 256 MiB x 3; 100 MiB and 1 GiB; 256 MiB x 3;
-100 MiB x 11 at 1024 MB. Each figure notes the machine's load average (2 cores shared?).
+iterations (1 warm-up) at 2048 MB. Quick: 128 MiB x 3; 100 MiB and 1 GiB; 256 MiB x 3;
+64 MiB x 11 at 1024 MB. Each figure notes the machine's load average (2 cores shared?).
 `;
 
 const FIGURES = ['curl', 'rss', 'gen', 'run', 'vm'] as const;
@@ -64,10 +64,10 @@ const FULL: Settings = {
   vm: { memoryMb: 256 },
 };
 const QUICK: Settings = {
-  curl: { bytes: 256 * MiB, samples: 3 },
+  curl: { bytes: 128 * MiB, samples: 3 },
   rss: { smallBytes: 100 * MiB, bigBytes: 1024 * MiB },
   gen: { bytes: 256 * MiB, samples: 3 },
-  run: { size: '100MiB', bytes: 100 * MiB, iterations: 11, memoryMb: 1024 },
+  run: { size: '64MiB', bytes: 64 * MiB, iterations: 11, memoryMb: 1024 },
   vm: null,
 };
 
