@@ -263,18 +263,34 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (resume?.droppedPartialLine) progress.line(`raw.csv ended in a cut-off line, dropped: ${resume.droppedPartialLine}`);
-  // A resume runs the stand-in with the knobs the run was started with, not today's environment.
-  const sides = await prepareServers(m, opts.refs, progress, resume?.config.server.standin_env);
+  // Builds and test files clean up after themselves (a ref's worktree is removed in a finally): a signal
+  // before the run proper waits for that, instead of ending the process with a worktree left behind.
+  let held: NodeJS.Signals | null = null;
+  const hold = (sig: NodeJS.Signals) => { held ??= sig; progress.line(`${sig}: stopping once the step under way has cleaned up (nothing measured yet)`); };
+  process.on('SIGINT', hold);
+  process.on('SIGTERM', hold);
+  let sides: Side[] = [];
+  const files = new Map<number, TestFile>();
+  try {
+    // A resume runs the stand-in with the knobs the run was started with, not today's environment.
+    sides = await prepareServers(m, opts.refs, progress, resume?.config.server.standin_env);
+    checkDiskSpace(diskPlanFor(m));
+    for (const size of m.sizes) {
+      if (held) break;
+      const t0 = Date.now();
+      const f = await ensureTestFile(size.bytes);
+      files.set(size.bytes, f);
+      progress.line(`test file ${size.label}: ${f.generated ? 'generated' : 'cached, verified'} in ${((Date.now() - t0) / 1000).toFixed(1)} s (${f.path})`);
+    }
+  } catch (e) {
+    if (!held) throw e; // a build the same Ctrl-C killed is the interruption, not a failed build
+  } finally {
+    process.off('SIGINT', hold);
+    process.off('SIGTERM', hold);
+  }
+  if (held) return held === 'SIGINT' ? 130 : 143;
   // Two refs share each environment: every provider's startServer(server) starts either build.
   const ab = sides.length > 1;
-  checkDiskSpace(diskPlanFor(m));
-  const files = new Map<number, TestFile>();
-  for (const size of m.sizes) {
-    const t0 = Date.now();
-    const f = await ensureTestFile(size.bytes);
-    files.set(size.bytes, f);
-    progress.line(`test file ${size.label}: ${f.generated ? 'generated' : 'cached, verified'} in ${((Date.now() - t0) / 1000).toFixed(1)} s (${f.path})`);
-  }
 
   // Two refs: one ordinary results folder per ref inside a parent folder.
   const parent = ab ? createRunDir(opts.out) : null;

@@ -2,8 +2,10 @@
 // an upload is in progress (a throttled stand-in, its spool file growing), and a
 // second SIGINT while it waits for a server that shrugs off SIGTERM. Checks the
 // exit code, config.json, report.md, that the rows written before the signal are
-// intact, and that no server process, cgroup or data folder is left.
+// intact, and that no server process, cgroup or data folder is left; and a
+// SIGINT during a ref build, which must leave no git worktree behind.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +13,7 @@ import { test } from 'node:test';
 import {
   leftovers, matrixFile, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
 } from './run-helpers.mts';
+import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo } from './fixture-repo.mts';
 
 async function interruptMidUpload(run: Run, dataParent: string, sig: NodeJS.Signals) {
   await waitFor('the first row', () => rowCount(run.runDir()) >= 1, 120_000);
@@ -87,4 +90,25 @@ test('a second SIGINT during cleanup says what it is waiting for, and the cleanu
   assert.deepEqual(fs.readdirSync(dataParent), [], 'no data folder left');
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.rmSync(run.out, { recursive: true, force: true });
+});
+
+test('SIGINT while a ref is being built: the build cleans up its worktree, exit 130 before any results folder', async (t) => {
+  if (!(await hasGo())) return t.skip('go is not installed (needed to build the fixture server)');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-intr-build-'));
+  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const repo = await makeFixtureRepo(path.join(tmp, 'repo'));
+  const matrix = path.join(tmp, 'matrix.yaml');
+  fs.writeFileSync(matrix, ['sizes: [1MiB]', 'memory_limits: [512]', 'iterations: 1', 'server:', '  source: repo',
+    `  build: ${JSON.stringify(FIXTURE_BUILD_COMMAND)}`, ''].join('\n'));
+  const cache = path.join(tmp, 'cache');
+  const run = startRun(['--matrix', matrix, '--ref', 'main'], { UPS_CACHE_DIR: cache }, path.join(tmp, 'results'));
+  await waitFor('the build to start', () => /building main/.test(run.stderr()), 60_000);
+  run.child.kill('SIGINT');
+  const exit = await run.exited;
+  assert.equal(exit.code, 130, run.stderr());
+  assert.match(run.stderr(), /SIGINT: stopping once the step under way has cleaned up/);
+  assert.equal(run.runDir(), null, 'no results folder');
+  const worktrees = spawnSync('git', ['-C', repo.dir, 'worktree', 'list', '--porcelain'], { encoding: 'utf8' }).stdout;
+  assert.equal(worktrees.match(/^worktree /gm)?.length, 1, `only the repository's own worktree:\n${worktrees}`);
+  assert.deepEqual(fs.existsSync(path.join(cache, 'worktrees')) ? fs.readdirSync(path.join(cache, 'worktrees')) : [], []);
 });
