@@ -103,3 +103,18 @@ test('run-tests --ref of a commit that does not build: exit 1 before any case, w
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /ref "no-such-ref" is not a commit/);
 });
+
+test('server.source without --ref: one plain run of the working tree as it is, recorded as dirty', async (t) => {
+  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+  const { repo, run } = await setup(t);
+  fs.writeFileSync(path.join(repo.dir, 'notes.txt'), 'uncommitted\n');
+  const r = run('--iterations', '1', '--sizes', '1MiB');
+  assert.equal(r.status, 0, r.stderr.slice(-2000));
+  const dir = r.stdout.trim().split('\n').at(-1)!;
+  const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  assert.deepEqual(config.server.git, { commit: repo.slowCommit, branch: 'WORKTREE', dirty: true });
+  assert.equal(config.ab, undefined, 'one ref is a plain run');
+  const rows = parseRawCsv(fs.readFileSync(path.join(dir, 'raw.csv'), 'utf8'), 'raw.csv');
+  assert.deepEqual(rows.map((row) => row.exit_reason), ['success']);
+  assert.equal(fs.readFileSync(path.join(repo.dir, 'notes.txt'), 'utf8'), 'uncommitted\n', 'the working tree is left as it was');
+});
