@@ -25,6 +25,10 @@ export const GUEST_PACKAGES = [
 ];
 /** Room for the largest default file (5 GiB) twice over (upload spool + store) plus 2 GiB for the system. */
 export const DEFAULT_DISK_BYTES = 5 * GiB * 2 + 2 * GiB;
+/** Disk for a matrix whose largest file is `largestFileBytes`: twice that (spool + store) plus 2 GiB, never under the default. */
+export function diskBytesFor(largestFileBytes: number): number {
+  return Math.max(DEFAULT_DISK_BYTES, 2 * largestFileBytes + 2 * GiB);
+}
 /** The guest's fixed address on QEMU's user network (its default guest address). */
 export const GUEST_ADDRESS = '10.0.2.15/24';
 

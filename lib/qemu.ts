@@ -7,8 +7,8 @@
 //
 //   const provider = new QemuProvider(launch, { cpus: 1 })
 //   const env = await provider.up(256)   // boots, waits for ssh; env.facts = { accel: 'tcg', boot_seconds: 31, ... }
-//   ...; await env.down()                // kills QEMU, removes its temp files
-import { $, fs, path } from 'zx';
+//   ...; await env.down()                // kills QEMU (its pid), removes its temp files
+import { fs, path } from 'zx';
 import os from 'node:os';
 import { spawn } from 'node:child_process';
 import { GUEST_SERVER_PORT, openGuest } from './guest.ts';
@@ -29,17 +29,20 @@ export interface QemuOptions {
   accel?: 'kvm' | 'tcg';
   /** The guest image to boot; default: ensureGuestImage() (built when missing). */
   image?: GuestImage;
+  /** Guest disk size the run needs (see diskBytesFor); a smaller cached image is rebuilt. */
+  diskBytes?: number;
   /** Progress lines; default stderr. */
   log?: (line: string) => void;
 }
 
-/** QEMU pids of every VM this process started and has not yet destroyed. */
-const liveVms = new Set<number>();
+/** Every VM this process started and has not yet destroyed: QEMU's pid -> the VM's temp folder. */
+const liveVms = new Map<number, string>();
 
-/** Kills every VM still running; synchronous so it works from an 'exit' handler. */
+/** Kills every VM still running and removes its temp files; synchronous so it works from an 'exit' handler. */
 export function killAllVms(): void {
-  for (const pid of liveVms) {
+  for (const [pid, workDir] of liveVms) {
     try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+    fs.rmSync(workDir, { recursive: true, force: true });
   }
   liveVms.clear();
 }
@@ -55,15 +58,6 @@ function hookExit(): void {
       killAllVms();
       if (process.listenerCount(sig) === 1) process.exit(code);
     });
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -115,7 +109,7 @@ export class QemuProvider implements Provider {
   async up(memoryMb: number): Promise<Environment> {
     const missing = await missingTools({ 'qemu-system-x86_64': 'qemu-system-x86', ssh: 'openssh-client' });
     if (missing.length) throw new Error(`the qemu provider needs: ${missing.join(', ')}`);
-    const image = this.opts.image ?? await ensureGuestImage({ log: this.log });
+    const image = this.opts.image ?? await ensureGuestImage({ log: this.log, diskBytes: this.opts.diskBytes });
     const accel = this.opts.accel ?? await chooseAccel(image);
     try {
       return await this.boot(memoryMb, image, accel);
@@ -129,36 +123,41 @@ export class QemuProvider implements Provider {
     const cpus = this.opts.cpus ?? 1;
     const factor = accel === 'tcg' ? TCG_TIMEOUT_FACTOR : 1;
     const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ups-qemu-'));
-    const pidFile = path.join(workDir, 'qemu.pid');
+    const errFile = path.join(workDir, 'qemu.stderr');
     const serial = path.join(workDir, 'serial.log');
     const sshPort = await freePort();
     const httpPort = await freePort();
     const accelArgs = accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,tb-size=128', '-cpu', 'max'];
     const started = Date.now();
     hookExit();
-    // -daemonize returns once QEMU is set up, so a bad option or a taken port fails here with QEMU's message.
     const args = [
       ...accelArgs, '-smp', String(cpus), '-m', String(memoryMb),
       '-name', `ups-${process.pid}-${memoryMb}`, '-nodefaults', '-display', 'none', '-no-reboot',
-      '-serial', `file:${serial}`, '-pidfile', pidFile, '-daemonize',
+      '-serial', `file:${serial}`,
       '-kernel', image.kernel, '-initrd', image.initrd, '-append', KERNEL_APPEND,
       '-drive', `file=${image.disk},if=virtio,format=qcow2,snapshot=on`,
       '-netdev', `user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22,hostfwd=tcp:127.0.0.1:${httpPort}-:${GUEST_SERVER_PORT}`,
       '-device', 'virtio-net-pci,netdev=n0',
     ];
-    const q = await $({ quiet: true, nothrow: true, timeout: 60_000 })`qemu-system-x86_64 ${args}`;
-    const pid = Number((await fs.readFile(pidFile, 'utf8').catch(() => '')).trim());
-    if (q.exitCode !== 0 || !pid) {
+    // A child of ours (not -daemonize): its pid is known the moment it exists, so a signal
+    // arriving at any point after this finds it in liveVms. Its own process group keeps a
+    // terminal's Ctrl-C for the suite, which tears down in order.
+    const errFd = fs.openSync(errFile, 'w');
+    const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', errFd], detached: true });
+    fs.closeSync(errFd);
+    const pid = qemu.pid;
+    if (!pid) {
       await fs.remove(workDir);
-      throw new Error(`qemu-system-x86_64 failed to start (exit ${q.exitCode}): ${q.stderr.trim()}`);
+      throw new Error('qemu-system-x86_64 could not be started');
     }
-    liveVms.add(pid);
+    liveVms.set(pid, workDir);
+    qemu.on('error', () => { /* reported through its exit */ });
     let destroyed = false;
     const destroy = async () => {
       if (destroyed) return;
       destroyed = true;
       try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
-      for (let i = 0; i < 50 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 50 && qemu.exitCode === null && qemu.signalCode === null; i++) await new Promise((r) => setTimeout(r, 100));
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
       liveVms.delete(pid);
       await fs.remove(workDir);
@@ -168,14 +167,15 @@ export class QemuProvider implements Provider {
       const env = await openGuest({
         memoryMb, facts, ssh: { port: sshPort, keyFile: image.sshKey }, httpPort,
         launch: this.launch, timeoutFactor: factor, workDir, destroy,
-      }, async () => pidAlive(pid), BOOT_TIMEOUT_SECONDS * 1000 * factor);
+      }, async () => qemu.exitCode === null && qemu.signalCode === null, BOOT_TIMEOUT_SECONDS * 1000 * factor);
       facts.boot_seconds = Math.round((Date.now() - started) / 100) / 10;
       this.log(`qemu: ${memoryMb} MB VM up in ${facts.boot_seconds} s (${accel}, ${cpus} vCPU, ssh 127.0.0.1:${sshPort}, server 127.0.0.1:${httpPort})`);
       return env;
     } catch (e) {
       const tail = (await fs.readFile(serial, 'utf8').catch(() => '')).split('\n').slice(-15).join('\n');
+      const qemuErr = (await fs.readFile(errFile, 'utf8').catch(() => '')).trim();
       await destroy();
-      throw new Error(`${(e as Error).message}\nlast serial console lines:\n${tail}`);
+      throw new Error(`${(e as Error).message}${qemuErr ? `\nqemu: ${qemuErr}` : ''}\nlast serial console lines:\n${tail}`);
     }
   }
 }

@@ -2,7 +2,7 @@
 // already uses. Building and booting the image is exercised in qemu.test.mts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mirrorFromAptSources } from '../lib/image.ts';
+import { DEFAULT_DISK_BYTES, diskBytesFor, mirrorFromAptSources } from '../lib/image.ts';
 
 test('mirrorFromAptSources: deb822 .sources, skipping security, disabled and deb-src entries', () => {
   const sources = [
@@ -27,4 +27,11 @@ test('mirrorFromAptSources: one-line .list with options; first match wins; none 
   assert.equal(mirrorFromAptSources(files, 'bookworm'), 'http://mirror.example/debian');
   assert.equal(mirrorFromAptSources(files, 'trixie'), null);
   assert.equal(mirrorFromAptSources([{ name: '/etc/apt/sources.list.d/x.sources.disabled', text: 'Types: deb\nURIs: http://x/\nSuites: bookworm' }], 'bookworm'), null);
+});
+
+test('diskBytesFor: the largest file twice over plus 2 GiB, never below the default', () => {
+  const GiB = 1024 ** 3;
+  assert.equal(diskBytesFor(100 * 1024 ** 2), DEFAULT_DISK_BYTES);
+  assert.equal(DEFAULT_DISK_BYTES, 12 * GiB);
+  assert.equal(diskBytesFor(10 * GiB), 22 * GiB);
 });

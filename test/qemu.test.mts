@@ -5,6 +5,7 @@
 // kernel OOM-kill a stand-in that holds the upload in memory. Skips, saying
 // why, where QEMU or the image can't be had.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { $ } from 'zx';
 import { closeClient } from '../lib/client.ts';
@@ -12,6 +13,7 @@ import type { GuestEnvironment } from '../lib/guest.ts';
 import { ensureGuestImage, missingTools, readGuestImage, type GuestImage } from '../lib/image.ts';
 import { runIteration } from '../lib/iteration.ts';
 import { QemuProvider } from '../lib/qemu.ts';
+import { SUITE_DIR } from '../lib/paths.ts';
 import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
 
@@ -85,3 +87,25 @@ test('qemu: a 256 MB VM runs the stand-in, uploads through hostfwd, samples, and
   const left = await $({ nothrow: true, quiet: true })`pgrep -f ${`ups-${process.pid}-256`}`;
   assert.equal(left.stdout.trim(), '', 'QEMU still running after down()');
 });
+
+// A suite interrupted mid-boot must not leave its VM behind: the qemu module's
+// own signal handling kills QEMU and removes its temp folder.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  test(`qemu: ${sig} to the suite kills its VM`, async (t) => {
+    const reason = await whyNot();
+    if (reason) return t.skip(reason);
+    if (!(await readGuestImage())) return t.skip('no guest image (the first test builds it)');
+    const script = `import { QemuProvider } from ${JSON.stringify(`${SUITE_DIR}/lib/qemu.ts`)};
+      await new QemuProvider({ server: { kind: 'standin', env: {} }, secret: 's', readinessTimeoutSeconds: 30 }, { log: () => {} }).up(256);`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: SUITE_DIR, stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const vmName = `ups-${child.pid}-256`;
+    const running = async () => (await $({ nothrow: true, quiet: true })`pgrep -f ${vmName}`).stdout.trim();
+    const deadline = Date.now() + 60_000;
+    while (!(await running()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+    assert.ok(await running(), 'QEMU never started');
+    child.kill(sig);
+    assert.equal(await exited, sig === 'SIGINT' ? 130 : 143);
+    assert.equal(await running(), '', `QEMU still running after ${sig}`);
+  });
+}
