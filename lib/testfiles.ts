@@ -8,7 +8,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Worker } from 'node:worker_threads';
 import { cacheDir } from './paths.ts';
 
 export interface TestFile { path: string; bytes: number; sha256: string }
@@ -16,14 +15,6 @@ export interface TestFile { path: string; bytes: number; sha256: string }
 const KEY = Buffer.from('upload-perf-suit', 'utf8'); // 16 bytes: AES-128
 const IV = Buffer.alloc(16, 0);
 const CHUNK = 1024 * 1024;
-/**
- * Cipher calls of 64 KiB: 4x less CPU than 1 MiB ones (a fresh 1 MiB output
- * buffer per call costs page faults; 64 KiB ones are recycled by malloc). The
- * bytes are the same at any call size: CTR is a stream.
- */
-const CIPHER_CHUNK = 64 * 1024;
-/** Cipher outputs written to the file per writev. */
-const WRITE_BATCH = 16;
 
 export function testFilesDir(): string {
   return path.join(cacheDir(), 'testfiles');
@@ -32,9 +23,9 @@ export function testFilesDir(): string {
 /** Streams the deterministic bytes of a file of `bytes` length. */
 export async function* keystream(bytes: number): AsyncGenerator<Buffer> {
   const cipher = crypto.createCipheriv('aes-128-ctr', KEY, IV);
-  const zeros = Buffer.alloc(CIPHER_CHUNK);
-  for (let left = bytes; left > 0; left -= CIPHER_CHUNK) {
-    yield cipher.update(left >= CIPHER_CHUNK ? zeros : zeros.subarray(0, left));
+  const zeros = Buffer.alloc(CHUNK);
+  for (let left = bytes; left > 0; left -= CHUNK) {
+    yield cipher.update(left >= CHUNK ? zeros : zeros.subarray(0, left));
   }
 }
 
@@ -51,58 +42,18 @@ export async function expectedSha256(bytes: number): Promise<string> {
   return hash.digest('hex');
 }
 
-/**
- * A worker thread that sha256es the ArrayBuffers it is sent, in order, and
- * answers "end" with the hex digest: hashing costs as much CPU as generating
- * and writing together, so on a second core it runs beside them.
- */
-const HASH_WORKER = `
-const { parentPort } = require('node:worker_threads');
-const hash = require('node:crypto').createHash('sha256');
-parentPort.on('message', (m) => {
-  if (m === 'end') parentPort.postMessage(hash.digest('hex'));
-  else for (const b of m) hash.update(new Uint8Array(b));
-});`;
-
 async function generate(file: string, bytes: number): Promise<string> {
+  const hash = crypto.createHash('sha256');
   const tmp = `${file}.${process.pid}.partial`;
-  const hasher = new Worker(HASH_WORKER, { eval: true });
-  const failed = new Promise<never>((_, reject) => hasher.once('error', reject));
-  failed.catch(() => {}); // raced below; an error before then is not "unhandled"
-  // A batch goes to the hasher once written: its buffers move there (transferred, not copied).
-  const hashBatch = (batch: Buffer[]) => {
-    // A buffer sharing its ArrayBuffer (Node's pool) is copied first: transferring would detach the pool.
-    const abs = batch.map((b) => (b.byteOffset === 0 && b.buffer.byteLength === b.length ? b.buffer : new Uint8Array(b).buffer) as ArrayBuffer);
-    hasher.postMessage(abs, abs);
-  };
   try {
-    // Each batch is written (on libuv's thread pool) while the next one is generated.
-    const fh = await fs.promises.open(tmp, 'w');
-    try {
-      let writing: Promise<unknown> = Promise.resolve();
-      let batch: Buffer[] = [];
-      for await (const chunk of keystream(bytes)) {
-        batch.push(chunk);
-        if (batch.length < WRITE_BATCH) continue;
-        await writing;
-        const full = batch;
-        writing = fh.writev(full).then(() => hashBatch(full));
-        batch = [];
-      }
-      await writing;
-      if (batch.length) { await fh.writev(batch); hashBatch(batch); }
-    } finally {
-      await fh.close();
-    }
-    const digest = new Promise<string>((resolve) => hasher.once('message', resolve));
-    hasher.postMessage('end');
-    const sha256 = await Promise.race([digest, failed]);
+    await pipeline(async function* () {
+      for await (const chunk of keystream(bytes)) { hash.update(chunk); yield chunk; }
+    }, fs.createWriteStream(tmp, { highWaterMark: CHUNK }));
     fs.renameSync(tmp, file); // a half-written file is never taken for a finished one
-    return sha256;
   } finally {
-    await hasher.terminate();
     fs.rmSync(tmp, { force: true });
   }
+  return hash.digest('hex');
 }
 
 /**
