@@ -72,7 +72,10 @@ interface Runner {
 let runnerPromise: Promise<Runner> | null = null;
 
 function runner(): Promise<Runner> {
-  runnerPromise ??= makeRunner();
+  runnerPromise ??= makeRunner().then(async (r) => {
+    await reapStaleProjects(r);
+    return r;
+  });
   return runnerPromise;
 }
 
@@ -162,11 +165,10 @@ async function boxList(r: Runner): Promise<BoxVersion[]> {
 // An image rebuild leaves the previous box version (230 MB) and its base volume
 // in libvirt's pool (another 230 MB; vagrant-libvirt never deletes it). Both go
 // once no VM uses them: vagrant keeps versions in use, and a volume is only
-// deleted while libvirt holds no domain at all.
+// deleted while libvirt holds no VM at all.
 async function pruneOldBoxes(r: Runner, log: (m: string) => void): Promise<void> {
   await as(r, ['vagrant', 'box', 'prune', '--name', BOX_NAME, '--provider', 'libvirt', '--force', '--keep-active-boxes']);
-  const domains = await as(r, ['virsh', '-c', 'qemu:///session', 'list', '--all', '--name'], { timeoutMs: 30_000 });
-  if (domains.exitCode !== 0 || domains.stdout.trim() !== '') return;
+  if (await libvirtBusy(r)) return;
   const kept = new Set((await boxList(r)).filter((b) => b.name === BOX_NAME).map((b) => b.version));
   const vols = await as(r, ['virsh', '-c', 'qemu:///session', 'vol-list', '--pool', 'default'], { timeoutMs: 30_000 });
   const prefix = `${BOX_NAME.replace('/', '-VAGRANTSLASH-')}_vagrant_box_image_`;
@@ -186,7 +188,6 @@ async function libvirtDriver(image: GuestImage | null): Promise<'kvm' | 'qemu'> 
 }
 
 interface VagrantVm {
-  name: string;
   ssh: SshTarget;
   /** Host port on 127.0.0.1 forwarded to GUEST_SERVER_PORT in the guest. */
   serverPort: number;
@@ -293,7 +294,6 @@ async function bootOnce(
   const domain = `${name}_default`;
   let destroyed = false;
   const vm: VagrantVm = {
-    name,
     ssh: { host: '127.0.0.1', port: sshPort, user: 'root', keyFile: '' },
     serverPort,
     facts: {},
@@ -384,12 +384,40 @@ export async function qemuPidsOf(domain: string): Promise<number[]> {
 
 /** Stops the session libvirtd (and its virtlogd) the suite started as root once it holds no domain; a user's own daemon is left alone. */
 async function stopIdleLibvirtd(r: Runner): Promise<void> {
-  if (!r.libvirtRunDir) return;
-  const domains = await as(r, ['virsh', '-c', 'qemu:///session', 'list', '--all', '--name'], { timeoutMs: 30_000 });
-  if (domains.exitCode !== 0 || domains.stdout.trim() !== '') return;
+  if (!r.libvirtRunDir || await libvirtBusy(r)) return;
   for (const daemon of ['libvirtd', 'virtlogd']) {
     const pid = Number((await readFile(path.join(r.libvirtRunDir, `${daemon}.pid`), 'utf8').catch(() => '')).trim());
     if (!Number.isInteger(pid) || pid <= 0) continue;
     try { process.kill(pid, 'SIGTERM'); } catch { /* gone already */ }
+  }
+}
+
+/** Whether the session libvirt holds any VM, running or being created (or can't be asked). */
+async function libvirtBusy(r: Runner): Promise<boolean> {
+  const domains = await as(r, ['virsh', '-c', 'qemu:///session', 'list', '--all', '--name'], { timeoutMs: 30_000 });
+  return domains.exitCode !== 0 || domains.stdout.trim() !== '';
+}
+
+// A run killed outright (SIGKILL, a crash) leaves its project folder and the
+// libvirt domain defined in it. Its folder name carries the run's pid: once
+// that process is gone, the next run destroys what it left.
+async function reapStaleProjects(r: Runner): Promise<void> {
+  const projects = path.join(r.scratch, 'projects');
+  for (const name of await readdir(projects).catch(() => [] as string[])) {
+    const pid = Number(/^ups-\d+-(\d+)-[0-9a-f]+$/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || pidAlive(pid)) continue;
+    const dir = path.join(projects, name);
+    await as(r, ['vagrant', 'destroy', '-f'], { cwd: dir, env: { UPS_VM_NAME: name, UPS_LIBVIRT_SESSION: '1' }, timeoutMs: 5 * 60_000 });
+    await killQemuOf(`${name}_default`);
+    await fs.remove(dir);
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
