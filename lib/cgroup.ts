@@ -114,6 +114,30 @@ function makeV2(root: string, name: string, limitBytes: number): MemoryCgroup {
   };
 }
 
+/**
+ * Removes memory cgroups named `<prefix><pid>-...` whose creating process is gone (a run killed
+ * with SIGKILL cannot clean up), killing the servers still inside; returns what was removed.
+ */
+export function sweepOrphanCgroups(prefix: string): string[] {
+  const removed: string[] = [];
+  for (const root of ['/sys/fs/cgroup/memory', '/sys/fs/cgroup', '/sys/fs/cgroup/unified']) {
+    let names: string[];
+    try { names = fs.readdirSync(root); } catch { continue; }
+    for (const name of names) {
+      const pid = Number(name.startsWith(prefix) ? name.slice(prefix.length).split('-')[0] : NaN);
+      if (!Number.isInteger(pid) || pid <= 0 || pidAlive(pid)) continue;
+      const dir = path.join(root, name);
+      common(dir, 1, 0).remove();
+      if (!fs.existsSync(dir)) removed.push(dir);
+    }
+  }
+  return removed;
+}
+
+function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
 export function isCgroup(x: MemoryCgroup | { error: string }): x is MemoryCgroup {
   return !('error' in x);
 }

@@ -5,7 +5,7 @@ import { $ } from 'zx';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createMemoryCgroup, isCgroup, type MemoryCgroup } from './cgroup.ts';
+import { createMemoryCgroup, isCgroup, sweepOrphanCgroups, type MemoryCgroup } from './cgroup.ts';
 import type { Environment, MemorySample, Provider, ServerLaunch, ServerSpec } from './provider.ts';
 import {
   freePort, hostServerArgv, logTail, portInUse, spawnServer, stopServerProcess, waitReady, type ServerProcess,
@@ -33,6 +33,7 @@ export class LocalProvider implements Provider {
   constructor(private launch: ServerLaunch, private warn: (msg: string) => void = (m) => process.stderr.write(`${m}\n`)) {}
 
   async up(memoryMb: number): Promise<Environment> {
+    for (const dir of sweepOrphanCgroups('upload-perf-suite-')) this.warn(`removed ${dir}, left by a run that was killed (its servers stopped)`);
     const name = `upload-perf-suite-${process.pid}-${memoryMb}`;
     const cg = createMemoryCgroup(name, memoryMb * 1024 * 1024);
     let facts: Record<string, unknown>;

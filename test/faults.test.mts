@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { parseRawCsv } from '../lib/load-run.ts';
 import {
-  leftovers, matrixFile, mountTmpfs, processesWith, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
+  cgroupsOf, leftovers, matrixFile, mountTmpfs, processesWith, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
 } from './run-helpers.mts';
 
 /** A temporary folder, and cleanups run in reverse order at the end (stop a run, unmount, then remove). */
@@ -170,4 +170,26 @@ test('a port taken by another process before the server binds it: the server is 
   assert.ok(await new Promise((resolve) => {
     const s = net.createServer().once('error', () => resolve(false)).listen(taken, '127.0.0.1', () => s.close(() => resolve(true)));
   }), `port ${taken} is free again`);
+});
+
+test('a run killed with SIGKILL (nothing can clean up) leaves a server and cgroup; the next run sweeps them', async (t) => {
+  const { dir: tmp, later } = tempDir(t, 'ups-sigkill-');
+  const data = path.join(tmp, 'data');
+  fs.mkdirSync(data);
+  const secret = `sigkill-${Date.now()}`;
+  const run = startRun(['--sizes', '8MiB', '--memory', '512', '--iterations', '3'],
+    { PS_SHARED_SECRET: secret, STANDIN_THROTTLE_MIBS: '2', UPS_LOCAL_DATA_DIR: data }, path.join(tmp, 'results'));
+  await waitFor('an upload in progress', () => uploading(data), 120_000);
+  run.child.kill('SIGKILL');
+  await run.exited;
+  const orphans = leftovers(secret, run.pid);
+  later(() => { for (const p of processesWith(secret)) { try { process.kill(Number(p.split(':')[0]), 'SIGKILL'); } catch { /* gone */ } } });
+  if (cgroupsOf(run.pid).length === 0) return t.skip('no memory cgroup could be made here: nothing to sweep');
+  assert.ok(orphans.some((o) => o.includes('-db ')), `the killed run left its server: ${orphans.join('; ')}`);
+
+  const next = startRun(['--sizes', '1MiB', '--memory', '512', '--iterations', '1'], {}, path.join(tmp, 'results2'));
+  later(stopRun(next));
+  assert.equal((await next.exited).code, 0, next.stderr());
+  assert.match(next.stderr(), new RegExp(`removed /sys/fs/cgroup/\\S*upload-perf-suite-${run.pid}-512, left by a run that was killed`));
+  assert.deepEqual(leftovers(secret, run.pid), [], 'the orphaned server and cgroup are gone');
 });
