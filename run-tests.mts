@@ -367,7 +367,8 @@ export async function main(argv: string[]): Promise<number> {
   const jobs = interleave(plan ? plan.remaining : expandCases(m), runs.length, seed);
   const sideOf = new Map(jobs.map((j) => [j.item, j.side]));
   const cases = jobs.map((j) => j.item);
-  const tag = (c: Case) => (ab ? `${runs[sideOf.get(c)!].side.name} ` : '');
+  // The folder name tells the sides apart even when both are the same ref (an A/A run).
+  const tag = (c: Case) => (ab ? `${path.basename(runs[sideOf.get(c)!].dir)} ` : '');
   let k = 0;
   const record = (o: IterationOutcome, c: Case) => {
     const run = runs[sideOf.get(c)!];
