@@ -12,6 +12,7 @@ import { $, fs, path, type ProcessPromise } from 'zx';
 import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { cacheDir } from './paths.ts';
+import { findTool } from './tools.ts';
 import { formatBytes, parseSize } from './units.ts';
 
 const GiB = 1024 ** 3;
@@ -122,12 +123,8 @@ async function hostMirror(): Promise<string> {
 
 /** Host commands (and their Debian packages) that are missing, e.g. ["debootstrap (apt-get install debootstrap)"]. */
 export async function missingTools(tools: Record<string, string>): Promise<string[]> {
-  const missing: string[] = [];
-  for (const [cmd, pkg] of Object.entries(tools)) {
-    const found = await $({ nothrow: true, quiet: true })`command -v ${cmd} || test -x /usr/sbin/${cmd} || test -x /sbin/${cmd}`;
-    if (found.exitCode !== 0) missing.push(`${cmd} (apt-get install ${pkg})`);
-  }
-  return missing;
+  // Looked up as tools.ts does (PATH, then the sbin folders), without a shell per tool.
+  return Object.entries(tools).filter(([cmd]) => findTool(cmd) === null).map(([cmd, pkg]) => `${cmd} (apt-get install ${pkg})`);
 }
 
 function imageFiles(dir: string) {
