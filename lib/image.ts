@@ -205,7 +205,7 @@ async function buildGuestImage(dir: string, diskBytes: number, log: (line: strin
   };
   await fs.writeFile(logFile, `guest image build ${new Date().toISOString()} mirror ${mirror}\n`);
   try {
-    await step(`debootstrap ${DEBIAN_SUITE} from ${mirror} (about 2 min)`, () =>
+    await step(`debootstrap ${DEBIAN_SUITE} from ${mirror} (2 min on an idle host, 11 on a busy one)`, () =>
       logged(sh`debootstrap --variant=minbase --include=${GUEST_PACKAGES.join(',')} ${DEBIAN_SUITE} ${rootfs} ${mirror}`));
 
     await step('configure network, sshd, key, initrd', async () => {
