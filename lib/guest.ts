@@ -259,7 +259,7 @@ export async function openGuest(opts: GuestOptions, stillBooting: () => Promise<
   await ssh.run(['install', '-D', '-m', '755', '/dev/stdin', `${ROOT}/guest.sh`], { input: GUEST_SCRIPT, timeoutMs: 30_000 * opts.timeoutFactor });
   const prepared = await ssh.run(['sh', `${ROOT}/guest.sh`, 'prepare', THRASH_GUARD_MS], { timeoutMs: 30_000 * opts.timeoutFactor });
   opts.facts.thrash_guard_ms = Number(/thrash_guard_ms=(\d+)/.exec(prepared.stdout)?.[1] ?? 0);
-  return new GuestEnvironment(opts, ssh);
+  return new GuestEnvironment(opts, ssh, stillBooting);
 }
 
 export class GuestEnvironment implements Environment {
@@ -270,7 +270,8 @@ export class GuestEnvironment implements Environment {
   private installed = new Map<string, string[]>();
   private down_ = false;
 
-  constructor(private opts: GuestOptions, readonly ssh: Ssh) {
+  /** `vmAlive`: whether the VM's process still runs, so a VM killed from outside is named as such, not as an ssh error. */
+  constructor(private opts: GuestOptions, readonly ssh: Ssh, private vmAlive: () => Promise<boolean> = async () => true) {
     this.memoryMb = opts.memoryMb;
     this.facts = opts.facts;
   }
@@ -313,7 +314,12 @@ export class GuestEnvironment implements Environment {
       TMPDIR: `${ROOT}/run/tmp`,
     };
     if (server.kind === 'standin') env.STANDIN_HOST = '0.0.0.0';
-    await this.job(['start', ...argv], { input: envFileText(env) });
+    try {
+      await this.job(['start', ...argv], { input: envFileText(env) });
+    } catch (e) {
+      if (!(await this.vmAlive())) throw new Error(`the VM is gone (its process exited): ${(e as Error).message}`);
+      throw e;
+    }
     const url = `http://127.0.0.1:${this.opts.httpPort}`;
     const timeoutMs = this.ms(this.opts.launch.readinessTimeoutSeconds);
     const deadline = Date.now() + timeoutMs;

@@ -40,7 +40,10 @@ test('a VM killed from outside mid-case: its remaining iterations are recorded f
   const rows = parseRawCsv(rawCsvText(run.runDir()), 'raw.csv');
   assert.deepEqual(rows.map((r) => `${r.memory_limit_mb}#${r.iteration}`), ['512#1', '512#2', '512#3', '256#1', '256#2', '256#3']);
   assert.equal(rows[0].exit_reason, 'success');
-  for (const r of rows.slice(1, 3)) assert.notEqual(r.exit_reason, 'success', `512 MB #${r.iteration} after the VM died`);
+  for (const r of rows.slice(1, 3)) {
+    assert.notEqual(r.exit_reason, 'success', `512 MB #${r.iteration} after the VM died`);
+    assert.match(r.error, /the VM is gone \(its process exited\)/);
+  }
   for (const r of rows.slice(3)) assert.equal(r.exit_reason, 'success', r.error);
   assert.equal(readConfig(run.runDir()!).finished, true);
   assert.deepEqual(vmsOf(run.pid), [], 'no VM left');
