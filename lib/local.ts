@@ -23,6 +23,22 @@ export function describeLocal(): string[] {
   return [...live].map((e) => e.describe());
 }
 
+/** Data folders (ups-local-PID-*) of runs whose process is gone: a run killed with SIGKILL cannot remove its own. */
+function sweepOrphanDataDirs(): string[] {
+  const parent = localDataParent();
+  let names: string[];
+  try { names = fs.readdirSync(parent); } catch { return []; }
+  return names.filter((n) => {
+    const pid = Number(/^ups-local-(\d+)-/.exec(n)?.[1] ?? NaN);
+    if (!Number.isInteger(pid)) return false;
+    try { process.kill(pid, 0); return false; } catch (e) { return (e as NodeJS.ErrnoException).code === 'ESRCH'; }
+  }).map((n) => {
+    const dir = path.join(parent, n);
+    fs.rmSync(dir, { recursive: true, force: true });
+    return dir;
+  });
+}
+
 /** Where each environment's server data and spool go: UPS_LOCAL_DATA_DIR, else the system temp folder. */
 export function localDataParent(): string {
   return path.resolve(process.env.UPS_LOCAL_DATA_DIR || os.tmpdir());
@@ -34,6 +50,7 @@ export class LocalProvider implements Provider {
 
   async up(memoryMb: number): Promise<Environment> {
     for (const dir of sweepOrphanCgroups('upload-perf-suite-')) this.warn(`removed ${dir}, left by a run that was killed (its servers stopped)`);
+    for (const dir of sweepOrphanDataDirs()) this.warn(`removed ${dir}, left by a run that was killed`);
     const name = `upload-perf-suite-${process.pid}-${memoryMb}`;
     const cg = createMemoryCgroup(name, memoryMb * 1024 * 1024);
     let facts: Record<string, unknown>;
@@ -51,7 +68,8 @@ export class LocalProvider implements Provider {
 }
 
 class LocalEnvironment implements Environment {
-  private readonly workDir = fs.mkdtempSync(path.join(localDataParent(), 'ups-local-'));
+  // The pid in the name lets a later run remove what a killed one left.
+  private readonly workDir = fs.mkdtempSync(path.join(localDataParent(), `ups-local-${process.pid}-`));
   private readonly logFile = path.join(this.workDir, 'server.log');
   private proc: ServerProcess | null = null;
   private dataDir: string | null = null;

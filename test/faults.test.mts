@@ -172,7 +172,7 @@ test('a port taken by another process before the server binds it: the server is 
   }), `port ${taken} is free again`);
 });
 
-test('a run killed with SIGKILL (nothing can clean up) leaves a server and cgroup; the next run sweeps them', async (t) => {
+test('a run killed with SIGKILL (nothing can clean up) leaves a server, cgroup and data folder; the next run sweeps them', async (t) => {
   const { dir: tmp, later } = tempDir(t, 'ups-sigkill-');
   const data = path.join(tmp, 'data');
   fs.mkdirSync(data);
@@ -187,9 +187,11 @@ test('a run killed with SIGKILL (nothing can clean up) leaves a server and cgrou
   if (cgroupsOf(run.pid).length === 0) return t.skip('no memory cgroup could be made here: nothing to sweep');
   assert.ok(orphans.some((o) => o.includes('-db ')), `the killed run left its server: ${orphans.join('; ')}`);
 
-  const next = startRun(['--sizes', '1MiB', '--memory', '512', '--iterations', '1'], {}, path.join(tmp, 'results2'));
+  const next = startRun(['--sizes', '1MiB', '--memory', '512', '--iterations', '1'], { UPS_LOCAL_DATA_DIR: data }, path.join(tmp, 'results2'));
   later(stopRun(next));
   assert.equal((await next.exited).code, 0, next.stderr());
   assert.match(next.stderr(), new RegExp(`removed /sys/fs/cgroup/\\S*upload-perf-suite-${run.pid}-512, left by a run that was killed`));
   assert.deepEqual(leftovers(secret, run.pid), [], 'the orphaned server and cgroup are gone');
+  assert.match(next.stderr(), new RegExp(`removed ${data}/ups-local-${run.pid}-\\w+, left by a run that was killed`));
+  assert.deepEqual(fs.readdirSync(data), [], 'its data folder too');
 });
