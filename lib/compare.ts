@@ -21,6 +21,8 @@ export const DEFAULT_THRESHOLDS: Thresholds = { alpha: 0.05, noisePct: 3 };
 
 /** Above this coefficient of variation of a case's throughput, the comparison warns of noise. */
 export const NOISY_CV_PCT = 10;
+/** Above this median host CPU pressure during uploads, a run was paced by other load on the machine. */
+export const CONTENDED_PRESSURE_PCT = 25;
 
 /** The one place a change becomes a verdict: '~' unless significant and above the noise threshold. */
 export function verdict(changePct: number | null, p: number, better: 'higher' | 'lower', t: Thresholds): '~' | 'better' | 'worse' {
@@ -309,6 +311,18 @@ function warnings(base: RunInput, cand: RunInput, cases: CaseComparison[], t: Th
       `Noisy measurements: ${noisy.length} of ${cvs.length} samples have a throughput coefficient of variation above ${NOISY_CV_PCT}% ` +
         `(worst ${worst.cv.toFixed(0)}%: ${worst.side === 'base' ? 'baseline' : 'candidate'} ${worst.c.fileSize} @ ${worst.c.memoryLimit}). ` +
         `Only large changes can be significant; look for other load on the machine, or run more iterations.`,
+    );
+  }
+  const pressure = (run: RunInput) => {
+    const xs = run.rows.map((r) => r.host_cpu_pressure_pct).filter((v): v is number => v !== null);
+    return xs.length ? median(xs) : null;
+  };
+  const [pa, pb] = [pressure(base), pressure(cand)];
+  if ((pa ?? 0) > CONTENDED_PRESSURE_PCT || (pb ?? 0) > CONTENDED_PRESSURE_PCT) {
+    out.push(
+      `Measured under CPU contention: some host task waited for a CPU during a median ${pa?.toFixed(0) ?? '?'}% (baseline) ` +
+        `and ${pb?.toFixed(0) ?? '?'}% (candidate) of upload time (host_cpu_pressure_pct). Other load set the pace: ` +
+        `a difference may come from the machine; rerun on a quiet machine, or compare refs in one interleaved run (--ref A --ref B).`,
     );
   }
   const tooFew = cases.filter((c) => c.verdict === 'too few iterations');

@@ -1,6 +1,7 @@
 // One iteration of one case: fresh server, sample, authenticate, upload,
 // classify, verify, delete. Returns the raw.csv row and, for a failure, the
 // failures.log entry. Never throws for a server failure: that is a result.
+import fs from 'node:fs';
 import { AuthError, authenticate, deleteEntry, downloadSha256, upload, type UploadResult } from './client.ts';
 import type { Case } from './matrix.ts';
 import type { Environment, MemorySample, ServerSpec } from './provider.ts';
@@ -47,7 +48,7 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
     peak_memory_bytes: null, http_status: null, iteration: testCase.iteration,
     file_size_bytes: file.bytes, memory_limit_mb: testCase.memoryMb,
     transfer_seconds: null, processing_seconds: null, throughput_mib_s: null,
-    server_peak_rss_bytes: null, sha256_ok: null, started_at: startedAt,
+    server_peak_rss_bytes: null, sha256_ok: null, started_at: startedAt, host_cpu_pressure_pct: null,
   };
   const caseName = `${testCase.memoryMb}MB ${testCase.size.label} iteration ${testCase.iteration}`;
 
@@ -72,11 +73,13 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
   }
 
   await env.startSampling();
+  const pressureBefore = cpuPressureTotalUs();
   const u = await upload({
     baseUrl: url, cookie, file: file.path, timeoutMs: ctx.uploadTimeoutSeconds * 1000,
     onProgress: ctx.progress?.update, signal: ctx.signal,
   });
   ctx.progress?.done();
+  const pressureAfter = cpuPressureTotalUs();
   if (u.error && !ctx.signal?.aborted) await settle(env);
   const alive = await env.serverAlive();
   const sample = await env.stopSampling();
@@ -92,6 +95,8 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
     processing_seconds: u.processingSeconds === null ? null : round(u.processingSeconds),
     server_peak_rss_bytes: sample.serverPeakRssBytes,
     error: '',
+    host_cpu_pressure_pct: pressureBefore === null || pressureAfter === null || u.durationSeconds <= 0 ? null
+      : round(Math.min(100, (pressureAfter - pressureBefore) / 1e4 / u.durationSeconds)),
   };
   if (row.exit_reason === 'success') {
     const d = await downloadSha256(url, u.id!, ctx.uploadTimeoutSeconds * 1000).catch((e: Error) => e);
@@ -140,3 +145,16 @@ function failureText(caseName: string, reason: string, error: string, u: UploadR
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/**
+ * Microseconds some host task has waited for a CPU since boot (PSI "some total"), or null where PSI is off.
+ * Over an upload it says whether the machine, not the server, set the pace: the noise upstream's runs drowned in.
+ */
+function cpuPressureTotalUs(): number | null {
+  try {
+    const m = /^some .*total=(\d+)/m.exec(fs.readFileSync('/proc/pressure/cpu', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}

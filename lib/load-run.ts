@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Papa from 'papaparse';
 import { InputError } from './errors.ts';
-import { EXIT_REASONS, RAW_COLUMNS, type ExitReason, type RawColumn, type RawRow } from './results.ts';
+import { EXIT_REASONS, RAW_COLUMNS, RAW_MIN_COLUMNS, type ExitReason, type RawColumn, type RawRow } from './results.ts';
 
 /** config.json as run-tests writes it (schema 1); every field optional when reading older or partial runs. */
 export interface RunConfig {
@@ -53,6 +53,7 @@ export const CONFIG_SCHEMA = 1;
 const REQUIRED_NUMBERS: RawColumn[] = ['duration_seconds', 'iteration', 'file_size_bytes', 'memory_limit_mb'];
 const OPTIONAL_NUMBERS: RawColumn[] = [
   'peak_memory_bytes', 'http_status', 'transfer_seconds', 'processing_seconds', 'throughput_mib_s', 'server_peak_rss_bytes',
+  'host_cpu_pressure_pct',
 ];
 
 export function loadRun(dir: string): LoadedRun {
@@ -89,7 +90,8 @@ export function parseRawCsv(text: string, where: string): RawRow[] {
   const parsed = Papa.parse<string[]>(text, { skipEmptyLines: true });
   const [header, ...records] = parsed.data;
   if (!header) throw new InputError(`${where}: empty file, no header line`);
-  const missing = RAW_COLUMNS.filter((c, i) => header[i] !== c);
+  // The schema-1 columns in their places; columns appended since are found by name (older files lack them).
+  const missing = RAW_COLUMNS.slice(0, RAW_MIN_COLUMNS).filter((c, i) => header[i] !== c);
   if (missing.length > 0) {
     throw new InputError(
       `${where}: unknown schema, header lacks ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''} ` +
@@ -100,14 +102,14 @@ export function parseRawCsv(text: string, where: string): RawRow[] {
   // Papa reports unterminated quotes (a file cut off mid-field); field counts we check per row below.
   const quoteError = parsed.errors.find((e) => e.type === 'Quotes');
   if (quoteError) throw new InputError(`${where}: malformed CSV at row ${(quoteError.row ?? 0) + 1}: ${quoteError.message}`);
-  return records.map((fields, i) => parseRow(fields, header.length, `${where} line ${i + 2}`));
+  return records.map((fields, i) => parseRow(fields, header, `${where} line ${i + 2}`));
 }
 
-function parseRow(fields: string[], width: number, where: string): RawRow {
-  if (fields.length < RAW_COLUMNS.length) {
-    throw new InputError(`${where}: ${fields.length} of ${width} columns (truncated or malformed row)`);
+function parseRow(fields: string[], header: string[], where: string): RawRow {
+  if (fields.length < header.length) {
+    throw new InputError(`${where}: ${fields.length} of ${header.length} columns (truncated or malformed row)`);
   }
-  const cell = (c: RawColumn) => fields[RAW_COLUMNS.indexOf(c)].trim();
+  const cell = (c: RawColumn) => (header.includes(c) ? fields[header.indexOf(c)] : '').trim();
   const num = (c: RawColumn, required: boolean): number | null => {
     const v = cell(c);
     if (v === '' && !required) return null;

@@ -24,6 +24,8 @@ export interface CaseSummary {
   medianProcessingSeconds: number | null;
   peakMemoryBytes: number | null;
   serverPeakRssBytes: number | null;
+  /** Median share of upload time a host task waited for a CPU. */
+  medianCpuPressurePct: number | null;
   failures: Record<string, number>;
 }
 
@@ -57,6 +59,8 @@ export function summarizeCases(rows: RawRow[], warmupIterations: number): CaseSu
           ? median(nums(measured.map((r) => r.processing_seconds))) : null,
         peakMemoryBytes: peaks.length ? max(peaks) : null,
         serverPeakRssBytes: rss.length ? max(rss) : null,
+        medianCpuPressurePct: nums(measured.map((r) => r.host_cpu_pressure_pct)).length
+          ? median(nums(measured.map((r) => r.host_cpu_pressure_pct))) : null,
         failures,
       };
     })
@@ -94,6 +98,7 @@ export function renderReport(input: ReportInput): string {
     processing: fmt(c.medianProcessingSeconds, 2),
     peak: mib(c.peakMemoryBytes),
     rss: mib(c.serverPeakRssBytes),
+    pressure: c.medianCpuPressurePct === null ? '–' : `${c.medianCpuPressurePct.toFixed(0)}%`,
     failureText: Object.entries(c.failures).map(([k, n]) => `${n}× ${k}`).join(', ') || '–',
   }));
   const facts = Object.entries(config.provider_facts)

@@ -30,7 +30,10 @@ export const RAW_COLUMNS = [
   'sha256_ok',             // true/false; empty when no download was made
   'started_at',            // ISO time the iteration started
   'error',                 // one-line detail for failures; the rest is in failures.log
+  'host_cpu_pressure_pct', // share of the upload's wall time some host task waited for a CPU (/proc/pressure/cpu); empty where PSI is off
 ] as const;
+/** Columns every schema-1 raw.csv has; later columns were appended since and may be absent from older files. */
+export const RAW_MIN_COLUMNS = 16;
 export type RawColumn = (typeof RAW_COLUMNS)[number];
 
 export interface RawRow {
@@ -50,6 +53,7 @@ export interface RawRow {
   sha256_ok: boolean | null;
   started_at: string;
   error: string;
+  host_cpu_pressure_pct: number | null;
 }
 
 /** One raw.csv line (no header) for a row, quoted where needed. */

@@ -48,7 +48,7 @@ function row(over: Partial<RawRow>): RawRow {
   return {
     file_size: '10MiB', memory_limit: '256MB', duration_seconds: 1, peak_memory_bytes: null, http_status: 200,
     exit_reason: 'success', iteration: 1, file_size_bytes: 10 * 2 ** 20, memory_limit_mb: 256, transfer_seconds: null,
-    processing_seconds: null, throughput_mib_s: null, server_peak_rss_bytes: null, sha256_ok: true, started_at: '', error: '',
+    processing_seconds: null, throughput_mib_s: null, server_peak_rss_bytes: null, sha256_ok: true, started_at: '', error: '', host_cpu_pressure_pct: null,
     ...over,
   };
 }
@@ -232,8 +232,9 @@ test('charts: one line per memory limit (and per run), labelled axes with units,
 });
 
 test('bad input: one "Error:" line naming the problem, exit 2', async () => {
-  const header = RAW_COLUMNS.join(',');
   const lines = fs.readFileSync(path.join(BASE, 'raw.csv'), 'utf8').trimEnd().split('\n');
+  const header = lines[0];
+  assert.ok(header.startsWith(RAW_COLUMNS.slice(0, 16).join(',')), 'the fixture is a schema-1 raw.csv');
   const truncated = makeRun(`${lines.join('\n')}\n${lines[1].split(',').slice(0, 7).join(',')}`);
   const nonNumber = makeRun([header, lines[1].replace(',12.0,', ',fast,'), ...lines.slice(2)].join('\n'));
   const badReason = makeRun([header, ...lines.slice(1, 5), lines[5].replace(',success,', ',exploded,'), ...lines.slice(6)].join('\n'));
