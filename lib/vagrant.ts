@@ -22,6 +22,7 @@ import { cacheDir, SUITE_DIR } from './paths.ts';
 import type { Environment, Provider, ServerLaunch } from './provider.ts';
 import { chooseAccel, TCG_TIMEOUT_FACTOR } from './qemu.ts';
 import { freePort } from './server.ts';
+import { requireTools } from './tools.ts';
 import { BOX_NAME, boxCatalog, boxVersion, writeBox } from './vagrant-box.ts';
 
 /** The uid vagrant and the session libvirtd run as when the suite runs as root. */
@@ -222,6 +223,7 @@ export class VagrantProvider implements Provider {
   }
 
   async up(memoryMb: number): Promise<Environment> {
+    requireTools(['vagrant', 'virsh', 'qemu-system-x86_64', 'ssh']);
     // Ctrl-C or SIGTERM during a boot of minutes: stop vagrant, destroy, no retry.
     const interrupt = new AbortController();
     const onSignal = () => interrupt.abort();

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { buildRefs } from '../lib/refs.ts';
 import { findTool, MissingTool, requireTool, requireTools } from '../lib/tools.ts';
+import { VagrantProvider } from '../lib/vagrant.ts';
 import { makeFixtureRepo } from './fixture-repo.mts';
 
 const NOWHERE = '/nonexistent-ups-path';
@@ -47,4 +48,20 @@ test('a server build with no go on its PATH fails at once, naming go and its pac
     assert.match(e.message, /^go not found on PATH: install the Debian package golang-go/);
     return true;
   });
+});
+
+test('the vagrant provider names what is missing before it tries anything', async () => {
+  const saved = process.env.PATH;
+  process.env.PATH = NOWHERE;
+  try {
+    const provider = new VagrantProvider({ server: { kind: 'standin', env: {} }, secret: 's', readinessTimeoutSeconds: 5 }, { log: () => {} });
+    await assert.rejects(provider.up(256), (e: Error) => {
+      assert.ok(e instanceof MissingTool, e.message);
+      assert.match(e.message, /vagrant not found on PATH: install the Debian package vagrant/);
+      assert.match(e.message, /virsh not found on PATH: install the Debian package libvirt-clients/);
+      return true;
+    });
+  } finally {
+    process.env.PATH = saved;
+  }
 });
