@@ -19,6 +19,7 @@ import { checkDiskSpace, diskPlanFor } from './lib/diskspace.ts';
 import { InputError } from './lib/errors.ts';
 import { interleave } from './lib/interleave.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './lib/iteration.ts';
+import { runBuildImage, runDoctor } from './lib/doctor-probe.ts';
 import { cleanupLocal, describeLocal, LocalProvider } from './lib/local.ts';
 import { killAllVagrantVms, VagrantProvider } from './lib/vagrant.ts';
 import { killAllVms, QemuProvider } from './lib/qemu.ts';
@@ -61,6 +62,12 @@ Options (flags override matrix.yaml):
   --seed N             seed of the two refs' interleaved order (default: random; recorded in config.json)
   --resume DIR         finish an interrupted run: its recorded matrix, server and knobs (config.json),
                        only the iterations raw.csv lacks, into the same folder (no other flags)
+  --doctor             check this machine for the provider (matrix's or --provider): one ok/FAIL/warn
+                       line per check with its fix; exit 0 when the provider can run, 1 when not.
+                       Changes nothing; with --fix it may build the guest image and start libvirt's
+                       default network (nothing else)
+  --build-image        build (or verify) the VM guest image, sized for the matrix's largest file;
+                       the last stdout line is its folder
   -h, --help           this help
 
 Two refs: both are built first (a git worktree per commit, never touching your
@@ -96,6 +103,9 @@ interface Options {
   seed: number | null;
   /** --resume: the run folder to finish, as read back. */
   resume: ResumeState | null;
+  /** --doctor (with --fix) or --build-image instead of a run. */
+  mode: 'run' | 'doctor' | 'build-image';
+  fix: boolean;
 }
 
 /** Parses argv into the run's settings; every bad value is an InputError naming the flag and the value. */
@@ -109,6 +119,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
         memory: { type: 'string' }, iterations: { type: 'string' }, out: { type: 'string' },
         quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
         ref: { type: 'string', multiple: true }, seed: { type: 'string' }, resume: { type: 'string' },
+        doctor: { type: 'boolean' }, fix: { type: 'boolean' }, 'build-image': { type: 'boolean' },
       },
       strict: true, allowPositionals: false,
     });
@@ -117,6 +128,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
   }
   const v = parsed.values;
   if (v.help) return 'help';
+  if (v.fix && !v.doctor) throw new InputError('--fix goes with --doctor');
+  if (v.doctor && v['build-image']) throw new InputError('--doctor and --build-image: give one of them');
   if (v.resume !== undefined) return resumeOptions(v.resume, Object.keys(v).filter((k) => k !== 'resume'));
   const matrixFile = path.resolve(v.matrix ?? path.join(SUITE_DIR, 'matrix.yaml'));
   const matrix = loadMatrixFile(matrixFile);
@@ -157,7 +170,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
     if (!/^\d+$/.test(s.trim()) || Number(s) > 2 ** 32 - 1) throw new Error('not a whole number from 0 to 4294967295');
     return Number(s);
   });
-  return { matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, seed, resume: null };
+  const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : 'run';
+  return { matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, seed, resume: null, mode, fix: v.fix ?? false };
 }
 
 /** --resume DIR: everything comes from the run's config.json; other flags would change what the rows mean. */
@@ -170,7 +184,7 @@ function resumeOptions(dir: string, otherFlags: string[]): Options {
   const ref = state.config.server.kind === 'source' ? state.config.server.build?.ref : undefined;
   return {
     matrix, matrixFile: String(state.config.matrix_file ?? ''), out: path.dirname(state.dir),
-    refs: ref ? [ref] : [], seed: null, resume: state,
+    refs: ref ? [ref] : [], seed: null, resume: state, mode: 'run', fix: false,
   };
 }
 
@@ -247,6 +261,8 @@ function makeProvider(m: Matrix, spec: ServerSpec, secret: string): Provider {
 export async function main(argv: string[]): Promise<number> {
   const opts = parseOptions(argv);
   if (opts === 'help') { process.stdout.write(HELP); return 0; }
+  if (opts.mode === 'doctor') return runDoctor(opts.matrix, { fix: opts.fix });
+  if (opts.mode === 'build-image') return runBuildImage(opts.matrix);
   const m = opts.matrix;
   const progress = new Progress();
   dotenv.config({ quiet: true, path: [path.resolve('.env'), path.join(SUITE_DIR, '.env')] });
