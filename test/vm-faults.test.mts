@@ -30,7 +30,11 @@ test('a VM killed from outside mid-case: its remaining iterations are recorded f
   if (!(await readGuestImage())) return t.skip('no guest image built (./run-tests --provider qemu builds one)');
   const secret = `vmkill-${Date.now()}`;
   const run = startRun(['--provider', 'qemu', '--sizes', '4MiB', '--memory', '512,256', '--iterations', '3'], { PS_SHARED_SECRET: secret });
-  t.after(() => { run.child.kill('SIGKILL'); for (const pid of vmsOf(run.pid)) process.kill(pid, 'SIGKILL'); });
+  t.after(() => {
+    run.child.kill('SIGKILL');
+    for (const pid of vmsOf(run.pid)) process.kill(pid, 'SIGKILL');
+    fs.rmSync(run.out, { recursive: true, force: true });
+  });
   await waitFor('the first row', () => rowCount(run.runDir()) >= 1, 900_000);
   const [vm] = vmsOf(run.pid, 512);
   assert.ok(vm, 'the 512 MB VM is running');
