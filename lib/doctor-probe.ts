@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
 import { createMemoryCgroup, isCgroup } from './cgroup.ts';
-import { canRun, diagnose, probesFor, renderChecks, toolsFor, type Facts, type Probed } from './doctor.ts';
+import { canRun, countLeases, defaultNetworkState, diagnose, probesFor, renderChecks, toolsFor, type Facts, type Probed } from './doctor.ts';
 import { diskNeeds, diskPlanFor, locate, shortfalls } from './diskspace.ts';
 import { defaultImageDir, diskBytesFor, ensureGuestImage, readGuestImage, type GuestImage } from './image.ts';
 import type { Matrix } from './matrix.ts';
@@ -59,15 +59,6 @@ async function virshVersion(uri: string, as: { argv: string[]; env: Record<strin
   return { ok: true, detail: `${uri}${as?.argv.length ? ' as uid 65534' : ''} answers (${hv})` };
 }
 
-/** The default network's state in `virsh net-list --all` output. */
-export function defaultNetworkState(netList: string): 'active' | 'inactive' | 'undefined' {
-  for (const line of netList.split('\n')) {
-    const [name, state] = line.trim().split(/\s+/);
-    if (name === 'default') return state === 'active' ? 'active' : 'inactive';
-  }
-  return 'undefined';
-}
-
 async function probeNetwork(): Promise<NonNullable<Facts['network']>> {
   if (!findTool('virsh')) return { state: null, leases: null, detail: 'virsh not installed' };
   const list = await run(['virsh', '-c', 'qemu:///system', 'net-list', '--all']);
@@ -75,9 +66,7 @@ async function probeNetwork(): Promise<NonNullable<Facts['network']>> {
   const state = defaultNetworkState(list.stdout);
   if (state !== 'active') return { state, leases: null, detail: '' };
   const leases = await run(['virsh', '-c', 'qemu:///system', 'net-dhcp-leases', 'default']);
-  // Leases are the rows after the header and its dashed rule.
-  const rows = leases.stdout.split('\n').filter((l) => /^\s*\S/.test(l) && !/Expiry|^-+$/.test(l.trim()));
-  return { state, leases: leases.exitCode === 0 ? rows.length : null, detail: leases.exitCode === 0 ? '' : lastLine(leases.stderr) };
+  return { state, leases: leases.exitCode === 0 ? countLeases(leases.stdout) : null, detail: leases.exitCode === 0 ? '' : lastLine(leases.stderr) };
 }
 
 function probeCgroup(): Probed {

@@ -184,6 +184,20 @@ function boxCheck(b: NonNullable<Facts['box']>, imgState: 'ok' | 'buildable' | '
   return { status: 'FAIL', name, finding: `${fallback}${have}, and there is no guest image to make it from`, fix: 'see the guest image check' };
 }
 
+/** The default network's state in `virsh net-list --all` output. */
+export function defaultNetworkState(netList: string): 'active' | 'inactive' | 'undefined' {
+  for (const line of netList.split('\n')) {
+    const [name, state] = line.trim().split(/\s+/);
+    if (name === 'default') return state === 'active' ? 'active' : 'inactive';
+  }
+  return 'undefined';
+}
+
+/** Leases in `virsh net-dhcp-leases` output: the rows after the header and its dashed rule. */
+export function countLeases(text: string): number {
+  return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('Expiry Time') && !/^-+$/.test(l)).length;
+}
+
 /** The provider can run when no check failed. */
 export function canRun(checks: Check[]): boolean {
   return checks.every((c) => c.status !== 'FAIL');
