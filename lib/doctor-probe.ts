@@ -119,7 +119,7 @@ export async function probeFacts(m: Matrix): Promise<Facts> {
   }
   if (probes.includes('libvirt')) {
     f.libvirt = {
-      session: user ? await virshVersion('qemu:///session', user) : { ok: false, detail: noScratch },
+      session: user ? await virshVersion('qemu:///session', user) : noScratch,
       system: await virshVersion('qemu:///system', null),
     };
   }

@@ -27,8 +27,8 @@ export interface Facts {
   cgroup?: Probed;
   /** The KVM probe's answer, or why it could not run. */
   kvm?: { accel: 'kvm' | 'tcg'; devKvm: 'usable' | 'no access' | 'missing' } | { notProbed: string };
-  /** Session libvirtd as the user the vagrant provider runs as; system libvirtd (qemu:///system). */
-  libvirt?: { session: Probed; system: Probed };
+  /** Session libvirtd as the user the vagrant provider runs as (a string: why it was not probed); system libvirtd (qemu:///system). */
+  libvirt?: { session: Probed | string; system: Probed };
   plugin?: Probed;
   /** The system default network: null when `virsh net-list` could not run (detail says why). */
   network?: { state: 'active' | 'inactive' | 'undefined' | null; leases: number | null; detail: string };
@@ -99,8 +99,8 @@ export function diagnose(f: Facts): Check[] {
   if (f.kvm) checks.push(kvmCheck(f.kvm));
   if (f.libvirt) {
     const { session, system } = f.libvirt;
-    checks.push(session.ok
-      ? { status: 'ok', name: 'libvirtd (session)', finding: session.detail }
+    checks.push(typeof session === 'string' ? { status: 'warn', name: 'libvirtd (session)', finding: `not probed: ${session}` }
+      : session.ok ? { status: 'ok', name: 'libvirtd (session)', finding: session.detail }
       : { status: 'FAIL', name: 'libvirtd (session)', finding: session.detail,
         fix: 'apt-get install libvirt-daemon libvirt-daemon-driver-qemu (the session daemon starts on demand); try `virsh -c qemu:///session version` as that user' });
     checks.push(system.ok

@@ -120,6 +120,9 @@ test('vagrant: session libvirtd, plugin and box are required; system libvirtd, d
   const noSession = diagnose(vagrantFacts({ libvirt: { session: { ok: false, detail: 'connection refused' }, system: { ok: true, detail: 'up' } } }));
   assert.equal(byName(noSession, 'libvirtd (session)').status, 'FAIL');
   assert.equal(canRun(noSession), false);
+  const fresh = diagnose(vagrantFacts({ libvirt: { session: 'no scratch folder yet', system: { ok: false, detail: 'no socket' } } }));
+  assert.equal(byName(fresh, 'libvirtd (session)').status, 'warn', 'a machine where no run has made the scratch folder yet');
+  assert.equal(canRun(fresh), true);
   const noPlugin = diagnose(vagrantFacts({ plugin: { ok: false, detail: 'not in `vagrant plugin list`' } }));
   assert.equal(byName(noPlugin, 'vagrant-libvirt plugin').fix, 'apt-get install vagrant-libvirt');
   assert.equal(canRun(noPlugin), false);
