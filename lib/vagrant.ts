@@ -60,9 +60,11 @@ export function parseBoxList(text: string): BoxVersion[] {
 }
 
 /** Where vagrant runs and as whom. */
-interface Runner {
+export interface VagrantRunner {
   /** null: as the current user, with its own environment. */
   uid: number | null;
+  /** Prepended to every vagrant or virsh argv (setpriv when root). */
+  prefix: string[];
   env: Record<string, string>;
   /** Folder for per-VM project folders and box files. */
   scratch: string;
@@ -70,34 +72,25 @@ interface Runner {
   libvirtRunDir: string | null;
 }
 
-let runnerPromise: Promise<Runner> | null = null;
-
-function runner(): Promise<Runner> {
-  runnerPromise ??= makeRunner().then(async (r) => {
-    await reapStaleProjects(r);
-    return r;
-  });
-  return runnerPromise;
-}
-
-async function makeRunner(): Promise<Runner> {
+/**
+ * How the suite runs vagrant here, creating nothing (--doctor reads it too).
+ * As root: uid 65534 with HOME, XDG_RUNTIME_DIR and VAGRANT_HOME in a scratch
+ * folder shared by all runs, like one user's session on a workstation: the
+ * box is added and uploaded into libvirt's pool once, one libvirtd serves all.
+ */
+export function vagrantRunner(): VagrantRunner {
   const base = { VAGRANT_CHECKPOINT_DISABLE: '1', VAGRANT_NO_COLOR: '1', LIBVIRT_DEFAULT_URI: 'qemu:///session' };
   if (process.getuid?.() !== 0) {
     const scratch = path.join(cacheDir(), 'vagrant');
-    await fs.mkdirp(scratch);
-    return { uid: null, env: { ...process.env as Record<string, string>, ...base }, scratch, libvirtRunDir: null };
+    return { uid: null, prefix: [], env: { ...process.env as Record<string, string>, ...base }, scratch, libvirtRunDir: null };
   }
-  // Shared by all runs as root, like one user's session on a workstation: the
-  // box is added and uploaded into libvirt's pool once, one libvirtd serves all.
   const scratch = process.env.UPS_VAGRANT_DIR ?? path.join('/var/tmp', 'upload-perf-suite-vagrant');
   const home = path.join(scratch, 'home');
   const runtime = path.join(scratch, 'run');
-  await fs.mkdirp(home);
-  await fs.mkdirp(runtime);
-  await fs.chmod(runtime, 0o700);
-  await $({ quiet: true })`chown ${`${UNPRIVILEGED_UID}:${UNPRIVILEGED_UID}`} ${scratch} ${home} ${runtime}`;
+  const uid = UNPRIVILEGED_UID;
   return {
-    uid: UNPRIVILEGED_UID,
+    uid,
+    prefix: ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--inh-caps=-all'],
     env: {
       ...base,
       PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
@@ -111,23 +104,39 @@ async function makeRunner(): Promise<Runner> {
   };
 }
 
+let runnerPromise: Promise<VagrantRunner> | null = null;
+
+/** The runner with its folders made (owned by its user), and what killed runs left behind destroyed. */
+function runner(): Promise<VagrantRunner> {
+  runnerPromise ??= (async () => {
+    const r = vagrantRunner();
+    await ownedDir(r, r.scratch);
+    if (r.uid !== null) {
+      await ownedDir(r, r.env.HOME);
+      await ownedDir(r, r.env.XDG_RUNTIME_DIR);
+      await fs.chmod(r.env.XDG_RUNTIME_DIR, 0o700);
+    }
+    await reapStaleProjects(r);
+    return r;
+  })();
+  return runnerPromise;
+}
+
 /** Runs `cmd` (vagrant or virsh) as the runner's user; never throws, the caller reads exitCode. */
-async function as(r: Runner, cmd: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; signal?: AbortSignal } = {}) {
-  const argv = r.uid === null ? cmd
-    : ['setpriv', `--reuid=${r.uid}`, `--regid=${r.uid}`, '--clear-groups', '--inh-caps=-all', ...cmd];
+async function as(r: VagrantRunner, cmd: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; signal?: AbortSignal } = {}) {
   // Vagrant wants a writable .vagrant beside its cwd even for box commands.
-  return $({ quiet: true, nothrow: true, cwd: opts.cwd ?? r.scratch, env: { ...r.env, ...opts.env }, timeout: opts.timeoutMs, signal: opts.signal })`${argv}`;
+  return $({ quiet: true, nothrow: true, cwd: opts.cwd ?? r.scratch, env: { ...r.env, ...opts.env }, timeout: opts.timeoutMs, signal: opts.signal })`${[...r.prefix, ...cmd]}`;
 }
 
 /** A folder the runner's user owns. */
-async function ownedDir(r: Runner, dir: string): Promise<string> {
+async function ownedDir(r: VagrantRunner, dir: string): Promise<string> {
   await fs.mkdirp(dir);
   if (r.uid !== null) await fs.chown(dir, r.uid, r.uid);
   return dir;
 }
 
 /** The box to boot: UPS_VM_BOX when it is there or can be added, else the suite's own box (added when missing) with its image. */
-async function ensureBox(r: Runner, log: (m: string) => void): Promise<{ box: string; version: string | null; image: GuestImage | null }> {
+async function ensureBox(r: VagrantRunner, log: (m: string) => void): Promise<{ box: string; version: string | null; image: GuestImage | null }> {
   const have = await boxList(r);
   const configured = process.env.UPS_VM_BOX;
   if (configured) {
@@ -157,7 +166,7 @@ async function ensureBox(r: Runner, log: (m: string) => void): Promise<{ box: st
   return { box: BOX_NAME, version, image };
 }
 
-async function boxList(r: Runner): Promise<BoxVersion[]> {
+async function boxList(r: VagrantRunner): Promise<BoxVersion[]> {
   const list = await as(r, ['vagrant', 'box', 'list', '--machine-readable']);
   if (list.exitCode !== 0) throw new Error(`vagrant box list failed: ${tail(list.stderr, 5)}`);
   return parseBoxList(list.stdout);
@@ -167,7 +176,7 @@ async function boxList(r: Runner): Promise<BoxVersion[]> {
 // in libvirt's pool (another 230 MB; vagrant-libvirt never deletes it). Both go
 // once no VM uses them: vagrant keeps versions in use, and a volume is only
 // deleted while libvirt holds no VM at all.
-async function pruneOldBoxes(r: Runner, log: (m: string) => void): Promise<void> {
+async function pruneOldBoxes(r: VagrantRunner, log: (m: string) => void): Promise<void> {
   await as(r, ['vagrant', 'box', 'prune', '--name', BOX_NAME, '--provider', 'libvirt', '--force', '--keep-active-boxes']);
   if (await libvirtBusy(r)) return;
   const kept = new Set((await boxList(r)).filter((b) => b.name === BOX_NAME).map((b) => b.version));
@@ -275,7 +284,7 @@ export class VagrantProvider implements Provider {
 }
 
 async function bootOnce(
-  r: Runner, o: { box: string; version: string | null; driver: 'kvm' | 'qemu'; memoryMb: number; cpus: number }, signal: AbortSignal,
+  r: VagrantRunner, o: { box: string; version: string | null; driver: 'kvm' | 'qemu'; memoryMb: number; cpus: number }, signal: AbortSignal,
 ): Promise<VagrantVm> {
   const name = `ups-${o.memoryMb}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const project = await ownedDir(r, path.join(r.scratch, 'projects', name));
@@ -385,7 +394,7 @@ export async function qemuPidsOf(domain: string): Promise<number[]> {
 }
 
 /** Stops the session libvirtd (and its virtlogd) the suite started as root once it holds no domain; a user's own daemon is left alone. */
-async function stopIdleLibvirtd(r: Runner): Promise<void> {
+async function stopIdleLibvirtd(r: VagrantRunner): Promise<void> {
   if (!r.libvirtRunDir || await libvirtBusy(r)) return;
   for (const daemon of ['libvirtd', 'virtlogd']) {
     const pid = Number((await readFile(path.join(r.libvirtRunDir, `${daemon}.pid`), 'utf8').catch(() => '')).trim());
@@ -395,7 +404,7 @@ async function stopIdleLibvirtd(r: Runner): Promise<void> {
 }
 
 /** Whether the session libvirt holds any VM, running or being created (or can't be asked). */
-async function libvirtBusy(r: Runner): Promise<boolean> {
+async function libvirtBusy(r: VagrantRunner): Promise<boolean> {
   const domains = await as(r, ['virsh', '-c', 'qemu:///session', 'list', '--all', '--name'], { timeoutMs: 30_000 });
   return domains.exitCode !== 0 || domains.stdout.trim() !== '';
 }
@@ -403,7 +412,7 @@ async function libvirtBusy(r: Runner): Promise<boolean> {
 // A run killed outright (SIGKILL, a crash) leaves its project folder and the
 // libvirt domain defined in it. Its folder name carries the run's pid: once
 // that process is gone, the next run destroys what it left.
-async function reapStaleProjects(r: Runner): Promise<void> {
+async function reapStaleProjects(r: VagrantRunner): Promise<void> {
   const projects = path.join(r.scratch, 'projects');
   for (const name of await readdir(projects).catch(() => [] as string[])) {
     const pid = Number(/^ups-\d+-(\d+)-[0-9a-f]+$/.exec(name)?.[1]);
