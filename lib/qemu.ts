@@ -20,7 +20,8 @@ import { freePort } from './server.ts';
 export const TCG_TIMEOUT_FACTOR = 4;
 /** Seconds to wait for ssh after QEMU starts, before the factor (TCG boots took 20-45 s on an idle host, 190 s on a busy one). */
 const BOOT_TIMEOUT_SECONDS = 90;
-const KERNEL_APPEND = 'root=/dev/vda rw console=ttyS0 quiet panic=-1';
+/** Kernel command line for direct boot of the guest image (the vagrant box boots it the same way). */
+export const KERNEL_APPEND = 'root=/dev/vda rw console=ttyS0 quiet panic=-1';
 
 export interface QemuOptions {
   /** vCPUs per VM; default 1 (a small machine, and two runs can share the host). */

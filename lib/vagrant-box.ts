@@ -8,11 +8,9 @@
 import { pathToFileURL } from 'node:url';
 import { $, fs, path } from 'zx';
 import type { GuestImage, ImageManifest } from './image.ts';
+import { KERNEL_APPEND } from './qemu.ts';
 
 const GiB = 1024 ** 3;
-
-/** Kernel command line for direct boot from the box's virtio disk, as lib/qemu.ts boots the same image. */
-export const BOX_CMD_LINE = 'root=/dev/vda rw console=ttyS0 quiet panic=-1';
 
 /** The suite's box; each build of the guest image is a new version of it (and a new libvirt base volume). */
 export const BOX_NAME = 'ups/bookworm';
@@ -37,7 +35,7 @@ export function boxMetadata(diskVirtualBytes: number): { provider: 'libvirt'; fo
 }
 
 /** The box's own Vagrantfile; paths resolve inside the unpacked box. */
-export function boxVagrantfile(cmdLine = BOX_CMD_LINE): string {
+export function boxVagrantfile(cmdLine = KERNEL_APPEND): string {
   return `# upload-perf-suite guest box: direct kernel boot, root over ssh with the suite's key, no sudo.
 box = File.dirname(__FILE__)
 Vagrant.configure("2") do |config|
