@@ -17,7 +17,7 @@ import { chooseAccel } from './qemu.ts';
 import { findTool } from './tools.ts';
 import { formatBytes } from './units.ts';
 import { BOX_NAME, boxVersion } from './vagrant-box.ts';
-import { parseBoxList } from './vagrant.ts';
+import { parseBoxList, vagrantRunner } from './vagrant.ts';
 
 const PROBE_TIMEOUT_MS = 60_000;
 
@@ -27,22 +27,15 @@ export function imageBytesFor(m: Matrix): number {
 }
 
 /**
- * Who vagrant and the session libvirtd run as, as lib/vagrant.ts sets it up:
+ * Who vagrant and the session libvirtd run as (lib/vagrant.ts's runner):
  * as root, uid 65534 with HOME and XDG_RUNTIME_DIR in the shared scratch
  * folder; else the user. null when that folder does not exist yet (no run has
  * made it, and the doctor creates nothing).
  */
 function vagrantUser(): { argv: string[]; env: Record<string, string> } | null {
-  const base = { VAGRANT_CHECKPOINT_DISABLE: '1', VAGRANT_NO_COLOR: '1', LIBVIRT_DEFAULT_URI: 'qemu:///session' };
-  if (process.getuid?.() !== 0) return { argv: [], env: { ...process.env as Record<string, string>, ...base } };
-  const scratch = process.env.UPS_VAGRANT_DIR ?? path.join('/var/tmp', 'upload-perf-suite-vagrant');
-  const home = path.join(scratch, 'home');
-  if (!fs.existsSync(home) || !fs.existsSync(path.join(scratch, 'run'))) return null;
-  return {
-    argv: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all'],
-    env: { ...base, PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: home,
-      XDG_RUNTIME_DIR: path.join(scratch, 'run'), VAGRANT_HOME: path.join(home, '.vagrant.d') },
-  };
+  const r = vagrantRunner();
+  if (r.uid !== null && (!fs.existsSync(r.env.HOME) || !fs.existsSync(r.env.XDG_RUNTIME_DIR))) return null;
+  return { argv: r.prefix, env: r.env };
 }
 
 async function run(cmd: string[], env?: Record<string, string>) {
