@@ -10,7 +10,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import dotenv from 'dotenv';
 import { $ } from 'zx';
 import { main as compareRuns } from './compare-runs.mts';
@@ -23,170 +22,20 @@ import { runBuildImage, runDoctor } from './lib/doctor-probe.ts';
 import { cleanupLocal, describeLocal, LocalProvider } from './lib/local.ts';
 import { killAllVagrantVms, VagrantProvider } from './lib/vagrant.ts';
 import { killAllVms, QemuProvider } from './lib/qemu.ts';
-import {
-  DEFAULT_BUILD, defaultWarmup, expandCases, loadMatrixFile, PROVIDERS, QUICK, type Case, type Matrix, type ProviderName,
-} from './lib/matrix.ts';
+import { DEFAULT_BUILD, expandCases, type Case, type Matrix } from './lib/matrix.ts';
+import { HELP, parseOptions } from './lib/options.ts';
 import { SUITE_DIR } from './lib/paths.ts';
 import { Progress } from './lib/progress.ts';
 import { buildRefs, WORKTREE_REF } from './lib/refs.ts';
 import type { Provider, ServerSpec } from './lib/provider.ts';
 import { writeReportFiles, type ReportInput } from './lib/report.ts';
-import { appendFailure, appendRawRow, createRunDir, writeConfig, writeFileAtomic, type RawRow } from './lib/results.ts';
-import { matrixFromConfig, mergeResumedConfig, planResume, readResumeState, type ResumableConfig, type ResumeState } from './lib/resume.ts';
+import { appendFailure, appendRawRow, createRunDir, writeConfig } from './lib/results.ts';
+import { mergeResumedConfig, planResume, type ResumableConfig } from './lib/resume.ts';
 import { runMatrix } from './lib/runner.ts';
 import { formatSelfStats, selfStats } from './lib/selfstats.ts';
 import { standinEnvFrom } from './lib/server.ts';
 import { cachedStandinBundle } from './lib/standin-bundle.ts';
 import { ensureTestFile, type TestFile } from './lib/testfiles.ts';
-import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './lib/units.ts';
-
-const HELP = `Usage: run-tests [options]
-
-Runs every case of the matrix (file sizes x memory limits x iterations) against
-the server under test and writes results/<YYYYMMDD-HHMMSS>/ with raw.csv,
-report.md, failures.log and config.json. The last stdout line is that folder.
-
-Options (flags override matrix.yaml):
-  --matrix FILE        matrix file (default: matrix.yaml beside this script)
-  --provider NAME      where the server runs: local | qemu | vagrant (default: matrix's, else local)
-  --sizes LIST         file sizes, e.g. 10MiB,1GiB (units KiB MiB GiB = 2^10.., KB MB GB = 10^3..)
-  --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), e.g. 256,512
-  --iterations N       iterations per case (default: matrix's, else 3)
-  --out DIR            parent folder of the results folder (default: results/ beside this script)
-  --quick              a small matrix: sizes ${QUICK.sizes.join(',')}, memory ${QUICK.memoryLimitsMb.join(',')} MB,
-                       ${QUICK.iterations} iterations, stand-in server (under a minute on local)
-  --ref REF            build the server from this git ref of server.source (default: the current
-                       directory's checkout) with server.build, and measure that build; repeat
-                       once to compare two refs. WORKTREE = the working tree as it is, uncommitted
-                       changes included (recorded as dirty). Without --ref, server.source builds WORKTREE.
-  --seed N             seed of the two refs' interleaved order (default: random; recorded in config.json)
-  --resume DIR         finish an interrupted run: its recorded matrix, server and knobs (config.json),
-                       only the iterations raw.csv lacks, into the same folder (no other flags)
-  --doctor             check this machine for the provider (matrix's or --provider): one ok/FAIL/warn
-                       line per check with its fix; exit 0 when the provider can run, 1 when not.
-                       Changes nothing; with --fix it may build the guest image and start libvirt's
-                       default network (nothing else)
-  --build-image        build (or verify) the VM guest image, sized for the matrix's largest file;
-                       the last stdout line is its folder
-  -h, --help           this help
-
-Two refs: both are built first (a git worktree per commit, never touching your
-working tree; binaries cached by commit), then every case runs both builds in
-the same environment boot, iterations alternating in a seeded random order.
-Each ref gets an ordinary results folder inside one parent folder, followed by
-their comparison (compare-runs: exit 1 when the second ref is slower). Every
-iteration starts the server on a fresh data folder: SQLite never shrinks its
-file after a delete, so a reused store would carry earlier uploads into later
-measurements.
-
-Environment:
-  PS_SHARED_SECRET     the server's admin secret (or in .env); a random one is made when unset
-  STANDIN_*            fault knobs passed to the stand-in (STANDIN_THROTTLE_MIBS, STANDIN_PROCESSING_DELAY_MS,
-                       STANDIN_CRASH_AFTER_BYTES, STANDIN_STATUS, STANDIN_HOLD_IN_MEMORY=1,
-                       STANDIN_CORRUPT_STORED=1)
-  UPS_CACHE_DIR        cache for test files, images and built binaries (default ~/.cache/upload-perf-suite)
-  UPS_LOCAL_DATA_DIR   local provider: where the server's data folders and upload spool go (default: system temp)
-  UPS_SELF_STATS=1     print the suite's own RSS, heap and open file descriptors after every iteration (soak runs)
-
-Exit status: 0 run completed (failed cases are results, see failures.log),
-1 the suite itself could not run (also: a missing tool, or too little disk space: checked before
-anything starts, with the figures), 2 bad input (also: the server rejects the shared secret),
-130/143 interrupted (SIGINT/SIGTERM).
-`;
-
-interface Options {
-  matrix: Matrix;
-  matrixFile: string;
-  out: string;
-  /** --ref values in order; empty for a run without refs. */
-  refs: string[];
-  seed: number | null;
-  /** --resume: the run folder to finish, as read back. */
-  resume: ResumeState | null;
-  /** --doctor (with --fix) or --build-image instead of a run. */
-  mode: 'run' | 'doctor' | 'build-image';
-  fix: boolean;
-}
-
-/** Parses argv into the run's settings; every bad value is an InputError naming the flag and the value. */
-export function parseOptions(argv: string[]): Options | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        matrix: { type: 'string' }, provider: { type: 'string' }, sizes: { type: 'string' },
-        memory: { type: 'string' }, iterations: { type: 'string' }, out: { type: 'string' },
-        quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-        ref: { type: 'string', multiple: true }, seed: { type: 'string' }, resume: { type: 'string' },
-        doctor: { type: 'boolean' }, fix: { type: 'boolean' }, 'build-image': { type: 'boolean' },
-      },
-      strict: true, allowPositionals: false,
-    });
-  } catch (e) {
-    throw new InputError((e as Error).message.split('\n')[0]);
-  }
-  const v = parsed.values;
-  if (v.help) return 'help';
-  if (v.fix && !v.doctor) throw new InputError('--fix goes with --doctor');
-  if (v.doctor && v['build-image']) throw new InputError('--doctor and --build-image: give one of them');
-  if (v.resume !== undefined) return resumeOptions(v.resume, Object.keys(v).filter((k) => k !== 'resume'));
-  const matrixFile = path.resolve(v.matrix ?? path.join(SUITE_DIR, 'matrix.yaml'));
-  const matrix = loadMatrixFile(matrixFile);
-  const flag = <T,>(name: string, value: string, parse: (s: string) => T): T => {
-    try { return parse(value); } catch (e) { throw new InputError(`--${name}: ${(e as Error).message} (got "${value}")`); }
-  };
-  const list = <T,>(name: string, value: string, parse: (s: string) => T): T[] => {
-    const items = value.split(',').map((s) => s.trim()).filter(Boolean);
-    if (items.length === 0) throw new InputError(`--${name}: empty list (got "${value}")`);
-    return items.map((s) => flag(name, s, parse));
-  };
-  if (v.quick) {
-    matrix.sizes = QUICK.sizes.map((s) => ({ label: s, bytes: parseSize(s) }));
-    matrix.memoryLimitsMb = [...QUICK.memoryLimitsMb];
-    matrix.iterations = QUICK.iterations;
-    matrix.warmupIterations = defaultWarmup(QUICK.iterations);
-    matrix.server = { kind: 'standin' };
-  }
-  if (v.sizes !== undefined) matrix.sizes = list('sizes', v.sizes, (s) => ({ label: sizeLabel(s), bytes: parseSize(s) }));
-  if (v.memory !== undefined) matrix.memoryLimitsMb = list('memory', v.memory, parseMemoryMb);
-  if (v.iterations !== undefined) {
-    matrix.iterations = flag('iterations', v.iterations, parsePositiveInt);
-    matrix.warmupIterations = defaultWarmup(matrix.iterations);
-  }
-  if (v.provider !== undefined) {
-    if (!(PROVIDERS as readonly string[]).includes(v.provider)) {
-      throw new InputError(`--provider: must be one of ${PROVIDERS.join(', ')} (got "${v.provider}")`);
-    }
-    matrix.provider = v.provider as ProviderName;
-  }
-  if (matrix.warmupIterations >= matrix.iterations && matrix.iterations > 1) {
-    throw new InputError(`warmup_iterations (${matrix.warmupIterations}) must be less than iterations (${matrix.iterations})`);
-  }
-  const refs = v.ref ?? [];
-  if (refs.length > 2) throw new InputError(`--ref: give one ref, or two to compare (got ${refs.length}: ${refs.join(', ')})`);
-  if (refs.some((r) => r.trim() === '')) throw new InputError('--ref: empty ref');
-  const seed = v.seed === undefined ? null : flag('seed', v.seed, (s) => {
-    if (!/^\d+$/.test(s.trim()) || Number(s) > 2 ** 32 - 1) throw new Error('not a whole number from 0 to 4294967295');
-    return Number(s);
-  });
-  const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : 'run';
-  return { matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, seed, resume: null, mode, fix: v.fix ?? false };
-}
-
-/** --resume DIR: everything comes from the run's config.json; other flags would change what the rows mean. */
-function resumeOptions(dir: string, otherFlags: string[]): Options {
-  if (otherFlags.length > 0) {
-    throw new InputError(`--resume takes the run's recorded settings; drop ${otherFlags.map((f) => `--${f}`).join(', ')}`);
-  }
-  const state = readResumeState(path.resolve(dir));
-  const matrix = matrixFromConfig(state.config, path.join(state.dir, 'config.json'));
-  const ref = state.config.server.kind === 'source' ? state.config.server.build?.ref : undefined;
-  return {
-    matrix, matrixFile: String(state.config.matrix_file ?? ''), out: path.dirname(state.dir),
-    refs: ref ? [ref] : [], seed: null, resume: state, mode: 'run', fix: false,
-  };
-}
 
 /** One server under test: a launchable spec, plus what config.json records about it. Two of them for an A/B run. */
 interface Side { name: string; spec: ServerSpec; record: Record<string, unknown> }

@@ -12,7 +12,7 @@
 // arguments are fixed words and paths, so no host string is ever parsed by
 // the guest's shell; the server's environment (with the secret) goes in on
 // ssh's stdin into a mode-600 file, never on a command line.
-import { $, fs, path, type ProcessOutput } from 'zx';
+import { $, path, type ProcessOutput } from 'zx';
 import { isReady } from './client.ts';
 import type { Environment, MemorySample, ServerLaunch, ServerSpec } from './provider.ts';
 import { maskSecret } from './server.ts';

@@ -82,7 +82,7 @@ export function mannWhitney(a: readonly number[], b: readonly number[], exactMax
 
 /** 2 x the mid-rank of each value (1-based), in input order. */
 function doubledMidRanks(xs: readonly number[]): number[] {
-  const order = xs.map((x, i) => i).sort((i, j) => xs[i] - xs[j]);
+  const order = xs.map((_, i) => i).sort((i, j) => xs[i] - xs[j]);
   const out = new Array<number>(xs.length);
   for (let i = 0; i < order.length; ) {
     let j = i;

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { readGuestImage } from '../lib/image.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
-import { matrixFile, rowCount, serverWrapper, startRun, waitFor } from './run-helpers.mts';
+import { matrixFile, rowCount, serverWrapper, startRun } from './run-helpers.mts';
 
 /** Processes whose command line shows `text`. */
 function cmdlinesWith(text: string): string[] {

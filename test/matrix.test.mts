@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { InputError } from '../lib/errors.ts';
 import { expandCases, loadMatrixFile, parseMatrix } from '../lib/matrix.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
-import { parseOptions } from '../run-tests.mts';
+import { parseOptions } from '../lib/options.ts';
 
 const GOOD = `sizes:
   - 1GiB
