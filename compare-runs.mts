@@ -7,12 +7,11 @@
 // 2 bad input. The last line of stdout is the comparison's folder.
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { comparisonChartSvg } from './lib/charts.ts';
 import { compareRuns, DEFAULT_THRESHOLDS, type Thresholds } from './lib/compare.ts';
 import { renderCompare } from './lib/compare-report.ts';
-import { InputError } from './lib/errors.ts';
+import { InputError, runIfMain } from './lib/errors.ts';
 import { loadRun } from './lib/load-run.ts';
 import { SUITE_DIR } from './lib/paths.ts';
 
@@ -93,6 +92,4 @@ function numberOption(flag: string, raw: string | undefined, fallback: number, o
   return x;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  process.exitCode = await main(process.argv.slice(2));
-}
+runIfMain(import.meta.url, main);

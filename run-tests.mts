@@ -15,7 +15,7 @@ import { $ } from 'zx';
 import { main as compareRuns } from './compare-runs.mts';
 import { closeClient } from './lib/client.ts';
 import { checkDiskSpace, diskPlanFor } from './lib/diskspace.ts';
-import { InputError } from './lib/errors.ts';
+import { InputError, runIfMain } from './lib/errors.ts';
 import { interleave } from './lib/interleave.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './lib/iteration.ts';
 import { runBuildImage, runDoctor } from './lib/doctor-probe.ts';
@@ -314,12 +314,4 @@ export async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e) => {
-      process.stderr.write(`Error: ${(e as Error).message}\n`);
-      process.exit(e instanceof InputError ? 2 : 1);
-    },
-  );
-}
+runIfMain(import.meta.url, main);

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Papa from 'papaparse';
 import { $ } from 'zx';
-import { InputError } from '../lib/errors.ts';
+import { InputError, runIfMain } from '../lib/errors.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import type { Provider } from '../lib/provider.ts';
 import { killAllVms, QemuProvider } from '../lib/qemu.ts';
@@ -337,12 +337,4 @@ export async function main(argv: string[]): Promise<number> {
   return figures.some((f) => verdict(f) === 'FAIL') ? 1 : 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e) => {
-      process.stderr.write(`Error: ${(e as Error).message}\n`);
-      process.exit(e instanceof InputError ? 2 : 1);
-    },
-  );
-}
+runIfMain(import.meta.url, main);
