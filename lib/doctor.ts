@@ -5,6 +5,7 @@
 //   const checks = diagnose(facts); process.stdout.write(renderChecks(checks)); exit canRun(checks) ? 0 : 1
 import type { ProviderName } from './matrix.ts';
 import { formatBytes } from './units.ts';
+import { IMAGE_BUILD_TOOLS } from './tools.ts';
 
 export type Status = 'ok' | 'FAIL' | 'warn';
 export interface Check { status: Status; name: string; finding: string; fix?: string }
@@ -45,7 +46,6 @@ const PACKAGES: Record<string, string> = {
   debootstrap: 'debootstrap', 'mkfs.ext4': 'e2fsprogs', 'ssh-keygen': 'openssh-client', go: 'golang-go',
 };
 /** What building the guest image needs besides root. */
-const IMAGE_BUILD_TOOLS = ['debootstrap', 'mkfs.ext4', 'qemu-img', 'ssh-keygen'];
 const NEEDED: Record<ProviderName, string[]> = {
   local: [],
   qemu: ['qemu-system-x86_64'],

@@ -12,7 +12,7 @@ import { $, fs, path, type ProcessPromise } from 'zx';
 import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { cacheDir } from './paths.ts';
-import { findTool } from './tools.ts';
+import { findTool, IMAGE_BUILD_TOOLS, missingToolMessage } from './tools.ts';
 import { formatBytes, parseSize } from './units.ts';
 
 const GiB = 1024 ** 3;
@@ -69,13 +69,6 @@ export interface ImageOptions {
   log?: (line: string) => void;
 }
 
-/** Host commands the build needs, with the Debian package that brings each. */
-export const BUILD_TOOLS: Record<string, string> = {
-  debootstrap: 'debootstrap',
-  'mkfs.ext4': 'e2fsprogs',
-  'qemu-img': 'qemu-utils',
-  'ssh-keygen': 'openssh-client',
-};
 
 export function defaultImageDir(): string {
   return path.join(cacheDir(), 'image');
@@ -122,9 +115,9 @@ async function hostMirror(): Promise<string> {
 }
 
 /** Host commands (and their Debian packages) that are missing, e.g. ["debootstrap (apt-get install debootstrap)"]. */
-export async function missingTools(tools: Record<string, string>): Promise<string[]> {
-  // Looked up as tools.ts does (PATH, then the sbin folders), without a shell per tool.
-  return Object.entries(tools).filter(([cmd]) => findTool(cmd) === null).map(([cmd, pkg]) => `${cmd} (apt-get install ${pkg})`);
+/** The tools among `tools` that are not installed, each named with its Debian package (lib/tools.ts's table). */
+export function missingTools(tools: readonly string[]): string[] {
+  return tools.filter((t) => findTool(t) === null).map(missingToolMessage);
 }
 
 function imageFiles(dir: string) {
@@ -181,7 +174,7 @@ const MASKED_UNITS = [
 
 async function buildGuestImage(dir: string, diskBytes: number, log: (line: string) => void): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('building the guest image needs root (debootstrap, chroot)');
-  const missing = await missingTools(BUILD_TOOLS);
+  const missing = missingTools(IMAGE_BUILD_TOOLS);
   if (missing.length) throw new Error(`cannot build the guest image, missing: ${missing.join(', ')}`);
   const mirror = await hostMirror();
   const started = Date.now();

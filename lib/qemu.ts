@@ -108,7 +108,7 @@ export class QemuProvider implements Provider {
   }
 
   async up(memoryMb: number): Promise<Environment> {
-    const missing = await missingTools({ 'qemu-system-x86_64': 'qemu-system-x86', ssh: 'openssh-client' });
+    const missing = missingTools(['qemu-system-x86_64', 'ssh']);
     if (missing.length) throw new Error(`the qemu provider needs: ${missing.join(', ')}`);
     const image = this.opts.image ?? await ensureGuestImage({ log: this.log, diskBytes: this.opts.diskBytes });
     const accel = this.opts.accel ?? await chooseAccel(image);

@@ -24,6 +24,9 @@ export const TOOL_PACKAGES: Record<string, string> = {
   tar: 'tar',
 };
 
+/** What building the guest image needs on the host (lib/image.ts builds it, lib/doctor.ts checks for it). */
+export const IMAGE_BUILD_TOOLS: readonly string[] = ['debootstrap', 'mkfs.ext4', 'qemu-img', 'ssh-keygen'];
+
 /** Said after the package where the package alone may not do. */
 const HINTS: Record<string, string> = {
   go: "PicoShare 1.5 needs Go 1.26, newer than Debian 12's golang-go: https://go.dev/dl/",

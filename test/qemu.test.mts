@@ -20,7 +20,7 @@ import { MiB } from '../lib/units.ts';
 const SECRET = 'qemu-test-secret-Hk4w';
 
 async function whyNot(): Promise<string | null> {
-  const missing = await missingTools({ 'qemu-system-x86_64': 'qemu-system-x86', ssh: 'openssh-client' });
+  const missing = missingTools(['qemu-system-x86_64', 'ssh']);
   if (missing.length) return `missing ${missing.join(', ')}`;
   if (!(await readGuestImage()) && process.getuid?.() !== 0) return 'no guest image, and building one needs root';
   return null;
