@@ -8,7 +8,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { compile } from 'vega-lite';
 import type { RawRow } from './results.ts';
 import type { RunConfig } from './load-run.ts';
-import { caseSide, groupCases, metricValue } from './compare.ts';
+import { caseSide, groupCases, throughputOf } from './cases.ts';
 import { median } from './stats.ts';
 
 interface Point {
@@ -25,7 +25,7 @@ function points(rows: readonly RawRow[], config: RunConfig, run: string): Point[
   const out: Point[] = [];
   for (const caseRows of groupCases(rows).values()) {
     const values = caseSide(caseRows, config).successes
-      .map((r) => metricValue(r, 'throughput_mib_s'))
+      .map(throughputOf)
       .filter((v): v is number => v !== null);
     if (values.length === 0) continue;
     const r = caseRows[0];

@@ -9,6 +9,7 @@
 // Pure: the runs come in already loaded (lib/load-run.ts).
 import type { RawRow } from './results.ts';
 import type { RunConfig } from './load-run.ts';
+import { caseSide, groupCases, throughputOf, warmupFor, type CaseSide } from './cases.ts';
 import { cvPct, geomean, mannWhitney, max, median, min, minPossibleP, spreadPct } from './stats.ts';
 
 export interface Thresholds {
@@ -67,16 +68,6 @@ export interface MetricComparison {
 
 export type CaseVerdict = '~' | 'faster' | 'slower' | 'fixed' | 'regressed' | 'still failing' | 'too few iterations' | 'no data';
 
-export interface CaseSide {
-  rows: RawRow[];
-  /** Iterations after warm-up. */
-  measured: RawRow[];
-  /** Measured and successful: the only rows that feed medians. */
-  successes: RawRow[];
-  /** Failed iterations, warm-up included (a failure is a failure). */
-  failures: RawRow[];
-}
-
 export interface CaseComparison {
   fileSize: string;
   fileSizeBytes: number;
@@ -118,47 +109,9 @@ export interface Comparison {
   exitCode: 0 | 1;
 }
 
-/** How many leading iterations of a case are warm-up: config's value, else 1 when the case has more than 1. */
-export function warmupFor(config: RunConfig, iterationsInCase: number): number {
-  const w = config.matrix?.warmup_iterations;
-  if (typeof w === 'number') return w;
-  return iterationsInCase > 1 ? 1 : 0;
-}
-
-export function caseKey(r: Pick<RawRow, 'file_size_bytes' | 'memory_limit_mb'>): string {
-  return `${r.file_size_bytes}@${r.memory_limit_mb}`;
-}
-
-/** Rows grouped by (file_size_bytes, memory_limit_mb), in first-seen order. */
-export function groupCases(rows: readonly RawRow[]): Map<string, RawRow[]> {
-  const m = new Map<string, RawRow[]>();
-  for (const r of rows) {
-    const k = caseKey(r);
-    const list = m.get(k);
-    if (list) list.push(r);
-    else m.set(k, [r]);
-  }
-  return m;
-}
-
-export function caseSide(rows: RawRow[], config: RunConfig): CaseSide {
-  const iterations = new Set(rows.map((r) => r.iteration)).size;
-  const warmup = warmupFor(config, iterations);
-  const measured = rows.filter((r) => r.iteration > warmup);
-  return {
-    rows,
-    measured,
-    successes: measured.filter((r) => r.exit_reason === 'success'),
-    failures: rows.filter((r) => r.exit_reason !== 'success'),
-  };
-}
-
 /** A metric's value for a successful row; throughput is derived when the column is empty. */
 export function metricValue(r: RawRow, key: MetricDef['key']): number | null {
-  if (key === 'throughput_mib_s' && r.throughput_mib_s === null && r.duration_seconds > 0) {
-    return r.file_size_bytes / 2 ** 20 / r.duration_seconds;
-  }
-  return r[key];
+  return key === 'throughput_mib_s' ? throughputOf(r) : r[key];
 }
 
 function summarize(xs: number[]): Summary | null {

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Mustache from 'mustache';
+import { caseSide, groupCases, throughputOf } from './cases.ts';
 import { throughputChartSvg } from './charts.ts';
 import { SUITE_DIR } from './paths.ts';
 import { writeFileAtomic, type RawRow } from './results.ts';
@@ -29,38 +30,29 @@ export interface CaseSummary {
   failures: Record<string, number>;
 }
 
-/** Groups rows by case in run order (memory largest first, size largest first) and summarises each. */
-export function summarizeCases(rows: RawRow[], warmupIterations: number): CaseSummary[] {
-  const groups = new Map<string, RawRow[]>();
-  for (const r of rows) {
-    const key = `${r.memory_limit_mb}/${r.file_size_bytes}`;
-    groups.set(key, [...(groups.get(key) ?? []), r]);
-  }
+/** Each case's measured iterations (lib/cases.ts) summarised, memory largest first, then size largest first. */
+export function summarizeCases(rows: RawRow[], config: { matrix?: { warmup_iterations?: number } }): CaseSummary[] {
   const nums = (xs: (number | null)[]) => xs.filter((x): x is number => x !== null && Number.isFinite(x));
-  return [...groups.values()]
+  const medianOf = (xs: (number | null)[]) => (nums(xs).length ? median(nums(xs)) : null);
+  return [...groupCases(rows).values()]
     .map((g) => {
-      const ok = g.filter((r) => r.exit_reason === 'success');
-      // Warm-up is left out only when something is left after it.
-      const measured = ok.filter((r) => r.iteration > warmupIterations).length > 0
-        ? ok.filter((r) => r.iteration > warmupIterations) : ok;
+      const { successes: measured, failures: failed } = caseSide(g, config);
       const failures: Record<string, number> = {};
-      for (const r of g) if (r.exit_reason !== 'success') failures[r.exit_reason] = (failures[r.exit_reason] ?? 0) + 1;
-      const thr = nums(measured.map((r) => r.throughput_mib_s));
+      for (const r of failed) failures[r.exit_reason] = (failures[r.exit_reason] ?? 0) + 1;
+      const thr = nums(measured.map(throughputOf));
       const peaks = nums(g.map((r) => r.peak_memory_bytes));
       const rss = nums(g.map((r) => r.server_peak_rss_bytes));
       return {
         memoryMb: g[0].memory_limit_mb, sizeBytes: g[0].file_size_bytes,
         fileSize: g[0].file_size, memoryLimit: g[0].memory_limit,
         runs: g.length, measured: measured.length,
-        medianDurationSeconds: measured.length ? median(measured.map((r) => r.duration_seconds)) : null,
+        medianDurationSeconds: medianOf(measured.map((r) => r.duration_seconds)),
         medianThroughputMiBs: thr.length ? median(thr) : null,
         throughputCvPct: thr.length > 1 ? cvPct(thr) : null,
-        medianProcessingSeconds: nums(measured.map((r) => r.processing_seconds)).length
-          ? median(nums(measured.map((r) => r.processing_seconds))) : null,
+        medianProcessingSeconds: medianOf(measured.map((r) => r.processing_seconds)),
         peakMemoryBytes: peaks.length ? max(peaks) : null,
         serverPeakRssBytes: rss.length ? max(rss) : null,
-        medianCpuPressurePct: nums(measured.map((r) => r.host_cpu_pressure_pct)).length
-          ? median(nums(measured.map((r) => r.host_cpu_pressure_pct))) : null,
+        medianCpuPressurePct: medianOf(measured.map((r) => r.host_cpu_pressure_pct)),
         failures,
       };
     })
@@ -90,7 +82,7 @@ const mib = (x: number | null) => (x === null ? '–' : toMiB(x).toFixed(1));
 
 export function renderReport(input: ReportInput): string {
   const { config } = input;
-  const cases = summarizeCases(input.rows, config.matrix.warmup_iterations).map((c) => ({
+  const cases = summarizeCases(input.rows, config).map((c) => ({
     ...c,
     duration: fmt(c.medianDurationSeconds, 2),
     throughput: fmt(c.medianThroughputMiBs, 1),

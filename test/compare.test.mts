@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { $ } from 'zx';
 import { main } from '../compare-runs.mts';
 import { comparisonChartSvg, throughputChartSvg } from '../lib/charts.ts';
-import { compareRuns, DEFAULT_THRESHOLDS, iterationsNeeded, verdict, warmupFor, type RunInput } from '../lib/compare.ts';
+import { warmupFor } from '../lib/cases.ts';
+import { compareRuns, DEFAULT_THRESHOLDS, iterationsNeeded, verdict, type RunInput } from '../lib/compare.ts';
 import { loadRun } from '../lib/load-run.ts';
 import { RAW_COLUMNS, type RawRow } from '../lib/results.ts';
 

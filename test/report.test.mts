@@ -1,0 +1,47 @@
+// report.md's table and compare-runs must agree on which iterations a case's
+// medians come from (lib/cases.ts): warm-up never counts, failures never feed
+// medians but are always counted.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { caseSide } from '../lib/cases.ts';
+import { summarizeCases } from '../lib/report.ts';
+import type { RawRow } from '../lib/results.ts';
+
+function row(over: Partial<RawRow>): RawRow {
+  return {
+    file_size: '10MiB', memory_limit: '256MB', duration_seconds: 1, peak_memory_bytes: null, http_status: 200,
+    exit_reason: 'success', iteration: 1, file_size_bytes: 10 * 2 ** 20, memory_limit_mb: 256, transfer_seconds: null,
+    processing_seconds: null, throughput_mib_s: null, server_peak_rss_bytes: null, sha256_ok: true, started_at: '', error: '', host_cpu_pressure_pct: null,
+    ...over,
+  };
+}
+
+test('the report leaves warm-up out even when every later iteration failed', () => {
+  const rows = [
+    row({ iteration: 1, duration_seconds: 0.1 }), // a fast warm-up: must not become the median
+    row({ iteration: 2, exit_reason: 'timeout', http_status: null, duration_seconds: 30 }),
+    row({ iteration: 3, exit_reason: 'oom_killed', http_status: null, duration_seconds: 5 }),
+  ];
+  const [c] = summarizeCases(rows, { matrix: { warmup_iterations: 1 } });
+  assert.equal(c.measured, 0);
+  assert.equal(c.medianDurationSeconds, null);
+  assert.equal(c.medianThroughputMiBs, null);
+  assert.deepEqual(c.failures, { timeout: 1, oom_killed: 1 });
+  assert.equal(caseSide(rows, { matrix: { warmup_iterations: 1 } }).successes.length, c.measured);
+});
+
+test('the report and compare-runs take medians over the same rows, throughput derived when the column is empty', () => {
+  const rows = [1, 2, 4, 5, 8].map((d, i) => row({ iteration: i + 1, duration_seconds: d }));
+  rows.push(row({ iteration: 6, exit_reason: 'http_error', http_status: 500 }), row({ file_size: '20MiB', file_size_bytes: 20 * 2 ** 20, iteration: 1 }));
+  const summaries = summarizeCases(rows, {}); // no warm-up recorded: 1 when a case has more than one iteration
+  const ten = summaries.find((s) => s.fileSize === '10MiB')!;
+  const side = caseSide(rows.filter((r) => r.file_size === '10MiB'), {});
+  assert.deepEqual(side.successes.map((r) => r.duration_seconds), [2, 4, 5, 8]);
+  assert.equal(ten.measured, 4);
+  assert.equal(ten.medianDurationSeconds, 4.5);
+  assert.equal(ten.medianThroughputMiBs, (10 / 4 + 10 / 5) / 2);
+  assert.deepEqual(ten.failures, { http_error: 1 });
+  const twenty = summaries.find((s) => s.fileSize === '20MiB')!;
+  assert.equal(twenty.measured, 1, 'a single iteration is not warm-up');
+  assert.deepEqual(summaries.map((s) => s.fileSize), ['20MiB', '10MiB'], 'size largest first within a memory limit');
+});
