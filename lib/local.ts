@@ -1,11 +1,14 @@
 // The local provider: the server as a host process inside a memory cgroup with
 // the case's limit. Seconds to start; records whether the limit was enforced,
-// and runs unlimited (saying so loudly) where no cgroup can be made.
+// and runs unlimited (saying so loudly) where no cgroup can be made. A server
+// binary (PicoShare binds every interface) runs in a network namespace of its
+// own (lib/netns.ts); the stand-in binds 127.0.0.1 itself.
 import { $ } from 'zx';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createMemoryCgroup, isCgroup, sweepOrphanCgroups, type MemoryCgroup } from './cgroup.ts';
+import { createServerNetns, sweepOrphanNetns, type ServerNetns } from './netns.ts';
 import type { Environment, MemorySample, Provider, ServerLaunch, ServerSpec } from './provider.ts';
 import {
   freePort, hostServerArgv, logTail, portInUse, spawnServer, stopServerProcess, waitReady, type ServerProcess,
@@ -61,7 +64,22 @@ export class LocalProvider implements Provider {
         'The server runs unlimited; run as root on a host with the cgroup memory controller to enforce it.');
       facts = { limitEnforced: false, mechanism: 'none', reason: cg.error };
     }
-    const env = new LocalEnvironment(memoryMb, this.launch, isCgroup(cg) ? cg : null, facts);
+    let netns: ServerNetns | null = null;
+    if (this.launch.server.kind === 'binary' && process.env.UPS_LOCAL_NETNS === 'off') {
+      facts.network = 'host (UPS_LOCAL_NETNS=off)';
+    } else if (this.launch.server.kind === 'binary') {
+      for (const n of await sweepOrphanNetns()) this.warn(`removed network namespace ${n}, left by a run that was killed`);
+      const ns = await createServerNetns();
+      if ('error' in ns) {
+        this.warn(`WARNING: the server binary runs on the host, where a server that binds every interface (as PicoShare does) ` +
+          `is reachable from other machines while the run lasts: no network namespace could be made (${ns.error}).`);
+        facts.network = `host (no network namespace: ${ns.error})`;
+      } else {
+        netns = ns;
+        facts.network = `network namespace ${ns.name}, server at ${ns.serverAddress}`;
+      }
+    }
+    const env = new LocalEnvironment(memoryMb, this.launch, isCgroup(cg) ? cg : null, netns, facts);
     live.add(env);
     return env;
   }
@@ -79,6 +97,7 @@ class LocalEnvironment implements Environment {
     readonly memoryMb: number,
     private launch: ServerLaunch,
     private cgroup: MemoryCgroup | null,
+    private netns: ServerNetns | null,
     readonly facts: Record<string, unknown>,
   ) {}
 
@@ -87,13 +106,15 @@ class LocalEnvironment implements Environment {
     this.dataDir = fs.mkdtempSync(path.join(this.workDir, 'data-'));
     const tmp = path.join(this.dataDir, 'tmp'); // the upload spool: on disk beside the data, never a tmpfs
     fs.mkdirSync(tmp);
-    // The port is free when chosen, but another process may take it before the server binds: then another port.
+    const netns = server.kind === 'binary' ? this.netns : null;
+    // In its own namespace every port is free. On the host the port is free when chosen, but another
+    // process may take it before the server binds: then another port.
     for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
+      const port = netns ? netns.serverPort : await freePort();
       try {
-        return await this.launchOn(port, server, tmp);
+        return await this.launchOn(port, server, tmp, netns);
       } catch (e) {
-        const taken = this.proc?.exit && (await portInUse(port));
+        const taken = !netns && this.proc?.exit && (await portInUse(port));
         if (!taken) throw e;
         if (attempt === 3) throw new Error(`${(e as Error).message}; port ${port} on 127.0.0.1 is in use by another process`);
         fs.appendFileSync(this.logFile, `--- port ${port} was taken by another process before the server bound it: trying another\n`);
@@ -107,7 +128,7 @@ class LocalEnvironment implements Environment {
     this.proc = null;
   }
 
-  private async launchOn(port: number, server: ServerSpec, tmp: string): Promise<string> {
+  private async launchOn(port: number, server: ServerSpec, tmp: string, netns: ServerNetns | null): Promise<string> {
     const dataDir = this.dataDir!;
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -118,13 +139,14 @@ class LocalEnvironment implements Environment {
       TMPDIR: tmp,
     };
     const serverArgv = [...hostServerArgv(server), '-db', path.join(dataDir, 'store.db')];
+    const argvInNet = netns ? netns.wrap(serverArgv) : serverArgv;
     // The server joins the cgroup before it execs, so it never allocates outside the limit.
     const argv = this.cgroup
-      ? ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', this.cgroup.procsFile, ...serverArgv]
-      : serverArgv;
+      ? ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', this.cgroup.procsFile, ...argvInNet]
+      : argvInNet;
     fs.appendFileSync(this.logFile, `--- server start ${new Date().toISOString()} port ${port}\n`);
     this.proc = spawnServer(argv, env, this.logFile);
-    const url = `http://127.0.0.1:${port}`;
+    const url = `http://${netns ? netns.serverAddress : '127.0.0.1'}:${port}`;
     await waitReady(url, this.proc, this.launch.readinessTimeoutSeconds * 1000);
     return url;
   }
@@ -179,7 +201,7 @@ class LocalEnvironment implements Environment {
 
   describe(): string {
     const server = this.proc && !this.proc.exit ? `server pid ${this.proc.pid}` : 'no server';
-    return `local ${this.memoryMb} MB (${server}${this.cgroup ? `, cgroup ${this.cgroup.dir}` : ''})`;
+    return `local ${this.memoryMb} MB (${server}${this.cgroup ? `, cgroup ${this.cgroup.dir}` : ''}${this.netns ? `, network namespace ${this.netns.name}` : ''})`;
   }
 
   async down(): Promise<void> {
@@ -187,6 +209,7 @@ class LocalEnvironment implements Environment {
     this.sampling = null;
     await this.stopServer().catch(() => {});
     this.cgroup?.remove();
+    await this.netns?.remove();
     fs.rmSync(this.workDir, { recursive: true, force: true });
     live.delete(this);
   }

@@ -56,6 +56,8 @@ Environment:
                        STANDIN_CORRUPT_STORED=1)
   UPS_CACHE_DIR        cache for test files, images and built binaries (default ~/.cache/upload-perf-suite)
   UPS_LOCAL_DATA_DIR   local provider: where the server's data folders and upload spool go (default: system temp)
+  UPS_LOCAL_NETNS=off  local provider: run a server binary on the host's network instead of a network namespace
+                       of its own (PicoShare then listens on every interface while the run lasts)
   UPS_SELF_STATS=1     print the suite's own RSS, heap and open file descriptors after every iteration (soak runs)
 
 Exit status: 0 run completed (failed cases are results, see failures.log),

@@ -22,6 +22,7 @@ export const TOOL_PACKAGES: Record<string, string> = {
   dmesg: 'util-linux',
   mount: 'mount',
   tar: 'tar',
+  ip: 'iproute2',
 };
 
 /** What building the guest image needs on the host (lib/image.ts builds it, lib/doctor.ts checks for it). */

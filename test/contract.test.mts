@@ -13,6 +13,7 @@ import path from 'node:path';
 import { request } from 'undici';
 import { closeClient, deleteEntry, downloadSha256, upload } from '../lib/client.ts';
 import { DEFAULT_BUILD } from '../lib/matrix.ts';
+import { createServerNetns, type ServerNetns } from '../lib/netns.ts';
 import { buildRefs } from '../lib/refs.ts';
 import {
   freePort, hostServerArgv, spawnServer, stopServerProcess, waitReady, logTail, type ServerProcess,
@@ -22,17 +23,19 @@ const SECRET = 'contract-secret-Ü';
 const NEVER = '2999-12-31T00:00:00Z';
 const ID = /^[abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789]{10}$/;
 
-interface Target { name: string; argv: () => Promise<string[]> }
+/** bindsEverywhere: PicoShare listens on ":PORT"; it runs in a network namespace of its own when one can be made. */
+interface Target { name: string; argv: () => Promise<string[]>; bindsEverywhere?: boolean }
 
 /** The real PicoShare to check, or why there is none. */
 function realTarget(): Target | string {
   const bin = process.env.PICOSHARE_BIN;
   const src = process.env.PICOSHARE_SRC;
-  if (bin) return { name: `real PicoShare (${bin})`, argv: async () => [path.resolve(bin)] };
+  if (bin) return { name: `real PicoShare (${bin})`, argv: async () => [path.resolve(bin)], bindsEverywhere: true };
   if (src) {
     return {
       name: `real PicoShare (HEAD of ${src})`,
       argv: async () => [(await buildRefs(path.resolve(src), ['HEAD'], DEFAULT_BUILD))[0].binaryPath],
+      bindsEverywhere: true,
     };
   }
   return 'no real PicoShare given: set PICOSHARE_BIN to a binary or PICOSHARE_SRC to a checkout';
@@ -56,6 +59,7 @@ for (const target of targets) {
     let proc: ServerProcess;
     let tmp = '';
     let logFile = '';
+    let netns: ServerNetns | null = null;
     // Over PicoShare's 1 MiB in-memory limit, so the spool-to-disk path runs.
     const payload = crypto.randomBytes(2 * 1024 * 1024 + 123);
 
@@ -64,13 +68,16 @@ for (const target of targets) {
       fs.mkdirSync(path.join(tmp, 'data'));
       fs.mkdirSync(path.join(tmp, 'spool'));
       logFile = path.join(tmp, 'server.log');
-      const port = await freePort();
+      const ns = target.bindsEverywhere ? await createServerNetns() : null;
+      if (ns && 'error' in ns) console.log(`# ${target.name} listens on every interface of this host during the test: ${ns.error}`);
+      else netns = ns;
+      const port = netns ? netns.serverPort : await freePort();
       const argv = [...(await target.argv()), '-db', path.join(tmp, 'data', 'store.db')];
-      proc = spawnServer(argv, {
+      proc = spawnServer(netns ? netns.wrap(argv) : argv, {
         PATH: process.env.PATH ?? '', HOME: os.homedir(),
         PS_SHARED_SECRET: SECRET, PORT: String(port), TMPDIR: path.join(tmp, 'spool'),
       }, logFile);
-      base = `http://127.0.0.1:${port}`;
+      base = `http://${netns ? netns.serverAddress : '127.0.0.1'}:${port}`;
       try {
         await waitReady(base, proc, 30_000);
       } catch (e) {
@@ -79,6 +86,7 @@ for (const target of targets) {
     });
     after(async () => {
       if (proc) await stopServerProcess(proc);
+      await netns?.remove();
       fs.rmSync(tmp, { recursive: true, force: true });
     });
 

@@ -150,7 +150,9 @@ test('a port taken by another process before the server binds it: the server is 
   const count = path.join(tmp, 'starts');
   const bound = path.join(tmp, 'bound');
   // First start only: another process grabs the port the suite chose, then the server tries it (EADDRINUSE).
+  // On the host's network (UPS_LOCAL_NETNS=off), where ports are shared: in a namespace of its own every port is free.
   const grabbed = await serverWrapper(tmp, 'port-grabbed-server', [
+    'export STANDIN_HOST=127.0.0.1',
     `n=$(cat ${count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${count}`,
     'if [ "$n" -eq 1 ]; then',
     `  ${process.execPath} -e "require('net').createServer().listen(+process.env.PORT, '127.0.0.1', () => require('fs').writeFileSync('${bound}', process.env.PORT))" &`,
@@ -159,7 +161,7 @@ test('a port taken by another process before the server binds it: the server is 
   ].join('\n'));
   const secret = `port-${Date.now()}`;
   const run = startRun(['--matrix', matrixFile(tmp, { binary: grabbed, sizes: ['4MiB'], iterations: 2 })],
-    { PS_SHARED_SECRET: secret }, path.join(tmp, 'results'));
+    { PS_SHARED_SECRET: secret, UPS_LOCAL_NETNS: 'off' }, path.join(tmp, 'results'));
   later(stopRun(run));
   assert.equal((await run.exited).code, 0, run.stderr());
   const taken = Number(fs.readFileSync(bound, 'utf8'));

@@ -7,9 +7,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { $, quote } from 'zx';
 import { runIteration } from '../lib/iteration.ts';
 import { LocalProvider } from '../lib/local.ts';
 import type { ServerSpec } from '../lib/provider.ts';
+import { hostServerArgv } from '../lib/server.ts';
 import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
 
@@ -96,4 +98,37 @@ test('oom_killed: a real cgroup OOM kill of a server holding the upload in memor
   assert.equal(o.row.exit_reason, 'oom_killed', o.row.error);
   assert.match(o.failure!, /kernel OOM lines:[\s\S]*(memory cgroup out of memory|killed process)/i);
   assert.ok(o.cgroup && !fs.existsSync(o.cgroup), 'the cgroup was removed');
+});
+
+test('a server binary that binds every interface is reachable only in a network namespace of its own', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('not root: no network namespace can be made (a run warns that the server is exposed)');
+  // Like PicoShare: a binary that listens on ":PORT". Here the stand-in, told to bind 0.0.0.0.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-netns-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const binary = path.join(dir, 'server');
+  fs.writeFileSync(binary, `#!/bin/sh\nSTANDIN_HOST=0.0.0.0 exec ${hostServerArgv({ kind: 'standin', env: {} }).map(quote).join(' ')} "$@"\n`, { mode: 0o755 });
+  const warnings: string[] = [];
+  const provider = new LocalProvider({ server: { kind: 'binary', binaryPath: binary, env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, (m) => warnings.push(m));
+  const env = await provider.up(512);
+  const ns = /network namespace (ups-\S+), server at (\S+)/.exec(String(env.facts.network));
+  try {
+    assert.ok(ns, `facts.network: ${env.facts.network}`);
+    assert.equal(await env.startServer(), `http://${ns[2]}:4001`);
+    const pids = (await $({ quiet: true })`ip netns pids ${ns[1]}`).stdout.trim().split('\n').filter(Boolean);
+    assert.ok(pids.length >= 1, `no process in ${ns[1]}`); // the server (and, under tsx, its esbuild helper)
+    assert.match((await $({ quiet: true })`ip netns exec ${ns[1]} ss -Hltn`).stdout, /0\.0\.0\.0:4001\b/, 'bound to every interface of its namespace');
+    assert.doesNotMatch((await $({ quiet: true })`ss -Hltnp`).stdout, new RegExp(`pid=(${pids.join('|')}),`), 'and to none of the host\'s');
+    const file = await ensureTestFile(8 * MiB);
+    const o = await runIteration({
+      env, file, secret: SECRET, uploadTimeoutSeconds: 60,
+      testCase: { memoryMb: env.memoryMb, size: { label: '8MiB', bytes: file.bytes }, iteration: 1 },
+    });
+    assert.equal(o.row.exit_reason, 'success', o.row.error);
+    assert.equal(o.row.sha256_ok, true);
+    assert.ok(o.row.server_peak_rss_bytes! > 10 * MiB, 'memory sampled through /proc of a process in another namespace');
+  } finally {
+    await env.down();
+  }
+  assert.doesNotMatch((await $({ quiet: true })`ip netns list`).stdout, new RegExp(`^${ns![1]}\\b`, 'm'), 'namespace removed');
+  assert.deepEqual(warnings, []);
 });

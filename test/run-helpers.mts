@@ -103,7 +103,8 @@ export function leftovers(secret: string, pid: number): string[] {
 export async function serverWrapper(dir: string, name: string, body: string): Promise<string> {
   const bundle = await cachedStandinBundle();
   const file = path.join(dir, name);
-  fs.writeFileSync(file, `#!/bin/sh\nSTANDIN="${process.execPath} ${bundle}"\n${body}\nexec $STANDIN "$@"\n`, { mode: 0o755 });
+  // Every interface, as PicoShare binds: the local provider runs a server binary in a network namespace of its own.
+  fs.writeFileSync(file, `#!/bin/sh\nexport STANDIN_HOST=0.0.0.0\nSTANDIN="${process.execPath} ${bundle}"\n${body}\nexec $STANDIN "$@"\n`, { mode: 0o755 });
   return file;
 }
 
