@@ -20,7 +20,7 @@ import { interleave } from './lib/interleave.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './lib/iteration.ts';
 import { runBuildImage, runDoctor } from './lib/doctor-probe.ts';
 import { cleanupLocal, describeLocal, LocalProvider } from './lib/local.ts';
-import { killAllVagrantVms, VagrantProvider } from './lib/vagrant.ts';
+import { configuredBox, killAllVagrantVms, VagrantProvider } from './lib/vagrant.ts';
 import { killAllVms, QemuProvider } from './lib/qemu.ts';
 import { DEFAULT_BUILD, expandCases, type Case, type Matrix } from './lib/matrix.ts';
 import { HELP, parseOptions } from './lib/options.ts';
@@ -102,7 +102,7 @@ function hostInfo() {
 function makeProvider(m: Matrix, spec: ServerSpec, secret: string): Provider {
   const launch = { server: spec, secret, readinessTimeoutSeconds: m.readinessTimeoutSeconds };
   if (m.provider === 'local') return new LocalProvider(launch);
-  if (m.provider === 'vagrant') return new VagrantProvider(launch, { cpus: m.vmCpus });
+  if (m.provider === 'vagrant') return new VagrantProvider(launch, { cpus: m.vmCpus, box: m.vmBox });
   if (m.provider === 'qemu') return new QemuProvider(launch, { cpus: m.vmCpus });
   throw new InputError(`--provider ${m.provider}: not available in this version (use local)`);
 }
@@ -195,6 +195,7 @@ export async function main(argv: string[]): Promise<number> {
         upload_timeout_seconds: m.uploadTimeoutSeconds,
         readiness_timeout_seconds: m.readinessTimeoutSeconds,
         vm_cpus: m.vmCpus,
+        vm_box: configuredBox(m.vmBox),
       },
       host: hostInfo(),
     },

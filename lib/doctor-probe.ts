@@ -17,7 +17,7 @@ import { chooseAccel } from './qemu.ts';
 import { findTool } from './tools.ts';
 import { formatBytes } from './units.ts';
 import { BOX_NAME, boxVersion } from './vagrant-box.ts';
-import { parseBoxList, vagrantRunner } from './vagrant.ts';
+import { configuredBox, parseBoxList, vagrantRunner } from './vagrant.ts';
 
 const PROBE_TIMEOUT_MS = 60_000;
 
@@ -122,7 +122,7 @@ export async function probeFacts(m: Matrix): Promise<Facts> {
     f.libvirtGroup = root ? null : { user: name, member: (await run(['id', '-nG'])).stdout.split(/\s+/).includes('libvirt') };
   }
   if (probes.includes('box')) {
-    const configured = process.env.UPS_VM_BOX || null;
+    const configured = configuredBox(m.vmBox);
     const wanted = image ? boxVersion(image.manifest) : null;
     if (!tools.vagrant) f.box = { error: 'vagrant is not installed' };
     else if (!user) f.box = { name: BOX_NAME, versions: [], wanted, configured, configuredPresent: false };

@@ -172,8 +172,8 @@ function imageCheck(f: Facts, state: 'ok' | 'buildable' | 'unbuildable'): Check 
 function boxCheck(b: NonNullable<Facts['box']>, imgState: 'ok' | 'buildable' | 'unbuildable'): Check {
   const name = 'vagrant box';
   if ('error' in b) return { status: 'FAIL', name, finding: `vagrant box list failed: ${b.error}`, fix: 'run `vagrant box list` as the same user and fix what it says' };
-  if (b.configured && b.configuredPresent) return { status: 'ok', name, finding: `${b.configured} (UPS_VM_BOX) is added` };
-  const fallback = b.configured ? `${b.configured} (UPS_VM_BOX) is not added (the run tries to add it, else uses ${b.name}); ` : '';
+  if (b.configured && b.configuredPresent) return { status: 'ok', name, finding: `${b.configured} (vm.box or UPS_VM_BOX) is added` };
+  const fallback = b.configured ? `${b.configured} (vm.box or UPS_VM_BOX) is not added (the run tries to add it, else uses ${b.name}); ` : '';
   if (b.wanted && b.versions.includes(b.wanted)) {
     return { status: b.configured ? 'warn' : 'ok', name, finding: `${fallback}${b.name} ${b.wanted} is added (made from the current guest image)` };
   }

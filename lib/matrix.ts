@@ -33,6 +33,8 @@ export interface Matrix {
   server: ServerConfig;
   /** vCPUs per VM (VM providers only). */
   vmCpus: number;
+  /** vagrant: the box to boot instead of the suite's own (vm.box; UPS_VM_BOX overrides it). */
+  vmBox: string | null;
 }
 
 export interface Case { memoryMb: number; size: SizeSpec; iteration: number }
@@ -43,7 +45,7 @@ export const QUICK = { sizes: ['20MiB', '5MiB'], memoryLimitsMb: [512, 256], ite
 const TOP_KEYS = ['sizes', 'memory_limits', 'iterations', 'warmup_iterations', 'timeouts', 'provider', 'server', 'vm'];
 const TIMEOUT_KEYS = ['upload_seconds', 'readiness_seconds'];
 const SERVER_KEYS = ['source', 'build', 'binary'];
-const VM_KEYS = ['cpus'];
+const VM_KEYS = ['cpus', 'box'];
 
 /** Parses matrix.yaml text; `file` is only for messages. Relative server paths resolve against the file's folder. */
 export function parseMatrix(text: string, file: string): Matrix {
@@ -117,17 +119,23 @@ export function parseMatrix(text: string, file: string): Matrix {
   }
 
   let vmCpus = 1;
+  let vmBox: string | null = null;
   const vm = get(root, 'vm');
   if (vm !== undefined) {
-    if (!isMap(vm)) fail('vm', vm, 'must be a mapping (cpus)');
+    if (!isMap(vm)) fail('vm', vm, 'must be a mapping (cpus, box)');
     checkKeys(vm as typeof root, VM_KEYS, 'vm.');
     vmCpus = num('vm.cpus', get(vm as typeof root, 'cpus'), vmCpus);
+    const box = get(vm as typeof root, 'box');
+    if (box !== undefined) {
+      if (!isScalar(box) || typeof box.value !== 'string' || !box.value.trim()) fail('vm.box', box, 'must be a Vagrant box name, e.g. debian/bookworm64');
+      vmBox = String((box as { value: unknown }).value).trim();
+    }
   }
 
   const server = parseServer(get(root, 'server'), path.dirname(path.resolve(file)), fail, checkKeys, get);
   return {
     sizes, memoryLimitsMb, iterations, warmupIterations, uploadTimeoutSeconds, readinessTimeoutSeconds,
-    provider, server, vmCpus,
+    provider, server, vmCpus, vmBox,
   };
 }
 

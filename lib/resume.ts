@@ -25,6 +25,7 @@ export interface ResumableConfig {
     upload_timeout_seconds: number;
     readiness_timeout_seconds: number;
     vm_cpus?: number;
+    vm_box?: string | null;
   };
   ab?: unknown;
   [key: string]: unknown;
@@ -79,6 +80,7 @@ export function matrixFromConfig(config: ResumableConfig, where: string): Matrix
     provider: config.provider as ProviderName,
     server,
     vmCpus: m.vm_cpus ?? 1,
+    vmBox: m.vm_box ?? null,
   };
 }
 

@@ -135,15 +135,19 @@ async function ownedDir(r: VagrantRunner, dir: string): Promise<string> {
   return dir;
 }
 
-/** The box to boot: UPS_VM_BOX when it is there or can be added, else the suite's own box (added when missing) with its image. */
-async function ensureBox(r: VagrantRunner, log: (m: string) => void): Promise<{ box: string; version: string | null; image: GuestImage | null }> {
+/** The box a run boots instead of the suite's own: UPS_VM_BOX, else the matrix's vm.box, else none. */
+export function configuredBox(matrixBox: string | null | undefined): string | null {
+  return process.env.UPS_VM_BOX || matrixBox || null;
+}
+
+/** The box to boot: the configured one when it is there or can be added, else the suite's own box (added when missing) with its image. */
+async function ensureBox(r: VagrantRunner, configured: string | null, log: (m: string) => void): Promise<{ box: string; version: string | null; image: GuestImage | null }> {
   const have = await boxList(r);
-  const configured = process.env.UPS_VM_BOX;
   if (configured) {
     if (have.some((b) => b.name === configured)) return { box: configured, version: null, image: null };
     const add = await as(r, ['vagrant', 'box', 'add', '--provider', 'libvirt', configured], { timeoutMs: 20 * 60_000 });
     if (add.exitCode === 0) return { box: configured, version: null, image: null };
-    log(`WARNING: box ${configured} (UPS_VM_BOX) could not be added, using the suite's own box: ${tail(add.stderr, 1)}`);
+    log(`WARNING: box ${configured} (vm.box or UPS_VM_BOX) could not be added, using the suite's own box: ${tail(add.stderr, 1)}`);
   }
   const image = await ensureGuestImage({ log });
   const version = boxVersion(image.manifest);
@@ -219,6 +223,8 @@ export async function killAllVagrantVms(): Promise<void> {
 export interface VagrantOptions {
   /** vCPUs per VM; default 1. */
   cpus?: number;
+  /** A box to boot instead of the suite's own (matrix vm.box); UPS_VM_BOX overrides it. */
+  box?: string | null;
   /** Progress lines; default stderr. */
   log?: (line: string) => void;
 }
@@ -248,7 +254,7 @@ export class VagrantProvider implements Provider {
 
   private async boot(memoryMb: number, interrupted: AbortSignal): Promise<Environment> {
     const r = await runner();
-    const { box, version, image } = await ensureBox(r, this.log);
+    const { box, version, image } = await ensureBox(r, configuredBox(this.opts.box), this.log);
     const driver = await libvirtDriver(image);
     const cpus = this.opts.cpus ?? 1;
     const factor = driver === 'qemu' ? TCG_TIMEOUT_FACTOR : 1;

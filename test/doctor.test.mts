@@ -136,7 +136,7 @@ test('vagrant: session libvirtd, plugin and box are required; system libvirtd, d
   assert.equal(byName(noBoxNoImage, 'vagrant box').status, 'FAIL');
   assert.equal(canRun(noBoxNoImage), false);
   const configured = diagnose(vagrantFacts({ box: { name: 'ups/bookworm', versions: [], wanted: '1.2026', configured: 'debian/bookworm64', configuredPresent: true } }));
-  assert.equal(byName(configured, 'vagrant box').finding, 'debian/bookworm64 (UPS_VM_BOX) is added');
+  assert.equal(byName(configured, 'vagrant box').finding, 'debian/bookworm64 (vm.box or UPS_VM_BOX) is added');
   assert.equal(byName(diagnose(vagrantFacts({ box: { error: 'vagrant is not installed' } })), 'vagrant box').status, 'FAIL');
 });
 

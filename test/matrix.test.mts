@@ -35,6 +35,8 @@ test('a valid matrix parses with defaults', () => {
   assert.equal(m.provider, 'local');
   assert.deepEqual(m.server, { kind: 'standin' });
   assert.equal(m.uploadTimeoutSeconds, 1800);
+  assert.equal(m.vmBox, null);
+  assert.equal(parseMatrix(`${GOOD}vm:\n  cpus: 2\n  box: debian/bookworm64\n`, 'm.yaml').vmBox, 'debian/bookworm64');
 });
 
 test('the shipped matrix.yaml holds the seed matrix', () => {
@@ -58,6 +60,8 @@ test('each kind of invalid matrix names the key, the value and the line', () => 
   bad(`${GOOD}server:\n  source: ../ps\n  build: [go, build]\n`, /server\.build: must contain \{out\}/);
   bad('sizes: 1GiB\nmemory_limits: [256]\n', /^m\.yaml:1: sizes: must be a list/);
   bad('sizes: [1GiB\n', /^m\.yaml:\d+: invalid YAML/);
+  bad(`${GOOD}vm:\n  box: 12\n`, /^m\.yaml:7: vm\.box: must be a Vagrant box name/);
+  bad(`${GOOD}vm:\n  disk: 10\n`, /^m\.yaml:7: unknown key "vm\.disk" \(known: cpus, box\)/);
 });
 
 test('server source and binary resolve against the matrix file', () => {
