@@ -31,7 +31,7 @@ import type { Provider, ServerSpec } from './lib/provider.ts';
 import { writeReportFiles, type ReportInput } from './lib/report.ts';
 import { appendFailure, appendRawRow, createRunDir, writeConfig } from './lib/results.ts';
 import { mergeResumedConfig, planResume, type ResumableConfig } from './lib/resume.ts';
-import { runMatrix } from './lib/runner.ts';
+import { MAX_REPLACEMENTS, runMatrix } from './lib/runner.ts';
 import { formatSelfStats, selfStats } from './lib/selfstats.ts';
 import { standinEnvFrom } from './lib/server.ts';
 import { cachedStandinBundle } from './lib/standin-bundle.ts';
@@ -246,14 +246,18 @@ export async function main(argv: string[]): Promise<number> {
       `${r.duration_seconds.toFixed(2)} s${r.throughput_mib_s !== null ? ` ${r.throughput_mib_s.toFixed(1)} MiB/s` : ''}${r.error ? ` (${r.error})` : ''}`);
     if (process.env.UPS_SELF_STATS === '1') progress.line(formatSelfStats(selfStats(k)));
   };
+  const bootsPerLimit = new Map<number, number>();
   try {
     await runMatrix(cases, {
       up: async (memoryMb) => {
         const env = await provider.up(memoryMb);
-        for (const c of configs) c.provider_facts[String(memoryMb)] = env.facts;
+        const boots = (bootsPerLimit.get(memoryMb) ?? 0) + 1;
+        bootsPerLimit.set(memoryMb, boots);
+        for (const c of configs) c.provider_facts[String(memoryMb)] = boots > 1 ? { ...env.facts, environments: boots } : env.facts;
         writeConfigs();
         return env;
       },
+      envReplaced: (memoryMb, n) => progress.line(`${memoryMb} MB: the environment died; bringing up a new one (replacement ${n} of at most ${MAX_REPLACEMENTS})`),
       runCase: (env, c: Case) => {
         k++;
         const file = files.get(c.size.bytes)!;

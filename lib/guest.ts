@@ -339,6 +339,10 @@ export class GuestEnvironment implements Environment {
     await this.job(['stop', 50], { seconds: 30, nothrow: true });
   }
 
+  async environmentAlive(): Promise<boolean> {
+    return this.vmAlive();
+  }
+
   async serverAlive(): Promise<boolean> {
     const r = await this.job(['alive'], { nothrow: true });
     return r.stdout.trim() === 'alive';

@@ -161,6 +161,10 @@ class LocalEnvironment implements Environment {
     return this.proc !== null && this.proc.exit === null;
   }
 
+  async environmentAlive(): Promise<boolean> {
+    return true;
+  }
+
   private readHwm(): number | null {
     if (!this.proc || this.proc.exit) return null;
     try {

@@ -48,6 +48,8 @@ export interface Environment {
   stopServer(): Promise<void>;
   /** Whether the server process is still running. */
   serverAlive(): Promise<boolean>;
+  /** Whether the environment itself still runs (a VM's process; the host is always there). */
+  environmentAlive(): Promise<boolean>;
   startSampling(): Promise<void>;
   stopSampling(): Promise<MemorySample>;
   /** The last lines of the server's stdout+stderr, for failures.log. */

@@ -1,10 +1,15 @@
 // The matrix loop: one environment per memory limit (in case order), every
 // iteration's outcome handed on as soon as it exists, a failed environment
-// recorded as vm_failed rows, teardown always. It takes the functions that do
-// the work, so order, stopping and failure handling are testable without a server.
+// recorded as vm_failed rows, teardown always. An environment that dies
+// mid-limit (a VM killed or crashed) is replaced by a fresh one, at most
+// MAX_REPLACEMENTS times per limit, so one bad moment does not cost the rest
+// of that limit's iterations. It takes the functions that do the work, so
+// order, stopping and failure handling are testable without a server.
 import type { Case } from './matrix.ts';
 import type { Environment } from './provider.ts';
 import type { IterationOutcome } from './iteration.ts';
+
+export const MAX_REPLACEMENTS = 2;
 
 export interface RunnerHooks {
   up(memoryMb: number): Promise<Environment>;
@@ -13,6 +18,8 @@ export interface RunnerHooks {
   record(outcome: IterationOutcome, c: Case): void;
   /** Rows for the cases of a memory limit whose environment could not be brought up. */
   envFailed(memoryMb: number, error: Error, cases: Case[]): void;
+  /** The environment died mid-limit and a new one is coming up (for a progress line). */
+  envReplaced(memoryMb: number, replacement: number): void;
   stopped(): boolean;
 }
 
@@ -26,21 +33,32 @@ export function byMemory(cases: Case[]): [number, Case[]][] {
 export async function runMatrix(cases: Case[], hooks: RunnerHooks): Promise<void> {
   for (const [memoryMb, group] of byMemory(cases)) {
     if (hooks.stopped()) return;
-    let env: Environment;
+    let env: Environment | null = null;
+    let replacements = 0;
     try {
-      env = await hooks.up(memoryMb);
-    } catch (e) {
-      if (hooks.stopped()) return;
-      hooks.envFailed(memoryMb, e as Error, group);
-      continue;
-    }
-    try {
-      for (const c of group) {
+      for (let i = 0; i < group.length; i++) {
         if (hooks.stopped()) return;
-        hooks.record(await hooks.runCase(env, c), c);
+        if (!env) {
+          try {
+            env = await hooks.up(memoryMb);
+          } catch (e) {
+            if (!hooks.stopped()) hooks.envFailed(memoryMb, e as Error, group.slice(i));
+            break;
+          }
+        }
+        const outcome = await hooks.runCase(env, group[i]);
+        hooks.record(outcome, group[i]);
+        if (outcome.row.exit_reason === 'success' || hooks.stopped() || await env.environmentAlive()) continue;
+        await env.down();
+        env = null;
+        if (replacements === MAX_REPLACEMENTS) {
+          hooks.envFailed(memoryMb, new Error(`the environment died ${MAX_REPLACEMENTS + 1} times at ${memoryMb} MB`), group.slice(i + 1));
+          break;
+        }
+        hooks.envReplaced(memoryMb, ++replacements);
       }
     } finally {
-      await env.down();
+      await env?.down();
     }
   }
 }
