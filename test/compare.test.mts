@@ -14,6 +14,7 @@ import { warmupFor } from '../lib/cases.ts';
 import { compareRuns, DEFAULT_THRESHOLDS, iterationsNeeded, verdict, type RunInput } from '../lib/compare.ts';
 import { loadRun } from '../lib/load-run.ts';
 import { RAW_COLUMNS, type RawRow } from '../lib/results.ts';
+import { row } from './raw-row.mts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SUITE = path.resolve(HERE, '..');
@@ -43,15 +44,6 @@ function makeRun(csv: string | null, config: object | null = { schema: 1 }): str
   if (csv !== null) fs.writeFileSync(path.join(dir, 'raw.csv'), csv);
   if (config !== null) fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
   return dir;
-}
-
-function row(over: Partial<RawRow>): RawRow {
-  return {
-    file_size: '10MiB', memory_limit: '256MB', duration_seconds: 1, peak_memory_bytes: null, http_status: 200,
-    exit_reason: 'success', iteration: 1, file_size_bytes: 10 * 2 ** 20, memory_limit_mb: 256, transfer_seconds: null,
-    processing_seconds: null, throughput_mib_s: null, server_peak_rss_bytes: null, sha256_ok: true, started_at: '', error: '', host_cpu_pressure_pct: null,
-    ...over,
-  };
 }
 
 /** One case's rows from a list of durations (iteration = position + 1). */

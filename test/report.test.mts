@@ -5,16 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { caseSide } from '../lib/cases.ts';
 import { summarizeCases } from '../lib/report.ts';
-import type { RawRow } from '../lib/results.ts';
-
-function row(over: Partial<RawRow>): RawRow {
-  return {
-    file_size: '10MiB', memory_limit: '256MB', duration_seconds: 1, peak_memory_bytes: null, http_status: 200,
-    exit_reason: 'success', iteration: 1, file_size_bytes: 10 * 2 ** 20, memory_limit_mb: 256, transfer_seconds: null,
-    processing_seconds: null, throughput_mib_s: null, server_peak_rss_bytes: null, sha256_ok: true, started_at: '', error: '', host_cpu_pressure_pct: null,
-    ...over,
-  };
-}
+import { row } from './raw-row.mts';
 
 test('the report leaves warm-up out even when every later iteration failed', () => {
   const rows = [
