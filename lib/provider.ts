@@ -40,7 +40,8 @@ export interface Environment {
   /** Facts for config.json, e.g. { limitEnforced: true, mechanism: 'cgroup v1' } or { accel: 'tcg' }. */
   readonly facts: Record<string, unknown>;
   /**
-   * Starts the server on a fresh data folder and waits for GET / = 200; returns its base URL on 127.0.0.1.
+   * Starts the server on a fresh data folder and waits for GET / = 200; returns its base URL: on 127.0.0.1,
+   * or the address of the local provider's network namespace for a server binary that binds every interface.
    * `server` replaces the launch's server for this start: an A/B run starts both refs' builds in one environment.
    */
   startServer(server?: ServerSpec): Promise<string>;
