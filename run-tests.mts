@@ -246,18 +246,15 @@ export async function main(argv: string[]): Promise<number> {
       `${r.duration_seconds.toFixed(2)} s${r.throughput_mib_s !== null ? ` ${r.throughput_mib_s.toFixed(1)} MiB/s` : ''}${r.error ? ` (${r.error})` : ''}`);
     if (process.env.UPS_SELF_STATS === '1') progress.line(formatSelfStats(selfStats(k)));
   };
-  const bootsPerLimit = new Map<number, number>();
   try {
     await runMatrix(cases, {
-      up: async (memoryMb) => {
+      up: async (memoryMb, replacement) => {
+        if (replacement > 0) progress.line(`${memoryMb} MB: the environment died; bringing up a new one (replacement ${replacement} of at most ${MAX_REPLACEMENTS})`);
         const env = await provider.up(memoryMb);
-        const boots = (bootsPerLimit.get(memoryMb) ?? 0) + 1;
-        bootsPerLimit.set(memoryMb, boots);
-        for (const c of configs) c.provider_facts[String(memoryMb)] = boots > 1 ? { ...env.facts, environments: boots } : env.facts;
+        for (const c of configs) c.provider_facts[String(memoryMb)] = replacement > 0 ? { ...env.facts, environments: replacement + 1 } : env.facts;
         writeConfigs();
         return env;
       },
-      envReplaced: (memoryMb, n) => progress.line(`${memoryMb} MB: the environment died; bringing up a new one (replacement ${n} of at most ${MAX_REPLACEMENTS})`),
       runCase: (env, c: Case) => {
         k++;
         const file = files.get(c.size.bytes)!;

@@ -12,14 +12,13 @@ import type { IterationOutcome } from './iteration.ts';
 export const MAX_REPLACEMENTS = 2;
 
 export interface RunnerHooks {
-  up(memoryMb: number): Promise<Environment>;
+  /** `replacement`: 0 for a limit's first environment, n for the one that replaces the n-th dead one. */
+  up(memoryMb: number, replacement: number): Promise<Environment>;
   runCase(env: Environment, c: Case): Promise<IterationOutcome>;
   /** Called with every outcome at once (the caller appends it to raw.csv). */
   record(outcome: IterationOutcome, c: Case): void;
   /** Rows for the cases of a memory limit whose environment could not be brought up. */
   envFailed(memoryMb: number, error: Error, cases: Case[]): void;
-  /** The environment died mid-limit and a new one is coming up (for a progress line). */
-  envReplaced(memoryMb: number, replacement: number): void;
   stopped(): boolean;
 }
 
@@ -40,7 +39,7 @@ export async function runMatrix(cases: Case[], hooks: RunnerHooks): Promise<void
         if (hooks.stopped()) return;
         if (!env) {
           try {
-            env = await hooks.up(memoryMb);
+            env = await hooks.up(memoryMb, replacements);
           } catch (e) {
             if (!hooks.stopped()) hooks.envFailed(memoryMb, e as Error, group.slice(i));
             break;
@@ -55,7 +54,7 @@ export async function runMatrix(cases: Case[], hooks: RunnerHooks): Promise<void
           hooks.envFailed(memoryMb, new Error(`the environment died ${MAX_REPLACEMENTS + 1} times at ${memoryMb} MB`), group.slice(i + 1));
           break;
         }
-        hooks.envReplaced(memoryMb, ++replacements);
+        replacements++;
       }
     } finally {
       await env?.down();

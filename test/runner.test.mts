@@ -23,7 +23,8 @@ async function simulate(todo: Case[], dies: Set<number>, upFails = new Set<numbe
   let started = 0;
   const live = new Set<number>();
   const hooks: RunnerHooks = {
-    async up(memoryMb) {
+    async up(memoryMb, replacement) {
+      if (replacement > 0) log.push(`replace ${memoryMb} ${replacement}`);
       const n = ++ups;
       if (upFails.has(n)) throw new Error(`boot ${n} failed`);
       let alive = true;
@@ -47,7 +48,6 @@ async function simulate(todo: Case[], dies: Set<number>, upFails = new Set<numbe
     },
     record(o, c) { log.push(`${c.memoryMb}#${c.iteration} ${o.row.exit_reason}`); },
     envFailed(memoryMb, error, rest) { for (const c of rest) log.push(`${memoryMb}#${c.iteration} vm_failed (${error.message})`); },
-    envReplaced(memoryMb, k) { log.push(`replace ${memoryMb} ${k}`); },
     stopped: () => false,
   };
   await runMatrix(todo, hooks);
