@@ -5,6 +5,7 @@
 //   const cg = createMemoryCgroup('ups-123-256', 256 * 2 ** 20)  // or null, with why
 import fs from 'node:fs';
 import path from 'node:path';
+import { pidAlive } from './pids.ts';
 
 export interface MemoryCgroup {
   version: 1 | 2;
@@ -132,10 +133,6 @@ export function sweepOrphanCgroups(prefix: string): string[] {
     }
   }
   return removed;
-}
-
-function pidAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
 export function isCgroup(x: MemoryCgroup | { error: string }): x is MemoryCgroup {

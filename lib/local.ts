@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createMemoryCgroup, isCgroup, sweepOrphanCgroups, type MemoryCgroup } from './cgroup.ts';
 import { createServerNetns, sweepOrphanNetns, type ServerNetns } from './netns.ts';
+import { pidAlive } from './pids.ts';
 import type { Environment, MemorySample, Provider, ServerLaunch, ServerSpec } from './provider.ts';
 import {
   freePort, hostServerArgv, logTail, portInUse, spawnServer, stopServerProcess, waitReady, type ServerProcess,
@@ -33,8 +34,7 @@ function sweepOrphanDataDirs(): string[] {
   try { names = fs.readdirSync(parent); } catch { return []; }
   return names.filter((n) => {
     const pid = Number(/^ups-local-(\d+)-/.exec(n)?.[1] ?? NaN);
-    if (!Number.isInteger(pid)) return false;
-    try { process.kill(pid, 0); return false; } catch (e) { return (e as NodeJS.ErrnoException).code === 'ESRCH'; }
+    return Number.isInteger(pid) && !pidAlive(pid);
   }).map((n) => {
     const dir = path.join(parent, n);
     fs.rmSync(dir, { recursive: true, force: true });

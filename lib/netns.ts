@@ -10,6 +10,7 @@
 //   await ns.remove()                        // the veth pair goes with it
 import fs from 'node:fs';
 import { $ } from 'zx';
+import { pidAlive } from './pids.ts';
 import { findTool, missingToolMessage } from './tools.ts';
 
 /** Names are ups-PID-N, so a later run can remove what a killed one left (sweepOrphanNetns). */
@@ -90,8 +91,7 @@ export async function sweepOrphanNetns(): Promise<string[]> {
   try { names = fs.readdirSync('/run/netns'); } catch { return []; }
   const orphans = names.filter((n) => {
     const pid = Number(new RegExp(`^${PREFIX}(\\d+)-\\d+$`).exec(n)?.[1] ?? NaN);
-    if (!Number.isInteger(pid)) return false;
-    try { process.kill(pid, 0); return false; } catch (e) { return (e as NodeJS.ErrnoException).code === 'ESRCH'; }
+    return Number.isInteger(pid) && !pidAlive(pid);
   });
   for (const n of orphans) await removeNetns(n);
   return orphans;

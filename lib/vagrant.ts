@@ -24,6 +24,7 @@ import { chooseAccel, TCG_TIMEOUT_FACTOR } from './qemu.ts';
 import { freePort } from './server.ts';
 import { requireTools } from './tools.ts';
 import { BOX_NAME, boxCatalog, boxVersion, writeBox } from './vagrant-box.ts';
+import { pidAlive } from './pids.ts';
 
 /** The uid vagrant and the session libvirtd run as when the suite runs as root. */
 const UNPRIVILEGED_UID = 65534;
@@ -430,11 +431,3 @@ async function reapStaleProjects(r: VagrantRunner): Promise<void> {
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
