@@ -43,7 +43,9 @@ export async function sha256File(file: string): Promise<string> {
 /**
  * Writes the keystream to `file` and returns its sha256. The keystream and the
  * hash are computed on this thread while the previous 4 MiB block is being
- * written by libuv's pool, so the disk and the CPU work overlap.
+ * written by libuv's pool, so the disk and the CPU work overlap. By hand, not
+ * pipeline() into a 4 MiB write stream: that measured 2.2-3.4 s per GiB here
+ * against 1.3-2.3 s for this loop (more CPU in the stream machinery).
  */
 async function generate(file: string, bytes: number): Promise<string> {
   const hash = crypto.createHash('sha256');
