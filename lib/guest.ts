@@ -202,10 +202,10 @@ export function envFileText(env: Record<string, string>): string {
 export class Ssh {
   constructor(private target: SshTarget, private controlPath: string) {}
 
-  options(): string[] {
+  options(connectTimeoutSeconds = 10): string[] {
     return [
       '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
-      '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=10', '-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=12',
+      '-o', 'LogLevel=ERROR', '-o', `ConnectTimeout=${connectTimeoutSeconds}`, '-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=12',
       '-o', 'ControlMaster=auto', '-o', `ControlPath=${this.controlPath}`, '-o', 'ControlPersist=300',
       '-o', 'IdentitiesOnly=yes', '-i', this.target.keyFile,
     ];
@@ -216,12 +216,12 @@ export class Ssh {
   }
 
   /** Runs `words` in the guest; words must be plain (letters, digits, / . _ -): the guest's shell reads them. */
-  async run(words: (string | number)[], opts: { input?: string; timeoutMs: number; nothrow?: boolean; noRetry?: boolean }): Promise<ProcessOutput> {
+  async run(words: (string | number)[], opts: { input?: string; timeoutMs: number; nothrow?: boolean }): Promise<ProcessOutput> {
     for (const w of words) if (!/^[\w./=-]+$/.test(String(w))) throw new Error(`not a plain word for the guest shell: ${w}`);
     const once = () => $({ quiet: true, nothrow: true, input: opts.input ?? '', timeout: opts.timeoutMs })`ssh ${this.options()} -p ${this.target.port} ${this.dest} ${words.map(String)}`;
     let r = await once();
     // 255 is ssh's own failure (no connection): a guest busy reclaiming memory can miss a handshake.
-    for (let i = 0; i < 2 && r.exitCode === 255 && !opts.noRetry; i++) {
+    for (let i = 0; i < 2 && r.exitCode === 255; i++) {
       await new Promise((res) => setTimeout(res, 2000));
       r = await once();
     }
@@ -233,16 +233,29 @@ export class Ssh {
     await $({ quiet: true, timeout: timeoutMs })`scp -q ${this.options()} -P ${this.target.port} ${local} ${`${this.dest}:${remote}`}`;
   }
 
-  /** Polls until a command succeeds; `stillBooting` false (the VM died) stops early. */
+  /**
+   * Polls until a command succeeds; `stillBooting` false (the VM died) stops early.
+   * Until the guest's NIC is up, QEMU's user network accepts a connection and
+   * holds it: that attempt hangs until its ConnectTimeout even after sshd
+   * listens, which cost boots up to 10 s (measured: sshd ready at 21 s, the
+   * attempt begun at 12 s failed at 22 s). So attempts get 2 s until the guest
+   * first answers (a reset: its NIC is up), then the full 10 s that a slow sshd
+   * may need. Attempts don't overlap: five handshakes at once held a TCG
+   * guest's one vCPU for 8 s.
+   */
   async waitUntilUp(timeoutMs: number, stillBooting: () => Promise<boolean>): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = '';
-    while (Date.now() < deadline) {
-      const r = await this.run(['true'], { timeoutMs: 20_000, nothrow: true, noRetry: true });
+    let guestAnswered = false;
+    for (let attempt = 1; Date.now() < deadline; attempt++) {
+      // After 20 short attempts, the long timeout anyway: a guest may answer only once sshd does.
+      const connectTimeoutSeconds = guestAnswered || attempt > 20 ? 10 : 2;
+      const r = await $({ quiet: true, nothrow: true, timeout: 20_000 })`ssh ${this.options(connectTimeoutSeconds)} -p ${this.target.port} ${this.dest} true`;
       if (r.exitCode === 0) return;
       last = r.stderr.trim();
+      if (/reset|closed/i.test(last)) guestAnswered = true;
       if (!(await stillBooting())) throw new Error(`VM exited before ssh came up (${last})`);
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise((r) => setTimeout(r, 250));
     }
     throw new Error(`ssh to the guest not up within ${Math.round(timeoutMs / 1000)} s (last: ${last || 'no answer'})`);
   }
