@@ -23,10 +23,11 @@ export const TOOL_PACKAGES: Record<string, string> = {
   mount: 'mount',
   tar: 'tar',
   ip: 'iproute2',
+  xz: 'xz-utils',
 };
 
 /** What building the guest image needs on the host (lib/image.ts builds it, lib/doctor.ts checks for it). */
-export const IMAGE_BUILD_TOOLS: readonly string[] = ['debootstrap', 'mkfs.ext4', 'qemu-img', 'ssh-keygen'];
+export const IMAGE_BUILD_TOOLS: readonly string[] = ['debootstrap', 'mkfs.ext4', 'qemu-img', 'ssh-keygen', 'xz'];
 
 /** Said after the package where the package alone may not do. */
 const HINTS: Record<string, string> = {

@@ -44,7 +44,7 @@ Vagrant.configure("2") do |config|
   config.ssh.insert_key = false
   config.ssh.sudo_command = "%c"
   config.vm.provider :libvirt do |lv|
-    lv.kernel = File.join(box, "vmlinuz")
+    lv.kernel = File.join(box, "vmlinux")
     lv.initrd = File.join(box, "initrd.img")
     lv.cmd_line = ${JSON.stringify(cmdLine)}
   end
@@ -60,12 +60,12 @@ export async function writeBox(img: GuestImage, boxFile: string): Promise<string
     await fs.writeFile(path.join(stage, 'Vagrantfile'), boxVagrantfile());
     // Links keep the 230 MB disk from being copied once more before tar reads it.
     await fs.symlink(img.disk, path.join(stage, 'box.img'));
-    await fs.symlink(img.kernel, path.join(stage, 'vmlinuz'));
+    await fs.symlink(img.kernel, path.join(stage, 'vmlinux'));
     await fs.symlink(img.initrd, path.join(stage, 'initrd.img'));
     await fs.copyFile(img.sshKey, path.join(stage, 'id_ed25519'));
     await fs.chmod(path.join(stage, 'id_ed25519'), 0o600);
     // The qcow2 is compressed already: gzip -1 only wraps it.
-    await $({ quiet: true, cwd: stage })`tar --dereference --use-compress-program=${'gzip -1'} -cf ${boxFile} metadata.json Vagrantfile box.img vmlinuz initrd.img id_ed25519`;
+    await $({ quiet: true, cwd: stage })`tar --dereference --use-compress-program=${'gzip -1'} -cf ${boxFile} metadata.json Vagrantfile box.img vmlinux initrd.img id_ed25519`;
     return boxFile;
   } finally {
     await fs.remove(stage);

@@ -72,7 +72,7 @@ test('box metadata gives the virtual size in whole GiB, rounded up', () => {
 
 test('the box Vagrantfile boots the kernel directly and logs in as root without sudo', () => {
   const vf = boxVagrantfile('root=/dev/vda rw console=ttyS0');
-  assert.match(vf, /lv\.kernel = File\.join\(box, "vmlinuz"\)/);
+  assert.match(vf, /lv\.kernel = File\.join\(box, "vmlinux"\)/);
   assert.match(vf, /lv\.initrd = File\.join\(box, "initrd\.img"\)/);
   assert.match(vf, /lv\.cmd_line = "root=\/dev\/vda rw console=ttyS0"/);
   assert.match(vf, /config\.ssh\.username = "root"/);
