@@ -222,8 +222,26 @@ async function figureGen(s: Settings['gen']): Promise<Figure[]> {
 }
 
 /** A real run-tests process on the local provider against the stand-in, its requests timed from inside. */
+/**
+ * Seconds for each of `times` plain copies (dd, 4 MiB blocks, no sync) of the
+ * cached test file into a new file in `dir`, deleted after: the page-cache
+ * writes every upload makes in the server, with no network or suite code.
+ */
+async function pageCacheWrites(file: string, dir: string, times: number): Promise<number[]> {
+  const copy = path.join(dir, 'page-cache-write.bin');
+  const seconds: number[] = [];
+  for (let i = 0; i < times; i++) {
+    const t0 = performance.now();
+    await $({ quiet: true })`dd if=${file} of=${copy} bs=4M status=none`;
+    seconds.push((performance.now() - t0) / 1000);
+    fs.rmSync(copy);
+  }
+  return seconds;
+}
+
 async function figureRun(s: Settings['run']): Promise<Figure[]> {
-  await ensureTestFile(s.bytes); // generated once into the cache: a first run's generation is not the steady state measured here
+  // generated once into the cache: a first run's generation is not the steady state measured here
+  const testFile = (await ensureTestFile(s.bytes)).path;
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-bench-run-'));
   const timingsFile = path.join(out, 'timings.json');
   try {
@@ -241,6 +259,8 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
     if (failed.length) throw new Error(`run-tests: ${failed.length} iteration(s) failed: ${failed[0].exit_reason} ${failed[0].error}`);
     const measured = rows.filter((x) => Number(x.iteration) > config.matrix.warmup_iterations);
     const tput = measured.map((x) => Number(x.throughput_mib_s));
+    // The floor under the CV: the same machine's page-cache writes of that size, right after the run.
+    const writes = await pageCacheWrites(testFile, out, measured.length);
     // Which phase the noise is in: the transfer (client, loopback, CPU) or the server's processing (its disk writes).
     const phaseCv = (col: string) => `${col.replace('_seconds', '')} median ${median(measured.map((x) => Number(x[col]))).toFixed(2)} s, CV ${cvPct(measured.map((x) => Number(x[col]))).toFixed(1)}%`;
     const { timings } = JSON.parse(fs.readFileSync(timingsFile, 'utf8')) as { timings: Timing[] };
@@ -261,6 +281,11 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
         target: { op: '<=', value: 5 },
         detail: `stand-in on local, warm-up excluded: median ${median(tput).toFixed(0)} MiB/s [${tput.map((x) => x.toFixed(0)).join(' ')}]; ` +
           `${phaseCv('transfer_seconds')}; ${phaseCv('processing_seconds')}; host CPU pressure [${measured.map((x) => x.host_cpu_pressure_pct).join(' ')}]%`,
+      },
+      {
+        key: 'page_cache_write_cv', name: `page-cache write CV, ${writes.length} copies of ${s.size} (machine floor)`, value: cvPct(writes), unit: '%', target: null,
+        detail: `dd of the test file into a new file, no sync, after the run; the server writes each upload twice this way: ` +
+          `seconds [${writes.map((x) => x.toFixed(2)).join(' ')}]; load ${load()}`,
       },
     ];
   } finally {
