@@ -6,7 +6,7 @@
 // scales every timeout (TCG_TIMEOUT_FACTOR).
 //
 //   const provider = new QemuProvider(launch, { cpus: 1 })
-//   const env = await provider.up(256)   // boots, waits for ssh; env.facts = { accel: 'tcg', boot_seconds: 31, ... }
+//   const env = await provider.up(256)   // boots, waits for ssh; env.facts = { accel: 'tcg', boot_seconds: 10, ... }
 //   ...; await env.down()                // kills QEMU (its pid), removes its temp files
 import { fs, path } from 'zx';
 import os from 'node:os';
@@ -18,7 +18,7 @@ import { freePort } from './server.ts';
 
 /** Software emulation runs guest code several times slower than native: every guest timeout is multiplied by this. */
 export const TCG_TIMEOUT_FACTOR = 4;
-/** Seconds to wait for ssh after QEMU starts, before the factor (TCG boots took 20-45 s on an idle host, 190 s on a busy one). */
+/** Seconds to wait for ssh after QEMU starts, before the factor (TCG boots of image 3 take 9-11 s on an idle host; image 1 took 190 s on a busy one). */
 const BOOT_TIMEOUT_SECONDS = 90;
 /** Kernel command line for direct boot of the guest image (the vagrant box boots it the same way). */
 export const KERNEL_APPEND = 'root=/dev/vda rw console=ttyS0 quiet panic=-1';
