@@ -221,7 +221,6 @@ async function figureGen(s: Settings['gen']): Promise<Figure[]> {
   }];
 }
 
-/** A real run-tests process on the local provider against the stand-in, its requests timed from inside. */
 /**
  * Seconds for each of `times` plain copies (dd, 4 MiB blocks, no sync) of the
  * cached test file into a new file in `dir`, deleted after: the page-cache
@@ -239,6 +238,7 @@ async function pageCacheWrites(file: string, dir: string, times: number): Promis
   return seconds;
 }
 
+/** A real run-tests process on the local provider against the stand-in, its requests timed from inside. */
 async function figureRun(s: Settings['run']): Promise<Figure[]> {
   // generated once into the cache: a first run's generation is not the steady state measured here
   const testFile = (await ensureTestFile(s.bytes)).path;

@@ -247,23 +247,23 @@ exec run-init /root /sbin/init
 export async function unpackKernel(bzImage: string, out: string): Promise<void> {
   const b = await fs.readFile(bzImage);
   // The boot protocol header: setup sectors, then the payload's offset and length after them.
-  const start = ((b[0x1f1] || 4) + 1) * 512;
-  const payload = b.subarray(start + b.readUInt32LE(0x248), start + b.readUInt32LE(0x248) + b.readUInt32LE(0x24c));
+  const start = ((b[0x1f1] || 4) + 1) * 512 + b.readUInt32LE(0x248);
+  const payload = b.subarray(start, start + b.readUInt32LE(0x24c));
   if (payload.subarray(0, 6).equals(Buffer.from('fd377a585a00', 'hex'))) {
-    const xzFile = `${out}.xz`;
-    await fs.writeFile(xzFile, payload);
+    // spawn, not zx: zx would also keep the 66 MB of output in memory; this streams it to the file.
     const fd = fs.openSync(out, 'w');
     try {
       await new Promise<void>((resolve, reject) => {
-        const xz = spawn('xz', ['-dc', '--single-stream', xzFile], { stdio: ['ignore', fd, 'pipe'] });
+        const xz = spawn('xz', ['-dc', '--single-stream'], { stdio: ['pipe', fd, 'pipe'] });
         let err = '';
         xz.stderr.on('data', (d) => { err += d; });
         xz.on('error', reject);
         xz.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`xz could not unpack ${bzImage}: ${err.trim()}`))));
+        xz.stdin.on('error', () => { /* xz failed: its exit says why */ });
+        xz.stdin.end(payload);
       });
     } finally {
       fs.closeSync(fd);
-      await fs.remove(xzFile);
     }
   } else if (payload[0] === 0x1f && payload[1] === 0x8b) {
     await fs.writeFile(out, gunzipSync(payload));
@@ -366,7 +366,7 @@ async function buildGuestImage(dir: string, diskBytes: number, log: (line: strin
     const kernelVersion = kernelName.replace(/^vmlinuz-/, '');
     await step('unpack the kernel, make the initrd', async () => {
       await unpackKernel(path.join(boot, kernelName), files.kernel);
-      await writeInitrd(rootfs, kernelVersion, files.initrd, (p) => logged(p));
+      await writeInitrd(rootfs, kernelVersion, files.initrd, logged);
     });
     const nodeVersion = (await logged(sh`chroot ${rootfs} node --version`)).stdout.trim();
 
