@@ -6,14 +6,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { $ } from 'zx';
-import { ensureTestFile } from '../lib/testfiles.ts';
+import { ensureTestFile, Splitmix64 } from '../lib/testfiles.ts';
 
 const MiB = 2 ** 20;
 
 test('generated files: exact size, sha256 as sha256sum sees it, deterministic, incompressible', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-testfiles-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const odd = 9 * MiB + 12345; // not a multiple of the 64 KiB piece or the 4 MiB write
+  const odd = 9 * MiB + 12345; // not a multiple of the 1 MiB block, nor of splitmix64's 8 bytes
   const f = await ensureTestFile(odd, dir);
   assert.equal(f.generated, true);
   assert.equal(fs.statSync(f.path).size, odd);
@@ -27,6 +27,26 @@ test('generated files: exact size, sha256 as sha256sum sees it, deterministic, i
   assert.ok(Number(gz) > MiB, `gzip shrank 1 MiB of test data to ${gz} bytes`);
   // No partial files left behind.
   assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('partial')), []);
+});
+
+test('the WebAssembly generator is splitmix64 (checked against the algorithm in BigInt)', () => {
+  const splitmix64 = function* () {
+    for (let state = 0n; ;) {
+      state = BigInt.asUintN(64, state + 0x9e3779b97f4a7c15n);
+      let z = state;
+      z = BigInt.asUintN(64, (z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n);
+      z = BigInt.asUintN(64, (z ^ (z >> 27n)) * 0x94d049bb133111ebn);
+      yield z ^ (z >> 31n);
+    }
+  };
+  const stream = new Splitmix64(4096);
+  const reference = splitmix64();
+  // Three blocks, alternating the two buffers: the state carries across calls.
+  for (const i of [0, 1, 0] as const) {
+    const block = stream.next(i);
+    for (let off = 0; off < block.length; off += 8) assert.equal(block.readBigUInt64LE(off), reference.next().value, `block ${i}, byte ${off}`);
+  }
+  assert.equal(new Splitmix64(8).next(0).readBigUInt64LE(0), 0xe220a8397b1dcdafn); // the published first output for seed 0
 });
 
 test('a cached file is reused when intact and regenerated when damaged', async (t) => {
