@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import Papa from 'papaparse';
 import { $ } from 'zx';
 import { InputError, runIfMain } from '../lib/errors.ts';
+import { authenticate, deleteEntry } from '../lib/client.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import type { Provider } from '../lib/provider.ts';
 import { killAllVms, QemuProvider } from '../lib/qemu.ts';
@@ -41,7 +42,7 @@ Options:
   -h, --help     this help
 
 Full: curl 1 GiB x 5 each; rss 100 MiB and 5 GiB; gen 1 GiB x 5 each; run 1 GiB x 11
-iterations (1 warm-up) at 2048 MB. Quick: 128 MiB x 3; 100 MiB and 1 GiB; 256 MiB x 3;
+iterations (1 warm-up) at 2048 MB. Quick: 128 MiB x 3; 100 MiB and 1 GiB; 512 MiB x 3;
 64 MiB x 11 at 1024 MB. Each figure notes the machine's load average (2 cores shared?).
 `;
 
@@ -66,7 +67,7 @@ const FULL: Settings = {
 const QUICK: Settings = {
   curl: { bytes: 128 * MiB, samples: 3 },
   rss: { smallBytes: 100 * MiB, bigBytes: 1024 * MiB },
-  gen: { bytes: 256 * MiB, samples: 3 },
+  gen: { bytes: 512 * MiB, samples: 3 },
   run: { size: '64MiB', bytes: 64 * MiB, iterations: 11, memoryMb: 1024 },
   vm: null,
 };
@@ -118,14 +119,52 @@ async function clientUpload(url: string, secret: string, file: string): Promise<
   return { seconds: j.durationSeconds, cpuSeconds: j.cpuSeconds, peakRssBytes: j.peakRssBytes };
 }
 
-/** One upload by curl -F; its own request timer (time_total), like the client's durationSeconds, and its CPU seconds. */
-async function curlUpload(url: string, file: string): Promise<{ seconds: number; cpuSeconds: number }> {
+/** One upload by curl -F; its own request timer (time_total), like the client's durationSeconds, its CPU seconds and the entry id. */
+async function curlUpload(url: string, file: string, cookie = 'sharedSecret=bench-sink'): Promise<{ seconds: number; cpuSeconds: number; id: string }> {
   const cpu0 = childrenCpuSeconds();
   const target = `${url}/api/entry?expiration=${encodeURIComponent(NEVER)}`;
-  const r = await $({ quiet: true })`curl -sS -o /dev/null -w ${'%{http_code} %{time_total}'} -H ${'Cookie: sharedSecret=bench-sink'} -F ${`file=@${file}`} ${target}`;
-  const [code, seconds] = r.stdout.trim().split(' ');
-  if (code !== '200') throw new Error(`curl upload failed: HTTP ${code}`);
-  return { seconds: Number(seconds), cpuSeconds: childrenCpuSeconds() - cpu0 };
+  const r = await $({ quiet: true })`curl -sS -w ${'\n%{http_code} %{time_total}'} -H ${`Cookie: ${cookie}`} -F ${`file=@${file}`} ${target}`;
+  const lines = r.stdout.trim().split('\n');
+  const [code, seconds] = lines.at(-1)!.split(' ');
+  if (code !== '200') throw new Error(`curl upload failed: HTTP ${code} ${lines.slice(0, -1).join(' ').slice(0, 200)}`);
+  const id = (JSON.parse(lines.slice(0, -1).join('\n') || '{}') as { id?: string }).id ?? '';
+  return { seconds: Number(seconds), cpuSeconds: childrenCpuSeconds() - cpu0, id };
+}
+
+/**
+ * Seconds for each of `times` uploads of `file` by curl to one stand-in
+ * process, each entry deleted after: the stand-in and this machine with no
+ * suite code in the path (no harness, no fresh server, no cgroup). The CV of
+ * these is the floor under the run's CV figure.
+ */
+async function standinWithCurl(file: string, dir: string, times: number): Promise<number[]> {
+  const secret = crypto.randomBytes(12).toString('hex');
+  fs.mkdirSync(path.join(dir, 'floor-tmp'), { recursive: true });
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, path.join(SUITE_DIR, 'lib', 'standin.mts'), '-db', path.join(dir, 'floor-data', 'store.db')], {
+    env: { ...process.env, PS_SHARED_SECRET: secret, PORT: '0', TMPDIR: path.join(dir, 'floor-tmp') }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /listening on (http:\/\/\S+)/.exec(out);
+        if (m) resolve(m[1]);
+      });
+      child.once('exit', (code) => reject(new Error(`stand-in exited before listening (code ${code})`)));
+    });
+    child.stdout!.resume(); // its request log, not needed
+    const cookie = await authenticate(url, secret);
+    const seconds: number[] = [];
+    for (let i = 0; i < times; i++) {
+      const u = await curlUpload(url, file, cookie);
+      seconds.push(u.seconds);
+      await deleteEntry(url, cookie, u.id);
+    }
+    return seconds;
+  } finally {
+    child.kill('SIGTERM');
+  }
 }
 
 async function figureCurl(s: Settings['curl'], sinkUrl: string, secret: string): Promise<Figure[]> {
@@ -230,23 +269,6 @@ async function figureGen(s: Settings['gen']): Promise<Figure[]> {
   }];
 }
 
-/**
- * Seconds for each of `times` plain copies (dd, 4 MiB blocks, no sync) of the
- * cached test file into a new file in `dir`, deleted after: the page-cache
- * writes every upload makes in the server, with no network or suite code.
- */
-async function pageCacheWrites(file: string, dir: string, times: number): Promise<number[]> {
-  const copy = path.join(dir, 'page-cache-write.bin');
-  const seconds: number[] = [];
-  for (let i = 0; i < times; i++) {
-    const t0 = performance.now();
-    await $({ quiet: true })`dd if=${file} of=${copy} bs=4M status=none`;
-    seconds.push((performance.now() - t0) / 1000);
-    fs.rmSync(copy);
-  }
-  return seconds;
-}
-
 /** A real run-tests process on the local provider against the stand-in, its requests timed from inside. */
 async function figureRun(s: Settings['run']): Promise<Figure[]> {
   // generated once into the cache: a first run's generation is not the steady state measured here
@@ -268,8 +290,8 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
     if (failed.length) throw new Error(`run-tests: ${failed.length} iteration(s) failed: ${failed[0].exit_reason} ${failed[0].error}`);
     const measured = rows.filter((x) => Number(x.iteration) > config.matrix.warmup_iterations);
     const tput = measured.map((x) => Number(x.throughput_mib_s));
-    // The floor under the CV: the same machine's page-cache writes of that size, right after the run.
-    const writes = await pageCacheWrites(testFile, out, measured.length);
+    // The floor under the CV: the same uploads with no suite code in the path, one warm-up not kept.
+    const floor = (await standinWithCurl(testFile, out, measured.length + 1)).slice(1).map((x) => mibs(s.bytes, x));
     // Which phase the noise is in: the transfer (client, loopback, CPU) or the server's processing (its disk writes).
     const phaseCv = (col: string) => `${col.replace('_seconds', '')} median ${median(measured.map((x) => Number(x[col]))).toFixed(2)} s, CV ${cvPct(measured.map((x) => Number(x[col]))).toFixed(1)}%`;
     const { timings } = JSON.parse(fs.readFileSync(timingsFile, 'utf8')) as { timings: Timing[] };
@@ -292,9 +314,10 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
           `${phaseCv('transfer_seconds')}; ${phaseCv('processing_seconds')}; host CPU pressure [${measured.map((x) => x.host_cpu_pressure_pct).join(' ')}]%`,
       },
       {
-        key: 'page_cache_write_cv', name: `page-cache write CV, ${writes.length} copies of ${s.size} (machine floor)`, value: cvPct(writes), unit: '%', target: null,
-        detail: `dd of the test file into a new file, no sync, after the run; the server writes each upload twice this way: ` +
-          `seconds [${writes.map((x) => x.toFixed(2)).join(' ')}]; load ${load()}`,
+        key: 'standin_curl_cv', name: `throughput CV without the suite, curl to one stand-in, ${floor.length} x ${s.size} (floor)`, value: cvPct(floor), unit: '%', target: null,
+        detail: `after the run: curl -F to a stand-in started once, each entry deleted, no cgroup, warm-up excluded: ` +
+          `median ${median(floor).toFixed(0)} MiB/s [${floor.map((x) => x.toFixed(0)).join(' ')}]; the noise of the server and this machine ` +
+          `alone, under the CV above; load ${load()}`,
       },
     ];
   } finally {

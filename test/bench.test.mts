@@ -1,7 +1,13 @@
-// The benchmark's pure parts on literal data: verdicts, the split of a run's
-// wall time from its request timings, and the printed table.
+// The benchmark's pure parts on literal data (verdicts, the split of a run's
+// wall time from its request timings, the printed table), then a real quick
+// bench of the figures that need no VM.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import test from 'node:test';
+import { $ } from 'zx';
+import { SUITE_DIR } from '../lib/paths.ts';
 import { overheadSplit, renderTable, requestKind, verdict, type Figure, type Timing } from '../bench/figures.ts';
 
 const fig = (value: number | null, op: '>=' | '<=', target: number): Figure =>
@@ -64,4 +70,27 @@ test('renderTable: one row per figure with value, target and verdict; details be
   assert.match(lines[3], /^\| VM boot +\| not measured \| >= 2\.00 x \| n\/a +\|$/);
   assert.ok(lines.includes('- client vs curl: median of 5'));
   assert.ok(lines.includes('- VM boot: not landed'));
+});
+
+test('npm run bench -- --quick --only gen,run: real dd, generator, run-tests and stand-in; every figure measured, JSON written', { timeout: 300_000 }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-bench-test-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const out = path.join(dir, 'bench.json');
+  // Exit 1 is a missed target (this machine's noise can do that); 2 or a crash is a broken bench.
+  const r = await $({ quiet: true, nothrow: true, cwd: SUITE_DIR })`npm run --silent bench -- --quick --only gen,run --out ${out}`;
+  assert.ok(r.exitCode === 0 || r.exitCode === 1, `bench exited ${r.exitCode}: ${r.stderr.slice(-800)}`);
+  assert.match(r.stdout, /\| test file generation vs dd, 512 MiB +\| [\d.]+ x faster/);
+  const json = JSON.parse(fs.readFileSync(out, 'utf8')) as { quick: boolean; figures: Figure[] };
+  assert.equal(json.quick, true);
+  const byKey = new Map(json.figures.map((f) => [f.key, f]));
+  assert.deepEqual([...byKey.keys()].sort(), ['harness_overhead', 'standin_curl_cv', 'testfile_generation', 'throughput_cv']);
+  // The generator makes no bytes through the kernel as dd's urandom does: faster on any machine.
+  assert.ok(byKey.get('testfile_generation')!.value! > 1, `generation ${byKey.get('testfile_generation')!.value}x dd`);
+  const overhead = byKey.get('harness_overhead')!.value!;
+  assert.ok(overhead > 0 && overhead < 100, `overhead ${overhead}%`);
+  for (const k of ['throughput_cv', 'standin_curl_cv']) {
+    const v = byKey.get(k)!.value!;
+    assert.ok(Number.isFinite(v) && v > 0, `${k} ${v}`);
+  }
+  assert.match(byKey.get('standin_curl_cv')!.detail!, /median \d+ MiB\/s \[(\d+ ){9}\d+\]/);
 });
