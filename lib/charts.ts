@@ -3,9 +3,7 @@
 // solid, candidate dashed). vega-lite spec -> vega's headless SVG renderer.
 //
 //   fs.writeFileSync('throughput.svg', await throughputChartSvg(rows))
-import * as vega from 'vega';
 import type { TopLevelSpec } from 'vega-lite';
-import { compile } from 'vega-lite';
 import type { RawRow } from './results.ts';
 import type { RunConfig } from './load-run.ts';
 import { caseSide, groupCases, throughputOf } from './cases.ts';
@@ -86,6 +84,9 @@ function spec(values: Point[], title: string, byRun: boolean): TopLevelSpec {
 }
 
 async function render(s: TopLevelSpec): Promise<string> {
+  // Loaded here, not at the top: vega and vega-lite take 0.7 s to import, which every
+  // run-tests would pay at startup (and --help) for a chart drawn only at the end.
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(s).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
