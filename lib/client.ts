@@ -12,15 +12,27 @@ import { Writable, type Readable } from 'node:stream';
 import v8 from 'node:v8';
 import { Agent, request, stream } from 'undici';
 
-// undici parses HTTP with llhttp compiled to WebAssembly, compiled on the first
-// connection. V8's optimizing tier (TurboFan) recompiles it in the background
-// once it runs hot, mid-upload: about 30 MiB of transient memory, a third of
-// the client's peak RSS (bench/). The baseline tier (Liftoff) parses a few
-// response headers just as well. Set before any connection exists.
-v8.setFlagsFromString('--liftoff-only');
+let agent: Agent | null = null;
 
-/** Timeouts are enforced by the caller's deadline (AbortSignal), not undici's defaults (300 s would cut a long processing phase). */
-const agent = new Agent({ headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 1000 });
+/**
+ * The connection pool, made at the first request. undici parses HTTP with
+ * llhttp compiled to WebAssembly on the first connection, and V8's optimizing
+ * tier (TurboFan) recompiles it in the background once it runs hot, mid-upload:
+ * about 30 MiB of transient memory, a third of the client's peak RSS (bench/).
+ * The baseline tier (Liftoff) parses a few response headers just as well, so
+ * the flag is set before any connection exists; but not at import: it holds
+ * for the whole process, and the test files' generator (WebAssembly too) runs
+ * 3-4x slower under it (measured 0.55 s against 0.19 s per GiB). A run makes
+ * its test files before its first request.
+ */
+function dispatcher(): Agent {
+  if (!agent) {
+    v8.setFlagsFromString('--liftoff-only');
+    // Timeouts are enforced by the caller's deadline (AbortSignal), not undici's defaults (300 s would cut a long processing phase).
+    agent = new Agent({ headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 1000 });
+  }
+  return agent;
+}
 
 /** PicoShare's way of saying "never expires" (the owner must send an expiration). */
 const NEVER = '2999-12-31T00:00:00Z';
@@ -34,7 +46,7 @@ export class AuthError extends Error {}
 /** POST /api/auth; returns the cookie header value. Throws AuthError on a rejected secret. */
 export async function authenticate(baseUrl: string, secret: string, signal?: AbortSignal): Promise<string> {
   const res = await request(new URL('/api/auth', baseUrl), {
-    method: 'POST', dispatcher: agent, signal,
+    method: 'POST', dispatcher: dispatcher(), signal,
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ sharedSecretKey: secret }),
   });
@@ -146,7 +158,7 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
   });
   try {
     const res = await request(url, {
-      method: 'POST', dispatcher: agent, signal,
+      method: 'POST', dispatcher: dispatcher(), signal,
       headers: { 'content-type': contentType, 'content-length': String(contentLength), cookie: opts.cookie },
       // undici takes an async iterable body (its docs say so; its typings don't), pulling one chunk at a
       // time: no stream buffer sits between the generator and the socket, so lastByteAt stays honest.
@@ -176,7 +188,7 @@ export async function downloadSha256(baseUrl: string, id: string, timeoutMs: num
   const hash = crypto.createHash('sha256');
   let bytes = 0;
   let status = 0;
-  await stream(new URL(`/-${id}`, baseUrl), { method: 'GET', dispatcher: agent, signal: AbortSignal.timeout(timeoutMs) }, ({ statusCode }) => {
+  await stream(new URL(`/-${id}`, baseUrl), { method: 'GET', dispatcher: dispatcher(), signal: AbortSignal.timeout(timeoutMs) }, ({ statusCode }) => {
     status = statusCode;
     return new Writable({
       write(chunk: Buffer, _enc, done) { hash.update(chunk); bytes += chunk.length; done(); },
@@ -188,7 +200,7 @@ export async function downloadSha256(baseUrl: string, id: string, timeoutMs: num
 /** DELETE /api/entry/{id}; returns the status. */
 export async function deleteEntry(baseUrl: string, cookie: string, id: string, timeoutMs = 30_000): Promise<number> {
   const res = await request(new URL(`/api/entry/${id}`, baseUrl), {
-    method: 'DELETE', dispatcher: agent, headers: { cookie }, signal: AbortSignal.timeout(timeoutMs),
+    method: 'DELETE', dispatcher: dispatcher(), headers: { cookie }, signal: AbortSignal.timeout(timeoutMs),
   });
   await res.body.dump();
   return res.statusCode;
@@ -197,7 +209,7 @@ export async function deleteEntry(baseUrl: string, cookie: string, id: string, t
 /** GET / answering 200 = ready. */
 export async function isReady(baseUrl: string): Promise<boolean> {
   try {
-    const res = await request(new URL('/', baseUrl), { dispatcher: agent, signal: AbortSignal.timeout(2000) });
+    const res = await request(new URL('/', baseUrl), { dispatcher: dispatcher(), signal: AbortSignal.timeout(2000) });
     await res.body.dump();
     return res.statusCode === 200;
   } catch {
@@ -207,5 +219,6 @@ export async function isReady(baseUrl: string): Promise<boolean> {
 
 /** Closes pooled connections so the process can exit promptly. */
 export async function closeClient(): Promise<void> {
-  await agent.close();
+  await agent?.close();
+  agent = null;
 }
