@@ -15,6 +15,7 @@ import { $ } from 'zx';
 import { InputError, runIfMain } from '../lib/errors.ts';
 import { authenticate, deleteEntry } from '../lib/client.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
+import { freePort, hostServerArgv, spawnServer, stopServerProcess, waitReady } from '../lib/server.ts';
 import type { Provider } from '../lib/provider.ts';
 import { killAllVms, QemuProvider } from '../lib/qemu.ts';
 import { cachedStandinBundle } from '../lib/standin-bundle.ts';
@@ -136,27 +137,20 @@ async function curlUpload(url: string, file: string, cookie = 'sharedSecret=benc
 
 /**
  * Seconds for each of `times` uploads of `file` by curl to one stand-in
- * process, each entry deleted after: the stand-in and this machine with no
- * suite code in the path (no harness, no fresh server, no cgroup). The CV of
- * these is the floor under the run's CV figure.
+ * process (the same bundle the run starts), each entry deleted after: the
+ * stand-in and this machine with no suite code in the path (no harness, no
+ * fresh server, no cgroup). The CV of these is the floor under the run's CV figure.
  */
 async function standinWithCurl(file: string, dir: string, times: number): Promise<number[]> {
   const secret = crypto.randomBytes(12).toString('hex');
-  fs.mkdirSync(path.join(dir, 'floor-tmp'), { recursive: true });
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, path.join(SUITE_DIR, 'lib', 'standin.mts'), '-db', path.join(dir, 'floor-data', 'store.db')], {
-    env: { ...process.env, PS_SHARED_SECRET: secret, PORT: '0', TMPDIR: path.join(dir, 'floor-tmp') }, stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const tmp = path.join(dir, 'floor-tmp');
+  fs.mkdirSync(tmp, { recursive: true });
+  const port = await freePort();
+  const argv = [...hostServerArgv({ kind: 'standin', binaryPath: await cachedStandinBundle(), env: {} }), '-db', path.join(dir, 'floor-data', 'store.db')];
+  const proc = spawnServer(argv, { PATH: process.env.PATH ?? '/usr/bin:/bin', PS_SHARED_SECRET: secret, PORT: String(port), TMPDIR: tmp }, path.join(dir, 'floor.log'));
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /listening on (http:\/\/\S+)/.exec(out);
-        if (m) resolve(m[1]);
-      });
-      child.once('exit', (code) => reject(new Error(`stand-in exited before listening (code ${code})`)));
-    });
-    child.stdout!.resume(); // its request log, not needed
+    const url = `http://127.0.0.1:${port}`;
+    await waitReady(url, proc, 60_000);
     const cookie = await authenticate(url, secret);
     const seconds: number[] = [];
     for (let i = 0; i < times; i++) {
@@ -166,7 +160,7 @@ async function standinWithCurl(file: string, dir: string, times: number): Promis
     }
     return seconds;
   } finally {
-    child.kill('SIGTERM');
+    await stopServerProcess(proc);
   }
 }
 
