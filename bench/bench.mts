@@ -34,6 +34,8 @@ Measures the suite's own costs against targets, side by side in one run:
   run        a local-provider run-tests against the stand-in: harness overhead
              (wall - uploads - verification downloads) / wall, and the
              throughput CV over its iterations, warm-up excluded                <= 10%; <= 5%
+             beside two floors under that CV, reported: curl to one stand-in
+             (no suite code), and sha256sum of the same file (no project code)
   vm         VM boot to ready, qemu vs vagrant at 256 MB                      qemu >= 2x faster
 
 Options:
@@ -164,6 +166,22 @@ async function standinWithCurl(file: string, dir: string, times: number): Promis
   }
 }
 
+/**
+ * Seconds for each of `times` runs of `sha256sum file` with the file in the
+ * page cache: a fixed job of CPU and memory copies, no network, no disk and no
+ * code of this project. Its CV is how steady this machine's CPU itself is, the
+ * floor under any wall-time CV measured here.
+ */
+async function cpuJobSeconds(file: string, times: number): Promise<number[]> {
+  const seconds: number[] = [];
+  for (let i = 0; i < times; i++) {
+    const t0 = performance.now();
+    await $({ quiet: true })`sha256sum ${file}`;
+    seconds.push((performance.now() - t0) / 1000);
+  }
+  return seconds;
+}
+
 async function figureCurl(s: Settings['curl'], sinkUrl: string, secret: string): Promise<Figure[]> {
   const file = (await ensureTestFile(s.bytes)).path;
   const client: number[] = [];
@@ -289,6 +307,9 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
     const tput = measured.map((x) => Number(x.throughput_mib_s));
     // The floor under the CV: the same uploads with no suite code in the path, one warm-up not kept.
     const floor = (await standinWithCurl(testFile, out, measured.length + 1)).slice(1).map((x) => mibs(s.bytes, x));
+    // Under both: the machine alone, the same number of runs of a fixed CPU job (the test file is hot in the page cache now).
+    const cpuJob = (await cpuJobSeconds(testFile, measured.length + 1)).slice(1);
+    const cpuCv = cvPct(cpuJob);
     // Which phase the noise is in: the transfer (client, loopback, CPU) or the server's processing (its disk writes).
     const phaseCv = (col: string) => `${col.replace('_seconds', '')} median ${median(measured.map((x) => Number(x[col]))).toFixed(2)} s, CV ${cvPct(measured.map((x) => Number(x[col]))).toFixed(1)}%`;
     const { timings } = JSON.parse(fs.readFileSync(timingsFile, 'utf8')) as { timings: Timing[] };
@@ -308,13 +329,19 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
         key: 'throughput_cv', name: `throughput CV, ${tput.length} iterations of ${s.size} (${s.memoryMb} MB)`, value: cvPct(tput), unit: '%',
         target: { op: '<=', value: 5 },
         detail: `stand-in on local, warm-up excluded: median ${median(tput).toFixed(0)} MiB/s [${tput.map((x) => x.toFixed(0)).join(' ')}]; ` +
-          `${phaseCv('transfer_seconds')}; ${phaseCv('processing_seconds')}; host CPU pressure [${measured.map((x) => x.host_cpu_pressure_pct).join(' ')}]%`,
+          `${phaseCv('transfer_seconds')}; ${phaseCv('processing_seconds')}; host CPU pressure [${measured.map((x) => x.host_cpu_pressure_pct).join(' ')}]%` +
+          (cpuCv > 5 ? `; a fixed CPU job with no project code varies ${cpuCv.toFixed(1)}% on this machine (below), more than this target itself` : ''),
       },
       {
         key: 'standin_curl_cv', name: `throughput CV without the suite, curl to one stand-in, ${floor.length} x ${s.size} (floor)`, value: cvPct(floor), unit: '%', target: null,
         detail: `after the run: curl -F to a stand-in started once, each entry deleted, no cgroup, warm-up excluded: ` +
           `median ${median(floor).toFixed(0)} MiB/s [${floor.map((x) => x.toFixed(0)).join(' ')}]; the noise of the server and this machine ` +
           `alone, under the CV above; load ${load()}`,
+      },
+      {
+        key: 'machine_cpu_cv', name: `CPU-only CV without any suite code, sha256sum of the hot ${s.size} file, ${cpuJob.length} x (floor)`, value: cpuCv, unit: '%', target: null,
+        detail: `the same job each time, no network, no disk writes, no server: median ${median(cpuJob).toFixed(2)} s ` +
+          `[${cpuJob.map((x) => x.toFixed(2)).join(' ')}]; how much wall time varies on this machine for reasons outside any program; load ${load()}`,
       },
     ];
   } finally {
