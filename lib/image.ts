@@ -28,6 +28,8 @@ const GiB = 1024 ** 3;
 export const IMAGE_VERSION = 3;
 export const DEBIAN_SUITE = 'bookworm';
 const FALLBACK_MIRROR = 'http://deb.debian.org/debian';
+// udev is named though its units are masked (MASKED_UNITS): the kernel package
+// pulls it in anyway (linux-image -> initramfs-tools-core -> udev).
 export const GUEST_PACKAGES = [
   'linux-image-amd64', 'systemd-sysv', 'openssh-server', 'iproute2', 'procps', 'kmod', 'udev', 'nodejs',
   'klibc-utils', 'cpio',
