@@ -34,8 +34,9 @@ Measures the suite's own costs against targets, side by side in one run:
   run        a local-provider run-tests against the stand-in: harness overhead
              (wall - uploads - verification downloads) / wall, and the
              throughput CV over its iterations, warm-up excluded                <= 10%; <= 5%
-             beside two floors under that CV, reported: curl to one stand-in
-             (no suite code), and sha256sum of the same file (no project code)
+             beside floors under that CV, reported: curl to one stand-in (no
+             suite code); sha256sum of the file and the stand-in's writes by dd
+             (no project code)
   vm         VM boot to ready, qemu vs vagrant at 256 MB                      qemu >= 2x faster
 
 Options:
@@ -167,19 +168,28 @@ async function standinWithCurl(file: string, dir: string, times: number): Promis
 }
 
 /**
- * Seconds for each of `times` runs of `sha256sum file` with the file in the
- * page cache: a fixed job of CPU and memory copies, no network, no disk and no
- * code of this project. Its CV is how steady this machine's CPU itself is, the
- * floor under any wall-time CV measured here.
+ * Two fixed jobs with no code of this project, in turn, `times` rounds: `cpu`,
+ * sha256sum of `file` hot in the page cache (CPU and memory copies only);
+ * `copy`, the stand-in's disk writes done by dd (the file to a spool in 64 KiB
+ * writes, the spool to a store in 320 KiB ones, both removed), 2x the file's
+ * size of fresh page cache. Their CVs are how steady this machine itself is,
+ * the floors under any wall-time CV of an upload measured here.
  */
-async function cpuJobSeconds(file: string, times: number): Promise<number[]> {
-  const seconds: number[] = [];
+async function machineJobSeconds(file: string, dir: string, times: number): Promise<{ cpu: number[]; copy: number[] }> {
+  const spool = path.join(dir, 'floor-spool');
+  const store = path.join(dir, 'floor-store');
+  const timed = async (job: () => Promise<unknown>) => { const t0 = performance.now(); await job(); return (performance.now() - t0) / 1000; };
+  const out = { cpu: [] as number[], copy: [] as number[] };
   for (let i = 0; i < times; i++) {
-    const t0 = performance.now();
-    await $({ quiet: true })`sha256sum ${file}`;
-    seconds.push((performance.now() - t0) / 1000);
+    out.cpu.push(await timed(() => $({ quiet: true })`sha256sum ${file}`));
+    out.copy.push(await timed(async () => {
+      await $({ quiet: true })`dd if=${file} of=${spool} bs=64K status=none`;
+      await $({ quiet: true })`dd if=${spool} of=${store} bs=320K status=none`;
+      fs.rmSync(spool);
+      fs.rmSync(store);
+    }));
   }
-  return seconds;
+  return out;
 }
 
 async function figureCurl(s: Settings['curl'], sinkUrl: string, secret: string): Promise<Figure[]> {
@@ -307,9 +317,11 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
     const tput = measured.map((x) => Number(x.throughput_mib_s));
     // The floor under the CV: the same uploads with no suite code in the path, one warm-up not kept.
     const floor = (await standinWithCurl(testFile, out, measured.length + 1)).slice(1).map((x) => mibs(s.bytes, x));
-    // Under both: the machine alone, the same number of runs of a fixed CPU job (the test file is hot in the page cache now).
-    const cpuJob = (await cpuJobSeconds(testFile, measured.length + 1)).slice(1);
-    const cpuCv = cvPct(cpuJob);
+    // Under both: the machine alone, as many rounds of two fixed jobs (the test file is hot in the page cache now).
+    const jobs = await machineJobSeconds(testFile, out, measured.length + 1);
+    const [cpuJob, copyJob] = [jobs.cpu.slice(1), jobs.copy.slice(1)];
+    const machineCv = Math.max(cvPct(cpuJob), cvPct(copyJob));
+    const samples = (xs: number[]) => `median ${median(xs).toFixed(2)} s [${xs.map((x) => x.toFixed(2)).join(' ')}]`;
     // Which phase the noise is in: the transfer (client, loopback, CPU) or the server's processing (its disk writes).
     const phaseCv = (col: string) => `${col.replace('_seconds', '')} median ${median(measured.map((x) => Number(x[col]))).toFixed(2)} s, CV ${cvPct(measured.map((x) => Number(x[col]))).toFixed(1)}%`;
     const { timings } = JSON.parse(fs.readFileSync(timingsFile, 'utf8')) as { timings: Timing[] };
@@ -330,7 +342,7 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
         target: { op: '<=', value: 5 },
         detail: `stand-in on local, warm-up excluded: median ${median(tput).toFixed(0)} MiB/s [${tput.map((x) => x.toFixed(0)).join(' ')}]; ` +
           `${phaseCv('transfer_seconds')}; ${phaseCv('processing_seconds')}; host CPU pressure [${measured.map((x) => x.host_cpu_pressure_pct).join(' ')}]%` +
-          (cpuCv > 5 ? `; a fixed CPU job with no project code varies ${cpuCv.toFixed(1)}% on this machine (below), more than this target itself` : ''),
+          (machineCv > 5 ? `; a fixed job with no project code varies ${machineCv.toFixed(1)}% on this machine (below), more than this target itself` : ''),
       },
       {
         key: 'standin_curl_cv', name: `throughput CV without the suite, curl to one stand-in, ${floor.length} x ${s.size} (floor)`, value: cvPct(floor), unit: '%', target: null,
@@ -339,9 +351,13 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
           `alone, under the CV above; load ${load()}`,
       },
       {
-        key: 'machine_cpu_cv', name: `CPU-only CV without any suite code, sha256sum of the hot ${s.size} file, ${cpuJob.length} x (floor)`, value: cpuCv, unit: '%', target: null,
-        detail: `the same job each time, no network, no disk writes, no server: median ${median(cpuJob).toFixed(2)} s ` +
-          `[${cpuJob.map((x) => x.toFixed(2)).join(' ')}]; how much wall time varies on this machine for reasons outside any program; load ${load()}`,
+        key: 'machine_cpu_cv', name: `CV without any project code: sha256sum of the hot ${s.size} file, ${cpuJob.length} x (floor)`, value: cvPct(cpuJob), unit: '%', target: null,
+        detail: `the same CPU-only job each time, in turn with the copy below: ${samples(cpuJob)}; load ${load()}`,
+      },
+      {
+        key: 'machine_copy_cv', name: `CV without any project code: the stand-in's writes by dd, 2 x ${s.size}, ${copyJob.length} x (floor)`, value: cvPct(copyJob), unit: '%', target: null,
+        detail: `dd of the file to a spool in 64 KiB writes, then to a store in 320 KiB ones, both removed (fresh page cache, as each upload ` +
+          `needs): ${samples(copyJob)}; with the line above, how much wall time varies on this machine for reasons outside any program; load ${load()}`,
       },
     ];
   } finally {

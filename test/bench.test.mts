@@ -83,15 +83,15 @@ test('npm run bench -- --quick --only gen,run: real dd, generator, run-tests and
   const json = JSON.parse(fs.readFileSync(out, 'utf8')) as { quick: boolean; figures: Figure[] };
   assert.equal(json.quick, true);
   const byKey = new Map(json.figures.map((f) => [f.key, f]));
-  assert.deepEqual([...byKey.keys()].sort(), ['harness_overhead', 'machine_cpu_cv', 'standin_curl_cv', 'testfile_generation', 'throughput_cv']);
+  assert.deepEqual([...byKey.keys()].sort(), ['harness_overhead', 'machine_copy_cv', 'machine_cpu_cv', 'standin_curl_cv', 'testfile_generation', 'throughput_cv']);
   // The generator makes no bytes through the kernel as dd's urandom does: faster on any machine.
   assert.ok(byKey.get('testfile_generation')!.value! > 1, `generation ${byKey.get('testfile_generation')!.value}x dd`);
   const overhead = byKey.get('harness_overhead')!.value!;
   assert.ok(overhead > 0 && overhead < 100, `overhead ${overhead}%`);
-  for (const k of ['throughput_cv', 'standin_curl_cv', 'machine_cpu_cv']) {
+  for (const k of ['throughput_cv', 'standin_curl_cv', 'machine_cpu_cv', 'machine_copy_cv']) {
     const v = byKey.get(k)!.value!;
     assert.ok(Number.isFinite(v) && v > 0, `${k} ${v}`);
   }
   assert.match(byKey.get('standin_curl_cv')!.detail!, /median \d+ MiB\/s \[(\d+ ){9}\d+\]/);
-  assert.match(byKey.get('machine_cpu_cv')!.detail!, /median [\d.]+ s \[([\d.]+ ){9}[\d.]+\]/);
+  for (const k of ['machine_cpu_cv', 'machine_copy_cv']) assert.match(byKey.get(k)!.detail!, /median [\d.]+ s \[([\d.]+ ){9}[\d.]+\]/);
 });
