@@ -8,6 +8,7 @@ import path from 'node:path';
 import test from 'node:test';
 import { $ } from 'zx';
 import { SUITE_DIR } from '../lib/paths.ts';
+import { cvPct } from '../lib/stats.ts';
 import { overheadSplit, renderTable, requestKind, verdict, type Figure, type Timing } from '../bench/figures.ts';
 
 const fig = (value: number | null, op: '>=' | '<=', target: number): Figure =>
@@ -94,4 +95,23 @@ test('npm run bench -- --quick --only gen,run: real dd, generator, run-tests and
   }
   assert.match(byKey.get('standin_curl_cv')!.detail!, /median \d+ MiB\/s \[(\d+ ){9}\d+\]/);
   for (const k of ['machine_cpu_cv', 'machine_copy_cv']) assert.match(byKey.get(k)!.detail!, /median [\d.]+ s \[([\d.]+ ){9}[\d.]+\]/);
+
+  // Each figure is computed from the measurements its detail lists (rounded there, hence the tolerances).
+  const near = (key: string, recomputed: number, tolerance: number) => {
+    const v = byKey.get(key)!.value!;
+    assert.ok(Math.abs(v - recomputed) <= tolerance, `${key}: ${v} but its detail gives ${recomputed}: ${byKey.get(key)!.detail}`);
+  };
+  const samples = (key: string, re: RegExp) => re.exec(byKey.get(key)!.detail!)![1].split(' ').map(Number);
+  for (const k of ['throughput_cv', 'standin_curl_cv']) {
+    const xs = samples(k, /median \d+ MiB\/s \[([\d ]+)\]/);
+    near(k, cvPct(xs), 0.3 + 0.05 * cvPct(xs));
+  }
+  for (const k of ['machine_cpu_cv', 'machine_copy_cv']) {
+    const xs = samples(k, /median [\d.]+ s \[([\d. ]+)\]/);
+    near(k, cvPct(xs), 0.5 + 0.1 * cvPct(xs));
+  }
+  const [wall, outside] = /wall ([\d.]+) s = .* \+ outside ([\d.]+) s/.exec(byKey.get('harness_overhead')!.detail!)!.slice(1).map(Number);
+  near('harness_overhead', (outside / wall) * 100, 100 * (0.1 / wall));
+  const [suite, dd] = /suite \(lib\/testfiles.ts writeTestFile\) ([\d.]+) s .*?, dd ([\d.]+) s/.exec(byKey.get('testfile_generation')!.detail!)!.slice(1).map(Number);
+  near('testfile_generation', dd / suite, (dd / suite) * (0.006 / suite + 0.006 / dd)); // both printed to 0.01 s
 });

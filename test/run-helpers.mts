@@ -90,6 +90,24 @@ export function cgroupsOf(pid: number): string[] {
   return out;
 }
 
+/**
+ * Whether this machine lets this process make a memory cgroup, found by making
+ * and removing one by hand, not through lib/cgroup.ts: a test that skips on
+ * this answer skips for the machine, never because the code under test broke.
+ */
+export function machineCanMakeMemoryCgroups(): boolean {
+  const v2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers') && fs.readFileSync('/sys/fs/cgroup/cgroup.controllers', 'utf8').split(/\s+/).includes('memory');
+  const root = v2 ? '/sys/fs/cgroup' : '/sys/fs/cgroup/memory';
+  const probe = path.join(root, `ups-test-probe-${process.pid}`);
+  try {
+    fs.mkdirSync(probe);
+    fs.rmdirSync(probe);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Everything a finished run must not leave behind: its servers (by secret) and its cgroups. */
 export function leftovers(secret: string, pid: number): string[] {
   return [...processesWith(secret), ...cgroupsOf(pid)];

@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { parseRawCsv } from '../lib/load-run.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { RAW_COLUMNS } from '../lib/results.ts';
+import { machineCanMakeMemoryCgroups } from './run-helpers.mts';
 
 test('run-tests --quick writes raw.csv, report.md, failures.log and config.json, without the secret', () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-run-'));
@@ -45,6 +46,13 @@ test('run-tests --quick writes raw.csv, report.md, failures.log and config.json,
   assert.deepEqual(config.matrix.memory_limits_mb, [512, 256]);
   assert.equal(config.matrix.warmup_iterations, 1);
   assert.deepEqual(Object.keys(config.provider_facts).sort(), ['256', '512']);
+  if (machineCanMakeMemoryCgroups()) {
+    for (const mb of ['256', '512']) assert.equal(config.provider_facts[mb].limitEnforced, true, `${mb} MB: ${config.provider_facts[mb].reason}`);
+    // Each iteration's cgroup was charged at least the 20 MiB spool of its upload, and never more than its limit.
+    for (const row of rows.filter((x) => x.file_size === '20MiB')) {
+      assert.ok(row.peak_memory_bytes! >= 20 * 2 ** 20 && row.peak_memory_bytes! <= row.memory_limit_mb * 2 ** 20, `peak ${row.peak_memory_bytes}`);
+    }
+  }
   assert.ok(config.host.cores > 0 && config.started_at < config.ended_at);
 
   const report = fs.readFileSync(path.join(runDir, 'report.md'), 'utf8');
