@@ -40,6 +40,22 @@ export function classify(u: UploadResult, sample: MemorySample, alive: boolean):
   return 'success';
 }
 
+/**
+ * `p`, or a rejection as soon as `signal` aborts: a server that is slow to get
+ * ready must not hold a Ctrl-C for its whole readiness timeout. `p` is left
+ * running; the environment's teardown stops the server it waits on.
+ */
+function unlessAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  p.catch(() => {}); // its rejection, after an abort, has nobody left to tell
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error('interrupted'));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 export async function runIteration(ctx: IterationContext): Promise<IterationOutcome> {
   const { env, testCase, file } = ctx;
   const startedAt = new Date().toISOString();
@@ -54,8 +70,9 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
 
   let url: string;
   try {
-    url = await env.startServer(ctx.server);
+    url = await unlessAborted(env.startServer(ctx.server), ctx.signal);
   } catch (e) {
+    if (ctx.signal?.aborted) throw new Error('interrupted'); // not a result: no row, the case stays to be run
     const tail = await env.serverLogTail(40);
     const error = (e as Error).message;
     return {

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import {
-  leftovers, matrixFile, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
+  leftovers, matrixFile, processesWith, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
 } from './run-helpers.mts';
 import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo } from './fixture-repo.mts';
 
@@ -53,6 +53,31 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     fs.rmSync(run.out, { recursive: true, force: true });
   });
 }
+
+test('SIGINT while the server is getting ready: exit 130 at once, not after the readiness timeout, and no not_ready row', async () => {
+  const secret = `intr-ready-${Date.now()}`;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-intr-ready-'));
+  const dataParent = path.join(tmp, 'data');
+  fs.mkdirSync(dataParent);
+  const deaf = path.join(tmp, 'deaf-server');
+  fs.writeFileSync(deaf, '#!/bin/sh\nexec sleep 300\n', { mode: 0o755 }); // never answers GET /
+  const matrix = matrixFile(tmp, { binary: deaf, sizes: ['1MiB'], memory: [256], iterations: 2, readinessSeconds: 60 });
+  const run = startRun(['--matrix', matrix], { PS_SHARED_SECRET: secret, UPS_LOCAL_DATA_DIR: dataParent });
+  await waitFor('the server to be started', () => processesWith(secret).some((x) => x.includes('sleep 300')), 120_000);
+  await new Promise((r) => setTimeout(r, 1000)); // well into its readiness wait
+  run.child.kill('SIGINT');
+  const t0 = Date.now();
+  const exit = await run.exited;
+  const seconds = (Date.now() - t0) / 1000;
+  assert.equal(exit.code, 130, run.stderr());
+  assert.ok(seconds < 15, `exited ${seconds.toFixed(1)} s after SIGINT (the readiness timeout is 60 s)`);
+  assert.equal(rowCount(run.runDir()), 0, `an interrupted start is not a result: ${rawCsvText(run.runDir())}`);
+  assert.equal(readConfig(run.runDir()!).stop_reason, 'interrupted by SIGINT');
+  assert.deepEqual(leftovers(secret, run.pid), [], 'no server process or cgroup left');
+  assert.deepEqual(fs.readdirSync(dataParent), [], 'no data folder left');
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.rmSync(run.out, { recursive: true, force: true });
+});
 
 test('a second SIGINT during cleanup says what it is waiting for, and the cleanup still finishes', async () => {
   const secret = `intr-twice-${Date.now()}`;
