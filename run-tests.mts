@@ -19,7 +19,7 @@ import { InputError, runIfMain } from './lib/errors.ts';
 import { interleave } from './lib/interleave.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './lib/iteration.ts';
 import { runBuildImage, runDoctor } from './lib/doctor-probe.ts';
-import { cleanupLocal, describeLocal, LocalProvider } from './lib/local.ts';
+import { cleanupLocal, describeLocal, localDataParentProblem, LocalProvider } from './lib/local.ts';
 import { configuredBox, killAllVagrantVms, VagrantProvider } from './lib/vagrant.ts';
 import { killAllVms, QemuProvider } from './lib/qemu.ts';
 import { DEFAULT_BUILD, expandCases, type Case, type Matrix } from './lib/matrix.ts';
@@ -119,6 +119,11 @@ export async function main(argv: string[]): Promise<number> {
   if (!secret) {
     secret = crypto.randomBytes(18).toString('base64url');
     progress.line('PS_SHARED_SECRET not set: using a random secret for this run');
+  }
+
+  if (m.provider === 'local') {
+    const problem = localDataParentProblem();
+    if (problem) throw new InputError(problem);
   }
 
   const resume = opts.resume;

@@ -47,6 +47,19 @@ export function localDataParent(): string {
   return path.resolve(process.env.UPS_LOCAL_DATA_DIR || os.tmpdir());
 }
 
+/** Why localDataParent() cannot hold the servers' data folders, or null: checked before a run starts. */
+export function localDataParentProblem(): string | null {
+  const dir = localDataParent();
+  const what = process.env.UPS_LOCAL_DATA_DIR ? `UPS_LOCAL_DATA_DIR=${process.env.UPS_LOCAL_DATA_DIR}` : `the temp folder ${dir}`;
+  try {
+    if (!fs.statSync(dir).isDirectory()) return `${what}: not a folder`;
+    fs.accessSync(dir, fs.constants.W_OK);
+    return null;
+  } catch (e) {
+    return `${what}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (e as Error).message}`;
+  }
+}
+
 export class LocalProvider implements Provider {
   readonly name = 'local' as const;
   constructor(private launch: ServerLaunch, private warn: (msg: string) => void = (m) => process.stderr.write(`${m}\n`)) {}
@@ -79,9 +92,15 @@ export class LocalProvider implements Provider {
         facts.network = `network namespace ${ns.name}, server at ${ns.serverAddress}`;
       }
     }
-    const env = new LocalEnvironment(memoryMb, this.launch, isCgroup(cg) ? cg : null, netns, facts);
-    live.add(env);
-    return env;
+    try {
+      const env = new LocalEnvironment(memoryMb, this.launch, isCgroup(cg) ? cg : null, netns, facts);
+      live.add(env);
+      return env;
+    } catch (e) { // its data folder could not be made: nothing else may outlive this
+      if (isCgroup(cg)) cg.remove();
+      await netns?.remove();
+      throw e;
+    }
   }
 }
 

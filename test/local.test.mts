@@ -14,6 +14,7 @@ import type { ServerSpec } from '../lib/provider.ts';
 import { hostServerArgv } from '../lib/server.ts';
 import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
+import { SUITE_DIR } from '../lib/paths.ts';
 import { machineCanMakeMemoryCgroups } from './run-helpers.mts';
 
 const SECRET = 'local-test-secret-Zq8';
@@ -148,4 +149,27 @@ test('a server binary that binds every interface is reachable only in a network 
   }
   assert.doesNotMatch((await $({ quiet: true })`ip netns list`).stdout, new RegExp(`^${ns![1]}\\b`, 'm'), 'namespace removed');
   assert.deepEqual(warnings, []);
+});
+
+test('a data folder that cannot be made: up() throws and leaves no cgroup; run-tests refuses such a UPS_LOCAL_DATA_DIR up front', async () => {
+  const missing = path.join(os.tmpdir(), `ups-no-such-folder-${process.pid}`);
+  const saved = process.env.UPS_LOCAL_DATA_DIR;
+  process.env.UPS_LOCAL_DATA_DIR = missing;
+  try {
+    const provider = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, () => {});
+    await assert.rejects(provider.up(256), /ENOENT/);
+  } finally {
+    if (saved === undefined) delete process.env.UPS_LOCAL_DATA_DIR; else process.env.UPS_LOCAL_DATA_DIR = saved;
+  }
+  const left = ['/sys/fs/cgroup/memory', '/sys/fs/cgroup'].flatMap((root) => {
+    try { return fs.readdirSync(root).filter((n) => n === `upload-perf-suite-${process.pid}-256`); } catch { return []; }
+  });
+  assert.deepEqual(left, [], 'the cgroup made before the data folder failed is removed');
+
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-baddata-'));
+  const r = await $({ quiet: true, nothrow: true, cwd: os.tmpdir(), env: { ...process.env, UPS_LOCAL_DATA_DIR: missing } })`${path.join(SUITE_DIR, 'run-tests')} --sizes 1MiB --memory 256 --iterations 1 --out ${out}`;
+  assert.equal(r.exitCode, 2, r.stderr);
+  assert.match(r.stderr, new RegExp(`^Error: UPS_LOCAL_DATA_DIR=${missing}: no such folder$`, 'm'));
+  assert.deepEqual(fs.readdirSync(out), [], 'no results folder');
+  fs.rmSync(out, { recursive: true, force: true });
 });
