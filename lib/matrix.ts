@@ -40,6 +40,16 @@ export interface Matrix {
 export interface Case { memoryMb: number; size: SizeSpec; iteration: number }
 
 /** What --quick runs: small sizes and limits that finish in well under a minute on the local provider. */
+/**
+ * The index of the first value equal to an earlier one, or null: a case is
+ * (size, memory limit, iteration), which --resume and compare-runs rely on
+ * being unique.
+ */
+export function repeated(values: readonly number[]): number | null {
+  const i = values.findIndex((v, k) => values.indexOf(v) < k);
+  return i < 0 ? null : i;
+}
+
 export const QUICK = { sizes: ['20MiB', '5MiB'], memoryLimitsMb: [512, 256], iterations: 2 };
 
 const TOP_KEYS = ['sizes', 'memory_limits', 'iterations', 'warmup_iterations', 'timeouts', 'provider', 'server', 'vm'];
@@ -89,6 +99,10 @@ export function parseMatrix(text: string, file: string): Matrix {
     return { label: sizeLabel(String((n as { value: unknown }).value)), bytes };
   });
   const memoryLimitsMb = list('memory_limits').map((n) => scalar('memory_limits', n, parseMemoryMb));
+  const sizeTwice = repeated(sizes.map((x) => x.bytes));
+  if (sizeTwice !== null) fail('sizes', list('sizes')[sizeTwice], `the same size as an earlier entry (${sizes[sizeTwice].bytes} bytes): give each once`);
+  const memoryTwice = repeated(memoryLimitsMb);
+  if (memoryTwice !== null) fail('memory_limits', list('memory_limits')[memoryTwice], 'given twice: give each once');
   const num = (key: string, node: Node | undefined, dflt: number) =>
     node === undefined ? dflt : scalar(key, node, parsePositiveInt);
   const iterations = num('iterations', get(root, 'iterations'), 3);

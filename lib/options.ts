@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { InputError } from './errors.ts';
-import { defaultWarmup, loadMatrixFile, PROVIDERS, QUICK, type Matrix, type ProviderName } from './matrix.ts';
+import { defaultWarmup, loadMatrixFile, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
 import { SUITE_DIR } from './paths.ts';
 import { matrixFromConfig, readResumeState, type ResumeState } from './resume.ts';
 import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './units.ts';
@@ -93,10 +93,17 @@ export function parseOptions(argv: string[]): Options | 'help' {
         ref: { type: 'string', multiple: true }, seed: { type: 'string' }, resume: { type: 'string' },
         doctor: { type: 'boolean' }, fix: { type: 'boolean' }, 'build-image': { type: 'boolean' },
       },
-      strict: true, allowPositionals: false,
+      strict: true, allowPositionals: false, tokens: true,
     });
   } catch (e) {
     throw new InputError((e as Error).message.split('\n')[0]);
+  }
+  // parseArgs keeps the last of a repeated flag; a user who wrote two meant both.
+  const seen = new Set<string>();
+  for (const t of parsed.tokens) {
+    if (t.kind !== 'option' || t.name === 'ref') continue;
+    if (seen.has(t.name)) throw new InputError(`--${t.name} given twice: give it once${['sizes', 'memory'].includes(t.name) ? ' (a comma-separated list for several values)' : ''}`);
+    seen.add(t.name);
   }
   const v = parsed.values;
   if (v.help) return 'help';
@@ -113,6 +120,10 @@ export function parseOptions(argv: string[]): Options | 'help' {
     if (items.length === 0) throw new InputError(`--${name}: empty list (got "${value}")`);
     return items.map((s) => flag(name, s, parse));
   };
+  const once = (name: string, items: string[], values: number[]) => {
+    const i = repeated(values);
+    if (i !== null) throw new InputError(`--${name}: ${items[i]} is the same as an earlier entry: give each once (got "${v[name as 'sizes']}")`);
+  };
   if (v.quick) {
     matrix.sizes = QUICK.sizes.map((s) => ({ label: s, bytes: parseSize(s) }));
     matrix.memoryLimitsMb = [...QUICK.memoryLimitsMb];
@@ -120,8 +131,14 @@ export function parseOptions(argv: string[]): Options | 'help' {
     matrix.warmupIterations = defaultWarmup(QUICK.iterations);
     matrix.server = { kind: 'standin' };
   }
-  if (v.sizes !== undefined) matrix.sizes = list('sizes', v.sizes, (s) => ({ label: sizeLabel(s), bytes: parseSize(s) }));
-  if (v.memory !== undefined) matrix.memoryLimitsMb = list('memory', v.memory, parseMemoryMb);
+  if (v.sizes !== undefined) {
+    matrix.sizes = list('sizes', v.sizes, (s) => ({ label: sizeLabel(s), bytes: parseSize(s) }));
+    once('sizes', matrix.sizes.map((x) => x.label), matrix.sizes.map((x) => x.bytes));
+  }
+  if (v.memory !== undefined) {
+    matrix.memoryLimitsMb = list('memory', v.memory, parseMemoryMb);
+    once('memory', matrix.memoryLimitsMb.map(String), matrix.memoryLimitsMb);
+  }
   if (v.iterations !== undefined) {
     matrix.iterations = flag('iterations', v.iterations, parsePositiveInt);
     matrix.warmupIterations = defaultWarmup(matrix.iterations);

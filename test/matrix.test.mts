@@ -62,6 +62,9 @@ test('each kind of invalid matrix names the key, the value and the line', () => 
   bad('sizes: [1GiB\n', /^m\.yaml:\d+: invalid YAML/);
   bad(`${GOOD}vm:\n  box: 12\n`, /^m\.yaml:7: vm\.box: must be a Vagrant box name/);
   bad(`${GOOD}vm:\n  disk: 10\n`, /^m\.yaml:7: unknown key "vm\.disk" \(known: cpus, box\)/);
+  // A case is (size, memory, iteration): the same size or limit twice would make two cases one.
+  bad('sizes: [1MiB, 2MiB, 1048576B]\nmemory_limits: [256]\n', /^m\.yaml:1: sizes: the same size as an earlier entry \(1048576 bytes\).*\(got "1048576B"\)/);
+  bad('sizes: [1MiB]\nmemory_limits: [256, 512, 256]\n', /^m\.yaml:2: memory_limits: given twice/);
 });
 
 test('server source and binary resolve against the matrix file', () => {
@@ -98,10 +101,15 @@ test('CLI flags override the file and are validated the same way', () => {
     [['--iterations', 'two'], /--iterations: not a positive/],
     [['--provider', 'docker'], /--provider: must be one of local, qemu, vagrant \(got "docker"\)/],
     [['--frobnicate'], /Unknown option '--frobnicate'/],
-    [['--matrix', path.join(dir, 'missing.yaml')], /cannot read matrix file .*missing\.yaml: ENOENT/],
+    [['--sizes', '1MiB,1048576B'], /--sizes: 1048576B is the same as an earlier entry/],
+    [['--memory', '256,512,256'], /--memory: 256 is the same as an earlier entry/],
+    [['--sizes', '1MiB', '--sizes', '2MiB'], /--sizes given twice: give it once \(a comma-separated list/],
+    [['--iterations', '2', '--iterations=3'], /--iterations given twice/],
+    [['--matrix', file], /--matrix given twice/],
   ] as [string[], RegExp][]) {
     assert.throws(() => parseOptions(['--matrix', file, ...args]), (e: Error) => e instanceof InputError && pattern.test(e.message), args.join(' '));
   }
+  assert.throws(() => parseOptions(['--matrix', path.join(dir, 'missing.yaml')]), (e: Error) => e instanceof InputError && /cannot read matrix file .*missing\.yaml: ENOENT/.test(e.message));
 });
 
 test('the real executable exits 2 with one Error line, before anything starts', () => {

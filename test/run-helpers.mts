@@ -2,7 +2,7 @@
 // start it in the background, wait for rows, find what it left behind
 // (server processes by their unique secret, memory cgroups by its pid, VMs),
 // and write small server wrappers (shell scripts around the stand-in).
-//   const run = startRun(['--sizes', '8MiB', '--out', out], { PS_SHARED_SECRET: secret })
+//   const run = startRun(['--sizes', '8MiB'], { PS_SHARED_SECRET: secret }, out)
 //   await waitFor(() => rowCount(run.runDir()) >= 1); run.child.kill('SIGINT'); await run.exited
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
