@@ -26,7 +26,7 @@ Options:
   --noise PCT   changes below this many percent are noise, shown as ~ (default ${DEFAULT_THRESHOLDS.noisePct})
   --out DIR     folder for compare.md and throughput.svg
                 (default results/compare-BASELINE-vs-CANDIDATE in the suite's folder)
-  --help        this text
+  -h, --help    this text
 `;
 
 export interface Io {
@@ -49,7 +49,7 @@ async function run(argv: string[], io: Io): Promise<number> {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { alpha: { type: 'string' }, noise: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' } },
+      options: { alpha: { type: 'string' }, noise: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
     throw new InputError(`${(e as Error).message} (see --help)`);

@@ -282,6 +282,9 @@ test('the real ./compare-runs: bad input exits 2; a regression exits 1 and print
   const help = await $({ nothrow: true, quiet: true })`${exe} --help`;
   assert.equal(help.exitCode, 0);
   for (const flag of ['--alpha', '--noise', '--out', '--help']) assert.match(help.stdout, new RegExp(flag));
+  const short = await $({ nothrow: true, quiet: true })`${exe} -h`;
+  assert.equal(short.exitCode, 0, short.stderr);
+  assert.equal(short.stdout, help.stdout);
 });
 
 test('golden compare.md for the fixture pair', async () => {
