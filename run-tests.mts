@@ -241,6 +241,7 @@ export async function main(argv: string[]): Promise<number> {
   // The folder name tells the sides apart even when both are the same ref (an A/A run).
   const tag = (c: Case) => (ab ? `${path.basename(runs[sideOf.get(c)!].dir)} ` : '');
   let k = 0;
+  const started = new Set<string>(); // cases (side, memory, size) with an iteration run by this process
   const record = (o: IterationOutcome, c: Case) => {
     const run = runs[sideOf.get(c)!];
     run.rows.push(o.row);
@@ -260,15 +261,25 @@ export async function main(argv: string[]): Promise<number> {
         writeConfigs();
         return env;
       },
-      runCase: (env, c: Case) => {
+      runCase: async (env, c: Case) => {
         k++;
         const file = files.get(c.size.bytes)!;
-        return runIteration({
+        const label = `[${k}/${cases.length}] ${tag(c)}${c.memoryMb}MB ${c.size.label} #${c.iteration}`;
+        const ctx = {
           env, testCase: c, file, server: runs[sideOf.get(c)!].side.spec, secret,
           // A VM under software emulation (TCG) is several times slower: its provider says by how much.
           uploadTimeoutSeconds: m.uploadTimeoutSeconds * Number(env.facts.timeout_factor ?? 1), signal: stop.signal,
-          progress: progress.upload(`[${k}/${cases.length}] ${tag(c)}${c.memoryMb}MB ${c.size.label} #${c.iteration}`, file.bytes),
-        });
+        };
+        // A resumed case whose warm-up ran before the interruption goes on in a fresh, cold environment:
+        // one upload first, not recorded, warms it as the recorded warm-up did.
+        const warmKey = `${sideOf.get(c)}/${c.memoryMb}/${c.size.bytes}`;
+        const firstHere = !started.has(warmKey);
+        started.add(warmKey);
+        if (plan && firstHere && c.iteration > m.warmupIterations) {
+          const w = await runIteration({ ...ctx, progress: progress.upload(`${label} warm-up again`, file.bytes) });
+          progress.line(`${label}: warm-up again (not recorded: resumed in a fresh environment): ${w.row.exit_reason} ${w.row.duration_seconds.toFixed(2)} s`);
+        }
+        return runIteration({ ...ctx, progress: progress.upload(label, file.bytes) });
       },
       record,
       envFailed: (memoryMb, error, group) => {

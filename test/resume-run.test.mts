@@ -37,6 +37,10 @@ test('interrupt, then --resume: all rows present exactly once, earlier rows unto
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, new RegExp(`resuming: ${doneBefore} iterations already in raw.csv, ${8 - doneBefore} to run`));
   assert.doesNotMatch(r.stderr, /WARNING/, 'same stand-in, same knobs: no warning');
+  // A case whose warm-up (iteration 1) was recorded but not its iteration 2 is warmed again, unrecorded.
+  const cut = ['512/8MiB', '512/4MiB', '256/8MiB', '256/4MiB'].filter((c) => keys(before).includes(`${c}/1`) && !keys(before).includes(`${c}/2`));
+  const rewarmed = [...r.stderr.matchAll(/(\d+)MB (\d+MiB) #2: warm-up again \(not recorded: resumed in a fresh environment\): success/g)].map((x) => `${x[1]}/${x[2]}`);
+  assert.deepEqual(rewarmed, cut, r.stderr);
   assert.equal(r.stdout.trim().split('\n').at(-1), dir);
   const after = rawCsvText(dir);
   assert.ok(after.startsWith(before), 'the rows of the first attempt are untouched');
