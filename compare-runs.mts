@@ -52,7 +52,7 @@ async function run(argv: string[], io: Io): Promise<number> {
       options: { alpha: { type: 'string' }, noise: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
-    throw new InputError(`${(e as Error).message} (see --help)`);
+    throw new InputError(`${(e as Error).message.replace(/\s*\n+\s*/g, ' ')} (see --help)`);
   }
   const { values, positionals } = parsed;
   if (values.help) {

@@ -96,7 +96,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
       strict: true, allowPositionals: false, tokens: true,
     });
   } catch (e) {
-    throw new InputError((e as Error).message.split('\n')[0]);
+    // One line, with node's hint kept (`--sizes=-1MiB` for a value that starts with a dash).
+    throw new InputError((e as Error).message.replace(/\s*\n+\s*/g, ' '));
   }
   // parseArgs keeps the last of a repeated flag; a user who wrote two meant both.
   const seen = new Set<string>();

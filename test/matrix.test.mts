@@ -101,6 +101,7 @@ test('CLI flags override the file and are validated the same way', () => {
     [['--iterations', 'two'], /--iterations: not a positive/],
     [['--provider', 'docker'], /--provider: must be one of local, qemu, vagrant \(got "docker"\)/],
     [['--frobnicate'], /Unknown option '--frobnicate'/],
+    [['--sizes', '-1MiB'], /^Option '--sizes' argument is ambiguous\. .* use '--sizes=-XYZ'\.$/],
     [['--sizes', '1MiB,1048576B'], /--sizes: 1048576B is the same as an earlier entry/],
     [['--memory', '256,512,256'], /--memory: 256 is the same as an earlier entry/],
     [['--sizes', '1MiB', '--sizes', '2MiB'], /--sizes given twice: give it once \(a comma-separated list/],
