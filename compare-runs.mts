@@ -13,6 +13,7 @@ import { compareRuns, DEFAULT_THRESHOLDS, type Thresholds } from './lib/compare.
 import { renderCompare } from './lib/compare-report.ts';
 import { InputError, runIfMain } from './lib/errors.ts';
 import { loadRun } from './lib/load-run.ts';
+import { makeOutputDir } from './lib/results.ts';
 import { SUITE_DIR } from './lib/paths.ts';
 
 const HELP = `Usage: compare-runs BASELINE CANDIDATE [options]
@@ -73,7 +74,7 @@ async function run(argv: string[], io: Io): Promise<number> {
   }
 
   const outDir = path.resolve(values.out ?? path.join(SUITE_DIR, 'results', `compare-${base.name}-vs-${cand.name}`));
-  fs.mkdirSync(outDir, { recursive: true });
+  makeOutputDir(outDir);
   const chart = 'throughput.svg';
   fs.writeFileSync(path.join(outDir, chart), await comparisonChartSvg(base, cand));
   const template = fs.readFileSync(path.join(SUITE_DIR, 'templates', 'compare.md.mustache'), 'utf8');

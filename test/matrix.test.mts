@@ -125,3 +125,15 @@ test('the real executable exits 2 with one Error line, before anything starts', 
   assert.match(help.stdout, /--sizes LIST/);
   assert.match(help.stdout, /Exit status: 0/);
 });
+
+test('an --out that cannot be made is exit 2 with one Error line (also under /proc, where a recursive mkdir never returns)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-out-'));
+  fs.writeFileSync(path.join(dir, 'a-file'), '');
+  for (const [out, why] of [[path.join(dir, 'a-file', 'x'), 'ENOTDIR'], ['/proc/ups-no-such-dir', 'ENOENT']]) {
+    const r = spawnSync(path.join(SUITE_DIR, 'run-tests'), ['--sizes', '1MiB', '--memory', '256', '--iterations', '1', '--out', out],
+      { cwd: os.tmpdir(), encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 2, `${out}: ${r.error ?? r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^Error: cannot create the output folder ${out}: ${why} at `, 'm'));
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});
