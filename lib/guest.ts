@@ -15,7 +15,7 @@
 import { $, path, type ProcessOutput } from 'zx';
 import { isReady } from './client.ts';
 import type { Environment, MemorySample, ServerLaunch, ServerSpec } from './provider.ts';
-import { maskSecret } from './server.ts';
+import { maskSecret, sinceLastStart } from './server.ts';
 import { bundleStandin } from './standin-bundle.ts';
 
 /** The server's port inside the guest; the provider forwards a free host port to it. */
@@ -378,7 +378,7 @@ export class GuestEnvironment implements Environment {
 
   async serverLogTail(lines: number): Promise<string> {
     const r = await this.job(['log-tail', lines], { nothrow: true });
-    return maskSecret(r.stdout.trimEnd(), this.opts.launch.secret);
+    return maskSecret(sinceLastStart(r.stdout.trimEnd()), this.opts.launch.secret);
   }
 
   async down(): Promise<void> {

@@ -116,7 +116,17 @@ export function logTail(file: string, lines: number, secret: string): string {
   } catch {
     return '';
   }
-  return maskSecret(text.split('\n').slice(-lines - 1).join('\n').trimEnd(), secret);
+  return maskSecret(sinceLastStart(text.split('\n').slice(-lines - 1).join('\n').trimEnd()), secret);
+}
+
+/**
+ * The part of a server log from its last "--- server start" marker: one log
+ * holds every server an environment started, and a failure's tail is about the
+ * server that failed, not the one before it. Pure.
+ */
+export function sinceLastStart(text: string): string {
+  const at = text.lastIndexOf('--- server start');
+  return at < 0 || (at > 0 && text[at - 1] !== '\n') ? text : text.slice(at);
 }
 
 export function maskSecret(text: string, secret: string): string {

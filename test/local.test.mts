@@ -173,3 +173,24 @@ test('a data folder that cannot be made: up() throws and leaves no cgroup; run-t
   assert.deepEqual(fs.readdirSync(out), [], 'no results folder');
   fs.rmSync(out, { recursive: true, force: true });
 });
+
+test('a failure\'s server log tail is the failed server\'s own, not the one before it in the same environment', async () => {
+  const provider = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, () => {});
+  const env = await provider.up(512);
+  const file = await ensureTestFile(8 * MiB);
+  try {
+    const iteration = (n: number, server: ServerSpec) => runIteration({
+      env, file, secret: SECRET, uploadTimeoutSeconds: 60, server,
+      testCase: { memoryMb: env.memoryMb, size: { label: '8MiB', bytes: file.bytes }, iteration: n },
+    });
+    assert.equal((await iteration(1, { kind: 'standin', env: {} })).row.exit_reason, 'success');
+    const crashed = await iteration(2, { kind: 'standin', env: { STANDIN_CRASH_AFTER_BYTES: String(2 * MiB) } });
+    assert.equal(crashed.row.exit_reason, 'process_died');
+    const tail = crashed.failure!.split('--- server log tail:\n')[1];
+    assert.equal(tail.match(/^--- server start/gm)?.length, 1, tail);
+    assert.match(tail, /knobs: crash after 2097152 bytes[\s\S]*crash knob: exiting/);
+    assert.doesNotMatch(tail, /DELETE \/api\/entry/, 'the first server\'s requests are not in it');
+  } finally {
+    await env.down();
+  }
+});
