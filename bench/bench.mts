@@ -338,24 +338,24 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
           `+ outside ${outside.toFixed(1)} s; outside, in ms per iteration: ${parts}; load ${load()}`,
       },
       {
-        key: 'throughput_cv', name: `throughput CV, ${tput.length} iterations of ${s.size} (${s.memoryMb} MB)`, value: cvPct(tput), unit: '%',
+        key: 'throughput_cv', name: `throughput CV, ${tput.length} iterations of ${s.size} (${s.memoryMb} MB)`, value: cvPct(tput), unit: '%', samples: tput,
         target: { op: '<=', value: 5 },
         detail: `stand-in on local, warm-up excluded: median ${median(tput).toFixed(0)} MiB/s [${tput.map((x) => x.toFixed(0)).join(' ')}]; ` +
           `${phaseCv('transfer_seconds')}; ${phaseCv('processing_seconds')}; host CPU pressure [${measured.map((x) => x.host_cpu_pressure_pct).join(' ')}]%` +
           (machineCv > 5 ? `; a fixed job with no project code varies ${machineCv.toFixed(1)}% on this machine (below), more than this target itself` : ''),
       },
       {
-        key: 'standin_curl_cv', name: `throughput CV without the suite, curl to one stand-in, ${floor.length} x ${s.size} (floor)`, value: cvPct(floor), unit: '%', target: null,
+        key: 'standin_curl_cv', name: `throughput CV without the suite, curl to one stand-in, ${floor.length} x ${s.size} (floor)`, value: cvPct(floor), unit: '%', target: null, samples: floor,
         detail: `after the run: curl -F to a stand-in started once, each entry deleted, no cgroup, warm-up excluded: ` +
           `median ${median(floor).toFixed(0)} MiB/s [${floor.map((x) => x.toFixed(0)).join(' ')}]; the noise of the server and this machine ` +
           `alone, under the CV above; load ${load()}`,
       },
       {
-        key: 'machine_cpu_cv', name: `CV without any project code: sha256sum of the hot ${s.size} file, ${cpuJob.length} x (floor)`, value: cvPct(cpuJob), unit: '%', target: null,
+        key: 'machine_cpu_cv', name: `CV without any project code: sha256sum of the hot ${s.size} file, ${cpuJob.length} x (floor)`, value: cvPct(cpuJob), unit: '%', target: null, samples: cpuJob,
         detail: `the same CPU-only job each time, in turn with the copy below: ${samples(cpuJob)}; load ${load()}`,
       },
       {
-        key: 'machine_copy_cv', name: `CV without any project code: the stand-in's writes by dd, 2 x ${s.size}, ${copyJob.length} x (floor)`, value: cvPct(copyJob), unit: '%', target: null,
+        key: 'machine_copy_cv', name: `CV without any project code: the stand-in's writes by dd, 2 x ${s.size}, ${copyJob.length} x (floor)`, value: cvPct(copyJob), unit: '%', target: null, samples: copyJob,
         detail: `dd of the file to a spool in 64 KiB writes, then to a store in 320 KiB ones, both removed (fresh page cache, as each upload ` +
           `needs): ${samples(copyJob)}; with the line above, how much wall time varies on this machine for reasons outside any program; load ${load()}`,
       },

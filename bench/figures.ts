@@ -16,6 +16,8 @@ export interface Figure {
   detail?: string;
   /** Why a figure was not measured. */
   note?: string;
+  /** The measurements a spread figure (a CV) is computed from, unrounded, in the JSON for plotting and checking. */
+  samples?: number[];
 }
 
 export type Verdict = 'pass' | 'FAIL' | 'n/a';
