@@ -115,6 +115,8 @@ test('oom_killed: a real cgroup OOM kill of a server holding the upload in memor
   const o = await one({ standinEnv: { STANDIN_HOLD_IN_MEMORY: '1' }, memoryMb: 96, sizeMiB: 192 });
   assert.equal(o.row.exit_reason, 'oom_killed', o.row.error);
   assert.match(o.failure!, /kernel OOM lines:[\s\S]*(memory cgroup out of memory|killed process)/i);
+  // This kill's own lines, not an earlier one's left in the kernel log: they name this process's cgroup.
+  assert.match(o.failure!.split('--- server log tail')[0], new RegExp(`/upload-perf-suite-${process.pid}-96\\b`));
   assert.ok(o.cgroup && !fs.existsSync(o.cgroup), 'the cgroup was removed');
 });
 
