@@ -86,6 +86,10 @@ const NEVER = '2999-12-31T00:00:00Z';
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 const load = () => os.loadavg().map((x) => x.toFixed(1)).join(' ');
 const mibs = (bytes: number, seconds: number) => bytes / MiB / seconds;
+/** Wall seconds of `job`. */
+const timed = async (job: () => Promise<unknown>) => { const t0 = performance.now(); await job(); return (performance.now() - t0) / 1000; };
+/** Seconds as the details print them: [0.21 0.19 ...]. */
+const secs = (xs: number[]) => `[${xs.map((x) => x.toFixed(2)).join(' ')}]`;
 
 /**
  * CPU seconds used by this process's finished children (cutime + cstime of
@@ -178,7 +182,6 @@ async function standinWithCurl(file: string, dir: string, times: number): Promis
 async function machineJobSeconds(file: string, dir: string, times: number): Promise<{ cpu: number[]; copy: number[] }> {
   const spool = path.join(dir, 'floor-spool');
   const store = path.join(dir, 'floor-store');
-  const timed = async (job: () => Promise<unknown>) => { const t0 = performance.now(); await job(); return (performance.now() - t0) / 1000; };
   const out = { cpu: [] as number[], copy: [] as number[] };
   for (let i = 0; i < times; i++) {
     out.cpu.push(await timed(() => $({ quiet: true })`sha256sum ${file}`));
@@ -240,24 +243,18 @@ async function figureGen(s: Settings['gen']): Promise<Figure[]> {
   const zeros: number[] = [];
   const hash: number[] = [];
   const cpu = { suite: [] as number[], dd: [] as number[] };
-  const ddSeconds = async (input: string) => {
+  const ddSeconds = (input: string) => timed(async () => {
     const out = path.join(dir, 'dd.bin');
-    const t0 = performance.now();
     await $({ quiet: true })`dd if=${input} of=${out} bs=1M count=${s.bytes / MiB} status=none`;
     fs.rmSync(out);
-    return (performance.now() - t0) / 1000;
-  };
+  });
   const runSuite = async () => {
     const file = path.join(dir, 'suite.bin');
-    const t0 = performance.now();
     const cpu0 = ownCpuSeconds();
-    await writeTestFile(file, s.bytes);
-    suite.push((performance.now() - t0) / 1000);
+    suite.push(await timed(() => writeTestFile(file, s.bytes)));
     cpu.suite.push(ownCpuSeconds() - cpu0);
     // Not part of generation: the check every run makes of a cached file, reported beside it.
-    const t1 = performance.now();
-    await sha256File(file);
-    hash.push((performance.now() - t1) / 1000);
+    hash.push(await timed(() => sha256File(file)));
     fs.rmSync(file);
   };
   const runDd = async () => {
@@ -281,7 +278,6 @@ async function figureGen(s: Settings['gen']): Promise<Figure[]> {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const secs = (xs: number[]) => `[${xs.map((x) => x.toFixed(2)).join(' ')}]`;
   return [{
     key: 'testfile_generation', name: `test file generation vs dd, ${formatBytes(s.bytes)}`, value: median(dd) / median(suite), unit: 'x faster',
     target: { op: '>=', value: 5 },
@@ -321,7 +317,7 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
     const jobs = await machineJobSeconds(testFile, out, measured.length + 1);
     const [cpuJob, copyJob] = [jobs.cpu.slice(1), jobs.copy.slice(1)];
     const machineCv = Math.max(cvPct(cpuJob), cvPct(copyJob));
-    const samples = (xs: number[]) => `median ${median(xs).toFixed(2)} s [${xs.map((x) => x.toFixed(2)).join(' ')}]`;
+    const samples = (xs: number[]) => `median ${median(xs).toFixed(2)} s ${secs(xs)}`;
     // Which phase the noise is in: the transfer (client, loopback, CPU) or the server's processing (its disk writes).
     const phaseCv = (col: string) => `${col.replace('_seconds', '')} median ${median(measured.map((x) => Number(x[col]))).toFixed(2)} s, CV ${cvPct(measured.map((x) => Number(x[col]))).toFixed(1)}%`;
     const { timings } = JSON.parse(fs.readFileSync(timingsFile, 'utf8')) as { timings: Timing[] };

@@ -39,7 +39,6 @@ export interface Matrix {
 
 export interface Case { memoryMb: number; size: SizeSpec; iteration: number }
 
-/** What --quick runs: small sizes and limits that finish in well under a minute on the local provider. */
 /**
  * The index of the first value equal to an earlier one, or null: a case is
  * (size, memory limit, iteration), which --resume and compare-runs rely on
@@ -50,6 +49,7 @@ export function repeated(values: readonly number[]): number | null {
   return i < 0 ? null : i;
 }
 
+/** What --quick runs: small sizes and limits that finish in well under a minute on the local provider. */
 export const QUICK = { sizes: ['20MiB', '5MiB'], memoryLimitsMb: [512, 256], iterations: 2 };
 
 const TOP_KEYS = ['sizes', 'memory_limits', 'iterations', 'warmup_iterations', 'timeouts', 'provider', 'server', 'vm'];
@@ -94,15 +94,17 @@ export function parseMatrix(text: string, file: string): Matrix {
     if (!isScalar(node)) return fail(key, node, 'must be a single value');
     try { return parse(String(node.value)); } catch (e) { return fail(key, node, (e as Error).message); }
   };
-  const sizes = list('sizes').map((n) => {
+  const sizeNodes = list('sizes');
+  const sizes = sizeNodes.map((n) => {
     const bytes = scalar('sizes', n, parseSize);
     return { label: sizeLabel(String((n as { value: unknown }).value)), bytes };
   });
-  const memoryLimitsMb = list('memory_limits').map((n) => scalar('memory_limits', n, parseMemoryMb));
+  const memoryNodes = list('memory_limits');
+  const memoryLimitsMb = memoryNodes.map((n) => scalar('memory_limits', n, parseMemoryMb));
   const sizeTwice = repeated(sizes.map((x) => x.bytes));
-  if (sizeTwice !== null) fail('sizes', list('sizes')[sizeTwice], `the same size as an earlier entry (${sizes[sizeTwice].bytes} bytes): give each once`);
+  if (sizeTwice !== null) fail('sizes', sizeNodes[sizeTwice], `the same size as an earlier entry (${sizes[sizeTwice].bytes} bytes): give each once`);
   const memoryTwice = repeated(memoryLimitsMb);
-  if (memoryTwice !== null) fail('memory_limits', list('memory_limits')[memoryTwice], 'given twice: give each once');
+  if (memoryTwice !== null) fail('memory_limits', memoryNodes[memoryTwice], 'given twice: give each once');
   const num = (key: string, node: Node | undefined, dflt: number) =>
     node === undefined ? dflt : scalar(key, node, parsePositiveInt);
   const iterations = num('iterations', get(root, 'iterations'), 3);

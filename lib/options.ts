@@ -116,14 +116,14 @@ export function parseOptions(argv: string[]): Options | 'help' {
   const flag = <T,>(name: string, value: string, parse: (s: string) => T): T => {
     try { return parse(value); } catch (e) { throw new InputError(`--${name}: ${(e as Error).message} (got "${value}")`); }
   };
-  const list = <T,>(name: string, value: string, parse: (s: string) => T): T[] => {
+  /** A comma-separated list; `key` tells entries apart (1MiB and 1048576B are one size), none may repeat. */
+  const list = <T,>(name: string, value: string, parse: (s: string) => T, key: (x: T) => number): T[] => {
     const items = value.split(',').map((s) => s.trim()).filter(Boolean);
     if (items.length === 0) throw new InputError(`--${name}: empty list (got "${value}")`);
-    return items.map((s) => flag(name, s, parse));
-  };
-  const once = (name: string, items: string[], values: number[]) => {
-    const i = repeated(values);
-    if (i !== null) throw new InputError(`--${name}: ${items[i]} is the same as an earlier entry: give each once (got "${v[name as 'sizes']}")`);
+    const parsed = items.map((s) => flag(name, s, parse));
+    const i = repeated(parsed.map(key));
+    if (i !== null) throw new InputError(`--${name}: ${items[i]} is the same as an earlier entry: give each once (got "${value}")`);
+    return parsed;
   };
   if (v.quick) {
     matrix.sizes = QUICK.sizes.map((s) => ({ label: s, bytes: parseSize(s) }));
@@ -132,14 +132,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
     matrix.warmupIterations = defaultWarmup(QUICK.iterations);
     matrix.server = { kind: 'standin' };
   }
-  if (v.sizes !== undefined) {
-    matrix.sizes = list('sizes', v.sizes, (s) => ({ label: sizeLabel(s), bytes: parseSize(s) }));
-    once('sizes', matrix.sizes.map((x) => x.label), matrix.sizes.map((x) => x.bytes));
-  }
-  if (v.memory !== undefined) {
-    matrix.memoryLimitsMb = list('memory', v.memory, parseMemoryMb);
-    once('memory', matrix.memoryLimitsMb.map(String), matrix.memoryLimitsMb);
-  }
+  if (v.sizes !== undefined) matrix.sizes = list('sizes', v.sizes, (s) => ({ label: sizeLabel(s), bytes: parseSize(s) }), (x) => x.bytes);
+  if (v.memory !== undefined) matrix.memoryLimitsMb = list('memory', v.memory, parseMemoryMb, (x) => x);
   if (v.iterations !== undefined) {
     matrix.iterations = flag('iterations', v.iterations, parsePositiveInt);
     matrix.warmupIterations = defaultWarmup(matrix.iterations);

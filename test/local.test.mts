@@ -15,7 +15,7 @@ import { hostServerArgv } from '../lib/server.ts';
 import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
-import { machineCanMakeMemoryCgroups } from './run-helpers.mts';
+import { cgroupsOf, machineCanMakeMemoryCgroups } from './run-helpers.mts';
 
 const SECRET = 'local-test-secret-Zq8';
 
@@ -163,10 +163,7 @@ test('a data folder that cannot be made: up() throws and leaves no cgroup; run-t
   } finally {
     if (saved === undefined) delete process.env.UPS_LOCAL_DATA_DIR; else process.env.UPS_LOCAL_DATA_DIR = saved;
   }
-  const left = ['/sys/fs/cgroup/memory', '/sys/fs/cgroup'].flatMap((root) => {
-    try { return fs.readdirSync(root).filter((n) => n === `upload-perf-suite-${process.pid}-256`); } catch { return []; }
-  });
-  assert.deepEqual(left, [], 'the cgroup made before the data folder failed is removed');
+  assert.deepEqual(cgroupsOf(process.pid).filter((d) => d.endsWith('-256')), [], 'the cgroup made before the data folder failed is removed');
 
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-baddata-'));
   const r = await $({ quiet: true, nothrow: true, cwd: os.tmpdir(), env: { ...process.env, UPS_LOCAL_DATA_DIR: missing } })`${path.join(SUITE_DIR, 'run-tests')} --sizes 1MiB --memory 256 --iterations 1 --out ${out}`;
