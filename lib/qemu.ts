@@ -49,6 +49,7 @@ export function killAllVms(): void {
 }
 
 let exitHooked = false;
+let killedBySignal = false;
 function hookExit(): void {
   if (exitHooked) return;
   exitHooked = true;
@@ -56,6 +57,7 @@ function hookExit(): void {
   // With no other handler, a signal would end the process without 'exit': kill the VMs, then end as the signal would.
   for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     process.on(sig, () => {
+      killedBySignal = true;
       killAllVms();
       if (process.listenerCount(sig) === 1) process.exit(code);
     });
@@ -115,6 +117,8 @@ export class QemuProvider implements Provider {
     try {
       return await this.boot(memoryMb, image, accel);
     } catch (e) {
+      // A boot cut short by Ctrl-C or SIGTERM (hookExit killed its VM) is not retried.
+      if (killedBySignal) throw new Error(`qemu: boot at ${memoryMb} MB interrupted`);
       this.log(`qemu: boot at ${memoryMb} MB failed, retrying once: ${(e as Error).message}`);
       return await this.boot(memoryMb, image, accel);
     }

@@ -6,6 +6,7 @@
 // why, where QEMU or the image can't be had.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { test } from 'node:test';
 import { $ } from 'zx';
 import { closeClient } from '../lib/client.ts';
@@ -17,6 +18,7 @@ import { SUITE_DIR } from '../lib/paths.ts';
 import { IMAGE_BUILD_TOOLS } from '../lib/tools.ts';
 import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
+import { processesWith, rawCsvText, readConfig, rowCount, startRun, waitFor } from './run-helpers.mts';
 
 const SECRET = 'qemu-test-secret-Hk4w';
 
@@ -110,3 +112,33 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     assert.equal(await running(), '', `QEMU still running after ${sig}`);
   });
 }
+
+// Through ./run-tests, whose own handler tears down in order: the signal must
+// end the boot at once, with no second boot (the provider retries a boot that
+// failed on its own, never one cut short by the user), no row and no VM left.
+test('qemu: SIGINT to ./run-tests while its VM boots: exit 130 within seconds, no retry, no row, no VM or work folder left', async (t) => {
+  const reason = await whyNot();
+  if (reason) return t.skip(reason);
+  if (!(await readGuestImage())) return t.skip('no guest image (the first test builds it)');
+  const secret = `qemu-intr-${Date.now()}`;
+  const run = startRun(['--provider', 'qemu', '--sizes', '1MiB', '--memory', '256', '--iterations', '1'], { PS_SHARED_SECRET: secret });
+  const vmName = `ups-${run.pid}-256`;
+  const vms = async () => (await $({ nothrow: true, quiet: true })`pgrep -f ${vmName}`).stdout.trim();
+  await waitFor('the VM to be started', () => /qemu-system/.test(processesWith(vmName).join('\n')), 120_000);
+  const workDir = /-serial\s+file:(\S+)\/serial\.log/.exec(processesWith(vmName).join('\n'))?.[1];
+  assert.ok(workDir && fs.existsSync(workDir), `the VM's work folder: ${workDir}`);
+  await new Promise((r) => setTimeout(r, 2000)); // well into the boot, which takes 10-40 s under TCG
+  run.child.kill('SIGINT');
+  const t0 = Date.now();
+  const exit = await run.exited;
+  const seconds = (Date.now() - t0) / 1000;
+  t.diagnostic(`exit ${exit.code} ${seconds.toFixed(1)} s after SIGINT`);
+  assert.equal(exit.code, 130, run.stderr());
+  assert.ok(seconds < 10, `exited ${seconds.toFixed(1)} s after SIGINT`);
+  assert.doesNotMatch(run.stderr(), /retrying/, 'an interrupted boot is not retried');
+  assert.equal(rowCount(run.runDir()), 0, `an interrupted boot is not a result: ${rawCsvText(run.runDir())}`);
+  assert.equal(readConfig(run.runDir()!).stop_reason, 'interrupted by SIGINT');
+  assert.equal(await vms(), '', 'QEMU still running');
+  assert.equal(fs.existsSync(workDir!), false, `${workDir} left behind`);
+  fs.rmSync(run.out, { recursive: true, force: true });
+});
