@@ -35,8 +35,8 @@ Measures the suite's own costs against targets, side by side in one run:
              (wall - uploads - verification downloads) / wall, and the
              throughput CV over its iterations, warm-up excluded                <= 10%; <= 5%
              beside floors under that CV, reported: curl to one stand-in (no
-             suite code); sha256sum of the file and the stand-in's writes by dd
-             (no project code)
+             suite code); sha256sum of the file, the stand-in's writes by dd,
+             and sha256sum pinned to each vCPU in turn (no project code)
   vm         VM boot to ready, qemu vs vagrant at 256 MB                      qemu >= 2x faster
 
 Options:
@@ -172,17 +172,21 @@ async function standinWithCurl(file: string, dir: string, times: number): Promis
 }
 
 /**
- * Two fixed jobs with no code of this project, in turn, `times` rounds: `cpu`,
+ * Fixed jobs with no code of this project, in turn, `times` rounds: `cpu`,
  * sha256sum of `file` hot in the page cache (CPU and memory copies only);
  * `copy`, the stand-in's disk writes done by dd (the file to a spool in 64 KiB
  * writes, the spool to a store in 320 KiB ones, both removed), 2x the file's
- * size of fresh page cache. Their CVs are how steady this machine itself is,
- * the floors under any wall-time CV of an upload measured here.
+ * size of fresh page cache; `vcpu`, sha256sum of the hot `probe` pinned
+ * (taskset) to each CPU in turn, seconds per CPU: a host can run one vCPU of
+ * this VM slower than the other, and the scheduler here cannot see it. Their
+ * spread is how steady this machine itself is, the floor under any wall-time
+ * CV of an upload measured here.
  */
-async function machineJobSeconds(file: string, dir: string, times: number): Promise<{ cpu: number[]; copy: number[] }> {
+async function machineJobSeconds(file: string, probe: string, dir: string, times: number): Promise<{ cpu: number[]; copy: number[]; vcpu: number[][] }> {
   const spool = path.join(dir, 'floor-spool');
   const store = path.join(dir, 'floor-store');
-  const out = { cpu: [] as number[], copy: [] as number[] };
+  const cpus = os.cpus().map((_, i) => i);
+  const out = { cpu: [] as number[], copy: [] as number[], vcpu: [] as number[][] };
   for (let i = 0; i < times; i++) {
     out.cpu.push(await timed(() => $({ quiet: true })`sha256sum ${file}`));
     out.copy.push(await timed(async () => {
@@ -191,6 +195,13 @@ async function machineJobSeconds(file: string, dir: string, times: number): Prom
       fs.rmSync(spool);
       fs.rmSync(store);
     }));
+    const round: number[] = [];
+    // Each round starts on the next CPU, so no CPU always goes first.
+    for (const k of cpus.keys()) {
+      const c = cpus[(i + k) % cpus.length];
+      round[c] = await timed(() => $({ quiet: true })`taskset -c ${c} sha256sum ${probe}`);
+    }
+    out.vcpu.push(round);
   }
   return out;
 }
@@ -314,9 +325,12 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
     // The floor under the CV: the same uploads with no suite code in the path, one warm-up not kept.
     const floor = (await standinWithCurl(testFile, out, measured.length + 1)).slice(1).map((x) => mibs(s.bytes, x));
     // Under both: the machine alone, as many rounds of two fixed jobs (the test file is hot in the page cache now).
-    const jobs = await machineJobSeconds(testFile, out, measured.length + 1);
-    const [cpuJob, copyJob] = [jobs.cpu.slice(1), jobs.copy.slice(1)];
+    const probe = (await ensureTestFile(Math.min(s.bytes, 256 * MiB))).path;
+    await $({ quiet: true })`cat ${probe}`; // hot in the page cache: the probe times CPUs, not the disk
+    const jobs = await machineJobSeconds(testFile, probe, out, measured.length + 1);
+    const [cpuJob, copyJob, vcpuJob] = [jobs.cpu.slice(1), jobs.copy.slice(1), jobs.vcpu.slice(1)];
     const machineCv = Math.max(cvPct(cpuJob), cvPct(copyJob));
+    const spreads = vcpuJob.map((r) => Math.max(...r) / Math.min(...r));
     const samples = (xs: number[]) => `median ${median(xs).toFixed(2)} s ${secs(xs)}`;
     // Which phase the noise is in: the transfer (client, loopback, CPU) or the server's processing (its disk writes).
     const phaseCv = (col: string) => `${col.replace('_seconds', '')} median ${median(measured.map((x) => Number(x[col]))).toFixed(2)} s, CV ${cvPct(measured.map((x) => Number(x[col]))).toFixed(1)}%`;
@@ -338,7 +352,8 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
         target: { op: '<=', value: 5 },
         detail: `stand-in on local, warm-up excluded: median ${median(tput).toFixed(0)} MiB/s [${tput.map((x) => x.toFixed(0)).join(' ')}]; ` +
           `${phaseCv('transfer_seconds')}; ${phaseCv('processing_seconds')}; host CPU pressure [${measured.map((x) => x.host_cpu_pressure_pct).join(' ')}]%` +
-          (machineCv > 5 ? `; a fixed job with no project code varies ${machineCv.toFixed(1)}% on this machine (below), more than this target itself` : ''),
+          (machineCv > 5 ? `; a fixed job with no project code varies ${machineCv.toFixed(1)}% on this machine (below), more than this target itself` : '') +
+          (Math.max(...spreads) > 1.1 ? `; the same job ran up to ${Math.max(...spreads).toFixed(2)}x slower on one vCPU than on another in one round (below)` : ''),
       },
       {
         key: 'standin_curl_cv', name: `throughput CV without the suite, curl to one stand-in, ${floor.length} x ${s.size} (floor)`, value: cvPct(floor), unit: '%', target: null, samples: floor,
@@ -354,6 +369,14 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
         key: 'machine_copy_cv', name: `CV without any project code: the stand-in's writes by dd, 2 x ${s.size}, ${copyJob.length} x (floor)`, value: cvPct(copyJob), unit: '%', target: null, samples: copyJob,
         detail: `dd of the file to a spool in 64 KiB writes, then to a store in 320 KiB ones, both removed (fresh page cache, as each upload ` +
           `needs): ${samples(copyJob)}; with the line above, how much wall time varies on this machine for reasons outside any program; load ${load()}`,
+      },
+      {
+        key: 'machine_vcpu_spread', name: `slowest vs fastest vCPU, one job without project code on each in one round, ${spreads.length} x (floor)`,
+        value: Math.max(...spreads), unit: 'x', target: null, samples: spreads,
+        detail: `sha256sum of a hot ${formatBytes(fs.statSync(probe).size)} file pinned (taskset) to each vCPU in turn, in turn with the jobs above; ` +
+          `slowest / fastest per round [${spreads.map((x) => x.toFixed(2)).join(' ')}]; ` +
+          os.cpus().map((_, c) => `cpu${c} ${samples(vcpuJob.map((r) => r[c]))}`).join(', ') +
+          `; a CPU-bound job's time depends on which vCPU runs it, which no program here chooses; load ${load()}`,
       },
     ];
   } finally {

@@ -84,7 +84,7 @@ test('npm run bench -- --quick --only gen,run: real dd, generator, run-tests and
   const json = JSON.parse(fs.readFileSync(out, 'utf8')) as { quick: boolean; figures: Figure[] };
   assert.equal(json.quick, true);
   const byKey = new Map(json.figures.map((f) => [f.key, f]));
-  assert.deepEqual([...byKey.keys()].sort(), ['harness_overhead', 'machine_copy_cv', 'machine_cpu_cv', 'standin_curl_cv', 'testfile_generation', 'throughput_cv']);
+  assert.deepEqual([...byKey.keys()].sort(), ['harness_overhead', 'machine_copy_cv', 'machine_cpu_cv', 'machine_vcpu_spread', 'standin_curl_cv', 'testfile_generation', 'throughput_cv']);
   // The generator makes no bytes through the kernel as dd's urandom does: faster on any machine.
   assert.ok(byKey.get('testfile_generation')!.value! > 1, `generation ${byKey.get('testfile_generation')!.value}x dd`);
   const overhead = byKey.get('harness_overhead')!.value!;
@@ -108,6 +108,20 @@ test('npm run bench -- --quick --only gen,run: real dd, generator, run-tests and
     near(k, cvPct(xs), 1e-9);
     const printed = /\[([\d. ]+)\]/.exec(byKey.get(k)!.detail!)![1].split(' ').map(Number);
     assert.deepEqual(printed, xs.map((x) => Number(x.toFixed(k.startsWith('machine') ? 2 : 0))), k);
+  }
+  // The vCPU spread: the largest of the per-round slowest/fastest ratios it prints, one per CPU time it lists.
+  const spread = byKey.get('machine_vcpu_spread')!;
+  assert.equal(spread.samples!.length, 10);
+  assert.ok(spread.samples!.every((x) => x >= 1), `ratios ${spread.samples}`);
+  near('machine_vcpu_spread', Math.max(...spread.samples!), 1e-9);
+  assert.deepEqual(/per round \[([\d. ]+)\]/.exec(spread.detail!)![1].split(' ').map(Number), spread.samples!.map((x) => Number(x.toFixed(2))));
+  const perCpu = [...spread.detail!.matchAll(/cpu(\d+) median [\d.]+ s \[([\d. ]+)\]/g)].map((m) => m[2].split(' ').map(Number));
+  assert.equal(perCpu.length, os.cpus().length);
+  for (let i = 0; i < 10; i++) {
+    const times = perCpu.map((xs) => xs[i]);
+    const [lo, hi] = [Math.min(...times), Math.max(...times)];
+    const tolerance = (hi / lo) * (0.006 / lo + 0.006 / hi); // both printed to 0.01 s
+    assert.ok(Math.abs(hi / lo - spread.samples![i]) <= tolerance, `round ${i + 1}: ${times} against ratio ${spread.samples![i]}`);
   }
   const [wall, outside] = /wall ([\d.]+) s = .* \+ outside ([\d.]+) s/.exec(byKey.get('harness_overhead')!.detail!)!.slice(1).map(Number);
   near('harness_overhead', (outside / wall) * 100, 100 * (0.1 / wall));
