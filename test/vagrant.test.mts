@@ -3,6 +3,8 @@
 // sha256, the in-guest peak memory read back, and a destroy that leaves no
 // qemu process behind. Skips, saying why, where vagrant or libvirt is missing.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { $ } from 'zx';
 import { closeClient } from '../lib/client.ts';
@@ -12,7 +14,8 @@ import { runIteration } from '../lib/iteration.ts';
 import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
 import { BOX_NAME, boxCatalog, boxMetadata, boxVagrantfile, boxVersion } from '../lib/vagrant-box.ts';
-import { parseBoxList, parseSshConfig, qemuPidsOf, VagrantProvider } from '../lib/vagrant.ts';
+import { parseBoxList, parseSshConfig, qemuPidsOf, VagrantProvider, vagrantRunner } from '../lib/vagrant.ts';
+import { processesWith, rawCsvText, readConfig, rowCount, startRun, waitFor } from './run-helpers.mts';
 
 const SECRET = 'vagrant-test-secret-Qp7z';
 
@@ -135,4 +138,36 @@ test('vagrant: a 256 MB VM boots, runs the stand-in, uploads with sha256 check, 
   assert.deepEqual(await qemuPidsOf(domain), [], 'qemu still running after down()');
   const vms = await $({ nothrow: true, quiet: true })`pgrep -f ${domain}`;
   assert.equal(vms.stdout.trim(), '', `a process of ${domain} is still running`);
+});
+
+// Through ./run-tests, whose own handler tears down in order: Ctrl-C while
+// `vagrant up` runs stops it, destroys the half-booted VM, does not retry,
+// and leaves no row, qemu process, libvirt domain or project folder.
+test('vagrant: SIGINT to ./run-tests during vagrant up: exit 130, no retry, no row, nothing of the VM left', async (t) => {
+  const reason = await vagrantMissing();
+  if (reason) return t.skip(reason);
+  if (!(await readGuestImage())) return t.skip('no guest image (the test above builds it)');
+  const secret = `vagrant-intr-${Date.now()}`;
+  const run = startRun(['--provider', 'vagrant', '--sizes', '1MiB', '--memory', '256', '--iterations', '1'], { PS_SHARED_SECRET: secret });
+  // libvirt names the domain PROJECT_default and QEMU gets -name guest=DOMAIN; the project carries the run's pid.
+  const domainOf = () => /guest=(ups-256-\d+-[0-9a-f]+)_default/.exec(processesWith(`guest=ups-256-${run.pid}-`).join('\n'))?.[1];
+  await waitFor('the VM to be started', () => domainOf() !== undefined, 300_000);
+  const project = domainOf()!;
+  await new Promise((r) => setTimeout(r, 2000)); // inside the boot: vagrant up waits for ssh for 10 s or more
+  run.child.kill('SIGINT');
+  const t0 = Date.now();
+  const exit = await run.exited;
+  const seconds = (Date.now() - t0) / 1000;
+  t.diagnostic(`exit ${exit.code} ${seconds.toFixed(1)} s after SIGINT`);
+  assert.equal(exit.code, 130, run.stderr());
+  assert.ok(seconds < 120, `exited ${seconds.toFixed(1)} s after SIGINT`);
+  assert.doesNotMatch(run.stderr(), /retrying/, 'an interrupted boot is not retried');
+  assert.equal(rowCount(run.runDir()), 0, `an interrupted boot is not a result: ${rawCsvText(run.runDir())}`);
+  assert.equal(readConfig(run.runDir()!).stop_reason, 'interrupted by SIGINT');
+  assert.deepEqual(await qemuPidsOf(`${project}_default`), [], 'qemu still running');
+  const r = vagrantRunner();
+  const domains = await $({ nothrow: true, quiet: true, env: r.env })`${[...r.prefix, 'virsh', '-c', 'qemu:///session', 'list', '--all', '--name']}`;
+  assert.ok(!domains.stdout.includes(project), `libvirt domain ${project}_default still defined`);
+  assert.equal(fs.existsSync(path.join(r.scratch, 'projects', project)), false, 'project folder left behind');
+  fs.rmSync(run.out, { recursive: true, force: true });
 });
