@@ -135,8 +135,10 @@ export async function main(argv: string[]): Promise<number> {
   if (resume?.droppedPartialLine) progress.line(`raw.csv ended in a cut-off line, dropped: ${resume.droppedPartialLine}`);
   // Builds and test files clean up after themselves (a ref's worktree is removed in a finally): a signal
   // before the run proper waits for that, instead of ending the process with a worktree left behind.
+  // Held until the run's own handler takes over, so a results folder once made always gets its config.json.
   let held: NodeJS.Signals | null = null;
   const hold = (sig: NodeJS.Signals) => { held ??= sig; progress.line(`${sig}: stopping once the step under way has cleaned up (nothing measured yet)`); };
+  const release = () => { process.off('SIGINT', hold); process.off('SIGTERM', hold); };
   process.on('SIGINT', hold);
   process.on('SIGTERM', hold);
   let sides: Side[] = [];
@@ -153,12 +155,13 @@ export async function main(argv: string[]): Promise<number> {
       progress.line(`test file ${size.label}: ${f.generated ? 'generated' : 'cached, verified'} in ${((Date.now() - t0) / 1000).toFixed(1)} s (${f.path})`);
     }
   } catch (e) {
+    release();
     if (!held) throw e; // a build the same Ctrl-C killed is the interruption, not a failed build
-  } finally {
-    process.off('SIGINT', hold);
-    process.off('SIGTERM', hold);
   }
-  if (held) return held === 'SIGINT' ? 130 : 143;
+  if (held) {
+    release();
+    return held === 'SIGINT' ? 130 : 143;
+  }
   // Two refs share each environment: every provider's startServer(server) starts either build.
   const ab = sides.length > 1;
 
@@ -228,8 +231,11 @@ export async function main(argv: string[]): Promise<number> {
     progress.line(`${sig}: stopping the current upload and tearing down`);
     stop.abort();
   };
+  release();
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A signal while the folders were made: they are closed like any interrupted run's (config.json, report).
+  if (held) onSignal(held);
 
   const provider = makeProvider(m, sides[0].spec, secret);
   // Each case once per side; with one side this is the plain case order.

@@ -137,3 +137,28 @@ test('SIGINT while a ref is being built: the build cleans up its worktree, exit 
   assert.equal(worktrees.match(/^worktree /gm)?.length, 1, `only the repository's own worktree:\n${worktrees}`);
   assert.deepEqual(fs.existsSync(path.join(cache, 'worktrees')) ? fs.readdirSync(path.join(cache, 'worktrees')) : [], []);
 });
+
+test('SIGINT just after the results folder is made: it still gets config.json and report.md, and stdout names it', async () => {
+  const secret = `intr-early-${Date.now()}`;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-intr-early-'));
+  // A slow git: the run reads the suite's commit for config.json right after making the folder.
+  const bin = path.join(tmp, 'bin');
+  fs.mkdirSync(bin);
+  const realGit = spawnSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).stdout.trim();
+  fs.writeFileSync(path.join(bin, 'git'), `#!/bin/sh\nsleep 3\nexec ${realGit} "$@"\n`, { mode: 0o755 });
+  const run = startRun(['--quick'], { PS_SHARED_SECRET: secret, PATH: `${bin}:${process.env.PATH}` });
+  await waitFor('the results folder', () => run.runDir() !== null, 60_000);
+  run.child.kill('SIGINT');
+  const exit = await run.exited;
+  const dir = run.runDir()!;
+  assert.equal(exit.code, 130, run.stderr());
+  assert.equal(run.stdout().trim().split('\n').at(-1), dir, 'the results folder is the last stdout line');
+  const config = readConfig(dir);
+  assert.equal(config.finished, false);
+  assert.equal(config.stop_reason, 'interrupted by SIGINT');
+  assert.equal(rowCount(dir), 0);
+  assert.match(fs.readFileSync(path.join(dir, 'report.md'), 'utf8'), /Run not finished\*\*: interrupted by SIGINT/);
+  assert.deepEqual(leftovers(secret, run.pid), [], 'no server process or cgroup left');
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.rmSync(run.out, { recursive: true, force: true });
+});
