@@ -65,6 +65,8 @@ export interface ReportInput {
   config: {
     finished: boolean;
     stop_reason: string | null;
+    /** Set on each side of a two-ref run. */
+    ab?: unknown;
     provider: string;
     started_at: string;
     ended_at: string | null;
@@ -103,6 +105,8 @@ export function renderReport(input: ReportInput): string {
     runName: input.runName,
     finished: config.finished,
     stopReason: config.stop_reason,
+    // One side of a two-ref run is not resumed alone (lib/resume.ts): the comparison is run again.
+    finishHint: config.ab ? 'rerunning the two-ref comparison measures it anew (one side cannot be resumed alone)' : '`./run-tests --resume` finishes it',
     cases,
     failedTotal: input.rows.filter((r) => r.exit_reason !== 'success').length,
     rowsTotal: input.rows.length,

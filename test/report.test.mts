@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { caseSide } from '../lib/cases.ts';
-import { summarizeCases } from '../lib/report.ts';
+import { renderReport, summarizeCases, type ReportInput } from '../lib/report.ts';
 import { row } from './raw-row.mts';
 
 test('the report leaves warm-up out even when every later iteration failed', () => {
@@ -35,4 +35,18 @@ test('the report and compare-runs take medians over the same rows, throughput de
   const twenty = summaries.find((s) => s.fileSize === '20MiB')!;
   assert.equal(twenty.measured, 1, 'a single iteration is not warm-up');
   assert.deepEqual(summaries.map((s) => s.fileSize), ['20MiB', '10MiB'], 'size largest first within a memory limit');
+});
+
+test('an interrupted run\'s report says how to finish it: --resume, or for one side of a two-ref run, the comparison again', () => {
+  const config: ReportInput['config'] = {
+    finished: false, stop_reason: 'interrupted by SIGINT', provider: 'local', started_at: '2026-11-26T00:00:00Z', ended_at: null,
+    server: { kind: 'standin', path: null, git: null },
+    matrix: { iterations: 3, warmup_iterations: 1, upload_timeout_seconds: 60 },
+    provider_facts: {}, host: { hostname: 'h', cpu_model: 'c', cores: 2, kernel: 'k', memory_bytes: 1 },
+  };
+  const plain = renderReport({ runName: 'r', rows: [row({ iteration: 1 })], config, chartFile: null });
+  assert.match(plain, /Run not finished\*\*: interrupted by SIGINT\. .*`\.\/run-tests --resume` finishes it\./);
+  const side = renderReport({ runName: 'r', rows: [row({ iteration: 1 })], config: { ...config, ab: { refs: ['a', 'b'] } }, chartFile: null });
+  assert.doesNotMatch(side, /--resume/);
+  assert.match(side, /rerunning the two-ref comparison measures it anew/);
 });
