@@ -54,6 +54,9 @@ export const QUICK = { sizes: ['20MiB', '5MiB'], memoryLimitsMb: [512, 256], ite
 
 const TOP_KEYS = ['sizes', 'memory_limits', 'iterations', 'warmup_iterations', 'timeouts', 'provider', 'server', 'vm'];
 const TIMEOUT_KEYS = ['upload_seconds', 'readiness_seconds'];
+// Node's timers hold at most 2^31-1 ms (24.8 days; beyond, they fire at once), and a VM under
+// TCG multiplies every timeout by 4 (TCG_TIMEOUT_FACTOR in qemu.ts): 536870 s is the true bound.
+const MAX_TIMEOUT_SECONDS = 500_000;
 const SERVER_KEYS = ['source', 'build', 'binary'];
 const VM_KEYS = ['cpus', 'box'];
 
@@ -114,6 +117,9 @@ export function parseMatrix(text: string, file: string): Matrix {
       if (!/^\d+$/.test(v.trim())) throw new Error('not a whole number');
       return Number(v);
     });
+  if (warmupNode !== undefined && warmupIterations >= iterations) {
+    fail('warmup_iterations', warmupNode, `must be less than iterations (${iterations}): warm-up is not measured, so nothing would be`);
+  }
 
   let uploadTimeoutSeconds = 1800;
   let readinessTimeoutSeconds = 60;
@@ -122,8 +128,14 @@ export function parseMatrix(text: string, file: string): Matrix {
     if (!isMap(timeouts)) fail('timeouts', timeouts, 'must be a mapping (upload_seconds, readiness_seconds)');
     const t = timeouts as typeof root;
     checkKeys(t, TIMEOUT_KEYS, 'timeouts.');
-    uploadTimeoutSeconds = num('timeouts.upload_seconds', get(t, 'upload_seconds'), uploadTimeoutSeconds);
-    readinessTimeoutSeconds = num('timeouts.readiness_seconds', get(t, 'readiness_seconds'), readinessTimeoutSeconds);
+    const timeout = (key: string, dflt: number) => {
+      const node = get(t, key);
+      const seconds = num(`timeouts.${key}`, node, dflt);
+      if (seconds > MAX_TIMEOUT_SECONDS) fail(`timeouts.${key}`, node, `must be at most ${MAX_TIMEOUT_SECONDS} seconds`);
+      return seconds;
+    };
+    uploadTimeoutSeconds = timeout('upload_seconds', uploadTimeoutSeconds);
+    readinessTimeoutSeconds = timeout('readiness_seconds', readinessTimeoutSeconds);
   }
 
   const providerNode = get(root, 'provider');

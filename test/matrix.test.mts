@@ -65,6 +65,12 @@ test('each kind of invalid matrix names the key, the value and the line', () => 
   // A case is (size, memory, iteration): the same size or limit twice would make two cases one.
   bad('sizes: [1MiB, 2MiB, 1048576B]\nmemory_limits: [256]\n', /^m\.yaml:1: sizes: the same size as an earlier entry \(1048576 bytes\).*\(got "1048576B"\)/);
   bad('sizes: [1MiB]\nmemory_limits: [256, 512, 256]\n', /^m\.yaml:2: memory_limits: given twice/);
+  // Warm-up is never measured: as many warm-ups as iterations would measure nothing, also at 1.
+  bad('sizes: [1MiB]\nmemory_limits: [256]\niterations: 1\nwarmup_iterations: 1\n', /^m\.yaml:4: warmup_iterations: must be less than iterations \(1\).*\(got 1\)/);
+  bad('sizes: [1MiB]\nmemory_limits: [256]\niterations: 3\nwarmup_iterations: 3\n', /^m\.yaml:4: warmup_iterations: must be less than iterations \(3\)/);
+  // Node's timers fire at once beyond 2^31-1 ms: a huge timeout must not become no timeout.
+  bad(`${GOOD}timeouts:\n  upload_seconds: 2200000\n`, /^m\.yaml:7: timeouts\.upload_seconds: must be at most 500000 seconds \(got 2200000\)/);
+  bad(`${GOOD}timeouts:\n  readiness_seconds: 5000000\n`, /^m\.yaml:7: timeouts\.readiness_seconds: must be at most 500000/);
 });
 
 test('server source and binary resolve against the matrix file', () => {
@@ -94,6 +100,19 @@ test('CLI flags override the file and are validated the same way', () => {
   assert.equal(o.matrix.provider, 'qemu');
   const quick = parseOptions(['--matrix', file, '--quick']);
   assert.ok(quick !== 'help' && quick.matrix.server.kind === 'standin' && quick.matrix.sizes.length === 2);
+  // --quick is the local provider even when the file names a VM one; --provider still picks.
+  const vmFile = path.join(dir, 'vm.yaml');
+  fs.writeFileSync(vmFile, `${GOOD}provider: qemu\nwarmup_iterations: 0\n`);
+  const quickVm = parseOptions(['--matrix', vmFile, '--quick']);
+  assert.ok(quickVm !== 'help' && quickVm.matrix.provider === 'local', 'quick on a qemu matrix');
+  const quickQemu = parseOptions(['--matrix', vmFile, '--quick', '--provider', 'qemu']);
+  assert.ok(quickQemu !== 'help' && quickQemu.matrix.provider === 'qemu');
+  // --iterations keeps the file's warm-up while something is left to measure.
+  fs.writeFileSync(vmFile, `${GOOD.replace('iterations: 2', 'iterations: 6')}warmup_iterations: 2\n`);
+  const four = parseOptions(['--matrix', vmFile, '--iterations', '4']);
+  assert.ok(four !== 'help' && four.matrix.warmupIterations === 2, `warm-up ${four !== 'help' && four.matrix.warmupIterations}`);
+  const one = parseOptions(['--matrix', vmFile, '--iterations', '1']);
+  assert.ok(one !== 'help' && one.matrix.warmupIterations === 0);
   for (const [args, pattern] of [
     [['--sizes', '10XB'], /--sizes: unknown unit "XB"/],
     [['--sizes', ','], /--sizes: empty list/],
