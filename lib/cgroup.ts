@@ -15,8 +15,10 @@ export interface MemoryCgroup {
   limitBytes: number;
   /** Resets the peak counter where the kernel allows; returns whether it did. */
   resetPeak(): boolean;
-  /** Peak usage in bytes (includes page cache: read it beside the server's own RSS). */
+  /** Peak usage in bytes since the last reset (includes page cache: read it beside the server's own RSS). */
   readPeak(): number | null;
+  /** Usage in bytes now: polled for a peak where the kernel cannot reset its own. */
+  readCurrent(): number | null;
   readOomKills(): number;
   /** Pids still inside. */
   pids(): number[];
@@ -90,6 +92,7 @@ function makeV1(root: string, name: string, limitBytes: number): MemoryCgroup {
     ...common(dir, 1, limitBytes),
     resetPeak: () => { try { fs.writeFileSync(path.join(dir, 'memory.max_usage_in_bytes'), '0'); return true; } catch { return false; } },
     readPeak: () => { const t = tryRead(path.join(dir, 'memory.max_usage_in_bytes')); return t === null ? null : Number(t.trim()); },
+    readCurrent: () => { const t = tryRead(path.join(dir, 'memory.usage_in_bytes')); return t === null ? null : Number(t.trim()); },
     readOomKills: () => Number(/oom_kill (\d+)/.exec(tryRead(path.join(dir, 'memory.oom_control')) ?? '')?.[1] ?? 0),
   };
 }
@@ -106,11 +109,29 @@ function makeV2(root: string, name: string, limitBytes: number): MemoryCgroup {
     fs.rmdirSync(dir);
     throw e;
   }
+  // From Linux 6.12 a write to memory.peak resets it, but only for reads through the same open file:
+  // one descriptor, kept for the cgroup's life. Older kernels refuse the write and keep the peak since creation.
+  const peakFile = path.join(dir, 'memory.peak');
+  let peakFd: number | null = null;
+  const peakFdOpen = () => {
+    if (peakFd === null) { try { peakFd = fs.openSync(peakFile, 'r+'); } catch { try { peakFd = fs.openSync(peakFile, 'r'); } catch { /* no memory.peak */ } } }
+    return peakFd;
+  };
+  const base = common(dir, 2, limitBytes);
   return {
-    ...common(dir, 2, limitBytes),
-    // Writing memory.peak resets it from Linux 6.12 on; older kernels keep the peak since creation.
-    resetPeak: () => { try { fs.writeFileSync(path.join(dir, 'memory.peak'), 'reset'); return true; } catch { return false; } },
-    readPeak: () => { const t = tryRead(path.join(dir, 'memory.peak')); return t === null ? null : Number(t.trim()); },
+    ...base,
+    resetPeak: () => { try { fs.writeSync(peakFdOpen()!, 'reset'); return true; } catch { return false; } },
+    readPeak: () => {
+      const fd = peakFdOpen();
+      if (fd === null) return null;
+      const buf = Buffer.alloc(32);
+      try { return Number(buf.toString('utf8', 0, fs.readSync(fd, buf, 0, buf.length, 0)).trim()); } catch { return null; }
+    },
+    readCurrent: () => { const t = tryRead(path.join(dir, 'memory.current')); return t === null ? null : Number(t.trim()); },
+    remove: () => {
+      if (peakFd !== null) { try { fs.closeSync(peakFd); } catch { /* closed */ } peakFd = null; }
+      base.remove();
+    },
     readOomKills: () => Number(/oom_kill (\d+)/.exec(tryRead(path.join(dir, 'memory.events')) ?? '')?.[1] ?? 0),
   };
 }

@@ -71,7 +71,10 @@ export class LocalProvider implements Provider {
     const cg = createMemoryCgroup(name, memoryMb * 1024 * 1024);
     let facts: Record<string, unknown>;
     if (isCgroup(cg)) {
-      facts = { limitEnforced: true, mechanism: `cgroup v${cg.version}`, cgroup: cg.dir, limitBytes: cg.limitBytes };
+      facts = {
+        limitEnforced: true, mechanism: `cgroup v${cg.version}`, cgroup: cg.dir, limitBytes: cg.limitBytes,
+        peak_memory: cg.resetPeak() ? 'the cgroup peak, reset per iteration' : 'the cgroup usage polled every 250 ms (this kernel cannot reset the cgroup peak)',
+      };
     } else {
       this.warn(`WARNING: memory limit ${memoryMb} MB NOT ENFORCED: no memory cgroup could be made (${cg.error}). ` +
         'The server runs unlimited; run as root on a host with the cgroup memory controller to enforce it.');
@@ -110,7 +113,7 @@ class LocalEnvironment implements Environment {
   private readonly logFile = path.join(this.workDir, 'server.log');
   private proc: ServerProcess | null = null;
   private dataDir: string | null = null;
-  private sampling: { timer: NodeJS.Timeout; hwm: number | null; oomBefore: number } | null = null;
+  private sampling: { timer: NodeJS.Timeout; hwm: number | null; oomBefore: number; polledPeak: number | null } | null = null;
 
   constructor(
     readonly memoryMb: number,
@@ -196,10 +199,19 @@ class LocalEnvironment implements Environment {
   }
 
   async startSampling(): Promise<void> {
-    this.cgroup?.resetPeak();
+    // Where the kernel cannot reset the cgroup's peak (cgroup v2 before Linux 6.12), its usage is
+    // polled instead: the peak since creation would give every smaller case the largest one's.
+    const cg = this.cgroup;
+    const polled = cg !== null && !cg.resetPeak();
     // VmHWM is polled, not only read at the end: a server that dies takes its /proc entry with it.
-    const s = { timer: undefined as unknown as NodeJS.Timeout, hwm: this.readHwm(), oomBefore: this.cgroup?.readOomKills() ?? 0 };
-    s.timer = setInterval(() => { s.hwm = this.readHwm() ?? s.hwm; }, 250);
+    const s = {
+      timer: undefined as unknown as NodeJS.Timeout, hwm: this.readHwm(), oomBefore: cg?.readOomKills() ?? 0,
+      polledPeak: polled ? cg.readCurrent() ?? 0 : null,
+    };
+    s.timer = setInterval(() => {
+      s.hwm = this.readHwm() ?? s.hwm;
+      if (s.polledPeak !== null) s.polledPeak = Math.max(s.polledPeak, cg!.readCurrent() ?? 0);
+    }, 250);
     this.sampling = s;
   }
 
@@ -211,7 +223,7 @@ class LocalEnvironment implements Environment {
     const hwm = this.readHwm() ?? s.hwm;
     const oomKills = (this.cgroup?.readOomKills() ?? 0) - s.oomBefore;
     return {
-      peakMemoryBytes: this.cgroup?.readPeak() ?? null,
+      peakMemoryBytes: s.polledPeak !== null ? Math.max(s.polledPeak, this.cgroup!.readCurrent() ?? 0) : this.cgroup?.readPeak() ?? null,
       serverPeakRssBytes: hwm,
       oomKills,
       oomLines: oomKills > 0 ? await kernelOomLinesOfLast(oomKills) : [],

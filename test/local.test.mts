@@ -67,6 +67,36 @@ test('memory: the RSS of a server holding a 64 MiB upload holds those bytes; the
   }
 });
 
+test('the cgroup peak is per iteration: a small upload after a big one reports its own; also where the kernel cannot reset it', async (t) => {
+  if (!machineCanMakeMemoryCgroups()) return t.skip('this machine cannot make memory cgroups');
+  const big = await ensureTestFile(64 * MiB);
+  const small = await ensureTestFile(8 * MiB);
+  // Polled: as on cgroup v2 before Linux 6.12, whose memory.peak can't be reset (simulated on this machine's real cgroup).
+  for (const mode of ['kernel', 'polled'] as const) {
+    const provider = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, () => {});
+    const env = await provider.up(1024);
+    try {
+      assert.match(String(env.facts.peak_memory), /reset per iteration/);
+      if (mode === 'polled') (env as unknown as { cgroup: { resetPeak: () => boolean } }).cgroup.resetPeak = () => false;
+      const peaks: number[] = [];
+      for (const [i, file] of [big, small].entries()) {
+        const o = await runIteration({
+          env, file, secret: SECRET, uploadTimeoutSeconds: 60,
+          testCase: { memoryMb: 1024, size: { label: `${file.bytes / MiB}MiB`, bytes: file.bytes }, iteration: i + 1 },
+        });
+        assert.equal(o.row.exit_reason, 'success', o.row.error);
+        peaks.push(o.row.peak_memory_bytes!);
+      }
+      t.diagnostic(`${mode}: peaks ${peaks.map((p) => (p / MiB).toFixed(1)).join(', ')} MiB`);
+      // 64 MiB: spool and store in page cache; 8 MiB: its own 16 MiB plus the server, never the 128 MiB before it.
+      assert.ok(peaks[0] >= 128 * MiB, `${mode}: 64 MiB upload peak ${peaks[0]}`);
+      assert.ok(peaks[1] >= 16 * MiB && peaks[1] < 112 * MiB, `${mode}: 8 MiB upload after it, peak ${peaks[1]}`);
+    } finally {
+      await env.down();
+    }
+  }
+});
+
 test('http_error: the stand-in answers 500', async () => {
   const o = await one({ standinEnv: { STANDIN_STATUS: '500' } });
   assert.equal(o.row.exit_reason, 'http_error');
