@@ -110,7 +110,8 @@ export function parseMatrix(text: string, file: string): Matrix {
   if (memoryTwice !== null) fail('memory_limits', memoryNodes[memoryTwice], 'given twice: give each once');
   const num = (key: string, node: Node | undefined, dflt: number) =>
     node === undefined ? dflt : scalar(key, node, parsePositiveInt);
-  const iterations = num('iterations', get(root, 'iterations'), 3);
+  // 5 = 1 warm-up + 4 measured, the fewest that let compare-runs' p-value get below 0.05.
+  const iterations = num('iterations', get(root, 'iterations'), 5);
   const warmupNode = get(root, 'warmup_iterations');
   const warmupIterations = warmupNode === undefined ? defaultWarmup(iterations)
     : scalar('warmup_iterations', warmupNode, (v) => {

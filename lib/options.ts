@@ -21,7 +21,8 @@ Options (flags override matrix.yaml):
   --provider NAME      where the server runs: local | qemu | vagrant (default: matrix's, else local)
   --sizes LIST         file sizes, e.g. 10MiB,1GiB (units KiB MiB GiB = 2^10.., KB MB GB = 10^3..)
   --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), e.g. 256,512
-  --iterations N       iterations per case (default: matrix's, else 3)
+  --iterations N       iterations per case (default: matrix's, else 5; fewer leave compare-runs
+                       unable to call any change significant)
   --out DIR            parent folder of the results folder (default: results/ beside this script)
   --quick              a small matrix: sizes ${QUICK.sizes.join(',')}, memory ${QUICK.memoryLimitsMb.join(',')} MB,
                        ${QUICK.iterations} iterations, stand-in server, local provider (under a minute)

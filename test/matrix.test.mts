@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { DEFAULT_THRESHOLDS, iterationsNeeded } from '../lib/compare.ts';
 import { InputError } from '../lib/errors.ts';
 import { expandCases, loadMatrixFile, parseMatrix } from '../lib/matrix.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
@@ -43,6 +44,16 @@ test('the shipped matrix.yaml holds the seed matrix', () => {
   const m = loadMatrixFile(path.join(SUITE_DIR, 'matrix.yaml'));
   assert.deepEqual(m.sizes.map((s) => s.label), ['5GiB', '2GiB', '1GiB', '500MiB', '100MiB']);
   assert.deepEqual(m.memoryLimitsMb, [2048, 1024, 512, 256]);
+});
+
+test('the shipped matrix.yaml, and a matrix that gives no iterations, run enough for compare-runs to call a change', () => {
+  const shipped = loadMatrixFile(path.join(SUITE_DIR, 'matrix.yaml'));
+  const fallback = parseMatrix(GOOD.replace('iterations: 2\n', ''), 'm.yaml');
+  for (const m of [shipped, fallback]) {
+    // 5 with 1 warm-up: 4 v 4 measured can reach p = 0.029; 3 with 1 warm-up (2 v 2) never gets below 0.333.
+    assert.equal(iterationsNeeded(DEFAULT_THRESHOLDS.alpha, m.warmupIterations), 5);
+    assert.equal(m.iterations, 5);
+  }
 });
 
 test('each kind of invalid matrix names the key, the value and the line', () => {
