@@ -3,8 +3,9 @@
 //
 //   ./compare-runs results/20261124-101500 results/20261124-113000
 //
-// Exit 0 nothing regressed, 1 a case slower (significant) or newly failed,
-// 2 bad input. The last line of stdout is the comparison's folder.
+// Exit 0 nothing regressed (or too few iterations to tell: the verdict says
+// "inconclusive"), 1 a case slower (significant) or failing more often, 2 bad
+// input. The last line of stdout is the comparison's folder.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,7 +21,9 @@ const HELP = `Usage: compare-runs BASELINE CANDIDATE [options]
 
 Compares two results folders written by run-tests, case by case (file size x
 memory limit), and prints a Markdown comparison. Exit 0 when nothing
-regressed, 1 when a case is significantly slower or newly fails, 2 on bad input.
+regressed, 1 when a case is significantly slower or fails more often than in
+the baseline, 2 on bad input. With too few measured iterations for p to reach
+the alpha (fewer than 4 v 4 at 0.05) the verdict is "inconclusive", exit 0.
 
 Options:
   --alpha P     significance level for the Mann-Whitney U test (default ${DEFAULT_THRESHOLDS.alpha})

@@ -2,7 +2,7 @@
 // templates/compare.md.mustache. Pure: the caller reads the template and
 // writes the result; numbers are formatted here, with their units.
 import Mustache from 'mustache';
-import type { Comparison, MetricComparison, Summary } from './compare.ts';
+import type { CaseComparison, Comparison, Summary } from './compare.ts';
 import type { RunConfig } from './load-run.ts';
 
 const MiB = 2 ** 20;
@@ -56,21 +56,35 @@ function settingsRows(a: RunConfig, b: RunConfig): { label: string; base: string
   return rows.map(([label, get]) => ({ label, base: cell(get(a)), cand: cell(get(b)) }));
 }
 
-function metricVerdict(m: MetricComparison, caseVerdict: string, reasons: string[], isThroughput: boolean): string {
-  // The throughput row carries the case's verdict, so failures show up where people look first.
-  if (isThroughput && (caseVerdict === 'regressed' || caseVerdict === 'still failing')) return `${caseVerdict} (${reasons.join(', ')})`;
-  if (isThroughput && caseVerdict === 'fixed') return 'fixed';
-  return m.verdict ?? '—';
+/** "fails more: 3/3 vs 1/3 (oom_killed)": failed / all iterations, candidate first as the verb's subject. */
+function failureText(k: CaseComparison): string | null {
+  if (!k.failures) return null;
+  const rate = (s: CaseComparison['base']) => `${s.failures.length}/${s.rows.length}`;
+  const reasons = k.newExitReasons.length > 0 ? ` (${k.newExitReasons.join(', ')})` : '';
+  return `${k.failures}: ${rate(k.cand)} vs ${rate(k.base)}${reasons}`;
+}
+
+function metricVerdict(k: CaseComparison, i: number): string {
+  const m = k.metrics[i];
+  // The throughput row also carries the case's failures, so they show up where people look first.
+  const parts = i === 0 ? [failureText(k), m.verdict] : [m.verdict];
+  const text = parts.filter((x) => x !== null).join('; ');
+  return text === '' ? '—' : text;
 }
 
 /** The Markdown comparison; `chart` is the SVG's path relative to compare.md. */
 export function renderCompare(c: Comparison, template: string, chart: string): string {
+  const inc = c.inconclusive;
+  // A regression found elsewhere stands; otherwise cases that could not reach significance forbid "no change".
   const overall =
     c.exitCode === 1
-      ? `REGRESSED: ${c.counts.slower} case(s) slower, ${c.counts.newlyFailed} newly failed`
-      : c.counts.faster > 0 || c.counts.fixed > 0
-        ? 'improved, nothing regressed'
-        : 'no significant change';
+      ? `REGRESSED: ${c.counts.slower} case(s) slower, ${c.counts.newlyFailed} newly failed, ${c.counts.failsMore} failing more often`
+      : inc
+        ? `inconclusive: ${inc.cases} case(s) have too few iterations to tell (p can be no lower than ${inc.minP.toFixed(3)}); ` +
+          `run with --iterations ${inc.iterationsNeeded} or more`
+        : c.counts.faster > 0 || c.counts.fixed > 0 || c.counts.failsLess > 0
+          ? 'improved, nothing regressed'
+          : 'no significant change';
   const view = {
     base: c.base,
     cand: c.cand,
@@ -99,7 +113,7 @@ export function renderCompare(c: Comparison, template: string, chart: string): s
           cand: fmtSummary(m.cand, m.metric.unit),
           change: fmtChange(m.changePct),
           p: fmtP(m.p),
-          verdict: metricVerdict(m, k.verdict, k.newExitReasons, i === 0),
+          verdict: metricVerdict(k, i),
         };
       }),
       // A metric no case measured on either side (e.g. no memory sampling) gets no table.

@@ -1,10 +1,11 @@
 // Compares two runs' rows, case by case, into a Comparison: per metric the
-// medians, spread, change and Mann-Whitney p-value, a verdict per case
-// (benchstat style), cases present on one side only, summary counts, the
-// geometric mean of throughput ratios and warnings about differing settings.
+// medians, spread, change and Mann-Whitney p-value, a throughput verdict and
+// a failure verdict per case (benchstat style), cases present on one side
+// only, summary counts, the geometric mean of throughput ratios and warnings
+// about differing settings.
 //
 //   const c = compareRuns(base, cand, { alpha: 0.05, noisePct: 3 })
-//   c.exitCode  // 0 nothing regressed, 1 a case slower or newly failed
+//   c.exitCode  // 0 nothing regressed, 1 a case slower or failing more often
 //
 // Pure: the runs come in already loaded (lib/load-run.ts).
 import type { RawRow } from './results.ts';
@@ -66,7 +67,11 @@ export interface MetricComparison {
   verdict: string | null;
 }
 
-export type CaseVerdict = '~' | 'faster' | 'slower' | 'fixed' | 'regressed' | 'still failing' | 'too few iterations' | 'no data';
+/** Throughput of the measured successes: one of METRICS[0].words, '~', 'too few iterations', or 'no data' when a side has none. */
+export type CaseVerdict = '~' | 'faster' | 'slower' | 'too few iterations' | 'no data';
+
+/** Failure rate, candidate against baseline, warm-up included: 'regressed' from none, 'fixed' to none. */
+export type FailureVerdict = 'regressed' | 'fixed' | 'fails more' | 'fails less' | 'still failing';
 
 export interface CaseComparison {
   fileSize: string;
@@ -77,7 +82,9 @@ export interface CaseComparison {
   cand: CaseSide;
   metrics: MetricComparison[];
   verdict: CaseVerdict;
-  /** Distinct exit reasons of the candidate's failures (for 'regressed' and 'still failing'). */
+  /** null when neither side failed. */
+  failures: FailureVerdict | null;
+  /** Distinct exit reasons of the candidate's failures. */
   newExitReasons: string[];
 }
 
@@ -100,12 +107,14 @@ export interface Comparison {
   thresholds: Thresholds;
   cases: CaseComparison[];
   onlyOneSide: OneSideCase[];
-  counts: Record<'faster' | 'slower' | 'unchanged' | 'fixed' | 'newlyFailed' | 'stillFailing' | 'tooFew', number>;
+  counts: Record<'faster' | 'slower' | 'unchanged' | 'tooFew' | 'fixed' | 'failsLess' | 'newlyFailed' | 'failsMore' | 'stillFailing', number>;
   /** Geometric mean of candidate / baseline median throughput over cases with both; null when none. */
   throughputGeomean: number | null;
   geomeanCases: number;
+  /** Cases whose samples are too small for p to reach alpha: how many, the lowest p any could reach, the iterations (warm-up included) that would do. */
+  inconclusive: { cases: number; minP: number; iterationsNeeded: number } | null;
   warnings: string[];
-  /** 0 nothing regressed, 1 a case slower (significant) or newly failed. */
+  /** 0 nothing regressed, 1 a case slower (significant), newly failed or failing more often. */
   exitCode: 0 | 1;
 }
 
@@ -137,12 +146,15 @@ function compareMetric(metric: MetricDef, base: RawRow[], cand: RawRow[], t: Thr
   return { metric, base: bs, cand: cs, changePct, p, verdict: word };
 }
 
-function caseVerdict(base: CaseSide, cand: CaseSide, throughput: MetricComparison): CaseVerdict {
-  if (base.failures.length === 0 && cand.failures.length > 0) return 'regressed';
-  if (base.failures.length > 0 && cand.failures.length === 0) return 'fixed';
-  if (base.failures.length > 0 && cand.failures.length > 0) return 'still failing';
-  if (throughput.verdict === null) return 'no data';
-  return throughput.verdict as CaseVerdict;
+function failureVerdict(base: CaseSide, cand: CaseSide): FailureVerdict | null {
+  const b = base.failures.length;
+  const c = cand.failures.length;
+  if (b === 0 && c === 0) return null;
+  if (b === 0) return 'regressed';
+  if (c === 0) return 'fixed';
+  // Rates, not counts: the sides may have run different numbers of iterations (cross-multiplied to stay exact).
+  const diff = c * base.rows.length - b * cand.rows.length;
+  return diff > 0 ? 'fails more' : diff < 0 ? 'fails less' : 'still failing';
 }
 
 /** The smallest iterations per side (warm-up included) for which p < alpha is possible. */
@@ -174,7 +186,9 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
       base: b,
       cand: c,
       metrics,
-      verdict: caseVerdict(b, c, metrics[0]),
+      // Failures do not hide throughput: the successes left on both sides are still compared.
+      verdict: (metrics[0].verdict ?? 'no data') as CaseVerdict,
+      failures: failureVerdict(b, c),
       newExitReasons: [...new Set(c.failures.map((r) => r.exit_reason))].sort(),
     });
   }
@@ -185,20 +199,23 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
   }
   cases.sort((x, y) => x.memoryLimitMb - y.memoryLimitMb || x.fileSizeBytes - y.fileSizeBytes);
 
-  const count = (v: CaseVerdict) => cases.filter((c) => c.verdict === v).length;
+  const count = (v: CaseVerdict | FailureVerdict) => cases.filter((c) => c.verdict === v || c.failures === v).length;
   const counts = {
     faster: count('faster'),
     slower: count('slower'),
     unchanged: count('~'),
-    fixed: count('fixed'),
-    newlyFailed: count('regressed'),
-    stillFailing: count('still failing'),
     tooFew: count('too few iterations'),
+    fixed: count('fixed'),
+    failsLess: count('fails less'),
+    newlyFailed: count('regressed'),
+    failsMore: count('fails more'),
+    stillFailing: count('still failing'),
   };
   const ratios = cases
     .map((c) => c.metrics[0])
     .filter((m) => m.base && m.cand && m.base.median > 0 && m.cand.median > 0)
     .map((m) => m.cand!.median / m.base!.median);
+  const inconclusive = inconclusiveOf(cases, cand, t);
 
   return {
     base,
@@ -209,9 +226,18 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     counts,
     throughputGeomean: ratios.length > 0 ? geomean(ratios) : null,
     geomeanCases: ratios.length,
-    warnings: warnings(base, cand, cases, t),
-    exitCode: counts.slower > 0 || counts.newlyFailed > 0 ? 1 : 0,
+    inconclusive,
+    warnings: warnings(base, cand, cases, t, inconclusive),
+    exitCode: counts.slower > 0 || counts.newlyFailed > 0 || counts.failsMore > 0 ? 1 : 0,
   };
+}
+
+function inconclusiveOf(cases: CaseComparison[], cand: RunInput, t: Thresholds): Comparison['inconclusive'] {
+  const tooFew = cases.filter((c) => c.verdict === 'too few iterations');
+  if (tooFew.length === 0) return null;
+  const minP = min(tooFew.map((c) => minPossibleP(c.base.successes.length, c.cand.successes.length)));
+  const warm = warmupFor(cand.config, new Set(tooFew[0].cand.rows.map((r) => r.iteration)).size);
+  return { cases: tooFew.length, minP, iterationsNeeded: iterationsNeeded(t.alpha, warm) };
 }
 
 /** Settings that make two runs incomparable when they differ, as [label, value]. */
@@ -233,7 +259,7 @@ function settings(c: RunConfig): [string, unknown][] {
   ];
 }
 
-function warnings(base: RunInput, cand: RunInput, cases: CaseComparison[], t: Thresholds): string[] {
+function warnings(base: RunInput, cand: RunInput, cases: CaseComparison[], t: Thresholds, inconclusive: Comparison['inconclusive']): string[] {
   const out: string[] = [];
   for (const [side, run] of [['baseline', base], ['candidate', cand]] as const) {
     if (Object.keys(run.config).length === 0) {
@@ -278,16 +304,14 @@ function warnings(base: RunInput, cand: RunInput, cases: CaseComparison[], t: Th
         `a difference may come from the machine; rerun on a quiet machine, or compare refs in one interleaved run (--ref A --ref B).`,
     );
   }
-  const tooFew = cases.filter((c) => c.verdict === 'too few iterations');
-  if (tooFew.length > 0) {
-    const c = tooFew[0];
+  if (inconclusive) {
+    const c = cases.find((k) => k.verdict === 'too few iterations')!;
     const n1 = c.base.successes.length;
     const n2 = c.cand.successes.length;
-    const warm = warmupFor(cand.config, new Set(c.cand.rows.map((r) => r.iteration)).size);
     out.push(
-      `Too few iterations for any p-value to reach alpha ${t.alpha} in ${tooFew.length} case(s): with ${n1} v ${n2} measured ` +
+      `Too few iterations for any p-value to reach alpha ${t.alpha} in ${inconclusive.cases} case(s): with ${n1} v ${n2} measured ` +
         `iterations the smallest possible p is ${minPossibleP(n1, n2).toFixed(3)}, so no change there can be called significant. ` +
-        `Run with --iterations ${iterationsNeeded(t.alpha, warm)} or more (warm-up included).`,
+        `Run with --iterations ${inconclusive.iterationsNeeded} or more (warm-up included).`,
     );
   }
   return out;

@@ -13,7 +13,7 @@ import { comparisonChartSvg, throughputChartSvg } from '../lib/charts.ts';
 import { warmupFor } from '../lib/cases.ts';
 import { compareRuns, DEFAULT_THRESHOLDS, iterationsNeeded, verdict, type RunInput } from '../lib/compare.ts';
 import { loadRun } from '../lib/load-run.ts';
-import { RAW_COLUMNS, type RawRow } from '../lib/results.ts';
+import { RAW_COLUMNS, rawCsvHeader, rawCsvLine, type RawRow } from '../lib/results.ts';
 import { row } from './raw-row.mts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -44,6 +44,24 @@ function makeRun(csv: string | null, config: object | null = { schema: 1 }): str
   if (csv !== null) fs.writeFileSync(path.join(dir, 'raw.csv'), csv);
   if (config !== null) fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
   return dir;
+}
+
+/** A results folder holding `rows`, run with `iterations` (1 warm-up). */
+function runDir(rows: RawRow[], iterations: number): string {
+  return makeRun([rawCsvHeader(), ...rows.map(rawCsvLine)].join('\n'), { schema: 1, matrix: { iterations, warmup_iterations: 1 } });
+}
+
+/** compare-runs on two folders: exit code, the verdict line, and the throughput table's verdict cell per case. */
+async function compareDirs(base: string, cand: string): Promise<{ code: number; verdict: string; cells: string[] }> {
+  const r = await runMain([base, cand, '--out', path.join(tmpDir(), 'cmp')]);
+  const throughput = r.stdout.split('## Throughput (MiB/s)')[1].split('\n## ')[0];
+  const cells = throughput.split('\n').filter((l) => /^\| \d/.test(l)).map((l) => l.split(' | ').at(-1)!.replace(/ \|$/, ''));
+  return { code: r.code, verdict: r.stdout.match(/^- Verdict: (.*)$/m)![1], cells };
+}
+
+/** Marks the given iterations of a case's rows as failed with `reason`. */
+function failAt(rows: RawRow[], iterations: number[], reason: RawRow['exit_reason'] = 'oom_killed'): RawRow[] {
+  return rows.map((r) => (iterations.includes(r.iteration) ? { ...r, exit_reason: reason, http_status: null } : r));
 }
 
 /** One case's rows from a list of durations (iteration = position + 1). */
@@ -90,7 +108,8 @@ test('failed iterations never feed a median, and failures decide fixed / regress
   const failing = durations([1, 1, 1.01, 99, 1, 1.02]).map((r) => (r.duration_seconds === 99 ? { ...r, exit_reason: 'oom_killed' as const } : r));
   const regressed = compareRuns(run('a', ok), run('b', failing));
   const k = regressed.cases[0];
-  assert.equal(k.verdict, 'regressed');
+  assert.equal(k.failures, 'regressed');
+  assert.equal(k.verdict, '~', 'the successes left are still compared');
   assert.deepEqual(k.newExitReasons, ['oom_killed']);
   assert.equal(k.metrics[1].cand!.n, 4);
   assert.equal(k.metrics[1].cand!.max, 1.02, 'the failed 99 s iteration is not in the sample');
@@ -98,12 +117,13 @@ test('failed iterations never feed a median, and failures decide fixed / regress
   assert.equal(regressed.counts.newlyFailed, 1);
 
   const fixed = compareRuns(run('a', failing), run('b', ok));
-  assert.equal(fixed.cases[0].verdict, 'fixed');
+  assert.equal(fixed.cases[0].failures, 'fixed');
   assert.equal(fixed.exitCode, 0);
-  assert.equal(compareRuns(run('a', failing), run('b', failing)).cases[0].verdict, 'still failing');
+  assert.equal(compareRuns(run('a', failing), run('b', failing)).cases[0].failures, 'still failing');
+  assert.equal(compareRuns(run('a', ok), run('b', ok)).cases[0].failures, null);
   // A failed warm-up iteration is still a failure of the case.
   const warmFail = ok.map((r) => (r.iteration === 1 ? { ...r, exit_reason: 'timeout' as const } : r));
-  assert.equal(compareRuns(run('a', ok), run('b', warmFail)).cases[0].verdict, 'regressed');
+  assert.equal(compareRuns(run('a', ok), run('b', warmFail)).cases[0].failures, 'regressed');
 });
 
 test('faster, slower and unchanged cases, exit code and throughput geometric mean', () => {
@@ -144,6 +164,46 @@ test('too few iterations for any p-value to reach alpha: said plainly, no verdic
   assert.equal(iterationsNeeded(0.01, 0), 5); // 5 v 5: 0.0079 < 0.01
   // With --alpha 0.2, 3 v 3 (min p 0.1) can decide.
   assert.equal(compareRuns(base, cand, { ...DEFAULT_THRESHOLDS, alpha: 0.2 }).cases[0].verdict, 'slower');
+});
+
+test('2 v 2 measured iterations (3 with 1 warm-up) cannot show a 7.4x slowdown: the verdict says inconclusive, not "no significant change"', async () => {
+  const base = runDir(durations([1, 1, 1.01]), 3);
+  const cand = runDir(durations([7.4, 7.4, 7.5]), 3);
+  const r = await compareDirs(base, cand);
+  assert.equal(r.code, 0, 'nothing was shown to regress');
+  assert.equal(r.verdict, 'inconclusive: 1 case(s) have too few iterations to tell (p can be no lower than 0.333); run with --iterations 5 or more');
+  assert.deepEqual(r.cells, ['too few iterations']);
+  // The same slowdown over 5 iterations (the shipped matrix's count) is called.
+  const five = await compareDirs(runDir(durations([1, 1, 1.01, 0.99, 1]), 5), runDir(durations([7.4, 7.4, 7.5, 7.3, 7.4]), 5));
+  assert.equal(five.code, 1);
+  assert.equal(five.verdict, 'REGRESSED: 1 case(s) slower, 0 newly failed, 0 failing more often');
+  assert.deepEqual(five.cells, ['slower']);
+});
+
+test('failing more often than the baseline is a regression (exit 1), less often an improvement', async () => {
+  const oneOfThree = runDir(failAt(durations([1, 1, 1]), [2]), 3);
+  const threeOfThree = runDir(failAt(durations([1, 1, 1]), [1, 2, 3]), 3);
+  const more = await compareDirs(oneOfThree, threeOfThree);
+  assert.equal(more.code, 1);
+  assert.equal(more.verdict, 'REGRESSED: 0 case(s) slower, 0 newly failed, 1 failing more often');
+  assert.deepEqual(more.cells, ['fails more: 3/3 vs 1/3 (oom_killed)']);
+  const less = await compareDirs(threeOfThree, oneOfThree);
+  assert.equal(less.code, 0);
+  assert.equal(less.verdict, 'improved, nothing regressed');
+  assert.deepEqual(less.cells, ['fails less: 1/3 vs 3/3 (oom_killed)']);
+  // Rates, not counts: 1 of 2 is more than 2 of 6.
+  const rates = compareRuns(run('a', failAt(durations([1, 1, 1, 1, 1, 1]), [2, 3])), run('b', failAt(durations([1, 1]), [2])));
+  assert.equal(rates.cases[0].failures, 'fails more');
+  assert.equal(rates.exitCode, 1);
+});
+
+test('a case failing at the same rate on both sides still has its successes compared: slower is a regression', async () => {
+  const base = runDir(failAt(durations([1, 1, 1.01, 0.99, 1, 1]), [2], 'timeout'), 6);
+  const cand = runDir(failAt(durations([2, 2, 2.02, 1.98, 2, 2]), [2], 'timeout'), 6);
+  const r = await compareDirs(base, cand);
+  assert.equal(r.code, 1);
+  assert.equal(r.verdict, 'REGRESSED: 1 case(s) slower, 0 newly failed, 0 failing more often');
+  assert.deepEqual(r.cells, ['still failing: 1/6 vs 1/6 (timeout); slower']);
 });
 
 test('a noisy sample (throughput CV above 10%) is warned about', () => {
@@ -195,8 +255,8 @@ test('loadRun types every column and allows extra trailing columns', () => {
 test('fixture pair: verdicts per case and the geometric mean, worked by hand', () => {
   const c = compareRuns(loadRun(BASE), loadRun(CAND));
   assert.deepEqual(
-    c.cases.map((k) => `${k.fileSize}@${k.memoryLimit} ${k.verdict}`),
-    ['1MiB@256MB faster', '10MiB@256MB slower', '100MiB@256MB ~', '1GiB@256MB fixed', '100MiB@512MB regressed'],
+    c.cases.map((k) => `${k.fileSize}@${k.memoryLimit} ${k.verdict} ${k.failures}`),
+    ['1MiB@256MB faster null', '10MiB@256MB slower null', '100MiB@256MB ~ null', '1GiB@256MB faster fixed', '100MiB@512MB slower regressed'],
   );
   // Median throughput ratios (from the durations in raw.csv): 1MiB 125/100, 10MiB 76.923/100,
   // 100MiB@256 99.502/100, 1GiB 113.778/101.893 (base: iteration 2 timed out, 4 values left),
