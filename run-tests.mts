@@ -275,6 +275,9 @@ export async function main(argv: string[]): Promise<number> {
           env, testCase: c, file, server: runs[sideOf.get(c)!].side.spec, secret,
           // A VM under software emulation (TCG) is several times slower: its provider says by how much.
           uploadTimeoutSeconds: m.uploadTimeoutSeconds * Number(env.facts.timeout_factor ?? 1), signal: stop.signal,
+          // Auth is one small request to a server that has just answered GET /: the time it had to get ready is
+          // ample, and already the knob a slow environment raises (no second setting to keep in step).
+          authTimeoutSeconds: m.readinessTimeoutSeconds * Number(env.facts.timeout_factor ?? 1),
         };
         // A resumed case whose warm-up ran before the interruption goes on in a fresh, cold environment:
         // one upload first, not recorded, warms it as the recorded warm-up did.

@@ -41,22 +41,28 @@ const READ_SIZE = 4 * 1024 * 1024;
 /** Buffers the file is read into, in turn (see upload()). */
 const RING_SIZE = 3;
 
+/** The server refused the secret itself: the same secret will be refused by every server the run starts. */
 export class AuthError extends Error {}
 
-/** POST /api/auth; returns the cookie header value. Throws AuthError on a rejected secret. */
+/**
+ * POST /api/auth; returns the cookie header value. Throws AuthError on a rejected
+ * secret, a plain Error for anything else (another status, a broken connection, an
+ * abort): a failing server, which is a result, not bad input.
+ */
 export async function authenticate(baseUrl: string, secret: string, signal?: AbortSignal): Promise<string> {
   const res = await request(new URL('/api/auth', baseUrl), {
     method: 'POST', dispatcher: dispatcher(), signal,
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ sharedSecretKey: secret }),
   });
-  await res.body.dump();
+  const text = (await res.body.text()).trim();
+  // PicoShare answers a wrong secret with 401; 403 ("forbidden") from it or a proxy in front says the same.
   if (res.statusCode === 401 || res.statusCode === 403) throw new AuthError(`authentication rejected (HTTP ${res.statusCode}): check PS_SHARED_SECRET`);
-  if (res.statusCode !== 200) throw new AuthError(`authentication failed: HTTP ${res.statusCode}`);
+  if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${text.split('\n')[0].slice(0, 200)}`);
   const setCookie = res.headers['set-cookie'];
   const first = Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : [];
   const cookie = first.map((c) => c.split(';')[0]).find((c) => c.startsWith('sharedSecret='));
-  if (!cookie) throw new AuthError('authentication answered 200 without a sharedSecret cookie');
+  if (!cookie) throw new Error('HTTP 200 without a sharedSecret cookie');
   return cookie;
 }
 

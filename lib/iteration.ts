@@ -18,6 +18,8 @@ export interface IterationContext {
   server?: ServerSpec;
   secret: string;
   uploadTimeoutSeconds: number;
+  /** Deadline for POST /api/auth; a server that hangs there is a `timeout` row, not a run that hangs. */
+  authTimeoutSeconds: number;
   progress?: UploadProgress;
   signal?: AbortSignal;
 }
@@ -81,12 +83,25 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
     };
   }
 
+  // undici's own timeouts are off (see client.ts): without this deadline a server that hangs here holds the run forever.
+  const authDeadline = AbortSignal.timeout(ctx.authTimeoutSeconds * 1000);
   let cookie: string;
   try {
-    cookie = await authenticate(url, ctx.secret, ctx.signal);
+    cookie = await authenticate(url, ctx.secret, ctx.signal ? AbortSignal.any([authDeadline, ctx.signal]) : authDeadline);
   } catch (e) {
+    if (ctx.signal?.aborted) throw new Error('interrupted');
     if (e instanceof AuthError) throw new AuthRejected(e.message);
-    throw e;
+    // Anything else is the server failing (an error status, dying, hanging): a result, and the run goes on.
+    const timedOut = authDeadline.aborted; // before settle(), which could outlast a short deadline
+    await settle(env);
+    const alive = await env.serverAlive();
+    const reason: ExitReason = !alive ? 'process_died' : timedOut ? 'timeout' : 'http_error';
+    const error = `authentication failed: ${timedOut ? `no answer within ${ctx.authTimeoutSeconds} s` : (e as Error).message.split('\n')[0]}`;
+    const tail = await env.serverLogTail(40);
+    return {
+      row: { ...base, duration_seconds: 0, exit_reason: reason, error },
+      failure: failureText(caseName, reason, error, null, tail, []),
+    };
   }
 
   await env.startSampling();

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { parseRawCsv } from '../lib/load-run.ts';
 import {
-  cgroupsOf, leftovers, machineCanMakeMemoryCgroups, matrixFile, mountTmpfs, processesWith, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
+  authFaultServer, cgroupsOf, leftovers, machineCanMakeMemoryCgroups, matrixFile, mountTmpfs, processesWith, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
 } from './run-helpers.mts';
 
 /** A temporary folder, and cleanups run in reverse order at the end (stop a run, unmount, then remove). */
@@ -123,6 +123,35 @@ test('a server that dies on one start (between iterations): not_ready for that i
   assert.match(fs.readFileSync(path.join(run.runDir()!, 'failures.log'), 'utf8'), /flaky-server: dying on start 2/);
   assert.deepEqual(leftovers(secret, run.pid), []);
 });
+
+// A server that fails at POST /api/auth is a failing server, not a rejected secret (only 401 is): a row, and the run goes on.
+for (const [fault, reason, error, seen] of [
+  ['500', 'http_error', /^authentication failed: HTTP 500: database is locked$/, /auth-fault-server: POST \/api\/auth: 500/],
+  ['exit', 'process_died', /^authentication failed: (other side closed|read ECONNRESET)$/, /auth-fault-server: POST \/api\/auth: exit/],
+  // The auth deadline is the readiness timeout, 3 s here.
+  ['hang', 'timeout', /^authentication failed: no answer within 3 s$/, /auth-fault-server: POST \/api\/auth: hang/],
+] as const) {
+  test(`a server that ${{ '500': 'answers 500 to', exit: 'exits on', hang: 'never answers' }[fault]} POST /api/auth on one start: ${reason} for that iteration, the rest run`, async (t) => {
+    const { dir: tmp, later } = tempDir(t, `ups-auth-${fault}-`);
+    const { binary, requests } = await authFaultServer(tmp, fault, 2);
+    const secret = `auth-${fault}-${Date.now()}`;
+    const run = startRun(['--matrix', matrixFile(tmp, { binary, sizes: ['4MiB'], iterations: 3, readinessSeconds: 3 })],
+      { PS_SHARED_SECRET: secret }, path.join(tmp, 'results'));
+    later(stopRun(run));
+    // Bounded: before the fix a hanging auth held the run forever.
+    await waitFor('the run to end', () => run.child.exitCode !== null || run.child.signalCode !== null, 60_000);
+    assert.equal((await run.exited).code, 0, run.stderr());
+    assert.equal(fs.readFileSync(requests, 'utf8'), `${fault}\n`, 'the faulty server got the auth request');
+    const got = rows(run.runDir()!);
+    assert.deepEqual(got.map((r) => [r.iteration, r.exit_reason]), [[1, 'success'], [2, reason], [3, 'success']], JSON.stringify(got.map((r) => r.error)));
+    assert.match(got[1].error, error);
+    assert.equal(got[1].http_status, null, 'no upload was made');
+    const failures = fs.readFileSync(path.join(run.runDir()!, 'failures.log'), 'utf8');
+    assert.match(failures, new RegExp(`iteration 2: ${reason}\\nerror: authentication failed: [\\s\\S]*--- server log tail:[\\s\\S]*${seen.source}`));
+    assert.equal(readConfig(run.runDir()!).finished, true);
+    assert.deepEqual(leftovers(secret, run.pid), []);
+  });
+}
 
 test('a server whose secret differs: exit 2 "authentication rejected" at once, no rows, nothing left', async (t) => {
   const { dir: tmp, later } = tempDir(t, 'ups-badsecret-');

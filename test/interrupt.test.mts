@@ -2,7 +2,8 @@
 // an upload is in progress (a throttled stand-in, its spool file growing), and a
 // second SIGINT while it waits for a server that shrugs off SIGTERM. Checks the
 // exit code, config.json, report.md, that the rows written before the signal are
-// intact, and that no server process, cgroup or data folder is left; and a
+// intact, and that no server process, cgroup or data folder is left; a SIGINT
+// while a server keeps the authentication request unanswered; and a
 // SIGINT during a ref build, which must leave no git worktree behind.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -11,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import {
-  leftovers, matrixFile, processesWith, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
+  authFaultServer, leftovers, matrixFile, processesWith, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
 } from './run-helpers.mts';
 import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo } from './fixture-repo.mts';
 
@@ -72,6 +73,31 @@ test('SIGINT while the server is getting ready: exit 130 at once, not after the 
   assert.equal(exit.code, 130, run.stderr());
   assert.ok(seconds < 15, `exited ${seconds.toFixed(1)} s after SIGINT (the readiness timeout is 60 s)`);
   assert.equal(rowCount(run.runDir()), 0, `an interrupted start is not a result: ${rawCsvText(run.runDir())}`);
+  assert.equal(readConfig(run.runDir()!).stop_reason, 'interrupted by SIGINT');
+  assert.deepEqual(leftovers(secret, run.pid), [], 'no server process or cgroup left');
+  assert.deepEqual(fs.readdirSync(dataParent), [], 'no data folder left');
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.rmSync(run.out, { recursive: true, force: true });
+});
+
+test('SIGINT while the server keeps POST /api/auth unanswered: exit 130 at once, not after the auth deadline, and no timeout row', async () => {
+  const secret = `intr-auth-${Date.now()}`;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-intr-auth-'));
+  const dataParent = path.join(tmp, 'data');
+  fs.mkdirSync(dataParent);
+  const { binary, requests } = await authFaultServer(tmp, 'hang', 1);
+  // The auth deadline is the readiness timeout: 60 s.
+  const matrix = matrixFile(tmp, { binary, sizes: ['1MiB'], memory: [256], iterations: 2, readinessSeconds: 60 });
+  const run = startRun(['--matrix', matrix], { PS_SHARED_SECRET: secret, UPS_LOCAL_DATA_DIR: dataParent });
+  await waitFor('the auth request to reach the server', () => fs.existsSync(requests), 120_000);
+  await new Promise((r) => setTimeout(r, 500));
+  run.child.kill('SIGINT');
+  const t0 = Date.now();
+  const exit = await run.exited;
+  const seconds = (Date.now() - t0) / 1000;
+  assert.equal(exit.code, 130, run.stderr());
+  assert.ok(seconds < 15, `exited ${seconds.toFixed(1)} s after SIGINT (the auth deadline is 60 s)`);
+  assert.equal(rowCount(run.runDir()), 0, `an interrupted auth is not a result: ${rawCsvText(run.runDir())}`);
   assert.equal(readConfig(run.runDir()!).stop_reason, 'interrupted by SIGINT');
   assert.deepEqual(leftovers(secret, run.pid), [], 'no server process or cgroup left');
   assert.deepEqual(fs.readdirSync(dataParent), [], 'no data folder left');

@@ -27,7 +27,7 @@ async function one(opts: { server?: ServerSpec; standinEnv?: Record<string, stri
   const file = await ensureTestFile(sizeMiB * MiB);
   try {
     const outcome = await runIteration({
-      env, file, secret: SECRET, uploadTimeoutSeconds: opts.uploadTimeoutSeconds ?? 60,
+      env, file, secret: SECRET, uploadTimeoutSeconds: opts.uploadTimeoutSeconds ?? 60, authTimeoutSeconds: 30,
       testCase: { memoryMb: env.memoryMb, size: { label: `${sizeMiB}MiB`, bytes: file.bytes }, iteration: 1 },
     });
     return { ...outcome, facts: env.facts, cgroup: env.facts.cgroup as string | undefined };
@@ -170,7 +170,7 @@ test('a server binary that binds every interface is reachable only in a network 
     assert.doesNotMatch((await $({ quiet: true })`ss -Hltnp`).stdout, new RegExp(`pid=(${pids.join('|')}),`), 'and to none of the host\'s');
     const file = await ensureTestFile(8 * MiB);
     const o = await runIteration({
-      env, file, secret: SECRET, uploadTimeoutSeconds: 60,
+      env, file, secret: SECRET, uploadTimeoutSeconds: 60, authTimeoutSeconds: 30,
       testCase: { memoryMb: env.memoryMb, size: { label: '8MiB', bytes: file.bytes }, iteration: 1 },
     });
     assert.equal(o.row.exit_reason, 'success', o.row.error);
@@ -209,7 +209,7 @@ test('a failure\'s server log tail is the failed server\'s own, not the one befo
   const file = await ensureTestFile(8 * MiB);
   try {
     const iteration = (n: number, server: ServerSpec) => runIteration({
-      env, file, secret: SECRET, uploadTimeoutSeconds: 60, server,
+      env, file, secret: SECRET, uploadTimeoutSeconds: 60, authTimeoutSeconds: 30, server,
       testCase: { memoryMb: env.memoryMb, size: { label: '8MiB', bytes: file.bytes }, iteration: n },
     });
     assert.equal((await iteration(1, { kind: 'standin', env: {} })).row.exit_reason, 'success');

@@ -50,7 +50,7 @@ test('qemu: a 256 MB VM runs the stand-in, uploads through hostfwd, samples, and
 
     const small = await ensureTestFile(20 * MiB);
     const ok = await runIteration({
-      env, file: small, secret: SECRET, uploadTimeoutSeconds: 600,
+      env, file: small, secret: SECRET, uploadTimeoutSeconds: 600, authTimeoutSeconds: 60,
       testCase: { memoryMb: 256, size: { label: '20MiB', bytes: small.bytes }, iteration: 1 },
     });
     t.diagnostic(`20 MiB: ${JSON.stringify(ok.row)}; samples ${JSON.stringify(env.lastSummary)}`);
@@ -71,7 +71,7 @@ test('qemu: a 256 MB VM runs the stand-in, uploads through hostfwd, samples, and
     // Held in memory, an upload larger than the guest's RAM must end in the guest kernel's OOM killer.
     const big = await ensureTestFile(300 * MiB);
     const oom = await runIteration({
-      env, file: big, secret: SECRET, uploadTimeoutSeconds: 900,
+      env, file: big, secret: SECRET, uploadTimeoutSeconds: 900, authTimeoutSeconds: 60,
       server: { kind: 'standin', env: { STANDIN_HOLD_IN_MEMORY: '1' } },
       testCase: { memoryMb: 256, size: { label: '300MiB', bytes: big.bytes }, iteration: 1 },
     });

@@ -126,6 +126,41 @@ export async function serverWrapper(dir: string, name: string, body: string): Pr
   return file;
 }
 
+export type AuthFault = '500' | 'exit' | 'hang';
+
+/**
+ * Writes a server wrapper whose start number `start` (1-based, counted across the run) is a tiny
+ * node server that gets ready (GET / = 200) and then fails POST /api/auth: answers it with 500,
+ * exits on it, or never answers it; every other start is the stand-in. Each POST /api/auth it
+ * gets is appended to the returned `requests` file, and named in its log (the server log tail).
+ */
+export async function authFaultServer(dir: string, fault: AuthFault, start: number): Promise<{ binary: string; requests: string }> {
+  const requests = path.join(dir, 'auth-requests');
+  const script = path.join(dir, 'auth-fault-server.mjs');
+  fs.writeFileSync(script, [
+    "import fs from 'node:fs';",
+    "import http from 'node:http';",
+    'http.createServer((req, res) => {',
+    "  if (req.method === 'GET' && req.url === '/') return res.end('ready');",
+    "  if (req.method !== 'POST' || req.url !== '/api/auth') { res.statusCode = 404; return res.end(); }",
+    `  fs.appendFileSync(${JSON.stringify(requests)}, '${fault}\\n');`,
+    `  console.error('auth-fault-server: POST /api/auth: ${fault}');`,
+    ...{
+      '500': ["  res.statusCode = 500; res.end('database is locked\\n');"],
+      exit: ['  process.exit(4);'],
+      hang: ['  // never answers'],
+    }[fault],
+    '}).listen(Number(process.env.PORT), process.env.STANDIN_HOST);',
+    '',
+  ].join('\n'));
+  const count = path.join(dir, 'starts');
+  const binary = await serverWrapper(dir, `auth-${fault}-server`, [
+    `n=$(cat ${count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${count}`,
+    `if [ "$n" -eq ${start} ]; then exec ${process.execPath} ${script}; fi`,
+  ].join('\n'));
+  return { binary, requests };
+}
+
 /** True while some iteration's upload spool (data-*\/tmp under the local data parent) holds bytes: an upload is in progress. */
 export function uploading(dataParent: string): boolean {
   for (const env of fs.readdirSync(dataParent)) {

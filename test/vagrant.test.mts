@@ -121,7 +121,7 @@ test('vagrant: a 256 MB VM boots, runs the stand-in, uploads with sha256 check, 
 
     const file = await ensureTestFile(10 * MiB);
     const ok = await runIteration({
-      env, file, secret: SECRET, uploadTimeoutSeconds: 600,
+      env, file, secret: SECRET, uploadTimeoutSeconds: 600, authTimeoutSeconds: 60,
       testCase: { memoryMb: 256, size: { label: '10MiB', bytes: file.bytes }, iteration: 1 },
     });
     t.diagnostic(`10 MiB: ${JSON.stringify(ok.row)}; samples ${JSON.stringify(env.lastSummary)}`);
