@@ -81,7 +81,7 @@ test('the cgroup peak is per iteration: a small upload after a big one reports i
       const peaks: number[] = [];
       for (const [i, file] of [big, small].entries()) {
         const o = await runIteration({
-          env, file, secret: SECRET, uploadTimeoutSeconds: 60,
+          env, file, secret: SECRET, uploadTimeoutSeconds: 60, authTimeoutSeconds: 30,
           testCase: { memoryMb: 1024, size: { label: `${file.bytes / MiB}MiB`, bytes: file.bytes }, iteration: i + 1 },
         });
         assert.equal(o.row.exit_reason, 'success', o.row.error);

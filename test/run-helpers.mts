@@ -4,6 +4,7 @@
 // and write small server wrappers (shell scripts around the stand-in).
 //   const run = startRun(['--sizes', '8MiB'], { PS_SHARED_SECRET: secret }, out)
 //   await waitFor(() => rowCount(run.runDir()) >= 1); run.child.kill('SIGINT'); await run.exited
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -40,6 +41,24 @@ export function startRun(args: string[], env: Record<string, string>, out?: stri
     return dirs.length === 1 ? path.join(dir, dirs[0]) : null;
   };
   return { child, pid: child.pid!, out: dir, stdout: () => stdout, stderr: () => stderr, runDir, exited };
+}
+
+/**
+ * Ctrl-C to a run whose VM is booting, 2 s into the boot (10 s or more under TCG): it must exit 130
+ * within `maxSeconds`, without retrying the boot, with no row and the interruption as stop reason.
+ */
+export async function interruptBoot(run: Run, maxSeconds: number, diagnostic: (line: string) => void): Promise<void> {
+  await new Promise((r) => setTimeout(r, 2000));
+  run.child.kill('SIGINT');
+  const t0 = Date.now();
+  const exit = await run.exited;
+  const seconds = (Date.now() - t0) / 1000;
+  diagnostic(`exit ${exit.code} ${seconds.toFixed(1)} s after SIGINT`);
+  assert.equal(exit.code, 130, run.stderr());
+  assert.ok(seconds < maxSeconds, `exited ${seconds.toFixed(1)} s after SIGINT`);
+  assert.doesNotMatch(run.stderr(), /retrying/, 'an interrupted boot is not retried');
+  assert.equal(rowCount(run.runDir()), 0, `an interrupted boot is not a result: ${rawCsvText(run.runDir())}`);
+  assert.equal(readConfig(run.runDir()!).stop_reason, 'interrupted by SIGINT');
 }
 
 export async function waitFor(what: string, pred: () => boolean, timeoutMs = 60_000): Promise<void> {
