@@ -88,8 +88,10 @@ test('the cgroup peak is per iteration: a small upload after a big one reports i
         peaks.push(o.row.peak_memory_bytes!);
       }
       t.diagnostic(`${mode}: peaks ${peaks.map((p) => (p / MiB).toFixed(1)).join(', ')} MiB`);
-      // 64 MiB: spool and store in page cache; 8 MiB: its own 16 MiB plus the server, never the 128 MiB before it.
-      assert.ok(peaks[0] >= 128 * MiB, `${mode}: 64 MiB upload peak ${peaks[0]}`);
+      // 64 MiB: spool and store in page cache, both in the kernel's peak; polling every 250 ms may miss the
+      // moment both exist, but not the store, cached until the entry is deleted after sampling stops.
+      // 8 MiB: its own 16 MiB plus the server, never the 128 MiB before it.
+      assert.ok(peaks[0] >= (mode === 'kernel' ? 128 : 64) * MiB, `${mode}: 64 MiB upload peak ${peaks[0]}`);
       assert.ok(peaks[1] >= 16 * MiB && peaks[1] < 112 * MiB, `${mode}: 8 MiB upload after it, peak ${peaks[1]}`);
     } finally {
       await env.down();
