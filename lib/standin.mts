@@ -387,8 +387,6 @@ async function storeUpload(got: Received, cfg: Config, expiration: number): Prom
   if (got.size === 0) throw new BadRequest('file is empty');
   const id = newEntryId();
   const paths = entryPaths(cfg, id);
-  await copyInChunks(spool, paths.data);
-  if (cfg.corruptStored) await flipFirstByte(paths.data);
   const meta: EntryMeta = {
     id,
     filename: got.filename,
@@ -398,7 +396,15 @@ async function storeUpload(got: Received, cfg: Config, expiration: number): Prom
     uploaded: new Date().toISOString(),
     expires: new Date(expiration).toISOString(),
   };
-  await writeFile(paths.meta, JSON.stringify(meta)); // written last: the entry exists once this does
+  try {
+    await copyInChunks(spool, paths.data);
+    if (cfg.corruptStored) await flipFirstByte(paths.data);
+    await writeFile(paths.meta, JSON.stringify(meta)); // written last: the entry exists once this does
+  } catch (err) {
+    // As PicoShare's SQLite rolls a failed insert back: a full disk stays usable for the next upload.
+    await Promise.all([rm(paths.data, { force: true }), rm(paths.meta, { force: true })]);
+    throw err;
+  }
   return { status: 200, contentType: 'application/json', body: `${JSON.stringify({ id })}\n` };
 }
 
@@ -522,7 +528,10 @@ async function route(req: IncomingMessage, res: ServerResponse, cfg: Config): Pr
   const entry = /^\/api\/entry\/([^/]*)$/.exec(path);
   if (entry) {
     if (method !== 'DELETE') return methodNotAllowed('DELETE');
-    if (authed()) return handleDelete(res, cfg, decodeURIComponent(entry[1]));
+    // A malformed %-escape is a malformed id (Go's server answers 400 before any handler).
+    let id: string;
+    try { id = decodeURIComponent(entry[1]); } catch { return sendText(res, 400, `bad entry ID: ${JSON.stringify(entry[1])}`); }
+    if (authed()) return handleDelete(res, cfg, id);
     return;
   }
   const download = /^\/-([^/]+)(\/[^/]*)?$/.exec(path);

@@ -210,6 +210,7 @@ for (const target of targets) {
       assert.equal((await call('DELETE', '/api/entry/abcdefghij', { auth: true })).status, 200);
       assert.equal((await call('DELETE', '/api/entry/short', { auth: true })).status, 400);
       assert.equal((await call('DELETE', '/api/entry/bad!id!bad', { auth: true })).status, 400);
+      assert.equal((await call('DELETE', '/api/entry/%zz', { auth: true })).status, 400, 'a malformed %-escape');
       assert.equal((await call('GET', `/-${id}`)).status, 404);
     });
 

@@ -11,6 +11,7 @@ import {
   auth, MIB, NEVER, rawRequest, removeTempDirs, SECRET, sha256, spawnStandin, spoolFiles, startStandin,
   tempDir, TSX_COMMAND, upload, vmHwmBytes, type Standin,
 } from './standin-helpers.mts';
+import { mountTmpfs } from './run-helpers.mts';
 
 after(removeTempDirs);
 
@@ -112,6 +113,26 @@ describe('stand-in: its own store, spool and logs', () => {
     const exit = await s.stop();
     assert.deepEqual(exit, { code: 0, signal: null });
     assert.ok(performance.now() - t0 < 2000);
+  });
+});
+
+describe('stand-in: a store that fails', () => {
+  test('a full data folder: 500 "failed to insert file into database", nothing of that upload kept, the next one fits', async (t) => {
+    const mnt = mountTmpfs(join(await tempDir(), 'small-data'), 4);
+    if (!mnt) return t.skip('mounting a 4 MiB tmpfs for the data folder needs root');
+    const s = await startStandin({ args: ['-db', join(mnt.dir, 'store.db')] }); // the last -db wins, as in Go
+    try {
+      const cookie = await auth(s.base);
+      const big = await upload(s.base, { cookie, size: 6 * MIB });
+      assert.equal(big.status, 500, big.text);
+      assert.equal(big.text, 'failed to insert file into database\n');
+      assert.deepEqual(await readdir(join(mnt.dir, 'entries')), [], 'the failed upload left a partial file');
+      const small = await upload(s.base, { cookie, size: 3 * MIB });
+      assert.equal(small.status, 200, small.text);
+    } finally {
+      await s.stop();
+      mnt.unmount();
+    }
   });
 });
 
