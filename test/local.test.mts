@@ -93,6 +93,18 @@ test('the cgroup peak is per iteration: a small upload after a big one reports i
       // 8 MiB: its own 16 MiB plus the server, never the 128 MiB before it.
       assert.ok(peaks[0] >= (mode === 'kernel' ? 128 : 64) * MiB, `${mode}: 64 MiB upload peak ${peaks[0]}`);
       assert.ok(peaks[1] >= 16 * MiB && peaks[1] < 112 * MiB, `${mode}: 8 MiB upload after it, peak ${peaks[1]}`);
+      // A server that spools 40 MiB over 2.5 s and then dies: its spool and memory are gone by the end of the
+      // sample, so only the kernel's peak or a poll during the upload can have seen them.
+      const crash = await runIteration({
+        env, file: big, secret: SECRET, uploadTimeoutSeconds: 60, authTimeoutSeconds: 30,
+        server: { kind: 'standin', env: { STANDIN_THROTTLE_MIBS: '16', STANDIN_CRASH_AFTER_BYTES: String(40 * MiB) } },
+        testCase: { memoryMb: 1024, size: { label: '64MiB', bytes: big.bytes }, iteration: 3 },
+      });
+      t.diagnostic(`${mode}: server died after 40 MiB: peak ${(crash.row.peak_memory_bytes! / MiB).toFixed(1)} MiB`);
+      assert.equal(crash.row.exit_reason, 'process_died', crash.row.error);
+      // At least the spool of the last poll before the crash (36 MiB or more at 16 MiB/s) and the server's own
+      // memory (40 MiB or more here): 64 MiB. The end of the sample alone read 37 MiB here.
+      assert.ok(crash.row.peak_memory_bytes! >= 64 * MiB, `${mode}: peak ${crash.row.peak_memory_bytes} of a server that spooled 40 MiB`);
     } finally {
       await env.down();
     }
