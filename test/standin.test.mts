@@ -195,12 +195,14 @@ describe('stand-in: fault knobs', () => {
   });
 
   test('--status 503 answers every upload with 503 after reading the body', async () => {
-    const s = await startStandin({ args: ['--status', '503'] });
+    // Throttled to 8 MiB/s, 4 MiB take 0.5 s to read: an answer before the body would come at once.
+    const s = await startStandin({ args: ['--status', '503'], env: { STANDIN_THROTTLE_MIBS: '8' } });
     try {
       const cookie = await auth(s.base);
       for (let i = 0; i < 2; i++) {
-        const up = await upload(s.base, { cookie, size: 2 * MIB });
+        const up = await upload(s.base, { cookie, size: 4 * MIB });
         assert.equal(up.status, 503);
+        assert.ok(up.responseMs >= 450 && up.lastByteMs <= up.responseMs, `last byte at ${up.lastByteMs} ms, response at ${up.responseMs} ms`);
       }
       assert.deepEqual(await readdir(join(s.dataDir, 'entries')), []);
       assert.deepEqual(await spoolFiles(s), []);
