@@ -613,11 +613,22 @@ function main(): void {
       }
     }
   });
+  // As PicoShare: requests in flight get 5 s to finish, then the process exits 1 with them still running; a
+  // second signal exits 1 at once. Idle, it exits 0 straight away.
+  let stopping = false;
   const stop = (signal: string): void => {
+    if (stopping) {
+      console.error(`standin: ${signal} again, exiting now`);
+      process.exit(1);
+    }
+    stopping = true;
     console.log(`standin: ${signal}, shutting down`);
-    server.close();
-    server.closeAllConnections();
-    process.exit(0);
+    server.close(() => process.exit(0));
+    server.closeIdleConnections();
+    setTimeout(() => {
+      console.error('standin: requests still running after 5 s, exiting');
+      process.exit(1);
+    }, 5000).unref();
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -116,6 +116,32 @@ describe('stand-in: its own store, spool and logs', () => {
   });
 });
 
+describe('stand-in: shutdown, as PicoShare\'s', () => {
+  test('SIGTERM mid-upload: the upload finishes (200), then exit 0; one still running 5 s later: exit 1', async () => {
+    // 3 MiB at 2 MiB/s: 1.5 s, well inside the 5 s grace.
+    const s = await startStandin({ env: { STANDIN_THROTTLE_MIBS: '2' } });
+    const cookie = await auth(s.base);
+    const pending = upload(s.base, { cookie, size: 3 * MIB });
+    await new Promise((r) => setTimeout(r, 500));
+    s.child.kill('SIGTERM');
+    const up = await pending;
+    assert.equal(up.status, 200, up.text);
+    assert.deepEqual(await s.exited, { code: 0, signal: null });
+
+    // 30 MiB at 2 MiB/s: 15 s, beyond the grace.
+    const slow = await startStandin({ env: { STANDIN_THROTTLE_MIBS: '2' } });
+    const cut = upload(slow.base, { cookie: await auth(slow.base), size: 30 * MIB }).then((u) => u.status, (e: Error) => e.message);
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = performance.now();
+    slow.child.kill('SIGTERM');
+    assert.deepEqual(await slow.exited, { code: 1, signal: null });
+    const seconds = (performance.now() - t0) / 1000;
+    assert.ok(seconds >= 4.5 && seconds < 8, `exited ${seconds.toFixed(1)} s after SIGTERM`);
+    assert.equal(typeof (await cut), 'string', 'the upload cut off is an error, not an answer');
+    assert.match(slow.output.stderr, /requests still running after 5 s/);
+  });
+});
+
 describe('stand-in: a store that fails', () => {
   test('a full data folder: 500 "failed to insert file into database", nothing of that upload kept, the next one fits', async (t) => {
     const mnt = mountTmpfs(join(await tempDir(), 'small-data'), 4);
