@@ -155,8 +155,11 @@ export async function main(argv: string[]): Promise<number> {
       progress.line(`test file ${size.label}: ${f.generated ? 'generated' : 'cached, verified'} in ${((Date.now() - t0) / 1000).toFixed(1)} s (${f.path})`);
     }
   } catch (e) {
-    release();
-    if (!held) throw e; // a build the same Ctrl-C killed is the interruption, not a failed build
+    // A build the same Ctrl-C killed is the interruption, not a failed build.
+    if (!held) {
+      release();
+      throw e;
+    }
   }
   if (held) {
     release();
@@ -271,13 +274,14 @@ export async function main(argv: string[]): Promise<number> {
         k++;
         const file = files.get(c.size.bytes)!;
         const label = `[${k}/${cases.length}] ${tag(c)}${c.memoryMb}MB ${c.size.label} #${c.iteration}`;
+        // A VM under software emulation (TCG) is several times slower: its provider says by how much.
+        const slowdown = Number(env.facts.timeout_factor ?? 1);
         const ctx = {
           env, testCase: c, file, server: runs[sideOf.get(c)!].side.spec, secret,
-          // A VM under software emulation (TCG) is several times slower: its provider says by how much.
-          uploadTimeoutSeconds: m.uploadTimeoutSeconds * Number(env.facts.timeout_factor ?? 1), signal: stop.signal,
+          uploadTimeoutSeconds: m.uploadTimeoutSeconds * slowdown, signal: stop.signal,
           // Auth is one small request to a server that has just answered GET /: the time it had to get ready is
           // ample, and already the knob a slow environment raises (no second setting to keep in step).
-          authTimeoutSeconds: m.readinessTimeoutSeconds * Number(env.facts.timeout_factor ?? 1),
+          authTimeoutSeconds: m.readinessTimeoutSeconds * slowdown,
         };
         // A resumed case whose warm-up ran before the interruption goes on in a fresh, cold environment:
         // one upload first, not recorded, warms it as the recorded warm-up did.

@@ -28,6 +28,8 @@ export interface MemoryCgroup {
 
 const read = (f: string) => fs.readFileSync(f, 'utf8');
 const tryRead = (f: string) => { try { return read(f); } catch { return null; } };
+/** A single-number cgroup file (bytes), or null when it cannot be read. */
+const tryReadNumber = (f: string) => { const t = tryRead(f); return t === null ? null : Number(t.trim()); };
 
 /** Where a v2 hierarchy with the memory controller is mounted, if any. */
 function v2Root(): string | null {
@@ -91,8 +93,8 @@ function makeV1(root: string, name: string, limitBytes: number): MemoryCgroup {
   return {
     ...common(dir, 1, limitBytes),
     resetPeak: () => { try { fs.writeFileSync(path.join(dir, 'memory.max_usage_in_bytes'), '0'); return true; } catch { return false; } },
-    readPeak: () => { const t = tryRead(path.join(dir, 'memory.max_usage_in_bytes')); return t === null ? null : Number(t.trim()); },
-    readCurrent: () => { const t = tryRead(path.join(dir, 'memory.usage_in_bytes')); return t === null ? null : Number(t.trim()); },
+    readPeak: () => tryReadNumber(path.join(dir, 'memory.max_usage_in_bytes')),
+    readCurrent: () => tryReadNumber(path.join(dir, 'memory.usage_in_bytes')),
     readOomKills: () => Number(/oom_kill (\d+)/.exec(tryRead(path.join(dir, 'memory.oom_control')) ?? '')?.[1] ?? 0),
   };
 }
@@ -127,7 +129,7 @@ function makeV2(root: string, name: string, limitBytes: number): MemoryCgroup {
       const buf = Buffer.alloc(32);
       try { return Number(buf.toString('utf8', 0, fs.readSync(fd, buf, 0, buf.length, 0)).trim()); } catch { return null; }
     },
-    readCurrent: () => { const t = tryRead(path.join(dir, 'memory.current')); return t === null ? null : Number(t.trim()); },
+    readCurrent: () => tryReadNumber(path.join(dir, 'memory.current')),
     remove: () => {
       if (peakFd !== null) { try { fs.closeSync(peakFd); } catch { /* closed */ } peakFd = null; }
       base.remove();

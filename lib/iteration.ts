@@ -69,18 +69,18 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
     server_peak_rss_bytes: null, sha256_ok: null, started_at: startedAt, host_cpu_pressure_pct: null,
   };
   const caseName = `${testCase.memoryMb}MB ${testCase.size.label} iteration ${testCase.iteration}`;
+  /** A server that failed before any upload (never ready, or failing at auth): a row of no duration, with its log tail. */
+  const failedBeforeUpload = async (reason: ExitReason, error: string): Promise<IterationOutcome> => ({
+    row: { ...base, duration_seconds: 0, exit_reason: reason, error },
+    failure: failureText(caseName, reason, error, null, await env.serverLogTail(40), []),
+  });
 
   let url: string;
   try {
     url = await unlessAborted(env.startServer(ctx.server), ctx.signal);
   } catch (e) {
     if (ctx.signal?.aborted) throw new Error('interrupted'); // not a result: no row, the case stays to be run
-    const tail = await env.serverLogTail(40);
-    const error = (e as Error).message;
-    return {
-      row: { ...base, duration_seconds: 0, exit_reason: 'not_ready', error },
-      failure: failureText(caseName, 'not_ready', error, null, tail, []),
-    };
+    return failedBeforeUpload('not_ready', (e as Error).message);
   }
 
   // undici's own timeouts are off (see client.ts): without this deadline a server that hangs here holds the run forever.
@@ -95,13 +95,8 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
     const timedOut = authDeadline.aborted; // before settle(), which could outlast a short deadline
     await settle(env);
     const alive = await env.serverAlive();
-    const reason: ExitReason = !alive ? 'process_died' : timedOut ? 'timeout' : 'http_error';
-    const error = `authentication failed: ${timedOut ? `no answer within ${ctx.authTimeoutSeconds} s` : (e as Error).message.split('\n')[0]}`;
-    const tail = await env.serverLogTail(40);
-    return {
-      row: { ...base, duration_seconds: 0, exit_reason: reason, error },
-      failure: failureText(caseName, reason, error, null, tail, []),
-    };
+    return failedBeforeUpload(!alive ? 'process_died' : timedOut ? 'timeout' : 'http_error',
+      `authentication failed: ${timedOut ? `no answer within ${ctx.authTimeoutSeconds} s` : (e as Error).message.split('\n')[0]}`);
   }
 
   await env.startSampling();

@@ -60,6 +60,9 @@ export function localDataParentProblem(): string | null {
   }
 }
 
+/** How often a sample reads the server's VmHWM (and the cgroup's usage where its peak cannot be reset). */
+const SAMPLE_INTERVAL_MS = 250;
+
 export class LocalProvider implements Provider {
   readonly name = 'local' as const;
   constructor(private launch: ServerLaunch, private warn: (msg: string) => void = (m) => process.stderr.write(`${m}\n`)) {}
@@ -73,7 +76,7 @@ export class LocalProvider implements Provider {
     if (isCgroup(cg)) {
       facts = {
         limitEnforced: true, mechanism: `cgroup v${cg.version}`, cgroup: cg.dir, limitBytes: cg.limitBytes,
-        peak_memory: cg.resetPeak() ? 'the cgroup peak, reset per iteration' : 'the cgroup usage polled every 250 ms (this kernel cannot reset the cgroup peak)',
+        peak_memory: cg.resetPeak() ? 'the cgroup peak, reset per iteration' : `the cgroup usage polled every ${SAMPLE_INTERVAL_MS} ms (this kernel cannot reset the cgroup peak)`,
       };
     } else {
       this.warn(`WARNING: memory limit ${memoryMb} MB NOT ENFORCED: no memory cgroup could be made (${cg.error}). ` +
@@ -211,7 +214,7 @@ class LocalEnvironment implements Environment {
     s.timer = setInterval(() => {
       s.hwm = this.readHwm() ?? s.hwm;
       if (s.polledPeak !== null) s.polledPeak = Math.max(s.polledPeak, cg!.readCurrent() ?? 0);
-    }, 250);
+    }, SAMPLE_INTERVAL_MS);
     this.sampling = s;
   }
 

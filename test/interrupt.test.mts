@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import {
-  authFaultServer, leftovers, matrixFile, processesWith, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
+  authFaultServer, interruptWait, leftovers, matrixFile, processesWith, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
 } from './run-helpers.mts';
 import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo } from './fixture-repo.mts';
 
@@ -65,15 +65,7 @@ test('SIGINT while the server is getting ready: exit 130 at once, not after the 
   const matrix = matrixFile(tmp, { binary: deaf, sizes: ['1MiB'], memory: [256], iterations: 2, readinessSeconds: 60 });
   const run = startRun(['--matrix', matrix], { PS_SHARED_SECRET: secret, UPS_LOCAL_DATA_DIR: dataParent });
   await waitFor('the server to be started', () => processesWith(secret).some((x) => x.includes('sleep 300')), 120_000);
-  await new Promise((r) => setTimeout(r, 1000)); // well into its readiness wait
-  run.child.kill('SIGINT');
-  const t0 = Date.now();
-  const exit = await run.exited;
-  const seconds = (Date.now() - t0) / 1000;
-  assert.equal(exit.code, 130, run.stderr());
-  assert.ok(seconds < 15, `exited ${seconds.toFixed(1)} s after SIGINT (the readiness timeout is 60 s)`);
-  assert.equal(rowCount(run.runDir()), 0, `an interrupted start is not a result: ${rawCsvText(run.runDir())}`);
-  assert.equal(readConfig(run.runDir()!).stop_reason, 'interrupted by SIGINT');
+  await interruptWait(run, { afterMs: 1000, maxSeconds: 15, what: 'the readiness wait (60 s)' });
   assert.deepEqual(leftovers(secret, run.pid), [], 'no server process or cgroup left');
   assert.deepEqual(fs.readdirSync(dataParent), [], 'no data folder left');
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -90,15 +82,7 @@ test('SIGINT while the server keeps POST /api/auth unanswered: exit 130 at once,
   const matrix = matrixFile(tmp, { binary, sizes: ['1MiB'], memory: [256], iterations: 2, readinessSeconds: 60 });
   const run = startRun(['--matrix', matrix], { PS_SHARED_SECRET: secret, UPS_LOCAL_DATA_DIR: dataParent });
   await waitFor('the auth request to reach the server', () => fs.existsSync(requests), 120_000);
-  await new Promise((r) => setTimeout(r, 500));
-  run.child.kill('SIGINT');
-  const t0 = Date.now();
-  const exit = await run.exited;
-  const seconds = (Date.now() - t0) / 1000;
-  assert.equal(exit.code, 130, run.stderr());
-  assert.ok(seconds < 15, `exited ${seconds.toFixed(1)} s after SIGINT (the auth deadline is 60 s)`);
-  assert.equal(rowCount(run.runDir()), 0, `an interrupted auth is not a result: ${rawCsvText(run.runDir())}`);
-  assert.equal(readConfig(run.runDir()!).stop_reason, 'interrupted by SIGINT');
+  await interruptWait(run, { afterMs: 500, maxSeconds: 15, what: 'the auth wait (its deadline is 60 s)' });
   assert.deepEqual(leftovers(secret, run.pid), [], 'no server process or cgroup left');
   assert.deepEqual(fs.readdirSync(dataParent), [], 'no data folder left');
   fs.rmSync(tmp, { recursive: true, force: true });
