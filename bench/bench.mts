@@ -185,7 +185,7 @@ async function standinWithCurl(file: string, dir: string, times: number): Promis
 async function machineJobSeconds(file: string, probe: string, dir: string, times: number): Promise<{ cpu: number[]; copy: number[]; vcpu: number[][] }> {
   const spool = path.join(dir, 'floor-spool');
   const store = path.join(dir, 'floor-store');
-  const cpus = os.cpus().map((_, i) => i);
+  const cpus = os.cpus().length;
   const out = { cpu: [] as number[], copy: [] as number[], vcpu: [] as number[][] };
   for (let i = 0; i < times; i++) {
     out.cpu.push(await timed(() => $({ quiet: true })`sha256sum ${file}`));
@@ -197,8 +197,8 @@ async function machineJobSeconds(file: string, probe: string, dir: string, times
     }));
     const round: number[] = [];
     // Each round starts on the next CPU, so no CPU always goes first.
-    for (const k of cpus.keys()) {
-      const c = cpus[(i + k) % cpus.length];
+    for (let k = 0; k < cpus; k++) {
+      const c = (i + k) % cpus;
       round[c] = await timed(() => $({ quiet: true })`taskset -c ${c} sha256sum ${probe}`);
     }
     out.vcpu.push(round);
@@ -325,12 +325,14 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
     // The floor under the CV: the same uploads with no suite code in the path, one warm-up not kept.
     const floor = (await standinWithCurl(testFile, out, measured.length + 1)).slice(1).map((x) => mibs(s.bytes, x));
     // Under both: the machine alone, as many rounds of two fixed jobs (the test file is hot in the page cache now).
-    const probe = (await ensureTestFile(Math.min(s.bytes, 256 * MiB))).path;
+    const probeBytes = Math.min(s.bytes, 256 * MiB);
+    const probe = (await ensureTestFile(probeBytes)).path;
     await $({ quiet: true })`cat ${probe}`; // hot in the page cache: the probe times CPUs, not the disk
     const jobs = await machineJobSeconds(testFile, probe, out, measured.length + 1);
     const [cpuJob, copyJob, vcpuJob] = [jobs.cpu.slice(1), jobs.copy.slice(1), jobs.vcpu.slice(1)];
     const machineCv = Math.max(cvPct(cpuJob), cvPct(copyJob));
     const spreads = vcpuJob.map((r) => Math.max(...r) / Math.min(...r));
+    const maxSpread = Math.max(...spreads);
     const samples = (xs: number[]) => `median ${median(xs).toFixed(2)} s ${secs(xs)}`;
     // Which phase the noise is in: the transfer (client, loopback, CPU) or the server's processing (its disk writes).
     const phaseCv = (col: string) => `${col.replace('_seconds', '')} median ${median(measured.map((x) => Number(x[col]))).toFixed(2)} s, CV ${cvPct(measured.map((x) => Number(x[col]))).toFixed(1)}%`;
@@ -353,7 +355,7 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
         detail: `stand-in on local, warm-up excluded: median ${median(tput).toFixed(0)} MiB/s [${tput.map((x) => x.toFixed(0)).join(' ')}]; ` +
           `${phaseCv('transfer_seconds')}; ${phaseCv('processing_seconds')}; host CPU pressure [${measured.map((x) => x.host_cpu_pressure_pct).join(' ')}]%` +
           (machineCv > 5 ? `; a fixed job with no project code varies ${machineCv.toFixed(1)}% on this machine (below), more than this target itself` : '') +
-          (Math.max(...spreads) > 1.1 ? `; the same job ran up to ${Math.max(...spreads).toFixed(2)}x slower on one vCPU than on another in one round (below)` : ''),
+          (maxSpread > 1.1 ? `; the same job ran up to ${maxSpread.toFixed(2)}x slower on one vCPU than on another in one round (below)` : ''),
       },
       {
         key: 'standin_curl_cv', name: `throughput CV without the suite, curl to one stand-in, ${floor.length} x ${s.size} (floor)`, value: cvPct(floor), unit: '%', target: null, samples: floor,
@@ -372,8 +374,8 @@ async function figureRun(s: Settings['run']): Promise<Figure[]> {
       },
       {
         key: 'machine_vcpu_spread', name: `slowest vs fastest vCPU, one job without project code on each in one round, ${spreads.length} x (floor)`,
-        value: Math.max(...spreads), unit: 'x', target: null, samples: spreads,
-        detail: `sha256sum of a hot ${formatBytes(fs.statSync(probe).size)} file pinned (taskset) to each vCPU in turn, in turn with the jobs above; ` +
+        value: maxSpread, unit: 'x', target: null, samples: spreads,
+        detail: `sha256sum of a hot ${formatBytes(probeBytes)} file pinned (taskset) to each vCPU in turn, in turn with the jobs above; ` +
           `slowest / fastest per round [${spreads.map((x) => x.toFixed(2)).join(' ')}]; ` +
           os.cpus().map((_, c) => `cpu${c} ${samples(vcpuJob.map((r) => r[c]))}`).join(', ') +
           `; a CPU-bound job's time depends on which vCPU runs it, which no program here chooses; load ${load()}`,
