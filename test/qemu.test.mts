@@ -11,32 +11,20 @@ import { test } from 'node:test';
 import { $ } from 'zx';
 import { closeClient } from '../lib/client.ts';
 import type { GuestEnvironment } from '../lib/guest.ts';
-import { ensureGuestImage, missingTools, readGuestImage } from '../lib/image.ts';
+import { ensureGuestImage, readGuestImage } from '../lib/image.ts';
 import { runIteration } from '../lib/iteration.ts';
 import { QemuProvider } from '../lib/qemu.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
-import { IMAGE_BUILD_TOOLS } from '../lib/tools.ts';
 import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
-import { interruptWait, processesWith, startRun, waitFor } from './run-helpers.mts';
+import { interruptWait, processesWith, qemuWhyNot, startRun, waitFor } from './run-helpers.mts';
 
 const SECRET = 'qemu-test-secret-Hk4w';
 
-async function whyNot(): Promise<string | null> {
-  const missing = missingTools(['qemu-system-x86_64', 'ssh']);
-  if (missing.length) return `missing ${missing.join(', ')}`;
-  if (!(await readGuestImage())) {
-    if (process.getuid?.() !== 0) return 'no guest image, and building one needs root';
-    const build = missingTools(IMAGE_BUILD_TOOLS);
-    if (build.length) return `no guest image, and building one needs ${build.join(', ')}`;
-  }
-  return null;
-}
-
 test('qemu: a 256 MB VM runs the stand-in, uploads through hostfwd, samples, and OOM-kills', async (t) => {
-  const reason = await whyNot();
+  const reason = await qemuWhyNot();
   if (reason) return t.skip(reason);
-  // The machine can build it (whyNot): a failed build is a failed test.
+  // The machine can build it (qemuWhyNot): a failed build is a failed test.
   const image = await ensureGuestImage({ log: (l) => t.diagnostic(l) });
   const provider = new QemuProvider(
     { server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 },
@@ -95,7 +83,7 @@ test('qemu: a 256 MB VM runs the stand-in, uploads through hostfwd, samples, and
 // own signal handling kills QEMU and removes its temp folder.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   test(`qemu: ${sig} to the suite kills its VM`, async (t) => {
-    const reason = await whyNot();
+    const reason = await qemuWhyNot();
     if (reason) return t.skip(reason);
     if (!(await readGuestImage())) return t.skip('no guest image (the first test builds it)');
     const script = `import { QemuProvider } from ${JSON.stringify(`${SUITE_DIR}/lib/qemu.ts`)};
@@ -117,7 +105,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 // end the boot at once, with no second boot (the provider retries a boot that
 // failed on its own, never one cut short by the user), no row and no VM left.
 test('qemu: SIGINT to ./run-tests while its VM boots: exit 130 within seconds, no retry, no row, no VM or work folder left', async (t) => {
-  const reason = await whyNot();
+  const reason = await qemuWhyNot();
   if (reason) return t.skip(reason);
   if (!(await readGuestImage())) return t.skip('no guest image (the first test builds it)');
   const secret = `qemu-intr-${Date.now()}`;

@@ -9,8 +9,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { missingTools, readGuestImage } from '../lib/image.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { cachedStandinBundle } from '../lib/standin-bundle.ts';
+import { IMAGE_BUILD_TOOLS } from '../lib/tools.ts';
 
 export interface Run {
   child: ChildProcess;
@@ -97,6 +99,18 @@ export function processesWith(marker: string): string[] {
       return (environ.includes(`PS_SHARED_SECRET=${marker}`) && !cmdline.includes('run-tests.mts')) || cmdline.includes(marker);
     } catch { return false; }
   }).map((p) => `${p}: ${fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()}`);
+}
+
+/** Why a qemu VM test can't run here (no QEMU, or no image and no means to build one), or null. */
+export async function qemuWhyNot(): Promise<string | null> {
+  const missing = missingTools(['qemu-system-x86_64', 'ssh']);
+  if (missing.length) return `missing ${missing.join(', ')}`;
+  if (!(await readGuestImage())) {
+    if (process.getuid?.() !== 0) return 'no guest image, and building one needs root';
+    const build = missingTools(IMAGE_BUILD_TOOLS);
+    if (build.length) return `no guest image, and building one needs ${build.join(', ')}`;
+  }
+  return null;
 }
 
 /** Memory cgroups the run with this pid made (the local provider names them upload-perf-suite-PID-MB). */
