@@ -226,7 +226,7 @@ const MASKED_GENERATORS = [
   'systemd-sysv-generator', 'systemd-veritysetup-generator',
 ];
 // The drivers the initrd loads: disk, network (so the unit above finds the NIC) and the root filesystem.
-const INITRD_MODULES = ['virtio_pci', 'virtio_blk', 'virtio_net', 'ext4'];
+export const INITRD_MODULES = ['virtio_pci', 'virtio_blk', 'virtio_net', 'ext4'];
 // The initrd's /init, run by klibc's sh: modules in dependency order (@INSMODS@),
 // the root disk, then systemd. A failure ends init, so the kernel panics and
 // the provider reports the serial console's last lines.

@@ -2,19 +2,22 @@
 // this machine mounts v1 for memory, so the probe (test/fixtures/cgroup-probe.mts,
 // bundled for the guest's Node 18) runs inside the suite's guest image, whose
 // systemd mounts v2. It makes a 96 MiB cgroup and runs real processes in it:
-// the peak, its reset (Linux 6.12+ only), usage that outlives a process, an
-// OOM kill, and removal. Skips, saying why, where QEMU or the image can't be had.
+// the peak, its reset, usage that outlives a process, an OOM kill, and removal.
+// Twice: on the image's kernel (6.1: no reset, so the local provider polls) and
+// on bookworm-backports' 6.12 (the reset through a kept descriptor). Skips,
+// saying why, where QEMU, the image or that kernel can't be had.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { build } from 'esbuild';
 import type { GuestEnvironment } from '../lib/guest.ts';
-import { ensureGuestImage } from '../lib/image.ts';
+import { ensureGuestImage, type GuestImage } from '../lib/image.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { QemuProvider } from '../lib/qemu.ts';
 import { MiB } from '../lib/units.ts';
+import { backportsKernel } from './fixtures/backports-kernel.mts';
 import { qemuWhyNot } from './run-helpers.mts';
 
 /** Whether the kernel release (`6.1.0-28-amd64`) is at least major.minor. */
@@ -23,10 +26,8 @@ function kernelAtLeast(release: string, major: number, minor: number): boolean {
   return a > major || (a === major && b >= minor);
 }
 
-test('cgroup v2 in a VM guest: limit, peak, reset where the kernel allows, usage, OOM kill, removal', async (t) => {
-  const reason = await qemuWhyNot();
-  if (reason) return t.skip(reason);
-  const image = await ensureGuestImage({ log: (l) => t.diagnostic(l) });
+/** Boots the image (with another kernel when given) at 512 MB and runs the bundled probe in it; returns what it saw. */
+async function probeInGuest(t: TestContext, image: GuestImage): Promise<Record<string, any>> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cgroup-v2-'));
   const bundle = path.join(tmp, 'cgroup-probe.mjs');
   await build({
@@ -38,17 +39,18 @@ test('cgroup v2 in a VM guest: limit, peak, reset where the kernel allows, usage
     { image, log: (l) => t.diagnostic(l) },
   );
   const env = await provider.up(512) as GuestEnvironment;
-  let seen: Record<string, any>;
   try {
     await env.ssh.copy(bundle, '/root/cgroup-probe.mjs', 60_000);
     const r = await env.ssh.run(['node', '/root/cgroup-probe.mjs'], { timeoutMs: 300_000 });
     t.diagnostic(r.stdout.trim());
-    seen = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!);
   } finally {
     await env.down();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+}
 
+function assertProbe(seen: Record<string, any>): void {
   assert.equal(seen.error, undefined, `no cgroup in the guest: ${seen.error}`);
   assert.equal(seen.version, 2);
   assert.match(seen.dir, /^\/sys\/fs\/cgroup\/upload-perf-suite-\d+-probe$/);
@@ -72,4 +74,25 @@ test('cgroup v2 in a VM guest: limit, peak, reset where the kernel allows, usage
   assert.ok(seen.oomKillsAfter - seen.oomKillsBefore >= 1, `oom_kill in memory.events: ${seen.oomKillsBefore} -> ${seen.oomKillsAfter}`);
   assert.equal(seen.pidsLeft, 0);
   assert.equal(seen.dirLeft, false, 'the cgroup was not removed');
+}
+
+test('cgroup v2 in a VM guest (the image\'s Linux 6.1): limit, peak, a refused reset, usage, OOM kill, removal', async (t) => {
+  const reason = await qemuWhyNot();
+  if (reason) return t.skip(reason);
+  const image = await ensureGuestImage({ log: (l) => t.diagnostic(l) });
+  const seen = await probeInGuest(t, image);
+  assert.ok(!kernelAtLeast(seen.kernel, 6, 12), `the image's kernel is ${seen.kernel}: this test is for one before 6.12`);
+  assertProbe(seen);
+});
+
+test('cgroup v2 in a VM guest on Linux 6.12+ (bookworm-backports): the peak resets through the kept descriptor', async (t) => {
+  const reason = await qemuWhyNot();
+  if (reason) return t.skip(reason);
+  const image = await ensureGuestImage({ log: (l) => t.diagnostic(l) });
+  const k = await backportsKernel(image);
+  if (typeof k === 'string') return t.skip(`no Linux 6.12 kernel for the guest: ${k}`);
+  const seen = await probeInGuest(t, { ...image, kernel: k.kernel, initrd: k.initrd });
+  assert.equal(seen.kernel, k.release);
+  assert.ok(kernelAtLeast(seen.kernel, 6, 12), seen.kernel);
+  assertProbe(seen);
 });
