@@ -6,19 +6,20 @@
 //   STANDIN_THROTTLE_MIBS=50 ... (or --throttle-mibs 50), see USAGE below.
 //
 // Upload path, as in PicoShare: the `file` part is streamed to a spool file in
-// TMPDIR while the body arrives; only after the last byte is it copied into
+// TMPDIR while the body arrives (one of 1 MiB or less stays in memory, as Go's
+// ParseMultipartForm(1 MiB) keeps it); only after the last byte is it copied into
 // the store (DATADIR/entries/ID.data plus ID.json) in 320 KiB chunks, the spool
 // is deleted, and then the response goes out. Memory stays flat at any size.
 // Runs on Node 18 too (bundled by lib/standin-bundle.ts for VM guests): only
 // node: built-ins and busboy.
 
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, unlinkSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, unlinkSync, type WriteStream } from 'node:fs';
 import { open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import busboy from 'busboy';
@@ -40,6 +41,7 @@ STANDIN_HOST (bind address, default 127.0.0.1), TMPDIR (spool folder).`;
 const ID_ALPHABET = 'abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789';
 const ID_LENGTH = 10;
 const STORE_CHUNK_BYTES = 327_680; // PicoShare's entries_data row size (320 KiB)
+const IN_MEMORY_FILE_BYTES = 1024 * 1024; // PicoShare's ParseMultipartForm(1 MiB): a larger file part is spooled
 const MIB = 1024 * 1024;
 const MIN_EXPIRATION_MS = 60 * 60 * 1000;
 const MAX_NOTE_BYTES = 500;
@@ -246,12 +248,59 @@ class BodyMeter extends Transform {
 }
 
 interface Received {
+  /** Whether a `file` part came (spooled, or in `inMemory`). */
+  hasFile: boolean;
   spoolPath: string | null;
+  inMemory: Buffer | null;
   size: number;
   filename: string;
   contentType: string;
   note: string;
   problem: string | null;
+}
+
+/**
+ * Where a file part goes as it arrives: memory up to IN_MEMORY_FILE_BYTES, as
+ * Go's ParseMultipartForm keeps it; past that, the part so far and the rest
+ * to a spool file at `spoolPath()`, opened only then.
+ */
+class PartSink extends Writable {
+  size = 0;
+  private head: Buffer[] = [];
+  private file: WriteStream | null = null;
+  constructor(private readonly spoolPath: () => string) {
+    super({ highWaterMark: MIB });
+  }
+  /** Settles once the spool file, if one was opened, is closed. */
+  spoolClosed(): Promise<void> {
+    const file = this.file;
+    return file === null || file.closed ? Promise.resolve() : new Promise((resolve) => file.once('close', () => resolve()));
+  }
+  /** The whole part when it stayed in memory, else null. */
+  inMemory(): Buffer | null {
+    return this.file === null ? Buffer.concat(this.head) : null;
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.size += chunk.length;
+    if (this.file === null) {
+      this.head.push(chunk);
+      if (this.size <= IN_MEMORY_FILE_BYTES) return done();
+      this.file = createWriteStream(this.spoolPath(), { highWaterMark: MIB });
+      this.file.on('error', (err) => this.destroy(err));
+      chunk = Buffer.concat(this.head);
+      this.head = [];
+    }
+    if (this.file.write(chunk)) done();
+    else this.file.once('drain', () => done());
+  }
+  override _final(done: (err?: Error | null) => void): void {
+    if (this.file === null) return done();
+    this.file.end(() => done()); // after the spool is flushed and closed
+  }
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    this.file?.destroy();
+    done(err);
+  }
 }
 
 /**
@@ -261,9 +310,10 @@ interface Received {
 function receiveUpload(req: IncomingMessage, res: ServerResponse, cfg: Config): Promise<Received> {
   return new Promise((resolvePromise, reject) => {
     startReadingBody(res);
-    const got: Received = { spoolPath: null, size: 0, filename: '', contentType: '', note: '', problem: null };
+    const got: Received = { hasFile: false, spoolPath: null, inMemory: null, size: 0, filename: '', contentType: '', note: '', problem: null };
     const writes: Promise<void>[] = [];
     let fileStream: Readable | null = null;
+    let sink: PartSink | null = null;
     let settled = false;
     const fail = (err: Error): void => {
       if (settled) return;
@@ -271,7 +321,8 @@ function receiveUpload(req: IncomingMessage, res: ServerResponse, cfg: Config): 
       req.unpipe();
       req.resume(); // read and drop the rest so a 400 can still be sent
       fileStream?.destroy(); // closes the spool file
-      const removed = got.spoolPath === null ? Promise.resolve() : removeSpool(got.spoolPath);
+      // Removed once closed: a spool still being opened would otherwise appear after its removal.
+      const removed = (sink?.spoolClosed() ?? Promise.resolve()).then(() => (got.spoolPath === null ? undefined : removeSpool(got.spoolPath)));
       removed.finally(() => reject(err)).catch(() => {});
     };
     let parser: busboy.Busboy;
@@ -282,7 +333,7 @@ function receiveUpload(req: IncomingMessage, res: ServerResponse, cfg: Config): 
       return;
     }
     parser.on('file', (name, stream, info) => {
-      if (name !== 'file' || got.spoolPath !== null || got.problem !== null) {
+      if (name !== 'file' || got.hasFile || got.problem !== null) {
         stream.resume();
         return;
       }
@@ -293,12 +344,16 @@ function receiveUpload(req: IncomingMessage, res: ServerResponse, cfg: Config): 
         stream.resume();
         return;
       }
-      got.spoolPath = join(cfg.spoolDir, `standin-multipart-${randomBytes(8).toString('hex')}`);
-      spools.add(got.spoolPath);
-      const out = createWriteStream(got.spoolPath, { highWaterMark: MIB });
+      got.hasFile = true;
+      const out = sink = new PartSink(() => {
+        got.spoolPath = join(cfg.spoolDir, `standin-multipart-${randomBytes(8).toString('hex')}`);
+        spools.add(got.spoolPath);
+        return got.spoolPath;
+      });
       fileStream = stream;
       const written = pipeline(stream, out).then(() => {
-        got.size = out.bytesWritten;
+        got.size = out.size;
+        got.inMemory = out.inMemory();
       });
       // A spool that cannot be written (TMPDIR full) is a 400 in PicoShare; failing at once also
       // drains the rest of the body, where waiting for the parser would stall the client for good.
@@ -340,16 +395,18 @@ async function flipFirstByte(file: string): Promise<void> {
   }
 }
 
-/** Copies the spool into the store in PicoShare's 320 KiB chunks; one buffer, reused. */
-async function copyInChunks(from: string, to: string): Promise<number> {
-  const src = await open(from, 'r');
+/** Copies the file part (spool or memory) into the store in PicoShare's 320 KiB chunks; one buffer, reused. */
+async function copyInChunks(from: string | Buffer, to: string): Promise<number> {
+  const src = typeof from === 'string' ? await open(from, 'r') : null;
   try {
     const dst = await open(to, 'w');
     try {
       const buf = Buffer.allocUnsafe(STORE_CHUNK_BYTES);
       let total = 0;
       for (;;) {
-        const { bytesRead } = await src.read(buf, 0, STORE_CHUNK_BYTES, total);
+        const bytesRead = src !== null
+          ? (await src.read(buf, 0, STORE_CHUNK_BYTES, total)).bytesRead
+          : (from as Buffer).copy(buf, 0, total, total + STORE_CHUNK_BYTES);
         if (bytesRead === 0) return total;
         await dst.write(buf, 0, bytesRead, total);
         total += bytesRead;
@@ -358,7 +415,7 @@ async function copyInChunks(from: string, to: string): Promise<number> {
       await dst.close();
     }
   } finally {
-    await src.close();
+    await src?.close();
   }
 }
 
@@ -381,9 +438,8 @@ function entryPaths(cfg: Config, id: string): { data: string; meta: string } {
 async function storeUpload(got: Received, cfg: Config, expiration: number): Promise<Reply> {
   if (cfg.processingDelayMs > 0) await sleep(cfg.processingDelayMs);
   if (cfg.status !== null) return textReply(cfg.status, `standin: status knob answers ${cfg.status}`);
-  const spool = got.spoolPath;
   if (got.problem !== null) throw new BadRequest(got.problem);
-  if (spool === null) throw new BadRequest('no part named "file"');
+  if (!got.hasFile) throw new BadRequest('no part named "file"');
   if (got.size === 0) throw new BadRequest('file is empty');
   const id = newEntryId();
   const paths = entryPaths(cfg, id);
@@ -397,7 +453,7 @@ async function storeUpload(got: Received, cfg: Config, expiration: number): Prom
     expires: new Date(expiration).toISOString(),
   };
   try {
-    await copyInChunks(spool, paths.data);
+    await copyInChunks(got.inMemory ?? got.spoolPath!, paths.data);
     if (cfg.corruptStored) await flipFirstByte(paths.data);
     await writeFile(paths.meta, JSON.stringify(meta)); // written last: the entry exists once this does
   } catch (err) {

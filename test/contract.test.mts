@@ -190,6 +190,26 @@ for (const target of targets) {
       assert.equal((await up('a.txt', 'n'.repeat(501))).status, 400);
     });
 
+    test('upload: a file of up to 1 MiB stays in memory (no TMPDIR needed); a larger one is spooled to TMPDIR (400 without it)', async () => {
+      // Go's ParseMultipartForm(1 MiB): a file part over 1 MiB goes to a temp file, one of 1 MiB or less does not.
+      const spool = path.join(tmp, 'spool');
+      const mib = crypto.randomBytes(1024 * 1024);
+      const over = Buffer.concat([mib, Buffer.from('x')]);
+      fs.rmSync(spool, { recursive: true });
+      try {
+        const inMemory = await uploadParts([{ name: 'file', filename: 'mib.bin', data: mib }]);
+        assert.equal(inMemory.status, 200, inMemory.body.toString());
+        const d = await call('GET', `/-${JSON.parse(inMemory.body.toString()).id}`);
+        assert.ok(d.body.equals(mib), `downloaded ${d.body.length} bytes of ${mib.length}`);
+        const spooled = await uploadParts([{ name: 'file', filename: 'over.bin', data: over }]);
+        assert.equal(spooled.status, 400, `1 MiB + 1 byte with no TMPDIR: ${spooled.status} ${spooled.body}`);
+      } finally {
+        fs.mkdirSync(spool);
+      }
+      assert.equal((await uploadParts([{ name: 'file', filename: 'over.bin', data: over }])).status, 200, 'with TMPDIR back');
+      assert.deepEqual(fs.readdirSync(spool), [], 'the spool is removed');
+    });
+
     test('download and delete: a malformed id is 400, an unknown one 404 (download) or 200 (delete)', async () => {
       assert.equal((await call('GET', '/-abc')).status, 400);
       assert.equal((await call('GET', '/-abcdefghi0')).status, 400, '0 is not in the id alphabet');
