@@ -248,8 +248,7 @@ class BodyMeter extends Transform {
 }
 
 interface Received {
-  /** Whether a `file` part came (spooled, or in `inMemory`). */
-  hasFile: boolean;
+  /** Where the `file` part is: spooled (over 1 MiB), or in memory; neither when none came. */
   spoolPath: string | null;
   inMemory: Buffer | null;
   size: number;
@@ -295,7 +294,7 @@ class PartSink extends Writable {
   }
   override _final(done: (err?: Error | null) => void): void {
     if (this.file === null) return done();
-    this.file.end(() => done()); // after the spool is flushed and closed
+    this.file.end(() => done()); // once the spool is flushed (spoolClosed() waits for its close)
   }
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
     this.file?.destroy();
@@ -310,7 +309,7 @@ class PartSink extends Writable {
 function receiveUpload(req: IncomingMessage, res: ServerResponse, cfg: Config): Promise<Received> {
   return new Promise((resolvePromise, reject) => {
     startReadingBody(res);
-    const got: Received = { hasFile: false, spoolPath: null, inMemory: null, size: 0, filename: '', contentType: '', note: '', problem: null };
+    const got: Received = { spoolPath: null, inMemory: null, size: 0, filename: '', contentType: '', note: '', problem: null };
     const writes: Promise<void>[] = [];
     let fileStream: Readable | null = null;
     let sink: PartSink | null = null;
@@ -333,7 +332,7 @@ function receiveUpload(req: IncomingMessage, res: ServerResponse, cfg: Config): 
       return;
     }
     parser.on('file', (name, stream, info) => {
-      if (name !== 'file' || got.hasFile || got.problem !== null) {
+      if (name !== 'file' || sink !== null || got.problem !== null) {
         stream.resume();
         return;
       }
@@ -344,7 +343,6 @@ function receiveUpload(req: IncomingMessage, res: ServerResponse, cfg: Config): 
         stream.resume();
         return;
       }
-      got.hasFile = true;
       const out = sink = new PartSink(() => {
         got.spoolPath = join(cfg.spoolDir, `standin-multipart-${randomBytes(8).toString('hex')}`);
         spools.add(got.spoolPath);
@@ -439,7 +437,7 @@ async function storeUpload(got: Received, cfg: Config, expiration: number): Prom
   if (cfg.processingDelayMs > 0) await sleep(cfg.processingDelayMs);
   if (cfg.status !== null) return textReply(cfg.status, `standin: status knob answers ${cfg.status}`);
   if (got.problem !== null) throw new BadRequest(got.problem);
-  if (!got.hasFile) throw new BadRequest('no part named "file"');
+  if (got.spoolPath === null && got.inMemory === null) throw new BadRequest('no part named "file"');
   if (got.size === 0) throw new BadRequest('file is empty');
   const id = newEntryId();
   const paths = entryPaths(cfg, id);

@@ -16,6 +16,22 @@ import {
 } from './run-helpers.mts';
 import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo } from './fixture-repo.mts';
 
+/** A scratch folder with an empty `data` folder in it, for UPS_LOCAL_DATA_DIR. */
+function scratchWithData(prefix: string): { tmp: string; dataParent: string } {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dataParent = path.join(tmp, 'data');
+  fs.mkdirSync(dataParent);
+  return { tmp, dataParent };
+}
+
+/** Nothing of the run is left (server process, cgroup, data folder); then its folders are removed. */
+function assertNothingLeft(secret: string, run: Run, dataParent: string, tmp: string): void {
+  assert.deepEqual(leftovers(secret, run.pid), [], 'no server process or cgroup left');
+  assert.deepEqual(fs.readdirSync(dataParent), [], 'no data folder left');
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.rmSync(run.out, { recursive: true, force: true });
+}
+
 async function interruptMidUpload(run: Run, dataParent: string, sig: NodeJS.Signals) {
   await waitFor('the first row', () => rowCount(run.runDir()) >= 1, 120_000);
   const before = rawCsvText(run.runDir());
@@ -48,52 +64,37 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     assert.match(report, new RegExp(`Run not finished\\*\\*: interrupted by ${sig}`));
     assert.match(report, /\| 256MB \| 8MiB \|/);
 
-    assert.deepEqual(leftovers(secret, run.pid), [], 'no server process or cgroup left');
-    assert.deepEqual(fs.readdirSync(dataParent), [], 'no data folder left');
-    fs.rmSync(dataParent, { recursive: true, force: true });
-    fs.rmSync(run.out, { recursive: true, force: true });
+    assertNothingLeft(secret, run, dataParent, dataParent);
   });
 }
 
 test('SIGINT while the server is getting ready: exit 130 at once, not after the readiness timeout, and no not_ready row', async () => {
   const secret = `intr-ready-${Date.now()}`;
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-intr-ready-'));
-  const dataParent = path.join(tmp, 'data');
-  fs.mkdirSync(dataParent);
+  const { tmp, dataParent } = scratchWithData('ups-intr-ready-');
   const deaf = path.join(tmp, 'deaf-server');
   fs.writeFileSync(deaf, '#!/bin/sh\nexec sleep 300\n', { mode: 0o755 }); // never answers GET /
   const matrix = matrixFile(tmp, { binary: deaf, sizes: ['1MiB'], memory: [256], iterations: 2, readinessSeconds: 60 });
   const run = startRun(['--matrix', matrix], { PS_SHARED_SECRET: secret, UPS_LOCAL_DATA_DIR: dataParent });
   await waitFor('the server to be started', () => processesWith(secret).some((x) => x.includes('sleep 300')), 120_000);
   await interruptWait(run, { afterMs: 1000, maxSeconds: 15, what: 'the readiness wait (60 s)' });
-  assert.deepEqual(leftovers(secret, run.pid), [], 'no server process or cgroup left');
-  assert.deepEqual(fs.readdirSync(dataParent), [], 'no data folder left');
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.rmSync(run.out, { recursive: true, force: true });
+  assertNothingLeft(secret, run, dataParent, tmp);
 });
 
 test('SIGINT while the server keeps POST /api/auth unanswered: exit 130 at once, not after the auth deadline, and no timeout row', async () => {
   const secret = `intr-auth-${Date.now()}`;
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-intr-auth-'));
-  const dataParent = path.join(tmp, 'data');
-  fs.mkdirSync(dataParent);
+  const { tmp, dataParent } = scratchWithData('ups-intr-auth-');
   const { binary, requests } = await authFaultServer(tmp, 'hang', 1);
   // The auth deadline is the readiness timeout: 60 s.
   const matrix = matrixFile(tmp, { binary, sizes: ['1MiB'], memory: [256], iterations: 2, readinessSeconds: 60 });
   const run = startRun(['--matrix', matrix], { PS_SHARED_SECRET: secret, UPS_LOCAL_DATA_DIR: dataParent });
   await waitFor('the auth request to reach the server', () => fs.existsSync(requests), 120_000);
   await interruptWait(run, { afterMs: 500, maxSeconds: 15, what: 'the auth wait (its deadline is 60 s)' });
-  assert.deepEqual(leftovers(secret, run.pid), [], 'no server process or cgroup left');
-  assert.deepEqual(fs.readdirSync(dataParent), [], 'no data folder left');
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.rmSync(run.out, { recursive: true, force: true });
+  assertNothingLeft(secret, run, dataParent, tmp);
 });
 
 test('a second SIGINT during cleanup says what it is waiting for, and the cleanup still finishes', async () => {
   const secret = `intr-twice-${Date.now()}`;
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-intr2-'));
-  const dataParent = path.join(tmp, 'data');
-  fs.mkdirSync(dataParent);
+  const { tmp, dataParent } = scratchWithData('ups-intr2-');
   // Ignores SIGTERM and outlives the stand-in it starts: the suite has to wait out its grace period and SIGKILL it.
   const stubborn = await serverWrapper(tmp, 'stubborn-server', [
     "trap '' TERM",
