@@ -52,18 +52,20 @@ test('success: sha256 verified, throughput and memory recorded', async () => {
   assert.equal(o.failure, null);
 });
 
-test('memory: the RSS of a server holding a 64 MiB upload holds those bytes; the cgroup is charged what each server keeps', async () => {
-  const spooling = await one({ sizeMiB: 64 });
-  const holding = await one({ sizeMiB: 64, standinEnv: { STANDIN_HOLD_IN_MEMORY: '1' } });
+test('memory: the RSS of a server holding a 128 MiB upload holds those bytes; the cgroup is charged what each server keeps', async () => {
+  // 128 MiB, not 64: the spooling server's own peak varies by 10 MiB or more with garbage collection
+  // (96-115 MiB measured), which 64 held MiB did not always clear by the half asked of it.
+  const spooling = await one({ sizeMiB: 128, memoryMb: 1024 });
+  const holding = await one({ sizeMiB: 128, memoryMb: 1024, standinEnv: { STANDIN_HOLD_IN_MEMORY: '1' } });
   for (const o of [spooling, holding]) assert.equal(o.row.exit_reason, 'success', o.row.error);
-  // The spooling server's peak has transient garbage of its own (measured here: 104 MiB spooling, 150 MiB holding).
+  // The spooling server's peak has transient garbage of its own, so at least half the held bytes must show, at most 2.5x.
   const rssRise = (holding.row.server_peak_rss_bytes! - spooling.row.server_peak_rss_bytes!) / MiB;
-  assert.ok(holding.row.server_peak_rss_bytes! >= 64 * MiB + 30 * MiB && rssRise >= 32 && rssRise < 160,
+  assert.ok(holding.row.server_peak_rss_bytes! >= 128 * MiB + 30 * MiB && rssRise >= 64 && rssRise < 320,
     `server RSS ${spooling.row.server_peak_rss_bytes} spooling, ${holding.row.server_peak_rss_bytes} holding`);
   if (machineCanMakeMemoryCgroups()) {
-    // Charged to the cgroup: the spooling server's spool and store in page cache, the holding server's 64 MiB of heap.
-    assert.ok(spooling.row.peak_memory_bytes! >= 128 * MiB, `spooling: cgroup peak ${spooling.row.peak_memory_bytes}`);
-    assert.ok(holding.row.peak_memory_bytes! >= 64 * MiB, `holding: cgroup peak ${holding.row.peak_memory_bytes}`);
+    // Charged to the cgroup: the spooling server's spool and store in page cache, the holding server's 128 MiB of heap.
+    assert.ok(spooling.row.peak_memory_bytes! >= 256 * MiB, `spooling: cgroup peak ${spooling.row.peak_memory_bytes}`);
+    assert.ok(holding.row.peak_memory_bytes! >= 128 * MiB, `holding: cgroup peak ${holding.row.peak_memory_bytes}`);
   }
 });
 
