@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { comparisonChartSvg } from './lib/charts.ts';
 import { compareRuns, DEFAULT_THRESHOLDS, type Thresholds } from './lib/compare.ts';
 import { renderCompare } from './lib/compare-report.ts';
-import { InputError, runIfMain } from './lib/errors.ts';
+import { InputError, PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { loadRun } from './lib/load-run.ts';
 import { makeOutputDir } from './lib/results.ts';
 import { SUITE_DIR } from './lib/paths.ts';
@@ -33,18 +33,8 @@ Options:
   -h, --help    this text
 `;
 
-export interface Io {
-  stdout: { write(s: string): unknown };
-  stderr: { write(s: string): unknown };
-}
-
-export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
-  try {
-    return await run(argv, io);
-  } catch (e) {
-    io.stderr.write(`Error: ${(e as Error).message}\n`);
-    return e instanceof InputError ? 2 : 1;
-  }
+export function main(argv: string[], io: Io = PROCESS_IO): Promise<number> {
+  return reportErrors(io, () => run(argv, io));
 }
 
 async function run(argv: string[], io: Io): Promise<number> {

@@ -17,9 +17,9 @@ import { authenticate, deleteEntry } from '../lib/client.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { freePort, hostServerArgv, spawnServer, stopServerProcess, waitReady } from '../lib/server.ts';
 import type { Provider } from '../lib/provider.ts';
-import { killAllVms, QemuProvider } from '../lib/qemu.ts';
+import { QemuProvider } from '../lib/qemu.ts';
 import { cachedStandinBundle } from '../lib/standin-bundle.ts';
-import { killAllVagrantVms, VagrantProvider } from '../lib/vagrant.ts';
+import { VagrantProvider } from '../lib/vagrant.ts';
 import { cvPct, median } from '../lib/stats.ts';
 import { ensureTestFile, sha256File, writeTestFile } from '../lib/testfiles.ts';
 import { formatBytes, MiB } from '../lib/units.ts';
@@ -403,10 +403,12 @@ async function figureVm(s: Settings['vm']): Promise<Figure[]> {
   if (s === null) return [{ ...base, note: 'skipped in --quick: each boot takes 20-50 s under TCG (minutes on a busy host), beyond the quick budget' }];
   const launch = { server: { kind: 'standin' as const, binaryPath: await cachedStandinBundle(), env: {} }, secret: crypto.randomBytes(12).toString('hex'), readinessTimeoutSeconds: 300 };
   const quiet = (line: string) => log(`  ${line}`);
+  const qemuProvider = new QemuProvider(launch, { cpus: 1, log: quiet });
+  const vagrantProvider = new VagrantProvider(launch, { cpus: 1, log: quiet });
   try {
-    const qemu = await bootToReady(new QemuProvider(launch, { cpus: 1, log: quiet }), s.memoryMb);
+    const qemu = await bootToReady(qemuProvider, s.memoryMb);
     log(`vm: qemu ${qemu.toFixed(1)} s (load ${load()})`);
-    const vagrant = await bootToReady(new VagrantProvider(launch, { cpus: 1, log: quiet }), s.memoryMb);
+    const vagrant = await bootToReady(vagrantProvider, s.memoryMb);
     log(`vm: vagrant ${vagrant.toFixed(1)} s (load ${load()})`);
     return [
       { key: 'vm_boot_qemu', name: `VM boot to ready, qemu at ${s.memoryMb} MB`, value: qemu, unit: 's', target: null },
@@ -417,8 +419,8 @@ async function figureVm(s: Settings['vm']): Promise<Figure[]> {
       },
     ];
   } catch (e) {
-    killAllVms();
-    await killAllVagrantVms();
+    await qemuProvider.close();
+    await vagrantProvider.close();
     return [{ ...base, note: `boot failed: ${(e as Error).message.split('\n')[0]}` }];
   }
 }

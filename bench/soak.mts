@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { parseSelfStats } from '../lib/selfstats.ts';
-import { parseRawCsv } from '../lib/load-run.ts';
+import { parseRawCsv } from '../lib/results.ts';
 
 const iterations = Number(process.argv[2] ?? 200);
 const size = process.argv[3] ?? '1MiB';

@@ -7,8 +7,8 @@
 import type { RawRow } from './results.ts';
 
 /** How many leading iterations of a case are warm-up: config's value, else 1 when the case has more than 1. */
-export function warmupFor(config: { matrix?: { warmup_iterations?: number } }, iterationsInCase: number): number {
-  const w = config.matrix?.warmup_iterations;
+export function warmupFor(config: { matrix: { warmup_iterations: number } } | null, iterationsInCase: number): number {
+  const w = config?.matrix.warmup_iterations;
   if (typeof w === 'number') return w;
   return iterationsInCase > 1 ? 1 : 0;
 }
@@ -39,7 +39,7 @@ export interface CaseSide {
   failures: RawRow[];
 }
 
-export function caseSide(rows: RawRow[], config: { matrix?: { warmup_iterations?: number } }): CaseSide {
+export function caseSide(rows: RawRow[], config: { matrix: { warmup_iterations: number } } | null): CaseSide {
   const warmup = warmupFor(config, new Set(rows.map((r) => r.iteration)).size);
   const measured = rows.filter((r) => r.iteration > warmup);
   return {

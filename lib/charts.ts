@@ -5,7 +5,7 @@
 //   fs.writeFileSync('throughput.svg', await throughputChartSvg(rows))
 import type { TopLevelSpec } from 'vega-lite';
 import type { RawRow } from './results.ts';
-import type { RunConfig } from './load-run.ts';
+import type { RunRecord } from './run-record.ts';
 import { caseSide, groupCases, throughputOf } from './cases.ts';
 import { median } from './stats.ts';
 
@@ -19,7 +19,7 @@ interface Point {
 }
 
 /** Median throughput of each case's measured, successful iterations; cases with none are left out. */
-function points(rows: readonly RawRow[], config: RunConfig, run: string): Point[] {
+function points(rows: readonly RawRow[], config: RunRecord | null, run: string): Point[] {
   const out: Point[] = [];
   for (const caseRows of groupCases(rows).values()) {
     const values = caseSide(caseRows, config).successes
@@ -96,14 +96,14 @@ async function render(s: TopLevelSpec): Promise<string> {
 }
 
 /** One run's chart. Warm-up as in config.json when given, else iteration 1 of cases with more than one. */
-export async function throughputChartSvg(rows: RawRow[], config: RunConfig = {}): Promise<string> {
+export async function throughputChartSvg(rows: RawRow[], config: RunRecord | null): Promise<string> {
   return render(spec(points(rows, config, 'run'), 'Upload throughput by file size', false));
 }
 
 /** Baseline and candidate on one chart; each line is one (run, memory limit). */
 export async function comparisonChartSvg(
-  base: { name: string; config: RunConfig; rows: RawRow[] },
-  cand: { name: string; config: RunConfig; rows: RawRow[] },
+  base: { name: string; config: RunRecord | null; rows: RawRow[] },
+  cand: { name: string; config: RunRecord | null; rows: RawRow[] },
 ): Promise<string> {
   const values = [...points(base.rows, base.config, `baseline ${base.name}`), ...points(cand.rows, cand.config, `candidate ${cand.name}`)];
   return render(spec(values, `Upload throughput: ${base.name} vs ${cand.name}`, true));

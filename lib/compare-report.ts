@@ -3,7 +3,7 @@
 // writes the result; numbers are formatted here, with their units.
 import Mustache from 'mustache';
 import type { CaseComparison, Comparison, Summary } from './compare.ts';
-import type { RunConfig } from './load-run.ts';
+import type { RunRecord } from './run-record.ts';
 
 const MiB = 2 ** 20;
 
@@ -36,24 +36,24 @@ function cell(v: unknown): string {
   return s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 }
 
-function settingsRows(a: RunConfig, b: RunConfig): { label: string; base: string; cand: string }[] {
-  const rows: [string, (c: RunConfig) => unknown][] = [
-    ['server git commit', (c) => c.server?.git?.commit],
-    ['server git branch', (c) => c.server?.git?.branch],
-    ['server tree dirty', (c) => c.server?.git?.dirty],
-    ['server', (c) => [c.server?.kind, c.server?.path].filter(Boolean).join(' ')],
-    ['stand-in settings', (c) => Object.entries(c.server?.standin_env ?? {}).map(([k, v]) => `${k}=${v}`).join(' ')],
+function settingsRows(a: RunRecord | null, b: RunRecord | null): { label: string; base: string; cand: string }[] {
+  const rows: [string, (c: RunRecord) => unknown][] = [
+    ['server git commit', (c) => c.server.git?.commit],
+    ['server git branch', (c) => c.server.git?.branch],
+    ['server tree dirty', (c) => c.server.git?.dirty],
+    ['server', (c) => [c.server.kind, c.server.path].filter(Boolean).join(' ')],
+    ['stand-in settings', (c) => Object.entries(c.server.standin_env ?? {}).map(([k, v]) => `${k}=${v}`).join(' ')],
     ['provider', (c) => c.provider],
-    ['iterations (warm-up)', (c) => c.matrix && `${c.matrix.iterations ?? '?'} (${c.matrix.warmup_iterations ?? '?'})`],
-    ['file sizes', (c) => c.matrix?.sizes?.map((s) => s.label).join(', ')],
-    ['memory limits (MB)', (c) => c.matrix?.memory_limits_mb?.join(', ')],
-    ['host', (c) => c.host && `${c.host.hostname ?? '?'}, ${c.host.cores ?? '?'} cores, ${c.host.cpu_model ?? '?'}`],
-    ['kernel', (c) => c.host?.kernel],
+    ['iterations (warm-up)', (c) => `${c.matrix.iterations} (${c.matrix.warmup_iterations})`],
+    ['file sizes', (c) => c.matrix.sizes.map((s) => s.label).join(', ')],
+    ['memory limits (MB)', (c) => c.matrix.memory_limits_mb.join(', ')],
+    ['host', (c) => `${c.host.hostname || '?'}, ${c.host.cores || '?'} cores, ${c.host.cpu_model || '?'}`],
+    ['kernel', (c) => c.host.kernel],
     ['suite', (c) => c.suite_version && `${c.suite_version}${c.suite_git?.commit ? ` (${c.suite_git.commit.slice(0, 12)}${c.suite_git.dirty ? ', dirty' : ''})` : ''}`],
     ['started at', (c) => c.started_at],
-    ['finished', (c) => (c.finished === undefined ? undefined : c.finished ? 'yes' : `no (${c.stop_reason ?? '?'})`)],
+    ['finished', (c) => (c.finished ? 'yes' : `no (${c.stop_reason ?? '?'})`)],
   ];
-  return rows.map(([label, get]) => ({ label, base: cell(get(a)), cand: cell(get(b)) }));
+  return rows.map(([label, get]) => ({ label, base: cell(a && get(a)), cand: cell(b && get(b)) }));
 }
 
 /** "fails more: 3/3 vs 1/3 (oom_killed)": failed / all iterations, candidate first as the verb's subject. */

@@ -9,7 +9,7 @@
 //
 // Pure: the runs come in already loaded (lib/load-run.ts).
 import type { RawRow } from './results.ts';
-import type { RunConfig } from './load-run.ts';
+import type { RunRecord } from './run-record.ts';
 import { caseSide, groupCases, throughputOf, warmupFor, type CaseSide } from './cases.ts';
 import { cvPct, geomean, mannWhitney, max, median, min, minPossibleP, spreadPct } from './stats.ts';
 
@@ -97,7 +97,8 @@ export interface OneSideCase {
 
 export interface RunInput {
   name: string;
-  config: RunConfig;
+  /** null when the run's folder has no config.json. */
+  config: RunRecord | null;
   rows: RawRow[];
 }
 
@@ -241,28 +242,28 @@ function inconclusiveOf(cases: CaseComparison[], cand: RunInput, t: Thresholds):
 }
 
 /** Settings that make two runs incomparable when they differ, as [label, value]. */
-function settings(c: RunConfig): [string, unknown][] {
+function settings(c: RunRecord | null): [string, unknown][] {
   return [
     // The suite's own code includes the client and the stand-in, so a different commit can move the numbers.
-    ['suite commit', c.suite_git?.commit],
-    ['provider', c.provider],
-    ['iterations', c.matrix?.iterations],
-    ['warm-up iterations', c.matrix?.warmup_iterations],
-    ['file sizes', c.matrix?.sizes?.map((s) => s.label).join(', ')],
-    ['memory limits (MB)', c.matrix?.memory_limits_mb?.join(', ')],
-    ['upload timeout (s)', c.matrix?.upload_timeout_seconds],
-    ['host', c.host?.hostname],
-    ['CPU', c.host?.cpu_model],
-    ['cores', c.host?.cores],
-    ['kernel', c.host?.kernel],
-    ['host memory (bytes)', c.host?.memory_bytes],
+    ['suite commit', c?.suite_git?.commit],
+    ['provider', c?.provider],
+    ['iterations', c?.matrix.iterations],
+    ['warm-up iterations', c?.matrix.warmup_iterations],
+    ['file sizes', c?.matrix.sizes.map((s) => s.label).join(', ')],
+    ['memory limits (MB)', c?.matrix.memory_limits_mb.join(', ')],
+    ['upload timeout (s)', c?.matrix.upload_timeout_seconds],
+    ['host', c?.host.hostname],
+    ['CPU', c?.host.cpu_model],
+    ['cores', c?.host.cores],
+    ['kernel', c?.host.kernel],
+    ['host memory (bytes)', c?.host.memory_bytes],
   ];
 }
 
 function warnings(base: RunInput, cand: RunInput, cases: CaseComparison[], t: Thresholds, inconclusive: Comparison['inconclusive']): string[] {
   const out: string[] = [];
   for (const [side, run] of [['baseline', base], ['candidate', cand]] as const) {
-    if (Object.keys(run.config).length === 0) {
+    if (run.config === null) {
       out.push(`The ${side} (${run.name}) has no config.json: its settings are unknown and iteration 1 of each case is taken as warm-up.`);
     } else if (run.config.finished === false) {
       out.push(`The ${side} (${run.name}) did not finish (${run.config.stop_reason ?? 'no reason recorded'}): cases it did not reach are missing.`);

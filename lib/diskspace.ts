@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { defaultImageDir } from './image.ts';
-import { localDataParent } from './local.ts';
 import type { Matrix } from './matrix.ts';
+import { localDataParent } from './paths.ts';
 import { testFilesDir } from './testfiles.ts';
 import { formatBytes, MiB } from './units.ts';
 

@@ -11,20 +11,15 @@ import { $ } from 'zx';
 import { createMemoryCgroup, isCgroup } from './cgroup.ts';
 import { canRun, countLeases, defaultNetworkState, diagnose, probesFor, renderChecks, toolsFor, type Facts, type Probed } from './doctor.ts';
 import { diskNeeds, diskPlanFor, locate, shortfalls } from './diskspace.ts';
-import { defaultImageDir, diskBytesFor, ensureGuestImage, readGuestImage, type GuestImage } from './image.ts';
+import { defaultImageDir, ensureGuestImage, imageBytesFor, readGuestImage, type GuestImage } from './image.ts';
 import type { Matrix } from './matrix.ts';
-import { chooseAccel } from './qemu.ts';
+import { chooseAccel } from './accel.ts';
 import { findTool } from './tools.ts';
 import { formatBytes } from './units.ts';
 import { BOX_NAME, boxVersion } from './vagrant-box.ts';
 import { configuredBox, parseBoxList, vagrantRunner } from './vagrant.ts';
 
 const PROBE_TIMEOUT_MS = 60_000;
-
-/** The guest disk the matrix needs: its largest file twice over plus room for the system. */
-export function imageBytesFor(m: Matrix): number {
-  return diskBytesFor(Math.max(0, ...m.sizes.map((s) => s.bytes)));
-}
 
 /**
  * Who vagrant and the session libvirtd run as (lib/vagrant.ts's runner):
@@ -163,12 +158,4 @@ export async function runDoctor(m: Matrix, opts: { fix: boolean }, out: (s: stri
   const checks = diagnose(await probeFacts(m));
   out(renderChecks(m.provider, checks));
   return canRun(checks) ? 0 : 1;
-}
-
-/** --build-image: the guest image sized for the matrix's largest file, built when missing or too small; prints its folder last. */
-export async function runBuildImage(m: Matrix): Promise<number> {
-  const img = await ensureGuestImage({ diskBytes: imageBytesFor(m) });
-  process.stderr.write(`guest image: ${img.dir} (disk ${formatBytes(img.manifest.disk_virtual_bytes)}, built ${img.manifest.built_at}, kernel ${img.manifest.kernel_version})\n`);
-  process.stdout.write(`${img.dir}\n`);
-  return 0;
 }

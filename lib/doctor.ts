@@ -5,7 +5,7 @@
 //   const checks = diagnose(facts); process.stdout.write(renderChecks(checks)); exit canRun(checks) ? 0 : 1
 import type { ProviderName } from './matrix.ts';
 import { formatBytes } from './units.ts';
-import { IMAGE_BUILD_TOOLS } from './tools.ts';
+import { IMAGE_BUILD_TOOLS, PROVIDER_TOOLS, TOOL_PACKAGES } from './tools.ts';
 
 export type Status = 'ok' | 'FAIL' | 'warn';
 export interface Check { status: Status; name: string; finding: string; fix?: string }
@@ -40,21 +40,9 @@ export interface Facts {
   box?: { name: string; versions: string[]; wanted: string | null; configured: string | null; configuredPresent: boolean } | { error: string };
 }
 
-/** Debian package per tool the doctor looks up. */
-const PACKAGES: Record<string, string> = {
-  'qemu-system-x86_64': 'qemu-system-x86', 'qemu-img': 'qemu-utils', vagrant: 'vagrant', virsh: 'libvirt-clients',
-  debootstrap: 'debootstrap', 'mkfs.ext4': 'e2fsprogs', 'ssh-keygen': 'openssh-client', go: 'golang-go',
-};
-/** What building the guest image needs besides root. */
-const NEEDED: Record<ProviderName, string[]> = {
-  local: [],
-  qemu: ['qemu-system-x86_64'],
-  vagrant: ['vagrant', 'virsh', 'qemu-system-x86_64'],
-};
-
 /** Tools the doctor looks up for a provider: what it runs with, what builds the image, and go. */
 export function toolsFor(provider: ProviderName): string[] {
-  return [...NEEDED[provider], ...(provider === 'local' ? [] : IMAGE_BUILD_TOOLS), 'go'];
+  return [...new Set([...PROVIDER_TOOLS[provider], ...(provider === 'local' ? [] : IMAGE_BUILD_TOOLS), 'go'])];
 }
 
 /** Probes that matter for a provider: local needs a memory cgroup and none of the VM machinery. */
@@ -64,7 +52,7 @@ export function probesFor(provider: ProviderName): Probe[] {
   return ['plugin', 'kvm', 'libvirt', 'network', 'group', 'image', 'box'];
 }
 
-const install = (tool: string) => `apt-get install ${PACKAGES[tool] ?? tool}`;
+const install = (tool: string) => `apt-get install ${TOOL_PACKAGES[tool] ?? tool}`;
 
 /** Whether the guest image is there and large enough, or can be built by the run (root and the build tools). */
 function imageState(f: Facts): 'ok' | 'buildable' | 'unbuildable' {
@@ -81,7 +69,7 @@ export function diagnose(f: Facts): Check[] {
   for (const tool of toolsFor(f.provider)) {
     const at = f.tools[tool];
     if (at) { checks.push({ status: 'ok', name: tool, finding: at }); continue; }
-    const needed = NEEDED[f.provider].includes(tool) || (tool === 'go' && f.serverFromSource)
+    const needed = PROVIDER_TOOLS[f.provider].includes(tool) || (tool === 'go' && f.serverFromSource)
       || (IMAGE_BUILD_TOOLS.includes(tool) && imgState !== 'ok');
     const why = tool === 'go' ? 'needed only to build a server from source'
       : IMAGE_BUILD_TOOLS.includes(tool) ? 'needed only to build the guest image, which is there' : '';
@@ -166,7 +154,7 @@ function imageCheck(f: Facts, state: 'ok' | 'buildable' | 'unbuildable'): Check 
   }
   const missing = IMAGE_BUILD_TOOLS.filter((t) => !f.tools[t]);
   return { status: 'FAIL', name, finding: `${what}, and it cannot be built here (${[...(f.root ? [] : ['needs root']), ...missing.map((t) => `no ${t}`)].join(', ')})`,
-    fix: [...(missing.length ? [`apt-get install ${[...new Set(missing.map((t) => PACKAGES[t]))].join(' ')}`] : []), ...(f.root ? [] : ['run ./run-tests --build-image as root'])].join('; then ') };
+    fix: [...(missing.length ? [`apt-get install ${[...new Set(missing.map((t) => TOOL_PACKAGES[t]))].join(' ')}`] : []), ...(f.root ? [] : ['run ./run-tests --build-image as root'])].join('; then ') };
 }
 
 function boxCheck(b: NonNullable<Facts['box']>, imgState: 'ok' | 'buildable' | 'unbuildable'): Check {

@@ -11,6 +11,24 @@ export class InputError extends Error {
   }
 }
 
+/** Where an entry point writes: the process's streams, or buffers in a test that calls main in-process. */
+export interface Io {
+  stdout: { write(s: string): unknown };
+  stderr: { write(s: string): unknown; isTTY?: boolean };
+}
+
+export const PROCESS_IO: Io = { stdout: process.stdout, stderr: process.stderr };
+
+/** An entry point's body, with every error turned into one "Error: ..." line on stderr and its exit code: 2 bad input, else 1. */
+export async function reportErrors(io: Io, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (e) {
+    io.stderr.write(`Error: ${(e as Error).message}\n`);
+    return e instanceof InputError ? 2 : 1;
+  }
+}
+
 /**
  * Runs an entry point's `main(argv) -> exit code` when its module is the file
  * node was started with (tests import the same module and call main in-process).

@@ -278,6 +278,7 @@ export async function openGuest(opts: GuestOptions, stillBooting: () => Promise<
 export class GuestEnvironment implements Environment {
   readonly memoryMb: number;
   readonly facts: Record<string, unknown>;
+  readonly timeoutFactor: number;
   /** The last sample's summary, with the peak disk use of the server's data + temp folders. */
   lastSummary: SampleSummary | null = null;
   private installed = new Map<string, string[]>();
@@ -287,6 +288,7 @@ export class GuestEnvironment implements Environment {
   constructor(private opts: GuestOptions, readonly ssh: Ssh, private vmAlive: () => Promise<boolean> = async () => true) {
     this.memoryMb = opts.memoryMb;
     this.facts = opts.facts;
+    this.timeoutFactor = opts.timeoutFactor;
   }
 
   private ms(seconds: number): number {

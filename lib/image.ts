@@ -18,6 +18,7 @@ import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
+import type { Matrix } from './matrix.ts';
 import { cacheDir } from './paths.ts';
 import { findTool, IMAGE_BUILD_TOOLS, missingToolMessage } from './tools.ts';
 import { formatBytes, parseSize } from './units.ts';
@@ -39,6 +40,10 @@ export const DEFAULT_DISK_BYTES = 5 * GiB * 2 + 2 * GiB;
 /** Disk for a matrix whose largest file is `largestFileBytes`: twice that (spool + store) plus 2 GiB, never under the default. */
 export function diskBytesFor(largestFileBytes: number): number {
   return Math.max(DEFAULT_DISK_BYTES, 2 * largestFileBytes + 2 * GiB);
+}
+/** The guest disk a matrix needs: its largest file twice over (spool and store) plus room for the system. */
+export function imageBytesFor(m: Pick<Matrix, 'sizes'>): number {
+  return diskBytesFor(Math.max(0, ...m.sizes.map((s) => s.bytes)));
 }
 /** The guest's fixed address on QEMU's user network (its default guest address). */
 export const GUEST_ADDRESS = '10.0.2.15/24';
@@ -406,6 +411,14 @@ async function buildGuestImage(dir: string, diskBytes: number, log: (line: strin
   } finally {
     await fs.remove(tmp);
   }
+}
+
+/** ./run-tests --build-image: the guest image sized for the matrix's largest file, built when missing or too small; its folder on stdout. */
+export async function buildImageCommand(m: Pick<Matrix, 'sizes'>, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const img = await ensureGuestImage({ diskBytes: imageBytesFor(m), log: (line) => err(`${line}\n`) });
+  err(`guest image: ${img.dir} (disk ${formatBytes(img.manifest.disk_virtual_bytes)}, built ${img.manifest.built_at}, kernel ${img.manifest.kernel_version})\n`);
+  out(`${img.dir}\n`);
+  return 0;
 }
 
 async function cli(argv: string[]): Promise<number> {

@@ -2,11 +2,11 @@
 // iterations alternating, and which side goes first in each pair drawn from a
 // seeded generator, so drift over a long run (thermal, noisy neighbours, a
 // filling disk) hits both sides alike and the order can be replayed.
-//   interleave([c1, c2], 2, 42) -> [{c1, side 1}, {c1, side 0}, {c2, side 0}, {c2, side 1}]
+//   interleave([c1, c2], 2, 42) -> [{case: c1, side: 1}, {case: c1, side: 0}, {case: c2, side: 0}, {case: c2, side: 1}]
 
-export interface SidedCase<T> {
-  /** A copy of the case, one object per side, so callers can tell the runs apart by identity. */
-  item: T;
+/** One unit of work: a case, and the side (index of the ref or server) it runs for. */
+export interface Job<C> {
+  case: C;
   side: number;
 }
 
@@ -23,16 +23,16 @@ export function seededRandom(seed: number): () => number {
 }
 
 /** Each case once per side, in the cases' order; within each case the sides in a seeded random order (Fisher-Yates). */
-export function interleave<T extends object>(cases: T[], sides: number, seed: number): SidedCase<T>[] {
+export function interleave<C>(cases: C[], sides: number, seed: number): Job<C>[] {
   const random = seededRandom(seed);
-  const out: SidedCase<T>[] = [];
+  const out: Job<C>[] = [];
   for (const c of cases) {
     const order = Array.from({ length: sides }, (_, i) => i);
     for (let i = order.length - 1; i > 0; i--) {
       const j = Math.floor(random() * (i + 1));
       [order[i], order[j]] = [order[j], order[i]];
     }
-    for (const side of order) out.push({ item: { ...c }, side });
+    for (const side of order) out.push({ case: c, side });
   }
   return out;
 }

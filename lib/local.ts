@@ -5,27 +5,15 @@
 // own (lib/netns.ts); the stand-in binds 127.0.0.1 itself.
 import { $ } from 'zx';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { createMemoryCgroup, isCgroup, sweepOrphanCgroups, type MemoryCgroup } from './cgroup.ts';
 import { createServerNetns, sweepOrphanNetns, type ServerNetns } from './netns.ts';
+import { localDataParent } from './paths.ts';
 import { pidAlive } from './pids.ts';
 import type { Environment, MemorySample, Provider, ServerLaunch, ServerSpec } from './provider.ts';
 import {
   freePort, hostServerArgv, logTail, portInUse, spawnServer, stopServerProcess, waitReady, type ServerProcess,
 } from './server.ts';
-
-/** Every cgroup and server this process made, so a signal handler can clean up whatever is left. */
-const live = new Set<LocalEnvironment>();
-
-export async function cleanupLocal(): Promise<void> {
-  await Promise.all([...live].map((e) => e.down()));
-}
-
-/** What is still up, for a "still cleaning up" message, e.g. "local 256 MB (server pid 123, cgroup ...)". */
-export function describeLocal(): string[] {
-  return [...live].map((e) => e.describe());
-}
 
 /** Data folders (ups-local-PID-*) of runs whose process is gone: a run killed with SIGKILL cannot remove its own. */
 function sweepOrphanDataDirs(): string[] {
@@ -42,30 +30,22 @@ function sweepOrphanDataDirs(): string[] {
   });
 }
 
-/** Where each environment's server data and spool go: UPS_LOCAL_DATA_DIR, else the system temp folder. */
-export function localDataParent(): string {
-  return path.resolve(process.env.UPS_LOCAL_DATA_DIR || os.tmpdir());
-}
-
-/** Why localDataParent() cannot hold the servers' data folders, or null: checked before a run starts. */
-export function localDataParentProblem(): string | null {
-  const dir = localDataParent();
-  const what = process.env.UPS_LOCAL_DATA_DIR ? `UPS_LOCAL_DATA_DIR=${process.env.UPS_LOCAL_DATA_DIR}` : `the temp folder ${dir}`;
-  try {
-    if (!fs.statSync(dir).isDirectory()) return `${what}: not a folder`;
-    fs.accessSync(dir, fs.constants.W_OK);
-    return null;
-  } catch (e) {
-    return `${what}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (e as Error).message}`;
-  }
-}
-
 /** How often a sample reads the server's VmHWM (and the cgroup's usage where its peak cannot be reset). */
 const SAMPLE_INTERVAL_MS = 250;
 
 export class LocalProvider implements Provider {
   readonly name = 'local' as const;
+  /** Every environment up and not yet down, for close() and waitingFor(). */
+  private readonly live = new Set<LocalEnvironment>();
   constructor(private launch: ServerLaunch, private warn: (msg: string) => void = (m) => process.stderr.write(`${m}\n`)) {}
+
+  waitingFor(): string[] {
+    return [...this.live].map((e) => e.describe());
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.live].map((e) => e.down()));
+  }
 
   async up(memoryMb: number): Promise<Environment> {
     for (const dir of sweepOrphanCgroups('upload-perf-suite-')) this.warn(`removed ${dir}, left by a run that was killed (its servers stopped)`);
@@ -99,8 +79,8 @@ export class LocalProvider implements Provider {
       }
     }
     try {
-      const env = new LocalEnvironment(memoryMb, this.launch, isCgroup(cg) ? cg : null, netns, facts);
-      live.add(env);
+      const env = new LocalEnvironment(memoryMb, this.launch, isCgroup(cg) ? cg : null, netns, facts, () => this.live.delete(env));
+      this.live.add(env);
       return env;
     } catch (e) { // its data folder could not be made: nothing else may outlive this
       if (isCgroup(cg)) cg.remove();
@@ -124,7 +104,10 @@ class LocalEnvironment implements Environment {
     private cgroup: MemoryCgroup | null,
     private netns: ServerNetns | null,
     readonly facts: Record<string, unknown>,
+    private onDown: () => void,
   ) {}
+
+  readonly timeoutFactor = 1;
 
   async startServer(server: ServerSpec = this.launch.server): Promise<string> {
     await this.stopServer();
@@ -249,7 +232,7 @@ class LocalEnvironment implements Environment {
     this.cgroup?.remove();
     await this.netns?.remove();
     fs.rmSync(this.workDir, { recursive: true, force: true });
-    live.delete(this);
+    this.onDown();
   }
 }
 

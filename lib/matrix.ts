@@ -56,7 +56,8 @@ const TOP_KEYS = ['sizes', 'memory_limits', 'iterations', 'warmup_iterations', '
 const TIMEOUT_KEYS = ['upload_seconds', 'readiness_seconds'];
 // Node's timers hold at most 2^31-1 ms (24.8 days; beyond, they fire at once), and a VM under
 // TCG multiplies every timeout by 4 (TCG_TIMEOUT_FACTOR in qemu.ts): 536870 s is the true bound.
-const MAX_TIMEOUT_SECONDS = 500_000;
+export const MAX_TIMEOUT_SECONDS = 500_000;
+export const DEFAULT_TIMEOUTS = { uploadSeconds: 1800, readinessSeconds: 60 };
 const SERVER_KEYS = ['source', 'build', 'binary'];
 const VM_KEYS = ['cpus', 'box'];
 
@@ -122,8 +123,8 @@ export function parseMatrix(text: string, file: string): Matrix {
     fail('warmup_iterations', warmupNode, `must be less than iterations (${iterations}): warm-up is not measured, so nothing would be`);
   }
 
-  let uploadTimeoutSeconds = 1800;
-  let readinessTimeoutSeconds = 60;
+  let uploadTimeoutSeconds = DEFAULT_TIMEOUTS.uploadSeconds;
+  let readinessTimeoutSeconds = DEFAULT_TIMEOUTS.readinessSeconds;
   const timeouts = get(root, 'timeouts');
   if (timeouts !== undefined) {
     if (!isMap(timeouts)) fail('timeouts', timeouts, 'must be a mapping (upload_seconds, readiness_seconds)');

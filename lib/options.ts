@@ -7,7 +7,8 @@ import { parseArgs } from 'node:util';
 import { InputError } from './errors.ts';
 import { defaultWarmup, loadMatrixFile, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
 import { SUITE_DIR } from './paths.ts';
-import { matrixFromConfig, readResumeState, type ResumeState } from './resume.ts';
+import { readResumeState, type ResumeState } from './resume.ts';
+import { matrixFromRecord } from './run-record.ts';
 import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './units.ts';
 
 export const HELP = `Usage: run-tests [options]
@@ -164,10 +165,10 @@ function resumeOptions(dir: string, otherFlags: string[]): Options {
     throw new InputError(`--resume takes the run's recorded settings; drop ${otherFlags.map((f) => `--${f}`).join(', ')}`);
   }
   const state = readResumeState(path.resolve(dir));
-  const matrix = matrixFromConfig(state.config, path.join(state.dir, 'config.json'));
-  const ref = state.config.server.kind === 'source' ? state.config.server.build?.ref : undefined;
+  const matrix = matrixFromRecord(state.record, path.join(state.dir, 'config.json'));
+  const ref = state.record.server.kind === 'source' ? state.record.server.build?.ref : undefined;
   return {
-    matrix, matrixFile: String(state.config.matrix_file ?? ''), out: path.dirname(state.dir),
+    matrix, matrixFile: state.record.matrix_file, out: path.dirname(state.dir),
     refs: ref ? [ref] : [], seed: null, resume: state, mode: 'run', fix: false,
   };
 }

@@ -9,7 +9,7 @@ export interface UploadProgress {
 
 export class Progress {
   constructor(
-    private out: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean } = process.stderr,
+    private out: { write(s: string): unknown; isTTY?: boolean } = process.stderr,
     private plainEveryMs = 5000,
   ) {}
 

@@ -5,7 +5,7 @@
 //   const env = await provider.up(256)        // one environment per memory limit
 //   const url = await env.startServer()       // fresh data folder, ready on 127.0.0.1
 //   await env.startSampling(); ...upload...; const s = await env.stopSampling()
-//   await env.down()
+//   await env.down(); await provider.close()   // close() takes down whatever is still up
 
 /** What runs as the server under test, as the run resolved it. */
 export interface ServerSpec {
@@ -39,6 +39,8 @@ export interface Environment {
   readonly memoryMb: number;
   /** Facts for config.json, e.g. { limitEnforced: true, mechanism: 'cgroup v1' } or { accel: 'tcg' }. */
   readonly facts: Record<string, unknown>;
+  /** How much slower than native this environment runs (4 for a VM under TCG, else 1): the run scales its timeouts by it. */
+  readonly timeoutFactor: number;
   /**
    * Starts the server on a fresh data folder and waits for GET / = 200; returns its base URL: on 127.0.0.1,
    * or the address of the local provider's network namespace for a server binary that binds every interface.
@@ -62,4 +64,13 @@ export interface Environment {
 export interface Provider {
   readonly name: 'local' | 'qemu' | 'vagrant';
   up(memoryMb: number): Promise<Environment>;
+  /** What is still up, for "still cleaning up: waiting for ..." (e.g. "local 256 MB (server pid 123, cgroup ...)"). */
+  waitingFor(): string[];
+  /** Tears down every environment this provider brought up and has not yet seen go down; never throws. */
+  close(): Promise<void>;
+}
+
+/** What every provider takes besides its own options: the run's interruption (a boot under way stops, and is not retried). */
+export interface ProviderContext {
+  signal?: AbortSignal;
 }

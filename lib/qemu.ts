@@ -11,17 +11,15 @@
 import { fs, path } from 'zx';
 import os from 'node:os';
 import { spawn } from 'node:child_process';
+import { chooseAccel, KERNEL_APPEND, TCG_TIMEOUT_FACTOR } from './accel.ts';
 import { GUEST_SERVER_PORT, openGuest } from './guest.ts';
-import { ensureGuestImage, missingTools, type GuestImage } from './image.ts';
-import type { Environment, Provider, ServerLaunch } from './provider.ts';
+import { ensureGuestImage, type GuestImage } from './image.ts';
+import type { Environment, Provider, ProviderContext, ServerLaunch } from './provider.ts';
 import { freePort } from './server.ts';
+import { PROVIDER_TOOLS, requireTools } from './tools.ts';
 
-/** Software emulation runs guest code several times slower than native: every guest timeout is multiplied by this. */
-export const TCG_TIMEOUT_FACTOR = 4;
 /** Seconds to wait for ssh after QEMU starts, before the factor (TCG boots of image 3 take 9-11 s on an idle host; image 1 took 190 s on a busy one). */
 const BOOT_TIMEOUT_SECONDS = 90;
-/** Kernel command line for direct boot of the guest image (the vagrant box boots it the same way). */
-export const KERNEL_APPEND = 'root=/dev/vda rw console=ttyS0 quiet panic=-1';
 
 export interface QemuOptions {
   /** vCPUs per VM; default 1 (a small machine, and two runs can share the host). */
@@ -40,7 +38,7 @@ export interface QemuOptions {
 const liveVms = new Map<number, string>();
 
 /** Kills every VM still running and removes its temp files; synchronous so it works from an 'exit' handler. */
-export function killAllVms(): void {
+function killAllVms(): void {
   for (const [pid, workDir] of liveVms) {
     try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
     fs.rmSync(workDir, { recursive: true, force: true });
@@ -48,77 +46,42 @@ export function killAllVms(): void {
   liveVms.clear();
 }
 
+// Last resort when the process ends without the run's teardown (an uncaught
+// error): its VMs, in process groups of their own, would outlive it.
 let exitHooked = false;
-let killedBySignal = false;
 function hookExit(): void {
   if (exitHooked) return;
   exitHooked = true;
   process.once('exit', killAllVms);
-  // With no other handler, a signal would end the process without 'exit': kill the VMs, then end as the signal would.
-  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-    process.on(sig, () => {
-      killedBySignal = true;
-      killAllVms();
-      if (process.listenerCount(sig) === 1) process.exit(code);
-    });
-  }
-}
-
-/** The accelerator argument for QEMU: KVM only when it boots this kernel to init within a few seconds. */
-let accelChoice: Promise<'kvm' | 'tcg'> | null = null;
-export function chooseAccel(image: GuestImage): Promise<'kvm' | 'tcg'> {
-  accelChoice ??= probeKvm(image);
-  return accelChoice;
-}
-
-// /dev/kvm can be present and "enabled" yet unusable (a paravirtual KVM that
-// stock kernels hang or abort under), so the probe boots the real kernel and
-// waits for it to start init, which native KVM reaches in about a second.
-async function probeKvm(image: GuestImage): Promise<'kvm' | 'tcg'> {
-  try {
-    fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK);
-  } catch {
-    return 'tcg';
-  }
-  const child = spawn('qemu-system-x86_64', [
-    '-accel', 'kvm', '-cpu', 'host', '-m', '256', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', 'stdio',
-    '-kernel', image.kernel, '-initrd', image.initrd, '-append', 'console=ttyS0 panic=-1 root=/dev/nonexistent',
-  ], { stdio: ['ignore', 'pipe', 'ignore'] });
-  return new Promise((resolve) => {
-    let out = '';
-    const finish = (accel: 'kvm' | 'tcg') => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      resolve(accel);
-    };
-    const timer = setTimeout(() => finish('tcg'), 10_000);
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('Run /init as init process')) finish('kvm');
-    });
-    child.on('exit', () => finish('tcg'));
-    child.on('error', () => finish('tcg'));
-  });
 }
 
 export class QemuProvider implements Provider {
   readonly name = 'qemu' as const;
   private log: (line: string) => void;
 
-  constructor(private launch: ServerLaunch, private opts: QemuOptions = {}) {
+  constructor(private launch: ServerLaunch, private opts: QemuOptions & ProviderContext = {}) {
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+    // An interrupted run kills its VMs at once: a boot under way then fails, and is not retried.
+    opts.signal?.addEventListener('abort', killAllVms, { once: true });
+  }
+
+  waitingFor(): string[] {
+    return [...liveVms.keys()].map((pid) => `qemu pid ${pid}`);
+  }
+
+  async close(): Promise<void> {
+    killAllVms();
   }
 
   async up(memoryMb: number): Promise<Environment> {
-    const missing = missingTools(['qemu-system-x86_64', 'ssh']);
-    if (missing.length) throw new Error(`the qemu provider needs: ${missing.join(', ')}`);
+    requireTools(PROVIDER_TOOLS.qemu);
     const image = this.opts.image ?? await ensureGuestImage({ log: this.log, diskBytes: this.opts.diskBytes });
     const accel = this.opts.accel ?? await chooseAccel(image);
     try {
       return await this.boot(memoryMb, image, accel);
     } catch (e) {
-      // A boot cut short by Ctrl-C or SIGTERM (hookExit killed its VM) is not retried.
-      if (killedBySignal) throw new Error(`qemu: boot at ${memoryMb} MB interrupted`);
+      // A boot cut short by Ctrl-C or SIGTERM (the abort killed its VM) is not retried.
+      if (this.opts.signal?.aborted) throw new Error(`qemu: boot at ${memoryMb} MB interrupted`);
       this.log(`qemu: boot at ${memoryMb} MB failed, retrying once: ${(e as Error).message}`);
       return await this.boot(memoryMb, image, accel);
     }

@@ -1,7 +1,7 @@
 // report.md: per case (memory limit x size) the median duration and throughput
 // over successful, non-warm-up iterations, peaks, failures, and the run's
-// settings. renderReport is pure (rows + config in, Markdown out);
-// writeReportFiles writes it with its chart into a run folder.
+// settings. renderReport is pure (rows, record and template in, Markdown out);
+// writeReportFiles reads the template and writes it with its chart into a run folder.
 import fs from 'node:fs';
 import path from 'node:path';
 import Mustache from 'mustache';
@@ -9,6 +9,7 @@ import { caseSide, groupCases, throughputOf } from './cases.ts';
 import { throughputChartSvg } from './charts.ts';
 import { SUITE_DIR } from './paths.ts';
 import { writeFileAtomic, type RawRow } from './results.ts';
+import type { RunRecord } from './run-record.ts';
 import { cvPct, max, median } from './stats.ts';
 import { formatBytes, toMiB } from './units.ts';
 
@@ -31,7 +32,7 @@ export interface CaseSummary {
 }
 
 /** Each case's measured iterations (lib/cases.ts) summarised, memory largest first, then size largest first. */
-export function summarizeCases(rows: RawRow[], config: { matrix?: { warmup_iterations?: number } }): CaseSummary[] {
+export function summarizeCases(rows: RawRow[], config: RunRecord | null): CaseSummary[] {
   const nums = (xs: (number | null)[]) => xs.filter((x): x is number => x !== null && Number.isFinite(x));
   const medianOf = (xs: (number | null)[]) => (nums(xs).length ? median(nums(xs)) : null);
   return [...groupCases(rows).values()]
@@ -62,27 +63,17 @@ export function summarizeCases(rows: RawRow[], config: { matrix?: { warmup_itera
 export interface ReportInput {
   runName: string;
   rows: RawRow[];
-  config: {
-    finished: boolean;
-    stop_reason: string | null;
-    /** Set on each side of a two-ref run. */
-    ab?: unknown;
-    provider: string;
-    started_at: string;
-    ended_at: string | null;
-    server: { kind: string; path: string | null; git: { commit: string; branch: string; dirty: boolean } | null };
-    matrix: { iterations: number; warmup_iterations: number; upload_timeout_seconds: number };
-    provider_facts: Record<string, Record<string, unknown>>;
-    host: { hostname: string; cpu_model: string; cores: number; kernel: string; memory_bytes: number };
-  };
+  config: RunRecord;
   /** File name of the throughput chart beside report.md, when one was drawn. */
   chartFile: string | null;
 }
 
+export const REPORT_TEMPLATE = path.join(SUITE_DIR, 'templates', 'report.md.mustache');
+
 const fmt = (x: number | null, digits: number) => (x === null ? '–' : x.toFixed(digits));
 const mib = (x: number | null) => (x === null ? '–' : toMiB(x).toFixed(1));
 
-export function renderReport(input: ReportInput): string {
+export function renderReport(input: ReportInput, template: string): string {
   const { config } = input;
   const cases = summarizeCases(input.rows, config).map((c) => ({
     ...c,
@@ -124,17 +115,17 @@ export function renderReport(input: ReportInput): string {
     tcg,
     chartFile: input.chartFile,
   };
-  const template = fs.readFileSync(path.join(SUITE_DIR, 'templates', 'report.md.mustache'), 'utf8');
   return Mustache.render(template, view, undefined, { escape: (s: string) => s });
 }
 
 /** Writes report.md (and throughput.svg when any iteration succeeded) into a run folder; makes sure failures.log exists. */
-export async function writeReportFiles(dir: string, rows: RawRow[], config: ReportInput['config']): Promise<void> {
+export async function writeReportFiles(dir: string, rows: RawRow[], config: RunRecord): Promise<void> {
   let chartFile: string | null = null;
   if (rows.some((r) => r.exit_reason === 'success')) {
     writeFileAtomic(path.join(dir, 'throughput.svg'), await throughputChartSvg(rows, config));
     chartFile = 'throughput.svg';
   }
-  writeFileAtomic(path.join(dir, 'report.md'), renderReport({ runName: path.basename(dir), rows, config, chartFile }));
+  const template = fs.readFileSync(REPORT_TEMPLATE, 'utf8');
+  writeFileAtomic(path.join(dir, 'report.md'), renderReport({ runName: path.basename(dir), rows, config, chartFile }, template));
   if (!fs.existsSync(path.join(dir, 'failures.log'))) fs.writeFileSync(path.join(dir, 'failures.log'), '');
 }

@@ -1,5 +1,5 @@
-// The run folder's files: raw.csv (one row per iteration, appended as measured),
-// failures.log, config.json. The columns below are the contract with
+// The run folder's files: raw.csv (one row per iteration, appended as measured,
+// and parsed back), failures.log, config.json. The columns below are the contract with
 // compare-runs and anyone plotting the data; add columns at the end only.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -68,6 +68,65 @@ export function rawCsvLine(row: RawRow): string {
 
 export function rawCsvHeader(): string {
   return RAW_COLUMNS.join(',') + '\n';
+}
+
+const REQUIRED_NUMBERS: RawColumn[] = ['duration_seconds', 'iteration', 'file_size_bytes', 'memory_limit_mb'];
+const OPTIONAL_NUMBERS: RawColumn[] = [
+  'peak_memory_bytes', 'http_status', 'transfer_seconds', 'processing_seconds', 'throughput_mib_s', 'server_peak_rss_bytes',
+  'host_cpu_pressure_pct',
+];
+
+/** Parses raw.csv text into typed rows; `where` names the file in error messages. Pure. */
+export function parseRawCsv(text: string, where: string): RawRow[] {
+  const parsed = Papa.parse<string[]>(text, { skipEmptyLines: true });
+  const [header, ...records] = parsed.data;
+  if (!header) throw new InputError(`${where}: empty file, no header line`);
+  // The schema-1 columns in their places; columns appended since are found by name (older files lack them).
+  const missing = RAW_COLUMNS.slice(0, RAW_MIN_COLUMNS).filter((c, i) => header[i] !== c);
+  if (missing.length > 0) {
+    throw new InputError(
+      `${where}: unknown schema, header lacks ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''} ` +
+        `at the expected position (columns must start with ${RAW_COLUMNS.slice(0, 3).join(',')},...)`,
+    );
+  }
+  if (records.length === 0) throw new InputError(`${where}: no rows after the header`);
+  // Papa reports unterminated quotes (a file cut off mid-field); field counts we check per row below.
+  const quoteError = parsed.errors.find((e) => e.type === 'Quotes');
+  if (quoteError) throw new InputError(`${where}: malformed CSV at row ${(quoteError.row ?? 0) + 1}: ${quoteError.message}`);
+  return records.map((fields, i) => parseRow(fields, header, `${where} line ${i + 2}`));
+}
+
+function parseRow(fields: string[], header: string[], where: string): RawRow {
+  if (fields.length < header.length) {
+    throw new InputError(`${where}: ${fields.length} of ${header.length} columns (truncated or malformed row)`);
+  }
+  const cell = (c: RawColumn) => (header.includes(c) ? fields[header.indexOf(c)] : '').trim();
+  const num = (c: RawColumn, required: boolean): number | null => {
+    const v = cell(c);
+    if (v === '' && !required) return null;
+    const n = Number(v);
+    if (v === '' || !Number.isFinite(n)) throw new InputError(`${where}, column ${c}: ${JSON.stringify(v)} is not a number`);
+    return n;
+  };
+  const exitReason = cell('exit_reason');
+  if (!(EXIT_REASONS as readonly string[]).includes(exitReason)) {
+    throw new InputError(`${where}, column exit_reason: ${JSON.stringify(exitReason)} is not one of ${EXIT_REASONS.join(', ')}`);
+  }
+  const sha = cell('sha256_ok');
+  if (sha !== '' && sha !== 'true' && sha !== 'false') {
+    throw new InputError(`${where}, column sha256_ok: ${JSON.stringify(sha)} is not true, false or empty`);
+  }
+  const row = {
+    file_size: cell('file_size'),
+    memory_limit: cell('memory_limit'),
+    exit_reason: exitReason as ExitReason,
+    sha256_ok: sha === '' ? null : sha === 'true',
+    started_at: cell('started_at'),
+    error: cell('error'),
+  } as RawRow;
+  for (const c of REQUIRED_NUMBERS) (row as unknown as Record<string, number | null>)[c] = num(c, true);
+  for (const c of OPTIONAL_NUMBERS) (row as unknown as Record<string, number | null>)[c] = num(c, false);
+  return row;
 }
 
 /**

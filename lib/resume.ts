@@ -1,35 +1,16 @@
-// --resume results/<run>: which iterations of a run are still to do, and the
-// matrix it was started with, read back from its config.json and raw.csv.
-// planResume and matrixFromConfig are pure; readResumeState does the reading.
+// --resume results/<run>: which iterations of a run are still to do, read back
+// from its config.json (lib/run-record.ts gives the matrix it was started with)
+// and raw.csv. planResume and mergeResumedRecord are pure; readResumeState reads.
 //   const state = readResumeState('results/20261125-101500')
-//   const plan = planResume(expandCases(matrixFromConfig(state.config)), state.rows)
+//   const plan = planResume(expandCases(matrixFromRecord(state.record, file)), state.rows)
 //   // plan.remaining: the cases to run now, in the original order
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from './errors.ts';
-import { parseRawCsv } from './load-run.ts';
-import type { Case, Matrix, ProviderName } from './matrix.ts';
-import { PROVIDERS } from './matrix.ts';
-import type { RawRow } from './results.ts';
-
-/** The parts of config.json a resume needs; the rest is kept as it is. */
-export interface ResumableConfig {
-  finished: boolean;
-  provider: string;
-  server: { kind: string; path: string | null; git: { commit: string; branch: string; dirty: boolean } | null; standin_env?: Record<string, string>; build?: { ref?: string; command?: string[] } };
-  matrix: {
-    sizes: { label: string; bytes: number }[];
-    memory_limits_mb: number[];
-    iterations: number;
-    warmup_iterations: number;
-    upload_timeout_seconds: number;
-    readiness_timeout_seconds: number;
-    vm_cpus?: number;
-    vm_box?: string | null;
-  };
-  ab?: unknown;
-  [key: string]: unknown;
-}
+import type { Case } from './matrix.ts';
+import { readRunRecord } from './load-run.ts';
+import { parseRawCsv, type RawRow } from './results.ts';
+import type { GitRecord, ResumeRecord, RunRecord } from './run-record.ts';
 
 export interface ResumePlan {
   /** Cases with no row yet, in the order they would have run. */
@@ -55,38 +36,9 @@ export function planResume(cases: Case[], rows: RowKey[]): ResumePlan {
   };
 }
 
-/** The matrix a run was started with, from its config.json (flags and matrix.yaml of today play no part). Pure. */
-export function matrixFromConfig(config: ResumableConfig, where: string): Matrix {
-  const m = config.matrix;
-  if (!m || !Array.isArray(m.sizes) || !Array.isArray(m.memory_limits_mb) || !Number.isInteger(m.iterations)) {
-    throw new InputError(`${where}: no usable "matrix" (sizes, memory_limits_mb, iterations) to resume from`);
-  }
-  if (!(PROVIDERS as readonly string[]).includes(config.provider)) {
-    throw new InputError(`${where}: unknown provider ${JSON.stringify(config.provider)}`);
-  }
-  const s = config.server;
-  let server: Matrix['server'];
-  if (s?.kind === 'standin') server = { kind: 'standin' };
-  else if (s?.kind === 'binary' && s.path) server = { kind: 'binary', binary: s.path };
-  else if (s?.kind === 'source' && s.path && s.build?.command) server = { kind: 'source', source: s.path, build: s.build.command };
-  else throw new InputError(`${where}: cannot tell which server the run used (server ${JSON.stringify(s)})`);
-  return {
-    sizes: m.sizes.map((x) => ({ label: x.label, bytes: x.bytes })),
-    memoryLimitsMb: [...m.memory_limits_mb],
-    iterations: m.iterations,
-    warmupIterations: m.warmup_iterations,
-    uploadTimeoutSeconds: m.upload_timeout_seconds,
-    readinessTimeoutSeconds: m.readiness_timeout_seconds,
-    provider: config.provider as ProviderName,
-    server,
-    vmCpus: m.vm_cpus ?? 1,
-    vmBox: m.vm_box ?? null,
-  };
-}
-
 export interface ResumeState {
   dir: string;
-  config: ResumableConfig;
+  record: RunRecord;
   rows: RawRow[];
   /** Set when raw.csv ended in a cut-off line (a kill -9 mid-append), which was dropped. */
   droppedPartialLine: string | null;
@@ -94,15 +46,10 @@ export interface ResumeState {
 
 /** Reads a run folder to resume: config.json and the rows so far. A cut-off last line of raw.csv is removed from the file. */
 export function readResumeState(dir: string): ResumeState {
-  const configFile = path.join(dir, 'config.json');
-  if (!fs.existsSync(configFile)) throw new InputError(`--resume: ${dir} has no config.json (not a results folder?)`);
-  let config: ResumableConfig;
-  try {
-    config = JSON.parse(fs.readFileSync(configFile, 'utf8')) as ResumableConfig;
-  } catch (e) {
-    throw new InputError(`--resume: ${configFile} is not valid JSON (${(e as Error).message})`);
-  }
-  if (config.ab) {
+  if (!fs.existsSync(dir)) throw new InputError(`--resume: ${dir}: no such folder`);
+  const record = readRunRecord(dir);
+  if (!record) throw new InputError(`--resume: ${dir} has no config.json (not a results folder?)`);
+  if (record.ab) {
     throw new InputError(`--resume: ${dir} is one side of a two-ref run; rerun the comparison instead (resuming one side would break its interleaving)`);
   }
   const csvFile = path.join(dir, 'raw.csv');
@@ -118,63 +65,43 @@ export function readResumeState(dir: string): ResumeState {
     }
     if (text.split('\n').filter(Boolean).length > 1) rows = parseRawCsv(text, csvFile);
   }
-  return { dir, config, rows, droppedPartialLine };
-}
-
-/** What a resume adds to config.json's `resumes` list: when, with what command, and the server and suite it ran. */
-export interface ResumeRecord {
-  started_at: string;
-  command: unknown;
-  suite_version: unknown;
-  suite_git: unknown;
-  server: unknown;
-  host: unknown;
-}
-
-interface FreshConfig {
-  started_at: string;
-  command: unknown;
-  suite_version?: unknown;
-  suite_git?: unknown;
-  server: { kind: string; path: string | null; git: { commit: string; dirty: boolean } | null; standin_env?: unknown };
-  host: { hostname: string };
+  return { dir, record, rows, droppedPartialLine };
 }
 
 /**
- * The resumed run's config.json: the recorded one, reopened (finished false,
- * no stop reason), with this attempt appended to `resumes`. Warns when the
+ * The resumed run's record: the recorded one, reopened (finished false, no
+ * stop reason), with this attempt appended to `resumes`. Warns when the
  * server (commit, binary or stand-in knobs), the host or the suite differ
  * from the recorded run: its rows will then mix both. Pure.
  */
-export function mergeResumedConfig<T extends FreshConfig>(old: ResumableConfig, fresh: T): { config: T; warnings: string[] } {
+export function mergeResumedRecord(old: RunRecord, fresh: RunRecord): { record: RunRecord; warnings: string[] } {
   const warnings: string[] = [];
   const was = old.server;
   const now = fresh.server;
   if (was.git?.commit !== now.git?.commit || Boolean(was.git?.dirty) !== Boolean(now.git?.dirty)) {
-    const name = (g: { commit: string; dirty: boolean } | null | undefined) => (g ? `${g.commit.slice(0, 12)}${g.dirty ? ' (dirty)' : ''}` : 'none');
+    const name = (g: GitRecord | null) => (g ? `${g.commit.slice(0, 12)}${g.dirty ? ' (dirty)' : ''}` : 'none');
     warnings.push(`the server's commit differs: the run started with ${name(was.git)}, this resume runs ${name(now.git)}; ` +
       'both are recorded (config.json server and resumes), and the rows mix them');
-  } else if (was.kind !== now.kind || (was.path ?? null) !== (now.path ?? null)) {
+  } else if (was.kind !== now.kind || was.path !== now.path) {
     warnings.push(`the server differs: the run started with ${was.kind} ${was.path ?? ''}, this resume runs ${now.kind} ${now.path ?? ''}`.replace(/ +/g, ' '));
   }
   if (JSON.stringify(was.standin_env ?? {}) !== JSON.stringify(now.standin_env ?? {})) {
     warnings.push(`the stand-in's knobs differ: ${JSON.stringify(was.standin_env ?? {})} then, ${JSON.stringify(now.standin_env ?? {})} now`);
   }
-  const oldHost = (old.host as { hostname?: string } | undefined)?.hostname;
-  if (oldHost !== undefined && oldHost !== fresh.host.hostname) {
-    warnings.push(`the host differs: the run started on ${oldHost}, this resume runs on ${fresh.host.hostname}`);
+  if (old.host.hostname !== '' && old.host.hostname !== fresh.host.hostname) {
+    warnings.push(`the host differs: the run started on ${old.host.hostname}, this resume runs on ${fresh.host.hostname}`);
   }
   const resume: ResumeRecord = {
-    started_at: fresh.started_at, command: fresh.command, suite_version: fresh.suite_version ?? null,
-    suite_git: fresh.suite_git ?? null, server: fresh.server, host: fresh.host,
+    started_at: fresh.started_at, command: fresh.command, suite_version: fresh.suite_version,
+    suite_git: fresh.suite_git, server: fresh.server, host: fresh.host,
   };
-  const config = {
+  const record: RunRecord = {
     ...old,
     finished: false,
     stop_reason: null,
     ended_at: null,
-    provider_facts: { ...(old.provider_facts as object | undefined) },
-    resumes: [...((old.resumes as ResumeRecord[] | undefined) ?? []), resume],
-  } as unknown as T;
-  return { config, warnings };
+    provider_facts: { ...old.provider_facts },
+    resumes: [...(old.resumes ?? []), resume],
+  };
+  return { record, warnings };
 }

@@ -5,6 +5,7 @@
 // MAX_REPLACEMENTS times per limit, so one bad moment does not cost the rest
 // of that limit's iterations. It takes the functions that do the work, so
 // order, stopping and failure handling are testable without a server.
+import type { Job } from './interleave.ts';
 import type { Case } from './matrix.ts';
 import type { Environment } from './provider.ts';
 import type { IterationOutcome } from './iteration.ts';
@@ -14,23 +15,23 @@ export const MAX_REPLACEMENTS = 2;
 export interface RunnerHooks {
   /** `replacement`: 0 for a limit's first environment, n for the one that replaces the n-th dead one. */
   up(memoryMb: number, replacement: number): Promise<Environment>;
-  runCase(env: Environment, c: Case): Promise<IterationOutcome>;
+  runCase(env: Environment, job: Job<Case>): Promise<IterationOutcome>;
   /** Called with every outcome at once (the caller appends it to raw.csv). */
-  record(outcome: IterationOutcome, c: Case): void;
-  /** Rows for the cases of a memory limit whose environment could not be brought up. */
-  envFailed(memoryMb: number, error: Error, cases: Case[]): void;
+  record(outcome: IterationOutcome, job: Job<Case>): void;
+  /** Rows for the jobs of a memory limit whose environment could not be brought up. */
+  envFailed(memoryMb: number, error: Error, jobs: Job<Case>[]): void;
   stopped(): boolean;
 }
 
-/** Groups cases by memory limit, keeping their order. */
-export function byMemory(cases: Case[]): [number, Case[]][] {
-  const groups = new Map<number, Case[]>();
-  for (const c of cases) groups.set(c.memoryMb, [...(groups.get(c.memoryMb) ?? []), c]);
+/** Groups jobs by their case's memory limit, keeping their order. */
+export function byMemory(jobs: Job<Case>[]): [number, Job<Case>[]][] {
+  const groups = new Map<number, Job<Case>[]>();
+  for (const j of jobs) groups.set(j.case.memoryMb, [...(groups.get(j.case.memoryMb) ?? []), j]);
   return [...groups.entries()];
 }
 
-export async function runMatrix(cases: Case[], hooks: RunnerHooks): Promise<void> {
-  for (const [memoryMb, group] of byMemory(cases)) {
+export async function runMatrix(jobs: Job<Case>[], hooks: RunnerHooks): Promise<void> {
+  for (const [memoryMb, group] of byMemory(jobs)) {
     if (hooks.stopped()) return;
     let env: Environment | null = null;
     let replacements = 0;

@@ -4,6 +4,7 @@
 //   const qemu = requireTool('qemu-system-x86_64')  // its path, or throws MissingTool
 import fs from 'node:fs';
 import path from 'node:path';
+import type { ProviderName } from './matrix.ts';
 
 /** Debian 12 packages by command. */
 export const TOOL_PACKAGES: Record<string, string> = {
@@ -24,6 +25,17 @@ export const TOOL_PACKAGES: Record<string, string> = {
   tar: 'tar',
   ip: 'iproute2',
   xz: 'xz-utils',
+};
+
+/**
+ * What each provider runs with on the host: checked before a run makes anything
+ * (exit 1 naming the package), by the doctor, and by the providers themselves.
+ * (The local provider's `ip`, for a server's network namespace, is optional: without it the run warns.)
+ */
+export const PROVIDER_TOOLS: Record<ProviderName, readonly string[]> = {
+  local: [],
+  qemu: ['qemu-system-x86_64', 'ssh'],
+  vagrant: ['vagrant', 'virsh', 'qemu-system-x86_64', 'ssh'],
 };
 
 /** What building the guest image needs on the host (lib/image.ts builds it, lib/doctor.ts checks for it). */
@@ -74,7 +86,7 @@ export function requireTool(name: string, envPath?: string): string {
 }
 
 /** Checks every tool at once, so one attempt tells the user all there is to install. */
-export function requireTools(names: string[], envPath?: string): void {
+export function requireTools(names: readonly string[], envPath?: string): void {
   const missing = names.filter((n) => findTool(n, envPath) === null);
   if (missing.length > 0) throw new MissingTool(missing);
 }

@@ -8,7 +8,7 @@
 import { pathToFileURL } from 'node:url';
 import { $, fs, path } from 'zx';
 import type { GuestImage, ImageManifest } from './image.ts';
-import { KERNEL_APPEND } from './qemu.ts';
+import { KERNEL_APPEND } from './accel.ts';
 
 const GiB = 1024 ** 3;
 

@@ -19,10 +19,10 @@ import { $, fs, path } from 'zx';
 import { GUEST_SERVER_PORT, openGuest, type GuestEnvironment, type SshTarget } from './guest.ts';
 import { ensureGuestImage, type GuestImage } from './image.ts';
 import { cacheDir, SUITE_DIR } from './paths.ts';
-import type { Environment, Provider, ServerLaunch } from './provider.ts';
-import { chooseAccel, TCG_TIMEOUT_FACTOR } from './qemu.ts';
+import type { Environment, Provider, ProviderContext, ServerLaunch } from './provider.ts';
+import { chooseAccel, TCG_TIMEOUT_FACTOR } from './accel.ts';
 import { freePort } from './server.ts';
-import { requireTools } from './tools.ts';
+import { PROVIDER_TOOLS, requireTools } from './tools.ts';
 import { BOX_NAME, boxCatalog, boxVersion, writeBox } from './vagrant-box.ts';
 import { pidAlive } from './pids.ts';
 
@@ -142,7 +142,7 @@ export function configuredBox(matrixBox: string | null | undefined): string | nu
 }
 
 /** The box to boot: the configured one when it is there or can be added, else the suite's own box (added when missing) with its image. */
-async function ensureBox(r: VagrantRunner, configured: string | null, log: (m: string) => void): Promise<{ box: string; version: string | null; image: GuestImage | null }> {
+async function ensureBox(r: VagrantRunner, configured: string | null, diskBytes: number | undefined, log: (m: string) => void): Promise<{ box: string; version: string | null; image: GuestImage | null }> {
   const have = await boxList(r);
   if (configured) {
     if (have.some((b) => b.name === configured)) return { box: configured, version: null, image: null };
@@ -150,7 +150,7 @@ async function ensureBox(r: VagrantRunner, configured: string | null, log: (m: s
     if (add.exitCode === 0) return { box: configured, version: null, image: null };
     log(`WARNING: box ${configured} (vm.box or UPS_VM_BOX) could not be added, using the suite's own box: ${tail(add.stderr, 1)}`);
   }
-  const image = await ensureGuestImage({ log });
+  const image = await ensureGuestImage({ log, diskBytes });
   const version = boxVersion(image.manifest);
   if (have.some((b) => b.name === BOX_NAME && b.version === version)) return { box: BOX_NAME, version, image };
   const t0 = Date.now();
@@ -226,6 +226,8 @@ export interface VagrantOptions {
   cpus?: number;
   /** A box to boot instead of the suite's own (matrix vm.box); UPS_VM_BOX overrides it. */
   box?: string | null;
+  /** Guest disk the run needs (imageBytesFor): a smaller cached guest image is rebuilt before the suite's box is made from it. */
+  diskBytes?: number;
   /** Progress lines; default stderr. */
   log?: (line: string) => void;
 }
@@ -234,28 +236,27 @@ export class VagrantProvider implements Provider {
   readonly name = 'vagrant' as const;
   private log: (line: string) => void;
 
-  constructor(private launch: ServerLaunch, private opts: VagrantOptions = {}) {
+  constructor(private launch: ServerLaunch, private opts: VagrantOptions & ProviderContext = {}) {
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
   }
 
   async up(memoryMb: number): Promise<Environment> {
-    requireTools(['vagrant', 'virsh', 'qemu-system-x86_64', 'ssh']);
+    requireTools(PROVIDER_TOOLS.vagrant);
     // Ctrl-C or SIGTERM during a boot of minutes: stop vagrant, destroy, no retry.
-    const interrupt = new AbortController();
-    const onSignal = () => interrupt.abort();
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    try {
-      return await this.boot(memoryMb, interrupt.signal);
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
+    return this.boot(memoryMb, this.opts.signal ?? new AbortController().signal);
+  }
+
+  waitingFor(): string[] {
+    return [...live].map((vm) => `vagrant VM ${String(vm.facts.vm_name ?? '(booting)')}`);
+  }
+
+  close(): Promise<void> {
+    return killAllVagrantVms();
   }
 
   private async boot(memoryMb: number, interrupted: AbortSignal): Promise<Environment> {
     const r = await runner();
-    const { box, version, image } = await ensureBox(r, configuredBox(this.opts.box), this.log);
+    const { box, version, image } = await ensureBox(r, configuredBox(this.opts.box), this.opts.diskBytes, this.log);
     const driver = await libvirtDriver(image);
     const cpus = this.opts.cpus ?? 1;
     const factor = driver === 'qemu' ? TCG_TIMEOUT_FACTOR : 1;

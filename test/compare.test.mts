@@ -13,6 +13,7 @@ import { comparisonChartSvg, throughputChartSvg } from '../lib/charts.ts';
 import { warmupFor } from '../lib/cases.ts';
 import { compareRuns, DEFAULT_THRESHOLDS, iterationsNeeded, verdict, type RunInput } from '../lib/compare.ts';
 import { loadRun } from '../lib/load-run.ts';
+import { parseRunRecord } from '../lib/run-record.ts';
 import { RAW_COLUMNS, rawCsvHeader, rawCsvLine, type RawRow } from '../lib/results.ts';
 import { row } from './raw-row.mts';
 
@@ -69,8 +70,9 @@ function durations(ds: number[], over: Partial<RawRow> = {}): RawRow[] {
   return ds.map((d, i) => row({ duration_seconds: d, iteration: i + 1, ...over }));
 }
 
-function run(name: string, rows: RawRow[], config: RunInput['config'] = { schema: 1, matrix: { warmup_iterations: 1 } }): RunInput {
-  return { name, config, rows };
+/** A run whose config.json held `config` (read through the one loader), or none (null). */
+function run(name: string, rows: RawRow[], config: object | null = { schema: 1, matrix: { warmup_iterations: 1 } }): RunInput {
+  return { name, config: config === null ? null : parseRunRecord(config, `${name}/config.json`), rows };
 }
 
 test('verdict: ~ unless p < alpha and the change reaches the noise threshold', () => {
@@ -91,15 +93,15 @@ test('verdict: ~ unless p < alpha and the change reaches the noise threshold', (
 test('warm-up: config value, else iteration 1 when a case has more than one', () => {
   assert.equal(warmupFor({ matrix: { warmup_iterations: 2 } }, 6), 2);
   assert.equal(warmupFor({ matrix: { warmup_iterations: 0 } }, 6), 0);
-  assert.equal(warmupFor({}, 6), 1);
-  assert.equal(warmupFor({}, 1), 0);
+  assert.equal(warmupFor(null, 6), 1);
+  assert.equal(warmupFor(null, 1), 0);
   // A slow first iteration must not move the median: with warm-up 0 it would be in the sample.
-  const base = run('a', durations([9, 1, 1, 1, 1, 1]), {});
-  const cand = run('b', durations([1, 1, 1, 1, 1, 1]), {});
+  const base = run('a', durations([9, 1, 1, 1, 1, 1]), null);
+  const cand = run('b', durations([1, 1, 1, 1, 1, 1]), null);
   const c = compareRuns(base, cand);
   assert.equal(c.cases[0].metrics[1].base!.n, 5);
   assert.equal(c.cases[0].metrics[1].base!.max, 1);
-  const c0 = compareRuns({ ...base, config: { matrix: { warmup_iterations: 0 } } }, cand);
+  const c0 = compareRuns(run('a', base.rows, { matrix: { warmup_iterations: 0 } }), cand);
   assert.equal(c0.cases[0].metrics[1].base!.max, 9);
 });
 
@@ -246,7 +248,7 @@ test('loadRun types every column and allows extra trailing columns', () => {
   assert.equal(timeout.error, 'no response within 60 s');
   assert.equal(run.rows[0].sha256_ok, true);
   assert.equal(run.rows[0].file_size_bytes, 2 ** 30);
-  assert.equal(run.config.matrix?.warmup_iterations, 1);
+  assert.equal(run.config?.matrix.warmup_iterations, 1);
   const csv = fs.readFileSync(path.join(BASE, 'raw.csv'), 'utf8').split('\n');
   const extra = makeRun(csv.map((l, i) => (l === '' ? l : i === 0 ? `${l},future_column` : `${l},42`)).join('\n'));
   assert.equal(loadRun(extra).rows.length, 36);
@@ -277,7 +279,7 @@ test('charts: one line per memory limit (and per run), labelled axes with units,
   assert.match(single, /Throughput \(MiB\/s, median\)/);
   for (const label of ['1MiB', '10MiB', '100MiB', '1GiB']) assert.match(single, new RegExp(`>${label}</text>`));
   // Without config.json the default warm-up applies; the chart still renders.
-  assert.equal(lines(await throughputChartSvg(base.rows)), 2);
+  assert.equal(lines(await throughputChartSvg(base.rows, null)), 2);
   const both = await comparisonChartSvg(base, loadRun(CAND));
   assert.equal(lines(both), 5, 'baseline 256/512MB + candidate 256/512/1024MB');
   assert.match(both, />baseline base</);
@@ -302,7 +304,7 @@ test('bad input: one "Error:" line naming the problem, exit 2', async () => {
     [[nonNumber, CAND], /^Error: .*raw\.csv line 2, column duration_seconds: "fast" is not a number\n$/],
     [[BASE, badReason], /^Error: .*raw\.csv line 6, column exit_reason: "exploded" is not one of success, timeout, /],
     [[badSchemaCsv, CAND], /^Error: .*raw\.csv: unknown schema, header lacks duration_seconds/],
-    [[BASE, badSchemaConfig], /^Error: .*config\.json: unknown schema 2 \(this compare-runs reads schema 1\)\n$/],
+    [[BASE, badSchemaConfig], /^Error: .*config\.json: unknown schema 2 \(this suite reads schema 1\)\n$/],
     [[BASE, disjoint], /^Error: no case in common between .* \(cases are matched on file size and memory limit\)\n$/],
     [[BASE], /^Error: expected two results folders, got 1/],
     [[BASE, CAND, '--alpha', '2'], /^Error: --alpha "2": expected between 0 and 1\n$/],

@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { parseRawCsv } from '../lib/load-run.ts';
+import { parseRawCsv } from '../lib/results.ts';
 import {
   authFaultServer, cgroupsOf, leftovers, machineCanMakeMemoryCgroups, matrixFile, mountTmpfs, processesWith, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
 } from './run-helpers.mts';

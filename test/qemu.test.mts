@@ -79,15 +79,22 @@ test('qemu: a 256 MB VM runs the stand-in, uploads through hostfwd, samples, and
   assert.equal(left.stdout.trim(), '', 'QEMU still running after down()');
 });
 
-// A suite interrupted mid-boot must not leave its VM behind: the qemu module's
-// own signal handling kills QEMU and removes its temp folder.
+// A suite interrupted mid-boot must not leave its VM behind: the run's one
+// signal owner (lib/interrupts.ts) aborts, the provider kills QEMU at once and
+// removes its temp folder, and close() leaves nothing.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   test(`qemu: ${sig} to the suite kills its VM`, async (t) => {
     const reason = await qemuWhyNot();
     if (reason) return t.skip(reason);
     if (!(await readGuestImage())) return t.skip('no guest image (the first test builds it)');
     const script = `import { QemuProvider } from ${JSON.stringify(`${SUITE_DIR}/lib/qemu.ts`)};
-      await new QemuProvider({ server: { kind: 'standin', env: {} }, secret: 's', readinessTimeoutSeconds: 30 }, { log: () => {} }).up(256);`;
+      import { Interrupts } from ${JSON.stringify(`${SUITE_DIR}/lib/interrupts.ts`)};
+      const interrupts = new Interrupts(() => {}).install();
+      interrupts.startRun(() => {}, () => []);
+      const provider = new QemuProvider({ server: { kind: 'standin', env: {} }, secret: 's', readinessTimeoutSeconds: 30 }, { log: () => {}, signal: interrupts.signal });
+      await provider.up(256).catch(() => {});
+      await provider.close();
+      process.exit(interrupts.exitCode() ?? 0);`;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: SUITE_DIR, stdio: 'ignore' });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const vmName = `ups-${child.pid}-256`;

@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { parseRawCsv } from '../lib/load-run.ts';
+import { parseRawCsv } from '../lib/results.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
-import { sideFolderNames } from '../run-tests.mts';
+import { sideFolderNames } from '../lib/run.ts';
 import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo } from './fixture-repo.mts';
 
 /** A temporary folder holding the fixture repository, a matrix pointing at it, the cache and the results. */

@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { caseSide } from '../lib/cases.ts';
-import { renderReport, summarizeCases, type ReportInput } from '../lib/report.ts';
+import fs from 'node:fs';
+import { renderReport, REPORT_TEMPLATE, summarizeCases } from '../lib/report.ts';
+import { parseRunRecord } from '../lib/run-record.ts';
 import { row } from './raw-row.mts';
 
 test('the report leaves warm-up out even when every later iteration failed', () => {
@@ -13,7 +15,7 @@ test('the report leaves warm-up out even when every later iteration failed', () 
     row({ iteration: 2, exit_reason: 'timeout', http_status: null, duration_seconds: 30 }),
     row({ iteration: 3, exit_reason: 'oom_killed', http_status: null, duration_seconds: 5 }),
   ];
-  const [c] = summarizeCases(rows, { matrix: { warmup_iterations: 1 } });
+  const [c] = summarizeCases(rows, parseRunRecord({ matrix: { warmup_iterations: 1 } }, 'config.json'));
   assert.equal(c.measured, 0);
   assert.equal(c.medianDurationSeconds, null);
   assert.equal(c.medianThroughputMiBs, null);
@@ -24,9 +26,9 @@ test('the report leaves warm-up out even when every later iteration failed', () 
 test('the report and compare-runs take medians over the same rows, throughput derived when the column is empty', () => {
   const rows = [1, 2, 4, 5, 8].map((d, i) => row({ iteration: i + 1, duration_seconds: d }));
   rows.push(row({ iteration: 6, exit_reason: 'http_error', http_status: 500 }), row({ file_size: '20MiB', file_size_bytes: 20 * 2 ** 20, iteration: 1 }));
-  const summaries = summarizeCases(rows, {}); // no warm-up recorded: 1 when a case has more than one iteration
+  const summaries = summarizeCases(rows, null); // no config.json: 1 when a case has more than one iteration
   const ten = summaries.find((s) => s.fileSize === '10MiB')!;
-  const side = caseSide(rows.filter((r) => r.file_size === '10MiB'), {});
+  const side = caseSide(rows.filter((r) => r.file_size === '10MiB'), null);
   assert.deepEqual(side.successes.map((r) => r.duration_seconds), [2, 4, 5, 8]);
   assert.equal(ten.measured, 4);
   assert.equal(ten.medianDurationSeconds, 4.5);
@@ -38,15 +40,16 @@ test('the report and compare-runs take medians over the same rows, throughput de
 });
 
 test('an interrupted run\'s report says how to finish it: --resume, or for one side of a two-ref run, the comparison again', () => {
-  const config: ReportInput['config'] = {
+  const config = parseRunRecord({
     finished: false, stop_reason: 'interrupted by SIGINT', provider: 'local', started_at: '2026-11-26T00:00:00Z', ended_at: null,
     server: { kind: 'standin', path: null, git: null },
     matrix: { iterations: 3, warmup_iterations: 1, upload_timeout_seconds: 60 },
     provider_facts: {}, host: { hostname: 'h', cpu_model: 'c', cores: 2, kernel: 'k', memory_bytes: 1 },
-  };
-  const plain = renderReport({ runName: 'r', rows: [row({ iteration: 1 })], config, chartFile: null });
+  }, 'config.json');
+  const template = fs.readFileSync(REPORT_TEMPLATE, 'utf8');
+  const plain = renderReport({ runName: 'r', rows: [row({ iteration: 1 })], config, chartFile: null }, template);
   assert.match(plain, /Run not finished\*\*: interrupted by SIGINT\. .*`\.\/run-tests --resume` finishes it\./);
-  const side = renderReport({ runName: 'r', rows: [row({ iteration: 1 })], config: { ...config, ab: { refs: ['a', 'b'] } }, chartFile: null });
+  const side = renderReport({ runName: 'r', rows: [row({ iteration: 1 })], config: { ...config, ab: { refs: ['a', 'b'], this_ref: 1, seed: 1, parent: 'p', order: '' } }, chartFile: null }, template);
   assert.doesNotMatch(side, /--resume/);
   assert.match(side, /rerunning the two-ref comparison measures it anew/);
 });

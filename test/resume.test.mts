@@ -6,10 +6,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { expandCases } from '../lib/matrix.ts';
-import { matrixFromConfig, mergeResumedConfig, planResume, readResumeState, type ResumableConfig } from '../lib/resume.ts';
+import { mergeResumedRecord, planResume, readResumeState } from '../lib/resume.ts';
+import { matrixFromRecord, parseRunRecord } from '../lib/run-record.ts';
 import { rawCsvHeader, rawCsvLine, type RawRow } from '../lib/results.ts';
 
-const CONFIG: ResumableConfig = {
+const CONFIG = {
   finished: false,
   provider: 'local',
   server: { kind: 'standin', path: null, git: null, standin_env: {} },
@@ -25,6 +26,10 @@ const row = (memoryMb: number, bytes: number, iteration: number, exit_reason: Ra
   http_status: 200, exit_reason, iteration, file_size_bytes: bytes, memory_limit_mb: memoryMb, transfer_seconds: null,
   processing_seconds: null, throughput_mib_s: null, server_peak_rss_bytes: null, sha256_ok: null, started_at: '', error: '', host_cpu_pressure_pct: null,
 });
+
+/** config.json's JSON as the one loader reads it. */
+const record = (json: object) => parseRunRecord(json, 'config.json');
+const matrixFromConfig = (json: object, where: string) => matrixFromRecord(parseRunRecord(json, where), where);
 
 const names = (cs: { memoryMb: number; size: { label: string }; iteration: number }[]) =>
   cs.map((c) => `${c.memoryMb}/${c.size.label}/${c.iteration}`);
@@ -68,7 +73,7 @@ test('matrixFromConfig: binary and source servers; a config without a matrix or 
   assert.deepEqual(source.server, { kind: 'source', source: '/src/ps', build: ['go', 'build', '-o', '{out}'] });
   assert.throws(() => matrixFromConfig({ ...CONFIG, matrix: undefined as never }, 'x/config.json'), /x\/config.json: no usable "matrix"/);
   assert.throws(() => matrixFromConfig({ ...CONFIG, server: { kind: 'binary', path: null, git: null } }, 'c'), /cannot tell which server/);
-  assert.throws(() => matrixFromConfig({ ...CONFIG, provider: 'docker' }, 'c'), /unknown provider "docker"/);
+  assert.throws(() => matrixFromConfig({ ...CONFIG, provider: 'docker' }, 'c'), /provider: must be one of local, qemu, vagrant \(got "docker"\)/);
 });
 
 test('readResumeState drops a cut-off last line of raw.csv and keeps the whole rows', () => {
@@ -90,7 +95,7 @@ test('readResumeState drops a cut-off last line of raw.csv and keeps the whole r
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  assert.throws(() => readResumeState('/nonexistent-ups'), /has no config.json/);
+  assert.throws(() => readResumeState('/nonexistent-ups'), /nonexistent-ups: no such folder/);
 });
 
 const fresh = (commit: string | null, over: Record<string, unknown> = {}) => ({
@@ -99,36 +104,35 @@ const fresh = (commit: string | null, over: Record<string, unknown> = {}) => ({
   host: { hostname: 'box' }, finished: false, stop_reason: null, ended_at: null, provider_facts: {}, ...over,
 });
 
-test('mergeResumedConfig reopens the run and appends this attempt to resumes; same commit, no warning', () => {
+test('mergeResumedRecord reopens the run and appends this attempt to resumes; same commit, no warning', () => {
   const old = {
     ...CONFIG, finished: false, stop_reason: 'interrupted by SIGINT', ended_at: '2026-11-25T12:00:00.000Z',
     started_at: '2026-11-25T11:00:00.000Z', provider_facts: { 512: { limitEnforced: true } }, host: { hostname: 'box' },
     server: { kind: 'source', path: '/src/ps', git: { commit: 'a'.repeat(40), branch: 'WORKTREE', dirty: false } },
   };
-  const { config, warnings } = mergeResumedConfig(old, fresh('a'.repeat(40)));
+  const { record: config, warnings } = mergeResumedRecord(record(old), record(fresh('a'.repeat(40))));
   assert.deepEqual(warnings, []);
-  const c = config as unknown as Record<string, unknown>;
+  const c = config;
   assert.equal(c.finished, false);
   assert.equal(c.stop_reason, null);
   assert.equal(c.ended_at, null);
   assert.equal(c.started_at, '2026-11-25T11:00:00.000Z', 'the run keeps its own start');
   assert.deepEqual(c.provider_facts, { 512: { limitEnforced: true } });
-  assert.deepEqual(c.matrix, CONFIG.matrix);
-  assert.equal((c.resumes as { started_at: string }[]).length, 1);
-  assert.equal((c.resumes as { started_at: string }[])[0].started_at, '2026-11-25T13:00:00.000Z');
-  const again = mergeResumedConfig(config as unknown as ResumableConfig, fresh('a'.repeat(40)));
-  assert.equal(((again.config as unknown as Record<string, unknown>).resumes as unknown[]).length, 2, 'a second resume is appended');
+  assert.deepEqual(c.matrix, { ...CONFIG.matrix, vm_box: null });
+  assert.equal(c.resumes?.length, 1);
+  assert.equal(c.resumes?.[0].started_at, '2026-11-25T13:00:00.000Z');
+  const again = mergeResumedRecord(config, record(fresh('a'.repeat(40))));
+  assert.equal(again.record.resumes?.length, 2, 'a second resume is appended');
 });
 
-test('mergeResumedConfig warns on a different server commit and keeps both', () => {
+test('mergeResumedRecord warns on a different server commit and keeps both', () => {
   const old = { ...CONFIG, server: { kind: 'source', path: '/src/ps', git: { commit: 'a'.repeat(40), branch: 'main', dirty: false } } };
-  const { config, warnings } = mergeResumedConfig(old, fresh('b'.repeat(40)));
+  const { record: config, warnings } = mergeResumedRecord(record(old), record(fresh('b'.repeat(40))));
   assert.equal(warnings.length, 1);
   assert.match(warnings[0], /commit differs: the run started with aaaaaaaaaaaa, this resume runs bbbbbbbbbbbb/);
-  const c = config as unknown as { server: { git: { commit: string } }; resumes: { server: { git: { commit: string } } }[] };
-  assert.equal(c.server.git.commit, 'a'.repeat(40));
-  assert.equal(c.resumes[0].server.git.commit, 'b'.repeat(40));
-  const knobs = mergeResumedConfig({ ...CONFIG, server: { kind: 'standin', path: null, git: null, standin_env: { STANDIN_THROTTLE_MIBS: '5' } } },
-    fresh(null, { server: { kind: 'standin', path: null, git: null, standin_env: {} } }));
+  assert.equal(config.server.git?.commit, 'a'.repeat(40));
+  assert.equal(config.resumes?.[0].server.git?.commit, 'b'.repeat(40));
+  const knobs = mergeResumedRecord(record({ ...CONFIG, server: { kind: 'standin', path: null, git: null, standin_env: { STANDIN_THROTTLE_MIBS: '5' } } }),
+    record(fresh(null, { server: { kind: 'standin', path: null, git: null, standin_env: {} } })));
   assert.match(knobs.warnings.join('\n'), /stand-in's knobs differ/);
 });

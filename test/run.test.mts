@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { parseRawCsv } from '../lib/load-run.ts';
+import { parseRawCsv } from '../lib/results.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { RAW_COLUMNS } from '../lib/results.ts';
 import { machineCanMakeMemoryCgroups } from './run-helpers.mts';

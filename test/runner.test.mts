@@ -38,7 +38,7 @@ async function simulate(todo: Case[], dies: Set<number>, upFails = new Set<numbe
       };
       return env as unknown as Environment;
     },
-    async runCase(env, c) {
+    async runCase(env, { case: c }) {
       const n = ++started;
       const dead = dies.has(n);
       if (dead) (env as unknown as { kill(): void }).kill();
@@ -46,11 +46,11 @@ async function simulate(todo: Case[], dies: Set<number>, upFails = new Set<numbe
       const row = { memory_limit_mb: c.memoryMb, iteration: c.iteration, exit_reason: reason, error: '' } as RawRow;
       return { row, failure: null } satisfies IterationOutcome;
     },
-    record(o, c) { log.push(`${c.memoryMb}#${c.iteration} ${o.row.exit_reason}`); },
-    envFailed(memoryMb, error, rest) { for (const c of rest) log.push(`${memoryMb}#${c.iteration} vm_failed (${error.message})`); },
+    record(o, { case: c }) { log.push(`${c.memoryMb}#${c.iteration} ${o.row.exit_reason}`); },
+    envFailed(memoryMb, error, rest) { for (const { case: c } of rest) log.push(`${memoryMb}#${c.iteration} vm_failed (${error.message})`); },
     stopped: () => false,
   };
-  await runMatrix(todo, hooks);
+  await runMatrix(todo.map((c) => ({ case: c, side: 0 })), hooks);
   return { log, live };
 }
 

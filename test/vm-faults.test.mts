@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { readGuestImage } from '../lib/image.ts';
-import { parseRawCsv } from '../lib/load-run.ts';
+import { parseRawCsv } from '../lib/results.ts';
 import { findTool } from '../lib/tools.ts';
 import { leftovers, rawCsvText, readConfig, rowCount, startRun, waitFor } from './run-helpers.mts';
 

@@ -1,0 +1,272 @@
+// config.json, the run record: one type, built once by the run, written,
+// and read back through one validating loader by resume, report, load-run and
+// compare. Older files (fields added since, or missing) still load: what they
+// lack gets a neutral default, and what they have is checked like matrix.yaml.
+//
+//   const record = newRunRecord({ ... })             // the run, before its first case
+//   const again = parseRunRecord(JSON.parse(text), 'results/x/config.json')
+//   const m = matrixFromRecord(again, 'results/x/config.json')   // what --resume runs
+//
+// Pure: no file system here (lib/load-run.ts reads the file).
+import { InputError } from './errors.ts';
+import { DEFAULT_TIMEOUTS, MAX_TIMEOUT_SECONDS, PROVIDERS, type Matrix, type ProviderName } from './matrix.ts';
+
+/** The one schema number config.json carries; a file with another is refused. */
+export const CONFIG_SCHEMA = 1;
+
+export interface GitRecord { commit: string; branch: string; dirty: boolean }
+
+export interface BuildRecord {
+  ref: string;
+  command: string[];
+  go_version: string | null;
+  binary_path: string;
+  build_seconds: number;
+  cached: boolean;
+}
+
+export interface ServerRecord {
+  kind: 'standin' | 'binary' | 'source';
+  /** The binary (binary) or the checkout (source); null for the stand-in. */
+  path: string | null;
+  git: GitRecord | null;
+  /** The stand-in's fault knobs (STANDIN_*) the run started with; a resume runs with the same. */
+  standin_env?: Record<string, string>;
+  build?: BuildRecord;
+}
+
+export interface MatrixRecord {
+  sizes: { label: string; bytes: number }[];
+  memory_limits_mb: number[];
+  iterations: number;
+  warmup_iterations: number;
+  upload_timeout_seconds: number;
+  readiness_timeout_seconds: number;
+  vm_cpus: number;
+  vm_box: string | null;
+}
+
+/** One side of an interleaved run of several refs. */
+export interface AbRecord {
+  refs: string[];
+  this_ref: number;
+  seed: number;
+  parent: string;
+  order: string;
+}
+
+export interface HostRecord { hostname: string; cpu_model: string; cores: number; kernel: string; memory_bytes: number }
+
+/** What a resume adds to `resumes`: when, with what command, and the server and suite it ran. */
+export interface ResumeRecord {
+  started_at: string;
+  command: string[];
+  suite_version: string;
+  suite_git: GitRecord | null;
+  server: ServerRecord;
+  host: HostRecord;
+}
+
+export interface RunRecord {
+  suite_version: string;
+  /** The suite's own checkout, as opposed to the server's (server.git). */
+  suite_git: GitRecord | null;
+  schema: typeof CONFIG_SCHEMA;
+  command: string[];
+  matrix_file: string;
+  started_at: string;
+  ended_at: string | null;
+  finished: boolean;
+  stop_reason: string | null;
+  provider: ProviderName;
+  /** Per memory limit (MB, as a string key): what the environment was, e.g. { limitEnforced: true, mechanism: 'cgroup v1' }. */
+  provider_facts: Record<string, Record<string, unknown>>;
+  server: ServerRecord;
+  ab?: AbRecord;
+  matrix: MatrixRecord;
+  host: HostRecord;
+  resumes?: ResumeRecord[];
+}
+
+export function matrixRecord(m: Matrix, vmBox: string | null): MatrixRecord {
+  return {
+    sizes: m.sizes.map((s) => ({ label: s.label, bytes: s.bytes })),
+    memory_limits_mb: [...m.memoryLimitsMb],
+    iterations: m.iterations,
+    warmup_iterations: m.warmupIterations,
+    upload_timeout_seconds: m.uploadTimeoutSeconds,
+    readiness_timeout_seconds: m.readinessTimeoutSeconds,
+    vm_cpus: m.vmCpus,
+    vm_box: vmBox,
+  };
+}
+
+/** The record of a run about to start: not finished, no facts yet. */
+export function newRunRecord(r: Omit<RunRecord, 'schema' | 'ended_at' | 'finished' | 'stop_reason' | 'provider_facts'>): RunRecord {
+  return { ...r, schema: CONFIG_SCHEMA, ended_at: null, finished: false, stop_reason: null, provider_facts: {} };
+}
+
+/** The matrix a run was started with (flags and matrix.yaml of today play no part): what --resume runs. */
+export function matrixFromRecord(r: RunRecord, where: string): Matrix {
+  if (r.matrix.sizes.length === 0 || r.matrix.memory_limits_mb.length === 0) {
+    throw new InputError(`${where}: no usable "matrix" (sizes, memory_limits_mb, iterations) to resume from`);
+  }
+  const s = r.server;
+  let server: Matrix['server'];
+  if (s.kind === 'standin') server = { kind: 'standin' };
+  else if (s.kind === 'binary' && s.path) server = { kind: 'binary', binary: s.path };
+  else if (s.kind === 'source' && s.path && s.build?.command) server = { kind: 'source', source: s.path, build: s.build.command };
+  else throw new InputError(`${where}: cannot tell which server the run used (server ${JSON.stringify(s)})`);
+  const m = r.matrix;
+  return {
+    sizes: m.sizes.map((x) => ({ label: x.label, bytes: x.bytes })),
+    memoryLimitsMb: [...m.memory_limits_mb],
+    iterations: m.iterations,
+    warmupIterations: m.warmup_iterations,
+    uploadTimeoutSeconds: m.upload_timeout_seconds,
+    readinessTimeoutSeconds: m.readiness_timeout_seconds,
+    provider: r.provider,
+    server,
+    vmCpus: m.vm_cpus,
+    vmBox: m.vm_box,
+  };
+}
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * config.json's parsed JSON as a RunRecord, every field checked; `where` names
+ * the file in messages (exit 2: "FILE: matrix.memory_limits_mb[0]: must be a
+ * positive whole number (got 0)"). Fields a run of an older suite did not write
+ * get defaults: unknown text as "", no git, the seed's timeouts.
+ */
+export function parseRunRecord(json: unknown, where: string): RunRecord {
+  const fail = (field: string, what: string, got: unknown): never => {
+    throw new InputError(`${where}: ${field}: ${what} (got ${JSON.stringify(got)})`);
+  };
+  if (!isObject(json)) return fail('(top level)', 'expected a JSON object', Array.isArray(json) ? 'an array' : json);
+  if (json.schema !== undefined && json.schema !== CONFIG_SCHEMA) {
+    throw new InputError(`${where}: unknown schema ${JSON.stringify(json.schema)} (this suite reads schema ${CONFIG_SCHEMA})`);
+  }
+  const text = (o: Json, key: string, field: string, fallback: string | null): string | null => {
+    const v = o[key];
+    if (v === undefined || v === null) return fallback;
+    return typeof v === 'string' ? v : fail(field, 'must be text', v);
+  };
+  const str = (o: Json, key: string, field: string): string => text(o, key, field, '') ?? '';
+  const bool = (o: Json, key: string, field: string, fallback: boolean): boolean => {
+    const v = o[key];
+    if (v === undefined) return fallback;
+    return typeof v === 'boolean' ? v : fail(field, 'must be true or false', v);
+  };
+  const whole = (v: unknown, field: string, min: number, max = Number.MAX_SAFE_INTEGER): number =>
+    Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max
+      ? (v as number)
+      : fail(field, min > 0 ? `must be a whole number from ${min} to ${max}` : `must be a whole number from 0 to ${max}`, v);
+  const obj = (o: Json, key: string, field: string): Json => {
+    const v = o[key];
+    if (v === undefined || v === null) return {};
+    return isObject(v) ? v : fail(field, 'must be an object', v);
+  };
+  const git = (v: unknown, field: string): GitRecord | null => {
+    if (v === undefined || v === null) return null;
+    if (!isObject(v)) return fail(field, 'must be an object or null', v);
+    return { commit: str(v, 'commit', `${field}.commit`), branch: str(v, 'branch', `${field}.branch`), dirty: bool(v, 'dirty', `${field}.dirty`, false) };
+  };
+  const strings = (v: unknown, field: string): string[] =>
+    v === undefined || v === null ? [] : Array.isArray(v) && v.every((x) => typeof x === 'string') ? [...v] : fail(field, 'must be a list of text', v);
+
+  const provider = json.provider ?? 'local';
+  if (!(PROVIDERS as readonly unknown[]).includes(provider)) fail('provider', `must be one of ${PROVIDERS.join(', ')}`, provider);
+
+  const server = (v: Json, field: string): ServerRecord => {
+    const kind = v.kind ?? 'standin';
+    if (kind !== 'standin' && kind !== 'binary' && kind !== 'source') return fail(`${field}.kind`, 'must be standin, binary or source', kind);
+    const out: ServerRecord = { kind, path: text(v, 'path', `${field}.path`, null), git: git(v.git, `${field}.git`) };
+    if (v.standin_env !== undefined) {
+      const env = obj(v, 'standin_env', `${field}.standin_env`);
+      for (const [k, x] of Object.entries(env)) if (typeof x !== 'string') fail(`${field}.standin_env.${k}`, 'must be text', x);
+      out.standin_env = env as Record<string, string>;
+    }
+    if (v.build !== undefined && v.build !== null) {
+      const b = obj(v, 'build', `${field}.build`);
+      out.build = {
+        ref: str(b, 'ref', `${field}.build.ref`), command: strings(b.command, `${field}.build.command`),
+        go_version: text(b, 'go_version', `${field}.build.go_version`, null), binary_path: str(b, 'binary_path', `${field}.build.binary_path`),
+        build_seconds: typeof b.build_seconds === 'number' ? b.build_seconds : 0, cached: bool(b, 'cached', `${field}.build.cached`, false),
+      };
+    }
+    return out;
+  };
+  const host = (v: Json, field: string): HostRecord => ({
+    hostname: str(v, 'hostname', `${field}.hostname`), cpu_model: str(v, 'cpu_model', `${field}.cpu_model`),
+    cores: v.cores === undefined ? 0 : whole(v.cores, `${field}.cores`, 0),
+    kernel: str(v, 'kernel', `${field}.kernel`),
+    memory_bytes: v.memory_bytes === undefined ? 0 : whole(v.memory_bytes, `${field}.memory_bytes`, 0),
+  });
+
+  const m = obj(json, 'matrix', 'matrix');
+  const sizesIn = m.sizes ?? [];
+  if (!Array.isArray(sizesIn)) fail('matrix.sizes', 'must be a list of {label, bytes}', sizesIn);
+  const sizes = (sizesIn as unknown[]).map((s, i) => {
+    if (!isObject(s) || typeof s.label !== 'string' || s.label === '') return fail(`matrix.sizes[${i}]`, 'must be {label, bytes}', s);
+    return { label: s.label, bytes: whole(s.bytes, `matrix.sizes[${i}].bytes`, 1) };
+  });
+  const memIn = m.memory_limits_mb ?? [];
+  if (!Array.isArray(memIn)) fail('matrix.memory_limits_mb', 'must be a list of whole numbers', memIn);
+  const memory = (memIn as unknown[]).map((x, i) => whole(x, `matrix.memory_limits_mb[${i}]`, 1));
+  const iterations = m.iterations === undefined ? 1 : whole(m.iterations, 'matrix.iterations', 1, MAX_ITERATIONS_RECORDED);
+  // Before the field existed the warm-up was 1 of a case with more than one iteration (lib/cases.ts).
+  const warmup = m.warmup_iterations === undefined ? (iterations > 1 ? 1 : 0)
+    : whole(m.warmup_iterations, 'matrix.warmup_iterations', 0, m.iterations === undefined ? MAX_ITERATIONS_RECORDED : iterations - 1);
+  const facts = obj(json, 'provider_facts', 'provider_facts');
+  for (const [k, f] of Object.entries(facts)) if (!isObject(f)) fail(`provider_facts.${k}`, 'must be an object', f);
+  const resumes = json.resumes === undefined ? undefined : Array.isArray(json.resumes)
+    ? json.resumes.map((r, i): ResumeRecord => {
+      if (!isObject(r)) return fail(`resumes[${i}]`, 'must be an object', r);
+      return {
+        started_at: str(r, 'started_at', `resumes[${i}].started_at`), command: strings(r.command, `resumes[${i}].command`),
+        suite_version: str(r, 'suite_version', `resumes[${i}].suite_version`), suite_git: git(r.suite_git, `resumes[${i}].suite_git`),
+        server: server(obj(r, 'server', `resumes[${i}].server`), `resumes[${i}].server`), host: host(obj(r, 'host', `resumes[${i}].host`), `resumes[${i}].host`),
+      };
+    })
+    : fail('resumes', 'must be a list', json.resumes);
+  let ab: AbRecord | undefined;
+  if (json.ab !== undefined && json.ab !== null) {
+    const a = obj(json, 'ab', 'ab');
+    ab = {
+      refs: strings(a.refs, 'ab.refs'), this_ref: a.this_ref === undefined ? 0 : whole(a.this_ref, 'ab.this_ref', 0),
+      seed: a.seed === undefined ? 0 : whole(a.seed, 'ab.seed', 0), parent: str(a, 'parent', 'ab.parent'), order: str(a, 'order', 'ab.order'),
+    };
+  }
+  const record: RunRecord = {
+    suite_version: str(json, 'suite_version', 'suite_version'),
+    suite_git: git(json.suite_git, 'suite_git'),
+    schema: CONFIG_SCHEMA,
+    command: strings(json.command, 'command'),
+    matrix_file: str(json, 'matrix_file', 'matrix_file'),
+    started_at: str(json, 'started_at', 'started_at'),
+    ended_at: text(json, 'ended_at', 'ended_at', null),
+    // A record without the field was written before runs could be cut short: it finished.
+    finished: bool(json, 'finished', 'finished', true),
+    stop_reason: text(json, 'stop_reason', 'stop_reason', null),
+    provider: provider as ProviderName,
+    provider_facts: facts as Record<string, Record<string, unknown>>,
+    server: server(obj(json, 'server', 'server'), 'server'),
+    matrix: {
+      sizes, memory_limits_mb: memory, iterations, warmup_iterations: warmup,
+      upload_timeout_seconds: m.upload_timeout_seconds === undefined ? DEFAULT_TIMEOUTS.uploadSeconds : whole(m.upload_timeout_seconds, 'matrix.upload_timeout_seconds', 1, MAX_TIMEOUT_SECONDS),
+      readiness_timeout_seconds: m.readiness_timeout_seconds === undefined ? DEFAULT_TIMEOUTS.readinessSeconds : whole(m.readiness_timeout_seconds, 'matrix.readiness_timeout_seconds', 1, MAX_TIMEOUT_SECONDS),
+      vm_cpus: m.vm_cpus === undefined ? 1 : whole(m.vm_cpus, 'matrix.vm_cpus', 1, 256),
+      vm_box: text(m, 'vm_box', 'matrix.vm_box', null),
+    },
+    host: host(obj(json, 'host', 'host'), 'host'),
+  };
+  if (ab) record.ab = ab;
+  if (resumes) record.resumes = resumes;
+  return record;
+}
+
+/** The most iterations a record may hold (as matrix.yaml and --iterations allow). */
+const MAX_ITERATIONS_RECORDED = 10_000;

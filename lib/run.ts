@@ -1,0 +1,317 @@
+// The steps of a run, in the order run-tests.mts calls them: check the host,
+// prepare servers, test files and the guest image, open the results folders
+// (one per side: a ref, or the one server), plan the jobs, run them through
+// the matrix loop (lib/runner.ts), and close: config.json, report.md, the
+// folder's path on stdout.
+//
+//   preflight(m); const sides = await prepareServers(m, refs, progress)
+//   const run = openRun({ ... }); await executeRun(run, provider, ctx); finishRun(run, out)
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import dotenv from 'dotenv';
+import { $ } from 'zx';
+import { checkDiskSpace, diskPlanFor } from './diskspace.ts';
+import { InputError } from './errors.ts';
+import { ensureGuestImage, imageBytesFor, type GuestImage } from './image.ts';
+import { interleave, type Job } from './interleave.ts';
+import { AuthRejected, runIteration, type IterationOutcome } from './iteration.ts';
+import { LocalProvider } from './local.ts';
+import { DEFAULT_BUILD, expandCases, type Case, type Matrix } from './matrix.ts';
+import { localDataParentProblem, SUITE_DIR } from './paths.ts';
+import type { Progress } from './progress.ts';
+import type { Provider, ProviderContext, ServerSpec } from './provider.ts';
+import { QemuProvider } from './qemu.ts';
+import { buildRefs, WORKTREE_REF } from './refs.ts';
+import { writeReportFiles } from './report.ts';
+import { appendFailure, appendRawRow, createRunDir, writeConfig, type RawRow } from './results.ts';
+import { mergeResumedRecord, planResume, type ResumePlan, type ResumeState } from './resume.ts';
+import { matrixRecord, newRunRecord, type GitRecord, type HostRecord, type RunRecord, type ServerRecord } from './run-record.ts';
+import { MAX_REPLACEMENTS, runMatrix } from './runner.ts';
+import { formatSelfStats, selfStats } from './selfstats.ts';
+import { standinEnvFrom } from './server.ts';
+import { cachedStandinBundle } from './standin-bundle.ts';
+import { ensureTestFile, type TestFile } from './testfiles.ts';
+import { PROVIDER_TOOLS, requireTools } from './tools.ts';
+import { configuredBox, VagrantProvider } from './vagrant.ts';
+
+/** One server under test: what launches it, and what config.json records about it. Two or more for a run of refs. */
+export interface Side { name: string; spec: ServerSpec; record: ServerRecord }
+
+/** One side's results folder: its rows so far and its record (config.json). */
+export interface SideRun { side: Side; dir: string; rows: RawRow[]; record: RunRecord }
+
+export interface Run {
+  sides: SideRun[];
+  /** The folder holding one folder per side (and compare/), for a run of two refs; else null. */
+  parent: string | null;
+  jobs: Job<Case>[];
+  /** Set when resuming: what was already done. */
+  resumed: ResumePlan | null;
+}
+
+/** PS_SHARED_SECRET from the environment or .env (here or beside the suite); a random one when unset. */
+export function sharedSecret(say: (line: string) => void): string {
+  dotenv.config({ quiet: true, path: [path.resolve('.env'), path.join(SUITE_DIR, '.env')] });
+  if (process.env.PS_SHARED_SECRET) return process.env.PS_SHARED_SECRET;
+  say('PS_SHARED_SECRET not set: using a random secret for this run');
+  return crypto.randomBytes(18).toString('base64url');
+}
+
+/** What the host must have before anything is built or made: the provider's tools (exit 1, naming packages), a data folder, disk. */
+export function preflight(m: Matrix): void {
+  requireTools(PROVIDER_TOOLS[m.provider]);
+  if (m.provider === 'local') {
+    const problem = localDataParentProblem();
+    if (problem) throw new InputError(problem);
+  }
+  checkDiskSpace(diskPlanFor(m));
+}
+
+/** The server(s) under test; refs are built here, before any case, and a failed build stops the run. */
+export async function prepareServers(m: Matrix, refs: string[], progress: Progress, standinEnv = standinEnvFrom(process.env)): Promise<Side[]> {
+  if (refs.length === 0 && m.server.kind === 'standin') {
+    const bundle = await cachedStandinBundle();
+    return [{ name: 'standin', spec: { kind: 'standin', binaryPath: bundle, env: standinEnv }, record: { kind: 'standin', path: null, git: null, standin_env: standinEnv } }];
+  }
+  if (refs.length === 0 && m.server.kind === 'binary') {
+    try { fs.accessSync(m.server.binary, fs.constants.X_OK); } catch {
+      throw new InputError(`server.binary: ${m.server.binary} is not an executable file`);
+    }
+    return [{ name: 'binary', spec: { kind: 'binary', binaryPath: m.server.binary, env: {} }, record: { kind: 'binary', path: m.server.binary, git: null } }];
+  }
+  const source = m.server.kind === 'source' ? m.server.source : process.cwd();
+  const build = m.server.kind === 'source' ? m.server.build : DEFAULT_BUILD;
+  const wanted = refs.length > 0 ? refs : [WORKTREE_REF];
+  progress.line(`building ${wanted.join(' and ')} from ${source}: ${build.join(' ')}`);
+  const built = await buildRefs(source, wanted, build);
+  return built.map((b) => {
+    progress.line(`${b.name}: commit ${b.commit.slice(0, 12)}${b.dirty ? ' + uncommitted changes' : ''}, ` +
+      `${b.cached ? `cached build (built in ${b.buildSeconds.toFixed(1)} s)` : `built in ${b.buildSeconds.toFixed(1)} s`}, ${b.goVersion ?? 'no go'}`);
+    return {
+      name: b.name,
+      spec: { kind: 'binary', binaryPath: b.binaryPath, env: {} },
+      record: {
+        kind: 'source', path: source, git: { commit: b.commit, branch: b.name, dirty: b.dirty },
+        build: {
+          ref: b.name, command: build, go_version: b.goVersion, binary_path: b.binaryPath,
+          build_seconds: Math.round(b.buildSeconds * 1000) / 1000, cached: b.cached,
+        },
+      },
+    };
+  });
+}
+
+/** Every test file of the matrix, generated or verified from the cache; stops early (null) when `stopped()` says so. */
+export async function prepareTestFiles(m: Matrix, progress: Progress, stopped: () => boolean): Promise<Map<number, TestFile> | null> {
+  const files = new Map<number, TestFile>();
+  for (const size of m.sizes) {
+    if (stopped()) return null;
+    const t0 = Date.now();
+    const f = await ensureTestFile(size.bytes);
+    files.set(size.bytes, f);
+    progress.line(`test file ${size.label}: ${f.generated ? 'generated' : 'cached, verified'} in ${((Date.now() - t0) / 1000).toFixed(1)} s (${f.path})`);
+  }
+  return files;
+}
+
+/**
+ * The qemu provider's guest image, sized for the matrix's largest file (its
+ * spool and its store): a cached image too small for it is rebuilt, before any
+ * results folder exists. Vagrant sizes the image it makes its box from the same
+ * way (makeProvider); local needs none.
+ */
+export async function prepareGuestImage(
+  m: Matrix, say: (line: string) => void, ensure: typeof ensureGuestImage = ensureGuestImage,
+): Promise<GuestImage | null> {
+  if (m.provider !== 'qemu') return null;
+  return ensure({ diskBytes: imageBytesFor(m), log: say });
+}
+
+export function makeProvider(m: Matrix, spec: ServerSpec, secret: string, image: GuestImage | null, ctx: ProviderContext): Provider {
+  const launch = { server: spec, secret, readinessTimeoutSeconds: m.readinessTimeoutSeconds };
+  if (m.provider === 'qemu') return new QemuProvider(launch, { cpus: m.vmCpus, image: image ?? undefined, diskBytes: imageBytesFor(m), ...ctx });
+  if (m.provider === 'vagrant') return new VagrantProvider(launch, { cpus: m.vmCpus, box: m.vmBox, diskBytes: imageBytesFor(m), ...ctx });
+  return new LocalProvider(launch);
+}
+
+/** Folder names for the sides of a run of refs: the refs, made safe as names, told apart when they collide. */
+export function sideFolderNames(names: string[]): string[] {
+  const safe = names.map((n) => n.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_'));
+  return safe.map((n, i) => (safe.indexOf(n) !== safe.lastIndexOf(n) ? `${n}-${i + 1}` : n));
+}
+
+async function gitInfo(dir: string): Promise<GitRecord | null> {
+  const git = $({ cwd: dir, nothrow: true, quiet: true });
+  const commit = (await git`git rev-parse HEAD`).stdout.trim();
+  if (!commit) return null;
+  return {
+    commit,
+    branch: (await git`git rev-parse --abbrev-ref HEAD`).stdout.trim(),
+    dirty: (await git`git status --porcelain`).stdout.trim() !== '',
+  };
+}
+
+function hostInfo(): HostRecord {
+  return {
+    hostname: os.hostname(), cpu_model: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length,
+    kernel: os.release(), memory_bytes: os.totalmem(),
+  };
+}
+
+export interface OpenRunOptions {
+  m: Matrix;
+  sides: Side[];
+  out: string;
+  argv: string[];
+  matrixFile: string;
+  seed: number;
+  resume: ResumeState | null;
+}
+
+/**
+ * Makes the results folders and writes each side's config.json (not finished
+ * yet); plans the jobs: every case once per side, the sides of each case in an
+ * order drawn from the seed; a resume plans only what raw.csv lacks.
+ */
+export async function openRun(o: OpenRunOptions, say: (line: string) => void): Promise<Run> {
+  const ab = o.sides.length > 1;
+  const parent = ab ? createRunDir(o.out) : null;
+  const dirs = parent
+    ? sideFolderNames(o.sides.map((s) => s.name)).map((n) => { const d = path.join(parent, n); fs.mkdirSync(d); return d; })
+    : [o.resume ? o.resume.dir : createRunDir(o.out)];
+  const suiteVersion = (JSON.parse(fs.readFileSync(path.join(SUITE_DIR, 'package.json'), 'utf8')) as { version: string }).version;
+  const suiteGit = await gitInfo(SUITE_DIR);
+  const sides = o.sides.map((side, i): SideRun => {
+    const record = newRunRecord({
+      suite_version: suiteVersion, suite_git: suiteGit, command: o.argv, matrix_file: o.matrixFile,
+      started_at: new Date().toISOString(), provider: o.m.provider, server: side.record,
+      ...(parent ? {
+        ab: {
+          refs: o.sides.map((s) => s.name), this_ref: i, seed: o.seed, parent,
+          order: 'cases in matrix order; each case runs once per ref, the refs in an order drawn per case from mulberry32(seed) (lib/interleave.ts)',
+        },
+      } : {}),
+      matrix: matrixRecord(o.m, configuredBox(o.m.vmBox)),
+      host: hostInfo(),
+    });
+    return { side, dir: dirs[i], rows: [...(o.resume?.rows ?? [])], record };
+  });
+  if (o.resume) {
+    const merged = mergeResumedRecord(o.resume.record, sides[0].record);
+    sides[0].record = merged.record;
+    for (const w of merged.warnings) say(`WARNING: resuming ${o.resume.dir}: ${w}`);
+  }
+  for (const s of sides) writeConfig(s.dir, s.record);
+  for (const s of sides) say(`results${ab ? ` for ${s.side.name}` : ''}: ${s.dir}`);
+  const resumed = o.resume ? planResume(expandCases(o.m), o.resume.rows) : null;
+  if (resumed) say(`resuming: ${resumed.done} iterations already in raw.csv, ${resumed.remaining.length} to run`);
+  return { sides, parent, jobs: interleave(resumed ? resumed.remaining : expandCases(o.m), sides.length, o.seed), resumed };
+}
+
+export interface ExecuteContext {
+  m: Matrix;
+  files: Map<number, TestFile>;
+  secret: string;
+  signal: AbortSignal;
+  progress: Progress;
+}
+
+/** Runs every job, appending each row to its side's raw.csv as it is measured; sets `finished` when none was cut short. */
+export async function executeRun(run: Run, provider: Provider, ctx: ExecuteContext): Promise<void> {
+  const { m, progress, signal } = ctx;
+  const ab = run.sides.length > 1;
+  // The folder name tells the sides apart even when both are the same ref (an A/A run).
+  const tag = (j: Job<Case>) => (ab ? `${path.basename(run.sides[j.side].dir)} ` : '');
+  const total = run.jobs.length;
+  let k = 0;
+  const started = new Set<string>(); // (side, memory, size) with an iteration run by this process
+  const record = (o: IterationOutcome, j: Job<Case>) => {
+    const side = run.sides[j.side];
+    side.rows.push(o.row);
+    appendRawRow(side.dir, o.row);
+    if (o.failure) appendFailure(side.dir, o.failure);
+    const r = o.row;
+    progress.line(`[${k}/${total}] ${tag(j)}${r.memory_limit} ${r.file_size} #${r.iteration}: ${r.exit_reason} ` +
+      `${r.duration_seconds.toFixed(2)} s${r.throughput_mib_s !== null ? ` ${r.throughput_mib_s.toFixed(1)} MiB/s` : ''}${r.error ? ` (${r.error})` : ''}`);
+    if (process.env.UPS_SELF_STATS === '1') progress.line(formatSelfStats(selfStats(k)));
+  };
+  try {
+    await runMatrix(run.jobs, {
+      up: async (memoryMb, replacement) => {
+        if (replacement > 0) progress.line(`${memoryMb} MB: the environment died; bringing up a new one (replacement ${replacement} of at most ${MAX_REPLACEMENTS})`);
+        const env = await provider.up(memoryMb);
+        for (const s of run.sides) s.record.provider_facts[String(memoryMb)] = replacement > 0 ? { ...env.facts, environments: replacement + 1 } : env.facts;
+        for (const s of run.sides) writeConfig(s.dir, s.record);
+        return env;
+      },
+      runCase: async (env, j) => {
+        k++;
+        const c = j.case;
+        const file = ctx.files.get(c.size.bytes)!;
+        const label = `[${k}/${total}] ${tag(j)}${c.memoryMb}MB ${c.size.label} #${c.iteration}`;
+        const it = {
+          env, testCase: c, file, server: run.sides[j.side].side.spec, secret: ctx.secret, signal,
+          // A VM under software emulation (TCG) is several times slower: its environment says by how much.
+          uploadTimeoutSeconds: m.uploadTimeoutSeconds * env.timeoutFactor,
+          // Auth is one small request to a server that has just answered GET /: the time it had to get ready is
+          // ample, and already the knob a slow environment raises (no second setting to keep in step).
+          authTimeoutSeconds: m.readinessTimeoutSeconds * env.timeoutFactor,
+        };
+        // A resumed case whose warm-up ran before the interruption goes on in a fresh, cold environment:
+        // one upload first, not recorded, warms it as the recorded warm-up did.
+        const warmKey = `${j.side}/${c.memoryMb}/${c.size.bytes}`;
+        const firstHere = !started.has(warmKey);
+        started.add(warmKey);
+        if (run.resumed && firstHere && c.iteration > m.warmupIterations) {
+          const w = await runIteration({ ...it, progress: progress.upload(`${label} warm-up again`, file.bytes) });
+          progress.line(`${label}: warm-up again (not recorded: resumed in a fresh environment): ${w.row.exit_reason} ${w.row.duration_seconds.toFixed(2)} s`);
+        }
+        return runIteration({ ...it, progress: progress.upload(label, file.bytes) });
+      },
+      record,
+      envFailed: (memoryMb, error, group) => {
+        for (const j of group) {
+          k++;
+          record(vmFailedOutcome(j.case, memoryMb, error), j);
+        }
+      },
+      stopped: () => signal.aborted,
+    });
+    if (!signal.aborted) for (const s of run.sides) s.record.finished = true;
+  } catch (e) {
+    if (e instanceof AuthRejected) {
+      for (const s of run.sides) s.record.stop_reason = `authentication rejected: ${e.message}`;
+      throw new InputError(`authentication rejected by the server: ${e.message}`);
+    }
+    if (!signal.aborted) {
+      for (const s of run.sides) s.record.stop_reason = `suite error: ${(e as Error).message.split('\n')[0]}`;
+      throw e;
+    }
+  }
+}
+
+/** The row and failures.log entry of an iteration whose environment could not be brought up. */
+function vmFailedOutcome(c: Case, memoryMb: number, error: Error): IterationOutcome {
+  return {
+    row: {
+      file_size: c.size.label, memory_limit: `${memoryMb}MB`, duration_seconds: 0, peak_memory_bytes: null,
+      http_status: null, exit_reason: 'vm_failed', iteration: c.iteration, file_size_bytes: c.size.bytes,
+      memory_limit_mb: memoryMb, transfer_seconds: null, processing_seconds: null, throughput_mib_s: null,
+      server_peak_rss_bytes: null, sha256_ok: null, started_at: new Date().toISOString(), error: error.message.split('\n')[0],
+      host_cpu_pressure_pct: null,
+    },
+    failure: `=== ${new Date().toISOString()} ${memoryMb}MB ${c.size.label} iteration ${c.iteration}: vm_failed\nerror: ${error.message}\n`,
+  };
+}
+
+/** Closes every side's folder however the run ended: config.json with its end, report.md, the folder's path on stdout. */
+export async function finishRun(run: Run, out: (text: string) => void): Promise<void> {
+  for (const s of run.sides) {
+    s.record.ended_at = new Date().toISOString();
+    writeConfig(s.dir, s.record);
+    await writeReportFiles(s.dir, s.rows, s.record);
+    out(`${s.dir}\n`);
+  }
+}
