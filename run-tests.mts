@@ -1,11 +1,8 @@
-// run-tests: runs the upload matrix (file sizes x memory limits) against the
-// server under test and writes a results folder: raw.csv, report.md,
-// failures.log, config.json. The last line on stdout is that folder's path.
-//   ./run-tests --quick
-//   ./run-tests --ref main --ref my-branch    # both builds interleaved, then their comparison
-// Exit: 0 the run completed (failed cases are results), 1 the suite could not
-// run (or, with two refs, the second is slower), 2 bad input, 130/143 interrupted.
-// The steps live in lib/run.ts; this file is the recipe.
+// run-tests: runs the upload matrix (file sizes x memory limits) against the server under test and writes
+// a results folder (raw.csv, report.md, failures.log, config.json), its path last on stdout. This is the
+// recipe; the steps are in lib/run.ts.   ./run-tests --quick   ./run-tests --ref main --ref my-branch
+// Exit: 0 the run completed (failed cases are results), 1 the suite could not run (or, with two refs,
+// the second is slower), 2 bad input, 130/143 interrupted.
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { main as compareRuns } from './compare-runs.mts';
@@ -34,8 +31,8 @@ async function run(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   if (resume?.droppedPartialLine) say(`raw.csv ended in a cut-off line, dropped: ${resume.droppedPartialLine}`);
-  const secret = sharedSecret(say);
   preflight(m); // tools, data folder, disk: before anything is built or made
+  const secret = sharedSecret(say);
 
   // 1. Servers, test files, guest image. A signal waits for the step under way to clean up; no folder exists yet.
   const interrupts = new Interrupts(say).install();

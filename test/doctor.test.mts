@@ -12,7 +12,7 @@ import {
 } from '../lib/doctor.ts';
 import { defaultImageDir, readGuestImage } from '../lib/image.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
-import { findTool } from '../lib/tools.ts';
+import { findTool, PROVIDER_TOOLS } from '../lib/tools.ts';
 
 const GiB = 1024 ** 3;
 const allTools = (provider: Facts['provider']) => Object.fromEntries(toolsFor(provider).map((t) => [t, `/usr/bin/${t}`]));
@@ -215,6 +215,9 @@ test('./run-tests --doctor --provider qemu: the KVM line says what the probe fou
 
 test('./run-tests --doctor --provider qemu as an unprivileged user with no image: the image cannot be built, exit 1', (t) => {
   if (process.getuid?.() !== 0) { t.skip('needs root to switch to uid 65534'); return; }
+  // Its one failed check must be the image: with the VM packages missing, their checks fail too.
+  const missing = ['qemu-system-x86_64', 'debootstrap', 'qemu-img'].filter((tool) => !findTool(tool));
+  if (missing.length) { t.skip(`needs the VM packages (.ci/install-vm-deps): ${missing.join(', ')} not installed`); return; }
   const reach = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-x', path.join(SUITE_DIR, 'run-tests')]);
   if (reach.status !== 0) { t.skip(`uid 65534 cannot run ${SUITE_DIR}/run-tests (a parent folder is closed to other users, e.g. a clone under a mode-700 temp folder)`); return; }
   const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-doctor-'));
@@ -238,4 +241,15 @@ test('--fix without --doctor is bad input (exit 2)', () => {
   const r = runTests(['--fix']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--fix goes with --doctor/);
+});
+
+test('the VM providers need ssh: the doctor checks it (FAIL with its package), from the same table the run checks', () => {
+  for (const provider of ['qemu', 'vagrant'] as const) {
+    assert.ok(toolsFor(provider).includes('ssh'), `${provider} checks ssh`);
+    for (const tool of PROVIDER_TOOLS[provider]) assert.ok(toolsFor(provider).includes(tool), `${provider}: the doctor checks ${tool}`);
+    const checks = diagnose({ ...(provider === 'qemu' ? qemuFacts() : vagrantFacts()), tools: { ...allTools(provider), ssh: null } });
+    assert.equal(byName(checks, 'ssh').status, 'FAIL');
+    assert.equal(byName(checks, 'ssh').fix, 'apt-get install openssh-client');
+    assert.equal(canRun(checks), false);
+  }
 });

@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { caseSide } from '../lib/cases.ts';
 import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadRun } from '../lib/load-run.ts';
 import { renderReport, REPORT_TEMPLATE, summarizeCases } from '../lib/report.ts';
 import { parseRunRecord } from '../lib/run-record.ts';
 import { row } from './raw-row.mts';
@@ -52,4 +55,18 @@ test('an interrupted run\'s report says how to finish it: --resume, or for one s
   const side = renderReport({ runName: 'r', rows: [row({ iteration: 1 })], config: { ...config, ab: { refs: ['a', 'b'], this_ref: 1, seed: 1, parent: 'p', order: '' } }, chartFile: null }, template);
   assert.doesNotMatch(side, /--resume/);
   assert.match(side, /rerunning the two-ref comparison measures it anew/);
+});
+
+test('golden report.md for the fixture run (test/fixtures/runs/base)', () => {
+  const runs = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'runs');
+  const run = loadRun(path.join(runs, 'base'));
+  const actual = renderReport({ runName: run.name, rows: run.rows, config: run.config!, chartFile: 'throughput.svg' }, fs.readFileSync(REPORT_TEMPLATE, 'utf8'));
+  const goldenPath = path.join(runs, 'report.golden.md');
+  const actualPath = path.join(runs, 'report.actual.md');
+  const golden = fs.existsSync(goldenPath) ? fs.readFileSync(goldenPath, 'utf8') : '';
+  if (actual !== golden) {
+    fs.writeFileSync(actualPath, actual);
+    assert.fail(`report.md differs from ${goldenPath}; actual output written to ${actualPath} (diff them, and copy over if right)`);
+  }
+  fs.rmSync(actualPath, { force: true });
 });
