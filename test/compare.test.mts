@@ -15,6 +15,7 @@ import { compareRuns, DEFAULT_THRESHOLDS, iterationsNeeded, verdict, type RunInp
 import { loadRun } from '../lib/load-run.ts';
 import { parseRunRecord } from '../lib/run-record.ts';
 import { RAW_COLUMNS, rawCsvHeader, rawCsvLine, type RawRow } from '../lib/results.ts';
+import { assertGolden } from './golden.mts';
 import { row } from './raw-row.mts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -354,13 +355,5 @@ test('golden compare.md for the fixture pair', async () => {
   const r = await runMain([BASE, CAND, '--out', out]);
   assert.equal(r.code, 1, r.stderr);
   assert.equal(r.stdout, `${fs.readFileSync(path.join(out, 'compare.md'), 'utf8')}${out}\n`);
-  const actual = fs.readFileSync(path.join(out, 'compare.md'), 'utf8');
-  const goldenPath = path.join(RUNS, 'compare.golden.md');
-  const actualPath = path.join(RUNS, 'compare.actual.md');
-  const golden = fs.existsSync(goldenPath) ? fs.readFileSync(goldenPath, 'utf8') : '';
-  if (actual !== golden) {
-    fs.writeFileSync(actualPath, actual);
-    assert.fail(`compare.md differs from ${goldenPath}; actual output written to ${actualPath} (diff them, and copy over if right)`);
-  }
-  fs.rmSync(actualPath, { force: true });
+  assertGolden(fs.readFileSync(path.join(out, 'compare.md'), 'utf8'), 'compare');
 });

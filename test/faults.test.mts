@@ -157,16 +157,14 @@ test('a server whose secret differs: exit 2 "authentication rejected" at once, n
   const { dir: tmp, later } = tempDir(t, 'ups-badsecret-');
   const other = await serverWrapper(tmp, 'other-secret-server', 'export PS_SHARED_SECRET=not-the-suites-secret');
   const secret = `badsecret-${Date.now()}`;
-  const t0 = Date.now();
   const run = startRun(['--matrix', matrixFile(tmp, { binary: other, sizes: ['8MiB', '4MiB'], memory: [512, 256], iterations: 5 })],
     { PS_SHARED_SECRET: secret }, path.join(tmp, 'results'));
   later(stopRun(run));
   const exit = await run.exited;
   assert.equal(exit.code, 2, run.stderr());
   assert.match(run.stderr(), /Error: authentication rejected by the server: authentication rejected \(HTTP 401\)/);
-  assert.ok(Date.now() - t0 < 60_000, 'stopped at the first case, not after twenty');
   const dir = run.runDir()!;
-  assert.equal(rowCount(dir), 0, 'no failed cases recorded');
+  assert.equal(rowCount(dir), 0, 'no failed cases recorded: it stopped at the first case, not after twenty');
   const config = readConfig(dir);
   assert.equal(config.finished, false);
   assert.match(config.stop_reason, /^authentication rejected/);

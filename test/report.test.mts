@@ -6,10 +6,10 @@ import { test } from 'node:test';
 import { caseSide } from '../lib/cases.ts';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadRun } from '../lib/load-run.ts';
 import { renderReport, REPORT_TEMPLATE, summarizeCases } from '../lib/report.ts';
 import { parseRunRecord } from '../lib/run-record.ts';
+import { assertGolden, RUNS } from './golden.mts';
 import { row } from './raw-row.mts';
 
 test('the report leaves warm-up out even when every later iteration failed', () => {
@@ -58,15 +58,6 @@ test('an interrupted run\'s report says how to finish it: --resume, or for one s
 });
 
 test('golden report.md for the fixture run (test/fixtures/runs/base)', () => {
-  const runs = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'runs');
-  const run = loadRun(path.join(runs, 'base'));
-  const actual = renderReport({ runName: run.name, rows: run.rows, config: run.config!, chartFile: 'throughput.svg' }, fs.readFileSync(REPORT_TEMPLATE, 'utf8'));
-  const goldenPath = path.join(runs, 'report.golden.md');
-  const actualPath = path.join(runs, 'report.actual.md');
-  const golden = fs.existsSync(goldenPath) ? fs.readFileSync(goldenPath, 'utf8') : '';
-  if (actual !== golden) {
-    fs.writeFileSync(actualPath, actual);
-    assert.fail(`report.md differs from ${goldenPath}; actual output written to ${actualPath} (diff them, and copy over if right)`);
-  }
-  fs.rmSync(actualPath, { force: true });
+  const run = loadRun(path.join(RUNS, 'base'));
+  assertGolden(renderReport({ runName: run.name, rows: run.rows, config: run.config!, chartFile: 'throughput.svg' }, fs.readFileSync(REPORT_TEMPLATE, 'utf8')), 'report');
 });
