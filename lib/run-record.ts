@@ -163,7 +163,7 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
   const whole = (v: unknown, field: string, min: number, max = Number.MAX_SAFE_INTEGER): number =>
     Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max
       ? (v as number)
-      : fail(field, min > 0 ? `must be a whole number from ${min} to ${max}` : `must be a whole number from 0 to ${max}`, v);
+      : fail(field, max === Number.MAX_SAFE_INTEGER ? `must be a whole number of at least ${min}` : `must be a whole number from ${min} to ${max}`, v);
   const obj = (o: Json, key: string, field: string): Json => {
     const v = o[key];
     if (v === undefined || v === null) return {};
