@@ -171,6 +171,31 @@ export function appendRawRow(dir: string, row: RawRow): void {
   fs.appendFileSync(file, rawCsvLine(row));
 }
 
+/** canary.csv: the machine canary (lib/canary.ts), timed before each case; the same figures in every side's folder. */
+export const CANARY_COLUMNS = ['at', 'before_case', 'cpu_seconds', 'disk_seconds'] as const;
+export interface CanaryRow { at: string; before_case: string; cpu_seconds: number; disk_seconds: number }
+
+export function appendCanaryRow(dir: string, row: CanaryRow): void {
+  const file = path.join(dir, 'canary.csv');
+  if (!fs.existsSync(file)) fs.writeFileSync(file, CANARY_COLUMNS.join(',') + '\n');
+  fs.appendFileSync(file, Papa.unparse([CANARY_COLUMNS.map((c) => String(row[c]))], { header: false, newline: '\n' }) + '\n');
+}
+
+/** canary.csv text as rows; `where` names the file in messages. Pure. */
+export function parseCanaryCsv(text: string, where: string): CanaryRow[] {
+  const parsed = Papa.parse<Record<string, string>>(text, { header: true, skipEmptyLines: true });
+  const missing = CANARY_COLUMNS.filter((c) => !parsed.meta.fields?.includes(c));
+  if (missing.length) throw new InputError(`${where}: not a canary file (no column ${missing.join(', ')})`);
+  return parsed.data.map((r, i) => {
+    const num = (c: 'cpu_seconds' | 'disk_seconds') => {
+      const n = Number(r[c]);
+      if (!(n > 0)) throw new InputError(`${where} line ${i + 2}, column ${c}: ${JSON.stringify(r[c])} is not a positive number`);
+      return n;
+    };
+    return { at: r.at, before_case: r.before_case, cpu_seconds: num('cpu_seconds'), disk_seconds: num('disk_seconds') };
+  });
+}
+
 export function appendFailure(dir: string, text: string): void {
   fs.appendFileSync(path.join(dir, 'failures.log'), text.endsWith('\n') ? text : `${text}\n`);
 }

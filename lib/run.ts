@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import dotenv from 'dotenv';
 import { $ } from 'zx';
+import { runCanary } from './canary.ts';
 import { checkDiskSpace, diskPlanFor } from './diskspace.ts';
 import { InputError } from './errors.ts';
 import { ensureGuestImage, imageBytesFor, type GuestImage } from './image.ts';
@@ -19,13 +20,13 @@ import { interleave, type Job } from './interleave.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './iteration.ts';
 import { LocalProvider } from './local.ts';
 import { DEFAULT_BUILD, expandCases, type Case, type Matrix } from './matrix.ts';
-import { localDataParentProblem, SUITE_DIR } from './paths.ts';
+import { localDataParent, localDataParentProblem, SUITE_DIR } from './paths.ts';
 import type { Progress } from './progress.ts';
 import type { Provider, ProviderContext, ServerSpec } from './provider.ts';
 import { QemuProvider } from './qemu.ts';
 import { buildRefs, WORKTREE_REF } from './refs.ts';
 import { writeReportFiles } from './report.ts';
-import { appendFailure, appendRawRow, createRunDir, writeConfig, type RawRow } from './results.ts';
+import { appendCanaryRow, appendFailure, appendRawRow, createRunDir, writeConfig, type RawRow } from './results.ts';
 import { mergeResumedRecord, planResume, type ResumePlan, type ResumeState } from './resume.ts';
 import { matrixRecord, newRunRecord, type GitRecord, type HostRecord, type RunRecord, type ServerRecord } from './run-record.ts';
 import { MAX_REPLACEMENTS, runMatrix } from './runner.ts';
@@ -227,6 +228,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
   const total = run.jobs.length;
   let k = 0;
   const started = new Set<string>(); // (side, memory, size) with an iteration run by this process
+  let lastCase = '';
   const record = (o: IterationOutcome, j: Job<Case>) => {
     const side = run.sides[j.side];
     side.rows.push(o.row);
@@ -259,6 +261,13 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
           // ample, and already the knob a slow environment raises (no second setting to keep in step).
           authTimeoutSeconds: m.readinessTimeoutSeconds * env.timeoutFactor,
         };
+        // The machine canary before each case: how fast the host itself was at this point of the run.
+        const caseKey = `${c.memoryMb}MB ${c.size.label}`;
+        if (caseKey !== lastCase) {
+          lastCase = caseKey;
+          const t = runCanary(localDataParent());
+          for (const s of run.sides) appendCanaryRow(s.dir, { at: new Date().toISOString(), before_case: caseKey, ...t });
+        }
         // A resumed case whose warm-up ran before the interruption goes on in a fresh, cold environment:
         // one upload first, not recorded, warms it as the recorded warm-up did.
         const warmKey = `${j.side}/${c.memoryMb}/${c.size.bytes}`;
