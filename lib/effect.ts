@@ -93,44 +93,44 @@ export function shiftInterval(x: readonly number[], y: readonly number[], alpha 
   const diffs = new Float64Array(n1 * n2);
   let k = 0;
   for (const xi of x) for (const yj of y) diffs[k++] = yj - xi;
-  diffs.sort();
-  const estimate = sortedMedian(diffs);
+  const estimate = medianOf(diffs);
   const N = diffs.length;
   const exact = n1 + n2 <= exactMaxN;
-  const p = mannWhitney(x, y, exactMaxN).p;
-  if (exact && (hasTies(x) || hasTies(y))) return { estimate, ...scanShift(x, y, diffs, alpha), p, exact };
+  const ties = hasTies(x) || hasTies(y);
+  if (exact && ties) return { estimate, ...scanShift(x, y, diffs.sort(), alpha), p: mannWhitney(x, y).p, exact };
   // No ties within a sample: at every shift off the pairwise differences the
   // pooled ranks are 1..n, so one distribution serves and the count of
   // differences below the shift, c, is U. Accepted: |c - N/2| <= dev.
   const dev = exact ? exactUAcceptance(n1, n2, alpha) : normalAcceptance(Math.sqrt((n1 * n2 * (n1 + n2 + 1)) / 12), alpha);
+  // Without ties in the pooled sample the exact p comes from the same cached distribution (U = pairs with y_j < x_i).
+  const below = diffs.reduce((c, v) => (v < 0 ? c + 1 : c), 0);
+  const p = exact && !diffs.includes(0) ? mwTail(n1, n2).get(Math.abs(2 * below - N))! : mannWhitney(x, y, exactMaxN).p;
   return { estimate, ...orderStatInterval(diffs, N, dev), p, exact };
 }
 
 /** The largest |U - n1 n2 / 2| that the exact test (no ties) does not reject at alpha. */
 function exactUAcceptance(n1: number, n2: number, alpha: number): number {
-  const ranks2 = Array.from({ length: n1 + n2 }, (_, i) => 2 * (i + 1));
-  const counts = cached(`mw:${n1}:${n2}`, () => rankSumCounts(n1, ranks2));
-  // Doubled U = s - n1 (n1 + 1); doubled deviation from the mean = |that - n1 n2|.
-  return acceptance(counts, (s) => Math.abs(s - n1 * (n1 + 1) - n1 * n2), alpha) / 2;
+  return acceptance(mwTail(n1, n2), alpha) / 2;
 }
 
-/** Largest deviation d (as dev(s) measures it) whose two-sided p = P(dev >= d) is >= alpha; -1 when none. */
-function acceptance(counts: Float64Array, dev: (s: number) => number, alpha: number): number {
-  const byDev = new Map<number, number>();
-  let total = 0;
-  for (let s = 0; s < counts.length; s++) {
-    if (counts[s] === 0) continue;
-    total += counts[s];
-    byDev.set(dev(s), (byDev.get(dev(s)) ?? 0) + counts[s]);
-  }
-  const devs = [...byDev.keys()].sort((a, b) => b - a);
-  let tail = 0;
-  for (const d of devs) {
-    tail += byDev.get(d)!;
-    if (tail / total >= alpha) return d; // p(d) = P(dev >= d) first reaches alpha here, going inwards
-  }
-  return -1;
+/** Two-sided p of each doubled deviation |2U - n1 n2| without ties. */
+function mwTail(n1: number, n2: number): Map<number, number> {
+  const ranks2 = Array.from({ length: n1 + n2 }, (_, i) => 2 * (i + 1));
+  // Doubled U = s - n1 (n1 + 1); doubled deviation from the mean = |that - n1 n2|.
+  return tailTable(`mw:${n1}:${n2}`, () => rankSumCounts(n1, ranks2), (s) => Math.abs(s - n1 * (n1 + 1) - n1 * n2));
 }
+
+/** Largest deviation whose two-sided p is >= alpha (-1 when none): the acceptance region is |deviation| <= it. */
+function acceptance(tail: Map<number, number>, alpha: number): number {
+  const known = accepted.get(tail)?.get(alpha);
+  if (known !== undefined) return known;
+  let best = -1;
+  for (const [d, p] of tail) if (p >= alpha && d > best) best = d;
+  if (!accepted.has(tail)) accepted.set(tail, new Map());
+  accepted.get(tail)!.set(alpha, best);
+  return best;
+}
+const accepted = new WeakMap<Map<number, number>, Map<number, number>>();
 
 /** Continuity-corrected normal acceptance: |c - mean| <= z sigma + 1/2. */
 function normalAcceptance(sigma: number, alpha: number): number {
@@ -138,14 +138,14 @@ function normalAcceptance(sigma: number, alpha: number): number {
 }
 
 /**
- * The interval from sorted differences when the statistic at a shift is the
+ * The interval from the differences when the statistic at a shift is the
  * count of differences below it and counts c with |c - N/2| <= dev are
- * accepted: [D_(L), D_(N-L+1)] with L the smallest accepted count.
+ * accepted: [D_(L), D_(N-L+1)] (order statistics) with L the smallest accepted count.
  */
-function orderStatInterval(sorted: Float64Array, N: number, dev: number): { lo: number; hi: number } {
+function orderStatInterval(values: Float64Array, N: number, dev: number): { lo: number; hi: number } {
   const L = Math.ceil(N / 2 - dev - 1e-9);
   if (L < 1) return { lo: -Infinity, hi: Infinity };
-  return { lo: sorted[L - 1], hi: sorted[N - L] };
+  return { lo: select(values, L - 1), hi: select(values, N - L) };
 }
 
 /**
@@ -160,8 +160,8 @@ function scanShift(x: readonly number[], y: readonly number[], sorted: Float64Ar
     const ranks2 = doubledMidRanks([...x, ...y.map((v) => v - delta)]);
     const u2 = ranks2.slice(0, n1).reduce((s, r) => s + r, 0) - n1 * (n1 + 1);
     const key = [...ranks2].sort((a, b) => a - b).join(',');
-    const counts = cached(`mwt:${n1}:${key}`, () => rankSumCounts(n1, ranks2));
-    return tailP(counts, (s) => Math.abs(s - n1 * (n1 + 1) - n1 * n2), Math.abs(u2 - n1 * n2));
+    const tail = tailTable(`mw:${n1}:${key}`, () => rankSumCounts(n1, ranks2), (s) => Math.abs(s - n1 * (n1 + 1) - n1 * n2));
+    return tail.get(Math.abs(u2 - n1 * n2))!;
   };
   return scanCells(distinct(sorted), pAt, alpha);
 }
@@ -198,19 +198,25 @@ export function signedRank(d: readonly number[], exactMaxN = SIGNED_RANK_EXACT_M
     const z = Math.max(0, dev / 4 - 0.5) / sd;
     return { tPlus, p: Math.min(1, erfc(z / Math.SQRT2)), method: 'normal' };
   }
-  return { tPlus, p: tailP(signedCounts(signed), (s) => Math.abs(2 * s - sum2), dev), method: 'exact' };
+  // Without ties or zeros the ranks are 1..n, whatever the data: one distribution per n.
+  const key = signed.length === d.length && !hasTies(ranks2) ? `sr:${d.length}` : `srt:${[...signed].sort((a, b) => a - b).join(',')}`;
+  const tail = tailTable(key, () => signedCounts(signed), (s) => Math.abs(2 * s - sum2));
+  return { tPlus, p: tail.get(dev)!, method: 'exact' };
 }
 
 /** counts[s]: how many sign patterns give doubled positive-rank sum s. */
 function signedCounts(ranks2: readonly number[]): Float64Array {
-  const key = [...ranks2].sort((a, b) => a - b).join(',');
-  return cached(`sr:${key}`, () => {
-    const max = ranks2.reduce((s, r) => s + r, 0);
-    const c = new Float64Array(max + 1);
-    c[0] = 1;
-    for (const r of ranks2) for (let s = max; s >= r; s--) c[s] += c[s - r];
-    return c;
-  });
+  const max = ranks2.reduce((s, r) => s + r, 0);
+  const c = new Float64Array(max + 1);
+  c[0] = 1;
+  for (const r of ranks2) for (let s = max; s >= r; s--) c[s] += c[s - r];
+  return c;
+}
+
+/** The largest |T+ - n(n+1)/4| the exact signed-rank test (no ties, no zeros) does not reject at alpha. */
+function signedRankAcceptance(n: number, alpha: number): number {
+  const ranks2 = Array.from({ length: n }, (_, i) => 2 * (i + 1));
+  return acceptance(tailTable(`sr:${n}`, () => signedCounts(ranks2), (s) => Math.abs(2 * s - n * (n + 1))), alpha) / 4;
 }
 
 /** Median of the Walsh averages (d_i + d_j) / 2, i <= j, with the inverted signed-rank interval. */
@@ -221,38 +227,79 @@ export function oneSampleInterval(d: readonly number[], alpha = 0.05, exactMaxN 
   const walsh = new Float64Array(M);
   let k = 0;
   for (let i = 0; i < n; i++) for (let j = i; j < n; j++) walsh[k++] = (d[i] + d[j]) / 2;
-  walsh.sort();
-  const estimate = sortedMedian(walsh);
+  const estimate = medianOf(walsh);
   const exact = n <= exactMaxN;
   const p = signedRank(d, exactMaxN).p;
   if (exact && hasTies(d)) {
     // At a shift off the Walsh averages no d - theta is zero and only equal d tie.
     const pAt = (theta: number) => signedRank(d.map((v) => v - theta), exactMaxN).p;
-    return { estimate, ...scanCells(distinct(walsh), pAt, alpha), p, exact };
+    return { estimate, ...scanCells(distinct(walsh.sort()), pAt, alpha), p, exact };
   }
   // No equal d: off the Walsh averages the ranks are 1..n and T+ is the count of averages above the shift.
   let dev: number;
   if (exact) {
-    const ranks2 = Array.from({ length: n }, (_, i) => 2 * (i + 1));
-    dev = acceptance(signedCounts(ranks2), (s) => Math.abs(2 * s - n * (n + 1)), alpha) / 4;
+    dev = signedRankAcceptance(n, alpha);
   } else {
     dev = normalAcceptance(Math.sqrt((n * (n + 1) * (2 * n + 1)) / 24), alpha);
   }
   return { estimate, ...orderStatInterval(walsh, M, dev), p, exact };
 }
 
+/**
+ * Whether oneSampleInterval(d, alpha) lies inside [lo, hi], cheaply: without
+ * equal d the interval is [W_(L), W_(M-L+1)] of the Walsh averages, so it
+ * suffices that fewer than L of them fall below lo and fewer than L above
+ * hi (a count, no ordering). With equal d, or above the exact limit, it
+ * computes the interval. For the sequential rule, which asks at every look.
+ */
+export function pairedIntervalInside(d: readonly number[], lo: number, hi: number, alpha = 0.05, exactMaxN = SIGNED_RANK_EXACT_MAX_N): boolean {
+  const n = d.length;
+  if (n > exactMaxN || hasTies(d)) {
+    const c = oneSampleInterval(d, alpha, exactMaxN);
+    return c.lo >= lo && c.hi <= hi;
+  }
+  const M = (n * (n + 1)) / 2;
+  const dev = signedRankAcceptance(n, alpha);
+  const L = Math.ceil(M / 2 - dev - 1e-9);
+  if (L < 1) return false;
+  let below = 0;
+  let above = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = i; j < n; j++) {
+      const w = (d[i] + d[j]) / 2;
+      if (w < lo) below++;
+      else if (w > hi) above++;
+    }
+  }
+  return below < L && above < L;
+}
+
 // ---- shared ----
 
-/** P(dev(S) >= observed) for S distributed as counts. */
-function tailP(counts: Float64Array, dev: (s: number) => number, observed: number): number {
+/**
+ * The two-sided p of every deviation the statistic can take: P(dev(S) >= d)
+ * for S distributed as counts, keyed by d (the deviations are integers).
+ */
+function tailTable(key: string, counts: () => Float64Array, dev: (s: number) => number): Map<number, number> {
+  let t = tables.get(key);
+  if (t) return t;
+  const c = counts();
+  const byDev = new Map<number, number>();
   let total = 0;
-  let extreme = 0;
-  for (let s = 0; s < counts.length; s++) {
-    if (counts[s] === 0) continue;
-    total += counts[s];
-    if (dev(s) >= observed - 1e-9) extreme += counts[s];
+  for (let s = 0; s < c.length; s++) {
+    if (c[s] === 0) continue;
+    total += c[s];
+    byDev.set(dev(s), (byDev.get(dev(s)) ?? 0) + c[s]);
   }
-  return Math.min(1, extreme / total);
+  t = new Map();
+  let tail = 0;
+  for (const d of [...byDev.keys()].sort((a, b) => b - a)) {
+    tail += byDev.get(d)!;
+    t.set(d, Math.min(1, tail / total));
+  }
+  if (tables.size > 2000) tables.clear();
+  tables.set(key, t);
+  return t;
 }
 
 /**
@@ -275,9 +322,40 @@ function scanCells(v: number[], pAt: (t: number) => number, alpha: number): { lo
   return { lo: first === 0 ? -Infinity : v[first - 1], hi: last === v.length ? Infinity : v[last] };
 }
 
-function sortedMedian(s: Float64Array): number {
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+function medianOf(xs: Float64Array): number {
+  const mid = xs.length >> 1;
+  return xs.length % 2 === 1 ? select(xs, mid) : (select(xs, mid - 1) + select(xs, mid)) / 2;
+}
+
+/**
+ * The k-th smallest (0-based) by Hoare's quickselect, reordering xs in place
+ * (its values stay the same, so selections can follow one another): the
+ * sequential rule asks for three order statistics of about a thousand Walsh
+ * averages at every look, which a full sort makes several times slower.
+ */
+function select(xs: Float64Array, k: number): number {
+  let lo = 0;
+  let hi = xs.length - 1;
+  while (hi > lo) {
+    const pivot = xs[(lo + hi) >> 1];
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (xs[i] < pivot) i++;
+      while (xs[j] > pivot) j--;
+      if (i <= j) {
+        const t = xs[i];
+        xs[i] = xs[j];
+        xs[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return xs[k];
+  }
+  return xs[k];
 }
 
 function distinct(sorted: Float64Array): number[] {
@@ -292,16 +370,7 @@ function hasTies(xs: readonly number[]): boolean {
 
 // Null distributions depend only on the sample sizes and the tie pattern; the
 // sequential rule and the intervals ask for the same ones again and again.
-const distributions = new Map<string, Float64Array>();
-function cached(key: string, make: () => Float64Array): Float64Array {
-  let c = distributions.get(key);
-  if (!c) {
-    if (distributions.size > 2000) distributions.clear();
-    c = make();
-    distributions.set(key, c);
-  }
-  return c;
-}
+const tables = new Map<string, Map<number, number>>();
 
 // ---- family-wise control ----
 
