@@ -313,7 +313,7 @@ function scanCells(v: number[], pAt: (t: number) => number, alpha: number): { lo
   let first = 0;
   while (first < cells && pAt(probe(first)) < alpha) first++;
   if (first === cells) {
-    // Nothing accepted (cannot happen for a proper test, whose central gap has p near 1): the estimate alone.
+    // No gap accepted: constant samples, whose only accepted shift is their one breakpoint (p = 1 there).
     const mid = v[v.length >> 1];
     return { lo: mid, hi: mid };
   }

@@ -58,7 +58,7 @@ export interface Detectable {
  * (z_{1-level/2} + z_{0.8}) x SE; the iterations that would bring that down
  * to the noise band scale with its square. Never fewer than the exact test
  * needs to reach `level` at all (`minIterations`). null for fewer than 2
- * values a side, or no spread.
+ * values a side.
  */
 export function detectable(
   spreadSd: number,
@@ -68,7 +68,9 @@ export function detectable(
   noisePct: number,
   minIterations: number,
 ): Detectable | null {
-  if (n < 2 || !(spreadSd > 0)) return null;
+  if (n < 2) return null;
+  // No spread at all: any change shows once the exact test can reach the level.
+  if (!(spreadSd > 0)) return { pct: 0, iterations: minIterations };
   const factor = paired ? 1 / n : 2 / n;
   const z = normalQuantile(1 - level / 2) + normalQuantile(0.8);
   const mde = z * spreadSd * Math.sqrt(factor);

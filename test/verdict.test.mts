@@ -41,7 +41,7 @@ describe('verdicts', { timeout: 300_000 }, () => {
     assert.ok(Math.abs(d.pct - 13.0) < 0.1, String(d.pct));
     // To bring 0.1222 down to log(1.03) = 0.02956: 10 x (0.1222 / 0.02956)^2 = 171 pairs.
     assert.ok(Math.abs(d.iterations - 171) <= 1, String(d.iterations));
-    assert.equal(detectable(0, 10, true, 0.05, 3, 5), null);
+    assert.deepEqual(detectable(0, 10, true, 0.05, 3, 5), { pct: 0, iterations: 5 });
     assert.equal(detectable(0.1, 1, false, 0.05, 3, 5), null);
   });
 
