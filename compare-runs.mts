@@ -3,15 +3,15 @@
 //
 //   ./compare-runs results/20261124-101500 results/20261124-113000
 //
-// Exit 0 nothing regressed (or too few iterations to tell: the verdict says
-// "inconclusive"), 1 a case slower (significant) or failing more often, 2 bad
-// input. The last line of stdout is the comparison's folder.
+// Exit 0 nothing regressed (or the samples cannot tell: the verdict says
+// "inconclusive"), 1 a case slower (after Holm across the cases) or failing
+// more often, 2 bad input. The last line of stdout is the comparison's folder.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { comparisonChartSvg } from './lib/charts.ts';
 import { compareRuns, DEFAULT_THRESHOLDS, type Thresholds } from './lib/compare.ts';
-import { renderCompare } from './lib/compare-report.ts';
+import { compareJson, renderCompare } from './lib/compare-report.ts';
 import { InputError, PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { loadRun } from './lib/load-run.ts';
 import { makeOutputDir } from './lib/results.ts';
@@ -20,15 +20,23 @@ import { SUITE_DIR } from './lib/paths.ts';
 const HELP = `Usage: compare-runs BASELINE CANDIDATE [options]
 
 Compares two results folders written by run-tests, case by case (file size x
-memory limit), and prints a Markdown comparison. Exit 0 when nothing
-regressed, 1 when a case is significantly slower or fails more often than in
-the baseline, 2 on bad input. With too few measured iterations for p to reach
-the alpha (fewer than 4 v 4 at 0.05) the verdict is "inconclusive", exit 0.
+memory limit), and prints a Markdown comparison: per metric the change
+(candidate / baseline) as "-4.1% [-9.0%, +0.8%]" with its 95% interval, the
+p-value adjusted across the cases (Holm), and a verdict:
+  faster/slower  adjusted p < alpha, the interval excludes 0, and the change
+                 is at least the noise band
+  same           the whole interval lies inside ±noise
+  inconclusive   anything else; it says the smallest change the sample could
+                 detect and the iterations that would detect the noise band
+Two sides of one interleaved run (run-tests --ref A --ref B) are compared
+round by round (paired); two separate runs as independent samples.
+Exit 0 when nothing regressed (inconclusive included), 1 when a case is
+slower or fails more often than in the baseline, 2 on bad input.
 
 Options:
-  --alpha P     significance level for the Mann-Whitney U test (default ${DEFAULT_THRESHOLDS.alpha})
-  --noise PCT   changes below this many percent are noise, shown as ~ (default ${DEFAULT_THRESHOLDS.noisePct})
-  --out DIR     folder for compare.md and throughput.svg
+  --alpha P     family-wise significance level across the cases (default ${DEFAULT_THRESHOLDS.alpha})
+  --noise PCT   the noise band in percent: smaller changes are not called (default ${DEFAULT_THRESHOLDS.noisePct})
+  --out DIR     folder for compare.md, compare.json and throughput.svg
                 (default results/compare-BASELINE-vs-CANDIDATE in the suite's folder)
   -h, --help    this text
 `;
@@ -73,6 +81,7 @@ async function run(argv: string[], io: Io): Promise<number> {
   const template = fs.readFileSync(path.join(SUITE_DIR, 'templates', 'compare.md.mustache'), 'utf8');
   const markdown = renderCompare(comparison, template, chart);
   fs.writeFileSync(path.join(outDir, 'compare.md'), markdown);
+  fs.writeFileSync(path.join(outDir, 'compare.json'), compareJson(comparison));
   for (const w of comparison.warnings) io.stderr.write(`Warning: ${w}\n`);
   io.stdout.write(markdown);
   io.stdout.write(`${outDir}\n`);

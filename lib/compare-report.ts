@@ -1,8 +1,9 @@
 // Renders a Comparison (lib/compare.ts) as compare.md through
-// templates/compare.md.mustache. Pure: the caller reads the template and
-// writes the result; numbers are formatted here, with their units.
+// templates/compare.md.mustache, and as compare.json for machines. Pure: the
+// caller reads the template and writes the result; numbers are formatted
+// here, with their units.
 import Mustache from 'mustache';
-import type { CaseComparison, Comparison, Summary } from './compare.ts';
+import type { CaseComparison, Comparison, MetricComparison, Summary } from './compare.ts';
 import type { RunRecord } from './run-record.ts';
 
 const MiB = 2 ** 20;
@@ -22,6 +23,14 @@ export function fmtChange(pct: number | null): string {
   if (pct === null) return '—';
   const s = pct.toFixed(1);
   return s === '-0.0' || pct >= 0 ? `+${s.replace('-', '')}%` : `${s}%`;
+}
+
+/** A change with its interval: "-4.1% [-9.0%, +0.8%]"; an unbounded end is "-∞" or "+∞". */
+export function fmtInterval(m: Pick<MetricComparison, 'changePct' | 'loPct' | 'hiPct' | 'change'>): string {
+  if (m.changePct === null || !m.change) return '—';
+  const lo = m.change.lo === -Infinity ? '-∞' : fmtChange(m.loPct);
+  const hi = m.change.hi === Infinity ? '+∞' : fmtChange(m.hiPct);
+  return `${fmtChange(m.changePct)} [${lo}, ${hi}]`;
 }
 
 function fmtSummary(s: Summary | null, unit: string): string {
@@ -66,30 +75,46 @@ function failureText(k: CaseComparison): string | null {
 
 function metricVerdict(k: CaseComparison, i: number): string {
   const m = k.metrics[i];
+  const word = m.verdict === 'inconclusive' && m.detectable ? `inconclusive (could detect ±${m.detectable.pct.toFixed(1)}%)` : m.verdict;
   // The throughput row also carries the case's failures, so they show up where people look first.
-  const parts = i === 0 ? [failureText(k), m.verdict] : [m.verdict];
+  const parts = i === 0 ? [failureText(k), word] : [word];
   const text = parts.filter((x) => x !== null).join('; ');
   return text === '' ? '—' : text;
+}
+
+/** "5 v 5" for separate runs; "12 pairs" paired by round; "24 of 30 rounds" when a stopping rule judged the first 24. */
+function sampleSize(k: CaseComparison, m: MetricComparison): string {
+  if (!k.paired || !m.change) return `${m.base?.n ?? 0} v ${m.cand?.n ?? 0}`;
+  const pairs = m.change.n as number;
+  return m.metric.key === 'throughput_mib_s' && k.rounds !== null ? `${k.rounds} rounds` : `${pairs} pairs`;
 }
 
 /** The Markdown comparison; `chart` is the SVG's path relative to compare.md. */
 export function renderCompare(c: Comparison, template: string, chart: string): string {
   const inc = c.inconclusive;
-  // A regression found elsewhere stands; otherwise cases that could not reach significance forbid "no change".
+  // A regression found elsewhere stands; otherwise cases that cannot tell forbid "no change".
   const overall =
     c.exitCode === 1
       ? `REGRESSED: ${c.counts.slower} case(s) slower, ${c.counts.newlyFailed} newly failed, ${c.counts.failsMore} failing more often`
       : inc
-        ? `inconclusive: ${inc.cases} case(s) have too few iterations to tell (p can be no lower than ${inc.minP.toFixed(3)}); ` +
-          `run with --iterations ${inc.iterationsNeeded} or more`
+        ? `inconclusive: ${inc.cases} case(s) cannot tell a ${c.thresholds.noisePct}% change from noise` +
+          (inc.iterationsNeeded !== null ? `; run with --iterations ${inc.iterationsNeeded} or more, or interleaved (--ref A --ref B)` : '')
         : c.counts.faster > 0 || c.counts.fixed > 0 || c.counts.failsLess > 0
           ? 'improved, nothing regressed'
-          : 'no significant change';
+          : `no change beyond ±${c.thresholds.noisePct}%`;
   const view = {
     base: c.base,
     cand: c.cand,
     alpha: c.thresholds.alpha,
     noisePct: c.thresholds.noisePct,
+    confidence: Number(((1 - c.thresholds.alpha) * 100).toFixed(6)),
+    paired: c.cases.some((k) => k.paired),
+    rule: c.stoppingRule && {
+      looks: c.stoppingRule.looks.join(', '),
+      alpha: c.stoppingRule.alpha,
+      cases: c.stoppingRule.cases,
+      noisePct: c.stoppingRule.noise_pct,
+    },
     geomeanCases: c.geomeanCases,
     geomean: c.throughputGeomean === null ? '—' : `${c.throughputGeomean.toFixed(3)} (${fmtChange((c.throughputGeomean - 1) * 100)})`,
     counts: c.counts,
@@ -108,11 +133,11 @@ export function renderCompare(c: Comparison, template: string, chart: string): s
         return {
           fileSize: k.fileSize,
           memoryLimit: k.memoryLimit,
-          n: `${m.base?.n ?? 0} v ${m.cand?.n ?? 0}`,
+          n: sampleSize(k, m),
           base: fmtSummary(m.base, m.metric.unit),
           cand: fmtSummary(m.cand, m.metric.unit),
-          change: fmtChange(m.changePct),
-          p: fmtP(m.p),
+          change: fmtInterval(m),
+          p: fmtP(m.pAdjusted),
           verdict: metricVerdict(k, i),
         };
       }),
@@ -121,4 +146,54 @@ export function renderCompare(c: Comparison, template: string, chart: string): s
     })).filter((t) => t.measured),
   };
   return Mustache.render(template, view, {}, { escape: (s: string) => s });
+}
+
+/** compare.json: the comparison for machines, percent changes with their intervals (null where unbounded). */
+export function compareJson(c: Comparison): string {
+  const finite = (x: number | null) => (x === null || !Number.isFinite(x) ? null : x);
+  return `${JSON.stringify(
+    {
+      baseline: c.base.name,
+      candidate: c.cand.name,
+      alpha: c.thresholds.alpha,
+      noise_pct: c.thresholds.noisePct,
+      stopping_rule: c.stoppingRule,
+      exit_code: c.exitCode,
+      counts: c.counts,
+      throughput_geomean: c.throughputGeomean,
+      inconclusive: c.inconclusive,
+      cases: c.cases.map((k) => ({
+        file_size: k.fileSize,
+        memory_limit: k.memoryLimit,
+        verdict: k.verdict,
+        failures: k.failures,
+        failure_rate: { baseline: [k.base.failures.length, k.base.rows.length], candidate: [k.cand.failures.length, k.cand.rows.length] },
+        paired: k.paired,
+        rounds: k.rounds,
+        metrics: Object.fromEntries(
+          k.metrics.map((m) => [
+            m.metric.key,
+            {
+              n: m.change?.n ?? [m.base?.n ?? 0, m.cand?.n ?? 0],
+              baseline_median: m.base?.median ?? null,
+              candidate_median: m.cand?.median ?? null,
+              change_pct: finite(m.changePct),
+              interval_pct: m.change ? [m.change.lo === -Infinity ? null : finite(m.loPct), finite(m.hiPct)] : null,
+              confidence: m.change?.confidence ?? null,
+              method: m.change?.method ?? null,
+              p: m.p,
+              p_adjusted: m.pAdjusted,
+              verdict: m.verdict,
+              detectable_pct: m.detectable?.pct ?? null,
+              iterations_to_detect_noise: m.detectable?.iterations ?? null,
+            },
+          ]),
+        ),
+      })),
+      only_one_side: c.onlyOneSide,
+      warnings: c.warnings,
+    },
+    null,
+    2,
+  )}\n`;
 }

@@ -1,8 +1,10 @@
 // Compares two runs' rows, case by case, into a Comparison: per metric the
-// medians, spread, change and Mann-Whitney p-value, a throughput verdict and
-// a failure verdict per case (benchstat style), cases present on one side
-// only, summary counts, the geometric mean of throughput ratios and warnings
-// about differing settings.
+// medians and spread, the change with its 95% interval (Hodges-Lehmann, on
+// the log scale: paired by iteration when both runs are sides of one
+// interleaved run, else unpaired), p and Holm-adjusted p across the cases, a
+// verdict per metric (lib/verdict.ts) and a failure verdict per case, cases
+// present on one side only, summary counts, the geometric mean of throughput
+// ratios and warnings about differing settings.
 //
 //   const c = compareRuns(base, cand, { alpha: 0.05, noisePct: 3 })
 //   c.exitCode  // 0 nothing regressed, 1 a case slower or failing more often
@@ -11,12 +13,15 @@
 import type { RawRow } from './results.ts';
 import type { RunRecord } from './run-record.ts';
 import { caseSide, groupCases, throughputOf, warmupFor, type CaseSide } from './cases.ts';
-import { cvPct, geomean, mannWhitney, max, median, min, minPossibleP, spreadPct } from './stats.ts';
+import { holm, pairedChange, unpairedChange, type Change } from './effect.ts';
+import { decideAtLook, lastLookReached, lookLevels, type StoppingRule } from './sequential.ts';
+import { cvPct, geomean, max, median, min, minPossibleP, spreadPct } from './stats.ts';
+import { changeVerdict, detectable, sd, type Detectable } from './verdict.ts';
 
 export interface Thresholds {
-  /** A change is significant only when p < alpha. */
+  /** Family-wise: a change is significant only when its Holm-adjusted p < alpha. */
   alpha: number;
-  /** Changes smaller than this (in percent of the baseline median) are noise. */
+  /** Changes inside ±noisePct percent are noise. */
   noisePct: number;
 }
 export const DEFAULT_THRESHOLDS: Thresholds = { alpha: 0.05, noisePct: 3 };
@@ -25,12 +30,6 @@ export const DEFAULT_THRESHOLDS: Thresholds = { alpha: 0.05, noisePct: 3 };
 export const NOISY_CV_PCT = 10;
 /** Above this median host CPU pressure during uploads, a run was paced by other load on the machine. */
 export const CONTENDED_PRESSURE_PCT = 25;
-
-/** The one place a change becomes a verdict: '~' unless significant and above the noise threshold. */
-export function verdict(changePct: number | null, p: number, better: 'higher' | 'lower', t: Thresholds): '~' | 'better' | 'worse' {
-  if (changePct === null || p >= t.alpha || Math.abs(changePct) < t.noisePct) return '~';
-  return changePct > 0 === (better === 'higher') ? 'better' : 'worse';
-}
 
 export interface MetricDef {
   key: 'throughput_mib_s' | 'duration_seconds' | 'processing_seconds' | 'peak_memory_bytes' | 'server_peak_rss_bytes';
@@ -61,14 +60,23 @@ export interface MetricComparison {
   metric: MetricDef;
   base: Summary | null;
   cand: Summary | null;
+  /** Candidate against baseline (log scale, with its 95% interval and p); null when a side has no positive value. */
+  change: Change | null;
+  /** The change and its interval in percent (the bounds may be -100 and Infinity when unbounded). */
   changePct: number | null;
+  loPct: number | null;
+  hiPct: number | null;
   p: number | null;
-  /** '~', one of metric.words, 'too few iterations', or null when a side has no value. */
+  /** p adjusted for the family (Holm across the cases; for a sequential run, to the look's level). */
+  pAdjusted: number | null;
+  /** One of metric.words, 'same', 'inconclusive', or null when there is no change to judge. */
   verdict: string | null;
+  /** For an inconclusive verdict: the smallest change this sample could detect, and the iterations that would detect the noise band. */
+  detectable: Detectable | null;
 }
 
-/** Throughput of the measured successes: one of METRICS[0].words, '~', 'too few iterations', or 'no data' when a side has none. */
-export type CaseVerdict = '~' | 'faster' | 'slower' | 'too few iterations' | 'no data';
+/** Throughput of the measured successes: faster, slower, same, inconclusive, or 'no data' when a side has none. */
+export type CaseVerdict = 'faster' | 'slower' | 'same' | 'inconclusive' | 'no data';
 
 /** Failure rate, candidate against baseline, warm-up included: 'regressed' from none, 'fixed' to none. */
 export type FailureVerdict = 'regressed' | 'fixed' | 'fails more' | 'fails less' | 'still failing';
@@ -82,6 +90,10 @@ export interface CaseComparison {
   cand: CaseSide;
   metrics: MetricComparison[];
   verdict: CaseVerdict;
+  /** Paired: iterations of the same number ran back to back in one interleaved run; the pairs compared. */
+  paired: boolean;
+  /** For a run stopped by a group-sequential rule: the rounds judged (the last look reached). */
+  rounds: number | null;
   /** null when neither side failed. */
   failures: FailureVerdict | null;
   /** Distinct exit reasons of the candidate's failures. */
@@ -108,14 +120,16 @@ export interface Comparison {
   thresholds: Thresholds;
   cases: CaseComparison[];
   onlyOneSide: OneSideCase[];
-  counts: Record<'faster' | 'slower' | 'unchanged' | 'tooFew' | 'fixed' | 'failsLess' | 'newlyFailed' | 'failsMore' | 'stillFailing', number>;
+  counts: Record<'faster' | 'slower' | 'same' | 'inconclusive' | 'fixed' | 'failsLess' | 'newlyFailed' | 'failsMore' | 'stillFailing', number>;
   /** Geometric mean of candidate / baseline median throughput over cases with both; null when none. */
   throughputGeomean: number | null;
   geomeanCases: number;
-  /** Cases whose samples are too small for p to reach alpha: how many, the lowest p any could reach, the iterations (warm-up included) that would do. */
-  inconclusive: { cases: number; minP: number; iterationsNeeded: number } | null;
+  /** Inconclusive cases: how many, the smallest detectable change (percent) among them, and the iterations (warm-up included) that would detect the noise band in all. */
+  inconclusive: { cases: number; detectablePct: number | null; iterationsNeeded: number | null } | null;
+  /** The stopping rule the runs were judged by, when they recorded one. */
+  stoppingRule: StoppingRule | null;
   warnings: string[];
-  /** 0 nothing regressed, 1 a case slower (significant), newly failed or failing more often. */
+  /** 0 nothing regressed, 1 a case slower (after the family-wise rule), newly failed or failing more often. */
   exitCode: 0 | 1;
 }
 
@@ -129,22 +143,48 @@ function summarize(xs: number[]): Summary | null {
   return { n: xs.length, median: median(xs), min: min(xs), max: max(xs), spreadPct: spreadPct(xs) };
 }
 
-function compareMetric(metric: MetricDef, base: RawRow[], cand: RawRow[], t: Thresholds): MetricComparison {
+/** log(candidate / baseline) of a metric for each iteration number both sides measured. */
+function logRatios(base: RawRow[], cand: RawRow[], key: MetricDef['key']): number[] {
+  const byIteration = new Map(base.map((r) => [r.iteration, metricValue(r, key)]));
+  return cand.flatMap((r) => {
+    const x = byIteration.get(r.iteration);
+    const y = metricValue(r, key);
+    return x && y && x > 0 && y > 0 ? [Math.log(y / x)] : [];
+  });
+}
+
+/** A metric's summaries and change, before the family-wise adjustment. */
+function measureMetric(metric: MetricDef, base: RawRow[], cand: RawRow[], paired: boolean, alpha: number): MetricComparison {
   const values = (rows: RawRow[]) => rows.map((r) => metricValue(r, metric.key)).filter((v): v is number => v !== null);
   const a = values(base);
   const b = values(cand);
   const bs = summarize(a);
   const cs = summarize(b);
-  if (!bs || !cs) return { metric, base: bs, cand: cs, changePct: null, p: null, verdict: null };
-  const changePct = bs.median !== 0 ? ((cs.median - bs.median) / Math.abs(bs.median)) * 100 : cs.median === 0 ? 0 : null;
-  const p = mannWhitney(a, b).p;
-  let word: string;
-  if (minPossibleP(a.length, b.length) >= t.alpha) word = 'too few iterations';
-  else {
-    const v = verdict(changePct, p, metric.better, t);
-    word = v === '~' ? '~' : v === 'better' ? metric.words[0] : metric.words[1];
+  const none = { change: null, changePct: null, loPct: null, hiPct: null, p: null, pAdjusted: null, verdict: null, detectable: null };
+  if (!bs || !cs || [...a, ...b].some((v) => !(v > 0))) return { metric, base: bs, cand: cs, ...none };
+  let change: Change;
+  if (paired) {
+    const ratios = logRatios(base, cand, metric.key);
+    if (ratios.length === 0) return { metric, base: bs, cand: cs, ...none };
+    change = pairedChange(ratios, alpha);
+  } else {
+    change = unpairedChange(a, b, alpha);
   }
-  return { metric, base: bs, cand: cs, changePct, p, verdict: word };
+  return { metric, base: bs, cand: cs, ...none, change, changePct: pctOf(change.estimate), loPct: pctOf(change.lo), hiPct: pctOf(change.hi), p: change.p };
+}
+
+const pctOf = (x: number) => (Math.exp(x) - 1) * 100;
+
+/** Spread of the log values the change came from: sd of the paired log ratios, or the pooled within-side sd. */
+function logSpread(m: MetricComparison, base: RawRow[], cand: RawRow[], paired: boolean): { sd: number; n: number } {
+  const logs = (rows: RawRow[]) => rows.map((r) => metricValue(r, m.metric.key)).filter((v): v is number => v !== null && v > 0).map(Math.log);
+  if (paired) {
+    const d = logRatios(base, cand, m.metric.key);
+    return { sd: sd(d), n: d.length };
+  }
+  const [a, b] = [logs(base), logs(cand)];
+  const pooled = Math.sqrt((sd(a) ** 2 * (a.length - 1) + sd(b) ** 2 * (b.length - 1)) / Math.max(1, a.length + b.length - 2));
+  return { sd: pooled, n: Math.floor((2 * a.length * b.length) / (a.length + b.length)) };
 }
 
 function failureVerdict(base: CaseSide, cand: CaseSide): FailureVerdict | null {
@@ -165,9 +205,19 @@ export function iterationsNeeded(alpha: number, warmup: number): number {
   return n + warmup;
 }
 
+/** Both runs are sides of one interleaved run (config.json's `ab`, same parent folder): iteration i of each ran in round i. */
+export function pairedRuns(a: RunRecord | null, b: RunRecord | null): boolean {
+  const [x, y] = [a?.ab, b?.ab];
+  return !!x?.parent && x.parent === y?.parent && x.this_ref !== y.this_ref;
+}
+
+const uniqueIterations = (rows: RawRow[]) => new Set(rows.map((r) => r.iteration)).size === rows.length;
+
 export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFAULT_THRESHOLDS): Comparison {
   const baseCases = groupCases(base.rows);
   const candCases = groupCases(cand.rows);
+  const paired = pairedRuns(base.config, cand.config);
+  const rule = paired ? (base.config?.ab?.stopping_rule ?? null) : null;
   const cases: CaseComparison[] = [];
   const onlyOneSide: OneSideCase[] = [];
   for (const [k, rows] of baseCases) {
@@ -178,7 +228,7 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     }
     const b = caseSide(rows, base.config);
     const c = caseSide(other, cand.config);
-    const metrics = METRICS.map((m) => compareMetric(m, b.successes, c.successes, t));
+    const casePaired = paired && uniqueIterations(b.successes) && uniqueIterations(c.successes);
     cases.push({
       fileSize: rows[0].file_size,
       fileSizeBytes: rows[0].file_size_bytes,
@@ -186,9 +236,12 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
       memoryLimitMb: rows[0].memory_limit_mb,
       base: b,
       cand: c,
-      metrics,
       // Failures do not hide throughput: the successes left on both sides are still compared.
-      verdict: (metrics[0].verdict ?? 'no data') as CaseVerdict,
+      // Intervals at 1 - alpha, so one excludes 0 whenever p < alpha.
+      metrics: METRICS.map((m) => measureMetric(m, b.successes, c.successes, casePaired, t.alpha)),
+      verdict: 'no data',
+      paired: casePaired,
+      rounds: null,
       failures: failureVerdict(b, c),
       newExitReasons: [...new Set(c.failures.map((r) => r.exit_reason))].sort(),
     });
@@ -200,12 +253,24 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
   }
   cases.sort((x, y) => x.memoryLimitMb - y.memoryLimitMb || x.fileSizeBytes - y.fileSizeBytes);
 
+  // Family-wise: per metric, Holm across the cases that have a change.
+  METRICS.forEach((_, i) => {
+    const judged = cases.filter((k) => k.metrics[i].change);
+    const adjusted = holm(judged.map((k) => k.metrics[i].p!));
+    judged.forEach((k, j) => judge(k, i, adjusted[j], t, judged.length));
+  });
+  if (rule) for (const k of cases) if (k.paired) judgeSequential(k, rule);
+  for (const k of cases) {
+    const v = k.metrics[0].verdict;
+    k.verdict = v === null ? 'no data' : (v as CaseVerdict);
+  }
+
   const count = (v: CaseVerdict | FailureVerdict) => cases.filter((c) => c.verdict === v || c.failures === v).length;
   const counts = {
     faster: count('faster'),
     slower: count('slower'),
-    unchanged: count('~'),
-    tooFew: count('too few iterations'),
+    same: count('same'),
+    inconclusive: count('inconclusive'),
     fixed: count('fixed'),
     failsLess: count('fails less'),
     newlyFailed: count('regressed'),
@@ -216,7 +281,7 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     .map((c) => c.metrics[0])
     .filter((m) => m.base && m.cand && m.base.median > 0 && m.cand.median > 0)
     .map((m) => m.cand!.median / m.base!.median);
-  const inconclusive = inconclusiveOf(cases, cand, t);
+  const inconclusive = inconclusiveOf(cases, cand);
 
   return {
     base,
@@ -228,17 +293,60 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     throughputGeomean: ratios.length > 0 ? geomean(ratios) : null,
     geomeanCases: ratios.length,
     inconclusive,
+    stoppingRule: rule,
     warnings: warnings(base, cand, cases, t, inconclusive),
     exitCode: counts.slower > 0 || counts.newlyFailed > 0 || counts.failsMore > 0 ? 1 : 0,
   };
 }
 
-function inconclusiveOf(cases: CaseComparison[], cand: RunInput, t: Thresholds): Comparison['inconclusive'] {
-  const tooFew = cases.filter((c) => c.verdict === 'too few iterations');
-  if (tooFew.length === 0) return null;
-  const minP = min(tooFew.map((c) => minPossibleP(c.base.successes.length, c.cand.successes.length)));
-  const warm = warmupFor(cand.config, new Set(tooFew[0].cand.rows.map((r) => r.iteration)).size);
-  return { cases: tooFew.length, minP, iterationsNeeded: iterationsNeeded(t.alpha, warm) };
+/** A metric's verdict from its Holm-adjusted p; an inconclusive one says what the sample could have detected. */
+function judge(k: CaseComparison, i: number, pAdjusted: number, t: Thresholds, family: number): void {
+  const m = k.metrics[i];
+  const v = changeVerdict(m.change!, pAdjusted, t, m.metric.better);
+  m.pAdjusted = pAdjusted;
+  m.verdict = v === 'better' ? m.metric.words[0] : v === 'worse' ? m.metric.words[1] : v;
+  if (v !== 'inconclusive') return;
+  // The strictest level Holm may ask of a case: alpha / family; and the fewest iterations at which the exact test can reach it.
+  const level = t.alpha / family;
+  const spread = logSpread(m, k.base.successes, k.cand.successes, k.paired);
+  let need = 1;
+  while ((k.paired ? 2 / 2 ** need : minPossibleP(need, need)) >= level && need < 1000) need++;
+  m.detectable = detectable(spread.sd, spread.n, k.paired, level, t.noisePct, need);
+}
+
+/** Throughput of a run stopped by a group-sequential rule: the decision at the last look its rounds reached. */
+function judgeSequential(k: CaseComparison, rule: StoppingRule): void {
+  const m = k.metrics[0];
+  const ratios = logRatios(k.base.successes, k.cand.successes, m.metric.key);
+  const look = lastLookReached(ratios.length, rule);
+  if (look === null) {
+    m.verdict = 'inconclusive';
+    m.pAdjusted = null;
+    return;
+  }
+  const d = decideAtLook(ratios, look, rule);
+  const change = d.change ?? pairedChange(ratios.slice(0, look), Number((1 - rule.confidence).toFixed(12)));
+  Object.assign(m, {
+    change, changePct: pctOf(change.estimate), loPct: pctOf(change.lo), hiPct: pctOf(change.hi),
+    p: d.p, pAdjusted: d.adjustedP, verdict: d.verdict,
+  });
+  k.rounds = look;
+  if (d.verdict === 'inconclusive') {
+    const level = lookLevels(rule).at(-1)!;
+    m.detectable = detectable(sd(ratios.slice(0, look)), look, true, level, rule.noise_pct, rule.looks.at(-1)!);
+  }
+}
+
+function inconclusiveOf(cases: CaseComparison[], cand: RunInput): Comparison['inconclusive'] {
+  const open = cases.filter((c) => c.verdict === 'inconclusive');
+  if (open.length === 0) return null;
+  const known = open.map((c) => c.metrics[0].detectable).filter((d): d is Detectable => d !== null);
+  const warm = warmupFor(cand.config, new Set(open[0].cand.rows.map((r) => r.iteration)).size);
+  return {
+    cases: open.length,
+    detectablePct: known.length ? min(known.map((d) => d.pct)) : null,
+    iterationsNeeded: known.length ? max(known.map((d) => d.iterations)) + warm : null,
+  };
 }
 
 /** Settings that make two runs incomparable when they differ, as [label, value]. */
@@ -306,13 +414,11 @@ function warnings(base: RunInput, cand: RunInput, cases: CaseComparison[], t: Th
     );
   }
   if (inconclusive) {
-    const c = cases.find((k) => k.verdict === 'too few iterations')!;
-    const n1 = c.base.successes.length;
-    const n2 = c.cand.successes.length;
     out.push(
-      `Too few iterations for any p-value to reach alpha ${t.alpha} in ${inconclusive.cases} case(s): with ${n1} v ${n2} measured ` +
-        `iterations the smallest possible p is ${minPossibleP(n1, n2).toFixed(3)}, so no change there can be called significant. ` +
-        `Run with --iterations ${inconclusive.iterationsNeeded} or more (warm-up included).`,
+      `Inconclusive in ${inconclusive.cases} case(s): the samples cannot tell a ${t.noisePct}% change from noise` +
+        (inconclusive.detectablePct !== null ? ` (the smallest change any of them could detect: ${inconclusive.detectablePct.toFixed(1)}%)` : '') +
+        (inconclusive.iterationsNeeded !== null ? `. About --iterations ${inconclusive.iterationsNeeded} (warm-up included) would` : '') +
+        `; an interleaved run (--ref A --ref B) pairs the rounds and needs fewer.`,
     );
   }
   return out;

@@ -9,6 +9,7 @@
 //
 // Pure: no file system here (lib/load-run.ts reads the file).
 import { InputError } from './errors.ts';
+import type { StoppingRule } from './sequential.ts';
 import { DEFAULT_TIMEOUTS, MAX_TIMEOUT_SECONDS, PROVIDERS, type Matrix, type ProviderName } from './matrix.ts';
 
 /** The one schema number config.json carries; a file with another is refused. */
@@ -53,6 +54,8 @@ export interface AbRecord {
   seed: number;
   parent: string;
   order: string;
+  /** Set when rounds were adaptive: the group-sequential rule cases stopped by (lib/sequential.ts), so a re-read run is judged the same way. */
+  stopping_rule?: StoppingRule;
 }
 
 export interface HostRecord { hostname: string; cpu_model: string; cores: number; kernel: string; memory_bytes: number }
@@ -239,6 +242,7 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
       refs: strings(a.refs, 'ab.refs'), this_ref: a.this_ref === undefined ? 0 : whole(a.this_ref, 'ab.this_ref', 0),
       seed: a.seed === undefined ? 0 : whole(a.seed, 'ab.seed', 0), parent: str(a, 'parent', 'ab.parent'), order: str(a, 'order', 'ab.order'),
     };
+    if (a.stopping_rule !== undefined) ab.stopping_rule = stoppingRuleOf(obj(a, 'stopping_rule', 'ab.stopping_rule'), fail);
   }
   const record: RunRecord = {
     suite_version: str(json, 'suite_version', 'suite_version'),
@@ -270,3 +274,16 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
 
 /** The most iterations a record may hold (as matrix.yaml and --iterations allow). */
 const MAX_ITERATIONS_RECORDED = 10_000;
+
+/** ab.stopping_rule, checked field by field: a re-read run is judged by the rule it ran with. */
+function stoppingRuleOf(s: Record<string, unknown>, fail: (field: string, what: string, got: unknown) => never): StoppingRule {
+  const num = (k: string, ok: (n: number) => boolean) => (typeof s[k] === 'number' && ok(s[k] as number) ? (s[k] as number) : fail(`ab.stopping_rule.${k}`, 'is out of range', s[k]));
+  if (s.kind !== 'group-sequential' || s.spending !== 'power') fail('ab.stopping_rule', 'must be a group-sequential rule with power spending', s.kind);
+  const looks = Array.isArray(s.looks) && s.looks.length > 0 && s.looks.every((x, i, a) => Number.isInteger(x) && x > 0 && (i === 0 || x > a[i - 1]))
+    ? (s.looks as number[]) : fail('ab.stopping_rule.looks', 'must be rising whole numbers', s.looks);
+  return {
+    kind: 'group-sequential', spending: 'power', spending_power: num('spending_power', (n) => n > 0),
+    alpha: num('alpha', (n) => n > 0 && n < 1), cases: num('cases', (n) => Number.isInteger(n) && n > 0), looks,
+    noise_pct: num('noise_pct', (n) => n >= 0), confidence: num('confidence', (n) => n > 0 && n < 1),
+  };
+}

@@ -24,12 +24,14 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import busboy from 'busboy';
 
-const USAGE = `Usage: standin [-db PATH] [--throttle-mibs N] [--processing-delay-ms N]
+const USAGE = `Usage: standin [-db PATH] [--throttle-mibs N] [--processing-delay-ms N] [--slowdown-pct N]
                [--crash-after-bytes N] [--status N] [--hold-in-memory] [--corrupt-stored]
 
   -db PATH                 store file; its folder is the data folder (default data/store.db)
   --throttle-mibs N        read upload bodies at most N MiB/s      (env STANDIN_THROTTLE_MIBS)
   --processing-delay-ms N  extra delay after the body, in ms       (env STANDIN_PROCESSING_DELAY_MS)
+  --slowdown-pct N         each upload N% slower: before answering, wait N% of the
+                           time spent receiving and storing it      (env STANDIN_SLOWDOWN_PCT)
   --crash-after-bytes N    exit 3 once an upload body reached N bytes (env STANDIN_CRASH_AFTER_BYTES)
   --status N               answer every upload with HTTP status N  (env STANDIN_STATUS)
   --hold-in-memory         keep every uploaded byte in memory      (env STANDIN_HOLD_IN_MEMORY=1)
@@ -55,6 +57,8 @@ interface Config {
   spoolDir: string;
   throttleMibs: number | null;
   processingDelayMs: number;
+  /** A known proportional slowdown, for testing the statistics end to end. */
+  slowdownPct: number;
   crashAfterBytes: number | null;
   status: number | null;
   holdInMemory: boolean;
@@ -72,6 +76,7 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const knobs: Record<string, string | undefined> = {
     'throttle-mibs': env.STANDIN_THROTTLE_MIBS,
     'processing-delay-ms': env.STANDIN_PROCESSING_DELAY_MS,
+    'slowdown-pct': env.STANDIN_SLOWDOWN_PCT,
     'crash-after-bytes': env.STANDIN_CRASH_AFTER_BYTES,
     status: env.STANDIN_STATUS,
   };
@@ -117,6 +122,7 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     spoolDir: tmpdir(),
     throttleMibs: throttle,
     processingDelayMs: number('processing-delay-ms', knobs['processing-delay-ms'], 0, true) ?? 0,
+    slowdownPct: number('slowdown-pct', knobs['slowdown-pct'], 0, false) ?? 0,
     crashAfterBytes: number('crash-after-bytes', knobs['crash-after-bytes'], 1, true),
     status,
     holdInMemory: isOn(hold),
@@ -468,6 +474,7 @@ function badUpload(err: BadRequest): Reply {
 }
 
 async function handleUpload(req: IncomingMessage, res: ServerResponse, cfg: Config, url: URL): Promise<void> {
+  const started = performance.now();
   const expiration = parseExpiration(url.searchParams.get('expiration'), Date.now());
   if (typeof expiration === 'string') {
     console.error(`standin: invalid expiration URL parameter: ${expiration}`);
@@ -493,6 +500,8 @@ async function handleUpload(req: IncomingMessage, res: ServerResponse, cfg: Conf
     // As in PicoShare, the spool is gone before the client hears back.
     if (got.spoolPath !== null) await removeSpool(got.spoolPath);
   }
+  // STANDIN_SLOWDOWN_PCT: the whole upload takes N% longer, however long its work took (size, disk, load).
+  if (cfg.slowdownPct > 0) await sleep(((performance.now() - started) * cfg.slowdownPct) / 100);
   send(res, reply);
 }
 
@@ -649,6 +658,7 @@ function main(): void {
     const knobs = [
       cfg.throttleMibs !== null && `throttle ${cfg.throttleMibs} MiB/s`,
       cfg.processingDelayMs > 0 && `processing delay ${cfg.processingDelayMs} ms`,
+      cfg.slowdownPct > 0 && `slowdown ${cfg.slowdownPct}%`,
       cfg.crashAfterBytes !== null && `crash after ${cfg.crashAfterBytes} bytes`,
       cfg.status !== null && `status ${cfg.status}`,
       cfg.holdInMemory && 'hold in memory',

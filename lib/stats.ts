@@ -81,7 +81,7 @@ export function mannWhitney(a: readonly number[], b: readonly number[], exactMax
 }
 
 /** 2 x the mid-rank of each value (1-based), in input order. */
-function doubledMidRanks(xs: readonly number[]): number[] {
+export function doubledMidRanks(xs: readonly number[]): number[] {
   const order = xs.map((_, i) => i).sort((i, j) => xs[i] - xs[j]);
   const out = new Array<number>(xs.length);
   for (let i = 0; i < order.length; ) {
@@ -94,9 +94,12 @@ function doubledMidRanks(xs: readonly number[]): number[] {
   return out;
 }
 
-function exactP(dev2: number, n1: number, n2: number, ranks2: readonly number[]): number {
+/**
+ * counts[s]: how many n1-subsets of the pooled values have doubled rank sum s,
+ * for the doubled mid-ranks `ranks2` (integers, so the counting is exact).
+ */
+export function rankSumCounts(n1: number, ranks2: readonly number[]): Float64Array {
   const maxSum = ranks2.reduce((s, r) => s + r, 0);
-  // counts[k][s]: how many k-subsets of the pooled values have doubled rank sum s.
   const counts = Array.from({ length: n1 + 1 }, () => new Float64Array(maxSum + 1));
   counts[0][0] = 1;
   for (const r of ranks2) {
@@ -106,10 +109,14 @@ function exactP(dev2: number, n1: number, n2: number, ranks2: readonly number[])
       for (let s = maxSum; s >= r; s--) if (from[s - r] !== 0) to[s] += from[s - r];
     }
   }
+  return counts[n1];
+}
+
+function exactP(dev2: number, n1: number, n2: number, ranks2: readonly number[]): number {
+  const last = rankSumCounts(n1, ranks2);
   let total = 0;
   let extreme = 0;
-  const last = counts[n1];
-  for (let s = 0; s <= maxSum; s++) {
+  for (let s = 0; s < last.length; s++) {
     if (last[s] === 0) continue;
     total += last[s];
     if (Math.abs(s - n1 * (n1 + 1) - n1 * n2) >= dev2) extreme += last[s];

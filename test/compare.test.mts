@@ -11,9 +11,11 @@ import { $ } from 'zx';
 import { main } from '../compare-runs.mts';
 import { comparisonChartSvg, throughputChartSvg } from '../lib/charts.ts';
 import { warmupFor } from '../lib/cases.ts';
-import { compareRuns, DEFAULT_THRESHOLDS, iterationsNeeded, verdict, type RunInput } from '../lib/compare.ts';
+import { compareRuns, DEFAULT_THRESHOLDS, iterationsNeeded, type RunInput } from '../lib/compare.ts';
 import { loadRun } from '../lib/load-run.ts';
 import { parseRunRecord } from '../lib/run-record.ts';
+import { compareJson, renderCompare } from '../lib/compare-report.ts';
+import { stoppingRule } from '../lib/sequential.ts';
 import { RAW_COLUMNS, rawCsvHeader, rawCsvLine, type RawRow } from '../lib/results.ts';
 import { assertGolden } from './golden.mts';
 import { row } from './raw-row.mts';
@@ -76,21 +78,6 @@ function run(name: string, rows: RawRow[], config: object | null = { schema: 1, 
   return { name, config: config === null ? null : parseRunRecord(config, `${name}/config.json`), rows };
 }
 
-test('verdict: ~ unless p < alpha and the change reaches the noise threshold', () => {
-  const t = { alpha: 0.05, noisePct: 3 };
-  const table: [number | null, number, 'higher' | 'lower', string][] = [
-    [10, 0.01, 'higher', 'better'],
-    [-10, 0.01, 'higher', 'worse'],
-    [10, 0.01, 'lower', 'worse'],
-    [-10, 0.01, 'lower', 'better'],
-    [10, 0.05, 'higher', '~'], // p must be strictly below alpha
-    [2.9, 0.001, 'higher', '~'], // below the noise threshold
-    [-3, 0.001, 'lower', 'better'], // exactly at the threshold counts
-    [null, 0.001, 'lower', '~'],
-  ];
-  for (const [change, p, better, want] of table) assert.equal(verdict(change, p, better, t), want, `${change}% p=${p} ${better}`);
-});
-
 test('warm-up: config value, else iteration 1 when a case has more than one', () => {
   assert.equal(warmupFor({ matrix: { warmup_iterations: 2 } }, 6), 2);
   assert.equal(warmupFor({ matrix: { warmup_iterations: 0 } }, 6), 0);
@@ -112,7 +99,7 @@ test('failed iterations never feed a median, and failures decide fixed / regress
   const regressed = compareRuns(run('a', ok), run('b', failing));
   const k = regressed.cases[0];
   assert.equal(k.failures, 'regressed');
-  assert.equal(k.verdict, '~', 'the successes left are still compared');
+  assert.equal(k.verdict, 'same', 'the successes left are still compared (within ±2%: inside the noise band)');
   assert.deepEqual(k.newExitReasons, ['oom_killed']);
   assert.equal(k.metrics[1].cand!.n, 4);
   assert.equal(k.metrics[1].cand!.max, 1.02, 'the failed 99 s iteration is not in the sample');
@@ -129,18 +116,20 @@ test('failed iterations never feed a median, and failures decide fixed / regress
   assert.equal(compareRuns(run('a', ok), run('b', warmFail)).cases[0].failures, 'regressed');
 });
 
-test('faster, slower and unchanged cases, exit code and throughput geometric mean', () => {
+test('faster, slower and same cases, exit code and throughput geometric mean', () => {
   const mk = (size: number, ds: number[]) => durations(ds, { file_size: `${size}MiB`, file_size_bytes: size * 2 ** 20 });
   const base = run('a', [...mk(1, [2, 1, 1, 1, 1, 1]), ...mk(2, [2, 1, 1, 1, 1, 1]), ...mk(4, [2, 1, 1, 1, 1, 1])]);
-  // 1 MiB: 2x the time (slower); 2 MiB: half the time (faster); 4 MiB: 1% slower (noise).
+  // 1 MiB: 2x the time (slower); 2 MiB: half the time (faster); 4 MiB: 1% slower (inside the noise band: same).
   const cand = run('b', [...mk(1, [2, 2, 2, 2, 2, 2]), ...mk(2, [1, 0.5, 0.5, 0.5, 0.5, 0.5]), ...mk(4, [2, 1.01, 1.01, 1.01, 1.01, 1.01])]);
   const c = compareRuns(base, cand);
-  assert.deepEqual(c.cases.map((k) => k.verdict), ['slower', 'faster', '~']);
-  assert.equal(c.cases[0].metrics[0].changePct, -50);
+  assert.deepEqual(c.cases.map((k) => k.verdict), ['slower', 'faster', 'same']);
+  assert.ok(Math.abs(c.cases[0].metrics[0].changePct! + 50) < 1e-9);
+  // 5 v 5 fully separated: p = 2/252, Holm over 3 cases: x3 for the smallest.
+  assert.ok(Math.abs(c.cases[0].metrics[0].pAdjusted! - 3 * 0.007936507936507936) < 1e-12);
   assert.ok(Math.abs(c.cases[0].metrics[0].p! - 0.007936507936507936) < 1e-12);
   assert.equal(c.counts.slower, 1);
   assert.equal(c.counts.faster, 1);
-  assert.equal(c.counts.unchanged, 1);
+  assert.equal(c.counts.same, 1);
   assert.equal(c.exitCode, 1);
   // Throughput ratios 0.5, 2 and 1/1.01: geometric mean (1/1.01)^(1/3).
   assert.ok(Math.abs(c.throughputGeomean! - (1 / 1.01) ** (1 / 3)) < 1e-12);
@@ -149,20 +138,22 @@ test('faster, slower and unchanged cases, exit code and throughput geometric mea
   assert.equal(c.cases[0].metrics[3].verdict, null);
   const same = compareRuns(base, run('b', base.rows));
   assert.equal(same.exitCode, 0);
-  assert.ok(same.cases.every((k) => k.verdict === '~'));
+  assert.ok(same.cases.every((k) => k.verdict === 'same'));
 });
 
-test('too few iterations for any p-value to reach alpha: said plainly, no verdict', () => {
+test('too few iterations for any p-value to reach alpha: inconclusive, with the iterations that would do', () => {
   const base = run('a', durations([2, 1, 1, 1]));
   const cand = run('b', durations([4, 2, 2, 2]));
   const c = compareRuns(base, cand);
-  assert.equal(c.cases[0].verdict, 'too few iterations');
-  assert.equal(c.counts.tooFew, 1);
+  assert.equal(c.cases[0].verdict, 'inconclusive');
+  assert.equal(c.counts.inconclusive, 1);
   assert.equal(c.exitCode, 0);
-  const w = c.warnings.find((x) => x.startsWith('Too few iterations'));
+  // 3 v 3 cannot reach p < 0.05 (0.1 at best): the interval is unbounded.
+  assert.equal(c.cases[0].metrics[0].change!.lo, -Infinity);
+  const w = c.warnings.find((x) => x.startsWith('Inconclusive in 1 case(s)'));
   assert.ok(w, `warnings: ${c.warnings}`);
-  assert.match(w, /3 v 3 measured iterations the smallest possible p is 0\.100/);
-  assert.match(w, /--iterations 5 or more/);
+  // No spread at all: 4 v 4 (the fewest that can reach 0.05) plus the warm-up.
+  assert.match(w, /About --iterations 5 \(warm-up included\) would/);
   assert.equal(iterationsNeeded(0.05, 1), 5);
   assert.equal(iterationsNeeded(0.01, 0), 5); // 5 v 5: 0.0079 < 0.01
   // With --alpha 0.2, 3 v 3 (min p 0.1) can decide.
@@ -174,8 +165,9 @@ test('2 v 2 measured iterations (3 with 1 warm-up) cannot show a 7.4x slowdown: 
   const cand = runDir(durations([7.4, 7.4, 7.5]), 3);
   const r = await compareDirs(base, cand);
   assert.equal(r.code, 0, 'nothing was shown to regress');
-  assert.equal(r.verdict, 'inconclusive: 1 case(s) have too few iterations to tell (p can be no lower than 0.333); run with --iterations 5 or more');
-  assert.deepEqual(r.cells, ['too few iterations']);
+  assert.equal(r.verdict, 'inconclusive: 1 case(s) cannot tell a 3% change from noise; run with --iterations 5 or more, or interleaved (--ref A --ref B)');
+  assert.equal(r.cells.length, 1);
+  assert.match(r.cells[0], /^inconclusive \(could detect ±[\d.]+%\)$/);
   // The same slowdown over 5 iterations (the shipped matrix's count) is called.
   const five = await compareDirs(runDir(durations([1, 1, 1.01, 0.99, 1]), 5), runDir(durations([7.4, 7.4, 7.5, 7.3, 7.4]), 5));
   assert.equal(five.code, 1);
@@ -213,7 +205,7 @@ test('a noisy sample (throughput CV above 10%) is warned about', () => {
   const quiet = durations([1, 1, 1.01, 0.99, 1, 1.02]);
   const noisy = durations([1, 1, 1.5, 0.7, 1, 1.3]);
   assert.equal(compareRuns(run('a', quiet), run('b', quiet)).warnings.length, 0);
-  const w = compareRuns(run('a', quiet), run('b', noisy)).warnings;
+  const w = compareRuns(run('a', quiet), run('b', noisy)).warnings.filter((x) => x.startsWith('Noisy'));
   assert.equal(w.length, 1);
   assert.match(w[0], /^Noisy measurements: 1 of 2 samples .* \(worst 3\d%: candidate 10MiB @ 256MB\)/);
 });
@@ -259,7 +251,7 @@ test('fixture pair: verdicts per case and the geometric mean, worked by hand', (
   const c = compareRuns(loadRun(BASE), loadRun(CAND));
   assert.deepEqual(
     c.cases.map((k) => `${k.fileSize}@${k.memoryLimit} ${k.verdict} ${k.failures}`),
-    ['1MiB@256MB faster null', '10MiB@256MB slower null', '100MiB@256MB ~ null', '1GiB@256MB faster fixed', '100MiB@512MB slower regressed'],
+    ['1MiB@256MB faster null', '10MiB@256MB slower null', '100MiB@256MB same null', '1GiB@256MB faster fixed', '100MiB@512MB slower regressed'],
   );
   // Median throughput ratios (from the durations in raw.csv): 1MiB 125/100, 10MiB 76.923/100,
   // 100MiB@256 99.502/100, 1GiB 113.778/101.893 (base: iteration 2 timed out, 4 values left),
@@ -356,4 +348,38 @@ test('golden compare.md for the fixture pair', async () => {
   assert.equal(r.code, 1, r.stderr);
   assert.equal(r.stdout, `${fs.readFileSync(path.join(out, 'compare.md'), 'utf8')}${out}\n`);
   assertGolden(fs.readFileSync(path.join(out, 'compare.md'), 'utf8'), 'compare');
+});
+
+test('two sides of one interleaved run are compared round by round (paired); a recorded stopping rule judges throughput', async () => {
+  // Drift of +-30% across rounds hits both sides of a round alike; the candidate is 8% slower in every round.
+  const drift = [1, 1.3, 0.7, 1.2, 0.8, 1.25, 0.75, 1.1, 0.9, 1.3, 0.7];
+  const baseRows = durations(drift);
+  const candRows = durations(drift.map((x, i) => x * (1.08 + (i % 3) * 0.002)));
+  const side = (i: number, extra: object = {}) => ({ schema: 1, matrix: { warmup_iterations: 1 }, ab: { refs: ['a', 'b'], this_ref: i, seed: 1, parent: '/r/x', ...extra } });
+  const paired = compareRuns(run('a', baseRows, side(0)), run('b', candRows, side(1)));
+  assert.equal(paired.cases[0].paired, true);
+  assert.equal(paired.cases[0].metrics[0].change!.method, 'paired');
+  assert.equal(paired.cases[0].verdict, 'slower');
+  // 10 pairs all slower: exact signed-rank p = 2 / 2^10.
+  assert.ok(Math.abs(paired.cases[0].metrics[0].p! - 2 / 1024) < 1e-12);
+  // The same rows as separate runs: the drift swamps the change.
+  const separate = compareRuns(run('a', baseRows), run('b', candRows));
+  assert.equal(separate.cases[0].paired, false);
+  assert.equal(separate.cases[0].verdict, 'inconclusive');
+  // Sides of different interleaved runs are not paired.
+  assert.equal(compareRuns(run('a', baseRows, side(0)), run('b', candRows, { ...side(1), ab: { this_ref: 1, parent: '/r/y' } } as RunInput['config'])).cases[0].paired, false);
+
+  // With a stopping rule recorded, throughput is judged at the last look its rounds reached (looks 6 and 10).
+  const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 1, maxRounds: 10 });
+  const seq = compareRuns(run('a', baseRows, side(0, { stopping_rule: rule })), run('b', candRows, side(1, { stopping_rule: rule })));
+  assert.equal(seq.cases[0].rounds, 10);
+  assert.equal(seq.stoppingRule?.looks.join(), '6,10');
+  assert.equal(seq.cases[0].verdict, 'slower', 'at 10 rounds p = 2/1024 is below the last look level');
+  const json = JSON.parse(compareJson(seq));
+  assert.equal(json.cases[0].rounds, 10);
+  assert.equal(json.cases[0].metrics.throughput_mib_s.method, 'paired');
+  assert.equal(json.cases[0].metrics.throughput_mib_s.interval_pct.length, 2);
+  const md = renderCompare(seq, fs.readFileSync(path.join(SUITE, 'templates', 'compare.md.mustache'), 'utf8'), 'x.svg');
+  assert.match(md, /\| 10MiB \| 256MB \| 10 rounds \| .* \| -7\.\d% \[-\d+\.\d%, -\d\.\d%\] \| [\d.]+ \| slower \|/);
+  assert.match(md, /paired by round/);
 });

@@ -21,7 +21,7 @@ async function setup(t: TestContext) {
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));
   const matrix = path.join(tmp, 'matrix.yaml');
   fs.writeFileSync(matrix, [
-    'sizes: [8MiB]', 'memory_limits: [512]', 'iterations: 6', 'provider: local',
+    'sizes: [8MiB]', 'memory_limits: [512]', 'iterations: 7', 'provider: local',
     'server:', '  source: repo', `  build: ${JSON.stringify(FIXTURE_BUILD_COMMAND)}`, '',
   ].join('\n'));
   const run = (...args: string[]) => spawnSync(path.join(SUITE_DIR, 'run-tests'), ['--matrix', matrix, '--out', path.join(tmp, 'results'), ...args], {
@@ -66,7 +66,7 @@ test('run-tests --ref fast --ref slow: interleaved, one folder per ref, comparis
     assert.equal(s.config.server.build.cached, false);
     assert.match(s.config.server.build.go_version, /^go version go1\./);
     assert.deepEqual(s.config.ab, { ...s.config.ab, refs: [repo.fastCommit, 'main'], seed: 7, parent });
-    assert.equal(s.rows.length, 6);
+    assert.equal(s.rows.length, 7);
     for (const row of s.rows) assert.equal(row.exit_reason, 'success', row.error);
   }
   // Interleaved: in time order, each iteration's pair holds one run of each ref.

@@ -221,6 +221,32 @@ describe('stand-in: fault knobs', () => {
     }
   });
 
+  test('STANDIN_SLOWDOWN_PCT=100 makes uploads take twice as long, interleaved against an unslowed stand-in', { timeout: 120_000 }, async (t) => {
+    const plain = await startStandin();
+    const slowed = await startStandin({ env: { STANDIN_SLOWDOWN_PCT: '100' } });
+    try {
+      assert.match(slowed.output.stdout, /knobs: slowdown 100%/);
+      const cookies = [await auth(plain.base), await auth(slowed.base)];
+      const ms: [number[], number[]] = [[], []];
+      for (let round = 0; round < 7; round++) {
+        // Interleaved, alternating which goes first, so drift on the machine hits both alike.
+        for (const side of round % 2 === 0 ? [0, 1] : [1, 0]) {
+          const up = await upload([plain, slowed][side].base, { cookie: cookies[side], size: 64 * MIB });
+          assert.equal(up.status, 200, up.text);
+          ms[side].push(up.responseMs);
+        }
+      }
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+      const ratio = median(ms[1]) / median(ms[0]);
+      t.diagnostic(`median ${median(ms[0]).toFixed(0)} ms plain, ${median(ms[1]).toFixed(0)} ms slowed 100%: x${ratio.toFixed(2)}`);
+      // x2 expected; the bounds leave room for a loaded machine (an unslowed pair reads about x1).
+      assert.ok(ratio > 1.4 && ratio < 3, `slowed / plain = ${ratio.toFixed(2)}`);
+    } finally {
+      await plain.stop();
+      await slowed.stop();
+    }
+  });
+
   test('STANDIN_CRASH_AFTER_BYTES kills the process with exit code 3 mid-upload', async () => {
     const s = await startStandin({ env: { STANDIN_CRASH_AFTER_BYTES: String(5 * MIB) } });
     const cookie = await auth(s.base);

@@ -1,0 +1,126 @@
+// When to stop adding interleaved rounds to a case: a group-sequential rule,
+// declared before the run and recorded in config.json, so that looking at
+// the data repeatedly does not inflate false alarms.
+//
+//   const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 20, maxRounds: 40 })
+//   let look = nextLook(0, rule)                            // 6
+//   ... run rounds until `look` measured rounds, then:
+//   const d = decideAtLook(logRatios, look, rule)           // { state: 'continue', ... }
+//   look = nextLook(look, rule)                             // 10, 16, 24, 40, then null
+//
+// The rule: a case is judged only at fixed round counts (the looks). Each
+// case gets alpha / cases (Bonferroni across the matrix: cases stop at
+// different looks, so Holm's step-down, which needs every p at once, is not
+// available during the run). That share is spent across the looks with the
+// power-family spending function alpha_c * t^3 (t = rounds / last look; it
+// is close to O'Brien-Fleming's shape, keeping most of the alpha for the
+// last look, yet lets a large change stop at 16 or 24 rounds). Each look's
+// increment is used as its own two-sided significance level, so by the
+// union bound the chance of any false `faster`/`slower` for a case over all
+// looks is at most alpha_c, and for the matrix at most alpha, without the
+// numerical integration exact group-sequential boundaries need (the price:
+// slightly conservative). At a look the paired change (exact signed-rank p,
+// Hodges-Lehmann estimate and 95% interval) goes through changeVerdict with
+// p scaled to the family: p x alpha / level, shown as the adjusted p.
+// `same` (the 95% interval inside ±noise) stops a case too; it spends no
+// alpha, since it never raises the exit code.
+//
+// Pure: tested by seeded simulation (test/verdict.test.mts).
+import { pairedChange, pairedIntervalInside, signedRank, type Change } from './effect.ts';
+import { changeVerdict } from './verdict.ts';
+
+export interface StoppingRule {
+  kind: 'group-sequential';
+  /** alpha_c * (rounds / last look)^spending_power is spent by each look. */
+  spending: 'power';
+  spending_power: number;
+  /** Family-wise two-sided significance level. */
+  alpha: number;
+  /** Cases in the matrix (the family); each case gets alpha / cases. */
+  cases: number;
+  /** Measured (post-warm-up) rounds at which a case is judged, ascending; the last is the cap. */
+  looks: number[];
+  noise_pct: number;
+  /** Confidence of the interval shown and used for `same`. */
+  confidence: number;
+}
+
+export const DEFAULT_LOOKS = [6, 10, 16, 24, 36, 48];
+export const DEFAULT_MAX_ROUNDS = 48;
+
+export function stoppingRule(o: { alpha: number; noisePct: number; cases: number; maxRounds?: number; looks?: number[] }): StoppingRule {
+  const max = o.maxRounds ?? DEFAULT_MAX_ROUNDS;
+  if (!(Number.isInteger(max) && max >= 1)) throw new Error(`maximum rounds must be a positive integer, got ${max}`);
+  if (!(Number.isInteger(o.cases) && o.cases >= 1)) throw new Error(`cases must be a positive integer, got ${o.cases}`);
+  const looks = (o.looks ?? DEFAULT_LOOKS).filter((l) => l < max);
+  return {
+    kind: 'group-sequential',
+    spending: 'power',
+    spending_power: 3,
+    alpha: o.alpha,
+    cases: o.cases,
+    looks: [...looks, max],
+    noise_pct: o.noisePct,
+    confidence: 0.95,
+  };
+}
+
+/** Each look's two-sided significance level for one case: the increments of the spending function. */
+export function lookLevels(rule: StoppingRule): number[] {
+  const perCase = rule.alpha / rule.cases;
+  const last = rule.looks[rule.looks.length - 1];
+  const spent = rule.looks.map((l) => perCase * (l / last) ** rule.spending_power);
+  return spent.map((s, i) => s - (i === 0 ? 0 : spent[i - 1]));
+}
+
+/** The next round count at which to look, after `rounds` measured rounds; null once the cap is reached. */
+export function nextLook(rounds: number, rule: StoppingRule): number | null {
+  return rule.looks.find((l) => l > rounds) ?? null;
+}
+
+/** The last look a case with `rounds` measured rounds has passed; null before the first. */
+export function lastLookReached(rounds: number, rule: StoppingRule): number | null {
+  const passed = rule.looks.filter((l) => l <= rounds);
+  return passed.length ? passed[passed.length - 1] : null;
+}
+
+export interface LookDecision {
+  /** continue: not decided, more rounds to come; decided: stop; cap: the last look, undecided. */
+  state: 'continue' | 'decided' | 'cap';
+  verdict: 'faster' | 'slower' | 'same' | 'inconclusive';
+  /** The change with its interval; null when the verdict did not need it (inconclusive: pairedChange(logRatios) gives it). */
+  change: Change | null;
+  /** Two-sided signed-rank p of the rounds so far. */
+  p: number;
+  /** This look's significance level for the case. */
+  level: number;
+  /** p scaled to the family and the look: min(1, p x alpha / level); < alpha exactly when p < level. */
+  adjustedP: number;
+}
+
+/**
+ * The decision for one case at a look, from its paired throughput log ratios
+ * log(candidate_i / baseline_i) (the first `look` of them are used).
+ */
+export function decideAtLook(logRatios: readonly number[], look: number, rule: StoppingRule): LookDecision {
+  const i = rule.looks.indexOf(look);
+  if (i < 0) throw new Error(`${look} is not one of the rule's looks (${rule.looks.join(', ')})`);
+  if (logRatios.length < look) throw new Error(`look at ${look} rounds, but only ${logRatios.length} measured`);
+  const d = logRatios.slice(0, look);
+  const level = lookLevels(rule)[i];
+  const p = signedRank(d).p;
+  const adjustedP = Math.min(1, (p * rule.alpha) / level);
+  const last = i === rule.looks.length - 1;
+  const band = rule.noise_pct / 100;
+  const intervalAlpha = Number((1 - rule.confidence).toFixed(12));
+  // Neither significant nor inside the band: inconclusive whatever the interval, so it is not computed
+  // (the rule runs at every look of every case; compare-runs reports the change from the rows).
+  if (adjustedP >= rule.alpha && !pairedIntervalInside(d, Math.log(1 - band), Math.log(1 + band), intervalAlpha)) {
+    return { state: last ? 'cap' : 'continue', verdict: 'inconclusive', change: null, p, level, adjustedP };
+  }
+  const change = pairedChange(d, intervalAlpha);
+  const v = changeVerdict(change, adjustedP, { alpha: rule.alpha, noisePct: rule.noise_pct }, 'higher');
+  const verdict = v === 'better' ? 'faster' : v === 'worse' ? 'slower' : v;
+  const state = verdict !== 'inconclusive' ? 'decided' : last ? 'cap' : 'continue';
+  return { state, verdict, change, p, level, adjustedP };
+}
