@@ -16,6 +16,7 @@ import { main as compareRuns } from './compare-runs.mts';
 import { closeClient } from './lib/client.ts';
 import { checkDiskSpace, diskPlanFor } from './lib/diskspace.ts';
 import { InputError, runIfMain } from './lib/errors.ts';
+import { FailFast, failFastMessage, ServerNeverReady } from './lib/failfast.ts';
 import { interleave } from './lib/interleave.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './lib/iteration.ts';
 import { runBuildImage, runDoctor } from './lib/doctor-probe.ts';
@@ -50,8 +51,10 @@ async function prepareServers(m: Matrix, refs: string[], progress: Progress, env
     try { fs.accessSync(m.server.binary, fs.constants.X_OK); } catch {
       throw new InputError(`server.binary: ${m.server.binary} is not an executable file`);
     }
-    const spec: ServerSpec = { kind: 'binary', binaryPath: m.server.binary, env: {} };
-    return [{ name: 'binary', spec, record: { kind: 'binary', path: m.server.binary, git: null } }];
+    const workdir = m.server.workdir;
+    if (workdir && !fs.statSync(workdir, { throwIfNoEntry: false })?.isDirectory()) throw new InputError(`server.workdir: ${workdir} is not a folder`);
+    const spec: ServerSpec = { kind: 'binary', binaryPath: m.server.binary, workDir: workdir, env: {} };
+    return [{ name: 'binary', spec, record: { kind: 'binary', path: m.server.binary, git: null, workdir: workdir ?? null } }];
   }
   const source = m.server.kind === 'source' ? m.server.source : process.cwd();
   const build = m.server.kind === 'source' ? m.server.build : DEFAULT_BUILD;
@@ -63,11 +66,11 @@ async function prepareServers(m: Matrix, refs: string[], progress: Progress, env
       `${b.cached ? `cached build (built in ${b.buildSeconds.toFixed(1)} s)` : `built in ${b.buildSeconds.toFixed(1)} s`}, ${b.goVersion ?? 'no go'}`);
     return {
       name: b.name,
-      spec: { kind: 'binary', binaryPath: b.binaryPath, env: {} },
+      spec: { kind: 'binary', binaryPath: b.binaryPath, workDir: b.treeDir, env: {} },
       record: {
         kind: 'source', path: source, git: { commit: b.commit, branch: b.name, dirty: b.dirty },
         build: {
-          ref: b.name, command: build, go_version: b.goVersion, binary_path: b.binaryPath,
+          ref: b.name, command: build, go_version: b.goVersion, binary_path: b.binaryPath, tree: b.treeDir,
           build_seconds: Math.round(b.buildSeconds * 1000) / 1000, cached: b.cached,
         },
       },
@@ -251,6 +254,7 @@ export async function main(argv: string[]): Promise<number> {
   const tag = (c: Case) => (ab ? `${path.basename(runs[sideOf.get(c)!].dir)} ` : '');
   let k = 0;
   const started = new Set<string>(); // cases (side, memory, size) with an iteration run by this process
+  const failFast = new FailFast();
   const record = (o: IterationOutcome, c: Case) => {
     const run = runs[sideOf.get(c)!];
     run.rows.push(o.row);
@@ -260,6 +264,9 @@ export async function main(argv: string[]): Promise<number> {
     progress.line(`[${k}/${cases.length}] ${tag(c)}${r.memory_limit} ${r.file_size} #${r.iteration}: ${r.exit_reason} ` +
       `${r.duration_seconds.toFixed(2)} s${r.throughput_mib_s !== null ? ` ${r.throughput_mib_s.toFixed(1)} MiB/s` : ''}${r.error ? ` (${r.error})` : ''}`);
     if (process.env.UPS_SELF_STATS === '1') progress.line(formatSelfStats(selfStats(k)));
+    // Fail fast (lib/failfast.ts): every row but vm_failed is one start of this side's server.
+    const never = r.exit_reason !== 'vm_failed' && failFast.observe(String(sideOf.get(c)), r.exit_reason === 'not_ready' ? o.notReadyAnswer ?? r.error : null);
+    if (never) throw new ServerNeverReady(failFastMessage(run.side.name, never, o.failure ?? ''));
   };
   try {
     await runMatrix(cases, {
@@ -319,7 +326,7 @@ export async function main(argv: string[]): Promise<number> {
       throw new InputError(`authentication rejected by the server: ${e.message}`);
     }
     if (!stop.signal.aborted) {
-      for (const c of configs) c.stop_reason = `suite error: ${(e as Error).message.split('\n')[0]}`;
+      for (const c of configs) c.stop_reason = e instanceof ServerNeverReady ? e.message.split('\n')[0] : `suite error: ${(e as Error).message.split('\n')[0]}`;
       throw e;
     }
   } finally {

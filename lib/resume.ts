@@ -16,7 +16,7 @@ import type { RawRow } from './results.ts';
 export interface ResumableConfig {
   finished: boolean;
   provider: string;
-  server: { kind: string; path: string | null; git: { commit: string; branch: string; dirty: boolean } | null; standin_env?: Record<string, string>; build?: { ref?: string; command?: string[] } };
+  server: { kind: string; path: string | null; git: { commit: string; branch: string; dirty: boolean } | null; standin_env?: Record<string, string>; build?: { ref?: string; command?: string[] }; workdir?: string | null };
   matrix: {
     sizes: { label: string; bytes: number }[];
     memory_limits_mb: number[];
@@ -67,7 +67,7 @@ export function matrixFromConfig(config: ResumableConfig, where: string): Matrix
   const s = config.server;
   let server: Matrix['server'];
   if (s?.kind === 'standin') server = { kind: 'standin' };
-  else if (s?.kind === 'binary' && s.path) server = { kind: 'binary', binary: s.path };
+  else if (s?.kind === 'binary' && s.path) server = s.workdir ? { kind: 'binary', binary: s.path, workdir: s.workdir } : { kind: 'binary', binary: s.path };
   else if (s?.kind === 'source' && s.path && s.build?.command) server = { kind: 'source', source: s.path, build: s.build.command };
   else throw new InputError(`${where}: cannot tell which server the run used (server ${JSON.stringify(s)})`);
   return {
