@@ -186,15 +186,40 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
 }
 
 /**
- * GET /-{id}, hashing the bytes as they stream. undici's stream() hands the
+ * Where a server serves an entry's download: `/-{id}` from PicoShare 1.3.0 on,
+ * `/!{id}` up to 1.2.2 (1.3.0 through 1.4.x serve both).
+ */
+export type DownloadRoute = '-' | '!';
+
+/**
+ * The route this server serves `id` at: `/-{id}` when it answers 200 (or 206), else
+ * `/!{id}` when that does, else `/-{id}` (whose failure the download then
+ * reports). Only the status is read: one byte is asked for, and any more dropped.
+ */
+export async function findDownloadRoute(baseUrl: string, id: string, timeoutMs = 30_000): Promise<DownloadRoute> {
+  for (const route of ['-', '!'] as const) {
+    // PicoShare serves downloads with Go's ServeContent: one byte (206); a server that ignores Range, all (200).
+    const res = await request(new URL(`/${route}${id}`, baseUrl), {
+      dispatcher: dispatcher(), headers: { range: 'bytes=0-0' }, signal: AbortSignal.timeout(timeoutMs),
+    });
+    await res.body.dump({ limit: 64 * 1024 }); // beyond that, the connection is closed: the rest is not read
+    if (res.statusCode === 200 || res.statusCode === 206) return route;
+  }
+  return '-';
+}
+
+/**
+ * GET /-{id} (or /!{id}, see findDownloadRoute), hashing the bytes as they stream. undici's stream() hands the
  * body straight to a Writable that hashes it: no Readable and async iterator
  * in between, about 25% less CPU per GiB than request() (bench/).
  */
-export async function downloadSha256(baseUrl: string, id: string, timeoutMs: number): Promise<{ status: number; sha256: string; bytes: number }> {
+export async function downloadSha256(
+  baseUrl: string, id: string, timeoutMs: number, route: DownloadRoute = '-',
+): Promise<{ status: number; sha256: string; bytes: number }> {
   const hash = crypto.createHash('sha256');
   let bytes = 0;
   let status = 0;
-  await stream(new URL(`/-${id}`, baseUrl), { method: 'GET', dispatcher: dispatcher(), signal: AbortSignal.timeout(timeoutMs) }, ({ statusCode }) => {
+  await stream(new URL(`/${route}${id}`, baseUrl), { method: 'GET', dispatcher: dispatcher(), signal: AbortSignal.timeout(timeoutMs) }, ({ statusCode }) => {
     status = statusCode;
     return new Writable({
       write(chunk: Buffer, _enc, done) { hash.update(chunk); bytes += chunk.length; done(); },
@@ -212,14 +237,25 @@ export async function deleteEntry(baseUrl: string, cookie: string, id: string, t
   return res.statusCode;
 }
 
-/** GET / answering 200 = ready. */
-export async function isReady(baseUrl: string): Promise<boolean> {
+/** What GET / got: 200 (ready), or what the server did instead, in words without timings (two alike are the same answer). */
+export type RootAnswer = { ready: true } | { ready: false; answer: string };
+
+/** GET / once: 200 = ready; else the status and the body's first line, "connection refused", or the error. */
+export async function probeRoot(baseUrl: string): Promise<RootAnswer> {
   try {
     const res = await request(new URL('/', baseUrl), { dispatcher: dispatcher(), signal: AbortSignal.timeout(2000) });
-    await res.body.dump();
-    return res.statusCode === 200;
-  } catch {
-    return false;
+    if (res.statusCode === 200) {
+      await res.body.dump();
+      return { ready: true };
+    }
+    // The first line is all a message needs; a server may answer with a whole page.
+    const first = (await res.body.text()).trim().split('\n')[0].slice(0, 200);
+    return { ready: false, answer: `GET / answered ${res.statusCode}${first ? `: ${first}` : ' with an empty body'}` };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ECONNREFUSED') return { ready: false, answer: 'GET / connection refused' };
+    if ((e as Error).name === 'TimeoutError') return { ready: false, answer: 'GET / no answer within 2 s' };
+    return { ready: false, answer: `GET / failed: ${code ?? (e as Error).message.split('\n')[0]}` };
   }
 }
 

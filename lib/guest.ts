@@ -12,10 +12,11 @@
 // arguments are fixed words and paths, so no host string is ever parsed by
 // the guest's shell; the server's environment (with the secret) goes in on
 // ssh's stdin into a mode-600 file, never on a command line.
-import { $, path, type ProcessOutput } from 'zx';
-import { isReady } from './client.ts';
+import { $, fs, path, type ProcessOutput } from 'zx';
+import os from 'node:os';
+import { probeRoot } from './client.ts';
 import type { Environment, MemorySample, ServerLaunch, ServerSpec } from './provider.ts';
-import { maskSecret, sinceLastStart } from './server.ts';
+import { describeExit, exitedBeforeReady, notReadyWithin, serverOutput } from './server.ts';
 import { bundleStandin } from './standin-bundle.ts';
 
 /** The server's port inside the guest; the provider forwards a free host port to it. */
@@ -65,12 +66,13 @@ export const GUEST_SCRIPT = String.raw`#!/bin/sh
 R=/srv/ups
 job=$1; shift
 stop_server() {
-  pid=$(cat $R/run/server.pid 2>/dev/null) || return 0
-  kill -TERM -$pid 2>/dev/null
+  group=$(cat $R/run/group.pid 2>/dev/null) || return 0
+  pid=$(cat $R/run/server.pid 2>/dev/null || echo $group)
+  kill -TERM -$group 2>/dev/null
   i=0
   while kill -0 $pid 2>/dev/null && [ $i -lt $1 ]; do sleep 0.1; i=$((i+1)); done
-  kill -KILL -$pid 2>/dev/null
-  rm -f $R/run/server.pid
+  kill -KILL -$group 2>/dev/null
+  rm -f $R/run/server.pid $R/run/group.pid
 }
 case $job in
 prepare) # prepare GUARD_MS: folders, and the kernel's thrashing guard when it has one
@@ -79,22 +81,35 @@ prepare) # prepare GUARD_MS: folders, and the kernel's thrashing guard when it h
     echo "thrash_guard_ms=$(cat /sys/kernel/mm/lru_gen/min_ttl_ms)"
   fi
   ;;
-start) # start PROGRAM... ; the server's environment as KEY=VALUE lines on stdin
+unpack) # unpack TARFILE DIR: a server's working tree, copied in as one tar
+  rm -rf $2 && mkdir -p $2 && tar -xf $1 -C $2 && rm -f $1
+  ;;
+start) # start DIR PROGRAM... ; DIR is the server's working directory ("-": its run folder); env as KEY=VALUE lines on stdin
   stop_server 50
   rm -rf $R/run
   mkdir -p $R/run/data $R/run/tmp
   (umask 077; cat > $R/run/env)
   echo "--- server start $(date -u +%FT%TZ)" >> $R/server.log
-  cd $R/run
-  setsid nohup sh -c 'while IFS= read -r l; do export "$l"; done < env; rm -f env; exec "$@"' server "$@" -db $R/run/data/store.db < /dev/null >> $R/server.log 2>&1 &
-  echo $! > $R/run/server.pid
+  dir=$1; shift
+  [ "$dir" = - ] && dir=$R/run
+  cd $dir || exit 3
+  # A shell leads the server's process group (stop kills the group) and keeps its exit status in run/exit;
+  # the server's own pid, in run/server.pid, is what the sampler and "alive" watch.
+  setsid nohup sh -c 'while IFS= read -r l; do export "$l"; done < "$0/env"; rm -f "$0/env"
+    "$@" & echo $! > "$0/server.pid.new"; mv "$0/server.pid.new" "$0/server.pid"; wait $!; echo $? > "$0/exit"' $R/run "$@" -db $R/run/data/store.db < /dev/null >> $R/server.log 2>&1 &
+  echo $! > $R/run/group.pid
+  i=0
+  while [ ! -f $R/run/server.pid ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
   ;;
 stop) # stop GRACE_TENTHS
   stop_server $1
   rm -rf $R/run
   ;;
-alive)
-  pid=$(cat $R/run/server.pid 2>/dev/null) && kill -0 $pid 2>/dev/null && echo alive || echo dead
+alive) # "alive", or "exited STATUS" (128+N: killed by signal N), or "dead"
+  pid=$(cat $R/run/server.pid 2>/dev/null) && kill -0 $pid 2>/dev/null && echo alive && exit
+  i=0
+  while [ ! -f $R/run/exit ] && [ -f $R/run/server.pid ] && [ $i -lt 10 ]; do sleep 0.05; i=$((i+1)); done
+  [ -f $R/run/exit ] && echo "exited $(cat $R/run/exit)" || echo dead
   ;;
 sample-start)
   kill $(cat $R/sampler.pid 2>/dev/null) 2>/dev/null
@@ -281,7 +296,7 @@ export class GuestEnvironment implements Environment {
   readonly timeoutFactor: number;
   /** The last sample's summary, with the peak disk use of the server's data + temp folders. */
   lastSummary: SampleSummary | null = null;
-  private installed = new Map<string, string[]>();
+  private installed = new Map<string, { argv: string[]; cwd: string }>();
   private down_ = false;
 
   /** `vmAlive`: whether the VM's process still runs, so a VM killed from outside is named as such, not as an ssh error. */
@@ -299,11 +314,12 @@ export class GuestEnvironment implements Environment {
     return this.ssh.run(['sh', `${ROOT}/guest.sh`, ...words], { input: opts.input, timeoutMs: this.ms(opts.seconds ?? 30), nothrow: opts.nothrow });
   }
 
-  /** The guest argv that runs `server`, copying it in the first time. */
-  private async program(server: ServerSpec): Promise<string[]> {
-    const key = server.kind === 'standin' ? 'standin' : server.binaryPath ?? '';
+  /** The guest argv that runs `server` and its working directory, copying both in the first time. */
+  private async program(server: ServerSpec): Promise<{ argv: string[]; cwd: string }> {
+    const key = `${server.kind === 'standin' ? 'standin' : server.binaryPath ?? ''}\0${server.workDir ?? ''}`;
     const known = this.installed.get(key);
     if (known) return known;
+    const n = this.installed.size + 1;
     let argv: string[];
     if (server.kind === 'standin') {
       // Bundled for the guest's Debian nodejs (18), since its node_modules and tsx are not in the guest.
@@ -312,16 +328,27 @@ export class GuestEnvironment implements Environment {
       argv = ['node', `${ROOT}/bin/standin.mjs`];
     } else {
       if (!server.binaryPath) throw new Error('server binary path missing');
-      const remote = `${ROOT}/bin/server-${this.installed.size + 1}`;
+      const remote = `${ROOT}/bin/server-${n}`;
       await this.ssh.copy(server.binaryPath, remote, this.ms(120));
       argv = [remote];
     }
-    this.installed.set(key, argv);
-    return argv;
+    let cwd = '-';
+    if (server.workDir) {
+      // The whole tree (without .git, see refs.ts) as one tar: one scp instead of one per file.
+      const tar = path.join(this.opts.workDir, `tree-${n}.tar`);
+      await $({ quiet: true })`tar -cf ${tar} --exclude=./.git -C ${server.workDir} .`;
+      await this.ssh.copy(tar, `${ROOT}/bin/tree-${n}.tar`, this.ms(120));
+      await fs.rm(tar, { force: true });
+      cwd = `${ROOT}/tree-${n}`;
+      await this.job(['unpack', `${ROOT}/bin/tree-${n}.tar`, cwd], { seconds: 120 });
+    }
+    const installed = { argv, cwd };
+    this.installed.set(key, installed);
+    return installed;
   }
 
   async startServer(server: ServerSpec = this.opts.launch.server): Promise<string> {
-    const argv = await this.program(server);
+    const { argv, cwd } = await this.program(server);
     const env: Record<string, string> = {
       ...server.env,
       PS_SHARED_SECRET: this.opts.launch.secret,
@@ -330,7 +357,7 @@ export class GuestEnvironment implements Environment {
     };
     if (server.kind === 'standin') env.STANDIN_HOST = '0.0.0.0';
     try {
-      await this.job(['start', ...argv], { input: envFileText(env) });
+      await this.job(['start', cwd, ...argv], { input: envFileText(env) });
     } catch (e) {
       if (!(await this.vmAlive())) throw new Error(`the VM is gone (its process exited): ${(e as Error).message}`);
       throw e;
@@ -339,15 +366,20 @@ export class GuestEnvironment implements Environment {
     const timeoutMs = this.ms(this.opts.launch.readinessTimeoutSeconds);
     const deadline = Date.now() + timeoutMs;
     let nextAliveCheck = Date.now() + 2000;
+    let last = 'GET / never answered';
     while (Date.now() < deadline) {
-      if (await isReady(url)) return url;
+      const r = await probeRoot(url);
+      if (r.ready) return url;
+      // Through QEMU's port forward a server not (yet) listening is a connection reset, not a refusal.
+      last = r.answer.replace(/^GET \/ failed: (ECONNRESET|UND_ERR_SOCKET)$/, 'GET / connection refused');
       if (Date.now() >= nextAliveCheck) {
-        if (!(await this.serverAlive())) throw new Error('server exited before it was ready');
+        const state = await this.serverState();
+        if (state !== 'alive') throw exitedBeforeReady(state);
         nextAliveCheck = Date.now() + 2000;
       }
       await new Promise((r) => setTimeout(r, 250));
     }
-    throw new Error(`server not ready within ${Math.round(timeoutMs / 1000)} s (GET ${url} never answered 200)`);
+    throw notReadyWithin(timeoutMs, last);
   }
 
   async stopServer(): Promise<void> {
@@ -359,8 +391,18 @@ export class GuestEnvironment implements Environment {
   }
 
   async serverAlive(): Promise<boolean> {
-    const r = await this.job(['alive'], { nothrow: true });
-    return r.stdout.trim() === 'alive';
+    return (await this.serverState()) === 'alive';
+  }
+
+  /** "alive", or how the server ended, e.g. "the process exited with code 1". */
+  private async serverState(): Promise<string> {
+    const out = (await this.job(['alive'], { nothrow: true })).stdout.trim();
+    const status = /^exited (\d+)$/.exec(out);
+    if (out === 'alive') return 'alive';
+    if (!status) return 'the process is gone (its exit status is unknown)';
+    // The shell's convention: 128+N is death by signal N.
+    const n = Number(status[1]);
+    return n > 128 ? describeExit(null, signalName(n - 128)) : describeExit(n, null);
   }
 
   async startSampling(): Promise<void> {
@@ -378,9 +420,10 @@ export class GuestEnvironment implements Environment {
     return { peakMemoryBytes: s.peakMemoryBytes, serverPeakRssBytes: s.serverPeakRssBytes, ...oomFromDmesg(dmesg.split('\n').filter(Boolean)) };
   }
 
-  async serverLogTail(lines: number): Promise<string> {
-    const r = await this.job(['log-tail', lines], { nothrow: true });
-    return maskSecret(sinceLastStart(r.stdout.trimEnd()), this.opts.launch.secret);
+  async serverLogTail(lines: number, opts: { withoutReadinessPolls?: boolean } = {}): Promise<string> {
+    // Polls every 250 ms: a TCG guest's readiness timeout (240 s) logs about a thousand.
+    const r = await this.job(['log-tail', opts.withoutReadinessPolls ? 20_000 : lines], { nothrow: true });
+    return serverOutput(r.stdout, lines, this.opts.launch.secret, opts);
   }
 
   async down(): Promise<void> {
@@ -389,4 +432,9 @@ export class GuestEnvironment implements Environment {
     await this.ssh.close().catch(() => {});
     await this.opts.destroy().catch(() => {});
   }
+}
+
+/** "SIGKILL" for 9, or "signal N" for a number with no name here. */
+function signalName(n: number): string {
+  return Object.entries(os.constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`;
 }

@@ -2,9 +2,10 @@
 // classify, verify, delete. Returns the raw.csv row and, for a failure, the
 // failures.log entry. Never throws for a server failure: that is a result.
 import fs from 'node:fs';
-import { AuthError, authenticate, deleteEntry, downloadSha256, upload, type UploadResult } from './client.ts';
+import { AuthError, authenticate, deleteEntry, downloadSha256, findDownloadRoute, upload, type UploadResult } from './client.ts';
 import type { Case } from './matrix.ts';
 import type { Environment, MemorySample, ServerSpec } from './provider.ts';
+import { NotReady } from './server.ts';
 import type { ExitReason, RawRow } from './results.ts';
 import type { TestFile } from './testfiles.ts';
 import type { UploadProgress } from './progress.ts';
@@ -28,6 +29,8 @@ export interface IterationOutcome {
   row: RawRow;
   /** failures.log entry, for anything but success. */
   failure: string | null;
+  /** For a not_ready row: what the server did instead of answering GET / with 200 (lib/failfast.ts compares these). */
+  notReadyAnswer?: string;
 }
 
 /** Thrown when the server rejects the run's own secret: no case can succeed, so the run stops at once. */
@@ -72,7 +75,7 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
   /** A server that failed before any upload (never ready, or failing at auth): a row of no duration, with its log tail. */
   const failedBeforeUpload = async (reason: ExitReason, error: string): Promise<IterationOutcome> => ({
     row: { ...base, duration_seconds: 0, exit_reason: reason, error },
-    failure: failureText(caseName, reason, error, null, await env.serverLogTail(40), []),
+    failure: failureText(caseName, reason, error, null, await env.serverLogTail(40, { withoutReadinessPolls: reason === 'not_ready' }), []),
   });
 
   let url: string;
@@ -80,7 +83,8 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
     url = await unlessAborted(env.startServer(ctx.server), ctx.signal);
   } catch (e) {
     if (ctx.signal?.aborted) throw new Error('interrupted'); // not a result: no row, the case stays to be run
-    return failedBeforeUpload('not_ready', (e as Error).message);
+    const notReady = await failedBeforeUpload('not_ready', (e as Error).message.split('\n')[0]);
+    return { ...notReady, notReadyAnswer: e instanceof NotReady ? e.answer : (e as Error).message.split('\n')[0] };
   }
 
   // undici's own timeouts are off (see client.ts): without this deadline a server that hangs here holds the run forever.
@@ -126,12 +130,15 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
       : round(Math.min(100, (pressureAfter - pressureBefore) / 1e4 / u.durationSeconds)),
   };
   if (row.exit_reason === 'success') {
-    const d = await downloadSha256(url, u.id!, ctx.uploadTimeoutSeconds * 1000).catch((e: Error) => e);
+    // Found once per server start (each iteration starts its own): /-{id}, or /!{id} before PicoShare 1.3.0.
+    const d = await findDownloadRoute(url, u.id!)
+      .then((route) => downloadSha256(url, u.id!, ctx.uploadTimeoutSeconds * 1000, route).then((r) => ({ ...r, route })))
+      .catch((e: Error) => e);
     row.sha256_ok = !(d instanceof Error) && d.status === 200 && d.sha256 === file.sha256;
     if (!row.sha256_ok) {
       row.exit_reason = 'integrity_error';
       row.error = d instanceof Error ? `download failed: ${d.message}`
-        : `download HTTP ${d.status}, ${d.bytes} bytes, sha256 ${d.sha256.slice(0, 16)}… != expected ${file.sha256.slice(0, 16)}…`;
+        : `download HTTP ${d.status} at /${d.route}${u.id}, ${d.bytes} bytes, sha256 ${d.sha256.slice(0, 16)}… != expected ${file.sha256.slice(0, 16)}…`;
     } else {
       row.throughput_mib_s = round(file.bytes / MiB / u.durationSeconds);
     }

@@ -153,7 +153,7 @@ class LocalEnvironment implements Environment {
       ? ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', this.cgroup.procsFile, ...argvInNet]
       : argvInNet;
     fs.appendFileSync(this.logFile, `--- server start ${new Date().toISOString()} port ${port}\n`);
-    this.proc = spawnServer(argv, env, this.logFile);
+    this.proc = spawnServer(argv, env, this.logFile, server.workDir);
     const url = `http://${netns ? netns.serverAddress : '127.0.0.1'}:${port}`;
     await waitReady(url, this.proc, this.launch.readinessTimeoutSeconds * 1000);
     return url;
@@ -216,8 +216,8 @@ class LocalEnvironment implements Environment {
     };
   }
 
-  async serverLogTail(lines: number): Promise<string> {
-    return logTail(this.logFile, lines, this.launch.secret);
+  async serverLogTail(lines: number, opts: { withoutReadinessPolls?: boolean } = {}): Promise<string> {
+    return logTail(this.logFile, lines, this.launch.secret, opts);
   }
 
   describe(): string {

@@ -12,7 +12,8 @@ export type ProviderName = (typeof PROVIDERS)[number];
 
 export type ServerConfig =
   | { kind: 'standin' }
-  | { kind: 'binary'; binary: string }
+  /** `workdir`: the folder the binary runs in (server.workdir), for a server that reads files relative to it. */
+  | { kind: 'binary'; binary: string; workdir?: string }
   /** A git checkout of the server; `build` is an argv with `{out}` standing for the binary's path. */
   | { kind: 'source'; source: string; build: string[] };
 
@@ -58,7 +59,7 @@ const TIMEOUT_KEYS = ['upload_seconds', 'readiness_seconds'];
 // TCG multiplies every timeout by 4 (TCG_TIMEOUT_FACTOR in qemu.ts): 536870 s is the true bound.
 export const MAX_TIMEOUT_SECONDS = 500_000;
 export const DEFAULT_TIMEOUTS = { uploadSeconds: 1800, readinessSeconds: 60 };
-const SERVER_KEYS = ['source', 'build', 'binary'];
+const SERVER_KEYS = ['source', 'build', 'binary', 'workdir'];
 const VM_KEYS = ['cpus', 'box'];
 
 /** Parses matrix.yaml text; `file` is only for messages. Relative server paths resolve against the file's folder. */
@@ -191,8 +192,10 @@ function parseServer(
   const binary = str('binary');
   const source = str('source');
   if (binary && source) fail('server', node, 'give either binary or source, not both');
-  if (binary) return { kind: 'binary', binary };
+  const workdir = str('workdir');
+  if (binary) return workdir ? { kind: 'binary', binary, workdir } : { kind: 'binary', binary };
   if (!source) return fail('server', node, 'needs source (a git checkout) or binary');
+  if (workdir) fail('server.workdir', get(node, 'workdir'), 'only with server.binary: a server built from source runs in its own tree');
   const buildNode = get(node, 'build');
   let build = DEFAULT_BUILD;
   if (buildNode !== undefined) {

@@ -12,6 +12,12 @@ export interface ServerSpec {
   kind: 'standin' | 'binary';
   /** Host path of the server binary (kind 'binary'). */
   binaryPath?: string;
+  /**
+   * The folder the server runs in: a built ref's source tree (PicoShare before
+   * 1.3.8 reads ./templates and ./static from it), or server.workdir. A VM gets
+   * a copy. Unset: the suite's own working directory.
+   */
+  workDir?: string;
   /** Extra environment for the server, e.g. the stand-in's fault knobs (STANDIN_*). */
   env: Record<string, string>;
 }
@@ -55,8 +61,11 @@ export interface Environment {
   environmentAlive(): Promise<boolean>;
   startSampling(): Promise<void>;
   stopSampling(): Promise<MemorySample>;
-  /** The last lines of the server's stdout+stderr, for failures.log. */
-  serverLogTail(lines: number): Promise<string>;
+  /**
+   * The last lines of the latest server's stdout+stderr, for failures.log; `withoutReadinessPolls`
+   * leaves out the access-log lines of GET / (a server that never got ready logs one per poll).
+   */
+  serverLogTail(lines: number, opts?: { withoutReadinessPolls?: boolean }): Promise<string>;
   /** Stops the server and destroys the environment; idempotent, never throws. */
   down(): Promise<void>;
 }

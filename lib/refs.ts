@@ -3,7 +3,12 @@
 // out into its own detached `git worktree` under the cache folder, built once
 // with the configured build command, and the binary cached by commit and
 // command. The special ref WORKTREE builds the working tree as it is
-// (uncommitted changes included) from a copy of its files.
+// (uncommitted changes included) from a copy of its files. Beside each binary
+// the cache keeps the tree it was built from, without .git: the server runs
+// with that tree as its working directory (PicoShare before 1.2.2 reads
+// ./templates, before 1.3.8 ./static, at request time), and a VM gets a copy.
+// Every ref is built even when one fails; then one error names each failed
+// ref and its cause (a newer Go needed, a module the proxy no longer serves).
 //
 //   const built = await buildRefs('/src/picoshare', ['v1.5.3', 'main'], DEFAULT_BUILD)  // from matrix.ts
 //   // -> [{ name: 'v1.5.3', commit: '01e0…', dirty: false, binaryPath: '~/.cache/upload-perf-suite/bin/…/server', cached: true, … }]
@@ -36,6 +41,8 @@ export interface BuiltRef {
   /** `go version` as the build saw it, e.g. "go version go1.26.8 linux/amd64"; null without go. */
   goVersion: string | null;
   binaryPath: string;
+  /** The tree the binary was built from, without .git: the server's working directory. */
+  treeDir: string;
   /** Seconds the build took when it ran (for a cached binary: the original build's time). */
   buildSeconds: number;
   /** True when the binary came from the cache and nothing was built now. */
@@ -70,14 +77,50 @@ export function lastLines(text: string, n: number): string {
   return text.trimEnd().split('\n').slice(-n).join('\n');
 }
 
-/** Builds each ref (sequentially: builds are heavy) and returns them in the given order. */
+/** A build that ran and failed (not bad input): the other refs' builds go on. */
+export class BuildFailed extends Error {}
+
+/**
+ * Builds each ref (sequentially: builds are heavy) and returns them in the given
+ * order. A failed build does not stop the others: all failures are thrown
+ * together afterwards, so one run tells about every ref that cannot be built.
+ */
 export async function buildRefs(
   source: string, refs: string[], command: BuildCommand,
 ): Promise<BuiltRef[]> {
   const root = await gitRoot(source);
   const built: BuiltRef[] = [];
-  for (const ref of refs) built.push(await buildRef(root, ref, command));
+  const failed: BuildFailed[] = [];
+  for (const ref of refs) {
+    try {
+      built.push(await buildRef(root, ref, command));
+    } catch (e) {
+      if (!(e instanceof BuildFailed)) throw e;
+      failed.push(e);
+    }
+  }
+  if (failed.length > 0) {
+    const summary = failed.length > 1 ? `${failed.length} of ${refs.length} refs failed to build:\n` : '';
+    throw new BuildFailed(summary + failed.map((e) => e.message).join('\n\n'));
+  }
   return built;
+}
+
+/**
+ * The cause of a failed Go build in one line, from its output, or null when it
+ * is none of the known ones (then the output's last lines say it). Pure.
+ */
+export function buildFailureCause(output: string): string | null {
+  const newer = /go\.mod requires go >= (\S+) \(running go (\S+); GOTOOLCHAIN=\w+\)/.exec(output);
+  if (newer) return `needs Go ${newer[1]} or newer (its go.mod's go line); the installed Go is ${newer[2]}`;
+  const download = /go: download go(\S+) for \S+: (.+)$/m.exec(output);
+  if (download) return `needs Go ${download[1]} or newer (its go.mod's go line), which go could not download: ${download[2].slice(0, 200)}`;
+  const mod = /(\S+@v[^\s:]+): (.+)$/m.exec(output);
+  if (mod) {
+    const gone = /\b(404 Not Found|410 Gone)\b/.exec(mod[2]);
+    return gone ? `module ${mod[1]} is not served by the module proxy (${gone[1]})` : `module ${mod[1]} could not be fetched: ${mod[2].slice(0, 200)}`;
+  }
+  return null;
 }
 
 async function gitRoot(source: string): Promise<string> {
@@ -105,10 +148,12 @@ async function buildRef(root: string, ref: string, command: BuildCommand): Promi
   const binDir = path.join(cacheDir(), 'bin', key);
   const binaryPath = path.join(binDir, 'server');
   const metaPath = path.join(binDir, 'build.json');
+  const treeDir = path.join(binDir, 'tree');
 
-  if (fs.existsSync(binaryPath) && fs.existsSync(metaPath)) {
+  // A binary cached before trees were kept is built again: without its tree it may not run.
+  if (fs.existsSync(binaryPath) && fs.existsSync(metaPath) && fs.existsSync(treeDir)) {
     const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8')) as { goVersion: string | null; buildSeconds: number };
-    return { name: ref, commit: head, dirty, goVersion: meta.goVersion, binaryPath, buildSeconds: meta.buildSeconds, cached: true };
+    return { name: ref, commit: head, dirty, goVersion: meta.goVersion, binaryPath, treeDir, buildSeconds: meta.buildSeconds, cached: true };
   }
 
   const workDir = path.join(cacheDir(), 'worktrees', `${key.slice(0, 20)}-${process.pid}-${Date.now()}`);
@@ -123,9 +168,10 @@ async function buildRef(root: string, ref: string, command: BuildCommand): Promi
     const started = performance.now();
     await runBuild(command, tmpOut, workDir, ref, head);
     const buildSeconds = (performance.now() - started) / 1000;
+    keepTree(workDir, treeDir);
     fs.writeFileSync(metaPath, JSON.stringify({ ref, commit: head, dirty, command, goVersion: goVer, buildSeconds }, null, 2) + '\n');
     fs.renameSync(tmpOut, binaryPath);
-    return { name: ref, commit: head, dirty, goVersion: goVer, binaryPath, buildSeconds, cached: false };
+    return { name: ref, commit: head, dirty, goVersion: goVer, binaryPath, treeDir, buildSeconds, cached: false };
   } finally {
     if (files) fs.rmSync(workDir, { recursive: true, force: true });
     else await $({ nothrow: true, quiet: true })`git -C ${root} worktree remove --force ${workDir}`;
@@ -138,12 +184,28 @@ async function runBuild(command: BuildCommand, out: string, cwd: string, ref: st
   if (!argv[0].includes('/')) requireTool(argv[0], env.PATH ?? process.env.PATH);
   const r = await $({ cwd, env: { ...process.env, ...env }, nothrow: true, quiet: true })`${argv}`;
   if (r.exitCode !== 0) {
-    throw new Error(
-      `build of ${ref} (${commit.slice(0, 12)}) failed with exit ${r.exitCode}: ${command.join(' ')}\n`
-      + `last lines of its output:\n${lastLines(r.stdall, 20)}`,
+    const cause = buildFailureCause(r.stdall);
+    throw new BuildFailed(
+      `build of ${ref} (${commit.slice(0, 12)}) failed with exit ${r.exitCode}${cause ? `: ${cause}` : ''}\n`
+      + `command: ${command.join(' ')}\nlast lines of its output:\n${lastLines(r.stdall, 20)}`,
     );
   }
-  if (!fs.existsSync(out)) throw new Error(`build of ${ref} succeeded but wrote no binary at {out}: ${command.join(' ')}`);
+  if (!fs.existsSync(out)) throw new BuildFailed(`build of ${ref} succeeded but wrote no binary at {out}: ${command.join(' ')}`);
+}
+
+/**
+ * Copies the built tree, without .git, beside the binary (through a temporary
+ * name, so an interrupted copy is never taken for a tree). The whole tree, not
+ * a list of what the server reads: which files a release reads at run time
+ * changed from release to release (./templates up to 1.2.1, ./static up to
+ * 1.3.7), and a list would have to know each; PicoShare's tree is a few MB.
+ */
+function keepTree(workDir: string, treeDir: string): void {
+  const tmp = `${treeDir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.cpSync(workDir, tmp, { recursive: true, verbatimSymlinks: true, filter: (src) => src !== path.join(workDir, '.git') });
+  fs.rmSync(treeDir, { recursive: true, force: true });
+  fs.renameSync(tmp, treeDir);
 }
 
 async function goVersion(cwd: string): Promise<string | null> {

@@ -22,6 +22,8 @@ export interface BuildRecord {
   command: string[];
   go_version: string | null;
   binary_path: string;
+  /** The tree the binary was built from, kept beside it: the server's working directory. */
+  tree?: string;
   build_seconds: number;
   cached: boolean;
 }
@@ -34,6 +36,8 @@ export interface ServerRecord {
   /** The stand-in's fault knobs (STANDIN_*) the run started with; a resume runs with the same. */
   standin_env?: Record<string, string>;
   build?: BuildRecord;
+  /** A prebuilt binary's working directory (server.workdir). */
+  workdir?: string | null;
 }
 
 export interface MatrixRecord {
@@ -117,7 +121,7 @@ export function matrixFromRecord(r: RunRecord, where: string): Matrix {
   const s = r.server;
   let server: Matrix['server'];
   if (s.kind === 'standin') server = { kind: 'standin' };
-  else if (s.kind === 'binary' && s.path) server = { kind: 'binary', binary: s.path };
+  else if (s.kind === 'binary' && s.path) server = s.workdir ? { kind: 'binary', binary: s.path, workdir: s.workdir } : { kind: 'binary', binary: s.path };
   else if (s.kind === 'source' && s.path && s.build?.command) server = { kind: 'source', source: s.path, build: s.build.command };
   else throw new InputError(`${where}: cannot tell which server the run used (server ${JSON.stringify(s)})`);
   const m = r.matrix;
@@ -192,6 +196,8 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
       for (const [k, x] of Object.entries(env)) if (typeof x !== 'string') fail(`${field}.standin_env.${k}`, 'must be text', x);
       out.standin_env = env as Record<string, string>;
     }
+    const workdir = text(v, 'workdir', `${field}.workdir`, null);
+    if (workdir !== null) out.workdir = workdir;
     if (v.build !== undefined && v.build !== null) {
       const b = obj(v, 'build', `${field}.build`);
       out.build = {
@@ -199,6 +205,8 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
         go_version: text(b, 'go_version', `${field}.build.go_version`, null), binary_path: str(b, 'binary_path', `${field}.build.binary_path`),
         build_seconds: typeof b.build_seconds === 'number' ? b.build_seconds : 0, cached: bool(b, 'cached', `${field}.build.cached`, false),
       };
+      const tree = text(b, 'tree', `${field}.build.tree`, null);
+      if (tree !== null) out.build.tree = tree;
     }
     return out;
   };

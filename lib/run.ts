@@ -15,6 +15,7 @@ import { $ } from 'zx';
 import { runCanary } from './canary.ts';
 import { checkDiskSpace, diskPlanFor } from './diskspace.ts';
 import { InputError } from './errors.ts';
+import { FailFast, failFastMessage, ServerNeverReady } from './failfast.ts';
 import { ensureGuestImage, imageBytesFor, type GuestImage } from './image.ts';
 import { interleave, type Job } from './interleave.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './iteration.ts';
@@ -80,7 +81,10 @@ export async function prepareServers(m: Matrix, refs: string[], progress: Progre
     try { fs.accessSync(m.server.binary, fs.constants.X_OK); } catch {
       throw new InputError(`server.binary: ${m.server.binary} is not an executable file`);
     }
-    return [{ name: 'binary', spec: { kind: 'binary', binaryPath: m.server.binary, env: {} }, record: { kind: 'binary', path: m.server.binary, git: null } }];
+    const workdir = m.server.workdir;
+    if (workdir && !fs.statSync(workdir, { throwIfNoEntry: false })?.isDirectory()) throw new InputError(`server.workdir: ${workdir} is not a folder`);
+    const spec: ServerSpec = { kind: 'binary', binaryPath: m.server.binary, workDir: workdir, env: {} };
+    return [{ name: 'binary', spec, record: { kind: 'binary', path: m.server.binary, git: null, workdir: workdir ?? null } }];
   }
   const source = m.server.kind === 'source' ? m.server.source : process.cwd();
   const build = m.server.kind === 'source' ? m.server.build : DEFAULT_BUILD;
@@ -92,11 +96,11 @@ export async function prepareServers(m: Matrix, refs: string[], progress: Progre
       `${b.cached ? `cached build (built in ${b.buildSeconds.toFixed(1)} s)` : `built in ${b.buildSeconds.toFixed(1)} s`}, ${b.goVersion ?? 'no go'}`);
     return {
       name: b.name,
-      spec: { kind: 'binary', binaryPath: b.binaryPath, env: {} },
+      spec: { kind: 'binary', binaryPath: b.binaryPath, workDir: b.treeDir, env: {} },
       record: {
         kind: 'source', path: source, git: { commit: b.commit, branch: b.name, dirty: b.dirty },
         build: {
-          ref: b.name, command: build, go_version: b.goVersion, binary_path: b.binaryPath,
+          ref: b.name, command: build, go_version: b.goVersion, binary_path: b.binaryPath, tree: b.treeDir,
           build_seconds: Math.round(b.buildSeconds * 1000) / 1000, cached: b.cached,
         },
       },
@@ -229,6 +233,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
   let k = 0;
   const started = new Set<string>(); // (side, memory, size) with an iteration run by this process
   let lastCase = '';
+  const failFast = new FailFast();
   const record = (o: IterationOutcome, j: Job<Case>) => {
     const side = run.sides[j.side];
     side.rows.push(o.row);
@@ -238,6 +243,9 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     progress.line(`[${k}/${total}] ${tag(j)}${r.memory_limit} ${r.file_size} #${r.iteration}: ${r.exit_reason} ` +
       `${r.duration_seconds.toFixed(2)} s${r.throughput_mib_s !== null ? ` ${r.throughput_mib_s.toFixed(1)} MiB/s` : ''}${r.error ? ` (${r.error})` : ''}`);
     if (process.env.UPS_SELF_STATS === '1') progress.line(formatSelfStats(selfStats(k)));
+    // Fail fast (lib/failfast.ts): every row but vm_failed is one start of this side's server.
+    const never = r.exit_reason !== 'vm_failed' && failFast.observe(String(j.side), r.exit_reason === 'not_ready' ? o.notReadyAnswer ?? r.error : null);
+    if (never) throw new ServerNeverReady(failFastMessage(side.side.name, never, o.failure ?? ''));
   };
   try {
     await runMatrix(run.jobs, {
@@ -295,7 +303,8 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
       throw new InputError(`authentication rejected by the server: ${e.message}`);
     }
     if (!signal.aborted) {
-      for (const s of run.sides) s.record.stop_reason = `suite error: ${(e as Error).message.split('\n')[0]}`;
+      const first = (e as Error).message.split('\n')[0];
+      for (const s of run.sides) s.record.stop_reason = e instanceof ServerNeverReady ? first : `suite error: ${first}`;
       throw e;
     }
   }

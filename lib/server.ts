@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { isReady } from './client.ts';
+import { probeRoot } from './client.ts';
 import { SUITE_DIR } from './paths.ts';
 import type { ServerSpec } from './provider.ts';
 
@@ -65,9 +65,9 @@ export interface ServerProcess {
  * `logFile`. Spawned directly rather than through zx: zx keeps a process's
  * output in memory, which grows without bound over a long run's request log.
  */
-export function spawnServer(argv: string[], env: Record<string, string>, logFile: string): ServerProcess {
+export function spawnServer(argv: string[], env: Record<string, string>, logFile: string, cwd?: string): ServerProcess {
   const log = fs.openSync(logFile, 'a');
-  const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', log, log], detached: true });
+  const child = spawn(argv[0], argv.slice(1), { env, cwd, stdio: ['ignore', log, log], detached: true });
   fs.closeSync(log);
   const proc: ServerProcess = { child, pid: child.pid ?? -1, exit: null, exited: Promise.resolve() };
   proc.exited = new Promise((resolve) => {
@@ -80,15 +80,43 @@ export function spawnServer(argv: string[], env: Record<string, string>, logFile
 /** Readiness poll interval: the server restarts every iteration, and half an interval is lost on average each time. */
 const READY_POLL_MS = 20;
 
-/** Polls GET / until 200, the process exits, or the timeout passes. */
+/**
+ * A server that never got ready. `answer` is what it did instead, with no
+ * timings in it ("GET / answered 500: open templates/...", "GET / connection
+ * refused", "the process exited with code 1"), so two starts can be compared.
+ */
+export class NotReady extends Error {
+  constructor(readonly answer: string, message: string) {
+    super(message);
+  }
+}
+
+/** How a server's exit reads, e.g. "the process exited with code 1" or "... was killed by SIGKILL". */
+export function describeExit(code: number | null, signal: string | null): string {
+  if (signal) return `the process was killed by ${signal}`;
+  return `the process exited with code ${code ?? '(unknown)'}`;
+}
+
+/** Polls GET / until 200, the process exits, or the timeout passes; a NotReady says what the server did instead. */
 export async function waitReady(baseUrl: string, proc: ServerProcess | null, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let last = 'GET / never answered';
   while (Date.now() < deadline) {
-    if (proc?.exit) throw new Error(`server exited before it was ready (code ${proc.exit.code}, signal ${proc.exit.signal})`);
-    if (await isReady(baseUrl)) return;
+    if (proc?.exit) throw exitedBeforeReady(describeExit(proc.exit.code, proc.exit.signal));
+    const r = await probeRoot(baseUrl);
+    if (r.ready) return;
+    last = r.answer;
     await new Promise((r) => setTimeout(r, READY_POLL_MS));
   }
-  throw new Error(`server not ready within ${Math.round(timeoutMs / 1000)} s (GET ${baseUrl} never answered 200)`);
+  throw notReadyWithin(timeoutMs, last);
+}
+
+export function exitedBeforeReady(exit: string): NotReady {
+  return new NotReady(exit, `server exited before it was ready: ${exit}`);
+}
+
+export function notReadyWithin(timeoutMs: number, answer: string): NotReady {
+  return new NotReady(answer, `server not ready within ${Math.round(timeoutMs / 1000)} s: ${answer}`);
 }
 
 /** SIGTERM to the process group, SIGKILL after `graceMs`. */
@@ -102,13 +130,15 @@ export async function stopServerProcess(proc: ServerProcess, graceMs = 5000): Pr
   signalGroup('SIGKILL'); // anything the server left behind in its group
 }
 
-/** The last `lines` lines of a log file, with the secret masked. */
-export function logTail(file: string, lines: number, secret: string): string {
+/** The last `lines` lines of a log file, with the secret masked; see serverOutput() for `withoutReadinessPolls`. */
+export function logTail(file: string, lines: number, secret: string, opts: { withoutReadinessPolls?: boolean } = {}): string {
+  // Readiness polls can fill a log (one line per 20 ms poll): read further back when they are to be left out.
+  const window = opts.withoutReadinessPolls ? 4 * 1024 * 1024 : 64 * 1024;
   let text: string;
   try {
     const fd = fs.openSync(file, 'r');
     const size = fs.fstatSync(fd).size;
-    const len = Math.min(size, 64 * 1024);
+    const len = Math.min(size, window);
     const buf = Buffer.alloc(len);
     fs.readSync(fd, buf, 0, len, size - len);
     fs.closeSync(fd);
@@ -116,8 +146,28 @@ export function logTail(file: string, lines: number, secret: string): string {
   } catch {
     return '';
   }
-  return maskSecret(sinceLastStart(text.split('\n').slice(-lines - 1).join('\n').trimEnd()), secret);
+  return serverOutput(text, lines, secret, opts);
 }
+
+/**
+ * The last `lines` lines of the latest server's output, secret masked. With
+ * `withoutReadinessPolls`, the access-log lines of GET / are left out (and
+ * counted): before the server is ready every GET / is the suite's own poll,
+ * and a hundred of them would hide what the server said. Pure.
+ */
+export function serverOutput(text: string, lines: number, secret: string, opts: { withoutReadinessPolls?: boolean } = {}): string {
+  let all = sinceLastStart(text.trimEnd()).split('\n');
+  let note = '';
+  if (opts.withoutReadinessPolls) {
+    const kept = all.filter((l) => !READINESS_POLL_LINE.test(l));
+    if (kept.length < all.length) note = `\n(${all.length - kept.length} access-log lines of the suite's GET / readiness polls left out)`;
+    all = kept;
+  }
+  return maskSecret(all.slice(-lines).join('\n') + note, secret);
+}
+
+/** An access-log line of GET /: PicoShare's (gorilla's common log format, `"GET / HTTP/1.1" 500 58`) or the stand-in's (`... GET / 200 1.2ms`). */
+export const READINESS_POLL_LINE = /"GET \/ HTTP\/[\d.]+" \d{3}|^\S+ GET \/ (\d{3}|-)\b/;
 
 /**
  * The part of a server log from its last "--- server start" marker: one log

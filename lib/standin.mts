@@ -26,6 +26,7 @@ import busboy from 'busboy';
 
 const USAGE = `Usage: standin [-db PATH] [--throttle-mibs N] [--processing-delay-ms N] [--slowdown-pct N]
                [--crash-after-bytes N] [--status N] [--hold-in-memory] [--corrupt-stored]
+               [--download-route dash|bang]
 
   -db PATH                 store file; its folder is the data folder (default data/store.db)
   --throttle-mibs N        read upload bodies at most N MiB/s      (env STANDIN_THROTTLE_MIBS)
@@ -36,6 +37,8 @@ const USAGE = `Usage: standin [-db PATH] [--throttle-mibs N] [--processing-delay
   --status N               answer every upload with HTTP status N  (env STANDIN_STATUS)
   --hold-in-memory         keep every uploaded byte in memory      (env STANDIN_HOLD_IN_MEMORY=1)
   --corrupt-stored         flip one stored byte of every upload    (env STANDIN_CORRUPT_STORED=1)
+  --download-route R       serve downloads at /-{id} (dash, PicoShare 1.3.0 on) or
+                           /!{id} (bang, PicoShare up to 1.2.2)    (env STANDIN_DOWNLOAD_ROUTE)
 
 Environment: PS_SHARED_SECRET (required), PORT (default 4001),
 STANDIN_HOST (bind address, default 127.0.0.1), TMPDIR (spool folder).`;
@@ -63,6 +66,8 @@ interface Config {
   status: number | null;
   holdInMemory: boolean;
   corruptStored: boolean;
+  /** The download route's first character: '-' (/-{id}) or '!' (/!{id}, PicoShare before 1.3.0). */
+  downloadRoute: '-' | '!';
 }
 
 class UsageError extends Error {}
@@ -79,6 +84,7 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     'slowdown-pct': env.STANDIN_SLOWDOWN_PCT,
     'crash-after-bytes': env.STANDIN_CRASH_AFTER_BYTES,
     status: env.STANDIN_STATUS,
+    'download-route': env.STANDIN_DOWNLOAD_ROUTE,
   };
   let db = 'data/store.db';
   let hold = env.STANDIN_HOLD_IN_MEMORY;
@@ -114,6 +120,8 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   if (status !== null && status > 599) throw new UsageError(`status: expected 100-599, got ${status}`);
   const throttle = number('throttle-mibs', knobs['throttle-mibs'], 0, false);
   if (throttle === 0) throw new UsageError('throttle-mibs: expected a number > 0, got 0');
+  const route = knobs['download-route'] || 'dash';
+  if (route !== 'dash' && route !== 'bang') throw new UsageError(`download-route: expected dash or bang, got ${JSON.stringify(route)}`);
   return {
     secret,
     port: number('PORT', env.PORT, 0, true) ?? 4001,
@@ -127,6 +135,7 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     status,
     holdInMemory: isOn(hold),
     corruptStored: isOn(corrupt),
+    downloadRoute: route === 'bang' ? '!' : '-',
   };
 }
 
@@ -548,7 +557,10 @@ async function handleDownload(req: IncomingMessage, res: ServerResponse, cfg: Co
   const { size } = await stat(paths.data);
   res.writeHead(200, { 'Content-Type': meta.contentType || 'application/octet-stream', 'Content-Length': size });
   if (req.method === 'HEAD') return void res.end();
-  await pipeline(createReadStream(paths.data, { highWaterMark: MIB }), res);
+  // A client may hang up once it has the status (the suite's route probe does): not a server error, as in Go.
+  await pipeline(createReadStream(paths.data, { highWaterMark: MIB }), res).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ERR_STREAM_PREMATURE_CLOSE') throw e;
+  });
 }
 
 async function handleDelete(res: ServerResponse, cfg: Config, id: string): Promise<void> {
@@ -597,10 +609,10 @@ async function route(req: IncomingMessage, res: ServerResponse, cfg: Config): Pr
     if (authed()) return handleDelete(res, cfg, id);
     return;
   }
-  const download = /^\/-([^/]+)(\/[^/]*)?$/.exec(path);
-  if (download) {
+  const download = /^\/([-!])([^/]+)(\/[^/]*)?$/.exec(path);
+  if (download && download[1] === cfg.downloadRoute) {
     if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed('GET');
-    return handleDownload(req, res, cfg, download[1]);
+    return handleDownload(req, res, cfg, download[2]);
   }
   sendText(res, 404, '404 page not found');
 }

@@ -2,8 +2,11 @@
 // always and against a real PicoShare when one is given, so the two cannot
 // drift apart unnoticed:
 //   PICOSHARE_BIN=/path/to/picoshare  node --import tsx --test test/contract.test.mts
-//   PICOSHARE_SRC=/path/to/checkout   (built from its HEAD through lib/refs.ts, cached)
+//   PICOSHARE_SRC=/path/to/checkout   (built from its HEAD through lib/refs.ts, cached; run in its tree)
 // Without either, the real half is reported as skipped, never as passed.
+// Downloads: the stand-in serves /-{id} (PicoShare 1.3.0 on) and, with
+// STANDIN_DOWNLOAD_ROUTE=bang, only /!{id} (up to 1.2.2); the suite's client
+// finds which (findDownloadRoute), and every download check uses that route.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -11,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
-import { closeClient, deleteEntry, downloadSha256, upload } from '../lib/client.ts';
+import { closeClient, deleteEntry, downloadSha256, findDownloadRoute, upload, type DownloadRoute } from '../lib/client.ts';
 import { DEFAULT_BUILD } from '../lib/matrix.ts';
 import { createServerNetns, type ServerNetns } from '../lib/netns.ts';
 import { buildRefs } from '../lib/refs.ts';
@@ -23,8 +26,14 @@ const SECRET = 'contract-secret-Ü';
 const NEVER = '2999-12-31T00:00:00Z';
 const ID = /^[abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789]{10}$/;
 
-/** bindsEverywhere: PicoShare listens on ":PORT"; it runs in a network namespace of its own when one can be made. */
-interface Target { name: string; argv: () => Promise<string[]>; bindsEverywhere?: boolean }
+/**
+ * bindsEverywhere: PicoShare listens on ":PORT"; it runs in a network namespace of its own when one can be made.
+ * route: the download route it must serve (a real PicoShare's is whichever its release serves).
+ */
+interface Target {
+  name: string; argv: () => Promise<string[]>; bindsEverywhere?: boolean;
+  env?: Record<string, string>; route?: DownloadRoute; cwd?: () => Promise<string | undefined>;
+}
 
 /** The real PicoShare to check, or why there is none. */
 function realTarget(): Target | string {
@@ -32,17 +41,22 @@ function realTarget(): Target | string {
   const src = process.env.PICOSHARE_SRC;
   if (bin) return { name: `real PicoShare (${bin})`, argv: async () => [path.resolve(bin)], bindsEverywhere: true };
   if (src) {
+    const built = () => buildRefs(path.resolve(src), ['HEAD'], DEFAULT_BUILD).then((b) => b[0]);
     return {
       name: `real PicoShare (HEAD of ${src})`,
-      argv: async () => [(await buildRefs(path.resolve(src), ['HEAD'], DEFAULT_BUILD))[0].binaryPath],
+      argv: async () => [(await built()).binaryPath],
+      // Releases before 1.3.8 read ./templates and ./static at run time.
+      cwd: async () => (await built()).treeDir,
       bindsEverywhere: true,
     };
   }
   return 'no real PicoShare given: set PICOSHARE_BIN to a binary or PICOSHARE_SRC to a checkout';
 }
 
+const standin = async () => hostServerArgv({ kind: 'standin', env: {} });
 const targets: (Target | string)[] = [
-  { name: 'stand-in', argv: async () => hostServerArgv({ kind: 'standin', env: {} }) },
+  { name: 'stand-in', argv: standin, route: '-' },
+  { name: 'stand-in, old download route (STANDIN_DOWNLOAD_ROUTE=bang)', argv: standin, env: { STANDIN_DOWNLOAD_ROUTE: 'bang' }, route: '!' },
   realTarget(),
 ];
 
@@ -74,9 +88,9 @@ for (const target of targets) {
       const port = netns ? netns.serverPort : await freePort();
       const argv = [...(await target.argv()), '-db', path.join(tmp, 'data', 'store.db')];
       proc = spawnServer(netns ? netns.wrap(argv) : argv, {
-        PATH: process.env.PATH ?? '', HOME: os.homedir(),
+        PATH: process.env.PATH ?? '', HOME: os.homedir(), ...target.env,
         PS_SHARED_SECRET: SECRET, PORT: String(port), TMPDIR: path.join(tmp, 'spool'),
-      }, logFile);
+      }, logFile, await target.cwd?.());
       base = `http://${netns ? netns.serverAddress : '127.0.0.1'}:${port}`;
       try {
         await waitReady(base, proc, 30_000);
@@ -140,6 +154,8 @@ for (const target of targets) {
     });
 
     let id = '';
+    /** The download route, as the suite's client finds it after the first upload. */
+    let route: DownloadRoute = '-';
     test('upload: 200 application/json {"id": 10 chars} and a newline; download gives the same bytes', async () => {
       assert.ok(cookie, 'needs the auth test first');
       const r = await uploadParts([{ name: 'file', filename: 'payload.bin', data: payload }, { name: 'note', data: 'a note' }]);
@@ -150,13 +166,17 @@ for (const target of targets) {
       id = JSON.parse(text).id;
       assert.match(id, ID);
 
-      const d = await call('GET', `/-${id}`);
+      route = await findDownloadRoute(base, id);
+      if (target.route) assert.equal(route, target.route, 'the route the client finds');
+      // The old route's server knows nothing of the new one: the client must not assume /-{id}.
+      if (route === '!') assert.equal((await call('GET', `/-${id}`)).status, 404);
+      const d = await call('GET', `/${route}${id}`);
       assert.equal(d.status, 200);
       assert.ok(d.body.equals(payload), `downloaded ${d.body.length} bytes, sent ${payload.length}`);
-      const named = await call('GET', `/-${id}/payload.bin`);
+      const named = await call('GET', `/${route}${id}/payload.bin`);
       assert.equal(named.status, 200);
       assert.ok(named.body.equals(payload));
-      assert.equal((await call('GET', '/-abcdefghij')).status, 404);
+      assert.equal((await call('GET', `/${route}abcdefghij`)).status, 404);
     });
 
     test('upload: missing, malformed or too-near expiration is 400', async () => {
@@ -181,7 +201,7 @@ for (const target of targets) {
         uploadParts([{ name: 'file', filename, data: 'abc' }, ...(note === undefined ? [] : [{ name: 'note', data: note }])]);
       const dir = await up('some/dir/a.txt');
       assert.equal(dir.status, 200, dir.body.toString());
-      assert.equal((await call('GET', `/-${JSON.parse(dir.body.toString()).id}/a.txt`)).status, 200);
+      assert.equal((await call('GET', `/${route}${JSON.parse(dir.body.toString()).id}/a.txt`)).status, 200);
       assert.equal((await up('..hidden')).status, 400);
       assert.equal((await up('a\\b')).status, 400);
       assert.equal((await up('a\tb')).status, 400);
@@ -199,7 +219,7 @@ for (const target of targets) {
       try {
         const inMemory = await uploadParts([{ name: 'file', filename: 'mib.bin', data: mib }]);
         assert.equal(inMemory.status, 200, inMemory.body.toString());
-        const d = await call('GET', `/-${JSON.parse(inMemory.body.toString()).id}`);
+        const d = await call('GET', `/${route}${JSON.parse(inMemory.body.toString()).id}`);
         assert.ok(d.body.equals(mib), `downloaded ${d.body.length} bytes of ${mib.length}`);
         const spooled = await uploadParts([{ name: 'file', filename: 'over.bin', data: over }]);
         assert.equal(spooled.status, 400, `1 MiB + 1 byte with no TMPDIR: ${spooled.status} ${spooled.body}`);
@@ -211,9 +231,9 @@ for (const target of targets) {
     });
 
     test('download and delete: a malformed id is 400, an unknown one 404 (download) or 200 (delete)', async () => {
-      assert.equal((await call('GET', '/-abc')).status, 400);
-      assert.equal((await call('GET', '/-abcdefghi0')).status, 400, '0 is not in the id alphabet');
-      assert.equal((await call('GET', '/-abcdefghij')).status, 404);
+      assert.equal((await call('GET', `/${route}abc`)).status, 400);
+      assert.equal((await call('GET', `/${route}abcdefghi0`)).status, 400, '0 is not in the id alphabet');
+      assert.equal((await call('GET', `/${route}abcdefghij`)).status, 404);
       assert.equal((await call('DELETE', '/api/entry/abcdefghi0', { auth: true })).status, 400);
     });
 
@@ -231,7 +251,7 @@ for (const target of targets) {
       assert.equal((await call('DELETE', '/api/entry/short', { auth: true })).status, 400);
       assert.equal((await call('DELETE', '/api/entry/bad!id!bad', { auth: true })).status, 400);
       assert.equal((await call('DELETE', '/api/entry/%zz', { auth: true })).status, 400, 'a malformed %-escape');
-      assert.equal((await call('GET', `/-${id}`)).status, 404);
+      assert.equal((await call('GET', `/${route}${id}`)).status, 404);
     });
 
     test("the suite's own client: upload, download sha256, delete", async () => {
@@ -241,7 +261,9 @@ for (const target of targets) {
       assert.equal(r.status, 200, r.body);
       assert.match(r.id ?? '', ID);
       assert.ok(r.transferSeconds !== null && r.processingSeconds !== null);
-      const d = await downloadSha256(base, r.id!, 30_000);
+      const found = await findDownloadRoute(base, r.id!);
+      assert.equal(found, route);
+      const d = await downloadSha256(base, r.id!, 30_000, found);
       assert.deepEqual(d, { status: 200, bytes: payload.length, sha256: crypto.createHash('sha256').update(payload).digest('hex') });
       assert.equal(await deleteEntry(base, cookie, r.id!), 200);
     });

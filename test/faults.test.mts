@@ -119,7 +119,7 @@ test('a server that dies on one start (between iterations): not_ready for that i
   assert.equal((await run.exited).code, 0, run.stderr());
   const got = rows(run.runDir()!);
   assert.deepEqual(got.map((r) => r.exit_reason), ['success', 'not_ready', 'success']);
-  assert.match(got[1].error, /server exited before it was ready \(code 3/);
+  assert.match(got[1].error, /server exited before it was ready: the process exited with code 3/);
   assert.match(fs.readFileSync(path.join(run.runDir()!, 'failures.log'), 'utf8'), /flaky-server: dying on start 2/);
   assert.deepEqual(leftovers(secret, run.pid), []);
 });

@@ -1,5 +1,5 @@
 // Test helper: a temporary git repository holding the fixture server
-// (test/fixtures/fixture-server) in two commits, the second one slower
+// (test/fixtures/fixture-server, with the templates/ it reads at run time) in two commits, the second one slower
 // (it sleeps SLOW_MS_PER_MIB per MiB while copying an upload into its store).
 //   const repo = await makeFixtureRepo('/tmp/x/repo')  // branch main = the slow commit
 import fs from 'node:fs';
@@ -24,7 +24,11 @@ export async function hasGo(): Promise<boolean> {
 
 export async function makeFixtureRepo(dir: string): Promise<FixtureRepo> {
   fs.mkdirSync(dir, { recursive: true });
-  for (const f of ['go.mod', 'main.go']) fs.copyFileSync(path.join(FIXTURE, f), path.join(dir, f));
+  // templates/ is read at run time, relative to the server's working directory (see main.go).
+  for (const f of ['go.mod', 'main.go', 'templates/root.html']) {
+    fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
+    fs.copyFileSync(path.join(FIXTURE, f), path.join(dir, f));
+  }
   const git = $({ cwd: dir, quiet: true });
   const commit = async (msg: string) => {
     await git`git add -A`;

@@ -84,6 +84,14 @@ test('each kind of invalid matrix names the key, the value and the line', () => 
   bad(`${GOOD}timeouts:\n  readiness_seconds: 5000000\n`, /^m\.yaml:7: timeouts\.readiness_seconds: must be at most 500000/);
 });
 
+test('server.workdir: the folder a prebuilt binary runs in, resolved against the matrix file; not with source', () => {
+  const m = parseMatrix(`${GOOD}server:\n  binary: ../bin/ps\n  workdir: ../ps-1.1.8\n`, '/x/y/m.yaml');
+  assert.deepEqual(m.server, { kind: 'binary', binary: '/x/bin/ps', workdir: '/x/ps-1.1.8' });
+  assert.throws(() => parseMatrix(`${GOOD}server:\n  source: ../ps\n  workdir: ../t\n`, 'm.yaml'),
+    /^InputError: m\.yaml:8: server\.workdir: only with server\.binary: a server built from source runs in its own tree \(got "\.\.\/t"\)$/);
+  assert.throws(() => parseMatrix(`${GOOD}server:\n  binary: ../ps\n  workdir: ""\n`, 'm.yaml'), /^InputError: m\.yaml:8: server\.workdir: must be a non-empty path/);
+});
+
 test('server source and binary resolve against the matrix file', () => {
   const m = parseMatrix(`${GOOD}server:\n  source: ../ps\n`, '/x/y/m.yaml');
   assert.deepEqual(m.server, { kind: 'source', source: '/x/ps', build: ['CGO_ENABLED=1', 'go', 'build', '-o', '{out}', './cmd/picoshare'] });

@@ -70,6 +70,12 @@ test('buildRefs builds two commits in worktrees, caches them, never touches the 
   const [other] = await buildRefs(repo.dir, ['main'], ['CGO_ENABLED=0', 'go', 'build', '-ldflags=-s', '-o', '{out}', '.']);
   assert.equal(other.cached, false);
   assert.notEqual(other.binaryPath, first[1].binaryPath);
+  // The tree each binary was built from is kept beside it, without .git: the server runs in it.
+  for (const b of [...first, ...again]) {
+    assert.equal(b.treeDir, path.join(path.dirname(b.binaryPath), 'tree'));
+    assert.ok(fs.existsSync(path.join(b.treeDir, 'templates', 'root.html')), `${b.treeDir} holds the templates`);
+    assert.ok(!fs.existsSync(path.join(b.treeDir, '.git')), 'without .git');
+  }
   // That the built server works is refs-run.test.mts's part: it uploads through it.
 });
 
@@ -99,7 +105,7 @@ test('WORKTREE builds uncommitted changes as dirty, from a copy, leaving them in
   assert.equal(dirtyAgain.cached, true, 'the same uncommitted content is cached');
 });
 
-test('a failing build throws with its last lines; an unknown ref is an input error', async (t) => {
+test('a failing build throws with its last lines and cause; other refs still build; an unknown ref is an input error', async (t) => {
   if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
   const tmp = tempCache(t);
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));
@@ -116,5 +122,27 @@ test('a failing build throws with its last lines; an unknown ref is an input err
   assert.deepEqual(fs.readdirSync(path.join(tmp, 'cache', 'bin')).flatMap((d) => fs.readdirSync(path.join(tmp, 'cache', 'bin', d))), [],
     'nothing cached for a failed build');
   await assert.rejects(buildRefs(repo.dir, ['no-such-branch'], FIXTURE_BUILD_COMMAND), InputError);
+
+  // Several refs: the ones that build are built (and cached) even when others fail; one error names each failure.
+  fs.writeFileSync(path.join(repo.dir, 'go.mod'), 'module example.com/fixture-server\n\ngo 1.99\n');
+  await git`git -c user.name=t -c user.email=t@example.com commit -qam ${'needs go 1.99'}`;
+  const local = ['GOTOOLCHAIN=local', ...FIXTURE_BUILD_COMMAND]; // no toolchain download: the installed Go or nothing
+  await assert.rejects(buildRefs(repo.dir, ['HEAD', 'HEAD~1', 'HEAD~2'], local), (e: Error) => {
+    const lines = e.message.split('\n');
+    assert.equal(lines[0], '2 of 3 refs failed to build:');
+    assert.match(lines[1], /^build of HEAD \([0-9a-f]{12}\) failed with exit 1: needs Go 1\.99 or newer \(its go\.mod's go line\); the installed Go is 1\.\d+/);
+    assert.match(e.message, /^build of HEAD~1 \([0-9a-f]{12}\) failed with exit 1$/m);
+    return true;
+  });
+  const [good] = await buildRefs(repo.dir, ['HEAD~2'], local);
+  assert.equal(good.cached, true, 'HEAD~2 was built while the others failed');
+
+  // A go line older than the installed Go builds as usual.
+  fs.writeFileSync(path.join(repo.dir, 'go.mod'), 'module example.com/fixture-server\n\ngo 1.17\n');
+  fs.writeFileSync(path.join(repo.dir, 'main.go'), fs.readFileSync(path.join(repo.dir, 'main.go'), 'utf8').replace('\nfunc broken() { return 1 }\n', ''));
+  await git`git -c user.name=t -c user.email=t@example.com commit -qam ${'go 1.17'}`;
+  const [old] = await buildRefs(repo.dir, ['HEAD'], local);
+  assert.equal(old.cached, false);
+  assert.ok(fs.existsSync(old.binaryPath));
   await assert.rejects(buildRefs(tmp, ['HEAD'], FIXTURE_BUILD_COMMAND), InputError);
 });
