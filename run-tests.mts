@@ -8,7 +8,6 @@
 // run (or, with two refs, the second is slower), 2 bad input, 130/143 interrupted.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import dotenv from 'dotenv';
 import { $ } from 'zx';
@@ -23,6 +22,7 @@ import { cleanupLocal, describeLocal, localDataParentProblem, LocalProvider } fr
 import { configuredBox, killAllVagrantVms, VagrantProvider } from './lib/vagrant.ts';
 import { killAllVms, QemuProvider } from './lib/qemu.ts';
 import { DEFAULT_BUILD, expandCases, type Case, type Matrix } from './lib/matrix.ts';
+import { hostFingerprint } from './lib/host.ts';
 import { HELP, parseOptions } from './lib/options.ts';
 import { SUITE_DIR } from './lib/paths.ts';
 import { Progress } from './lib/progress.ts';
@@ -34,6 +34,7 @@ import { mergeResumedConfig, planResume, type ResumableConfig } from './lib/resu
 import { MAX_REPLACEMENTS, runMatrix } from './lib/runner.ts';
 import { formatSelfStats, selfStats } from './lib/selfstats.ts';
 import { standinEnvFrom } from './lib/server.ts';
+import { shardCases, shardRecord } from './lib/shard.ts';
 import { cachedStandinBundle } from './lib/standin-bundle.ts';
 import { ensureTestFile, type TestFile } from './lib/testfiles.ts';
 
@@ -92,13 +93,6 @@ async function gitInfo(dir: string) {
   };
 }
 
-function hostInfo() {
-  return {
-    hostname: os.hostname(), cpu_model: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length,
-    kernel: os.release(), memory_bytes: os.totalmem(),
-  };
-}
-
 function makeProvider(m: Matrix, spec: ServerSpec, secret: string): Provider {
   const launch = { server: spec, secret, readinessTimeoutSeconds: m.readinessTimeoutSeconds };
   if (m.provider === 'local') return new LocalProvider(launch);
@@ -142,12 +136,14 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', hold);
   process.on('SIGTERM', hold);
   let sides: Side[] = [];
+  // --shard: this machine's whole cases (every iteration and ref); test files only for their sizes.
+  const allCases = opts.shard ? shardCases(m, opts.shard, opts.refs.length) : expandCases(m);
   const files = new Map<number, TestFile>();
   try {
     // A resume runs the stand-in with the knobs the run was started with, not today's environment.
     sides = await prepareServers(m, opts.refs, progress, resume?.config.server.standin_env);
     checkDiskSpace(diskPlanFor(m));
-    for (const size of m.sizes) {
+    for (const size of m.sizes.filter((s) => allCases.some((c) => c.size.bytes === s.bytes))) {
       if (held) break;
       const t0 = Date.now();
       const f = await ensureTestFile(size.bytes);
@@ -208,7 +204,8 @@ export async function main(argv: string[]): Promise<number> {
         vm_cpus: m.vmCpus,
         vm_box: configuredBox(m.vmBox),
       },
-      host: hostInfo(),
+      ...(opts.shard ? { shard: shardRecord(m, opts.shard, opts.refs.length) } : {}),
+      host: hostFingerprint(),
     },
   }));
   if (resume) {
@@ -242,9 +239,9 @@ export async function main(argv: string[]): Promise<number> {
 
   const provider = makeProvider(m, sides[0].spec, secret);
   // Each case once per side; with one side this is the plain case order.
-  const plan = resume ? planResume(expandCases(m), resume.rows) : null;
+  const plan = resume ? planResume(allCases, resume.rows) : null;
   if (plan) progress.line(`resuming: ${plan.done} iterations already in raw.csv, ${plan.remaining.length} to run`);
-  const jobs = interleave(plan ? plan.remaining : expandCases(m), runs.length, seed);
+  const jobs = interleave(plan ? plan.remaining : allCases, runs.length, seed);
   const sideOf = new Map(jobs.map((j) => [j.item, j.side]));
   const cases = jobs.map((j) => j.item);
   // The folder name tells the sides apart even when both are the same ref (an A/A run).

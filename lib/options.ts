@@ -8,6 +8,7 @@ import { InputError } from './errors.ts';
 import { defaultWarmup, loadMatrixFile, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
 import { SUITE_DIR } from './paths.ts';
 import { matrixFromConfig, readResumeState, type ResumeState } from './resume.ts';
+import { parseShard, planShards, type Shard } from './shard.ts';
 import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './units.ts';
 
 export const HELP = `Usage: run-tests [options]
@@ -31,6 +32,10 @@ Options (flags override matrix.yaml):
                        once to compare two refs. WORKTREE = the working tree as it is, uncommitted
                        changes included (recorded as dirty). Without --ref, server.source builds WORKTREE.
   --seed N             seed of the two refs' interleaved order (default: random; recorded in config.json)
+  --shard k/N          run only shard k of N (numbered from 1): whole cases (file size x memory limit, every
+                       iteration and ref), balanced by bytes x iterations with VM boots counted; ./merge-runs
+                       joins the N folders into one run. auto: CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL (CircleCI),
+                       or JOB_COMPLETION_INDEX with UPS_SHARD_TOTAL = the Job's completions (Kubernetes)
   --resume DIR         finish an interrupted run: its recorded matrix, server and knobs (config.json),
                        only the iterations raw.csv lacks, into the same folder (no other flags)
   --doctor             check this machine for the provider (matrix's or --provider): one ok/FAIL/warn
@@ -59,6 +64,7 @@ Environment:
   UPS_LOCAL_DATA_DIR   local provider: where the server's data folders and upload spool go (default: system temp)
   UPS_LOCAL_NETNS=off  local provider: run a server binary on the host's network instead of a network namespace
                        of its own (PicoShare then listens on every interface while the run lasts)
+  UPS_SHARD_TOTAL      --shard auto on a Kubernetes Indexed Job: the Job's completions (the shard count)
   UPS_SELF_STATS=1     print the suite's own RSS, heap and open file descriptors after every iteration (soak runs)
 
 Exit status: 0 run completed (failed cases are results, see failures.log),
@@ -74,6 +80,8 @@ export interface Options {
   /** --ref values in order; empty for a run without refs. */
   refs: string[];
   seed: number | null;
+  /** --shard: this machine's part of the matrix (lib/shard.ts); null runs it all. */
+  shard: Shard | null;
   /** --resume: the run folder to finish, as read back. */
   resume: ResumeState | null;
   /** --doctor (with --fix) or --build-image instead of a run. */
@@ -91,7 +99,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
         matrix: { type: 'string' }, provider: { type: 'string' }, sizes: { type: 'string' },
         memory: { type: 'string' }, iterations: { type: 'string' }, out: { type: 'string' },
         quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-        ref: { type: 'string', multiple: true }, seed: { type: 'string' }, resume: { type: 'string' },
+        ref: { type: 'string', multiple: true }, seed: { type: 'string' }, resume: { type: 'string' }, shard: { type: 'string' },
         doctor: { type: 'boolean' }, fix: { type: 'boolean' }, 'build-image': { type: 'boolean' },
       },
       strict: true, allowPositionals: false, tokens: true,
@@ -154,8 +162,10 @@ export function parseOptions(argv: string[]): Options | 'help' {
     if (!/^\d+$/.test(s.trim()) || Number(s) > 2 ** 32 - 1) throw new Error('not a whole number from 0 to 4294967295');
     return Number(s);
   });
+  const shard = v.shard === undefined ? null : parseShard(v.shard, process.env);
+  if (shard) planShards(matrix, shard.total, refs.length); // more shards than cases: refused before anything starts
   const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : 'run';
-  return { matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, seed, resume: null, mode, fix: v.fix ?? false };
+  return { matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, seed, shard, resume: null, mode, fix: v.fix ?? false };
 }
 
 /** --resume DIR: everything comes from the run's config.json; other flags would change what the rows mean. */
@@ -166,8 +176,11 @@ function resumeOptions(dir: string, otherFlags: string[]): Options {
   const state = readResumeState(path.resolve(dir));
   const matrix = matrixFromConfig(state.config, path.join(state.dir, 'config.json'));
   const ref = state.config.server.kind === 'source' ? state.config.server.build?.ref : undefined;
+  // A shard resumes as the same shard: its recorded k/N, cut by the same rule.
+  const s = state.config.shard as { index: number; total: number } | undefined;
   return {
     matrix, matrixFile: String(state.config.matrix_file ?? ''), out: path.dirname(state.dir),
-    refs: ref ? [ref] : [], seed: null, resume: state, mode: 'run', fix: false,
+    refs: ref ? [ref] : [], seed: null, shard: s ? { index: s.index, total: s.total, source: 'resumed' } : null,
+    resume: state, mode: 'run', fix: false,
   };
 }
