@@ -6,7 +6,6 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { main as compareRuns } from './compare-runs.mts';
-import { closeClient } from './lib/client.ts';
 import { runDoctor } from './lib/doctor-probe.ts';
 import { PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { buildImageCommand } from './lib/image.ts';
@@ -14,7 +13,7 @@ import { Interrupts } from './lib/interrupts.ts';
 import { HELP, parseOptions } from './lib/options.ts';
 import { Progress } from './lib/progress.ts';
 import {
-  executeRun, finishRun, makeProvider, openRun, preflight, prepareGuestImage, prepareServers, prepareTestFiles, sharedSecret,
+  executeRun, finishRun, makeProvider, openRun, planCases, preflight, prepareGuestImage, prepareServers, prepareTestFiles, sharedSecret,
 } from './lib/run.ts';
 
 async function run(argv: string[], io: Io): Promise<number> {
@@ -38,17 +37,18 @@ async function run(argv: string[], io: Io): Promise<number> {
   const interrupts = new Interrupts(say).install();
   try {
     const stopped = () => interrupts.received !== null;
+    const cases = planCases(m, opts.shard, opts.refs.length); // --shard k/N: this machine's whole cases
     const prepared = await (async () => {
       // A resume runs the stand-in with the knobs the run was started with, not today's environment.
       const sides = await prepareServers(m, opts.refs, progress, resume?.record.server.standin_env);
-      const files = await prepareTestFiles(m, progress, stopped);
+      const files = await prepareTestFiles(m, cases, progress, stopped);
       return files && !stopped() ? { sides, files, image: await prepareGuestImage(m, say) } : null;
     })().catch((e: unknown) => { if (stopped()) return null; throw e; }); // a build the same Ctrl-C killed is the interruption
     if (!prepared || stopped()) return interrupts.exitCode() ?? 1;
 
     // 2. The results folders (config.json written, not finished) and the jobs: each case once per side, interleaved.
-    const seed = opts.seed ?? crypto.randomInt(2 ** 31);
-    const run = await openRun({ m, sides: prepared.sides, out: opts.out, argv, matrixFile: opts.matrixFile, seed, resume }, say);
+    const seed = opts.seed ?? crypto.randomInt(2 ** 31), shard = opts.shard && { shard: opts.shard, refs: opts.refs.length };
+    const run = await openRun({ m, cases, shard, sides: prepared.sides, out: opts.out, argv, matrixFile: opts.matrixFile, seed, resume }, say);
     const provider = makeProvider(m, prepared.sides[0].spec, secret, prepared.image, { signal: interrupts.signal });
     interrupts.startRun((sig) => { for (const s of run.sides) s.record.stop_reason = `interrupted by ${sig}`; }, () => provider.waitingFor());
 
@@ -56,9 +56,7 @@ async function run(argv: string[], io: Io): Promise<number> {
     try {
       await executeRun(run, provider, { m, files: prepared.files, secret, signal: interrupts.signal, progress });
     } finally {
-      await provider.close();
-      await closeClient();
-      await finishRun(run, (s) => io.stdout.write(s));
+      await finishRun(run, provider, (s) => io.stdout.write(s));
     }
     if (!run.parent) return interrupts.exitCode() ?? 0;
 

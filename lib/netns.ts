@@ -9,6 +9,8 @@
 //   spawn(...ns.wrap(['picoshare', '-db', db]))  // then http://${ns.serverAddress}:PORT
 //   await ns.remove()                        // the veth pair goes with it
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { $ } from 'zx';
 import { pidAlive } from './pids.ts';
 import { findTool, missingToolMessage } from './tools.ts';
@@ -55,13 +57,15 @@ export async function createServerNetns(): Promise<ServerNetns | { error: string
   const hostIf = `ups${process.pid}h${n}`;
   const nsIf = `ups${process.pid}n${n}`;
   try {
-    const used = await usedSubnets();
-    let subnet = 0;
-    while (used.has(subnet)) subnet++;
-    const [hostAddr, serverAddress] = [address(subnet, 1), address(subnet, 2)];
     await $({ quiet: true })`ip netns add ${name}`;
     await $({ quiet: true })`ip link add ${hostIf} type veth peer name ${nsIf} netns ${name}`;
-    await $({ quiet: true })`ip addr add ${hostAddr}/30 dev ${hostIf}`;
+    const serverAddress = await underSubnetLock(async () => {
+      const used = await usedSubnets();
+      let subnet = 0;
+      while (used.has(subnet)) subnet++;
+      await $({ quiet: true })`ip addr add ${address(subnet, 1)}/30 dev ${hostIf}`;
+      return address(subnet, 2);
+    });
     await $({ quiet: true })`ip link set ${hostIf} mtu ${MTU} up`;
     await $({ quiet: true })`ip -n ${name} addr add ${serverAddress}/30 dev ${nsIf}`;
     await $({ quiet: true })`ip -n ${name} link set ${nsIf} mtu ${MTU} up`;
@@ -78,6 +82,29 @@ export async function createServerNetns(): Promise<ServerNetns | { error: string
     const err = e as { stderr?: string; message: string };
     return { error: `ip: ${(err.stderr || err.message).trim().split('\n')[0]}` };
   }
+}
+
+/**
+ * Runs side by side (shards on one machine) must not take the same subnet: two host interfaces on one /30
+ * route a run's requests to the other's server. Choosing a subnet and adding it happen under a lock file
+ * (held for milliseconds; one left by a killed run is taken over).
+ */
+async function underSubnetLock<T>(f: () => Promise<T>): Promise<T> {
+  const lock = path.join(os.tmpdir(), 'ups-netns-subnet.lock');
+  for (let waited = 0; ; waited += 20) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let holder = NaN;
+      try { holder = Number(fs.readFileSync(lock, 'utf8')); } catch { continue; }
+      if (Number.isInteger(holder) && holder > 0 && !pidAlive(holder)) { fs.rmSync(lock, { force: true }); continue; }
+      if (waited > 30_000) throw new Error(`${lock}: held by process ${holder} for over 30 s`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  try { return await f(); } finally { fs.rmSync(lock, { force: true }); }
 }
 
 /** Deleting the namespace deletes its end of the veth pair, and with it the host's end. */

@@ -9,6 +9,7 @@ import { defaultWarmup, loadMatrixFile, PROVIDERS, QUICK, repeated, type Matrix,
 import { SUITE_DIR } from './paths.ts';
 import { readResumeState, type ResumeState } from './resume.ts';
 import { matrixFromRecord } from './run-record.ts';
+import { parseShard, planShards, type Shard } from './shard.ts';
 import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './units.ts';
 
 export const HELP = `Usage: run-tests [options]
@@ -32,6 +33,10 @@ Options (flags override matrix.yaml):
                        once to compare two refs. WORKTREE = the working tree as it is, uncommitted
                        changes included (recorded as dirty). Without --ref, server.source builds WORKTREE.
   --seed N             seed of the two refs' interleaved order (default: random; recorded in config.json)
+  --shard k/N          run only shard k of N (numbered from 1): whole cases (file size x memory limit, every
+                       iteration and ref), balanced by bytes x iterations with VM boots counted; ./merge-runs
+                       joins the N folders into one run. auto: CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL (CircleCI),
+                       or JOB_COMPLETION_INDEX with UPS_SHARD_TOTAL = the Job's completions (Kubernetes)
   --resume DIR         finish an interrupted run: its recorded matrix, server and knobs (config.json),
                        only the iterations raw.csv lacks, into the same folder (no other flags)
   --doctor             check this machine for the provider (matrix's or --provider): one ok/FAIL/warn
@@ -60,6 +65,7 @@ Environment:
   UPS_LOCAL_DATA_DIR   local provider: where the server's data folders and upload spool go (default: system temp)
   UPS_LOCAL_NETNS=off  local provider: run a server binary on the host's network instead of a network namespace
                        of its own (PicoShare then listens on every interface while the run lasts)
+  UPS_SHARD_TOTAL      --shard auto on a Kubernetes Indexed Job: the Job's completions (the shard count)
   UPS_SELF_STATS=1     print the suite's own RSS, heap and open file descriptors after every iteration (soak runs)
 
 Exit status: 0 run completed (failed cases are results, see failures.log),
@@ -75,6 +81,8 @@ export interface Options {
   /** --ref values in order; empty for a run without refs. */
   refs: string[];
   seed: number | null;
+  /** --shard: this machine's part of the matrix (lib/shard.ts); null runs it all. */
+  shard: Shard | null;
   /** --resume: the run folder to finish, as read back. */
   resume: ResumeState | null;
   /** --doctor (with --fix) or --build-image instead of a run. */
@@ -92,7 +100,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
         matrix: { type: 'string' }, provider: { type: 'string' }, sizes: { type: 'string' },
         memory: { type: 'string' }, iterations: { type: 'string' }, out: { type: 'string' },
         quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-        ref: { type: 'string', multiple: true }, seed: { type: 'string' }, resume: { type: 'string' },
+        ref: { type: 'string', multiple: true }, seed: { type: 'string' }, resume: { type: 'string' }, shard: { type: 'string' },
         doctor: { type: 'boolean' }, fix: { type: 'boolean' }, 'build-image': { type: 'boolean' },
       },
       strict: true, allowPositionals: false, tokens: true,
@@ -155,8 +163,10 @@ export function parseOptions(argv: string[]): Options | 'help' {
     if (!/^\d+$/.test(s.trim()) || Number(s) > 2 ** 32 - 1) throw new Error('not a whole number from 0 to 4294967295');
     return Number(s);
   });
+  const shard = v.shard === undefined ? null : parseShard(v.shard, process.env);
+  if (shard) planShards(matrix, shard.total, refs.length); // more shards than cases: refused before anything starts
   const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : 'run';
-  return { matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, seed, resume: null, mode, fix: v.fix ?? false };
+  return { matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, seed, shard, resume: null, mode, fix: v.fix ?? false };
 }
 
 /** --resume DIR: everything comes from the run's config.json; other flags would change what the rows mean. */
@@ -167,8 +177,11 @@ function resumeOptions(dir: string, otherFlags: string[]): Options {
   const state = readResumeState(path.resolve(dir));
   const matrix = matrixFromRecord(state.record, path.join(state.dir, 'config.json'));
   const ref = state.record.server.kind === 'source' ? state.record.server.build?.ref : undefined;
+  // A shard resumes as the same shard: its recorded k/N, cut by the same rule.
+  const s = state.record.shard;
   return {
     matrix, matrixFile: state.record.matrix_file, out: path.dirname(state.dir),
-    refs: ref ? [ref] : [], seed: null, resume: state, mode: 'run', fix: false,
+    refs: ref ? [ref] : [], seed: null, shard: s ? { index: s.index, total: s.total, source: 'resumed' } : null,
+    resume: state, mode: 'run', fix: false,
   };
 }

@@ -204,8 +204,14 @@ function keepTree(workDir: string, treeDir: string): void {
   const tmp = `${treeDir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.cpSync(workDir, tmp, { recursive: true, verbatimSymlinks: true, filter: (src) => src !== path.join(workDir, '.git') });
-  fs.rmSync(treeDir, { recursive: true, force: true });
-  fs.renameSync(tmp, treeDir);
+  try {
+    fs.renameSync(tmp, treeDir);
+  } catch (e) {
+    // Another run built the same commit at the same time (shards side by side) and kept its tree first:
+    // a tree only ever appears whole (by rename), and it is the same commit's, so it stands.
+    fs.rmSync(tmp, { recursive: true, force: true });
+    if (!fs.existsSync(treeDir)) throw e;
+  }
 }
 
 async function goVersion(cwd: string): Promise<string | null> {

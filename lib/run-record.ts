@@ -10,6 +10,7 @@
 // Pure: no file system here (lib/load-run.ts reads the file).
 import { InputError } from './errors.ts';
 import type { StoppingRule } from './sequential.ts';
+import type { ShardRecord } from './shard.ts';
 import { DEFAULT_TIMEOUTS, MAX_TIMEOUT_SECONDS, PROVIDERS, type Matrix, type ProviderName } from './matrix.ts';
 
 /** The one schema number config.json carries; a file with another is refused. */
@@ -55,14 +56,25 @@ export interface MatrixRecord {
 export interface AbRecord {
   refs: string[];
   this_ref: number;
-  seed: number;
+  /** null in a folder merged from shards, each of which drew its own (merge.shards has them). */
+  seed: number | null;
   parent: string;
   order: string;
   /** Set when rounds were adaptive: the group-sequential rule cases stopped by (lib/sequential.ts), so a re-read run is judged the same way. */
   stopping_rule?: StoppingRule;
 }
 
-export interface HostRecord { hostname: string; cpu_model: string; cores: number; kernel: string; memory_bytes: number }
+/** The host's fingerprint (lib/host.ts); machine, hypervisor and ci are absent from records of older suites. */
+export interface HostRecord {
+  hostname: string;
+  cpu_model: string;
+  cores: number;
+  kernel: string;
+  memory_bytes: number;
+  machine?: string | null;
+  hypervisor?: boolean | null;
+  ci?: Record<string, string>;
+}
 
 /** What a resume adds to `resumes`: when, with what command, and the server and suite it ran. */
 export interface ResumeRecord {
@@ -93,6 +105,10 @@ export interface RunRecord {
   matrix: MatrixRecord;
   host: HostRecord;
   resumes?: ResumeRecord[];
+  /** Set by --shard k/N: which cases this machine ran, and by what rule. */
+  shard?: ShardRecord;
+  /** Set on a folder made by merge-runs: its shards, who ran what where (written for the reader, not read back). */
+  merge?: Record<string, unknown>;
 }
 
 export function matrixRecord(m: Matrix, vmBox: string | null): MatrixRecord {
@@ -210,12 +226,22 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
     }
     return out;
   };
-  const host = (v: Json, field: string): HostRecord => ({
-    hostname: str(v, 'hostname', `${field}.hostname`), cpu_model: str(v, 'cpu_model', `${field}.cpu_model`),
-    cores: v.cores === undefined ? 0 : whole(v.cores, `${field}.cores`, 0),
-    kernel: str(v, 'kernel', `${field}.kernel`),
-    memory_bytes: v.memory_bytes === undefined ? 0 : whole(v.memory_bytes, `${field}.memory_bytes`, 0),
-  });
+  const host = (v: Json, field: string): HostRecord => {
+    const h: HostRecord = {
+      hostname: str(v, 'hostname', `${field}.hostname`), cpu_model: str(v, 'cpu_model', `${field}.cpu_model`),
+      cores: v.cores === undefined ? 0 : whole(v.cores, `${field}.cores`, 0),
+      kernel: str(v, 'kernel', `${field}.kernel`),
+      memory_bytes: v.memory_bytes === undefined ? 0 : whole(v.memory_bytes, `${field}.memory_bytes`, 0),
+    };
+    if (v.machine !== undefined) h.machine = text(v, 'machine', `${field}.machine`, null);
+    if (v.hypervisor !== undefined) h.hypervisor = v.hypervisor === null ? null : bool(v, 'hypervisor', `${field}.hypervisor`, false);
+    if (v.ci !== undefined) {
+      const ci = obj(v, 'ci', `${field}.ci`);
+      for (const [k, x] of Object.entries(ci)) if (typeof x !== 'string') fail(`${field}.ci.${k}`, 'must be text', x);
+      h.ci = ci as Record<string, string>;
+    }
+    return h;
+  };
 
   const m = obj(json, 'matrix', 'matrix');
   const sizesIn = m.sizes ?? [];
@@ -248,7 +274,7 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
     const a = obj(json, 'ab', 'ab');
     ab = {
       refs: strings(a.refs, 'ab.refs'), this_ref: a.this_ref === undefined ? 0 : whole(a.this_ref, 'ab.this_ref', 0),
-      seed: a.seed === undefined ? 0 : whole(a.seed, 'ab.seed', 0), parent: str(a, 'parent', 'ab.parent'), order: str(a, 'order', 'ab.order'),
+      seed: a.seed === undefined ? 0 : a.seed === null ? null : whole(a.seed, 'ab.seed', 0), parent: str(a, 'parent', 'ab.parent'), order: str(a, 'order', 'ab.order'),
     };
     if (a.stopping_rule !== undefined) ab.stopping_rule = stoppingRuleOf(obj(a, 'stopping_rule', 'ab.stopping_rule'), fail);
   }
@@ -277,6 +303,8 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
   };
   if (ab) record.ab = ab;
   if (resumes) record.resumes = resumes;
+  if (json.shard !== undefined) record.shard = shardOf(obj(json, 'shard', 'shard'), fail);
+  if (json.merge !== undefined) record.merge = obj(json, 'merge', 'merge');
   return record;
 }
 
@@ -293,5 +321,19 @@ function stoppingRuleOf(s: Record<string, unknown>, fail: (field: string, what: 
     kind: 'group-sequential', spending: 'power', spending_power: num('spending_power', (n) => n > 0),
     alpha: num('alpha', (n) => n > 0 && n < 1), cases: num('cases', (n) => Number.isInteger(n) && n > 0), looks,
     noise_pct: num('noise_pct', (n) => n >= 0), confidence: num('confidence', (n) => n > 0 && n < 1),
+  };
+}
+
+/** shard, checked field by field: a resumed shard runs the same cases, and merge-runs checks them. */
+function shardOf(s: Record<string, unknown>, fail: (field: string, what: string, got: unknown) => never): ShardRecord {
+  const int = (k: string, min: number) => (Number.isSafeInteger(s[k]) && (s[k] as number) >= min ? (s[k] as number) : fail(`shard.${k}`, `must be a whole number of at least ${min}`, s[k]));
+  const txt = (k: string) => (typeof s[k] === 'string' ? (s[k] as string) : fail(`shard.${k}`, 'must be text', s[k]));
+  const cases = Array.isArray(s.cases) && s.cases.every((c) => typeof c === 'string') ? (s.cases as string[]) : fail('shard.cases', 'must be a list of case ids', s.cases);
+  const total = int('total', 1);
+  const index = int('index', 1);
+  if (index > total) fail('shard.index', `must be at most shard.total (${total})`, index);
+  return {
+    index, total, source: txt('source'), rule: txt('rule'), cases,
+    planned_upload_bytes: int('planned_upload_bytes', 0), planned_boots: int('planned_boots', 0),
   };
 }

@@ -8,14 +8,15 @@
 //   const run = openRun({ ... }); await executeRun(run, provider, ctx); finishRun(run, out)
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import dotenv from 'dotenv';
 import { $ } from 'zx';
 import { runCanary } from './canary.ts';
+import { closeClient } from './client.ts';
 import { checkDiskSpace, diskPlanFor } from './diskspace.ts';
 import { InputError } from './errors.ts';
 import { FailFast, failFastMessage, ServerNeverReady } from './failfast.ts';
+import { hostFingerprint } from './host.ts';
 import { ensureGuestImage, imageBytesFor, type GuestImage } from './image.ts';
 import { interleave, type Job } from './interleave.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './iteration.ts';
@@ -29,9 +30,10 @@ import { buildRefs, WORKTREE_REF } from './refs.ts';
 import { writeReportFiles } from './report.ts';
 import { appendCanaryRow, appendFailure, appendRawRow, createRunDir, writeConfig, type RawRow } from './results.ts';
 import { mergeResumedRecord, planResume, type ResumePlan, type ResumeState } from './resume.ts';
-import { matrixRecord, newRunRecord, type GitRecord, type HostRecord, type RunRecord, type ServerRecord } from './run-record.ts';
+import { matrixRecord, newRunRecord, type GitRecord, type RunRecord, type ServerRecord } from './run-record.ts';
 import { MAX_REPLACEMENTS, runMatrix } from './runner.ts';
 import { formatSelfStats, selfStats } from './selfstats.ts';
+import { shardCases, shardRecord, type Shard } from './shard.ts';
 import { standinEnvFrom } from './server.ts';
 import { cachedStandinBundle } from './standin-bundle.ts';
 import { ensureTestFile, type TestFile } from './testfiles.ts';
@@ -108,10 +110,15 @@ export async function prepareServers(m: Matrix, refs: string[], progress: Progre
   });
 }
 
-/** Every test file of the matrix, generated or verified from the cache; stops early (null) when `stopped()` says so. */
-export async function prepareTestFiles(m: Matrix, progress: Progress, stopped: () => boolean): Promise<Map<number, TestFile> | null> {
+/** The cases this machine runs: the matrix's, or with --shard k/N only the whole cases of shard k (lib/shard.ts). */
+export function planCases(m: Matrix, shard: Shard | null, refs: number): Case[] {
+  return shard ? shardCases(m, shard, refs) : expandCases(m);
+}
+
+/** The test file of every size among `cases`, generated or verified from the cache; stops early (null) when `stopped()` says so. */
+export async function prepareTestFiles(m: Matrix, cases: Case[], progress: Progress, stopped: () => boolean): Promise<Map<number, TestFile> | null> {
   const files = new Map<number, TestFile>();
-  for (const size of m.sizes) {
+  for (const size of m.sizes.filter((s) => cases.some((c) => c.size.bytes === s.bytes))) {
     if (stopped()) return null;
     const t0 = Date.now();
     const f = await ensureTestFile(size.bytes);
@@ -158,15 +165,12 @@ async function gitInfo(dir: string): Promise<GitRecord | null> {
   };
 }
 
-function hostInfo(): HostRecord {
-  return {
-    hostname: os.hostname(), cpu_model: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length,
-    kernel: os.release(), memory_bytes: os.totalmem(),
-  };
-}
-
 export interface OpenRunOptions {
   m: Matrix;
+  /** planCases(): every case this run is to run, before a resume leaves out what is done. */
+  cases: Case[];
+  /** --shard and how many --ref it was planned with (planCases). */
+  shard: { shard: Shard; refs: number } | null;
   sides: Side[];
   out: string;
   argv: string[];
@@ -199,7 +203,8 @@ export async function openRun(o: OpenRunOptions, say: (line: string) => void): P
         },
       } : {}),
       matrix: matrixRecord(o.m, configuredBox(o.m.vmBox)),
-      host: hostInfo(),
+      ...(o.shard ? { shard: shardRecord(o.m, o.shard.shard, o.shard.refs) } : {}),
+      host: hostFingerprint(),
     });
     return { side, dir: dirs[i], rows: [...(o.resume?.rows ?? [])], record };
   });
@@ -210,9 +215,9 @@ export async function openRun(o: OpenRunOptions, say: (line: string) => void): P
   }
   for (const s of sides) writeConfig(s.dir, s.record);
   for (const s of sides) say(`results${ab ? ` for ${s.side.name}` : ''}: ${s.dir}`);
-  const resumed = o.resume ? planResume(expandCases(o.m), o.resume.rows) : null;
+  const resumed = o.resume ? planResume(o.cases, o.resume.rows) : null;
   if (resumed) say(`resuming: ${resumed.done} iterations already in raw.csv, ${resumed.remaining.length} to run`);
-  return { sides, parent, jobs: interleave(resumed ? resumed.remaining : expandCases(o.m), sides.length, o.seed), resumed };
+  return { sides, parent, jobs: interleave(resumed ? resumed.remaining : o.cases, sides.length, o.seed), resumed };
 }
 
 export interface ExecuteContext {
@@ -324,8 +329,10 @@ function vmFailedOutcome(c: Case, memoryMb: number, error: Error): IterationOutc
   };
 }
 
-/** Closes every side's folder however the run ended: config.json with its end, report.md, the folder's path on stdout. */
-export async function finishRun(run: Run, out: (text: string) => void): Promise<void> {
+/** However the run ended: every environment down, then each side's folder closed (config.json with its end, report.md, its path on stdout). */
+export async function finishRun(run: Run, provider: Provider, out: (text: string) => void): Promise<void> {
+  await provider.close();
+  await closeClient();
   for (const s of run.sides) {
     s.record.ended_at = new Date().toISOString();
     writeConfig(s.dir, s.record);
