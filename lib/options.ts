@@ -9,8 +9,13 @@ import { defaultWarmup, loadMatrixFile, PROVIDERS, QUICK, repeated, type Matrix,
 import { SUITE_DIR } from './paths.ts';
 import { readResumeState, type ResumeState } from './resume.ts';
 import { matrixFromRecord } from './run-record.ts';
+import { DEFAULT_LOOKS, DEFAULT_MAX_ROUNDS } from './sequential.ts';
 import { parseShard, planShards, type Shard } from './shard.ts';
 import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './units.ts';
+
+/** Adaptive rounds: the first look needs this many, and no case runs more than MAX_ADAPTIVE_ITERATIONS. */
+const MIN_ROUNDS = DEFAULT_LOOKS[0];
+const MAX_ADAPTIVE_ITERATIONS = 1000;
 
 export const HELP = `Usage: run-tests [options]
 
@@ -23,8 +28,13 @@ Options (flags override matrix.yaml):
   --provider NAME      where the server runs: local | qemu | vagrant (default: matrix's, else local)
   --sizes LIST         file sizes, e.g. 10MiB,1GiB (units KiB MiB GiB = 2^10.., KB MB GB = 10^3..)
   --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), e.g. 256,512
-  --iterations N       iterations per case (default: matrix's, else 5; fewer leave compare-runs
-                       unable to call any change significant)
+  --iterations N|auto  iterations per case (default: matrix's, else 5; fewer leave compare-runs
+                       unable to call any change significant). auto, the default with two or more
+                       --ref or --binary: after the warm-up, interleaved rounds go on per case until
+                       the case is decided (faster, slower or same) or --max-iterations is reached,
+                       judged only at fixed round counts by a rule recorded in config.json
+  --max-iterations N   with auto: the most iterations per case and side, warm-up included (default ${1 + DEFAULT_MAX_ROUNDS})
+  --noise PCT          with auto: changes inside +-PCT percent are "same" (default 3)
   --out DIR            parent folder of the results folder (default: results/ beside this script)
   --quick              a small matrix: sizes ${QUICK.sizes.join(',')}, memory ${QUICK.memoryLimitsMb.join(',')} MB,
                        ${QUICK.iterations} iterations, stand-in server, local provider (under a minute)
@@ -32,7 +42,9 @@ Options (flags override matrix.yaml):
                        directory's checkout) with server.build, and measure that build; repeat
                        once to compare two refs. WORKTREE = the working tree as it is, uncommitted
                        changes included (recorded as dirty). Without --ref, server.source builds WORKTREE.
-  --seed N             seed of the two refs' interleaved order (default: random; recorded in config.json)
+                       Repeat for more: every later ref is compared with the first.
+  --binary PATH        a prebuilt server binary instead of a ref; repeat to compare binaries as refs are
+  --seed N             seed of the refs' interleaved order (default: random; recorded in config.json)
   --shard k/N          run only shard k of N (numbered from 1): whole cases (file size x memory limit, every
                        iteration and ref), balanced by bytes x iterations with VM boots counted; ./merge-runs
                        joins the N folders into one run. auto: CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL (CircleCI),
@@ -45,6 +57,9 @@ Options (flags override matrix.yaml):
                        default network (nothing else)
   --build-image        build (or verify) the VM guest image, sized for the matrix's largest file;
                        the last stdout line is its folder
+  --self-check         how well this machine tells servers apart: the stand-in against itself (A/A)
+                       and against a 10%-slowed stand-in, interleaved and adaptive, at one memory
+                       limit; exit 1 when the 10% is not found or the A/A is not quiet
   -h, --help           this help
 
 Two refs: both are built first (a git worktree per commit, never touching your
@@ -83,10 +98,14 @@ export interface Options {
   seed: number | null;
   /** --shard: this machine's part of the matrix (lib/shard.ts); null runs it all. */
   shard: Shard | null;
+  /** --binary values in order: prebuilt servers compared as refs are; empty without. */
+  binaries: string[];
+  /** --iterations auto: interleaved rounds until each case is decided (lib/sequential.ts); null for a fixed count. */
+  adaptive: { maxRounds: number; noisePct: number } | null;
   /** --resume: the run folder to finish, as read back. */
   resume: ResumeState | null;
-  /** --doctor (with --fix) or --build-image instead of a run. */
-  mode: 'run' | 'doctor' | 'build-image';
+  /** --doctor (with --fix), --build-image or --self-check instead of a run. */
+  mode: 'run' | 'doctor' | 'build-image' | 'self-check';
   fix: boolean;
 }
 
@@ -100,7 +119,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
         matrix: { type: 'string' }, provider: { type: 'string' }, sizes: { type: 'string' },
         memory: { type: 'string' }, iterations: { type: 'string' }, out: { type: 'string' },
         quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-        ref: { type: 'string', multiple: true }, seed: { type: 'string' }, resume: { type: 'string' }, shard: { type: 'string' },
+        ref: { type: 'string', multiple: true }, binary: { type: 'string', multiple: true }, seed: { type: 'string' },
+        'max-iterations': { type: 'string' }, noise: { type: 'string' }, 'self-check': { type: 'boolean' }, resume: { type: 'string' }, shard: { type: 'string' },
         doctor: { type: 'boolean' }, fix: { type: 'boolean' }, 'build-image': { type: 'boolean' },
       },
       strict: true, allowPositionals: false, tokens: true,
@@ -112,7 +132,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   // parseArgs keeps the last of a repeated flag; a user who wrote two meant both.
   const seen = new Set<string>();
   for (const t of parsed.tokens) {
-    if (t.kind !== 'option' || t.name === 'ref') continue;
+    if (t.kind !== 'option' || t.name === 'ref' || t.name === 'binary') continue;
     if (seen.has(t.name)) throw new InputError(`--${t.name} given twice: give it once${['sizes', 'memory'].includes(t.name) ? ' (a comma-separated list for several values)' : ''}`);
     seen.add(t.name);
   }
@@ -145,7 +165,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   }
   if (v.sizes !== undefined) matrix.sizes = list('sizes', v.sizes, (s) => ({ label: sizeLabel(s), bytes: parseSize(s) }), (x) => x.bytes);
   if (v.memory !== undefined) matrix.memoryLimitsMb = list('memory', v.memory, parseMemoryMb, (x) => x);
-  if (v.iterations !== undefined) {
+  if (v.iterations !== undefined && v.iterations.trim() !== 'auto') {
     matrix.iterations = flag('iterations', v.iterations, parsePositiveInt);
     // The matrix's warm-up stands while it leaves something to measure (a smoke run of 1 has none).
     if (matrix.warmupIterations >= matrix.iterations) matrix.warmupIterations = defaultWarmup(matrix.iterations);
@@ -157,16 +177,44 @@ export function parseOptions(argv: string[]): Options | 'help' {
     matrix.provider = v.provider as ProviderName;
   }
   const refs = v.ref ?? [];
-  if (refs.length > 2) throw new InputError(`--ref: give one ref, or two to compare (got ${refs.length}: ${refs.join(', ')})`);
   if (refs.some((r) => r.trim() === '')) throw new InputError('--ref: empty ref');
+  const binaries = (v.binary ?? []).map((b) => path.resolve(b));
+  if (binaries.length && refs.length) throw new InputError('--binary and --ref: give one kind of server to compare');
+  if (v.binary?.some((b) => b.trim() === '')) throw new InputError('--binary: empty path');
+  const sides = Math.max(refs.length, binaries.length);
+  // Two or more servers are compared in adaptive rounds unless a fixed --iterations is given.
+  const auto = v.iterations === undefined ? sides >= 2 : v.iterations.trim() === 'auto';
+  if (auto && sides < 2) throw new InputError('--iterations auto: needs two or more --ref or --binary to compare');
+  if (!auto && (v['max-iterations'] !== undefined || v.noise !== undefined)) {
+    throw new InputError(`--${v['max-iterations'] !== undefined ? 'max-iterations' : 'noise'} goes with --iterations auto (the default with two or more --ref or --binary)`);
+  }
+  let adaptive: Options['adaptive'] = null;
+  if (auto) {
+    const warmup = matrix.warmupIterations || 1;
+    const max = v['max-iterations'] === undefined ? warmup + DEFAULT_MAX_ROUNDS : flag('max-iterations', v['max-iterations'], parsePositiveInt);
+    if (max > MAX_ADAPTIVE_ITERATIONS || max < warmup + MIN_ROUNDS) {
+      throw new InputError(`--max-iterations: from ${warmup + MIN_ROUNDS} (warm-up ${warmup} + ${MIN_ROUNDS} rounds, the first look) to ${MAX_ADAPTIVE_ITERATIONS} (got "${v['max-iterations']}")`);
+    }
+    const noisePct = v.noise === undefined ? 3 : flag('noise', v.noise, (s) => {
+      const n = Number(s);
+      if (s.trim() === '' || !(n > 0 && n < 50)) throw new Error('a percentage above 0 and below 50');
+      return n;
+    });
+    adaptive = { maxRounds: max - warmup, noisePct };
+    matrix.warmupIterations = warmup;
+    matrix.iterations = max; // the most any case runs; a decided case stops early
+  }
   const seed = v.seed === undefined ? null : flag('seed', v.seed, (s) => {
     if (!/^\d+$/.test(s.trim()) || Number(s) > 2 ** 32 - 1) throw new Error('not a whole number from 0 to 4294967295');
     return Number(s);
   });
   const shard = v.shard === undefined ? null : parseShard(v.shard, process.env);
   if (shard) planShards(matrix, shard.total, refs.length); // more shards than cases: refused before anything starts
-  const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : 'run';
-  return { matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, seed, shard, resume: null, mode, fix: v.fix ?? false };
+  const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : v['self-check'] ? 'self-check' : 'run';
+  return {
+    matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, binaries, adaptive, seed, shard,
+    resume: null, mode, fix: v.fix ?? false,
+  };
 }
 
 /** --resume DIR: everything comes from the run's config.json; other flags would change what the rows mean. */
@@ -181,7 +229,7 @@ function resumeOptions(dir: string, otherFlags: string[]): Options {
   const s = state.record.shard;
   return {
     matrix, matrixFile: state.record.matrix_file, out: path.dirname(state.dir),
-    refs: ref ? [ref] : [], seed: null, shard: s ? { index: s.index, total: s.total, source: 'resumed' } : null,
+    refs: ref ? [ref] : [], binaries: [], adaptive: null, seed: null, shard: s ? { index: s.index, total: s.total, source: 'resumed' } : null,
     resume: state, mode: 'run', fix: false,
   };
 }

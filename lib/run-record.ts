@@ -9,6 +9,7 @@
 //
 // Pure: no file system here (lib/load-run.ts reads the file).
 import { InputError } from './errors.ts';
+import type { CaseStop } from './adaptive.ts';
 import type { StoppingRule } from './sequential.ts';
 import type { ShardRecord } from './shard.ts';
 import { DEFAULT_TIMEOUTS, MAX_TIMEOUT_SECONDS, PROVIDERS, type Matrix, type ProviderName } from './matrix.ts';
@@ -62,6 +63,8 @@ export interface AbRecord {
   order: string;
   /** Set when rounds were adaptive: the group-sequential rule cases stopped by (lib/sequential.ts), so a re-read run is judged the same way. */
   stopping_rule?: StoppingRule;
+  /** Adaptive rounds: each case that stopped before its planned rounds ran out, when and why. */
+  stops?: CaseStop[];
 }
 
 /** The host's fingerprint (lib/host.ts); machine, hypervisor and ci are absent from records of older suites. */
@@ -277,6 +280,15 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
       seed: a.seed === undefined ? 0 : a.seed === null ? null : whole(a.seed, 'ab.seed', 0), parent: str(a, 'parent', 'ab.parent'), order: str(a, 'order', 'ab.order'),
     };
     if (a.stopping_rule !== undefined) ab.stopping_rule = stoppingRuleOf(obj(a, 'stopping_rule', 'ab.stopping_rule'), fail);
+    if (a.stops !== undefined) {
+      if (!Array.isArray(a.stops)) fail('ab.stops', 'must be a list', a.stops);
+      ab.stops = (a.stops as unknown[]).map((s, i): CaseStop => {
+        const verdicts = ['faster', 'slower', 'same', 'inconclusive'] as const;
+        if (!isObject(s) || typeof s.case !== 'string' || (s.state !== 'decided' && s.state !== 'cap') || !Array.isArray(s.verdicts)
+          || !s.verdicts.every((v) => (verdicts as readonly unknown[]).includes(v))) return fail(`ab.stops[${i}]`, 'must be {case, rounds, state, verdicts}', s);
+        return { case: s.case, rounds: whole(s.rounds, `ab.stops[${i}].rounds`, 0), state: s.state, verdicts: s.verdicts as CaseStop['verdicts'] };
+      });
+    }
   }
   const record: RunRecord = {
     suite_version: str(json, 'suite_version', 'suite_version'),

@@ -14,6 +14,8 @@ import { $ } from 'zx';
 import { runCanary } from './canary.ts';
 import { closeClient } from './client.ts';
 import { checkDiskSpace, diskPlanFor } from './diskspace.ts';
+import { AdaptiveRounds } from './adaptive.ts';
+import { caseKey } from './cases.ts';
 import { InputError } from './errors.ts';
 import { FailFast, failFastMessage, ServerNeverReady } from './failfast.ts';
 import { hostFingerprint } from './host.ts';
@@ -32,6 +34,7 @@ import { appendCanaryRow, appendFailure, appendRawRow, createRunDir, writeConfig
 import { mergeResumedRecord, planResume, type ResumePlan, type ResumeState } from './resume.ts';
 import { matrixRecord, newRunRecord, type GitRecord, type RunRecord, type ServerRecord } from './run-record.ts';
 import { MAX_REPLACEMENTS, runMatrix } from './runner.ts';
+import { stoppingRule, type StoppingRule } from './sequential.ts';
 import { formatSelfStats, selfStats } from './selfstats.ts';
 import { shardCases, shardRecord, type Shard } from './shard.ts';
 import { standinEnvFrom } from './server.ts';
@@ -74,7 +77,16 @@ export function preflight(m: Matrix): void {
 }
 
 /** The server(s) under test; refs are built here, before any case, and a failed build stops the run. */
-export async function prepareServers(m: Matrix, refs: string[], progress: Progress, standinEnv = standinEnvFrom(process.env)): Promise<Side[]> {
+export async function prepareServers(
+  m: Matrix, refs: string[], binaries: string[], progress: Progress, standinEnv = standinEnvFrom(process.env),
+): Promise<Side[]> {
+  if (binaries.length > 0) {
+    // --binary A --binary B: prebuilt servers compared as refs are; each named by its file.
+    for (const b of binaries) {
+      try { fs.accessSync(b, fs.constants.X_OK); } catch { throw new InputError(`--binary: ${b} is not an executable file`); }
+    }
+    return binaries.map((b) => ({ name: path.basename(b), spec: { kind: 'binary', binaryPath: b, env: {} }, record: { kind: 'binary', path: b, git: null } }));
+  }
   if (refs.length === 0 && m.server.kind === 'standin') {
     const bundle = await cachedStandinBundle();
     return [{ name: 'standin', spec: { kind: 'standin', binaryPath: bundle, env: standinEnv }, record: { kind: 'standin', path: null, git: null, standin_env: standinEnv } }];
@@ -148,6 +160,18 @@ export function makeProvider(m: Matrix, spec: ServerSpec, secret: string, image:
   return new LocalProvider(launch);
 }
 
+/** --iterations auto: the stopping rule for `cases` (lib/sequential.ts); family-wise over the matrix's cases. */
+export function adaptiveRule(adaptive: { maxRounds: number; noisePct: number } | null, cases: Case[]): StoppingRule | null {
+  if (!adaptive) return null;
+  const distinct = new Set(cases.map((c) => `${c.size.bytes}@${c.memoryMb}`)).size;
+  return stoppingRule({ alpha: 0.05, noisePct: adaptive.noisePct, cases: distinct, maxRounds: adaptive.maxRounds });
+}
+
+/** Where a side's comparison with the first side goes: compare/, or compare-<side>/ when there are more than two. */
+export function compareFolder(run: Run, side: SideRun): string {
+  return path.join(run.parent!, run.sides.length > 2 ? `compare-${path.basename(side.dir)}` : 'compare');
+}
+
 /** Folder names for the sides of a run of refs: the refs, made safe as names, told apart when they collide. */
 export function sideFolderNames(names: string[]): string[] {
   const safe = names.map((n) => n.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_'));
@@ -177,6 +201,8 @@ export interface OpenRunOptions {
   matrixFile: string;
   seed: number;
   resume: ResumeState | null;
+  /** --iterations auto: the stopping rule every case of this run is judged by. */
+  rule: StoppingRule | null;
 }
 
 /**
@@ -200,6 +226,7 @@ export async function openRun(o: OpenRunOptions, say: (line: string) => void): P
         ab: {
           refs: o.sides.map((s) => s.name), this_ref: i, seed: o.seed, parent,
           order: 'cases in matrix order; each case runs once per ref, the refs in an order drawn per case from mulberry32(seed) (lib/interleave.ts)',
+          ...(o.rule ? { stopping_rule: o.rule } : {}),
         },
       } : {}),
       matrix: matrixRecord(o.m, configuredBox(o.m.vmBox)),
@@ -239,6 +266,8 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
   const started = new Set<string>(); // (side, memory, size) with an iteration run by this process
   let lastCase = '';
   const failFast = new FailFast();
+  const rule = run.sides[0].record.ab?.stopping_rule;
+  const adaptive = rule ? new AdaptiveRounds(rule, run.sides.length, m.warmupIterations) : null;
   const record = (o: IterationOutcome, j: Job<Case>) => {
     const side = run.sides[j.side];
     side.rows.push(o.row);
@@ -248,6 +277,12 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     progress.line(`[${k}/${total}] ${tag(j)}${r.memory_limit} ${r.file_size} #${r.iteration}: ${r.exit_reason} ` +
       `${r.duration_seconds.toFixed(2)} s${r.throughput_mib_s !== null ? ` ${r.throughput_mib_s.toFixed(1)} MiB/s` : ''}${r.error ? ` (${r.error})` : ''}`);
     if (process.env.UPS_SELF_STATS === '1') progress.line(formatSelfStats(selfStats(k)));
+    const stop = adaptive?.record(j.side, r);
+    if (stop) {
+      progress.line(`${r.memory_limit} ${r.file_size}: ${stop.state === 'decided' ? 'decided' : 'undecided at the last look'} after ${stop.rounds} rounds: ` +
+        run.sides.slice(1).map((s, i) => `${s.side.name} ${stop.verdicts[i]}`).join(', '));
+      for (const s of run.sides) s.record.ab!.stops = adaptive!.all();
+    }
     // Fail fast (lib/failfast.ts): every row but vm_failed is one start of this side's server.
     const never = r.exit_reason !== 'vm_failed' && failFast.observe(String(j.side), r.exit_reason === 'not_ready' ? o.notReadyAnswer ?? r.error : null);
     if (never) throw new ServerNeverReady(failFastMessage(side.side.name, never, o.failure ?? ''));
@@ -300,6 +335,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
         }
       },
       stopped: () => signal.aborted,
+      skip: (j) => adaptive?.stopped(caseKey({ file_size_bytes: j.case.size.bytes, memory_limit_mb: j.case.memoryMb })) ?? false,
     });
     if (!signal.aborted) for (const s of run.sides) s.record.finished = true;
   } catch (e) {

@@ -21,6 +21,8 @@ export interface RunnerHooks {
   /** Rows for the jobs of a memory limit whose environment could not be brought up. */
   envFailed(memoryMb: number, error: Error, jobs: Job<Case>[]): void;
   stopped(): boolean;
+  /** Whether to leave a planned job out (adaptive rounds: its case is already decided). */
+  skip?(job: Job<Case>): boolean;
 }
 
 /** Groups jobs by their case's memory limit, keeping their order. */
@@ -38,11 +40,12 @@ export async function runMatrix(jobs: Job<Case>[], hooks: RunnerHooks): Promise<
     try {
       for (let i = 0; i < group.length; i++) {
         if (hooks.stopped()) return;
+        if (hooks.skip?.(group[i])) continue;
         if (!env) {
           try {
             env = await hooks.up(memoryMb, replacements);
           } catch (e) {
-            if (!hooks.stopped()) hooks.envFailed(memoryMb, e as Error, group.slice(i));
+            if (!hooks.stopped()) hooks.envFailed(memoryMb, e as Error, group.slice(i).filter((j) => !hooks.skip?.(j)));
             break;
           }
         }
@@ -52,7 +55,7 @@ export async function runMatrix(jobs: Job<Case>[], hooks: RunnerHooks): Promise<
         await env.down();
         env = null;
         if (replacements === MAX_REPLACEMENTS) {
-          hooks.envFailed(memoryMb, new Error(`the environment died ${MAX_REPLACEMENTS + 1} times at ${memoryMb} MB`), group.slice(i + 1));
+          hooks.envFailed(memoryMb, new Error(`the environment died ${MAX_REPLACEMENTS + 1} times at ${memoryMb} MB`), group.slice(i + 1).filter((j) => !hooks.skip?.(j)));
           break;
         }
         replacements++;

@@ -1,0 +1,67 @@
+// Adaptive rounds (--iterations auto): which cases of an interleaved run are
+// decided, so that their remaining planned rounds are left out. A case is
+// judged by the stopping rule (lib/sequential.ts) each time the count of its
+// measured rounds in which every side succeeded reaches one of the rule's
+// looks: every later side against the first, on the paired throughput log
+// ratios. It stops when every comparison is decided (faster, slower, same)
+// or at the rule's last look.
+//
+//   const rounds = new AdaptiveRounds(rule, sides, warmup)
+//   const d = rounds.record(side, row)   // a CaseStop when this row decided the case
+//   rounds.stopped(caseKey(row))         // true: leave its remaining jobs out
+//
+// Pure: rows in, decisions out.
+import { caseKey, throughputOf } from './cases.ts';
+import type { RawRow } from './results.ts';
+import { decideAtLook, type LookDecision, type StoppingRule } from './sequential.ts';
+
+export interface CaseStop {
+  case: string;
+  /** Measured rounds with every side successful when it stopped. */
+  rounds: number;
+  /** decided: every comparison reached a verdict; cap: the last look came first. */
+  state: 'decided' | 'cap';
+  /** Per later side (1, 2, ...): its verdict against side 0 at that look. */
+  verdicts: LookDecision['verdict'][];
+}
+
+export class AdaptiveRounds {
+  /** case -> side -> iteration -> throughput (successes only). */
+  private readonly seen = new Map<string, Map<number, number>[]>();
+  private readonly stops = new Map<string, CaseStop>();
+  private readonly looked = new Map<string, number>();
+
+  constructor(private readonly rule: StoppingRule, private readonly sides: number, private readonly warmup: number) {}
+
+  /** Whether the case (caseKey) is decided or capped: its remaining jobs are left out. */
+  stopped(key: string): boolean {
+    return this.stops.has(key);
+  }
+
+  /** Every case stopped so far. */
+  all(): CaseStop[] {
+    return [...this.stops.values()];
+  }
+
+  /** Takes one measured row; returns the case's stop when this row completed a look that ends it. */
+  record(side: number, row: RawRow): CaseStop | null {
+    const key = caseKey(row);
+    if (this.stops.has(key) || row.iteration <= this.warmup) return null;
+    const bySide = this.seen.get(key) ?? Array.from({ length: this.sides }, () => new Map<number, number>());
+    this.seen.set(key, bySide);
+    const t = row.exit_reason === 'success' ? throughputOf(row) : null;
+    if (t !== null && t > 0) bySide[side].set(row.iteration, t);
+    // Rounds every side has measured successfully, in iteration order.
+    const rounds = [...bySide[0].keys()].filter((i) => bySide.every((s) => s.has(i))).sort((a, b) => a - b);
+    const look = this.rule.looks.find((l) => l === rounds.length);
+    if (look === undefined || this.looked.get(key) === look) return null;
+    this.looked.set(key, look);
+    const decisions = bySide.slice(1).map((s) => decideAtLook(rounds.map((i) => Math.log(s.get(i)! / bySide[0].get(i)!)), look, this.rule));
+    const decided = decisions.every((d) => d.state === 'decided');
+    const last = look === this.rule.looks[this.rule.looks.length - 1];
+    if (!decided && !last) return null;
+    const stop: CaseStop = { case: key, rounds: look, state: decided ? 'decided' : 'cap', verdicts: decisions.map((d) => d.verdict) };
+    this.stops.set(key, stop);
+    return stop;
+  }
+}

@@ -1,0 +1,79 @@
+// ./run-tests --self-check: how well can this machine tell two servers apart?
+// Two interleaved, adaptive runs of the stand-in on the local provider at one
+// memory limit: against itself (A/A: nothing may be called faster or slower)
+// and against itself slowed by 10% (STANDIN_SLOWDOWN_PCT=10: it must be found
+// slower). Then, from the A/A's spread, the smallest change this machine tells
+// apart in a given time. Exit 1 when the 10% is not found or the A/A is not quiet.
+//
+// Each side is a tiny wrapper script around the stand-in, run as a server
+// binary (--binary), so both runs take exactly the path a user's comparison does.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { readRunRecord } from './load-run.ts';
+import type { Io } from './errors.ts';
+import type { Options } from './options.ts';
+import { parseRawCsv } from './results.ts';
+import { cachedStandinBundle } from './standin-bundle.ts';
+import { sd, detectable } from './verdict.ts';
+
+/** What the self-check measures with: small enough for minutes, large enough that the upload, not the start, dominates. */
+export const SELF_CHECK = { size: '32MiB', memoryMb: 1024, slowdownPct: 10 } as const;
+
+interface Outcome { verdict: string; rounds: number; minutes: number; parent: string; logRatios: number[] }
+
+type Main = (argv: string[], io: Io) => Promise<number>;
+
+export async function selfCheck(opts: Options, io: Io, main: Main): Promise<number> {
+  const say = (s: string) => io.stderr.write(`${s}\n`);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-self-check-'));
+  try {
+    const bundle = await cachedStandinBundle();
+    const wrapper = (name: string, env: string) => {
+      const file = path.join(tmp, name);
+      // Every interface, as PicoShare binds: the local provider runs a server binary in a network namespace of its own.
+      fs.writeFileSync(file, `#!/bin/sh\nexport STANDIN_HOST=0.0.0.0 ${env}\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(bundle)} "$@"\n`, { mode: 0o755 });
+      return file;
+    };
+    const a = wrapper('standin', '');
+    const b = wrapper(`standin-slowed-${SELF_CHECK.slowdownPct}pct`, `STANDIN_SLOWDOWN_PCT=${SELF_CHECK.slowdownPct}`);
+    const common = ['--sizes', SELF_CHECK.size, '--memory', String(SELF_CHECK.memoryMb), '--provider', 'local', '--out', opts.out];
+    say(`self-check: A/A, the stand-in against itself (${SELF_CHECK.size} at ${SELF_CHECK.memoryMb} MB, interleaved, adaptive)`);
+    const aa = await comparison(main, io, ['--binary', a, '--binary', a, ...common]);
+    say(`self-check: A/B, the stand-in against itself slowed by ${SELF_CHECK.slowdownPct}%`);
+    const ab = await comparison(main, io, ['--binary', a, '--binary', b, ...common]);
+    const quiet = aa.verdict !== 'faster' && aa.verdict !== 'slower';
+    const found = ab.verdict === 'slower';
+    const perMinute = aa.rounds / Math.max(aa.minutes, 1e-9);
+    const mde = (rounds: number) => detectable(sd(aa.logRatios), rounds, true, 0.05, 3, 6)?.pct;
+    const lines = [
+      `A/A: ${aa.verdict} after ${aa.rounds} rounds in ${aa.minutes.toFixed(1)} min: ${quiet ? 'quiet, as it must be' : 'NOT quiet: this machine calls a server different from itself'} (${aa.parent})`,
+      `A/B ${SELF_CHECK.slowdownPct}% slower: ${ab.verdict} after ${ab.rounds} rounds in ${ab.minutes.toFixed(1)} min: ${found ? 'found' : 'NOT found'} (${ab.parent})`,
+      `smallest change this machine tells apart (80% of the time, from the A/A's spread, ${perMinute.toFixed(1)} rounds a minute): ` +
+        [1, 5, 10, 30].map((min) => `${min} min ${fmtPct(mde(Math.max(6, Math.floor(perMinute * min))))}`).join(', '),
+    ];
+    io.stdout.write(`${lines.join('\n')}\n`);
+    return quiet && found ? 0 : 1;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+const fmtPct = (x: number | undefined) => (x === undefined ? '?' : `${x.toFixed(1)}%`);
+
+/** One interleaved run through run-tests' main, its progress passed on; its verdict, rounds and wall time. */
+async function comparison(main: Main, io: Io, argv: string[]): Promise<Outcome> {
+  let out = '';
+  const t0 = Date.now();
+  const code = await main(argv, { stdout: { write: (s: string) => (out += s) }, stderr: io.stderr });
+  const minutes = (Date.now() - t0) / 60_000;
+  const parent = out.trim().split('\n').at(-1) ?? '';
+  if (code > 1 || !fs.existsSync(path.join(parent, 'compare', 'compare.json'))) throw new Error(`self-check: the run did not complete (exit ${code})`);
+  const result = JSON.parse(fs.readFileSync(path.join(parent, 'compare', 'compare.json'), 'utf8')) as { cases: { verdict: string }[] };
+  const [base, cand] = fs.readdirSync(parent).filter((d) => d !== 'compare').map((d) => path.join(parent, d))
+    .sort((x, y) => (readRunRecord(x)?.ab?.this_ref ?? 0) - (readRunRecord(y)?.ab?.this_ref ?? 0));
+  const rows = (dir: string) => parseRawCsv(fs.readFileSync(path.join(dir, 'raw.csv'), 'utf8'), 'raw.csv').filter((r) => r.iteration > 1 && r.throughput_mib_s);
+  const a = new Map(rows(base).map((r) => [r.iteration, r.throughput_mib_s!]));
+  const logRatios = rows(cand).filter((r) => a.has(r.iteration)).map((r) => Math.log(r.throughput_mib_s! / a.get(r.iteration)!));
+  return { verdict: result.cases[0]?.verdict ?? 'no data', rounds: logRatios.length, minutes, parent, logRatios };
+}
