@@ -304,9 +304,9 @@ export async function main(argv: string[]): Promise<number> {
               http_status: null, exit_reason: 'vm_failed', iteration: c.iteration, file_size_bytes: c.size.bytes,
               memory_limit_mb: memoryMb, transfer_seconds: null, processing_seconds: null, throughput_mib_s: null,
               server_peak_rss_bytes: null, sha256_ok: null, started_at: new Date().toISOString(), error: error.message.split('\n')[0],
-              host_cpu_pressure_pct: null,
+              host_cpu_pressure_pct: null, failure_phase: 'start',
             },
-            failure: `=== ${new Date().toISOString()} ${memoryMb}MB ${c.size.label} iteration ${c.iteration}: vm_failed\nerror: ${error.message}\n`,
+            failure: `=== ${new Date().toISOString()} ${memoryMb}MB ${c.size.label} iteration ${c.iteration}: vm_failed (start)\nerror: ${error.message}\n`,
           }, c);
         }
       },

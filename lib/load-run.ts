@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Papa from 'papaparse';
 import { InputError } from './errors.ts';
-import { EXIT_REASONS, RAW_COLUMNS, RAW_MIN_COLUMNS, type ExitReason, type RawColumn, type RawRow } from './results.ts';
+import { EXIT_REASONS, FAILURE_PHASES, RAW_COLUMNS, RAW_MIN_COLUMNS, type ExitReason, type FailurePhase, type RawColumn, type RawRow } from './results.ts';
 
 /** config.json as run-tests writes it (schema 1); every field optional when reading older or partial runs. */
 export interface RunConfig {
@@ -125,6 +125,10 @@ function parseRow(fields: string[], header: string[], where: string): RawRow {
   if (sha !== '' && sha !== 'true' && sha !== 'false') {
     throw new InputError(`${where}, column sha256_ok: ${JSON.stringify(sha)} is not true, false or empty`);
   }
+  const phase = cell('failure_phase');
+  if (phase !== '' && !(FAILURE_PHASES as readonly string[]).includes(phase)) {
+    throw new InputError(`${where}, column failure_phase: ${JSON.stringify(phase)} is not one of ${FAILURE_PHASES.join(', ')} or empty`);
+  }
   const row = {
     file_size: cell('file_size'),
     memory_limit: cell('memory_limit'),
@@ -132,6 +136,7 @@ function parseRow(fields: string[], header: string[], where: string): RawRow {
     sha256_ok: sha === '' ? null : sha === 'true',
     started_at: cell('started_at'),
     error: cell('error'),
+    failure_phase: phase === '' ? null : phase as FailurePhase,
   } as RawRow;
   for (const c of REQUIRED_NUMBERS) (row as unknown as Record<string, number | null>)[c] = num(c, true);
   for (const c of OPTIONAL_NUMBERS) (row as unknown as Record<string, number | null>)[c] = num(c, false);

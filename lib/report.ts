@@ -38,7 +38,10 @@ export function summarizeCases(rows: RawRow[], config: { matrix?: { warmup_itera
     .map((g) => {
       const { successes: measured, failures: failed } = caseSide(g, config);
       const failures: Record<string, number> = {};
-      for (const r of failed) failures[r.exit_reason] = (failures[r.exit_reason] ?? 0) + 1;
+      for (const r of failed) {
+        const k = r.failure_phase ? `${r.exit_reason} (${r.failure_phase})` : r.exit_reason;
+        failures[k] = (failures[k] ?? 0) + 1;
+      }
       const thr = nums(measured.map(throughputOf));
       const peaks = nums(g.map((r) => r.peak_memory_bytes));
       const rss = nums(g.map((r) => r.server_peak_rss_bytes));

@@ -13,6 +13,14 @@ export const EXIT_REASONS = [
 ] as const;
 export type ExitReason = (typeof EXIT_REASONS)[number];
 
+/**
+ * Where in an iteration a failure happened: the server's start (readiness, authentication, or its
+ * environment), the upload (body bytes still to send), processing (all sent, no answer yet), or the
+ * verification after a 200 (download and delete). An OOM kill in any of them is a failure to survive.
+ */
+export const FAILURE_PHASES = ['start', 'upload', 'processing', 'verification'] as const;
+export type FailurePhase = (typeof FAILURE_PHASES)[number];
+
 /** raw.csv columns, in order: the seed's six first, then ours. Units: bytes, seconds, MiB/s. */
 export const RAW_COLUMNS = [
   'file_size',             // label as in the matrix, e.g. 100MiB
@@ -32,6 +40,7 @@ export const RAW_COLUMNS = [
   'started_at',            // ISO time the iteration started
   'error',                 // one-line detail for failures; the rest is in failures.log
   'host_cpu_pressure_pct', // share of the upload's wall time some host task waited for a CPU (/proc/pressure/cpu); empty where PSI is off
+  'failure_phase',         // one of FAILURE_PHASES for a failure; empty for a success
 ] as const;
 /** Columns every schema-1 raw.csv has; later columns were appended since and may be absent from older files. */
 export const RAW_MIN_COLUMNS = 16;
@@ -55,6 +64,7 @@ export interface RawRow {
   started_at: string;
   error: string;
   host_cpu_pressure_pct: number | null;
+  failure_phase: FailurePhase | null;
 }
 
 /** One raw.csv line (no header) for a row, quoted where needed. */

@@ -23,7 +23,7 @@ const CONFIG: ResumableConfig = {
 const row = (memoryMb: number, bytes: number, iteration: number, exit_reason: RawRow['exit_reason'] = 'success'): RawRow => ({
   file_size: `${bytes / 2 ** 20}MiB`, memory_limit: `${memoryMb}MB`, duration_seconds: 1, peak_memory_bytes: null,
   http_status: 200, exit_reason, iteration, file_size_bytes: bytes, memory_limit_mb: memoryMb, transfer_seconds: null,
-  processing_seconds: null, throughput_mib_s: null, server_peak_rss_bytes: null, sha256_ok: null, started_at: '', error: '', host_cpu_pressure_pct: null,
+  processing_seconds: null, throughput_mib_s: null, server_peak_rss_bytes: null, sha256_ok: null, started_at: '', error: '', host_cpu_pressure_pct: null, failure_phase: null,
 });
 
 const names = (cs: { memoryMb: number; size: { label: string }; iteration: number }[]) =>
