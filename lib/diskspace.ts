@@ -9,7 +9,7 @@ import path from 'node:path';
 import { defaultImageDir } from './image.ts';
 import { localDataParent } from './local.ts';
 import type { Matrix } from './matrix.ts';
-import { testFilesDir } from './testfiles.ts';
+import { makeTestFilesDir } from './testfiles.ts';
 import { formatBytes, MiB } from './units.ts';
 
 export interface DiskNeed {
@@ -88,7 +88,8 @@ const GUEST_IMAGE_BUILD_BYTES = 1024 * MiB;
 
 /** The run's plan as the host sees it now: which test files are cached, where data goes, whether a guest image is missing. */
 export function diskPlanFor(m: Matrix): DiskPlan {
-  const tfDir = testFilesDir();
+  // Made now: a cache where no folder can be made is named as such, not as a disk with 0 B free.
+  const tfDir = makeTestFilesDir();
   const cached = (bytes: number) => {
     try { return fs.statSync(path.join(tfDir, `${bytes}.bin`)).size === bytes; } catch { return false; }
   };

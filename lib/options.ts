@@ -5,10 +5,10 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { InputError } from './errors.ts';
-import { defaultWarmup, loadMatrixFile, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
+import { defaultWarmup, loadMatrixFile, MAX_ITERATIONS, parseIterations, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
 import { SUITE_DIR } from './paths.ts';
 import { matrixFromConfig, readResumeState, type ResumeState } from './resume.ts';
-import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './units.ts';
+import { parseMemoryMb, parseSize, sizeLabel } from './units.ts';
 
 export const HELP = `Usage: run-tests [options]
 
@@ -21,8 +21,8 @@ Options (flags override matrix.yaml):
   --provider NAME      where the server runs: local | qemu | vagrant (default: matrix's, else local)
   --sizes LIST         file sizes, e.g. 10MiB,1GiB (units KiB MiB GiB = 2^10.., KB MB GB = 10^3..)
   --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), e.g. 256,512
-  --iterations N       iterations per case (default: matrix's, else 5; fewer leave compare-runs
-                       unable to call any change significant)
+  --iterations N       iterations per case, at most ${MAX_ITERATIONS} (default: matrix's, else 5; fewer leave
+                       compare-runs unable to call any change significant)
   --out DIR            parent folder of the results folder (default: results/ beside this script)
   --quick              a small matrix: sizes ${QUICK.sizes.join(',')}, memory ${QUICK.memoryLimitsMb.join(',')} MB,
                        ${QUICK.iterations} iterations, stand-in server, local provider (under a minute)
@@ -137,7 +137,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (v.sizes !== undefined) matrix.sizes = list('sizes', v.sizes, (s) => ({ label: sizeLabel(s), bytes: parseSize(s) }), (x) => x.bytes);
   if (v.memory !== undefined) matrix.memoryLimitsMb = list('memory', v.memory, parseMemoryMb, (x) => x);
   if (v.iterations !== undefined) {
-    matrix.iterations = flag('iterations', v.iterations, parsePositiveInt);
+    matrix.iterations = flag('iterations', v.iterations, parseIterations);
     // The matrix's warm-up stands while it leaves something to measure (a smoke run of 1 has none).
     if (matrix.warmupIterations >= matrix.iterations) matrix.warmupIterations = defaultWarmup(matrix.iterations);
   }

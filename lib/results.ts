@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Papa from 'papaparse';
-import { InputError } from './errors.ts';
+import { makeDirs } from './dirs.ts';
 
 export const EXIT_REASONS = [
   'success', 'timeout', 'http_error', 'process_died', 'oom_killed', 'integrity_error',
@@ -80,23 +80,9 @@ export function rawCsvHeader(): string {
   return RAW_COLUMNS.join(',') + '\n';
 }
 
-/**
- * mkdir -p for an output folder (--out), by hand: Node 20's recursive mkdirSync
- * spins forever on a path under /proc (mkdir gives ENOENT, the parent exists,
- * it retries). An output folder that cannot be made is bad input (exit 2).
- */
+/** mkdir -p for an output folder (--out); one that cannot be made is bad input (exit 2). */
 export function makeOutputDir(dir: string): void {
-  const missing: string[] = [];
-  for (let d = path.resolve(dir); !fs.existsSync(d); d = path.dirname(d)) missing.unshift(d);
-  for (const d of missing) {
-    try {
-      fs.mkdirSync(d);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
-      throw new InputError(`cannot create the output folder ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} at ${d}`);
-    }
-  }
-  if (!fs.statSync(dir).isDirectory()) throw new InputError(`output folder ${dir}: not a folder`);
+  makeDirs(dir, 'the output folder');
 }
 
 /** results/<YYYYMMDD-HHMMSS>/ under `parent` (a suffix -2, -3, ... when that second is taken). */
