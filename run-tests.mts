@@ -25,6 +25,7 @@ import { killAllVms, QemuProvider } from './lib/qemu.ts';
 import { DEFAULT_BUILD, expandCases, type Case, type Matrix } from './lib/matrix.ts';
 import { HELP, parseOptions } from './lib/options.ts';
 import { SUITE_DIR } from './lib/paths.ts';
+import { secretWarning } from './lib/secret.ts';
 import { Progress } from './lib/progress.ts';
 import { buildRefs, WORKTREE_REF } from './lib/refs.ts';
 import type { Provider, ServerSpec } from './lib/provider.ts';
@@ -33,15 +34,15 @@ import { appendFailure, appendRawRow, createRunDir, writeConfig } from './lib/re
 import { mergeResumedConfig, planResume, type ResumableConfig } from './lib/resume.ts';
 import { MAX_REPLACEMENTS, runMatrix } from './lib/runner.ts';
 import { formatSelfStats, selfStats } from './lib/selfstats.ts';
-import { standinEnvFrom } from './lib/server.ts';
 import { cachedStandinBundle } from './lib/standin-bundle.ts';
+import { standinKnobsFrom } from './lib/standin-knobs.ts';
 import { ensureTestFile, type TestFile } from './lib/testfiles.ts';
 
 /** One server under test: a launchable spec, plus what config.json records about it. Two of them for an A/B run. */
 interface Side { name: string; spec: ServerSpec; record: Record<string, unknown> }
 
 /** The server(s) under test; refs are built here, before any case, and a failed build stops the run. */
-async function prepareServers(m: Matrix, refs: string[], progress: Progress, env = standinEnvFrom(process.env)): Promise<Side[]> {
+async function prepareServers(m: Matrix, refs: string[], progress: Progress, env = standinKnobsFrom(process.env)): Promise<Side[]> {
   if (refs.length === 0 && m.server.kind === 'standin') {
     const bundle = await cachedStandinBundle();
     return [{ name: 'standin', spec: { kind: 'standin', binaryPath: bundle, env }, record: { kind: 'standin', path: null, git: null, standin_env: env } }];
@@ -116,6 +117,8 @@ export async function main(argv: string[]): Promise<number> {
   const progress = new Progress();
   dotenv.config({ quiet: true, path: [path.resolve('.env'), path.join(SUITE_DIR, '.env')] });
   let secret = process.env.PS_SHARED_SECRET ?? '';
+  const secretProblem = secretWarning(secret);
+  if (secretProblem) progress.line(secretProblem);
   if (!secret) {
     secret = crypto.randomBytes(18).toString('base64url');
     progress.line('PS_SHARED_SECRET not set: using a random secret for this run');
@@ -306,7 +309,7 @@ export async function main(argv: string[]): Promise<number> {
               server_peak_rss_bytes: null, sha256_ok: null, started_at: new Date().toISOString(), error: error.message.split('\n')[0],
               host_cpu_pressure_pct: null, failure_phase: 'start',
             },
-            failure: `=== ${new Date().toISOString()} ${memoryMb}MB ${c.size.label} iteration ${c.iteration}: vm_failed (start)\nerror: ${error.message}\n`,
+            failure: `=== ${new Date().toISOString()} ${memoryMb}MB ${c.size.label} iteration ${c.iteration}: vm_failed\nerror: ${error.message}\nphase: start\n`,
           }, c);
         }
       },
@@ -315,8 +318,8 @@ export async function main(argv: string[]): Promise<number> {
     if (!stop.signal.aborted) for (const c of configs) c.finished = true;
   } catch (e) {
     if (e instanceof AuthRejected) {
-      for (const c of configs) c.stop_reason = `authentication rejected: ${e.message}`;
-      throw new InputError(`authentication rejected by the server: ${e.message}`);
+      for (const c of configs) c.stop_reason = e.message;
+      throw new InputError(e.message);
     }
     if (!stop.signal.aborted) {
       for (const c of configs) c.stop_reason = `suite error: ${(e as Error).message.split('\n')[0]}`;

@@ -236,7 +236,9 @@ function inconclusiveOf(cases: CaseComparison[], cand: RunInput, t: Thresholds):
   const tooFew = cases.filter((c) => c.verdict === 'too few iterations');
   if (tooFew.length === 0) return null;
   const minP = min(tooFew.map((c) => minPossibleP(c.base.successes.length, c.cand.successes.length)));
-  const warm = warmupFor(cand.config, new Set(tooFew[0].cand.rows.map((r) => r.iteration)).size);
+  const iterations = cand.config.matrix?.iterations ?? new Set(tooFew[0].cand.rows.map((r) => r.iteration)).size;
+  // A 1-iteration run has no warm-up, but --iterations N > 1 brings the matrix's (by default 1) back: count it.
+  const warm = iterations <= 1 ? 1 : warmupFor(cand.config, iterations);
   return { cases: tooFew.length, minP, iterationsNeeded: iterationsNeeded(t.alpha, warm) };
 }
 

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from './errors.ts';
+import { formatBytes } from './units.ts';
 
 /** mkdir -p; `what` names the folder in the error, e.g. "the output folder". */
 export function makeDirs(dir: string, what: string): void {
@@ -17,8 +18,24 @@ export function makeDirs(dir: string, what: string): void {
       fs.mkdirSync(d);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
-      throw new InputError(`cannot create ${what} ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} at ${d}`);
+      throw new InputError(`cannot create ${what} ${dir}: ${describeFsError(e, path.dirname(d))} at ${d}`);
     }
   }
   if (!fs.statSync(dir).isDirectory()) throw new InputError(`${what} ${dir}: not a folder`);
+}
+
+/** An fs error as one line, e.g. "ENOSPC: no space left on device (0 B free in /mnt/results)". */
+export function describeFsError(e: unknown, dir: string): string {
+  const err = e as NodeJS.ErrnoException;
+  const what: Record<string, string> = {
+    ENOSPC: 'no space left on device', EROFS: 'read-only file system', EACCES: 'permission denied', EPERM: 'operation not permitted',
+    EDQUOT: 'disk quota exceeded',
+  };
+  if (!err.code) return err.message;
+  let free = '';
+  if (err.code === 'ENOSPC' || err.code === 'EDQUOT') {
+    try { const st = fs.statfsSync(dir); free = ` (${formatBytes(st.bavail * st.bsize)} free in ${dir})`; } catch { /* no figure, then */ }
+  }
+  // Node's own text, "ENOENT: no such file or directory, mkdir '/x'", without the code and the call.
+  return `${err.code}: ${what[err.code] ?? err.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*$/, '')}${free}`;
 }

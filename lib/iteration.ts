@@ -185,8 +185,9 @@ function describe(u: UploadResult, reason: ExitReason): string {
 
 function failureText(caseName: string, reason: string, phase: FailurePhase, error: string, u: UploadResult | null, tail: string, oomLines: string[]): string {
   return [
-    `=== ${new Date().toISOString()} ${caseName}: ${reason} (${phase})`,
+    `=== ${new Date().toISOString()} ${caseName}: ${reason}`,
     `error: ${error}`,
+    `phase: ${phase}`,
     ...(u ? [`http_status: ${u.status ?? '(none)'}; duration ${u.durationSeconds.toFixed(3)} s; ${u.bodyBytesSent}/${u.contentLength} bytes sent`] : []),
     '--- kernel OOM lines:',
     ...(oomLines.length ? oomLines : ['(none)']),

@@ -61,6 +61,7 @@ export function loadRun(dir: string): LoadedRun {
   if (!fs.statSync(dir).isDirectory()) throw new InputError(`${dir}: not a folder`);
   const csvPath = path.join(dir, 'raw.csv');
   if (!fs.existsSync(csvPath)) throw new InputError(`${dir}: no raw.csv in this folder (not a results folder?)`);
+  if (!fs.statSync(csvPath).isFile()) throw new InputError(`${csvPath}: not a file`);
   const config = readConfig(dir);
   const rows = parseRawCsv(fs.readFileSync(csvPath, 'utf8'), csvPath);
   return { dir, name: path.basename(path.resolve(dir)), config, rows };
@@ -69,6 +70,7 @@ export function loadRun(dir: string): LoadedRun {
 function readConfig(dir: string): RunConfig {
   const file = path.join(dir, 'config.json');
   if (!fs.existsSync(file)) return {};
+  if (!fs.statSync(file).isFile()) throw new InputError(`${file}: not a file`);
   let config: unknown;
   try {
     config = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -102,7 +104,19 @@ export function parseRawCsv(text: string, where: string): RawRow[] {
   // Papa reports unterminated quotes (a file cut off mid-field); field counts we check per row below.
   const quoteError = parsed.errors.find((e) => e.type === 'Quotes');
   if (quoteError) throw new InputError(`${where}: malformed CSV at row ${(quoteError.row ?? 0) + 1}: ${quoteError.message}`);
-  return records.map((fields, i) => parseRow(fields, header, `${where} line ${i + 2}`));
+  const rows = records.map((fields, i) => parseRow(fields, header, `${where} line ${i + 2}`));
+  // One row per (case, iteration): two runs writing one folder at once doubled rows, which compare-runs took as data.
+  const firstLine = new Map<string, number>();
+  rows.forEach((r, i) => {
+    const k = `${r.memory_limit_mb}/${r.file_size_bytes}/${r.iteration}`;
+    const first = firstLine.get(k);
+    if (first !== undefined) {
+      throw new InputError(`${where}: lines ${first} and ${i + 2} are both ${r.memory_limit} ${r.file_size} iteration ${r.iteration} ` +
+        '(two runs wrote this folder at once?): keep one of them');
+    }
+    firstLine.set(k, i + 2);
+  });
+  return rows;
 }
 
 function parseRow(fields: string[], header: string[], where: string): RawRow {
@@ -140,5 +154,14 @@ function parseRow(fields: string[], header: string[], where: string): RawRow {
   } as RawRow;
   for (const c of REQUIRED_NUMBERS) (row as unknown as Record<string, number | null>)[c] = num(c, true);
   for (const c of OPTIONAL_NUMBERS) (row as unknown as Record<string, number | null>)[c] = num(c, false);
+  // Out of range values were accepted and turned into medians such as "±2500%".
+  const bad = (c: RawColumn, why: string) => new InputError(`${where}, column ${c}: ${JSON.stringify(cell(c))} ${why}`);
+  for (const c of [...REQUIRED_NUMBERS, ...OPTIONAL_NUMBERS]) {
+    const v = (row as unknown as Record<string, number | null>)[c];
+    if (v !== null && v < 0) throw bad(c, 'is negative');
+  }
+  for (const c of ['iteration', 'file_size_bytes', 'memory_limit_mb'] as const) if (row[c] <= 0) throw bad(c, 'must be above 0');
+  if (row.throughput_mib_s === 0) throw bad('throughput_mib_s', 'must be above 0 (or empty)');
+  if (exitReason === 'success' && row.duration_seconds === 0) throw bad('duration_seconds', 'must be above 0 for a success');
   return row;
 }

@@ -19,7 +19,8 @@ report.md, failures.log and config.json. The last stdout line is that folder.
 Options (flags override matrix.yaml):
   --matrix FILE        matrix file (default: matrix.yaml beside this script)
   --provider NAME      where the server runs: local | qemu | vagrant (default: matrix's, else local)
-  --sizes LIST         file sizes, e.g. 10MiB,1GiB (units KiB MiB GiB = 2^10.., KB MB GB = 10^3..)
+  --sizes LIST         file sizes, e.g. 10MiB,1GiB: whole bytes, 1B to 1TiB, a unit required
+                       (B; KiB MiB GiB TiB = 2^10..; KB MB GB TB = 10^3..)
   --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), e.g. 256,512
   --iterations N       iterations per case, at most ${MAX_ITERATIONS} (default: matrix's, else 5; fewer leave
                        compare-runs unable to call any change significant)
@@ -154,6 +155,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
     if (!/^\d+$/.test(s.trim()) || Number(s) > 2 ** 32 - 1) throw new Error('not a whole number from 0 to 4294967295');
     return Number(s);
   });
+  // An empty --out resolved to the current directory and put a results folder there.
+  if (v.out !== undefined && v.out.trim() === '') throw new InputError('--out: empty folder name (give a folder, e.g. --out results)');
   const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : 'run';
   return { matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, seed, resume: null, mode, fix: v.fix ?? false };
 }

@@ -4,7 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Papa from 'papaparse';
-import { makeDirs } from './dirs.ts';
+import { describeFsError, makeDirs } from './dirs.ts';
+import { InputError } from './errors.ts';
+import { lockRunDir } from './lock.ts';
 
 export const EXIT_REASONS = [
   'success', 'timeout', 'http_error', 'process_died', 'oom_killed', 'integrity_error',
@@ -94,29 +96,52 @@ export function createRunDir(parent: string, now = new Date()): string {
     const dir = path.join(parent, n === 1 ? stamp : `${stamp}-${n}`);
     try {
       fs.mkdirSync(dir);
-      return dir;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      // A read-only mount (EROFS) or /sys (EPERM) is the same bad input as a folder that cannot be made.
+      throw new InputError(`cannot create the results folder ${dir}: ${describeFsError(e, parent)}`);
     }
+    lockRunDir(dir);
+    return dir;
+  }
+}
+
+/** Runs a write into a results folder; its failure (a full disk) becomes one line naming the file and the folder's free space. */
+function writing<T>(file: string, write: () => T): T {
+  try {
+    return write();
+  } catch (e) {
+    throw new Error(`cannot write ${file}: ${describeFsError(e, path.dirname(file))}`);
   }
 }
 
 /** Appends one measured row at once (synchronously), writing the header first into a new file. */
 export function appendRawRow(dir: string, row: RawRow): void {
   const file = path.join(dir, 'raw.csv');
-  if (!fs.existsSync(file)) fs.writeFileSync(file, rawCsvHeader());
-  fs.appendFileSync(file, rawCsvLine(row));
+  writing(file, () => {
+    // Also into an empty one: a resume of a raw.csv emptied (or cut inside its header) restores the header.
+    if (!fs.existsSync(file) || fs.statSync(file).size === 0) fs.writeFileSync(file, rawCsvHeader());
+    fs.appendFileSync(file, rawCsvLine(row));
+  });
 }
 
 export function appendFailure(dir: string, text: string): void {
-  fs.appendFileSync(path.join(dir, 'failures.log'), text.endsWith('\n') ? text : `${text}\n`);
+  const file = path.join(dir, 'failures.log');
+  writing(file, () => fs.appendFileSync(file, text.endsWith('\n') ? text : `${text}\n`));
 }
 
-/** Writes a file whole or not at all (write beside it, then rename). */
+/** Writes a file whole or not at all (write beside it, then rename); a failed write leaves no temporary file. */
 export function writeFileAtomic(file: string, text: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
+  writing(file, () => {
+    try {
+      fs.writeFileSync(tmp, text);
+      fs.renameSync(tmp, file);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
+  });
 }
 
 export function writeConfig(dir: string, config: object): void {

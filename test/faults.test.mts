@@ -164,7 +164,7 @@ test('a server whose secret differs: exit 2 "authentication rejected" at once, n
   later(stopRun(run));
   const exit = await run.exited;
   assert.equal(exit.code, 2, run.stderr());
-  assert.match(run.stderr(), /Error: authentication rejected by the server: authentication rejected \(HTTP 401\)/);
+  assert.match(run.stderr(), /^Error: authentication rejected by the server \(HTTP 401\): check PS_SHARED_SECRET$/m);
   assert.ok(Date.now() - t0 < 60_000, 'stopped at the first case, not after twenty');
   const dir = run.runDir()!;
   assert.equal(rowCount(dir), 0, 'no failed cases recorded');

@@ -90,7 +90,7 @@ test('readResumeState drops a cut-off last line of raw.csv and keeps the whole r
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  assert.throws(() => readResumeState('/nonexistent-ups'), /has no config.json/);
+  assert.throws(() => readResumeState('/nonexistent-ups'), /^InputError: --resume: \/nonexistent-ups: no such folder$/);
 });
 
 const fresh = (commit: string | null, over: Record<string, unknown> = {}) => ({
