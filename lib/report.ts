@@ -28,6 +28,8 @@ export interface CaseSummary {
   /** Median share of upload time a host task waited for a CPU. */
   medianCpuPressurePct: number | null;
   failures: Record<string, number>;
+  /** The first failed iteration's error line, for the case's row. */
+  firstError: string | null;
 }
 
 /** Each case's measured iterations (lib/cases.ts) summarised, memory largest first, then size largest first. */
@@ -57,6 +59,7 @@ export function summarizeCases(rows: RawRow[], config: { matrix?: { warmup_itera
         serverPeakRssBytes: rss.length ? max(rss) : null,
         medianCpuPressurePct: medianOf(measured.map((r) => r.host_cpu_pressure_pct)),
         failures,
+        firstError: failed.length ? `#${failed[0].iteration}: ${failed[0].error}` : null,
       };
     })
     .sort((a, b) => b.memoryMb - a.memoryMb || b.sizeBytes - a.sizeBytes);
@@ -73,7 +76,9 @@ export interface ReportInput {
     provider: string;
     started_at: string;
     ended_at: string | null;
-    server: { kind: string; path: string | null; git: { commit: string; branch: string; dirty: boolean } | null };
+    server: { kind: string; path: string | null; git: { commit: string; branch: string; dirty: boolean } | null; standin_env?: Record<string, string> };
+    /** One entry per --resume: the run's time is then spread over several sittings. */
+    resumes?: { started_at: string }[];
     matrix: { iterations: number; warmup_iterations: number; upload_timeout_seconds: number };
     provider_facts: Record<string, Record<string, unknown>>;
     host: { hostname: string; cpu_model: string; cores: number; kernel: string; memory_bytes: number };
@@ -82,6 +87,10 @@ export interface ReportInput {
   chartFile: string | null;
 }
 
+const cell = (s: string, max: number) => {
+  const t = s.replace(/\s+/g, ' ').replace(/\|/g, '/');
+  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+};
 const fmt = (x: number | null, digits: number) => (x === null ? '–' : x.toFixed(digits));
 const mib = (x: number | null) => (x === null ? '–' : toMiB(x).toFixed(1));
 
@@ -97,7 +106,10 @@ export function renderReport(input: ReportInput): string {
     rss: mib(c.serverPeakRssBytes),
     pressure: c.medianCpuPressurePct === null ? '–' : `${c.medianCpuPressurePct.toFixed(0)}%`,
     failureText: Object.entries(c.failures).map(([k, n]) => `${n}× ${k}`).join(', ') || '–',
+    // A table cell: one line, no pipes, short enough to read (the whole entry is in failures.log).
+    firstError: c.firstError === null ? '–' : cell(c.firstError, 100),
   }));
+  const knobs = Object.entries(config.server.standin_env ?? {}).filter(([, v]) => v !== '');
   const facts = Object.entries(config.provider_facts)
     .sort(([a], [b]) => Number(b) - Number(a))
     .map(([mem, f]) => ({ mem, text: Object.entries(f).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ') }));
@@ -121,6 +133,9 @@ export function renderReport(input: ReportInput): string {
     uploadTimeout: config.matrix.upload_timeout_seconds,
     startedAt: config.started_at,
     endedAt: config.ended_at ?? '(not ended)',
+    // Fault knobs shape every figure (a throttled 19.5 MiB/s looks real without them).
+    knobs: knobs.length ? knobs.map(([k, v]) => `${k}=${v}`).join(', ') : null,
+    resumes: config.resumes?.length ? `${config.resumes.length} (at ${config.resumes.map((r) => r.started_at).join(', ')}): the span includes the time between` : null,
     host: `${config.host.hostname}: ${config.host.cpu_model}, ${config.host.cores} cores, ${formatBytes(config.host.memory_bytes)}, Linux ${config.host.kernel}`,
     facts,
     unenforced,
