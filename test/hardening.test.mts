@@ -305,3 +305,22 @@ test('21: the live line says the server is working once every byte is sent, not 
   assert.doesNotMatch(after, /ETA/);
   assert.match(after, /^100\/100 MiB {2}all sent, waiting for the response \(0 s\)[\s\S]*waiting for the response \(1 s\)/);
 });
+
+test('20: charts mark a failed case with its reason, label every size, and name whole runs in the comparison legend', async () => {
+  const { comparisonChartSvg, throughputChartSvg } = await import('../lib/charts.ts');
+  const sizes = [1, 2, 4, 8, 16, 20, 32, 64, 128, 256];
+  const rows = [80, 512].flatMap((mem) => sizes.flatMap((s) => [1, 2, 3].map((iteration) => {
+    const fail = mem === 80 && s > 16;
+    return row({
+      file_size: `${s}MiB`, file_size_bytes: s * 2 ** 20, memory_limit: `${mem}MB`, memory_limit_mb: mem, iteration,
+      duration_seconds: s / 100, exit_reason: fail ? 'oom_killed' : 'success', failure_phase: fail ? 'verification' : null,
+    });
+  })));
+  const texts = (svg: string) => [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+  const run = texts(await throughputChartSvg(rows, { matrix: { warmup_iterations: 1 } }));
+  for (const s of sizes) assert.ok(run.includes(`${s}MiB`), `size ${s}MiB labelled: ${run.join(' | ')}`);
+  assert.equal(run.filter((t) => t === 'oom_killed (verification)').length, 5, 'each failed case marked with its reason');
+  const names = ['20261202-101500-baseline-long', '20261202-113000-candidate-long'];
+  const cmp = texts(await comparisonChartSvg({ name: names[0], config: {}, rows }, { name: names[1], config: {}, rows }));
+  assert.ok(cmp.includes(`baseline ${names[0]}`) && cmp.includes(`candidate ${names[1]}`), cmp.filter((t) => /baseline|candidate/.test(t)).join(' | '));
+});
