@@ -9,7 +9,7 @@ import path from 'node:path';
 import { defaultImageDir } from './image.ts';
 import { localDataParent } from './local.ts';
 import type { Matrix } from './matrix.ts';
-import { makeTestFilesDir } from './testfiles.ts';
+import { makeTestFilesDir, testFilesDir } from './testfiles.ts';
 import { formatBytes, MiB } from './units.ts';
 
 export interface DiskNeed {
@@ -88,8 +88,7 @@ const GUEST_IMAGE_BUILD_BYTES = 1024 * MiB;
 
 /** The run's plan as the host sees it now: which test files are cached, where data goes, whether a guest image is missing. */
 export function diskPlanFor(m: Matrix): DiskPlan {
-  // Made now: a cache where no folder can be made is named as such, not as a disk with 0 B free.
-  const tfDir = makeTestFilesDir();
+  const tfDir = testFilesDir();
   const cached = (bytes: number) => {
     try { return fs.statSync(path.join(tfDir, `${bytes}.bin`)).size === bytes; } catch { return false; }
   };
@@ -108,6 +107,9 @@ export function diskPlanFor(m: Matrix): DiskPlan {
 
 /** Throws DiskSpaceError naming each short filesystem with the figures. */
 export function checkDiskSpace(plan: DiskPlan): void {
+  // Made first (a run makes it anyway): a cache where no folder can be made is named as such (exit 2),
+  // not as a disk with 0 B free. --doctor, which changes nothing, reads the plan without this.
+  makeTestFilesDir(plan.testFilesDir);
   const short = shortfalls(locate(diskNeeds(plan)));
   if (short.length > 0) {
     throw new DiskSpaceError(`not enough disk space for this run:\n  ${short.join('\n  ')}\n` +
