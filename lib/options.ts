@@ -21,7 +21,7 @@ Options (flags override matrix.yaml):
   --provider NAME      where the server runs: local | qemu | vagrant (default: matrix's, else local)
   --sizes LIST         file sizes, e.g. 10MiB,1GiB: whole bytes, 1B to 1TiB, a unit required
                        (B; KiB MiB GiB TiB = 2^10..; KB MB GB TB = 10^3..)
-  --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), e.g. 256,512
+  --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), 1 to 1048576, e.g. 256,512
   --iterations N       iterations per case, at most ${MAX_ITERATIONS} (default: matrix's, else 5; fewer leave
                        compare-runs unable to call any change significant)
   --out DIR            parent folder of the results folder (default: results/ beside this script)
@@ -112,6 +112,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (v.help) return 'help';
   if (v.fix && !v.doctor) throw new InputError('--fix goes with --doctor');
   if (v.doctor && v['build-image']) throw new InputError('--doctor and --build-image: give one of them');
+  if (v.resume !== undefined && v.resume.trim() === '') throw new InputError('--resume: empty folder name (give the results folder to finish)');
   if (v.resume !== undefined) return resumeOptions(v.resume, Object.keys(v).filter((k) => k !== 'resume'));
   const matrixFile = path.resolve(v.matrix ?? path.join(SUITE_DIR, 'matrix.yaml'));
   const matrix = loadMatrixFile(matrixFile);

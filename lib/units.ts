@@ -58,12 +58,18 @@ export function toMiB(bytes: number): number {
 /** Parses a positive integer, e.g. an iteration count or a memory limit in MB; throws otherwise. */
 export function parsePositiveInt(text: string | number): number {
   const s = String(text).trim();
-  if (!/^\d+$/.test(s) || Number(s) <= 0) throw new Error(`not a positive whole number: "${text}"`);
+  if (!/^\d+$/.test(s) || Number(s) <= 0) throw new Error('not a positive whole number');
+  if (!Number.isSafeInteger(Number(s))) throw new Error(`too large (at most ${Number.MAX_SAFE_INTEGER})`);
   return Number(s);
 }
+
+/** 1 TiB in MB: more memory than any host the suite runs on; a larger limit is a typo, and was run unenforced. */
+export const MAX_MEMORY_MB = 1024 * 1024;
 
 /** Parses a memory limit in MB: 256, "256", "256MB". MB as QEMU -m and Vagrant read it (2^20 bytes), so the cgroup gets the same bytes a VM gets. */
 export function parseMemoryMb(text: string | number): number {
   const s = String(text).trim().replace(/\s*MB$/i, '');
-  return parsePositiveInt(s);
+  const mb = parsePositiveInt(s);
+  if (mb > MAX_MEMORY_MB) throw new Error(`at most ${MAX_MEMORY_MB} MB (1 TiB)`);
+  return mb;
 }

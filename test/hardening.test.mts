@@ -275,6 +275,25 @@ describe('hardening', { timeout: 600_000 }, () => {
   });
 });
 
+test('second pass: an absurd memory limit, an empty --resume, one "got" per message', () => {
+  const cases: [string[], RegExp][] = [
+    // It ran, unenforced: the cgroup could not take 10^20 MB.
+    [['--sizes', '1MiB', '--memory', '99999999999999999999'], /^Error: --memory: too large \(at most 9007199254740991\) \(got "99999999999999999999"\)$/m],
+    [['--sizes', '1MiB', '--memory', '2000000'], /^Error: --memory: at most 1048576 MB \(1 TiB\) \(got "2000000"\)$/m],
+    // It resumed the current directory.
+    [['--resume', ''], /^Error: --resume: empty folder name/m],
+    [['--iterations', '0'], /^Error: --iterations: not a positive whole number \(got "0"\)$/m],
+  ];
+  const out = tmp('second');
+  for (const [args, re] of cases) {
+    const r = exec(RUN_TESTS, args.includes('--resume') ? args : [...args, '--out', out], { cwd: out, seconds: 30 });
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+  }
+  assert.deepEqual(fs.readdirSync(out), []);
+  fs.rmSync(out, { recursive: true, force: true });
+});
+
 test('16: secretWarning names an unclosed quote, never the secret', () => {
   const w = secretWarning('"unterminated-Zz9');
   assert.ok(w && !w.includes('Zz9'));
