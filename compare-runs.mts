@@ -54,7 +54,8 @@ async function run(argv: string[], io: Io): Promise<number> {
       options: { alpha: { type: 'string' }, noise: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
-    throw new InputError(`${(e as Error).message.replace(/\s*\n+\s*/g, ' ')} (see --help)`);
+    // Node's hint for an unknown option ends in an unbalanced quote ('-- "--x"); a folder starting with '-' is rare.
+    throw new InputError(`${(e as Error).message.replace(/\. To specify a positional argument[\s\S]*$/, '').replace(/\s*\n+\s*/g, ' ')} (see --help)`);
   }
   const { values, positionals } = parsed;
   if (values.help) {
@@ -67,6 +68,10 @@ async function run(argv: string[], io: Io): Promise<number> {
     noisePct: numberOption('--noise', values.noise, DEFAULT_THRESHOLDS.noisePct, (x) => x >= 0, 'a percentage >= 0'),
   };
 
+  const [realBase, realCand] = positionals.map((p) => (fs.existsSync(p) ? fs.realpathSync(p) : path.resolve(p)));
+  if (realBase === realCand) {
+    throw new InputError(`BASELINE and CANDIDATE are the same folder (${realBase}): a run compared with itself shows no change whatever the server did`);
+  }
   const base = loadRun(positionals[0]);
   const cand = loadRun(positionals[1]);
   const comparison = compareRuns(base, cand, thresholds);
@@ -75,6 +80,10 @@ async function run(argv: string[], io: Io): Promise<number> {
   }
 
   const outDir = path.resolve(values.out ?? path.join(SUITE_DIR, 'results', `compare-${base.name}-vs-${cand.name}`));
+  // A results folder's throughput.svg is the chart its own report.md shows.
+  if (fs.existsSync(path.join(outDir, 'raw.csv'))) {
+    throw new InputError(`--out ${outDir} is a results folder: its own throughput.svg would be overwritten; give a folder of its own`);
+  }
   makeOutputDir(outDir);
   const chart = 'throughput.svg';
   fs.writeFileSync(path.join(outDir, chart), await comparisonChartSvg(base, cand));

@@ -14,26 +14,30 @@ interface Point {
   file_size: string;
   memory_limit: string;
   memory_limit_mb: number;
-  throughput_mib_s: number;
+  /** null for a case with no measured success: it is marked at 0 with its failure, not left off the line. */
+  throughput_mib_s: number | null;
   run: string;
+  /** For a case with no measured success: its most frequent failure, e.g. "oom_killed (upload)". */
+  failure: string | null;
 }
 
-/** Median throughput of each case's measured, successful iterations; cases with none are left out. */
+/** Median throughput of each case's measured, successful iterations; a case with none carries its failure instead. */
 function points(rows: readonly RawRow[], config: RunRecord | null, run: string): Point[] {
   const out: Point[] = [];
   for (const caseRows of groupCases(rows).values()) {
-    const values = caseSide(caseRows, config).successes
-      .map(throughputOf)
-      .filter((v): v is number => v !== null);
-    if (values.length === 0) continue;
+    const side = caseSide(caseRows, config);
+    const values = side.successes.map(throughputOf).filter((v): v is number => v !== null);
+    const reasons = side.failures.map((f) => (f.failure_phase ? `${f.exit_reason} (${f.failure_phase})` : f.exit_reason));
+    const common = reasons.length ? reasons.reduce((a, b) => (reasons.filter((x) => x === b).length > reasons.filter((x) => x === a).length ? b : a)) : 'no measured iteration';
     const r = caseRows[0];
     out.push({
       size_mib: r.file_size_bytes / 2 ** 20,
       file_size: r.file_size,
       memory_limit: r.memory_limit,
       memory_limit_mb: r.memory_limit_mb,
-      throughput_mib_s: median(values),
+      throughput_mib_s: values.length ? median(values) : null,
       run,
+      failure: values.length ? null : common,
     });
   }
   return out.sort((a, b) => a.memory_limit_mb - b.memory_limit_mb || a.size_mib - b.size_mib);
@@ -50,10 +54,12 @@ function spec(values: Point[], title: string, byRun: boolean): TopLevelSpec {
     .sort((a, b) => a[1] - b[1])
     .map(([label]) => label);
   const sizes = [...new Set(values.map((v) => v.size_mib))].sort((a, b) => a - b);
+  const measured = { filter: 'datum.throughput_mib_s !== null' };
+  const failed = { filter: 'datum.failure !== null' };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
-    width: 520,
+    width: Math.max(520, sizes.length * 60),
     height: 300,
     background: 'white',
     data: { values: values as unknown as Record<string, unknown>[] },
@@ -61,24 +67,33 @@ function spec(values: Point[], title: string, byRun: boolean): TopLevelSpec {
       x: {
         field: 'size_mib',
         type: 'quantitative',
-        // Ticks at the sizes measured, on a log axis that does not round out to the next decade.
+        // Ticks at the sizes measured, on a log axis that does not round out to the next decade;
+        // every one labelled (vega drops labels it finds crowded, so 10 sizes lost three), slanted to fit.
         scale: { type: 'log', nice: false, padding: 20 },
-        axis: { values: sizes, labelExpr: sizeLabels(values) },
+        axis: { values: sizes, labelExpr: sizeLabels(values), labelOverlap: false, labelAngle: sizes.length > 6 ? -40 : 0 },
         title: 'File size (log scale)',
       },
-      y: { field: 'throughput_mib_s', type: 'quantitative', scale: { zero: true }, title: 'Throughput (MiB/s, median)' },
-      color: { field: 'memory_limit', type: 'nominal', sort: limits, title: 'Memory limit' },
+      color: { field: 'memory_limit', type: 'nominal', sort: limits, title: 'Memory limit', legend: { labelLimit: 0 } },
       detail: { field: 'run', type: 'nominal' },
     },
-    // Lines carry the run as a dash pattern (its legend drawn as strokes); points only mark the measured sizes.
+    // Lines carry the run as a dash pattern (its legend drawn as strokes, run names whole); points mark the
+    // measured sizes; a case with no measured success is a cross at 0 with its failure written beside it.
     layer: [
       {
+        transform: [measured],
         mark: { type: 'line' },
-        encoding: byRun
-          ? { strokeDash: { field: 'run', type: 'nominal', title: 'Run', legend: { symbolType: 'stroke', symbolStrokeColor: 'black', symbolStrokeWidth: 2 } } }
-          : {},
+        encoding: {
+          y: { field: 'throughput_mib_s', type: 'quantitative', scale: { zero: true }, title: 'Throughput (MiB/s, median)' },
+          ...(byRun ? { strokeDash: { field: 'run', type: 'nominal', title: 'Run', legend: { symbolType: 'stroke', symbolStrokeColor: 'black', symbolStrokeWidth: 2, labelLimit: 0 } } } : {}),
+        },
       },
-      { mark: { type: 'point', filled: true } },
+      { transform: [measured], mark: { type: 'point', filled: true }, encoding: { y: { field: 'throughput_mib_s', type: 'quantitative' } } },
+      { transform: [failed], mark: { type: 'point', shape: 'cross', size: 120, filled: true }, encoding: { y: { datum: 0, type: 'quantitative' } } },
+      {
+        transform: [failed],
+        mark: { type: 'text', angle: -90, align: 'left', dx: 0, dy: -8, fontSize: 10 },
+        encoding: { y: { datum: 0, type: 'quantitative' }, text: { field: 'failure' } },
+      },
     ],
   };
 }

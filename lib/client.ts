@@ -57,7 +57,7 @@ export async function authenticate(baseUrl: string, secret: string, signal?: Abo
   });
   const text = (await res.body.text()).trim();
   // PicoShare answers a wrong secret with 401; 403 ("forbidden") from it or a proxy in front says the same.
-  if (res.statusCode === 401 || res.statusCode === 403) throw new AuthError(`authentication rejected (HTTP ${res.statusCode}): check PS_SHARED_SECRET`);
+  if (res.statusCode === 401 || res.statusCode === 403) throw new AuthError(`authentication rejected by the server (HTTP ${res.statusCode}): check PS_SHARED_SECRET`);
   if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${text.split('\n')[0].slice(0, 200)}`);
   const setCookie = res.headers['set-cookie'];
   const first = Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : [];

@@ -341,7 +341,9 @@ function inconclusiveOf(cases: CaseComparison[], cand: RunInput): Comparison['in
   const open = cases.filter((c) => c.verdict === 'inconclusive');
   if (open.length === 0) return null;
   const known = open.map((c) => c.metrics[0].detectable).filter((d): d is Detectable => d !== null);
-  const warm = warmupFor(cand.config, new Set(open[0].cand.rows.map((r) => r.iteration)).size);
+  const iterations = cand.config?.matrix.iterations ?? new Set(open[0].cand.rows.map((r) => r.iteration)).size;
+  // A 1-iteration run has no warm-up, but --iterations N > 1 brings the matrix's (by default 1) back: count it.
+  const warm = iterations <= 1 ? 1 : warmupFor(cand.config, iterations);
   return {
     cases: open.length,
     detectablePct: known.length ? min(known.map((d) => d.pct)) : null,

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { defaultImageDir } from './image.ts';
 import type { Matrix } from './matrix.ts';
 import { localDataParent } from './paths.ts';
-import { testFilesDir } from './testfiles.ts';
+import { makeTestFilesDir, testFilesDir } from './testfiles.ts';
 import { formatBytes, MiB } from './units.ts';
 
 export interface DiskNeed {
@@ -107,6 +107,9 @@ export function diskPlanFor(m: Matrix): DiskPlan {
 
 /** Throws DiskSpaceError naming each short filesystem with the figures. */
 export function checkDiskSpace(plan: DiskPlan): void {
+  // Made first (a run makes it anyway): a cache where no folder can be made is named as such (exit 2),
+  // not as a disk with 0 B free. --doctor, which changes nothing, reads the plan without this.
+  makeTestFilesDir(plan.testFilesDir);
   const short = shortfalls(locate(diskNeeds(plan)));
   if (short.length > 0) {
     throw new DiskSpaceError(`not enough disk space for this run:\n  ${short.join('\n  ')}\n` +

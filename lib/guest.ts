@@ -405,6 +405,22 @@ export class GuestEnvironment implements Environment {
     return n > 128 ? describeExit(null, signalName(n - 128)) : describeExit(n, null);
   }
 
+  /** OOM kills in the guest's kernel log: one VM per memory limit, so its whole log is this environment's. */
+  private async dmesgOom(): Promise<{ oomKills: number; oomLines: string[] }> {
+    const r = await this.ssh.run(['dmesg'], { timeoutMs: this.ms(30), nothrow: true });
+    return oomFromDmesg(r.stdout.split('\n').filter(Boolean));
+  }
+
+  async oomKills(): Promise<number> {
+    return (await this.dmesgOom()).oomKills;
+  }
+
+  async oomLines(kills: number): Promise<string[]> {
+    const lines = (await this.dmesgOom()).oomLines;
+    const starts = lines.flatMap((l, i) => (/invoked oom-killer/i.test(l) ? [i] : []));
+    return lines.slice(starts.length >= kills ? starts[starts.length - kills] : 0);
+  }
+
   async startSampling(): Promise<void> {
     await this.job(['sample-start']);
   }

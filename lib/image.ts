@@ -20,6 +20,7 @@ import { gunzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import type { Matrix } from './matrix.ts';
 import { cacheDir } from './paths.ts';
+import { makeDirs } from './dirs.ts';
 import { findTool, IMAGE_BUILD_TOOLS, missingToolMessage } from './tools.ts';
 import { formatBytes, parseSize } from './units.ts';
 
@@ -319,7 +320,7 @@ async function buildGuestImage(dir: string, diskBytes: number, log: (line: strin
   if (missing.length) throw new Error(`cannot build the guest image, missing: ${missing.join(', ')}`);
   const mirror = await hostMirror();
   const started = Date.now();
-  await fs.mkdirp(path.dirname(dir));
+  makeDirs(path.dirname(dir), 'the guest image\'s cache folder');
   const tmp = await fs.mkdtemp(path.join(path.dirname(dir), `.${path.basename(dir)}.build-`));
   const logFile = path.join(path.dirname(dir), 'image-build.log');
   const rootfs = path.join(tmp, 'rootfs');

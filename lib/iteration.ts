@@ -6,7 +6,7 @@ import { AuthError, authenticate, deleteEntry, downloadSha256, findDownloadRoute
 import type { Case } from './matrix.ts';
 import type { Environment, MemorySample, ServerSpec } from './provider.ts';
 import { NotReady } from './server.ts';
-import type { ExitReason, RawRow } from './results.ts';
+import type { ExitReason, FailurePhase, RawRow } from './results.ts';
 import type { TestFile } from './testfiles.ts';
 import type { UploadProgress } from './progress.ts';
 import { MiB } from './units.ts';
@@ -64,7 +64,7 @@ function unlessAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promi
 export async function runIteration(ctx: IterationContext): Promise<IterationOutcome> {
   const { env, testCase, file } = ctx;
   const startedAt = new Date().toISOString();
-  const base: Omit<RawRow, 'duration_seconds' | 'exit_reason' | 'error'> = {
+  const base: Omit<RawRow, 'duration_seconds' | 'exit_reason' | 'error' | 'failure_phase'> = {
     file_size: testCase.size.label, memory_limit: `${testCase.memoryMb}MB`,
     peak_memory_bytes: null, http_status: null, iteration: testCase.iteration,
     file_size_bytes: file.bytes, memory_limit_mb: testCase.memoryMb,
@@ -72,11 +72,19 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
     server_peak_rss_bytes: null, sha256_ok: null, started_at: startedAt, host_cpu_pressure_pct: null,
   };
   const caseName = `${testCase.memoryMb}MB ${testCase.size.label} iteration ${testCase.iteration}`;
-  /** A server that failed before any upload (never ready, or failing at auth): a row of no duration, with its log tail. */
-  const failedBeforeUpload = async (reason: ExitReason, error: string): Promise<IterationOutcome> => ({
-    row: { ...base, duration_seconds: 0, exit_reason: reason, error },
-    failure: failureText(caseName, reason, error, null, await env.serverLogTail(40, { withoutReadinessPolls: reason === 'not_ready' }), []),
-  });
+  // The kernel's OOM kills are counted over the whole iteration, not only the upload's sample: a server
+  // killed for memory while starting or while its upload is read back has not survived either.
+  const oomMark = await env.oomKills();
+  const oomSince = async () => (await env.oomKills()) - oomMark;
+  /** A server that failed before any upload (never ready, killed, or failing at auth): a row of no duration, with its log tail. */
+  const failedBeforeUpload = async (reason: ExitReason, error: string): Promise<IterationOutcome> => {
+    const kills = await oomSince();
+    const [r, e] = kills > 0 ? ['oom_killed' as const, `killed for memory while starting: ${error}`] : [reason, error];
+    return {
+      row: { ...base, duration_seconds: 0, exit_reason: r, error: e, failure_phase: 'start' },
+      failure: failureText(caseName, r, 'start', e, null, await env.serverLogTail(40, { withoutReadinessPolls: r === 'not_ready' }), kills > 0 ? await env.oomLines(kills) : []),
+    };
+  };
 
   let url: string;
   try {
@@ -116,39 +124,56 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
   const sample = await env.stopSampling();
   if (ctx.signal?.aborted) throw new Error('interrupted');
 
+  const exitReason = classify(u, sample, alive);
   const row: RawRow = {
     ...base,
     duration_seconds: round(u.durationSeconds),
     peak_memory_bytes: sample.peakMemoryBytes,
     http_status: u.status,
-    exit_reason: classify(u, sample, alive),
+    exit_reason: exitReason,
     transfer_seconds: u.transferSeconds === null ? null : round(u.transferSeconds),
     processing_seconds: u.processingSeconds === null ? null : round(u.processingSeconds),
     server_peak_rss_bytes: sample.serverPeakRssBytes,
     error: '',
     host_cpu_pressure_pct: pressureBefore === null || pressureAfter === null || u.durationSeconds <= 0 ? null
       : round(Math.min(100, (pressureAfter - pressureBefore) / 1e4 / u.durationSeconds)),
+    // Body bytes left to send: the upload itself failed; all sent: the server failed working on them.
+    failure_phase: exitReason === 'success' ? null : u.bodyBytesSent < u.contentLength ? 'upload' : 'processing',
   };
+  let oomLines = sample.oomLines;
   if (row.exit_reason === 'success') {
     // Found once per server start (each iteration starts its own): /-{id}, or /!{id} before PicoShare 1.3.0.
     const d = await findDownloadRoute(url, u.id!)
       .then((route) => downloadSha256(url, u.id!, ctx.uploadTimeoutSeconds * 1000, route).then((r) => ({ ...r, route })))
       .catch((e: Error) => e);
     row.sha256_ok = !(d instanceof Error) && d.status === 200 && d.sha256 === file.sha256;
-    if (!row.sha256_ok) {
-      row.exit_reason = 'integrity_error';
-      row.error = d instanceof Error ? `download failed: ${d.message}`
-        : `download HTTP ${d.status} at /${d.route}${u.id}, ${d.bytes} bytes, sha256 ${d.sha256.slice(0, 16)}… != expected ${file.sha256.slice(0, 16)}…`;
-    } else {
+    if (row.sha256_ok) {
       row.throughput_mib_s = round(file.bytes / MiB / u.durationSeconds);
+      await deleteEntry(url, cookie, u.id!).catch(() => { /* the server restarts on a fresh data folder anyway */ });
+    } else if (d instanceof Error || d.status !== 200) {
+      await settle(env); // a server killed mid-download is gone a moment after the connection
     }
-    await deleteEntry(url, cookie, u.id!).catch(() => { /* the server restarts on a fresh data folder anyway */ });
+    // Checked after the delete too: a server killed there did not survive the upload's aftermath either.
+    const kills = await oomSince();
+    const mismatch = d instanceof Error ? `download failed: ${d.message.split('\n')[0]}`
+      : `download HTTP ${d.status} at /${d.route}${u.id}, ${d.bytes} bytes, sha256 ${d.sha256.slice(0, 16)}… != expected ${file.sha256.slice(0, 16)}…`;
+    if (kills > 0) {
+      row.exit_reason = 'oom_killed';
+      row.throughput_mib_s = null;
+      row.error = `killed for memory after the upload's 200, during verification${row.sha256_ok ? '' : ` (${mismatch})`}`;
+      oomLines = await env.oomLines(kills);
+    } else if (!row.sha256_ok) {
+      const dead = !(await env.serverAlive());
+      row.exit_reason = dead ? 'process_died' : 'integrity_error';
+      row.error = dead ? `the server exited during verification (${mismatch})` : mismatch;
+    }
+    if (row.exit_reason !== 'success') row.failure_phase = 'verification';
   } else {
     row.error = describe(u, row.exit_reason);
   }
   if (row.exit_reason === 'success') return { row, failure: null };
   const tail = await env.serverLogTail(40);
-  return { row, failure: failureText(caseName, row.exit_reason, row.error, u, tail, sample.oomLines) };
+  return { row, failure: failureText(caseName, row.exit_reason, row.failure_phase!, row.error, u, tail, oomLines) };
 }
 
 /** A dead server's exit (or the kernel's OOM accounting) can lag the broken connection by a moment. */
@@ -165,10 +190,11 @@ function describe(u: UploadResult, reason: ExitReason): string {
   return reason;
 }
 
-function failureText(caseName: string, reason: string, error: string, u: UploadResult | null, tail: string, oomLines: string[]): string {
+function failureText(caseName: string, reason: string, phase: FailurePhase, error: string, u: UploadResult | null, tail: string, oomLines: string[]): string {
   return [
     `=== ${new Date().toISOString()} ${caseName}: ${reason}`,
     `error: ${error}`,
+    `phase: ${phase}`,
     ...(u ? [`http_status: ${u.status ?? '(none)'}; duration ${u.durationSeconds.toFixed(3)} s; ${u.bodyBytesSent}/${u.contentLength} bytes sent`] : []),
     '--- kernel OOM lines:',
     ...(oomLines.length ? oomLines : ['(none)']),

@@ -23,6 +23,7 @@ export function loadRun(dir: string): LoadedRun {
   if (!fs.statSync(dir).isDirectory()) throw new InputError(`${dir}: not a folder`);
   const csvPath = path.join(dir, 'raw.csv');
   if (!fs.existsSync(csvPath)) throw new InputError(`${dir}: no raw.csv in this folder (not a results folder?)`);
+  if (!fs.statSync(csvPath).isFile()) throw new InputError(`${csvPath}: not a file`);
   const config = readRunRecord(dir);
   const rows = parseRawCsv(fs.readFileSync(csvPath, 'utf8'), csvPath);
   return { dir, name: path.basename(path.resolve(dir)), config, rows };
@@ -32,6 +33,7 @@ export function loadRun(dir: string): LoadedRun {
 export function readRunRecord(dir: string): RunRecord | null {
   const file = path.join(dir, 'config.json');
   if (!fs.existsSync(file)) return null;
+  if (!fs.statSync(file).isFile()) throw new InputError(`${file}: not a file`);
   let json: unknown;
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'));

@@ -184,6 +184,14 @@ class LocalEnvironment implements Environment {
     }
   }
 
+  async oomKills(): Promise<number> {
+    return this.cgroup?.readOomKills() ?? 0;
+  }
+
+  async oomLines(kills: number): Promise<string[]> {
+    return kernelOomLinesOfLast(kills);
+  }
+
   async startSampling(): Promise<void> {
     // Where the kernel cannot reset the cgroup's peak (cgroup v2 before Linux 6.12), its usage is
     // polled instead: the peak since creation would give every smaller case the largest one's.

@@ -60,6 +60,18 @@ const TIMEOUT_KEYS = ['upload_seconds', 'readiness_seconds'];
 export const MAX_TIMEOUT_SECONDS = 500_000;
 export const DEFAULT_TIMEOUTS = { uploadSeconds: 1800, readinessSeconds: 60 };
 const SERVER_KEYS = ['source', 'build', 'binary', 'workdir'];
+/**
+ * Far above any real run (1000 iterations of a 1 MiB case take an hour), far below what exhausts the
+ * suite's memory: 999999999 grew the heap past 4 GB expanding cases, then V8 aborted (exit 134).
+ */
+export const MAX_ITERATIONS = 1000;
+
+/** An iteration count: a positive whole number up to MAX_ITERATIONS. */
+export function parseIterations(text: string | number): number {
+  const n = parsePositiveInt(text);
+  if (n > MAX_ITERATIONS) throw new Error(`at most ${MAX_ITERATIONS} iterations per case`);
+  return n;
+}
 const VM_KEYS = ['cpus', 'box'];
 
 /** Parses matrix.yaml text; `file` is only for messages. Relative server paths resolve against the file's folder. */
@@ -113,7 +125,8 @@ export function parseMatrix(text: string, file: string): Matrix {
   const num = (key: string, node: Node | undefined, dflt: number) =>
     node === undefined ? dflt : scalar(key, node, parsePositiveInt);
   // 5 = 1 warm-up + 4 measured, the fewest that let compare-runs' p-value get below 0.05.
-  const iterations = num('iterations', get(root, 'iterations'), 5);
+  const iterationsNode = get(root, 'iterations');
+  const iterations = iterationsNode === undefined ? 5 : scalar('iterations', iterationsNode, parseIterations);
   const warmupNode = get(root, 'warmup_iterations');
   const warmupIterations = warmupNode === undefined ? defaultWarmup(iterations)
     : scalar('warmup_iterations', warmupNode, (v) => {

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { InputError } from './errors.ts';
-import { defaultWarmup, loadMatrixFile, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
+import { defaultWarmup, loadMatrixFile, MAX_ITERATIONS, parseIterations, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
 import { SUITE_DIR } from './paths.ts';
 import { readResumeState, type ResumeState } from './resume.ts';
 import { matrixFromRecord } from './run-record.ts';
@@ -13,9 +13,8 @@ import { DEFAULT_LOOKS, DEFAULT_MAX_ROUNDS } from './sequential.ts';
 import { parseShard, planShards, type Shard } from './shard.ts';
 import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './units.ts';
 
-/** Adaptive rounds: the first look needs this many, and no case runs more than MAX_ADAPTIVE_ITERATIONS. */
+/** Adaptive rounds: the first look needs this many. */
 const MIN_ROUNDS = DEFAULT_LOOKS[0];
-const MAX_ADAPTIVE_ITERATIONS = 1000;
 
 export const HELP = `Usage: run-tests [options]
 
@@ -26,15 +25,17 @@ report.md, failures.log and config.json. The last stdout line is that folder.
 Options (flags override matrix.yaml):
   --matrix FILE        matrix file (default: matrix.yaml beside this script)
   --provider NAME      where the server runs: local | qemu | vagrant (default: matrix's, else local)
-  --sizes LIST         file sizes, e.g. 10MiB,1GiB (units KiB MiB GiB = 2^10.., KB MB GB = 10^3..)
-  --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), e.g. 256,512
-  --iterations N|auto  iterations per case (default: matrix's, else 5; fewer leave compare-runs
+  --sizes LIST         file sizes, e.g. 10MiB,1GiB: whole bytes, 1B to 1TiB, a unit required
+                       (B; KiB MiB GiB TiB = 2^10..; KB MB GB TB = 10^3..)
+  --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), 1 to 1048576, e.g. 256,512
+  --iterations N|auto  iterations per case, at most ${MAX_ITERATIONS} (default: matrix's, else 5; fewer leave compare-runs
                        unable to call any change significant). auto, the default with two or more
                        --ref or --binary: after the warm-up, interleaved rounds go on per case until
                        the case is decided (faster, slower or same) or --max-iterations is reached,
                        judged only at fixed round counts by a rule recorded in config.json
   --max-iterations N   with auto: the most iterations per case and side, warm-up included (default ${1 + DEFAULT_MAX_ROUNDS})
   --noise PCT          with auto: changes inside +-PCT percent are "same" (default 3)
+
   --out DIR            parent folder of the results folder (default: results/ beside this script)
   --quick              a small matrix: sizes ${QUICK.sizes.join(',')}, memory ${QUICK.memoryLimitsMb.join(',')} MB,
                        ${QUICK.iterations} iterations, stand-in server, local provider (under a minute)
@@ -140,6 +141,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (v.help) return 'help';
   if (v.fix && !v.doctor) throw new InputError('--fix goes with --doctor');
   if (v.doctor && v['build-image']) throw new InputError('--doctor and --build-image: give one of them');
+  if (v.resume !== undefined && v.resume.trim() === '') throw new InputError('--resume: empty folder name (give the results folder to finish)');
   if (v.resume !== undefined) return resumeOptions(v.resume, Object.keys(v).filter((k) => k !== 'resume'));
   const matrixFile = path.resolve(v.matrix ?? path.join(SUITE_DIR, 'matrix.yaml'));
   const matrix = loadMatrixFile(matrixFile);
@@ -166,7 +168,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (v.sizes !== undefined) matrix.sizes = list('sizes', v.sizes, (s) => ({ label: sizeLabel(s), bytes: parseSize(s) }), (x) => x.bytes);
   if (v.memory !== undefined) matrix.memoryLimitsMb = list('memory', v.memory, parseMemoryMb, (x) => x);
   if (v.iterations !== undefined && v.iterations.trim() !== 'auto') {
-    matrix.iterations = flag('iterations', v.iterations, parsePositiveInt);
+    matrix.iterations = flag('iterations', v.iterations, parseIterations);
     // The matrix's warm-up stands while it leaves something to measure (a smoke run of 1 has none).
     if (matrix.warmupIterations >= matrix.iterations) matrix.warmupIterations = defaultWarmup(matrix.iterations);
   }
@@ -192,8 +194,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (auto) {
     const warmup = matrix.warmupIterations || 1;
     const max = v['max-iterations'] === undefined ? warmup + DEFAULT_MAX_ROUNDS : flag('max-iterations', v['max-iterations'], parsePositiveInt);
-    if (max > MAX_ADAPTIVE_ITERATIONS || max < warmup + MIN_ROUNDS) {
-      throw new InputError(`--max-iterations: from ${warmup + MIN_ROUNDS} (warm-up ${warmup} + ${MIN_ROUNDS} rounds, the first look) to ${MAX_ADAPTIVE_ITERATIONS} (got "${v['max-iterations']}")`);
+    if (max > MAX_ITERATIONS || max < warmup + MIN_ROUNDS) {
+      throw new InputError(`--max-iterations: from ${warmup + MIN_ROUNDS} (warm-up ${warmup} + ${MIN_ROUNDS} rounds, the first look) to ${MAX_ITERATIONS} (got "${v['max-iterations']}")`);
     }
     const noisePct = v.noise === undefined ? 3 : flag('noise', v.noise, (s) => {
       const n = Number(s);
@@ -208,6 +210,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
     if (!/^\d+$/.test(s.trim()) || Number(s) > 2 ** 32 - 1) throw new Error('not a whole number from 0 to 4294967295');
     return Number(s);
   });
+  // An empty --out resolved to the current directory and put a results folder there.
+  if (v.out !== undefined && v.out.trim() === '') throw new InputError('--out: empty folder name (give a folder, e.g. --out results)');
   const shard = v.shard === undefined ? null : parseShard(v.shard, process.env);
   if (shard) planShards(matrix, shard.total, refs.length); // more shards than cases: refused before anything starts
   const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : v['self-check'] ? 'self-check' : 'run';

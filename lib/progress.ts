@@ -26,26 +26,41 @@ export class Progress {
   upload(label: string, totalBytes: number): UploadProgress {
     const start = Date.now();
     let last = 0;
+    let sentAllAt: number | null = null;
+    let waiting: NodeJS.Timeout | null = null;
     const render = (sent: number) => {
       const secs = (Date.now() - start) / 1000;
       const rate = secs > 0 ? sent / MiB / secs : 0;
       const eta = rate > 0 ? (totalBytes - sent) / MiB / rate : NaN;
-      return `${label}  ${(sent / MiB).toFixed(0)}/${(totalBytes / MiB).toFixed(0)} MiB  ` +
-        `${rate.toFixed(1)} MiB/s  ETA ${Number.isFinite(eta) ? `${eta.toFixed(0)} s` : '?'}`;
+      // Every byte sent: the server is processing, and "ETA 0 s" would stand there for as long as it takes.
+      const rest = sentAllAt !== null ? `all sent, waiting for the response (${((Date.now() - sentAllAt) / 1000).toFixed(0)} s)`
+        : `${rate.toFixed(1)} MiB/s  ETA ${Number.isFinite(eta) ? `${eta.toFixed(0)} s` : '?'}`;
+      return `${label}  ${(sent / MiB).toFixed(0)}/${(totalBytes / MiB).toFixed(0)} MiB  ${rest}`;
+    };
+    const update = (sent: number, force = false) => {
+      const now = Date.now();
+      if (sent >= totalBytes && sentAllAt === null) {
+        sentAllAt = now;
+        // No more bytes means no more updates: the line keeps counting the wait on its own.
+        waiting = setInterval(() => update(sent, true), this.tty ? 1000 : this.plainEveryMs);
+        waiting.unref();
+        force = this.tty; // a log (not a terminal) hears of it at the next interval, as of any upload
+      }
+      if (this.tty) {
+        if (!force && now - last < 100) return; // a redraw per 100 ms is plenty and costs nothing measurable
+        last = now;
+        this.out.write(`\r\x1b[K${render(sent)}`);
+      } else if (force || now - (last || start) >= this.plainEveryMs) {
+        last = now;
+        this.out.write(`${render(sent)}\n`);
+      }
     };
     return {
-      update: (sent) => {
-        const now = Date.now();
-        if (this.tty) {
-          if (now - last < 100) return; // a redraw per 100 ms is plenty and costs nothing measurable
-          last = now;
-          this.out.write(`\r\x1b[K${render(sent)}`);
-        } else if (now - (last || start) >= this.plainEveryMs) {
-          last = now;
-          this.out.write(`${render(sent)}\n`);
-        }
+      update: (sent) => update(sent),
+      done: () => {
+        if (waiting) clearInterval(waiting);
+        if (this.tty) this.out.write('\r\x1b[K');
       },
-      done: () => { if (this.tty) this.out.write('\r\x1b[K'); },
     };
   }
 }

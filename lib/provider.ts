@@ -59,6 +59,13 @@ export interface Environment {
   serverAlive(): Promise<boolean>;
   /** Whether the environment itself still runs (a VM's process; the host is always there). */
   environmentAlive(): Promise<boolean>;
+  /**
+   * Kernel OOM kills in this environment so far (a counter: an iteration compares two readings), so a kill
+   * outside the sample (the server's start, the verification download) is named as one too.
+   */
+  oomKills(): Promise<number>;
+  /** Kernel lines about the last `kills` OOM kills, for failures.log. */
+  oomLines(kills: number): Promise<string[]>;
   startSampling(): Promise<void>;
   stopSampling(): Promise<MemorySample>;
   /**

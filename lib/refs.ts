@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
 import { InputError } from './errors.ts';
+import { makeDirs } from './dirs.ts';
 import { cacheDir } from './paths.ts';
 import { requireTool } from './tools.ts';
 
@@ -157,12 +158,12 @@ async function buildRef(root: string, ref: string, command: BuildCommand): Promi
   }
 
   const workDir = path.join(cacheDir(), 'worktrees', `${key.slice(0, 20)}-${process.pid}-${Date.now()}`);
-  fs.mkdirSync(path.dirname(workDir), { recursive: true });
+  makeDirs(path.dirname(workDir), 'the worktrees\' cache folder');
   try {
     if (files) copyFiles(root, files, workDir);
     else await $({ quiet: true })`git -C ${root} worktree add --detach ${workDir} ${head}`;
     const goVer = await goVersion(workDir);
-    fs.mkdirSync(binDir, { recursive: true });
+    makeDirs(binDir, 'the binaries\' cache folder');
     // Build to a temporary name and rename, so a concurrent or interrupted build never leaves half a binary.
     const tmpOut = path.join(binDir, `server.tmp-${process.pid}`);
     const started = performance.now();

@@ -29,6 +29,8 @@ export interface CaseSummary {
   /** Median share of upload time a host task waited for a CPU. */
   medianCpuPressurePct: number | null;
   failures: Record<string, number>;
+  /** The first failed iteration's error line, for the case's row. */
+  firstError: string | null;
 }
 
 /** Each case's measured iterations (lib/cases.ts) summarised, memory largest first, then size largest first. */
@@ -39,7 +41,10 @@ export function summarizeCases(rows: RawRow[], config: RunRecord | null): CaseSu
     .map((g) => {
       const { successes: measured, failures: failed } = caseSide(g, config);
       const failures: Record<string, number> = {};
-      for (const r of failed) failures[r.exit_reason] = (failures[r.exit_reason] ?? 0) + 1;
+      for (const r of failed) {
+        const k = r.failure_phase ? `${r.exit_reason} (${r.failure_phase})` : r.exit_reason;
+        failures[k] = (failures[k] ?? 0) + 1;
+      }
       const thr = nums(measured.map(throughputOf));
       const peaks = nums(g.map((r) => r.peak_memory_bytes));
       const rss = nums(g.map((r) => r.server_peak_rss_bytes));
@@ -55,6 +60,7 @@ export function summarizeCases(rows: RawRow[], config: RunRecord | null): CaseSu
         serverPeakRssBytes: rss.length ? max(rss) : null,
         medianCpuPressurePct: medianOf(measured.map((r) => r.host_cpu_pressure_pct)),
         failures,
+        firstError: failed.length ? `#${failed[0].iteration}: ${failed[0].error}` : null,
       };
     })
     .sort((a, b) => b.memoryMb - a.memoryMb || b.sizeBytes - a.sizeBytes);
@@ -70,6 +76,10 @@ export interface ReportInput {
 
 export const REPORT_TEMPLATE = path.join(SUITE_DIR, 'templates', 'report.md.mustache');
 
+const cell = (s: string, max: number) => {
+  const t = s.replace(/\s+/g, ' ').replace(/\|/g, '/');
+  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+};
 const fmt = (x: number | null, digits: number) => (x === null ? '–' : x.toFixed(digits));
 const mib = (x: number | null) => (x === null ? '–' : toMiB(x).toFixed(1));
 
@@ -85,7 +95,10 @@ export function renderReport(input: ReportInput, template: string): string {
     rss: mib(c.serverPeakRssBytes),
     pressure: c.medianCpuPressurePct === null ? '–' : `${c.medianCpuPressurePct.toFixed(0)}%`,
     failureText: Object.entries(c.failures).map(([k, n]) => `${n}× ${k}`).join(', ') || '–',
+    // A table cell: one line, no pipes, short enough to read (the whole entry is in failures.log).
+    firstError: c.firstError === null ? '–' : cell(c.firstError, 100),
   }));
+  const knobs = Object.entries(config.server.standin_env ?? {}).filter(([, v]) => v !== '');
   const facts = Object.entries(config.provider_facts)
     .sort(([a], [b]) => Number(b) - Number(a))
     .map(([mem, f]) => ({ mem, text: Object.entries(f).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ') }));
@@ -109,6 +122,9 @@ export function renderReport(input: ReportInput, template: string): string {
     uploadTimeout: config.matrix.upload_timeout_seconds,
     startedAt: config.started_at,
     endedAt: config.ended_at ?? '(not ended)',
+    // Fault knobs shape every figure (a throttled 19.5 MiB/s looks real without them).
+    knobs: knobs.length ? knobs.map(([k, v]) => `${k}=${v}`).join(', ') : null,
+    resumes: config.resumes?.length ? `${config.resumes.length} (at ${config.resumes.map((r) => r.started_at).join(', ')}): the span includes the time between` : null,
     host: `${config.host.hostname}: ${config.host.cpu_model}, ${config.host.cores} cores, ${formatBytes(config.host.memory_bytes)}, Linux ${config.host.kernel}`,
     facts,
     unenforced,

@@ -4,7 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Papa from 'papaparse';
+import { describeFsError, makeDirs } from './dirs.ts';
 import { InputError } from './errors.ts';
+import { lockRunDir } from './lock.ts';
 
 export const EXIT_REASONS = [
   'success', 'timeout', 'http_error', 'process_died', 'oom_killed', 'integrity_error',
@@ -12,6 +14,14 @@ export const EXIT_REASONS = [
   'vm_failed', // the environment (VM) could not be brought up for this memory limit
 ] as const;
 export type ExitReason = (typeof EXIT_REASONS)[number];
+
+/**
+ * Where in an iteration a failure happened: the server's start (readiness, authentication, or its
+ * environment), the upload (body bytes still to send), processing (all sent, no answer yet), or the
+ * verification after a 200 (download and delete). An OOM kill in any of them is a failure to survive.
+ */
+export const FAILURE_PHASES = ['start', 'upload', 'processing', 'verification'] as const;
+export type FailurePhase = (typeof FAILURE_PHASES)[number];
 
 /** raw.csv columns, in order: the seed's six first, then ours. Units: bytes, seconds, MiB/s. */
 export const RAW_COLUMNS = [
@@ -32,6 +42,7 @@ export const RAW_COLUMNS = [
   'started_at',            // ISO time the iteration started
   'error',                 // one-line detail for failures; the rest is in failures.log
   'host_cpu_pressure_pct', // share of the upload's wall time some host task waited for a CPU (/proc/pressure/cpu); empty where PSI is off
+  'failure_phase',         // one of FAILURE_PHASES for a failure; empty for a success
 ] as const;
 /** Columns every schema-1 raw.csv has; later columns were appended since and may be absent from older files. */
 export const RAW_MIN_COLUMNS = 16;
@@ -55,6 +66,7 @@ export interface RawRow {
   started_at: string;
   error: string;
   host_cpu_pressure_pct: number | null;
+  failure_phase: FailurePhase | null;
 }
 
 /** One raw.csv line (no header) for a row, quoted where needed. */
@@ -93,7 +105,19 @@ export function parseRawCsv(text: string, where: string): RawRow[] {
   // Papa reports unterminated quotes (a file cut off mid-field); field counts we check per row below.
   const quoteError = parsed.errors.find((e) => e.type === 'Quotes');
   if (quoteError) throw new InputError(`${where}: malformed CSV at row ${(quoteError.row ?? 0) + 1}: ${quoteError.message}`);
-  return records.map((fields, i) => parseRow(fields, header, `${where} line ${i + 2}`));
+  const rows = records.map((fields, i) => parseRow(fields, header, `${where} line ${i + 2}`));
+  // One row per (case, iteration): two runs writing one folder at once doubled rows, which compare-runs took as data.
+  const firstLine = new Map<string, number>();
+  rows.forEach((r, i) => {
+    const k = `${r.memory_limit_mb}/${r.file_size_bytes}/${r.iteration}`;
+    const first = firstLine.get(k);
+    if (first !== undefined) {
+      throw new InputError(`${where}: lines ${first} and ${i + 2} are both ${r.memory_limit} ${r.file_size} iteration ${r.iteration} ` +
+        '(two runs wrote this folder at once?): keep one of them');
+    }
+    firstLine.set(k, i + 2);
+  });
+  return rows;
 }
 
 function parseRow(fields: string[], header: string[], where: string): RawRow {
@@ -116,6 +140,10 @@ function parseRow(fields: string[], header: string[], where: string): RawRow {
   if (sha !== '' && sha !== 'true' && sha !== 'false') {
     throw new InputError(`${where}, column sha256_ok: ${JSON.stringify(sha)} is not true, false or empty`);
   }
+  const phase = cell('failure_phase');
+  if (phase !== '' && !(FAILURE_PHASES as readonly string[]).includes(phase)) {
+    throw new InputError(`${where}, column failure_phase: ${JSON.stringify(phase)} is not one of ${FAILURE_PHASES.join(', ')} or empty`);
+  }
   const row = {
     file_size: cell('file_size'),
     memory_limit: cell('memory_limit'),
@@ -123,29 +151,25 @@ function parseRow(fields: string[], header: string[], where: string): RawRow {
     sha256_ok: sha === '' ? null : sha === 'true',
     started_at: cell('started_at'),
     error: cell('error'),
+    failure_phase: phase === '' ? null : phase as FailurePhase,
   } as RawRow;
   for (const c of REQUIRED_NUMBERS) (row as unknown as Record<string, number | null>)[c] = num(c, true);
   for (const c of OPTIONAL_NUMBERS) (row as unknown as Record<string, number | null>)[c] = num(c, false);
+  // Out of range values were accepted and turned into medians such as "±2500%".
+  const bad = (c: RawColumn, why: string) => new InputError(`${where}, column ${c}: ${JSON.stringify(cell(c))} ${why}`);
+  for (const c of [...REQUIRED_NUMBERS, ...OPTIONAL_NUMBERS]) {
+    const v = (row as unknown as Record<string, number | null>)[c];
+    if (v !== null && v < 0) throw bad(c, 'is negative');
+  }
+  for (const c of ['iteration', 'file_size_bytes', 'memory_limit_mb'] as const) if (row[c] <= 0) throw bad(c, 'must be above 0');
+  if (row.throughput_mib_s === 0) throw bad('throughput_mib_s', 'must be above 0 (or empty)');
+  if (exitReason === 'success' && row.duration_seconds === 0) throw bad('duration_seconds', 'must be above 0 for a success');
   return row;
 }
 
-/**
- * mkdir -p for an output folder (--out), by hand: Node 20's recursive mkdirSync
- * spins forever on a path under /proc (mkdir gives ENOENT, the parent exists,
- * it retries). An output folder that cannot be made is bad input (exit 2).
- */
+/** mkdir -p for an output folder (--out); one that cannot be made is bad input (exit 2). */
 export function makeOutputDir(dir: string): void {
-  const missing: string[] = [];
-  for (let d = path.resolve(dir); !fs.existsSync(d); d = path.dirname(d)) missing.unshift(d);
-  for (const d of missing) {
-    try {
-      fs.mkdirSync(d);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
-      throw new InputError(`cannot create the output folder ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} at ${d}`);
-    }
-  }
-  if (!fs.statSync(dir).isDirectory()) throw new InputError(`output folder ${dir}: not a folder`);
+  makeDirs(dir, 'the output folder');
 }
 
 /** results/<YYYYMMDD-HHMMSS>/ under `parent` (a suffix -2, -3, ... when that second is taken). */
@@ -157,18 +181,33 @@ export function createRunDir(parent: string, now = new Date()): string {
     const dir = path.join(parent, n === 1 ? stamp : `${stamp}-${n}`);
     try {
       fs.mkdirSync(dir);
-      return dir;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      // A read-only mount (EROFS) or /sys (EPERM) is the same bad input as a folder that cannot be made.
+      throw new InputError(`cannot create the results folder ${dir}: ${describeFsError(e, parent)}`);
     }
+    lockRunDir(dir);
+    return dir;
+  }
+}
+
+/** Runs a write into a results folder; its failure (a full disk) becomes one line naming the file and the folder's free space. */
+function writing<T>(file: string, write: () => T): T {
+  try {
+    return write();
+  } catch (e) {
+    throw new Error(`cannot write ${file}: ${describeFsError(e, path.dirname(file))}`);
   }
 }
 
 /** Appends one measured row at once (synchronously), writing the header first into a new file. */
 export function appendRawRow(dir: string, row: RawRow): void {
   const file = path.join(dir, 'raw.csv');
-  if (!fs.existsSync(file)) fs.writeFileSync(file, rawCsvHeader());
-  fs.appendFileSync(file, rawCsvLine(row));
+  writing(file, () => {
+    // Also into an empty one: a resume of a raw.csv emptied (or cut inside its header) restores the header.
+    if (!fs.existsSync(file) || fs.statSync(file).size === 0) fs.writeFileSync(file, rawCsvHeader());
+    fs.appendFileSync(file, rawCsvLine(row));
+  });
 }
 
 /** canary.csv: the machine canary (lib/canary.ts), timed before each case; the same figures in every side's folder. */
@@ -197,14 +236,22 @@ export function parseCanaryCsv(text: string, where: string): CanaryRow[] {
 }
 
 export function appendFailure(dir: string, text: string): void {
-  fs.appendFileSync(path.join(dir, 'failures.log'), text.endsWith('\n') ? text : `${text}\n`);
+  const file = path.join(dir, 'failures.log');
+  writing(file, () => fs.appendFileSync(file, text.endsWith('\n') ? text : `${text}\n`));
 }
 
-/** Writes a file whole or not at all (write beside it, then rename). */
+/** Writes a file whole or not at all (write beside it, then rename); a failed write leaves no temporary file. */
 export function writeFileAtomic(file: string, text: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
+  writing(file, () => {
+    try {
+      fs.writeFileSync(tmp, text);
+      fs.renameSync(tmp, file);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
+  });
 }
 
 export function writeConfig(dir: string, config: object): void {

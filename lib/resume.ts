@@ -9,7 +9,8 @@ import path from 'node:path';
 import { InputError } from './errors.ts';
 import type { Case } from './matrix.ts';
 import { readRunRecord } from './load-run.ts';
-import { parseRawCsv, type RawRow } from './results.ts';
+import { lockRunDir } from './lock.ts';
+import { parseRawCsv, RAW_COLUMNS, RAW_MIN_COLUMNS, type RawRow } from './results.ts';
 import type { GitRecord, ResumeRecord, RunRecord } from './run-record.ts';
 
 export interface ResumePlan {
@@ -47,11 +48,14 @@ export interface ResumeState {
 /** Reads a run folder to resume: config.json and the rows so far. A cut-off last line of raw.csv is removed from the file. */
 export function readResumeState(dir: string): ResumeState {
   if (!fs.existsSync(dir)) throw new InputError(`--resume: ${dir}: no such folder`);
+  if (!fs.statSync(dir).isDirectory()) throw new InputError(`--resume: ${dir}: not a folder`);
   const record = readRunRecord(dir);
   if (!record) throw new InputError(`--resume: ${dir} has no config.json (not a results folder?)`);
   if (record.ab) {
     throw new InputError(`--resume: ${dir} is one side of a two-ref run; rerun the comparison instead (resuming one side would break its interleaving)`);
   }
+  // Before raw.csv is touched: a run still writing this folder must not have its rows cut or doubled.
+  lockRunDir(dir);
   const csvFile = path.join(dir, 'raw.csv');
   let rows: RawRow[] = [];
   let droppedPartialLine: string | null = null;
@@ -59,13 +63,44 @@ export function readResumeState(dir: string): ResumeState {
     let text = fs.readFileSync(csvFile, 'utf8');
     if (text !== '' && !text.endsWith('\n')) {
       const cut = text.lastIndexOf('\n') + 1;
-      droppedPartialLine = text.slice(cut);
-      text = text.slice(0, cut);
-      fs.truncateSync(csvFile, Buffer.byteLength(text));
+      if (cut > 0 && completeRow(text.slice(0, cut), text.slice(cut), csvFile)) {
+        // Every column there: a finished row whose newline was lost, kept (not run again).
+        fs.appendFileSync(csvFile, '\n');
+        text += '\n';
+      } else {
+        droppedPartialLine = text.slice(cut);
+        text = text.slice(0, cut);
+        fs.truncateSync(csvFile, Buffer.byteLength(text));
+      }
     }
-    if (text.split('\n').filter(Boolean).length > 1) rows = parseRawCsv(text, csvFile);
+    const lines = text.split('\n').filter(Boolean);
+    // A header cut short was dropped above, leaving an empty file that gets a fresh header; rows without one
+    // would be read as a header and the folder refused by compare-runs, so they are refused here.
+    if (lines.length > 0 && !isRawHeader(lines[0])) {
+      throw new InputError(`--resume: ${csvFile} line 1 is not raw.csv's header (${JSON.stringify(lines[0].slice(0, 60))}): ` +
+        `restore the header line (${RAW_COLUMNS.slice(0, 3).join(',')},...) or start a new run`);
+    }
+    if (lines.length > 1) rows = parseRawCsv(text, csvFile);
   }
   return { dir, record, rows, droppedPartialLine };
+}
+
+/** Whether a line is raw.csv's header: the schema-1 columns in their places (later ones may follow). */
+function isRawHeader(line: string): boolean {
+  const cells = line.split(',');
+  return RAW_COLUMNS.slice(0, RAW_MIN_COLUMNS).every((c, i) => cells[i] === c);
+}
+
+/** Whether `last`, a line without its newline, is a whole row under the header at the start of `before`. */
+function completeRow(before: string, last: string, where: string): boolean {
+  const header = before.slice(0, before.indexOf('\n') + 1);
+  if (!isRawHeader(header.trim())) return false;
+  try {
+    parseRawCsv(`${header}${last}\n`, where);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -12,7 +12,7 @@ import { InputError } from './errors.ts';
 import type { CaseStop } from './adaptive.ts';
 import type { StoppingRule } from './sequential.ts';
 import type { ShardRecord } from './shard.ts';
-import { DEFAULT_TIMEOUTS, MAX_TIMEOUT_SECONDS, PROVIDERS, type Matrix, type ProviderName } from './matrix.ts';
+import { DEFAULT_TIMEOUTS, MAX_ITERATIONS, MAX_TIMEOUT_SECONDS, PROVIDERS, type Matrix, type ProviderName } from './matrix.ts';
 
 /** The one schema number config.json carries; a file with another is refused. */
 export const CONFIG_SCHEMA = 1;
@@ -256,10 +256,10 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
   const memIn = m.memory_limits_mb ?? [];
   if (!Array.isArray(memIn)) fail('matrix.memory_limits_mb', 'must be a list of whole numbers', memIn);
   const memory = (memIn as unknown[]).map((x, i) => whole(x, `matrix.memory_limits_mb[${i}]`, 1));
-  const iterations = m.iterations === undefined ? 1 : whole(m.iterations, 'matrix.iterations', 1, MAX_ITERATIONS_RECORDED);
+  const iterations = m.iterations === undefined ? 1 : whole(m.iterations, 'matrix.iterations', 1, MAX_ITERATIONS);
   // Before the field existed the warm-up was 1 of a case with more than one iteration (lib/cases.ts).
   const warmup = m.warmup_iterations === undefined ? (iterations > 1 ? 1 : 0)
-    : whole(m.warmup_iterations, 'matrix.warmup_iterations', 0, m.iterations === undefined ? MAX_ITERATIONS_RECORDED : iterations - 1);
+    : whole(m.warmup_iterations, 'matrix.warmup_iterations', 0, m.iterations === undefined ? MAX_ITERATIONS : iterations - 1);
   const facts = obj(json, 'provider_facts', 'provider_facts');
   for (const [k, f] of Object.entries(facts)) if (!isObject(f)) fail(`provider_facts.${k}`, 'must be an object', f);
   const resumes = json.resumes === undefined ? undefined : Array.isArray(json.resumes)
@@ -319,9 +319,6 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
   if (json.merge !== undefined) record.merge = obj(json, 'merge', 'merge');
   return record;
 }
-
-/** The most iterations a record may hold (as matrix.yaml and --iterations allow). */
-const MAX_ITERATIONS_RECORDED = 10_000;
 
 /** ab.stopping_rule, checked field by field: a re-read run is judged by the rule it ran with. */
 function stoppingRuleOf(s: Record<string, unknown>, fail: (field: string, what: string, got: unknown) => never): StoppingRule {

@@ -37,8 +37,9 @@ import { MAX_REPLACEMENTS, runMatrix } from './runner.ts';
 import { stoppingRule, type StoppingRule } from './sequential.ts';
 import { formatSelfStats, selfStats } from './selfstats.ts';
 import { shardCases, shardRecord, type Shard } from './shard.ts';
-import { standinEnvFrom } from './server.ts';
 import { cachedStandinBundle } from './standin-bundle.ts';
+import { standinKnobsFrom } from './standin-knobs.ts';
+import { secretWarning } from './secret.ts';
 import { ensureTestFile, type TestFile } from './testfiles.ts';
 import { PROVIDER_TOOLS, requireTools } from './tools.ts';
 import { configuredBox, VagrantProvider } from './vagrant.ts';
@@ -61,6 +62,8 @@ export interface Run {
 /** PS_SHARED_SECRET from the environment or .env (here or beside the suite); a random one when unset. */
 export function sharedSecret(say: (line: string) => void): string {
   dotenv.config({ quiet: true, path: [path.resolve('.env'), path.join(SUITE_DIR, '.env')] });
+  const problem = secretWarning(process.env.PS_SHARED_SECRET ?? '');
+  if (problem) say(problem);
   if (process.env.PS_SHARED_SECRET) return process.env.PS_SHARED_SECRET;
   say('PS_SHARED_SECRET not set: using a random secret for this run');
   return crypto.randomBytes(18).toString('base64url');
@@ -78,7 +81,7 @@ export function preflight(m: Matrix): void {
 
 /** The server(s) under test; refs are built here, before any case, and a failed build stops the run. */
 export async function prepareServers(
-  m: Matrix, refs: string[], binaries: string[], progress: Progress, standinEnv = standinEnvFrom(process.env),
+  m: Matrix, refs: string[], binaries: string[], progress: Progress, standinEnv = standinKnobsFrom(process.env),
 ): Promise<Side[]> {
   if (binaries.length > 0) {
     // --binary A --binary B: prebuilt servers compared as refs are; each named by its file.
@@ -340,8 +343,8 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     if (!signal.aborted) for (const s of run.sides) s.record.finished = true;
   } catch (e) {
     if (e instanceof AuthRejected) {
-      for (const s of run.sides) s.record.stop_reason = `authentication rejected: ${e.message}`;
-      throw new InputError(`authentication rejected by the server: ${e.message}`);
+      for (const s of run.sides) s.record.stop_reason = e.message;
+      throw new InputError(e.message);
     }
     if (!signal.aborted) {
       const first = (e as Error).message.split('\n')[0];
@@ -359,9 +362,9 @@ function vmFailedOutcome(c: Case, memoryMb: number, error: Error): IterationOutc
       http_status: null, exit_reason: 'vm_failed', iteration: c.iteration, file_size_bytes: c.size.bytes,
       memory_limit_mb: memoryMb, transfer_seconds: null, processing_seconds: null, throughput_mib_s: null,
       server_peak_rss_bytes: null, sha256_ok: null, started_at: new Date().toISOString(), error: error.message.split('\n')[0],
-      host_cpu_pressure_pct: null,
+      host_cpu_pressure_pct: null, failure_phase: 'start',
     },
-    failure: `=== ${new Date().toISOString()} ${memoryMb}MB ${c.size.label} iteration ${c.iteration}: vm_failed\nerror: ${error.message}\n`,
+    failure: `=== ${new Date().toISOString()} ${memoryMb}MB ${c.size.label} iteration ${c.iteration}: vm_failed\nerror: ${error.message}\nphase: start\n`,
   };
 }
 

@@ -13,11 +13,6 @@ import type { ServerSpec } from './provider.ts';
 export const STANDIN_PATH = path.join(SUITE_DIR, 'lib', 'standin.mts');
 const TSX_LOADER = path.join(SUITE_DIR, 'node_modules', 'tsx', 'dist', 'loader.mjs');
 
-/** The stand-in's fault knobs, taken from the suite's own environment so a run can be pointed at a faulty server. */
-export function standinEnvFrom(env: NodeJS.ProcessEnv): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('STANDIN_') && v !== undefined)) as Record<string, string>;
-}
-
 /**
  * argv (without the -db part) that runs the server on this host. The stand-in
  * runs from its bundle when the run made one (binaryPath): plain node starts it

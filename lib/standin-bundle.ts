@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { cacheDir } from './paths.ts';
+import { makeDirs } from './dirs.ts';
 
 const STANDIN_SOURCE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'standin.mts');
 
@@ -37,7 +38,7 @@ export async function cachedStandinBundle(): Promise<string> {
   const hash = crypto.createHash('sha256').update(fs.readFileSync(STANDIN_SOURCE)).digest('hex').slice(0, 16);
   const file = path.join(cacheDir(), 'standin', `standin-${hash}.mjs`);
   if (fs.existsSync(file)) return file;
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  makeDirs(path.dirname(file), 'the stand-in\'s cache folder');
   const tmp = `${file}.${process.pid}.tmp.mjs`;
   await bundleStandin(tmp);
   fs.renameSync(tmp, file); // concurrent runs each write their own temp file; the rename is atomic

@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cacheDir } from './paths.ts';
+import { makeDirs } from './dirs.ts';
 
 export interface TestFile { path: string; bytes: number; sha256: string }
 
@@ -22,6 +23,12 @@ const READ_BYTES = 1024 * 1024;
 /** Named after the generator, so files made by an earlier one are never taken for its own. */
 export function testFilesDir(): string {
   return path.join(cacheDir(), 'testfiles', 'splitmix64');
+}
+
+/** Makes the test files' folder (or says why it cannot be made: exit 2); returns it. */
+export function makeTestFilesDir(dir = testFilesDir()): string {
+  makeDirs(dir, 'the test files\' cache folder');
+  return dir;
 }
 
 // The generator: splitmix64 (Steele, Lea & Flood 2014; the seeder of Java's
@@ -197,7 +204,7 @@ async function writeAll(fh: fs.promises.FileHandle, data: Buffer, position: numb
  * regenerating it when its size or sha256 differs from the recorded one.
  */
 export async function ensureTestFile(bytes: number, dir = testFilesDir()): Promise<TestFile & { generated: boolean }> {
-  fs.mkdirSync(dir, { recursive: true });
+  makeTestFilesDir(dir);
   const file = path.join(dir, `${bytes}.bin`);
   const sidecar = `${file}.sha256`;
   const recorded = fs.existsSync(sidecar) ? fs.readFileSync(sidecar, 'utf8').trim() : '';

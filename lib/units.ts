@@ -8,17 +8,28 @@ const UNITS: Record<string, number> = {
   KB: 1000, MB: 1000 ** 2, GB: 1000 ** 3, TB: 1000 ** 4,
 };
 
-/** Parses "100MiB", "1.5 GiB", "500MB", "1024" (bytes); throws on anything else. */
+/** The units a size is written in, as error messages and --help list them. */
+export const SIZE_UNITS = Object.keys(UNITS).join(', ');
+
+/**
+ * The largest size accepted: 1 TiB. A test file is written to disk and uploaded whole, so larger is a typo
+ * (999999TiB reached the disk check and failed there with exit 1, 9007199254740993B is past exact integers).
+ */
+export const MAX_SIZE_BYTES = 1024 ** 4;
+
+/** Parses "100MiB", "1.5 GiB", "500MB", "1024B"; a unit is required (a bare "4" was 4 bytes, rarely what was meant). */
 export function parseSize(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$/.exec(text);
-  if (!m) throw new Error(`not a size: "${text}" (use e.g. 100MiB, 1GiB, 500MB)`);
-  const unit = m[2] === '' ? 'B' : m[2];
-  const factor = UNITS[unit];
-  if (factor === undefined) {
-    throw new Error(`unknown unit "${unit}" in "${text}" (use B, KiB, MiB, GiB, KB, MB, GB)`);
-  }
-  const bytes = Math.round(Number(m[1]) * factor);
-  if (bytes <= 0) throw new Error(`size must be positive: "${text}"`);
+  if (!m) throw new Error(`not a size (use e.g. 100MiB, 1GiB, 500MB)`);
+  if (m[2] === '') throw new Error(`a size needs a unit, e.g. ${m[1]}MiB or ${m[1]}B (units: ${SIZE_UNITS})`);
+  const factor = UNITS[m[2]];
+  if (factor === undefined) throw new Error(`unknown unit "${m[2]}" (units: ${SIZE_UNITS})`);
+  const exact = Number(m[1]) * factor;
+  const bytes = Math.round(exact);
+  // 1.5KiB is 1536 bytes; 1.25B or 0.1KiB is no whole number of bytes (allowing for binary fractions' rounding).
+  if (Math.abs(exact - bytes) > 1e-6 * Math.max(1, exact)) throw new Error(`not a whole number of bytes (${exact} B)`);
+  if (bytes <= 0) throw new Error('must be at least 1 byte');
+  if (bytes > MAX_SIZE_BYTES) throw new Error(`at most 1 TiB`);
   return bytes;
 }
 
@@ -47,12 +58,18 @@ export function toMiB(bytes: number): number {
 /** Parses a positive integer, e.g. an iteration count or a memory limit in MB; throws otherwise. */
 export function parsePositiveInt(text: string | number): number {
   const s = String(text).trim();
-  if (!/^\d+$/.test(s) || Number(s) <= 0) throw new Error(`not a positive whole number: "${text}"`);
+  if (!/^\d+$/.test(s) || Number(s) <= 0) throw new Error('not a positive whole number');
+  if (!Number.isSafeInteger(Number(s))) throw new Error(`too large (at most ${Number.MAX_SAFE_INTEGER})`);
   return Number(s);
 }
+
+/** 1 TiB in MB: more memory than any host the suite runs on; a larger limit is a typo, and was run unenforced. */
+export const MAX_MEMORY_MB = 1024 * 1024;
 
 /** Parses a memory limit in MB: 256, "256", "256MB". MB as QEMU -m and Vagrant read it (2^20 bytes), so the cgroup gets the same bytes a VM gets. */
 export function parseMemoryMb(text: string | number): number {
   const s = String(text).trim().replace(/\s*MB$/i, '');
-  return parsePositiveInt(s);
+  const mb = parsePositiveInt(s);
+  if (mb > MAX_MEMORY_MB) throw new Error(`at most ${MAX_MEMORY_MB} MB (1 TiB)`);
+  return mb;
 }

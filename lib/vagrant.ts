@@ -17,6 +17,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { $, fs, path } from 'zx';
 import { GUEST_SERVER_PORT, openGuest, type GuestEnvironment, type SshTarget } from './guest.ts';
+import { makeDirs } from './dirs.ts';
 import { ensureGuestImage, type GuestImage } from './image.ts';
 import { cacheDir, SUITE_DIR } from './paths.ts';
 import type { Environment, Provider, ProviderContext, ServerLaunch } from './provider.ts';
@@ -131,7 +132,7 @@ async function as(r: VagrantRunner, cmd: string[], opts: { cwd?: string; env?: R
 
 /** A folder the runner's user owns. */
 async function ownedDir(r: VagrantRunner, dir: string): Promise<string> {
-  await fs.mkdirp(dir);
+  makeDirs(dir, 'a vagrant folder');
   if (r.uid !== null) await fs.chown(dir, r.uid, r.uid);
   return dir;
 }

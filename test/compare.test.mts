@@ -289,7 +289,7 @@ test('bad input: one "Error:" line naming the problem, exit 2', async () => {
   const badSchemaCsv = makeRun([header.replace('duration_seconds', 'duration_ms'), ...lines.slice(1)].join('\n'));
   const badSchemaConfig = makeRun(lines.join('\n'), { schema: 2 });
   const noCsv = makeRun(null);
-  const disjoint = makeRun([header, ...lines.slice(1).map((l) => l.replace(',256,', ',8192,').replace(',512,', ',8192,'))].join('\n'));
+  const disjoint = makeRun([header, ...lines.slice(1).map((l) => l.replace(',256,', ',8192,').replace(',512,', ',16384,'))].join('\n'));
   const cases: [string[], RegExp][] = [
     [['/nonexistent/run-1', CAND], /^Error: \/nonexistent\/run-1: no such folder\n$/],
     [[noCsv, CAND], /^Error: .*: no raw\.csv in this folder/],

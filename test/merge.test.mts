@@ -51,7 +51,7 @@ function writeShard(parent: string, k: number, o: ShardOpts = {}): string {
         file_size: c.size.label, memory_limit: `${c.memoryMb}MB`, duration_seconds: duration, peak_memory_bytes: 50 * MiB, http_status: 200,
         exit_reason: 'success', iteration: c.iteration, file_size_bytes: c.size.bytes, memory_limit_mb: c.memoryMb, transfer_seconds: duration / 2,
         processing_seconds: duration / 2, throughput_mib_s: c.size.bytes / MiB / duration, server_peak_rss_bytes: 40 * MiB, sha256_ok: true,
-        started_at: `2026-12-01T12:00:${String(c.iteration).padStart(2, '0')}.000Z`, error: '', host_cpu_pressure_pct: 1,
+        started_at: `2026-12-01T12:00:${String(c.iteration).padStart(2, '0')}.000Z`, error: '', host_cpu_pressure_pct: 1, failure_phase: null,
       };
     }).filter(o.keepRows ?? (() => true));
     fs.writeFileSync(path.join(dir, 'raw.csv'), rawCsvHeader() + rows.map(rawCsvLine).join(''));

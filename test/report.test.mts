@@ -61,3 +61,25 @@ test('golden report.md for the fixture run (test/fixtures/runs/base)', () => {
   const run = loadRun(path.join(RUNS, 'base'));
   assertGolden(renderReport({ runName: run.name, rows: run.rows, config: run.config!, chartFile: 'throughput.svg' }, fs.readFileSync(REPORT_TEMPLATE, 'utf8')), 'report');
 });
+
+test('the report gives its context: stand-in knobs, resumes, measured (of N), what each memory column counts, a case\'s first error', () => {
+  const config = parseRunRecord({
+    finished: true, stop_reason: null, provider: 'local', started_at: '2026-11-26T00:00:00Z', ended_at: '2026-11-27T00:00:00Z',
+    server: { kind: 'standin', path: null, git: null, standin_env: { STANDIN_THROTTLE_MIBS: '20' } },
+    resumes: [{ started_at: '2026-11-26T23:00:00Z' }],
+    matrix: { iterations: 2, warmup_iterations: 1, upload_timeout_seconds: 60 },
+    provider_facts: {}, host: { hostname: 'h', cpu_model: 'c', cores: 2, kernel: 'k', memory_bytes: 1 },
+  }, 'config.json');
+  const rows = [
+    row({ iteration: 1 }), row({ iteration: 2 }),
+    row({ memory_limit: '96MB', memory_limit_mb: 96, iteration: 1, exit_reason: 'oom_killed', failure_phase: 'verification', error: 'killed for memory | after the 200' }),
+    row({ memory_limit: '96MB', memory_limit_mb: 96, iteration: 2, exit_reason: 'timeout', failure_phase: 'processing', error: 'second' }),
+  ];
+  const md = renderReport({ runName: 'r', rows, config, chartFile: null }, fs.readFileSync(REPORT_TEMPLATE, 'utf8'));
+  assert.match(md, /- Stand-in fault knobs: STANDIN_THROTTLE_MIBS=20 /);
+  assert.match(md, /ended 2026-11-27T00:00:00Z; resumed 1 \(at 2026-11-26T23:00:00Z\): the span includes the time between/);
+  assert.match(md, /\| 256MB \| 10MiB \| 1 \(of 2\) \|/);
+  assert.match(md, /\| 1× oom_killed \(verification\), 1× timeout \(processing\) \| #1: killed for memory \/ after the 200 \|$/m);
+  assert.match(md, /^Peak env memory: .*counts page cache/m);
+  assert.match(md, /^Server peak RSS: .*can exceed the environment's peak, even the limit/m);
+});

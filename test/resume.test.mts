@@ -24,7 +24,7 @@ const CONFIG = {
 const row = (memoryMb: number, bytes: number, iteration: number, exit_reason: RawRow['exit_reason'] = 'success'): RawRow => ({
   file_size: `${bytes / 2 ** 20}MiB`, memory_limit: `${memoryMb}MB`, duration_seconds: 1, peak_memory_bytes: null,
   http_status: 200, exit_reason, iteration, file_size_bytes: bytes, memory_limit_mb: memoryMb, transfer_seconds: null,
-  processing_seconds: null, throughput_mib_s: null, server_peak_rss_bytes: null, sha256_ok: null, started_at: '', error: '', host_cpu_pressure_pct: null,
+  processing_seconds: null, throughput_mib_s: null, server_peak_rss_bytes: null, sha256_ok: null, started_at: '', error: '', host_cpu_pressure_pct: null, failure_phase: null,
 });
 
 /** config.json's JSON as the one loader reads it. */
@@ -95,7 +95,7 @@ test('readResumeState drops a cut-off last line of raw.csv and keeps the whole r
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  assert.throws(() => readResumeState('/nonexistent-ups'), /nonexistent-ups: no such folder/);
+  assert.throws(() => readResumeState('/nonexistent-ups'), /^InputError: --resume: \/nonexistent-ups: no such folder$/);
 });
 
 const fresh = (commit: string | null, over: Record<string, unknown> = {}) => ({

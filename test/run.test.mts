@@ -56,7 +56,7 @@ test('run-tests --quick writes raw.csv, report.md, failures.log and config.json,
   assert.ok(config.host.cores > 0 && config.started_at < config.ended_at);
 
   const report = fs.readFileSync(path.join(runDir, 'report.md'), 'utf8');
-  assert.match(report, /\| 256MB \| 20MiB \| 1\/2 \| \d+\.\d\d \| \d+\.\d \|/);
+  assert.match(report, /\| 256MB \| 20MiB \| 1 \(of 2\) \| \d+\.\d\d \| \d+\.\d \|/);
   assert.match(report, /8 iterations, 0 failed/);
   assert.match(report, /!\[Throughput against file size\]\(throughput.svg\)/);
 

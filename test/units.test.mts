@@ -5,7 +5,7 @@ import { formatBytes, parseMemoryMb, parsePositiveInt, parseSize } from '../lib/
 
 test('sizes: binary and decimal units', () => {
   const table: [string, number][] = [
-    ['1024', 1024], ['1B', 1], ['1KiB', 1024], ['100MiB', 104857600], ['5GiB', 5368709120],
+    ['1024B', 1024], ['1B', 1], ['1TiB', 1024 ** 4], ['1.1KB', 1100], ['1KiB', 1024], ['100MiB', 104857600], ['5GiB', 5368709120],
     ['1KB', 1000], ['500MB', 500_000_000], ['2GB', 2_000_000_000], ['1.5 GiB', 1610612736], [' 10MiB ', 10485760],
   ];
   for (const [text, bytes] of table) assert.equal(parseSize(text), bytes, text);
@@ -16,7 +16,7 @@ test('sizes: bad input is rejected with the reason', () => {
   assert.throws(() => parseSize('10 mb'), /unknown unit "mb"/);
   assert.throws(() => parseSize('ten'), /not a size/);
   assert.throws(() => parseSize('-5MiB'), /not a size/);
-  assert.throws(() => parseSize('0MiB'), /must be positive/);
+  assert.throws(() => parseSize('0MiB'), /^Error: must be at least 1 byte$/);
   assert.throws(() => parseSize(''), /not a size/);
 });
 
