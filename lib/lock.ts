@@ -41,6 +41,13 @@ export function lockRunDir(dir: string): void {
   }
 }
 
+/** Gives `dir`'s lock back (the run that held it is done with the folder); a no-op when this process does not hold it. */
+export function unlockRunDir(dir: string): void {
+  const file = path.join(dir, LOCK_FILE);
+  if (!held.delete(file)) return;
+  try { fs.unlinkSync(file); } catch { /* already gone */ }
+}
+
 function readOr(file: string, fallback: string): string {
   try { return fs.readFileSync(file, 'utf8'); } catch { return fallback; }
 }

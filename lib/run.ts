@@ -24,6 +24,7 @@ import { interleave, type Job } from './interleave.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './iteration.ts';
 import { LocalProvider } from './local.ts';
 import { DEFAULT_BUILD, expandCases, type Case, type Matrix } from './matrix.ts';
+import { unlockRunDir } from './lock.ts';
 import { localDataParent, localDataParentProblem, SUITE_DIR } from './paths.ts';
 import type { Progress } from './progress.ts';
 import type { Provider, ProviderContext, ServerSpec } from './provider.ts';
@@ -376,6 +377,8 @@ export async function finishRun(run: Run, provider: Provider, out: (text: string
     s.record.ended_at = new Date().toISOString();
     writeConfig(s.dir, s.record);
     await writeReportFiles(s.dir, s.rows, s.record);
+    unlockRunDir(s.dir);
     out(`${s.dir}\n`);
   }
+  if (run.parent) unlockRunDir(run.parent);
 }
