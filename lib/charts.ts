@@ -4,7 +4,7 @@
 //
 //   fs.writeFileSync('throughput.svg', await throughputChartSvg(rows))
 import type { TopLevelSpec } from 'vega-lite';
-import type { RawRow } from './results.ts';
+import type { CanaryRow, RawRow } from './results.ts';
 import type { RunRecord } from './run-record.ts';
 import { caseSide, groupCases, throughputOf } from './cases.ts';
 import { median } from './stats.ts';
@@ -122,4 +122,29 @@ export async function comparisonChartSvg(
 ): Promise<string> {
   const values = [...points(base.rows, base.config, `baseline ${base.name}`), ...points(cand.rows, cand.config, `candidate ${cand.name}`)];
   return render(spec(values, `Upload throughput: ${base.name} vs ${cand.name}`, true));
+}
+
+/**
+ * The machine canary over the run (canary.csv): each part's time before each case, relative to its
+ * median, so both parts share one axis. A flat chart means the host kept its speed; a step or a
+ * slope is the machine, not the server.
+ */
+export async function canaryChartSvg(rows: CanaryRow[]): Promise<string> {
+  const rel = (key: 'cpu_seconds' | 'disk_seconds') => {
+    const m = median(rows.map((r) => r[key]));
+    return rows.map((r, i) => ({ n: i + 1, before_case: r.before_case, part: key === 'cpu_seconds' ? 'CPU (sha256 of 64 MiB)' : 'disk (16 MiB written, synced)', pct: (r[key] / m - 1) * 100 }));
+  };
+  return render({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Machine canary: time before each case, against its median (no project code)',
+    width: Math.max(520, rows.length * 12), height: 220, background: 'white',
+    data: { values: [...rel('cpu_seconds'), ...rel('disk_seconds')] },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'n', type: 'quantitative', title: 'canary run (one before each case, in run order)', axis: { tickMinStep: 1 } },
+      y: { field: 'pct', type: 'quantitative', title: 'time against the median (%)' },
+      color: { field: 'part', type: 'nominal', title: null, legend: { orient: 'bottom', labelLimit: 0 } },
+      tooltip: [{ field: 'before_case' }, { field: 'part' }, { field: 'pct', format: '.1f' }],
+    },
+  });
 }

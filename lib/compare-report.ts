@@ -158,6 +158,7 @@ export function compareJson(c: Comparison): string {
       alpha: c.thresholds.alpha,
       noise_pct: c.thresholds.noisePct,
       stopping_rule: c.stoppingRule,
+      machine_shift: c.machineShift,
       exit_code: c.exitCode,
       counts: c.counts,
       throughput_geomean: c.throughputGeomean,

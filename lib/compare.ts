@@ -10,7 +10,7 @@
 //   c.exitCode  // 0 nothing regressed, 1 a case slower or failing more often
 //
 // Pure: the runs come in already loaded (lib/load-run.ts).
-import type { RawRow } from './results.ts';
+import type { CanaryRow, RawRow } from './results.ts';
 import type { RunRecord } from './run-record.ts';
 import { caseSide, groupCases, throughputOf, warmupFor, type CaseSide } from './cases.ts';
 import { holm, pairedChange, unpairedChange, type Change } from './effect.ts';
@@ -112,6 +112,16 @@ export interface RunInput {
   /** null when the run's folder has no config.json. */
   config: RunRecord | null;
   rows: RawRow[];
+  /** The machine canary's timings (canary.csv); absent or empty for runs made before it existed. */
+  canary?: CanaryRow[];
+}
+
+/** How much slower (+) or faster (-) the machine itself ran the canary in the candidate than in the baseline, in percent of time. */
+export interface MachineShift {
+  cpuPct: number;
+  diskPct: number;
+  /** Throughput verdicts (faster/slower) that the shift could explain, made inconclusive. */
+  explained: number;
 }
 
 export interface Comparison {
@@ -125,6 +135,8 @@ export interface Comparison {
   throughputGeomean: number | null;
   geomeanCases: number;
   /** Inconclusive cases: how many, the smallest detectable change (percent) among them, and the iterations (warm-up included) that would detect the noise band in all. */
+  /** Two separate runs whose canaries differ by more than the noise band; null when they agree, or for interleaved sides. */
+  machineShift: MachineShift | null;
   inconclusive: { cases: number; detectablePct: number | null; iterationsNeeded: number | null } | null;
   /** The stopping rule the runs were judged by, when they recorded one. */
   stoppingRule: StoppingRule | null;
@@ -260,6 +272,8 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     judged.forEach((k, j) => judge(k, i, adjusted[j], t, judged.length));
   });
   if (rule) for (const k of cases) if (k.paired) judgeSequential(k, rule);
+  const machineShift = paired ? null : canaryShift(base.canary ?? [], cand.canary ?? [], t.noisePct);
+  if (machineShift) machineShift.explained = explainedByMachine(cases, machineShift, t.noisePct);
   for (const k of cases) {
     const v = k.metrics[0].verdict;
     k.verdict = v === null ? 'no data' : (v as CaseVerdict);
@@ -294,7 +308,8 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     geomeanCases: ratios.length,
     inconclusive,
     stoppingRule: rule,
-    warnings: warnings(base, cand, cases, t, inconclusive),
+    machineShift,
+    warnings: [...machineWarnings(machineShift), ...warnings(base, cand, cases, t, inconclusive)],
     exitCode: counts.slower > 0 || counts.newlyFailed > 0 || counts.failsMore > 0 ? 1 : 0,
   };
 }
@@ -424,4 +439,43 @@ function warnings(base: RunInput, cand: RunInput, cases: CaseComparison[], t: Th
     );
   }
   return out;
+}
+
+/**
+ * The canaries of two separate runs compared: the median time of each part,
+ * candidate against baseline. Only a shift beyond the noise band counts: a
+ * machine that changed that much can move any server's figures as much.
+ */
+export function canaryShift(base: CanaryRow[], cand: CanaryRow[], noisePct: number): MachineShift | null {
+  if (base.length === 0 || cand.length === 0) return null;
+  const pct = (key: 'cpu_seconds' | 'disk_seconds') => (median(cand.map((r) => r[key])) / median(base.map((r) => r[key])) - 1) * 100;
+  const shift = { cpuPct: pct('cpu_seconds'), diskPct: pct('disk_seconds'), explained: 0 };
+  return Math.max(Math.abs(shift.cpuPct), Math.abs(shift.diskPct)) > noisePct ? shift : null;
+}
+
+/**
+ * Throughput verdicts the machine's own change could explain become inconclusive: a change in the
+ * direction the machine moved (it got slower: throughput fell) no larger than the machine's change plus
+ * the noise band. Returns how many.
+ */
+function explainedByMachine(cases: CaseComparison[], shift: MachineShift, noisePct: number): number {
+  let n = 0;
+  for (const k of cases) {
+    const m = k.metrics[0];
+    if ((m.verdict !== 'faster' && m.verdict !== 'slower') || m.changePct === null) continue;
+    // A slower machine (+% time) lowers throughput; take the part of the canary that moved that way most.
+    const machine = [shift.cpuPct, shift.diskPct].map((p) => -p).filter((p) => Math.sign(p) === Math.sign(m.changePct!));
+    if (machine.length === 0 || Math.abs(m.changePct) > Math.max(...machine.map(Math.abs)) + noisePct) continue;
+    m.verdict = 'inconclusive';
+    n++;
+  }
+  return n;
+}
+
+function machineWarnings(s: MachineShift | null): string[] {
+  if (!s) return [];
+  const how = (p: number) => `${Math.abs(p).toFixed(1)}% ${p > 0 ? 'slower' : 'faster'}`;
+  return [`The machine itself changed between the runs: its canary (a fixed job with no project code) ran ${how(s.cpuPct)} on CPU and ` +
+    `${how(s.diskPct)} on disk in the candidate. ${s.explained} case(s) whose change that could explain are counted inconclusive. ` +
+    'Compare interleaved instead (run-tests --ref A --ref B, or --binary A --binary B): both sides then share the machine\'s moods.'];
 }

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from './errors.ts';
-import { parseRawCsv, type RawRow } from './results.ts';
+import { parseCanaryCsv, parseRawCsv, type CanaryRow, type RawRow } from './results.ts';
 import { parseRunRecord, type RunRecord } from './run-record.ts';
 
 export interface LoadedRun {
@@ -16,6 +16,8 @@ export interface LoadedRun {
   /** null when the folder has no config.json. */
   config: RunRecord | null;
   rows: RawRow[];
+  /** canary.csv's rows; empty for a run made before the canary existed. */
+  canary: CanaryRow[];
 }
 
 export function loadRun(dir: string): LoadedRun {
@@ -26,7 +28,9 @@ export function loadRun(dir: string): LoadedRun {
   if (!fs.statSync(csvPath).isFile()) throw new InputError(`${csvPath}: not a file`);
   const config = readRunRecord(dir);
   const rows = parseRawCsv(fs.readFileSync(csvPath, 'utf8'), csvPath);
-  return { dir, name: path.basename(path.resolve(dir)), config, rows };
+  const canaryPath = path.join(dir, 'canary.csv');
+  const canary = fs.existsSync(canaryPath) ? parseCanaryCsv(fs.readFileSync(canaryPath, 'utf8'), canaryPath) : [];
+  return { dir, name: path.basename(path.resolve(dir)), config, rows, canary };
 }
 
 /** A folder's config.json as a validated RunRecord (lib/run-record.ts); null when the folder has none. */

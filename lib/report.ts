@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Mustache from 'mustache';
 import { caseSide, groupCases, throughputOf } from './cases.ts';
-import { throughputChartSvg } from './charts.ts';
+import { canaryChartSvg, throughputChartSvg } from './charts.ts';
 import { SUITE_DIR } from './paths.ts';
-import { writeFileAtomic, type RawRow } from './results.ts';
+import { parseCanaryCsv, writeFileAtomic, type RawRow } from './results.ts';
 import type { RunRecord } from './run-record.ts';
 import { cvPct, max, median } from './stats.ts';
 import { formatBytes, toMiB } from './units.ts';
@@ -72,6 +72,8 @@ export interface ReportInput {
   config: RunRecord;
   /** File name of the throughput chart beside report.md, when one was drawn. */
   chartFile: string | null;
+  /** File name of the machine canary's chart beside report.md, when the run timed it more than once. */
+  canaryChartFile?: string | null;
 }
 
 export const REPORT_TEMPLATE = path.join(SUITE_DIR, 'templates', 'report.md.mustache');
@@ -130,6 +132,7 @@ export function renderReport(input: ReportInput, template: string): string {
     unenforced,
     tcg,
     chartFile: input.chartFile,
+    canaryChartFile: input.canaryChartFile ?? null,
   };
   return Mustache.render(template, view, undefined, { escape: (s: string) => s });
 }
@@ -142,6 +145,9 @@ export async function writeReportFiles(dir: string, rows: RawRow[], config: RunR
     chartFile = 'throughput.svg';
   }
   const template = fs.readFileSync(REPORT_TEMPLATE, 'utf8');
-  writeFileAtomic(path.join(dir, 'report.md'), renderReport({ runName: path.basename(dir), rows, config, chartFile }, template));
+  const canaryFile = path.join(dir, 'canary.csv');
+  const canary = fs.existsSync(canaryFile) ? parseCanaryCsv(fs.readFileSync(canaryFile, 'utf8'), canaryFile) : [];
+  if (canary.length > 1) writeFileAtomic(path.join(dir, 'canary.svg'), await canaryChartSvg(canary));
+  writeFileAtomic(path.join(dir, 'report.md'), renderReport({ runName: path.basename(dir), rows, config, chartFile, canaryChartFile: canary.length > 1 ? 'canary.svg' : null }, template));
   if (!fs.existsSync(path.join(dir, 'failures.log'))) fs.writeFileSync(path.join(dir, 'failures.log'), '');
 }

@@ -383,3 +383,22 @@ test('two sides of one interleaved run are compared round by round (paired); a r
   assert.match(md, /\| 10MiB \| 256MB \| 10 rounds \| .* \| -7\.\d% \[-\d+\.\d%, -\d\.\d%\] \| [\d.]+ \| slower \|/);
   assert.match(md, /paired by round/);
 });
+
+test('canaries: two separate runs on a machine that changed by more than the noise band say so, and a change it could explain is inconclusive', () => {
+  const canary = (cpu: number, disk: number) => [1, 2, 3].map((i) => ({ at: `t${i}`, before_case: 'c', cpu_seconds: cpu * (1 + i / 1000), disk_seconds: disk }));
+  // The candidate's throughput fell 8%; its machine ran the canary 10% slower on CPU.
+  const base = { ...run('a', durations([1, 1, 1.01, 0.99, 1, 1.02, 0.98, 1, 1.01, 0.99])), canary: canary(1, 0.5) };
+  const cand = { ...run('b', durations([1.087, 1.087, 1.098, 1.076, 1.087, 1.109, 1.065, 1.087, 1.098, 1.076])), canary: canary(1.1, 0.5) };
+  const quiet = compareRuns({ ...base, canary: [] }, { ...cand, canary: [] });
+  assert.equal(quiet.cases[0].verdict, 'slower', 'without canaries the drop is a slowdown');
+  const c = compareRuns(base, cand);
+  assert.ok(c.machineShift && Math.abs(c.machineShift.cpuPct - 10) < 0.1, JSON.stringify(c.machineShift));
+  assert.equal(c.machineShift.explained, 1);
+  assert.equal(c.cases[0].verdict, 'inconclusive');
+  assert.equal(c.exitCode, 0);
+  assert.match(c.warnings[0], /^The machine itself changed between the runs: its canary .* ran 10\.0% slower on CPU and 0\.0% faster on disk/);
+  // A drop far beyond the machine's change still counts; and a steady machine changes nothing.
+  const big = { ...run('b', durations([1.5, 1.5, 1.52, 1.48, 1.5, 1.53, 1.47, 1.5, 1.51, 1.49])), canary: canary(1.1, 0.5) };
+  assert.equal(compareRuns(base, big).cases[0].verdict, 'slower');
+  assert.equal(compareRuns(base, { ...cand, canary: canary(1.01, 0.5) }).machineShift, null);
+});
