@@ -19,6 +19,7 @@ import { freePort, hostServerArgv, spawnServer, stopServerProcess, waitReady } f
 import type { Provider } from '../lib/provider.ts';
 import { QemuProvider } from '../lib/qemu.ts';
 import { cachedStandinBundle } from '../lib/standin-bundle.ts';
+import { SELF_CHECK, SELF_CHECK_ARGS, standinPair } from '../lib/self-check.ts';
 import { VagrantProvider } from '../lib/vagrant.ts';
 import { cvPct, median } from '../lib/stats.ts';
 import { ensureTestFile, sha256File, writeTestFile } from '../lib/testfiles.ts';
@@ -38,6 +39,8 @@ Measures the suite's own costs against targets, side by side in one run:
              suite code); sha256sum of the file, the stand-in's writes by dd,
              and sha256sum pinned to each vCPU in turn (no project code)
   vm         VM boot to ready, qemu vs vagrant at 256 MB                      qemu >= 2x faster
+  verdict    time to verdict: wall time of an interleaved, adaptive run of the stand-in
+             against itself slowed by 10% until it exits with 'slower' (median), reported
 
 Options:
   --quick        smaller files and fewer samples (under two minutes); the VM figure is skipped
@@ -50,7 +53,7 @@ iterations (1 warm-up) at 4096 MB. Quick: 128 MiB x 3; 100 MiB and 1 GiB; 512 Mi
 64 MiB x 11 at 1024 MB. Each figure notes the machine's load average (2 cores shared?).
 `;
 
-const FIGURES = ['curl', 'rss', 'gen', 'run', 'vm'] as const;
+const FIGURES = ['curl', 'rss', 'gen', 'run', 'vm', 'verdict'] as const;
 type FigureName = (typeof FIGURES)[number];
 
 interface Settings {
@@ -59,6 +62,8 @@ interface Settings {
   gen: { bytes: number; samples: number };
   run: { size: string; bytes: number; iterations: number; memoryMb: number };
   vm: { memoryMb: number } | null;
+  /** Interleaved runs until 'slower', of the self-check's case. */
+  verdict: { runs: number };
 }
 
 const FULL: Settings = {
@@ -70,6 +75,7 @@ const FULL: Settings = {
   // 2048 MB its processing CV read 13-22% against 5.5-6.3% here).
   run: { size: '1GiB', bytes: 1024 * MiB, iterations: 11, memoryMb: 4096 },
   vm: { memoryMb: 256 },
+  verdict: { runs: 5 },
 };
 const QUICK: Settings = {
   curl: { bytes: 128 * MiB, samples: 3 },
@@ -77,6 +83,7 @@ const QUICK: Settings = {
   gen: { bytes: 512 * MiB, samples: 3 },
   run: { size: '64MiB', bytes: 64 * MiB, iterations: 11, memoryMb: 1024 },
   vm: null,
+  verdict: { runs: 2 },
 };
 
 const TSX_LOADER = path.join(SUITE_DIR, 'node_modules', 'tsx', 'dist', 'loader.mjs');
@@ -425,6 +432,35 @@ async function figureVm(s: Settings['vm']): Promise<Figure[]> {
   }
 }
 
+/**
+ * Time to verdict: how long an interleaved run of the stand-in against itself slowed by 10% takes to
+ * exit with 'slower' (adaptive rounds: it stops once decided), beside the noise floors above.
+ */
+async function figureVerdict(s: Settings['verdict']): Promise<Figure[]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-bench-verdict-'));
+  try {
+    const { a, b } = await standinPair(dir, SELF_CHECK.slowdownPct);
+    const walls: number[] = [];
+    const outcomes: string[] = [];
+    for (let i = 0; i < s.runs; i++) {
+      const t0 = performance.now();
+      const r = await $({ nothrow: true, quiet: true })`${path.join(SUITE_DIR, 'run-tests')} --binary ${a} --binary ${b} ${SELF_CHECK_ARGS(dir)}`;
+      walls.push((performance.now() - t0) / 1000);
+      const parent = r.stdout.trim().split('\n').at(-1) ?? '';
+      const cmp = JSON.parse(fs.readFileSync(path.join(parent, 'compare', 'compare.json'), 'utf8')) as { cases: { verdict: string; rounds: number | null }[] };
+      outcomes.push(`${cmp.cases[0].verdict} after ${cmp.cases[0].rounds} rounds (exit ${r.exitCode})`);
+      log(`verdict: ${outcomes.at(-1)} in ${walls.at(-1)!.toFixed(1)} s (load ${load()})`);
+    }
+    return [{
+      key: 'time_to_verdict', name: `time to verdict, stand-in vs ${SELF_CHECK.slowdownPct}% slower, ${SELF_CHECK.size} at ${SELF_CHECK.memoryMb} MB, median of ${s.runs}`,
+      value: median(walls), unit: 's', target: null, samples: walls,
+      detail: `interleaved, adaptive (./run-tests --binary A --binary B): ${outcomes.join('; ')}; walls ${secs(walls)}; load ${load()}`,
+    }];
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   let v;
   try {
@@ -457,6 +493,7 @@ export async function main(argv: string[]): Promise<number> {
     gen: () => figureGen(s.gen),
     run: () => figureRun(s.run),
     vm: () => figureVm(s.vm),
+    verdict: () => figureVerdict(s.verdict),
   };
   log(`${v.quick ? 'quick' : 'full'} bench, load average ${load()} on ${os.cpus().length} cores`);
   try {

@@ -20,6 +20,21 @@ import { sd, detectable } from './verdict.ts';
 /** What the self-check measures with: small enough for minutes, large enough that the upload, not the start, dominates. */
 export const SELF_CHECK = { size: '32MiB', memoryMb: 1024, slowdownPct: 10 } as const;
 
+/** The case the self-check (and the bench's time to verdict) runs, with its results under `out`. */
+export const SELF_CHECK_ARGS = (out: string) => ['--sizes', SELF_CHECK.size, '--memory', String(SELF_CHECK.memoryMb), '--provider', 'local', '--out', out];
+
+/** Two server scripts in `dir` for --binary: the stand-in, and the stand-in slowed by `slowdownPct`. */
+export async function standinPair(dir: string, slowdownPct: number): Promise<{ a: string; b: string }> {
+  const bundle = await cachedStandinBundle();
+  const wrapper = (name: string, env: string) => {
+    const file = path.join(dir, name);
+    // Every interface, as PicoShare binds: the local provider runs a server binary in a network namespace of its own.
+    fs.writeFileSync(file, `#!/bin/sh\nexport STANDIN_HOST=0.0.0.0 ${env}\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(bundle)} "$@"\n`, { mode: 0o755 });
+    return file;
+  };
+  return { a: wrapper('standin', ''), b: wrapper(`standin-slowed-${slowdownPct}pct`, `STANDIN_SLOWDOWN_PCT=${slowdownPct}`) };
+}
+
 interface Outcome { verdict: string; rounds: number; minutes: number; parent: string; logRatios: number[] }
 
 type Main = (argv: string[], io: Io) => Promise<number>;
@@ -28,16 +43,8 @@ export async function selfCheck(opts: Options, io: Io, main: Main): Promise<numb
   const say = (s: string) => io.stderr.write(`${s}\n`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-self-check-'));
   try {
-    const bundle = await cachedStandinBundle();
-    const wrapper = (name: string, env: string) => {
-      const file = path.join(tmp, name);
-      // Every interface, as PicoShare binds: the local provider runs a server binary in a network namespace of its own.
-      fs.writeFileSync(file, `#!/bin/sh\nexport STANDIN_HOST=0.0.0.0 ${env}\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(bundle)} "$@"\n`, { mode: 0o755 });
-      return file;
-    };
-    const a = wrapper('standin', '');
-    const b = wrapper(`standin-slowed-${SELF_CHECK.slowdownPct}pct`, `STANDIN_SLOWDOWN_PCT=${SELF_CHECK.slowdownPct}`);
-    const common = ['--sizes', SELF_CHECK.size, '--memory', String(SELF_CHECK.memoryMb), '--provider', 'local', '--out', opts.out];
+    const { a, b } = await standinPair(tmp, SELF_CHECK.slowdownPct);
+    const common = SELF_CHECK_ARGS(opts.out);
     say(`self-check: A/A, the stand-in against itself (${SELF_CHECK.size} at ${SELF_CHECK.memoryMb} MB, interleaved, adaptive)`);
     const aa = await comparison(main, io, ['--binary', a, '--binary', a, ...common]);
     say(`self-check: A/B, the stand-in against itself slowed by ${SELF_CHECK.slowdownPct}%`);
