@@ -29,7 +29,7 @@ async function run(argv: string[], io: Io): Promise<number> {
     return io.stdout.write(`${resume.dir}\n`), 0;
   }
   if (resume?.droppedPartialLine) say(`raw.csv ended in a cut-off line, dropped: ${resume.droppedPartialLine}`);
-  preflight(m); // tools, data folder, disk: before anything is built or made
+  preflight(m); // tools and a data folder: before anything is built or made
 
   // 1. Servers, test files, guest image. A signal waits for the step under way to clean up; no folder exists yet.
   const interrupts = new Interrupts(say).install();

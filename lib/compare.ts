@@ -295,7 +295,7 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     .map((c) => c.metrics[0])
     .filter((m) => m.base && m.cand && m.base.median > 0 && m.cand.median > 0)
     .map((m) => m.cand!.median / m.base!.median);
-  const inconclusive = inconclusiveOf(cases, cand);
+  const inconclusive = inconclusiveOf(cases, cand, t);
 
   return {
     base,
@@ -324,9 +324,14 @@ function judge(k: CaseComparison, i: number, pAdjusted: number, t: Thresholds, f
   // The strictest level Holm may ask of a case: alpha / family; and the fewest iterations at which the exact test can reach it.
   const level = t.alpha / family;
   const spread = logSpread(m, k.base.successes, k.cand.successes, k.paired);
+  m.detectable = detectable(spread.sd, spread.n, k.paired, level, t.noisePct, fewestToReach(level, k.paired));
+}
+
+/** The fewest measured iterations a side at which the exact test can reach `level` at all. */
+function fewestToReach(level: number, paired: boolean): number {
   let need = 1;
-  while ((k.paired ? 2 / 2 ** need : minPossibleP(need, need)) >= level && need < 1000) need++;
-  m.detectable = detectable(spread.sd, spread.n, k.paired, level, t.noisePct, need);
+  while ((paired ? 2 / 2 ** need : minPossibleP(need, need)) >= level && need < 1000) need++;
+  return need;
 }
 
 /** Throughput of a run stopped by a group-sequential rule: the decision at the last look its rounds reached. */
@@ -352,7 +357,7 @@ function judgeSequential(k: CaseComparison, rule: StoppingRule): void {
   }
 }
 
-function inconclusiveOf(cases: CaseComparison[], cand: RunInput): Comparison['inconclusive'] {
+function inconclusiveOf(cases: CaseComparison[], cand: RunInput, t: Thresholds): Comparison['inconclusive'] {
   const open = cases.filter((c) => c.verdict === 'inconclusive');
   if (open.length === 0) return null;
   const known = open.map((c) => c.metrics[0].detectable).filter((d): d is Detectable => d !== null);
@@ -362,7 +367,8 @@ function inconclusiveOf(cases: CaseComparison[], cand: RunInput): Comparison['in
   return {
     cases: open.length,
     detectablePct: known.length ? min(known.map((d) => d.pct)) : null,
-    iterationsNeeded: known.length ? max(known.map((d) => d.iterations)) + warm : null,
+    // Without a spread to go by (one value a side), at least what the exact test needs to reach the level.
+    iterationsNeeded: (known.length ? max(known.map((d) => d.iterations)) : fewestToReach(t.alpha / cases.length, open[0].paired)) + warm,
   };
 }
 

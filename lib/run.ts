@@ -70,14 +70,13 @@ export function sharedSecret(say: (line: string) => void): string {
   return crypto.randomBytes(18).toString('base64url');
 }
 
-/** What the host must have before anything is built or made: the provider's tools (exit 1, naming packages), a data folder, disk. */
+/** What the host must have before anything is built or made: the provider's tools (exit 1, naming packages), a data folder. */
 export function preflight(m: Matrix): void {
   requireTools(PROVIDER_TOOLS[m.provider]);
   if (m.provider === 'local') {
     const problem = localDataParentProblem();
     if (problem) throw new InputError(problem);
   }
-  checkDiskSpace(diskPlanFor(m));
 }
 
 /** The server(s) under test; refs are built here, before any case, and a failed build stops the run. */
@@ -131,8 +130,9 @@ export function planCases(m: Matrix, shard: Shard | null, refs: number): Case[] 
   return shard ? shardCases(m, shard, refs) : expandCases(m);
 }
 
-/** The test file of every size among `cases`, generated or verified from the cache; stops early (null) when `stopped()` says so. */
+/** After the disk check, the test file of every size among `cases`, generated or verified from the cache; stops early (null) when `stopped()` says so. */
 export async function prepareTestFiles(m: Matrix, cases: Case[], progress: Progress, stopped: () => boolean): Promise<Map<number, TestFile> | null> {
+  checkDiskSpace(diskPlanFor(m)); // room for the files still to make, the servers' data and a guest image to build (exit 1)
   const files = new Map<number, TestFile>();
   for (const size of m.sizes.filter((s) => cases.some((c) => c.size.bytes === s.bytes))) {
     if (stopped()) return null;
