@@ -1,11 +1,13 @@
-// One iteration of one case: fresh server, sample, authenticate, upload,
-// classify, verify, delete. Returns the raw.csv row and, for a failure, the
-// failures.log entry. Never throws for a server failure: that is a result.
+// One iteration of one case: fresh server, sample, authenticate, upload (the
+// case's concurrency: N uploads of the same file started together), classify,
+// verify, delete. Returns one raw.csv row per upload, the memory timeline and,
+// for a failure, the failures.log entry. Never throws for a server failure:
+// that is a result.
 import fs from 'node:fs';
-import { AuthError, authenticate, deleteEntry, downloadSha256, upload, type UploadResult } from './client.ts';
+import { AuthError, authenticate, deleteEntry, downloadSha256, upload, type DownloadResult, type UploadResult } from './client.ts';
 import type { Case } from './matrix.ts';
-import type { Environment, MemorySample, ServerSpec } from './provider.ts';
-import type { ExitReason, RawRow } from './results.ts';
+import type { Environment, MemorySample, ServerSpec, TimelinePoint } from './provider.ts';
+import type { ExitReason, RawRow, SampleRow } from './results.ts';
 import type { TestFile } from './testfiles.ts';
 import type { UploadProgress } from './progress.ts';
 import { MiB } from './units.ts';
@@ -25,9 +27,14 @@ export interface IterationContext {
 }
 
 export interface IterationOutcome {
+  /** The row that speaks for the iteration: the first failed upload's, else the first upload's (rows[0] for one upload). */
   row: RawRow;
+  /** One row per upload started together (the case's concurrency), in start order; absent means [row]. */
+  rows?: RawRow[];
   /** failures.log entry, for anything but success. */
   failure: string | null;
+  /** The memory timeline of the iteration, for samples.csv; absent or empty when no upload was made. */
+  samples?: SampleRow[];
 }
 
 /** Thrown when the server rejects the run's own secret: no case can succeed, so the run stops at once. */
@@ -60,6 +67,7 @@ function unlessAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promi
 
 export async function runIteration(ctx: IterationContext): Promise<IterationOutcome> {
   const { env, testCase, file } = ctx;
+  const n = testCase.concurrency ?? 1;
   const startedAt = new Date().toISOString();
   const base: Omit<RawRow, 'duration_seconds' | 'exit_reason' | 'error'> = {
     file_size: testCase.size.label, memory_limit: `${testCase.memoryMb}MB`,
@@ -67,13 +75,15 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
     file_size_bytes: file.bytes, memory_limit_mb: testCase.memoryMb,
     transfer_seconds: null, processing_seconds: null, throughput_mib_s: null,
     server_peak_rss_bytes: null, sha256_ok: null, started_at: startedAt, host_cpu_pressure_pct: null,
+    server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null, data_dir_bytes: null,
+    download_ttfb_seconds: null, download_mib_s: null, concurrency: n,
   };
-  const caseName = `${testCase.memoryMb}MB ${testCase.size.label} iteration ${testCase.iteration}`;
-  /** A server that failed before any upload (never ready, or failing at auth): a row of no duration, with its log tail. */
-  const failedBeforeUpload = async (reason: ExitReason, error: string): Promise<IterationOutcome> => ({
-    row: { ...base, duration_seconds: 0, exit_reason: reason, error },
-    failure: failureText(caseName, reason, error, null, await env.serverLogTail(40), []),
-  });
+  const caseName = `${testCase.memoryMb}MB ${testCase.size.label}${n > 1 ? ` x${n}` : ''} iteration ${testCase.iteration}`;
+  /** A server that failed before any upload (never ready, or failing at auth): rows of no duration, with its log tail. */
+  const failedBeforeUpload = async (reason: ExitReason, error: string): Promise<IterationOutcome> => {
+    const rows = Array.from({ length: n }, (): RawRow => ({ ...base, duration_seconds: 0, exit_reason: reason, error }));
+    return { row: rows[0], rows, samples: [], failure: failureText(caseName, reason, error, [], await env.serverLogTail(40), []) };
+  };
 
   let url: string;
   try {
@@ -100,19 +110,24 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
   }
 
   await env.startSampling();
+  const samplingStarted = performance.now();
   const pressureBefore = cpuPressureTotalUs();
-  const u = await upload({
-    baseUrl: url, cookie, file: file.path, timeoutMs: ctx.uploadTimeoutSeconds * 1000,
-    onProgress: ctx.progress?.update, signal: ctx.signal,
-  });
+  // N uploads at once: the progress line shows their sum.
+  const sent = new Array<number>(n).fill(0);
+  const requestStart = performance.now();
+  const uploads = await Promise.all(sent.map((_, i) => upload({
+    baseUrl: url, cookie, file: file.path, timeoutMs: ctx.uploadTimeoutSeconds * 1000, signal: ctx.signal,
+    onProgress: ctx.progress && ((bytes) => { sent[i] = bytes; ctx.progress!.update(sent.reduce((a, b) => a + b, 0)); }),
+  })));
   ctx.progress?.done();
   const pressureAfter = cpuPressureTotalUs();
-  if (u.error && !ctx.signal?.aborted) await settle(env);
+  if (uploads.some((u) => u.error) && !ctx.signal?.aborted) await settle(env);
   const alive = await env.serverAlive();
   const sample = await env.stopSampling();
   if (ctx.signal?.aborted) throw new Error('interrupted');
 
-  const row: RawRow = {
+  const slowest = Math.max(...uploads.map((u) => u.durationSeconds));
+  const rows = uploads.map((u): RawRow => ({
     ...base,
     duration_seconds: round(u.durationSeconds),
     peak_memory_bytes: sample.peakMemoryBytes,
@@ -122,26 +137,59 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
     processing_seconds: u.processingSeconds === null ? null : round(u.processingSeconds),
     server_peak_rss_bytes: sample.serverPeakRssBytes,
     error: '',
-    host_cpu_pressure_pct: pressureBefore === null || pressureAfter === null || u.durationSeconds <= 0 ? null
-      : round(Math.min(100, (pressureAfter - pressureBefore) / 1e4 / u.durationSeconds)),
-  };
-  if (row.exit_reason === 'success') {
-    const d = await downloadSha256(url, u.id!, ctx.uploadTimeoutSeconds * 1000).catch((e: Error) => e);
-    row.sha256_ok = !(d instanceof Error) && d.status === 200 && d.sha256 === file.sha256;
-    if (!row.sha256_ok) {
-      row.exit_reason = 'integrity_error';
-      row.error = d instanceof Error ? `download failed: ${d.message}`
-        : `download HTTP ${d.status}, ${d.bytes} bytes, sha256 ${d.sha256.slice(0, 16)}… != expected ${file.sha256.slice(0, 16)}…`;
+    host_cpu_pressure_pct: pressureBefore === null || pressureAfter === null || slowest <= 0 ? null
+      : round(Math.min(100, (pressureAfter - pressureBefore) / 1e4 / slowest)),
+    server_cpu_user_seconds: roundOrNull(sample.spend.cpuUserSeconds),
+    server_cpu_system_seconds: roundOrNull(sample.spend.cpuSystemSeconds),
+    server_write_bytes: sample.spend.writeBytes,
+    data_dir_bytes: sample.spend.dataDirBytes,
+  }));
+  // Verified one at a time, after every upload has its answer: each download's speed is its own.
+  for (const [i, u] of uploads.entries()) {
+    const row = rows[i];
+    if (row.exit_reason === 'success') {
+      const d = await downloadSha256(url, u.id!, ctx.uploadTimeoutSeconds * 1000).catch((e: Error) => e);
+      row.sha256_ok = !(d instanceof Error) && d.status === 200 && d.sha256 === file.sha256;
+      if (!row.sha256_ok) {
+        row.exit_reason = 'integrity_error';
+        row.error = d instanceof Error ? `download failed: ${d.message}`
+          : `download HTTP ${d.status}, ${d.bytes} bytes, sha256 ${d.sha256.slice(0, 16)}… != expected ${file.sha256.slice(0, 16)}…`;
+      } else {
+        row.throughput_mib_s = round(file.bytes / MiB / u.durationSeconds);
+        const ok = d as DownloadResult;
+        row.download_ttfb_seconds = round(ok.ttfbSeconds);
+        row.download_mib_s = ok.seconds > 0 ? round(ok.bytes / MiB / ok.seconds) : null;
+      }
+      await deleteEntry(url, cookie, u.id!).catch(() => { /* the server restarts on a fresh data folder anyway */ });
     } else {
-      row.throughput_mib_s = round(file.bytes / MiB / u.durationSeconds);
+      row.error = describe(u, row.exit_reason);
     }
-    await deleteEntry(url, cookie, u.id!).catch(() => { /* the server restarts on a fresh data folder anyway */ });
-  } else {
-    row.error = describe(u, row.exit_reason);
   }
-  if (row.exit_reason === 'success') return { row, failure: null };
+  const samples = timelineRows(sample.timeline, (requestStart - samplingStarted) / 1000, uploads, rows[0]);
+  const failed = rows.flatMap((r, i) => (r.exit_reason === 'success' ? [] : [i]));
+  if (failed.length === 0) return { row: rows[0], rows, samples, failure: null };
   const tail = await env.serverLogTail(40);
-  return { row, failure: failureText(caseName, row.exit_reason, row.error, u, tail, sample.oomLines) };
+  const first = rows[failed[0]];
+  const detail = failed.map((i) => ({ index: i + 1, of: n, u: uploads[i], row: rows[i] }));
+  return { row: first, rows, samples, failure: failureText(caseName, first.exit_reason, first.error, detail, tail, sample.oomLines) };
+}
+
+/**
+ * The timeline as samples.csv rows: seconds since the uploads' request start (`offset` after sampling
+ * began), transfer while any upload still sends its body, then processing, up to the last answer.
+ */
+export function timelineRows(
+  points: TimelinePoint[], offset: number, uploads: Pick<UploadResult, 'transferSeconds' | 'durationSeconds'>[], key: RawRow,
+): SampleRow[] {
+  const transferEnd = Math.max(...uploads.map((u) => u.transferSeconds ?? u.durationSeconds));
+  const end = Math.max(...uploads.map((u) => u.durationSeconds));
+  // The sample taken as sampling began lands a moment before the request: it is the start.
+  return points.map((p) => ({ ...p, t: p.t - offset })).filter((p) => p.t >= -0.25 && p.t <= end + 0.25)
+    .map((p) => ({ ...p, t: Math.max(0, p.t) })).map((p) => ({
+      memory_limit_mb: key.memory_limit_mb, file_size_bytes: key.file_size_bytes, concurrency: key.concurrency, iteration: key.iteration,
+      t_seconds: round(p.t), env_memory_bytes: p.envMemoryBytes, server_rss_bytes: p.serverRssBytes, data_dir_bytes: p.dataDirBytes,
+      phase: p.t <= transferEnd ? 'transfer' : 'processing',
+    }));
 }
 
 /** A dead server's exit (or the kernel's OOM accounting) can lag the broken connection by a moment. */
@@ -158,11 +206,15 @@ function describe(u: UploadResult, reason: ExitReason): string {
   return reason;
 }
 
-function failureText(caseName: string, reason: string, error: string, u: UploadResult | null, tail: string, oomLines: string[]): string {
+function failureText(
+  caseName: string, reason: string, error: string,
+  uploads: { index: number; of: number; u: UploadResult; row: RawRow }[], tail: string, oomLines: string[],
+): string {
   return [
     `=== ${new Date().toISOString()} ${caseName}: ${reason}`,
     `error: ${error}`,
-    ...(u ? [`http_status: ${u.status ?? '(none)'}; duration ${u.durationSeconds.toFixed(3)} s; ${u.bodyBytesSent}/${u.contentLength} bytes sent`] : []),
+    ...uploads.map(({ index, of, u, row }) => `${of > 1 ? `upload ${index} of ${of}: ${row.exit_reason}: ${row.error}; ` : ''}` +
+      `http_status: ${u.status ?? '(none)'}; duration ${u.durationSeconds.toFixed(3)} s; ${u.bodyBytesSent}/${u.contentLength} bytes sent`),
     '--- kernel OOM lines:',
     ...(oomLines.length ? oomLines : ['(none)']),
     '--- server log tail:',
@@ -172,6 +224,7 @@ function failureText(caseName: string, reason: string, error: string, u: UploadR
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
+const roundOrNull = (x: number | null) => (x === null ? null : round(x));
 
 /**
  * Microseconds some host task has waited for a CPU since boot (PSI "some total"), or null where PSI is off.

@@ -37,7 +37,8 @@ export interface Matrix {
   vmBox: string | null;
 }
 
-export interface Case { memoryMb: number; size: SizeSpec; iteration: number }
+/** One iteration of a case: `concurrency` (absent: 1) uploads of the size started together under the memory limit. */
+export interface Case { memoryMb: number; size: SizeSpec; concurrency?: number; iteration: number }
 
 /**
  * The index of the first value equal to an earlier one, or null: a case is

@@ -25,6 +25,8 @@ const row = (memoryMb: number, bytes: number, iteration: number, exit_reason: Ra
   file_size: `${bytes / 2 ** 20}MiB`, memory_limit: `${memoryMb}MB`, duration_seconds: 1, peak_memory_bytes: null,
   http_status: 200, exit_reason, iteration, file_size_bytes: bytes, memory_limit_mb: memoryMb, transfer_seconds: null,
   processing_seconds: null, throughput_mib_s: null, server_peak_rss_bytes: null, sha256_ok: null, started_at: '', error: '', host_cpu_pressure_pct: null,
+  server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null, data_dir_bytes: null,
+  download_ttfb_seconds: null, download_mib_s: null, concurrency: 1,
 });
 
 /** config.json's JSON as the one loader reads it. */
