@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { InputError } from './errors.ts';
-import { defaultWarmup, loadMatrixFile, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
+import { defaultWarmup, loadMatrixFile, parseConcurrency, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
 import { SUITE_DIR } from './paths.ts';
 import { readResumeState, type ResumeState } from './resume.ts';
 import { matrixFromRecord } from './run-record.ts';
@@ -13,7 +13,8 @@ import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './units.t
 
 export const HELP = `Usage: run-tests [options]
 
-Runs every case of the matrix (file sizes x memory limits x iterations) against
+Runs every case of the matrix (file sizes x memory limits x uploads at once, each
+for its iterations) against
 the server under test and writes results/<YYYYMMDD-HHMMSS>/ with raw.csv,
 report.md, failures.log and config.json. The last stdout line is that folder.
 
@@ -22,6 +23,8 @@ Options (flags override matrix.yaml):
   --provider NAME      where the server runs: local | qemu | vagrant (default: matrix's, else local)
   --sizes LIST         file sizes, e.g. 10MiB,1GiB (units KiB MiB GiB = 2^10.., KB MB GB = 10^3..)
   --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), e.g. 256,512
+  --concurrency LIST   uploads of the same file started together, one case per entry, e.g. 1,4
+                       (default: matrix's, else 1)
   --iterations N       iterations per case (default: matrix's, else 5; fewer leave compare-runs
                        unable to call any change significant)
   --out DIR            parent folder of the results folder (default: results/ beside this script)
@@ -90,7 +93,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
       args: argv,
       options: {
         matrix: { type: 'string' }, provider: { type: 'string' }, sizes: { type: 'string' },
-        memory: { type: 'string' }, iterations: { type: 'string' }, out: { type: 'string' },
+        memory: { type: 'string' }, iterations: { type: 'string' }, out: { type: 'string' }, concurrency: { type: 'string' },
         quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
         ref: { type: 'string', multiple: true }, seed: { type: 'string' }, resume: { type: 'string' },
         doctor: { type: 'boolean' }, fix: { type: 'boolean' }, 'build-image': { type: 'boolean' },
@@ -105,7 +108,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   const seen = new Set<string>();
   for (const t of parsed.tokens) {
     if (t.kind !== 'option' || t.name === 'ref') continue;
-    if (seen.has(t.name)) throw new InputError(`--${t.name} given twice: give it once${['sizes', 'memory'].includes(t.name) ? ' (a comma-separated list for several values)' : ''}`);
+    if (seen.has(t.name)) throw new InputError(`--${t.name} given twice: give it once${['sizes', 'memory', 'concurrency'].includes(t.name) ? ' (a comma-separated list for several values)' : ''}`);
     seen.add(t.name);
   }
   const v = parsed.values;
@@ -137,6 +140,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   }
   if (v.sizes !== undefined) matrix.sizes = list('sizes', v.sizes, (s) => ({ label: sizeLabel(s), bytes: parseSize(s) }), (x) => x.bytes);
   if (v.memory !== undefined) matrix.memoryLimitsMb = list('memory', v.memory, parseMemoryMb, (x) => x);
+  if (v.concurrency !== undefined) matrix.concurrency = list('concurrency', v.concurrency, parseConcurrency, (x) => x);
   if (v.iterations !== undefined) {
     matrix.iterations = flag('iterations', v.iterations, parsePositiveInt);
     // The matrix's warm-up stands while it leaves something to measure (a smoke run of 1 has none).

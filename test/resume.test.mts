@@ -17,7 +17,7 @@ const CONFIG = {
   matrix: {
     sizes: [{ label: '5MiB', bytes: 5242880 }, { label: '20MiB', bytes: 20971520 }],
     memory_limits_mb: [256, 512],
-    iterations: 2, warmup_iterations: 1, upload_timeout_seconds: 600, readiness_timeout_seconds: 30, vm_cpus: 1,
+    iterations: 2, warmup_iterations: 1, upload_timeout_seconds: 600, readiness_timeout_seconds: 30, vm_cpus: 1, concurrency: [1],
   },
 };
 
