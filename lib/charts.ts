@@ -1,12 +1,13 @@
 // Throughput (MiB/s) against file size (MiB, log scale) as SVG, one line per
-// memory limit: for one run (its report.md) and for a comparison (baseline
-// solid, candidate dashed). vega-lite spec -> vega's headless SVG renderer.
+// memory limit (and uploads at once): for one run (its report.md) and for a
+// comparison (baseline solid, candidate dashed); and memory over an upload's
+// time per memory limit (samples.csv). vega-lite spec -> vega's headless SVG renderer.
 //
 //   fs.writeFileSync('throughput.svg', await throughputChartSvg(rows))
 import type { TopLevelSpec } from 'vega-lite';
-import type { CanaryRow, RawRow } from './results.ts';
+import type { CanaryRow, RawRow, SampleRow } from './results.ts';
 import type { RunRecord } from './run-record.ts';
-import { caseSide, groupCases, throughputOf } from './cases.ts';
+import { caseSide, caseSizeLabel, groupCases, throughputOf } from './cases.ts';
 import { median } from './stats.ts';
 
 interface Point {
@@ -33,7 +34,8 @@ function points(rows: readonly RawRow[], config: RunRecord | null, run: string):
     out.push({
       size_mib: r.file_size_bytes / 2 ** 20,
       file_size: r.file_size,
-      memory_limit: r.memory_limit,
+      // Uploads at once are a line of their own beside the limit's one-at-a-time line.
+      memory_limit: r.concurrency > 1 ? `${r.memory_limit} ×${r.concurrency}` : r.memory_limit,
       memory_limit_mb: r.memory_limit_mb,
       throughput_mib_s: values.length ? median(values) : null,
       run,
@@ -147,4 +149,72 @@ export async function canaryChartSvg(rows: CanaryRow[]): Promise<string> {
       tooltip: [{ field: 'before_case' }, { field: 'part' }, { field: 'pct', format: '.1f' }],
     },
   });
+}
+
+interface TimelinePointRow {
+  t_seconds: number;
+  memory_mib: number;
+  series: string;
+  size_mib: number;
+}
+
+/**
+ * The iteration a case's timeline shows: the median-duration one of its measured successes
+ * (of all its iterations when none succeeded, so a case that always fails still shows how).
+ */
+export function medianIteration(caseRows: RawRow[], config: RunRecord | null): number | null {
+  const side = caseSide(caseRows, config);
+  const pool = side.successes.length ? side.successes : side.rows;
+  if (pool.length === 0) return null;
+  const sorted = [...pool].sort((a, b) => a.duration_seconds - b.duration_seconds);
+  return sorted[Math.floor((sorted.length - 1) / 2)].iteration;
+}
+
+/**
+ * Memory over an upload's time at one memory limit (samples.csv): the environment's memory, one line per
+ * case (file size, and uploads at once), its median iteration; the limit drawn as a red rule.
+ */
+export async function memoryTimelineSvg(samples: SampleRow[], rows: RawRow[], config: RunRecord | null, memoryMb: number): Promise<string | null> {
+  const values: TimelinePointRow[] = [];
+  for (const caseRows of groupCases(rows.filter((r) => r.memory_limit_mb === memoryMb)).values()) {
+    const it = medianIteration(caseRows, config);
+    const r = caseRows[0];
+    const series = caseSizeLabel(r);
+    for (const s of samples) {
+      if (s.memory_limit_mb !== memoryMb || s.file_size_bytes !== r.file_size_bytes || s.concurrency !== r.concurrency || s.iteration !== it) continue;
+      if (s.env_memory_bytes === null) continue;
+      values.push({ t_seconds: s.t_seconds, memory_mib: s.env_memory_bytes / 2 ** 20, series, size_mib: (r.file_size_bytes * r.concurrency) / 2 ** 20 });
+    }
+  }
+  if (values.length === 0) return null;
+  const order = [...new Map(values.map((v) => [v.series, v.size_mib])).entries()].sort((a, b) => a[1] - b[1]).map(([s]) => s);
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: `Memory during an upload at ${memoryMb} MB (median iteration of each case)`,
+    width: 520,
+    height: 300,
+    background: 'white',
+    layer: [
+      {
+        data: { values: values as unknown as Record<string, unknown>[] },
+        mark: { type: 'line', point: { size: 12 } },
+        encoding: {
+          x: { field: 't_seconds', type: 'quantitative', title: 'Seconds since the request started' },
+          y: { field: 'memory_mib', type: 'quantitative', title: 'Environment memory (MiB)', scale: { zero: true } },
+          color: { field: 'series', type: 'nominal', sort: order, title: 'File size' },
+        },
+      },
+      {
+        data: { values: [{ limit: memoryMb, label: `limit ${memoryMb} MB` }] },
+        layer: [
+          { mark: { type: 'rule', color: 'red', strokeDash: [6, 4] }, encoding: { y: { field: 'limit', type: 'quantitative' } } },
+          {
+            mark: { type: 'text', color: 'red', align: 'left', dx: 4, dy: -6 },
+            encoding: { y: { field: 'limit', type: 'quantitative' }, x: { value: 0 }, text: { field: 'label' } },
+          },
+        ],
+      },
+    ],
+  };
+  return render(spec);
 }

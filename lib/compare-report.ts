@@ -119,6 +119,10 @@ export function renderCompare(c: Comparison, template: string, chart: string): s
     geomean: c.throughputGeomean === null ? '—' : `${c.throughputGeomean.toFixed(3)} (${fmtChange((c.throughputGeomean - 1) * 100)})`,
     counts: c.counts,
     overall,
+    steadiest: c.steadiestChange
+      ? `${c.steadiestChange.metric.title}, ${c.steadiestChange.fileSize} @ ${c.steadiestChange.memoryLimit}: ${c.steadiestChange.verdict} ` +
+        `${fmtChange(c.steadiestChange.changePct)} (spread ±${c.steadiestChange.spreadPct.toFixed(1)}% within a side)`
+      : 'none changed',
     hasOnlyOneSide: c.onlyOneSide.length > 0,
     onlyOneSide: c.onlyOneSide,
     hasWarnings: c.warnings.length > 0,
@@ -163,9 +167,14 @@ export function compareJson(c: Comparison): string {
       counts: c.counts,
       throughput_geomean: c.throughputGeomean,
       inconclusive: c.inconclusive,
+      steadiest_change: c.steadiestChange && {
+        metric: c.steadiestChange.metric.key, file_size: c.steadiestChange.fileSize, memory_limit: c.steadiestChange.memoryLimit,
+        verdict: c.steadiestChange.verdict, change_pct: c.steadiestChange.changePct, spread_pct: c.steadiestChange.spreadPct,
+      },
       cases: c.cases.map((k) => ({
         file_size: k.fileSize,
         memory_limit: k.memoryLimit,
+        concurrency: k.concurrency,
         verdict: k.verdict,
         failures: k.failures,
         failure_rate: { baseline: [k.base.failures.length, k.base.rows.length], candidate: [k.cand.failures.length, k.cand.rows.length] },

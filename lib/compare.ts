@@ -12,7 +12,9 @@
 // Pure: the runs come in already loaded (lib/load-run.ts).
 import type { CanaryRow, RawRow } from './results.ts';
 import type { RunRecord } from './run-record.ts';
-import { caseSide, groupCases, throughputOf, warmupFor, type CaseSide } from './cases.ts';
+import {
+  caseSide, caseSizeLabel, cpuSecondsPerGiB, groupCases, spaceAmplification, throughputOf, warmupFor, writeAmplification, type CaseSide,
+} from './cases.ts';
 import { holm, pairedChange, unpairedChange, type Change } from './effect.ts';
 import { decideAtLook, lastLookReached, lookLevels, type StoppingRule } from './sequential.ts';
 import { cvPct, geomean, max, median, min, minPossibleP, spreadPct } from './stats.ts';
@@ -32,9 +34,10 @@ export const NOISY_CV_PCT = 10;
 export const CONTENDED_PRESSURE_PCT = 25;
 
 export interface MetricDef {
-  key: 'throughput_mib_s' | 'duration_seconds' | 'processing_seconds' | 'peak_memory_bytes' | 'server_peak_rss_bytes';
+  key: 'throughput_mib_s' | 'duration_seconds' | 'processing_seconds' | 'peak_memory_bytes' | 'server_peak_rss_bytes'
+    | 'cpu_seconds_per_gib' | 'write_amplification' | 'space_amplification' | 'download_mib_s';
   title: string;
-  unit: 'MiB/s' | 's' | 'MiB';
+  unit: 'MiB/s' | 's' | 'MiB' | 's/GiB' | '×';
   better: 'higher' | 'lower';
   /** Words for a better and a worse verdict. */
   words: [string, string];
@@ -46,6 +49,11 @@ export const METRICS: MetricDef[] = [
   { key: 'processing_seconds', title: 'Processing time, last byte sent to response', unit: 's', better: 'lower', words: ['faster', 'slower'] },
   { key: 'peak_memory_bytes', title: 'Peak memory of the environment', unit: 'MiB', better: 'lower', words: ['less', 'more'] },
   { key: 'server_peak_rss_bytes', title: 'Server peak RSS', unit: 'MiB', better: 'lower', words: ['less', 'more'] },
+  // What the server spends (lib/spend.ts): steadier than wall time on a shared machine.
+  { key: 'cpu_seconds_per_gib', title: 'Server CPU per GiB uploaded (user + system)', unit: 's/GiB', better: 'lower', words: ['less', 'more'] },
+  { key: 'write_amplification', title: 'Write amplification, bytes written / bytes uploaded', unit: '×', better: 'lower', words: ['less', 'more'] },
+  { key: 'space_amplification', title: 'Space amplification, data folder / bytes uploaded', unit: '×', better: 'lower', words: ['less', 'more'] },
+  { key: 'download_mib_s', title: 'Verification download', unit: 'MiB/s', better: 'higher', words: ['faster', 'slower'] },
 ];
 
 export interface Summary {
@@ -84,6 +92,8 @@ export type FailureVerdict = 'regressed' | 'fixed' | 'fails more' | 'fails less'
 export interface CaseComparison {
   fileSize: string;
   fileSizeBytes: number;
+  /** Uploads started together. */
+  concurrency: number;
   memoryLimit: string;
   memoryLimitMb: number;
   base: CaseSide;
@@ -140,6 +150,11 @@ export interface Comparison {
   inconclusive: { cases: number; detectablePct: number | null; iterationsNeeded: number | null } | null;
   /** The stopping rule the runs were judged by, when they recorded one. */
   stoppingRule: StoppingRule | null;
+  /**
+   * Of the metrics that changed (a better or worse verdict), the one with the least spread (sd of its
+   * log values, as a percentage): the figure that tells the two runs apart most surely. null when none changed.
+   */
+  steadiestChange: { metric: MetricDef; fileSize: string; memoryLimit: string; verdict: string; changePct: number; spreadPct: number } | null;
   warnings: string[];
   /** 0 nothing regressed, 1 a case slower (after the family-wise rule), newly failed or failing more often. */
   exitCode: 0 | 1;
@@ -147,7 +162,13 @@ export interface Comparison {
 
 /** A metric's value for a successful row; throughput is derived when the column is empty. */
 export function metricValue(r: RawRow, key: MetricDef['key']): number | null {
-  return key === 'throughput_mib_s' ? throughputOf(r) : r[key];
+  switch (key) {
+    case 'throughput_mib_s': return throughputOf(r);
+    case 'cpu_seconds_per_gib': return cpuSecondsPerGiB(r);
+    case 'write_amplification': return writeAmplification(r);
+    case 'space_amplification': return spaceAmplification(r);
+    default: return r[key];
+  }
 }
 
 function summarize(xs: number[]): Summary | null {
@@ -235,15 +256,16 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
   for (const [k, rows] of baseCases) {
     const other = candCases.get(k);
     if (!other) {
-      onlyOneSide.push({ fileSize: rows[0].file_size, memoryLimit: rows[0].memory_limit, side: 'baseline', iterations: rows.length });
+      onlyOneSide.push({ fileSize: caseSizeLabel(rows[0]), memoryLimit: rows[0].memory_limit, side: 'baseline', iterations: rows.length });
       continue;
     }
     const b = caseSide(rows, base.config);
     const c = caseSide(other, cand.config);
     const casePaired = paired && uniqueIterations(b.successes) && uniqueIterations(c.successes);
     cases.push({
-      fileSize: rows[0].file_size,
+      fileSize: caseSizeLabel(rows[0]),
       fileSizeBytes: rows[0].file_size_bytes,
+      concurrency: rows[0].concurrency,
       memoryLimit: rows[0].memory_limit,
       memoryLimitMb: rows[0].memory_limit_mb,
       base: b,
@@ -260,10 +282,10 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
   }
   for (const [k, rows] of candCases) {
     if (!baseCases.has(k)) {
-      onlyOneSide.push({ fileSize: rows[0].file_size, memoryLimit: rows[0].memory_limit, side: 'candidate', iterations: rows.length });
+      onlyOneSide.push({ fileSize: caseSizeLabel(rows[0]), memoryLimit: rows[0].memory_limit, side: 'candidate', iterations: rows.length });
     }
   }
-  cases.sort((x, y) => x.memoryLimitMb - y.memoryLimitMb || x.fileSizeBytes - y.fileSizeBytes);
+  cases.sort((x, y) => x.memoryLimitMb - y.memoryLimitMb || x.fileSizeBytes - y.fileSizeBytes || x.concurrency - y.concurrency);
 
   // Family-wise: per metric, Holm across the cases that have a change.
   METRICS.forEach((_, i) => {
@@ -296,6 +318,10 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     .filter((m) => m.base && m.cand && m.base.median > 0 && m.cand.median > 0)
     .map((m) => m.cand!.median / m.base!.median);
   const inconclusive = inconclusiveOf(cases, cand, t);
+  const changed = cases.flatMap((k) => k.metrics
+    .filter((m) => m.verdict !== null && m.metric.words.includes(m.verdict) && m.changePct !== null)
+    .map((m) => ({ k, m, sd: logSpread(m, k.base.successes, k.cand.successes, k.paired).sd })));
+  const steadiest = changed.length ? changed.reduce((a, b) => (b.sd < a.sd ? b : a)) : null;
 
   return {
     base,
@@ -308,6 +334,10 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     geomeanCases: ratios.length,
     inconclusive,
     stoppingRule: rule,
+    steadiestChange: steadiest && {
+      metric: steadiest.m.metric, fileSize: steadiest.k.fileSize, memoryLimit: steadiest.k.memoryLimit,
+      verdict: steadiest.m.verdict!, changePct: steadiest.m.changePct!, spreadPct: (Math.exp(steadiest.sd) - 1) * 100,
+    },
     machineShift,
     warnings: [...machineWarnings(machineShift), ...warnings(base, cand, cases, t, inconclusive)],
     exitCode: counts.slower > 0 || counts.newlyFailed > 0 || counts.failsMore > 0 ? 1 : 0,

@@ -28,6 +28,8 @@ export interface DiskPlan {
   dataDir: string;
   /** Bytes of a guest image still to be built (0 when built, or for the local provider). */
   guestImageBytes: number;
+  /** The most uploads the run starts together: each spools and stores its own copy (absent: 1). */
+  uploadsAtOnce?: number;
   imageDir: string;
 }
 
@@ -42,7 +44,11 @@ export function diskNeeds(p: DiskPlan): DiskNeed[] {
     needs.push({ dir: p.testFilesDir, bytes: missing.reduce((a, b) => a + b, 0), what: `test files not yet cached (${missing.map(formatBytes).join(', ')})` });
   }
   const largest = Math.max(0, ...p.sizes);
-  needs.push({ dir: p.dataDir, bytes: 2 * largest + HEADROOM_BYTES, what: `the server's data: 2 x the largest file (${formatBytes(largest)}) + ${formatBytes(HEADROOM_BYTES)}` });
+  const n = p.uploadsAtOnce ?? 1;
+  needs.push({
+    dir: p.dataDir, bytes: 2 * n * largest + HEADROOM_BYTES,
+    what: `the server's data: 2 x ${n > 1 ? `${n} uploads at once of ` : ''}the largest file (${formatBytes(largest)}) + ${formatBytes(HEADROOM_BYTES)}`,
+  });
   if (p.guestImageBytes > 0) needs.push({ dir: p.imageDir, bytes: p.guestImageBytes, what: 'the guest image, still to be built' });
   return needs;
 }
@@ -102,6 +108,7 @@ export function diskPlanFor(m: Matrix): DiskPlan {
     dataDir: vm ? (process.env.TMPDIR || '/var/tmp') : localDataParent(),
     guestImageBytes: vm && !fs.existsSync(path.join(imageDir, 'manifest.json')) ? GUEST_IMAGE_BUILD_BYTES : 0,
     imageDir,
+    uploadsAtOnce: Math.max(1, ...m.concurrency),
   };
 }
 

@@ -15,7 +15,8 @@
 import { $, fs, path, type ProcessOutput } from 'zx';
 import os from 'node:os';
 import { probeRoot } from './client.ts';
-import type { Environment, MemorySample, ServerLaunch, ServerSpec } from './provider.ts';
+import type { Environment, MemorySample, ServerLaunch, ServerSpec, TimelinePoint } from './provider.ts';
+import { CLK_TCK, parseProcIo, parseProcStat, spendBetween, type ProcSpend, type ServerSpend } from './spend.ts';
 import { describeExit, exitedBeforeReady, notReadyWithin, serverOutput } from './server.ts';
 import { bundleStandin } from './standin-bundle.ts';
 
@@ -63,7 +64,9 @@ export const THRASH_GUARD_MS = 300;
 // TCG; it shields itself from the OOM killer to outlive the server it watches.
 export const GUEST_SCRIPT = String.raw`#!/bin/sh
 # upload-perf-suite guest helper (copied in by lib/guest.ts)
+# UPS_GUEST_ROOT: another root, for running this script on a host in tests
 R=/srv/ups
+[ -n "$UPS_GUEST_ROOT" ] && R=$UPS_GUEST_ROOT
 job=$1; shift
 stop_server() {
   group=$(cat $R/run/group.pid 2>/dev/null) || return 0
@@ -116,13 +119,22 @@ sample-start)
   rm -f $R/samples
   dmesg | tail -n 1 | awk '{ print substr($0, 2, index($0, "]") - 2) + 0 }' > $R/dmesg-mark
   pid=$(cat $R/run/server.pid 2>/dev/null || echo 0)
-  setsid nohup perl -x $R/guest.sh sampler $pid < /dev/null > /dev/null 2>&1 &
+  # The server's counters now, and the uptime the timeline counts from (lib/spend.ts reads them)
+  { echo "clk_tck $(getconf CLK_TCK 2>/dev/null || echo 100)"; echo "uptime $(cat /proc/uptime)"; cat /proc/$pid/stat /proc/$pid/io 2>/dev/null; } > $R/spend-start
+  setsid nohup perl -x $R/guest.sh sampler $pid $R < /dev/null > /dev/null 2>&1 &
   echo $! > $R/sampler.pid
   ;;
-sample-stop) # prints the samples, a separator, then kernel lines newer than the mark
+sample-stop) # prints the samples, the server's counters at start and now, the data folder's kB, kernel lines newer than the mark
   kill $(cat $R/sampler.pid 2>/dev/null) 2>/dev/null
   rm -f $R/sampler.pid
+  pid=$(cat $R/run/server.pid 2>/dev/null || echo 0)
   cat $R/samples 2>/dev/null
+  echo '--- spend-start'
+  cat $R/spend-start 2>/dev/null
+  echo '--- spend-end'
+  cat /proc/$pid/stat /proc/$pid/io 2>/dev/null
+  echo '--- disk'
+  du -sk $R/run/data $R/run/tmp 2>/dev/null
   echo '--- dmesg'
   dmesg | awk -v mark="$(cat $R/dmesg-mark 2>/dev/null)" '{ t = substr($0, 2, index($0, "]") - 2) + 0; if (mark == "" || t > mark + 0) print }'
   ;;
@@ -137,11 +149,12 @@ esac
 exit
 : <<'PERL'
 #!perl
-# perl guest.sh sampler PID: one line per 250 ms to /srv/ups/samples:
-# uptime, MemTotal-MemAvailable kB, VmRSS kB, VmHWM kB (- once the process is gone), data+tmp kB
-my $pid = $ARGV[1];
+# perl guest.sh sampler PID ROOT: one line per 250 ms to ROOT/samples:
+# uptime, MemTotal-MemAvailable kB, VmRSS kB, VmHWM kB (- once the process is gone), data+tmp kB,
+# then the server's user and system CPU ticks (children waited for included) and write_bytes (- once gone)
+my ($pid, $root) = ($ARGV[1], $ARGV[2] // '/srv/ups');
 if (open(my $adj, '>', '/proc/self/oom_score_adj')) { print $adj "-1000\n"; close $adj; }
-open(my $out, '>>', '/srv/ups/samples') or die "samples: $!";
+open(my $out, '>>', "$root/samples") or die "samples: $!";
 select((select($out), $| = 1)[0]);
 sub fields {
   my %v;
@@ -150,6 +163,12 @@ sub fields {
   return \%v;
 }
 sub uptime { open(my $f, '<', '/proc/uptime') or return 0; my $l = <$f>; return (split(' ', $l))[0]; }
+sub cpu {
+  open(my $f, '<', "/proc/$pid/stat") or return ('-', '-');
+  my $l = <$f>;
+  my @f = split(' ', substr($l, rindex($l, ')') + 1));
+  return ($f[11] + $f[13], $f[12] + $f[14]);
+}
 sub kb_used {
   my ($sum, @todo) = (0, @_);
   while (@todo) {
@@ -164,8 +183,9 @@ while (1) {
   my $t = uptime();
   my $m = fields('/proc/meminfo');
   my $s = fields("/proc/$pid/status") || {};
-  printf $out "%s %d %s %s %d\n", $t, $m->{MemTotal} - $m->{MemAvailable}, $s->{VmRSS} // '-', $s->{VmHWM} // '-',
-    kb_used('/srv/ups/run/data', '/srv/ups/run/tmp');
+  my $io = fields("/proc/$pid/io") || {};
+  printf $out "%s %d %s %s %d %s %s %s\n", $t, $m->{MemTotal} - $m->{MemAvailable}, $s->{VmRSS} // '-', $s->{VmHWM} // '-',
+    kb_used("$root/run/data", "$root/run/tmp"), cpu(), $io->{write_bytes} // '-';
   my $left = 0.25 - (uptime() - $t);
   select(undef, undef, undef, $left > 0.05 ? $left : 0.05);
 }
@@ -189,7 +209,7 @@ export function summarizeSamples(text: string): SampleSummary {
   const max = (a: number | null, b: number) => (a === null || b > a ? b : a);
   for (const line of text.split('\n')) {
     const f = line.trim().split(/\s+/);
-    if (f.length !== 5 || !/^\d/.test(f[0])) continue;
+    if (f.length < 5 || !/^\d/.test(f[0])) continue;
     samples++;
     mem = max(mem, Number(f[1]) * 1024);
     // VmHWM is the process's own high-water mark: it catches a spike between two samples.
@@ -199,6 +219,53 @@ export function summarizeSamples(text: string): SampleSummary {
   return { peakMemoryBytes: mem, serverPeakRssBytes: rss, peakDiskBytes: disk, samples };
 }
 
+/** The sections of sample-stop's output. Pure. */
+export function splitSampleStop(stdout: string): { samples: string; spendStart: string; spendEnd: string; disk: string; dmesg: string[] } {
+  const parts = new Map<string, string>();
+  const chunks = `\n${stdout}`.split(/\n--- (spend-start|spend-end|disk|dmesg)\n/);
+  parts.set('samples', chunks[0]);
+  for (let i = 1; i + 1 < chunks.length; i += 2) parts.set(chunks[i], chunks[i + 1]);
+  const get = (k: string) => parts.get(k) ?? '';
+  return { samples: get('samples'), spendStart: get('spend-start'), spendEnd: get('spend-end'), disk: get('disk'), dmesg: get('dmesg').split('\n').filter(Boolean) };
+}
+
+/** A guest's counters as printed by cat /proc/PID/stat /proc/PID/io (lib/spend.ts reads the same files on the host). */
+function procSpendOf(text: string): ProcSpend | null {
+  const statLine = text.split('\n').find((l) => /^\d+ \(/.test(l));
+  const stat = statLine ? parseProcStat(statLine) : null;
+  return stat ? { ...stat, writeBytes: parseProcIo(text) } : null;
+}
+
+/** The last sampler line's counters (for a server gone before sample-stop read its /proc). */
+function lastSampledSpend(samples: string): ProcSpend | null {
+  for (const line of samples.trim().split('\n').reverse()) {
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 8 && /^\d+$/.test(f[5]) && /^\d+$/.test(f[6])) {
+      return { userTicks: Number(f[5]), systemTicks: Number(f[6]), writeBytes: /^\d+$/.test(f[7]) ? Number(f[7]) : null };
+    }
+  }
+  return null;
+}
+
+/** What the server spent and the timeline, from sample-stop's output. Pure. */
+export function guestSpend(stdout: string): { spend: ServerSpend; timeline: TimelinePoint[] } {
+  const p = splitSampleStop(stdout);
+  const clk = Number(/^clk_tck (\d+)/m.exec(p.spendStart)?.[1] ?? CLK_TCK);
+  const u0 = Number(/^uptime ([\d.]+)/m.exec(p.spendStart)?.[1] ?? NaN);
+  const diskKb = p.disk.split('\n').map((l) => Number(l.trim().split(/\s+/)[0])).filter((n) => Number.isFinite(n) && n >= 0);
+  const spend = {
+    ...spendBetween(procSpendOf(p.spendStart), procSpendOf(p.spendEnd) ?? lastSampledSpend(p.samples), clk),
+    dataDirBytes: diskKb.length > 0 ? diskKb.reduce((a, b) => a + b, 0) * 1024 : null,
+  };
+  const timeline: TimelinePoint[] = [];
+  for (const line of p.samples.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 5 || !/^\d/.test(f[0]) || !Number.isFinite(u0)) continue;
+    const kib = (v: string) => (/^\d+$/.test(v) ? Number(v) * 1024 : null);
+    timeline.push({ t: Number(f[0]) - u0, envMemoryBytes: kib(f[1]), serverRssBytes: kib(f[2]), dataDirBytes: kib(f[4]) });
+  }
+  return { spend, timeline };
+}
 /** The kernel's OOM-kill lines among new dmesg lines, and how many processes it killed. */
 export function oomFromDmesg(lines: string[]): { oomKills: number; oomLines: string[] } {
   const oomLines = lines.filter((l) => /out of memory|oom-kill|oom_reaper|killed process/i.test(l));
@@ -430,10 +497,12 @@ export class GuestEnvironment implements Environment {
     let r = await this.job(['sample-stop'], { seconds: 60, nothrow: true });
     if (r.exitCode !== 0) r = await this.job(['sample-stop'], { seconds: 60, nothrow: true });
     if (r.exitCode !== 0) throw new Error(`reading the guest's samples failed: ${r.stderr.trim()}`);
-    const [samples, dmesg = ''] = r.stdout.split('\n--- dmesg\n');
-    const s = summarizeSamples(samples);
+    const parts = splitSampleStop(r.stdout);
+    const s = summarizeSamples(parts.samples);
     this.lastSummary = s;
-    return { peakMemoryBytes: s.peakMemoryBytes, serverPeakRssBytes: s.serverPeakRssBytes, ...oomFromDmesg(dmesg.split('\n').filter(Boolean)) };
+    return {
+      peakMemoryBytes: s.peakMemoryBytes, serverPeakRssBytes: s.serverPeakRssBytes, ...oomFromDmesg(parts.dmesg), ...guestSpend(r.stdout),
+    };
   }
 
   async serverLogTail(lines: number, opts: { withoutReadinessPolls?: boolean } = {}): Promise<string> {

@@ -43,8 +43,9 @@ export function diskBytesFor(largestFileBytes: number): number {
   return Math.max(DEFAULT_DISK_BYTES, 2 * largestFileBytes + 2 * GiB);
 }
 /** The guest disk a matrix needs: its largest file twice over (spool and store) plus room for the system. */
-export function imageBytesFor(m: Pick<Matrix, 'sizes'>): number {
-  return diskBytesFor(Math.max(0, ...m.sizes.map((s) => s.bytes)));
+export function imageBytesFor(m: Pick<Matrix, 'sizes'> & { concurrency?: number[] }): number {
+  // N uploads at once spool and store N copies: sized as one file N times as large.
+  return diskBytesFor(Math.max(0, ...m.sizes.map((s) => s.bytes)) * Math.max(1, ...(m.concurrency ?? [1])));
 }
 /** The guest's fixed address on QEMU's user network (its default guest address). */
 export const GUEST_ADDRESS = '10.0.2.15/24';

@@ -1,12 +1,14 @@
-// One iteration of one case: fresh server, sample, authenticate, upload,
-// classify, verify, delete. Returns the raw.csv row and, for a failure, the
-// failures.log entry. Never throws for a server failure: that is a result.
+// One iteration of one case: fresh server, sample, authenticate, upload (the
+// case's concurrency: N uploads of the same file started together), classify,
+// verify, delete. Returns one raw.csv row per upload, the memory timeline and,
+// for a failure, the failures.log entry. Never throws for a server failure:
+// that is a result.
 import fs from 'node:fs';
-import { AuthError, authenticate, deleteEntry, downloadSha256, findDownloadRoute, upload, type UploadResult } from './client.ts';
+import { AuthError, authenticate, deleteEntry, downloadSha256, findDownloadRoute, upload, type DownloadResult, type UploadResult } from './client.ts';
 import type { Case } from './matrix.ts';
-import type { Environment, MemorySample, ServerSpec } from './provider.ts';
+import type { Environment, MemorySample, ServerSpec, TimelinePoint } from './provider.ts';
 import { NotReady } from './server.ts';
-import type { ExitReason, FailurePhase, RawRow } from './results.ts';
+import type { ExitReason, FailurePhase, RawRow, SampleRow } from './results.ts';
 import type { TestFile } from './testfiles.ts';
 import type { UploadProgress } from './progress.ts';
 import { MiB } from './units.ts';
@@ -26,9 +28,14 @@ export interface IterationContext {
 }
 
 export interface IterationOutcome {
+  /** The row that speaks for the iteration: the first failed upload's, else the first upload's (rows[0] for one upload). */
   row: RawRow;
+  /** One row per upload started together (the case's concurrency), in start order; absent means [row]. */
+  rows?: RawRow[];
   /** failures.log entry, for anything but success. */
   failure: string | null;
+  /** The memory timeline of the iteration, for samples.csv; absent or empty when no upload was made. */
+  samples?: SampleRow[];
   /** For a not_ready row: what the server did instead of answering GET / with 200 (lib/failfast.ts compares these). */
   notReadyAnswer?: string;
 }
@@ -63,6 +70,7 @@ function unlessAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promi
 
 export async function runIteration(ctx: IterationContext): Promise<IterationOutcome> {
   const { env, testCase, file } = ctx;
+  const n = testCase.concurrency ?? 1;
   const startedAt = new Date().toISOString();
   const base: Omit<RawRow, 'duration_seconds' | 'exit_reason' | 'error' | 'failure_phase'> = {
     file_size: testCase.size.label, memory_limit: `${testCase.memoryMb}MB`,
@@ -70,20 +78,21 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
     file_size_bytes: file.bytes, memory_limit_mb: testCase.memoryMb,
     transfer_seconds: null, processing_seconds: null, throughput_mib_s: null,
     server_peak_rss_bytes: null, sha256_ok: null, started_at: startedAt, host_cpu_pressure_pct: null,
+    server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null, data_dir_bytes: null,
+    download_ttfb_seconds: null, download_mib_s: null, concurrency: n,
   };
-  const caseName = `${testCase.memoryMb}MB ${testCase.size.label} iteration ${testCase.iteration}`;
+  const caseName = `${testCase.memoryMb}MB ${testCase.size.label}${n > 1 ? ` x${n}` : ''} iteration ${testCase.iteration}`;
   // The kernel's OOM kills are counted over the whole iteration, not only the upload's sample: a server
   // killed for memory while starting or while its upload is read back has not survived either.
   const oomMark = await env.oomKills();
   const oomSince = async () => (await env.oomKills()) - oomMark;
-  /** A server that failed before any upload (never ready, killed, or failing at auth): a row of no duration, with its log tail. */
+  /** A server that failed before any upload (never ready, killed, or failing at auth): rows of no duration, with its log tail. */
   const failedBeforeUpload = async (reason: ExitReason, error: string): Promise<IterationOutcome> => {
     const kills = await oomSince();
     const [r, e] = kills > 0 ? ['oom_killed' as const, `killed for memory while starting: ${error}`] : [reason, error];
-    return {
-      row: { ...base, duration_seconds: 0, exit_reason: r, error: e, failure_phase: 'start' },
-      failure: failureText(caseName, r, 'start', e, null, await env.serverLogTail(40, { withoutReadinessPolls: r === 'not_ready' }), kills > 0 ? await env.oomLines(kills) : []),
-    };
+    const rows = Array.from({ length: n }, (): RawRow => ({ ...base, duration_seconds: 0, exit_reason: r, error: e, failure_phase: 'start' }));
+    const tail = await env.serverLogTail(40, { withoutReadinessPolls: r === 'not_ready' });
+    return { row: rows[0], rows, samples: [], failure: failureText(caseName, r, 'start', e, [], tail, kills > 0 ? await env.oomLines(kills) : []) };
   };
 
   let url: string;
@@ -112,43 +121,62 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
   }
 
   await env.startSampling();
+  const samplingStarted = performance.now();
   const pressureBefore = cpuPressureTotalUs();
-  const u = await upload({
-    baseUrl: url, cookie, file: file.path, timeoutMs: ctx.uploadTimeoutSeconds * 1000,
-    onProgress: ctx.progress?.update, signal: ctx.signal,
-  });
+  // N uploads at once: the progress line shows their sum.
+  const sent = new Array<number>(n).fill(0);
+  const requestStart = performance.now();
+  const uploads = await Promise.all(sent.map((_, i) => upload({
+    baseUrl: url, cookie, file: file.path, timeoutMs: ctx.uploadTimeoutSeconds * 1000, signal: ctx.signal,
+    onProgress: ctx.progress && ((bytes) => { sent[i] = bytes; ctx.progress!.update(sent.reduce((a, b) => a + b, 0)); }),
+  })));
   ctx.progress?.done();
   const pressureAfter = cpuPressureTotalUs();
-  if (u.error && !ctx.signal?.aborted) await settle(env);
+  if (uploads.some((u) => u.error) && !ctx.signal?.aborted) await settle(env);
   const alive = await env.serverAlive();
   const sample = await env.stopSampling();
   if (ctx.signal?.aborted) throw new Error('interrupted');
 
-  const exitReason = classify(u, sample, alive);
-  const row: RawRow = {
-    ...base,
-    duration_seconds: round(u.durationSeconds),
-    peak_memory_bytes: sample.peakMemoryBytes,
-    http_status: u.status,
-    exit_reason: exitReason,
-    transfer_seconds: u.transferSeconds === null ? null : round(u.transferSeconds),
-    processing_seconds: u.processingSeconds === null ? null : round(u.processingSeconds),
-    server_peak_rss_bytes: sample.serverPeakRssBytes,
-    error: '',
-    host_cpu_pressure_pct: pressureBefore === null || pressureAfter === null || u.durationSeconds <= 0 ? null
-      : round(Math.min(100, (pressureAfter - pressureBefore) / 1e4 / u.durationSeconds)),
-    // Body bytes left to send: the upload itself failed; all sent: the server failed working on them.
-    failure_phase: exitReason === 'success' ? null : u.bodyBytesSent < u.contentLength ? 'upload' : 'processing',
-  };
+  const slowest = Math.max(...uploads.map((u) => u.durationSeconds));
+  const rows = uploads.map((u): RawRow => {
+    const exitReason = classify(u, sample, alive);
+    return {
+      ...base,
+      duration_seconds: round(u.durationSeconds),
+      peak_memory_bytes: sample.peakMemoryBytes,
+      http_status: u.status,
+      exit_reason: exitReason,
+      transfer_seconds: u.transferSeconds === null ? null : round(u.transferSeconds),
+      processing_seconds: u.processingSeconds === null ? null : round(u.processingSeconds),
+      server_peak_rss_bytes: sample.serverPeakRssBytes,
+      error: exitReason === 'success' ? '' : describe(u, exitReason),
+      host_cpu_pressure_pct: pressureBefore === null || pressureAfter === null || slowest <= 0 ? null
+        : round(Math.min(100, (pressureAfter - pressureBefore) / 1e4 / slowest)),
+      server_cpu_user_seconds: roundOrNull(sample.spend.cpuUserSeconds),
+      server_cpu_system_seconds: roundOrNull(sample.spend.cpuSystemSeconds),
+      server_write_bytes: sample.spend.writeBytes,
+      data_dir_bytes: sample.spend.dataDirBytes,
+      // Body bytes left to send: the upload itself failed; all sent: the server failed working on them.
+      failure_phase: exitReason === 'success' ? null : u.bodyBytesSent < u.contentLength ? 'upload' : 'processing',
+    };
+  });
   let oomLines = sample.oomLines;
-  if (row.exit_reason === 'success') {
-    // Found once per server start (each iteration starts its own): /-{id}, or /!{id} before PicoShare 1.3.0.
-    const d = await findDownloadRoute(url, u.id!)
-      .then((route) => downloadSha256(url, u.id!, ctx.uploadTimeoutSeconds * 1000, route).then((r) => ({ ...r, route })))
-      .catch((e: Error) => e);
+  // Verified one at a time, after every upload has its answer: each download's speed is its own.
+  // The route is found once per server start (each iteration starts its own): /-{id}, or /!{id} before PicoShare 1.3.0.
+  let route: Awaited<ReturnType<typeof findDownloadRoute>> | null = null;
+  for (const [i, u] of uploads.entries()) {
+    const row = rows[i];
+    if (row.exit_reason !== 'success') continue;
+    const d = await (async () => {
+      route ??= await findDownloadRoute(url, u.id!);
+      return downloadSha256(url, u.id!, ctx.uploadTimeoutSeconds * 1000, route);
+    })().catch((e: Error) => e);
     row.sha256_ok = !(d instanceof Error) && d.status === 200 && d.sha256 === file.sha256;
     if (row.sha256_ok) {
+      const ok = d as DownloadResult;
       row.throughput_mib_s = round(file.bytes / MiB / u.durationSeconds);
+      row.download_ttfb_seconds = round(ok.ttfbSeconds);
+      row.download_mib_s = ok.seconds > 0 ? round(ok.bytes / MiB / ok.seconds) : null;
       await deleteEntry(url, cookie, u.id!).catch(() => { /* the server restarts on a fresh data folder anyway */ });
     } else if (d instanceof Error || d.status !== 200) {
       await settle(env); // a server killed mid-download is gone a moment after the connection
@@ -156,7 +184,7 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
     // Checked after the delete too: a server killed there did not survive the upload's aftermath either.
     const kills = await oomSince();
     const mismatch = d instanceof Error ? `download failed: ${d.message.split('\n')[0]}`
-      : `download HTTP ${d.status} at /${d.route}${u.id}, ${d.bytes} bytes, sha256 ${d.sha256.slice(0, 16)}… != expected ${file.sha256.slice(0, 16)}…`;
+      : `download HTTP ${d.status} at /${route}${u.id}, ${d.bytes} bytes, sha256 ${d.sha256.slice(0, 16)}… != expected ${file.sha256.slice(0, 16)}…`;
     if (kills > 0) {
       row.exit_reason = 'oom_killed';
       row.throughput_mib_s = null;
@@ -168,12 +196,32 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
       row.error = dead ? `the server exited during verification (${mismatch})` : mismatch;
     }
     if (row.exit_reason !== 'success') row.failure_phase = 'verification';
-  } else {
-    row.error = describe(u, row.exit_reason);
   }
-  if (row.exit_reason === 'success') return { row, failure: null };
+  const samples = timelineRows(sample.timeline, (requestStart - samplingStarted) / 1000, uploads, rows[0]);
+  const failed = rows.flatMap((r, i) => (r.exit_reason === 'success' ? [] : [i]));
+  if (failed.length === 0) return { row: rows[0], rows, samples, failure: null };
   const tail = await env.serverLogTail(40);
-  return { row, failure: failureText(caseName, row.exit_reason, row.failure_phase!, row.error, u, tail, oomLines) };
+  const first = rows[failed[0]];
+  const detail = failed.map((i) => ({ index: i + 1, of: n, u: uploads[i], row: rows[i] }));
+  return { row: first, rows, samples, failure: failureText(caseName, first.exit_reason, first.failure_phase!, first.error, detail, tail, oomLines) };
+}
+
+/**
+ * The timeline as samples.csv rows: seconds since the uploads' request start (`offset` after sampling
+ * began), transfer while any upload still sends its body, then processing, up to the last answer.
+ */
+export function timelineRows(
+  points: TimelinePoint[], offset: number, uploads: Pick<UploadResult, 'transferSeconds' | 'durationSeconds'>[], key: RawRow,
+): SampleRow[] {
+  const transferEnd = Math.max(...uploads.map((u) => u.transferSeconds ?? u.durationSeconds));
+  const end = Math.max(...uploads.map((u) => u.durationSeconds));
+  // The sample taken as sampling began lands a moment before the request: it is the start.
+  return points.map((p) => ({ ...p, t: p.t - offset })).filter((p) => p.t >= -0.25 && p.t <= end + 0.25)
+    .map((p) => ({ ...p, t: Math.max(0, p.t) })).map((p) => ({
+      memory_limit_mb: key.memory_limit_mb, file_size_bytes: key.file_size_bytes, concurrency: key.concurrency, iteration: key.iteration,
+      t_seconds: round(p.t), env_memory_bytes: p.envMemoryBytes, server_rss_bytes: p.serverRssBytes, data_dir_bytes: p.dataDirBytes,
+      phase: p.t <= transferEnd ? 'transfer' : 'processing',
+    }));
 }
 
 /** A dead server's exit (or the kernel's OOM accounting) can lag the broken connection by a moment. */
@@ -190,12 +238,16 @@ function describe(u: UploadResult, reason: ExitReason): string {
   return reason;
 }
 
-function failureText(caseName: string, reason: string, phase: FailurePhase, error: string, u: UploadResult | null, tail: string, oomLines: string[]): string {
+function failureText(
+  caseName: string, reason: string, phase: FailurePhase, error: string,
+  uploads: { index: number; of: number; u: UploadResult; row: RawRow }[], tail: string, oomLines: string[],
+): string {
   return [
     `=== ${new Date().toISOString()} ${caseName}: ${reason}`,
     `error: ${error}`,
     `phase: ${phase}`,
-    ...(u ? [`http_status: ${u.status ?? '(none)'}; duration ${u.durationSeconds.toFixed(3)} s; ${u.bodyBytesSent}/${u.contentLength} bytes sent`] : []),
+    ...uploads.map(({ index, of, u, row }) => `${of > 1 ? `upload ${index} of ${of}: ${row.exit_reason}: ${row.error}; ` : ''}` +
+      `http_status: ${u.status ?? '(none)'}; duration ${u.durationSeconds.toFixed(3)} s; ${u.bodyBytesSent}/${u.contentLength} bytes sent`),
     '--- kernel OOM lines:',
     ...(oomLines.length ? oomLines : ['(none)']),
     '--- server log tail:',
@@ -205,6 +257,7 @@ function failureText(caseName: string, reason: string, phase: FailurePhase, erro
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
+const roundOrNull = (x: number | null) => (x === null ? null : round(x));
 
 /**
  * Microseconds some host task has waited for a CPU since boot (PSI "some total"), or null where PSI is off.

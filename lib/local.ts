@@ -10,7 +10,8 @@ import { createMemoryCgroup, isCgroup, sweepOrphanCgroups, type MemoryCgroup } f
 import { createServerNetns, sweepOrphanNetns, type ServerNetns } from './netns.ts';
 import { localDataParent } from './paths.ts';
 import { pidAlive } from './pids.ts';
-import type { Environment, MemorySample, Provider, ServerLaunch, ServerSpec } from './provider.ts';
+import type { Environment, MemorySample, Provider, ServerLaunch, ServerSpec, TimelinePoint } from './provider.ts';
+import { CLK_TCK, diskUsageBytes, readProcSpend, spendBetween, type ProcSpend } from './spend.ts';
 import {
   freePort, hostServerArgv, logTail, portInUse, spawnServer, stopServerProcess, waitReady, type ServerProcess,
 } from './server.ts';
@@ -96,7 +97,10 @@ class LocalEnvironment implements Environment {
   private readonly logFile = path.join(this.workDir, 'server.log');
   private proc: ServerProcess | null = null;
   private dataDir: string | null = null;
-  private sampling: { timer: NodeJS.Timeout; hwm: number | null; oomBefore: number; polledPeak: number | null } | null = null;
+  private sampling: {
+    timer: NodeJS.Timeout; hwm: number | null; oomBefore: number; polledPeak: number | null;
+    startedAt: number; spendBefore: ProcSpend | null; spendLast: ProcSpend | null; timeline: TimelinePoint[];
+  } | null = null;
 
   constructor(
     readonly memoryMb: number,
@@ -192,20 +196,44 @@ class LocalEnvironment implements Environment {
     return kernelOomLinesOfLast(kills);
   }
 
+  private readRss(): number | null {
+    if (!this.proc || this.proc.exit) return null;
+    try {
+      const kb = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${this.proc.pid}/status`, 'utf8'))?.[1];
+      return kb ? Number(kb) * 1024 : null;
+    } catch {
+      return null;
+    }
+  }
+
+  private readSpend(): ProcSpend | null {
+    return this.proc && !this.proc.exit ? readProcSpend(this.proc.pid) : null;
+  }
+
   async startSampling(): Promise<void> {
     // Where the kernel cannot reset the cgroup's peak (cgroup v2 before Linux 6.12), its usage is
     // polled instead: the peak since creation would give every smaller case the largest one's.
     const cg = this.cgroup;
     const polled = cg !== null && !cg.resetPeak();
-    // VmHWM is polled, not only read at the end: a server that dies takes its /proc entry with it.
+    // VmHWM and the server's counters are polled, not only read at the end: a server that dies takes its /proc entry with it.
+    const spendBefore = this.readSpend();
     const s = {
       timer: undefined as unknown as NodeJS.Timeout, hwm: this.readHwm(), oomBefore: cg?.readOomKills() ?? 0,
       polledPeak: polled ? cg.readCurrent() ?? 0 : null,
+      startedAt: performance.now(), spendBefore, spendLast: spendBefore, timeline: [] as TimelinePoint[],
     };
-    s.timer = setInterval(() => {
+    const sample = () => {
+      const current = cg?.readCurrent() ?? null;
       s.hwm = this.readHwm() ?? s.hwm;
-      if (s.polledPeak !== null) s.polledPeak = Math.max(s.polledPeak, cg!.readCurrent() ?? 0);
-    }, SAMPLE_INTERVAL_MS);
+      s.spendLast = this.readSpend() ?? s.spendLast;
+      if (s.polledPeak !== null) s.polledPeak = Math.max(s.polledPeak, current ?? 0);
+      s.timeline.push({
+        t: (performance.now() - s.startedAt) / 1000, envMemoryBytes: current, serverRssBytes: this.readRss(),
+        dataDirBytes: this.dataDir ? diskUsageBytes(this.dataDir) : null,
+      });
+    };
+    sample();
+    s.timer = setInterval(sample, SAMPLE_INTERVAL_MS);
     this.sampling = s;
   }
 
@@ -217,6 +245,11 @@ class LocalEnvironment implements Environment {
     const hwm = this.readHwm() ?? s.hwm;
     const oomKills = (this.cgroup?.readOomKills() ?? 0) - s.oomBefore;
     return {
+      spend: {
+        ...spendBetween(s.spendBefore, this.readSpend() ?? s.spendLast, CLK_TCK),
+        dataDirBytes: this.dataDir ? diskUsageBytes(this.dataDir) : null,
+      },
+      timeline: s.timeline,
       peakMemoryBytes: s.polledPeak !== null ? Math.max(s.polledPeak, this.cgroup!.readCurrent() ?? 0) : this.cgroup?.readPeak() ?? null,
       serverPeakRssBytes: hwm,
       oomKills,

@@ -36,9 +36,12 @@ export interface Matrix {
   vmCpus: number;
   /** vagrant: the box to boot instead of the suite's own (vm.box; UPS_VM_BOX overrides it). */
   vmBox: string | null;
+  /** Uploads of the same file started together, one case per entry (default [1]: one at a time). */
+  concurrency: number[];
 }
 
-export interface Case { memoryMb: number; size: SizeSpec; iteration: number }
+/** One iteration of a case: `concurrency` (absent: 1) uploads of the size started together under the memory limit. */
+export interface Case { memoryMb: number; size: SizeSpec; concurrency?: number; iteration: number }
 
 /**
  * The index of the first value equal to an earlier one, or null: a case is
@@ -53,7 +56,9 @@ export function repeated(values: readonly number[]): number | null {
 /** What --quick runs: small sizes and limits that finish in well under a minute on the local provider. */
 export const QUICK = { sizes: ['20MiB', '5MiB'], memoryLimitsMb: [512, 256], iterations: 2 };
 
-const TOP_KEYS = ['sizes', 'memory_limits', 'iterations', 'warmup_iterations', 'timeouts', 'provider', 'server', 'vm'];
+const TOP_KEYS = ['sizes', 'memory_limits', 'concurrency', 'iterations', 'warmup_iterations', 'timeouts', 'provider', 'server', 'vm'];
+/** More uploads at once than this is a typo, not a measurement: each holds the file's memory and disk share. */
+export const MAX_CONCURRENCY = 64;
 const TIMEOUT_KEYS = ['upload_seconds', 'readiness_seconds'];
 // Node's timers hold at most 2^31-1 ms (24.8 days; beyond, they fire at once), and a VM under
 // TCG multiplies every timeout by 4 (TCG_TIMEOUT_FACTOR in qemu.ts): 536870 s is the true bound.
@@ -122,6 +127,11 @@ export function parseMatrix(text: string, file: string): Matrix {
   if (sizeTwice !== null) fail('sizes', sizeNodes[sizeTwice], `the same size as an earlier entry (${sizes[sizeTwice].bytes} bytes): give each once`);
   const memoryTwice = repeated(memoryLimitsMb);
   if (memoryTwice !== null) fail('memory_limits', memoryNodes[memoryTwice], 'given twice: give each once');
+  const concurrencyNode = get(root, 'concurrency');
+  const concurrencyNodes = concurrencyNode === undefined ? [] : list('concurrency');
+  const concurrency = concurrencyNodes.length === 0 ? [1] : concurrencyNodes.map((n) => scalar('concurrency', n, parseConcurrency));
+  const concurrencyTwice = repeated(concurrency);
+  if (concurrencyTwice !== null) fail('concurrency', concurrencyNodes[concurrencyTwice], 'given twice: give each once');
   const num = (key: string, node: Node | undefined, dflt: number) =>
     node === undefined ? dflt : scalar(key, node, parsePositiveInt);
   // 5 = 1 warm-up + 4 measured, the fewest that let compare-runs' p-value get below 0.05.
@@ -179,8 +189,15 @@ export function parseMatrix(text: string, file: string): Matrix {
   const server = parseServer(get(root, 'server'), path.dirname(path.resolve(file)), fail, checkKeys, get);
   return {
     sizes, memoryLimitsMb, iterations, warmupIterations, uploadTimeoutSeconds, readinessTimeoutSeconds,
-    provider, server, vmCpus, vmBox,
+    provider, server, vmCpus, vmBox, concurrency,
   };
+}
+
+/** Uploads at once: a whole number from 1 to MAX_CONCURRENCY. */
+export function parseConcurrency(v: string): number {
+  const n = parsePositiveInt(v);
+  if (n > MAX_CONCURRENCY) throw new Error(`at most ${MAX_CONCURRENCY} uploads at once`);
+  return n;
 }
 
 function parseServer(
@@ -236,14 +253,19 @@ export function loadMatrixFile(file: string): Matrix {
   return parseMatrix(text, file);
 }
 
-/** Memory limits largest first, sizes largest first, then iterations: the order cases run in. */
+/** Memory limits largest first, sizes largest first, uploads at once as given, then iterations: the order cases run in. */
 export function expandCases(m: Matrix): Case[] {
   const cases: Case[] = [];
   const mems = [...m.memoryLimitsMb].sort((a, b) => b - a);
   const sizes = [...m.sizes].sort((a, b) => b.bytes - a.bytes);
   for (const memoryMb of mems) {
     for (const size of sizes) {
-      for (let iteration = 1; iteration <= m.iterations; iteration++) cases.push({ memoryMb, size, iteration });
+      for (const concurrency of m.concurrency) {
+        for (let iteration = 1; iteration <= m.iterations; iteration++) {
+          // One at a time is the case as it always was (no concurrency field), so older plans and rows still match.
+          cases.push(concurrency === 1 ? { memoryMb, size, iteration } : { memoryMb, size, concurrency, iteration });
+        }
+      }
     }
   }
   return cases;

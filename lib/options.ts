@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { InputError } from './errors.ts';
-import { defaultWarmup, loadMatrixFile, MAX_ITERATIONS, parseIterations, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
+import { defaultWarmup, loadMatrixFile, MAX_ITERATIONS, parseConcurrency, parseIterations, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
 import { SUITE_DIR } from './paths.ts';
 import { readResumeState, type ResumeState } from './resume.ts';
 import { matrixFromRecord } from './run-record.ts';
@@ -18,7 +18,8 @@ const MIN_ROUNDS = DEFAULT_LOOKS[0];
 
 export const HELP = `Usage: run-tests [options]
 
-Runs every case of the matrix (file sizes x memory limits x iterations) against
+Runs every case of the matrix (file sizes x memory limits x uploads at once, each
+for its iterations) against
 the server under test and writes results/<YYYYMMDD-HHMMSS>/ with raw.csv,
 report.md, failures.log and config.json. The last stdout line is that folder.
 
@@ -28,6 +29,8 @@ Options (flags override matrix.yaml):
   --sizes LIST         file sizes, e.g. 10MiB,1GiB: whole bytes, 1B to 1TiB, a unit required
                        (B; KiB MiB GiB TiB = 2^10..; KB MB GB TB = 10^3..)
   --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), 1 to 1048576, e.g. 256,512
+  --concurrency LIST   uploads of the same file started together, one case per entry, e.g. 1,4
+                       (default: matrix's, else 1)
   --iterations N|auto  iterations per case, at most ${MAX_ITERATIONS} (default: matrix's, else 5; fewer leave compare-runs
                        unable to call any change significant). auto, the default with two or more
                        --ref or --binary: after the warm-up, interleaved rounds go on per case until
@@ -118,7 +121,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
       args: argv,
       options: {
         matrix: { type: 'string' }, provider: { type: 'string' }, sizes: { type: 'string' },
-        memory: { type: 'string' }, iterations: { type: 'string' }, out: { type: 'string' },
+        memory: { type: 'string' }, iterations: { type: 'string' }, out: { type: 'string' }, concurrency: { type: 'string' },
         quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
         ref: { type: 'string', multiple: true }, binary: { type: 'string', multiple: true }, seed: { type: 'string' },
         'max-iterations': { type: 'string' }, noise: { type: 'string' }, 'self-check': { type: 'boolean' }, resume: { type: 'string' }, shard: { type: 'string' },
@@ -134,7 +137,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   const seen = new Set<string>();
   for (const t of parsed.tokens) {
     if (t.kind !== 'option' || t.name === 'ref' || t.name === 'binary') continue;
-    if (seen.has(t.name)) throw new InputError(`--${t.name} given twice: give it once${['sizes', 'memory'].includes(t.name) ? ' (a comma-separated list for several values)' : ''}`);
+    if (seen.has(t.name)) throw new InputError(`--${t.name} given twice: give it once${['sizes', 'memory', 'concurrency'].includes(t.name) ? ' (a comma-separated list for several values)' : ''}`);
     seen.add(t.name);
   }
   const v = parsed.values;
@@ -167,6 +170,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   }
   if (v.sizes !== undefined) matrix.sizes = list('sizes', v.sizes, (s) => ({ label: sizeLabel(s), bytes: parseSize(s) }), (x) => x.bytes);
   if (v.memory !== undefined) matrix.memoryLimitsMb = list('memory', v.memory, parseMemoryMb, (x) => x);
+  if (v.concurrency !== undefined) matrix.concurrency = list('concurrency', v.concurrency, parseConcurrency, (x) => x);
   if (v.iterations !== undefined && v.iterations.trim() !== 'auto') {
     matrix.iterations = flag('iterations', v.iterations, parseIterations);
     // The matrix's warm-up stands while it leaves something to measure (a smoke run of 1 has none).

@@ -7,6 +7,8 @@
 //   await env.startSampling(); ...upload...; const s = await env.stopSampling()
 //   await env.down(); await provider.close()   // close() takes down whatever is still up
 
+import type { ServerSpend } from './spend.ts';
+
 /** What runs as the server under test, as the run resolved it. */
 export interface ServerSpec {
   kind: 'standin' | 'binary';
@@ -29,6 +31,18 @@ export interface ServerLaunch {
   readinessTimeoutSeconds: number;
 }
 
+/** One sample of the timeline (about every 250 ms); null where the figure could not be read. */
+export interface TimelinePoint {
+  /** Seconds since startSampling() returned (host clock for local; the guest's uptime for VMs). */
+  t: number;
+  /** What the environment used: the cgroup's usage (local), MemTotal - MemAvailable (VM). */
+  envMemoryBytes: number | null;
+  /** The server's VmRSS. */
+  serverRssBytes: number | null;
+  /** Disk space of the server's data folder, spool included. */
+  dataDirBytes: number | null;
+}
+
 /** Measurements taken between startSampling() and stopSampling(). */
 export interface MemorySample {
   /** What the environment used at its peak, in bytes (VM: MemTotal - MemAvailable; local: the cgroup's peak). */
@@ -39,6 +53,10 @@ export interface MemorySample {
   oomKills: number;
   /** Kernel lines about the OOM kill(s), for failures.log. */
   oomLines: string[];
+  /** What the server spent between the two calls (lib/spend.ts); its data folder's size at stopSampling(). */
+  spend: ServerSpend;
+  /** Every sample taken, oldest first. */
+  timeline: TimelinePoint[];
 }
 
 export interface Environment {

@@ -5,10 +5,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Mustache from 'mustache';
-import { caseSide, groupCases, throughputOf } from './cases.ts';
-import { canaryChartSvg, throughputChartSvg } from './charts.ts';
+import { caseSide, caseSizeLabel, cpuSecondsPerGiB, groupCases, spaceAmplification, throughputOf, writeAmplification } from './cases.ts';
+import { canaryChartSvg, memoryTimelineSvg, throughputChartSvg } from './charts.ts';
 import { SUITE_DIR } from './paths.ts';
-import { parseCanaryCsv, writeFileAtomic, type RawRow } from './results.ts';
+import { parseCanaryCsv, parseSamplesCsv, writeFileAtomic, type RawRow } from './results.ts';
 import type { RunRecord } from './run-record.ts';
 import { cvPct, max, median } from './stats.ts';
 import { formatBytes, toMiB } from './units.ts';
@@ -31,6 +31,15 @@ export interface CaseSummary {
   failures: Record<string, number>;
   /** The first failed iteration's error line, for the case's row. */
   firstError: string | null;
+  /** Uploads started together; throughput and duration above are the iteration's aggregate and slowest. */
+  concurrency: number;
+  medianCpuSecondsPerGiB: number | null;
+  cpuCvPct: number | null;
+  medianWriteAmplification: number | null;
+  writeCvPct: number | null;
+  medianSpaceAmplification: number | null;
+  medianDownloadMiBs: number | null;
+  medianDownloadTtfbSeconds: number | null;
 }
 
 /** Each case's measured iterations (lib/cases.ts) summarised, memory largest first, then size largest first. */
@@ -39,7 +48,9 @@ export function summarizeCases(rows: RawRow[], config: RunRecord | null): CaseSu
   const medianOf = (xs: (number | null)[]) => (nums(xs).length ? median(nums(xs)) : null);
   return [...groupCases(rows).values()]
     .map((g) => {
-      const { successes: measured, failures: failed } = caseSide(g, config);
+      const { rows: iterations, successes: measured, failures: failed } = caseSide(g, config);
+      const cpu = nums(measured.map(cpuSecondsPerGiB));
+      const writes = nums(measured.map(writeAmplification));
       const failures: Record<string, number> = {};
       for (const r of failed) {
         const k = r.failure_phase ? `${r.exit_reason} (${r.failure_phase})` : r.exit_reason;
@@ -50,8 +61,8 @@ export function summarizeCases(rows: RawRow[], config: RunRecord | null): CaseSu
       const rss = nums(g.map((r) => r.server_peak_rss_bytes));
       return {
         memoryMb: g[0].memory_limit_mb, sizeBytes: g[0].file_size_bytes,
-        fileSize: g[0].file_size, memoryLimit: g[0].memory_limit,
-        runs: g.length, measured: measured.length,
+        fileSize: caseSizeLabel(g[0]), memoryLimit: g[0].memory_limit,
+        runs: iterations.length, measured: measured.length,
         medianDurationSeconds: medianOf(measured.map((r) => r.duration_seconds)),
         medianThroughputMiBs: thr.length ? median(thr) : null,
         throughputCvPct: thr.length > 1 ? cvPct(thr) : null,
@@ -61,9 +72,17 @@ export function summarizeCases(rows: RawRow[], config: RunRecord | null): CaseSu
         medianCpuPressurePct: medianOf(measured.map((r) => r.host_cpu_pressure_pct)),
         failures,
         firstError: failed.length ? `#${failed[0].iteration}: ${failed[0].error}` : null,
+        concurrency: g[0].concurrency,
+        medianCpuSecondsPerGiB: cpu.length ? median(cpu) : null,
+        cpuCvPct: cpu.length > 1 ? cvPct(cpu) : null,
+        medianWriteAmplification: writes.length ? median(writes) : null,
+        writeCvPct: writes.length > 1 ? cvPct(writes) : null,
+        medianSpaceAmplification: medianOf(measured.map(spaceAmplification)),
+        medianDownloadMiBs: medianOf(measured.map((r) => r.download_mib_s)),
+        medianDownloadTtfbSeconds: medianOf(measured.map((r) => r.download_ttfb_seconds)),
       };
     })
-    .sort((a, b) => b.memoryMb - a.memoryMb || b.sizeBytes - a.sizeBytes);
+    .sort((a, b) => b.memoryMb - a.memoryMb || b.sizeBytes - a.sizeBytes || a.concurrency - b.concurrency);
 }
 
 export interface ReportInput {
@@ -74,6 +93,8 @@ export interface ReportInput {
   chartFile: string | null;
   /** File name of the machine canary's chart beside report.md, when the run timed it more than once. */
   canaryChartFile?: string | null;
+  /** The memory timelines beside report.md (samples.csv), one per memory limit, largest first. */
+  memoryCharts?: { memoryMb: number; file: string }[];
 }
 
 export const REPORT_TEMPLATE = path.join(SUITE_DIR, 'templates', 'report.md.mustache');
@@ -99,8 +120,16 @@ export function renderReport(input: ReportInput, template: string): string {
     failureText: Object.entries(c.failures).map(([k, n]) => `${n}× ${k}`).join(', ') || '–',
     // A table cell: one line, no pipes, short enough to read (the whole entry is in failures.log).
     firstError: c.firstError === null ? '–' : cell(c.firstError, 100),
+    cpu: fmt(c.medianCpuSecondsPerGiB, 2),
+    cpuCv: c.cpuCvPct === null ? '–' : `${c.cpuCvPct.toFixed(1)}%`,
+    writeAmp: fmt(c.medianWriteAmplification, 2),
+    writeCv: c.writeCvPct === null ? '–' : `${c.writeCvPct.toFixed(1)}%`,
+    spaceAmp: fmt(c.medianSpaceAmplification, 2),
+    download: fmt(c.medianDownloadMiBs, 1),
+    ttfb: c.medianDownloadTtfbSeconds === null ? '–' : `${(c.medianDownloadTtfbSeconds * 1000).toFixed(0)}`,
   }));
   const knobs = Object.entries(config.server.standin_env ?? {}).filter(([, v]) => v !== '');
+  const spent = cases.some((c) => c.medianCpuSecondsPerGiB !== null || c.medianWriteAmplification !== null || c.medianDownloadMiBs !== null);
   const facts = Object.entries(config.provider_facts)
     .sort(([a], [b]) => Number(b) - Number(a))
     .map(([mem, f]) => ({ mem, text: Object.entries(f).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ') }));
@@ -133,21 +162,40 @@ export function renderReport(input: ReportInput, template: string): string {
     tcg,
     chartFile: input.chartFile,
     canaryChartFile: input.canaryChartFile ?? null,
+    spent,
+    spentCases: spent ? cases : [],
+    concurrent: cases.some((c) => c.concurrency > 1),
+    memoryCharts: input.memoryCharts ?? [],
   };
   return Mustache.render(template, view, undefined, { escape: (s: string) => s });
 }
 
-/** Writes report.md (and throughput.svg when any iteration succeeded) into a run folder; makes sure failures.log exists. */
+/**
+ * Writes report.md (with throughput.svg when any iteration succeeded, and memory-<limit>MB.svg per memory
+ * limit when samples.csv holds its timeline) into a run folder; makes sure failures.log exists.
+ */
 export async function writeReportFiles(dir: string, rows: RawRow[], config: RunRecord): Promise<void> {
   let chartFile: string | null = null;
   if (rows.some((r) => r.exit_reason === 'success')) {
     writeFileAtomic(path.join(dir, 'throughput.svg'), await throughputChartSvg(rows, config));
     chartFile = 'throughput.svg';
   }
+  const memoryCharts: { memoryMb: number; file: string }[] = [];
+  const samplesFile = path.join(dir, 'samples.csv');
+  if (fs.existsSync(samplesFile)) {
+    const samples = parseSamplesCsv(fs.readFileSync(samplesFile, 'utf8'), samplesFile);
+    for (const memoryMb of [...new Set(rows.map((r) => r.memory_limit_mb))].sort((a, b) => b - a)) {
+      const svg = await memoryTimelineSvg(samples, rows, config, memoryMb);
+      if (svg === null) continue;
+      const file = `memory-${memoryMb}MB.svg`;
+      writeFileAtomic(path.join(dir, file), svg);
+      memoryCharts.push({ memoryMb, file });
+    }
+  }
   const template = fs.readFileSync(REPORT_TEMPLATE, 'utf8');
   const canaryFile = path.join(dir, 'canary.csv');
   const canary = fs.existsSync(canaryFile) ? parseCanaryCsv(fs.readFileSync(canaryFile, 'utf8'), canaryFile) : [];
   if (canary.length > 1) writeFileAtomic(path.join(dir, 'canary.svg'), await canaryChartSvg(canary));
-  writeFileAtomic(path.join(dir, 'report.md'), renderReport({ runName: path.basename(dir), rows, config, chartFile, canaryChartFile: canary.length > 1 ? 'canary.svg' : null }, template));
+  writeFileAtomic(path.join(dir, 'report.md'), renderReport({ runName: path.basename(dir), rows, config, chartFile, memoryCharts, canaryChartFile: canary.length > 1 ? 'canary.svg' : null }, template));
   if (!fs.existsSync(path.join(dir, 'failures.log'))) fs.writeFileSync(path.join(dir, 'failures.log'), '');
 }

@@ -43,6 +43,15 @@ export const RAW_COLUMNS = [
   'error',                 // one-line detail for failures; the rest is in failures.log
   'host_cpu_pressure_pct', // share of the upload's wall time some host task waited for a CPU (/proc/pressure/cpu); empty where PSI is off
   'failure_phase',         // one of FAILURE_PHASES for a failure; empty for a success
+  // What the server spent (lib/spend.ts), from the server process's /proc, inside the VM for VM providers.
+  // Server-wide over the iteration: with concurrency N, the same figures on each of its N rows, for all N uploads.
+  'server_cpu_user_seconds',   // user CPU seconds of the server (and its waited-for children) from upload start to response
+  'server_cpu_system_seconds', // system CPU seconds, same window
+  'server_write_bytes',        // bytes the server sent to storage in that window (/proc/PID/io write_bytes), spool included
+  'data_dir_bytes',            // disk space of the server's data folder (store + spool folder) after the response
+  'download_ttfb_seconds',     // verification download: request to first body byte
+  'download_mib_s',            // verification download: bytes / 2^20 / seconds from request to last byte
+  'concurrency',               // uploads of the case started together (1 unless the matrix says so); absent = 1
 ] as const;
 /** Columns every schema-1 raw.csv has; later columns were appended since and may be absent from older files. */
 export const RAW_MIN_COLUMNS = 16;
@@ -67,6 +76,13 @@ export interface RawRow {
   error: string;
   host_cpu_pressure_pct: number | null;
   failure_phase: FailurePhase | null;
+  server_cpu_user_seconds: number | null;
+  server_cpu_system_seconds: number | null;
+  server_write_bytes: number | null;
+  data_dir_bytes: number | null;
+  download_ttfb_seconds: number | null;
+  download_mib_s: number | null;
+  concurrency: number;
 }
 
 /** One raw.csv line (no header) for a row, quoted where needed. */
@@ -85,7 +101,8 @@ export function rawCsvHeader(): string {
 const REQUIRED_NUMBERS: RawColumn[] = ['duration_seconds', 'iteration', 'file_size_bytes', 'memory_limit_mb'];
 const OPTIONAL_NUMBERS: RawColumn[] = [
   'peak_memory_bytes', 'http_status', 'transfer_seconds', 'processing_seconds', 'throughput_mib_s', 'server_peak_rss_bytes',
-  'host_cpu_pressure_pct',
+  'host_cpu_pressure_pct', 'server_cpu_user_seconds', 'server_cpu_system_seconds', 'server_write_bytes', 'data_dir_bytes',
+  'download_ttfb_seconds', 'download_mib_s',
 ];
 
 /** Parses raw.csv text into typed rows; `where` names the file in error messages. Pure. */
@@ -106,16 +123,19 @@ export function parseRawCsv(text: string, where: string): RawRow[] {
   const quoteError = parsed.errors.find((e) => e.type === 'Quotes');
   if (quoteError) throw new InputError(`${where}: malformed CSV at row ${(quoteError.row ?? 0) + 1}: ${quoteError.message}`);
   const rows = records.map((fields, i) => parseRow(fields, header, `${where} line ${i + 2}`));
-  // One row per (case, iteration): two runs writing one folder at once doubled rows, which compare-runs took as data.
-  const firstLine = new Map<string, number>();
+  // One row per (case, iteration), one per upload of a case of N at once: two runs writing one folder at once
+  // doubled rows, which compare-runs took as data.
+  const lines = new Map<string, number[]>();
   rows.forEach((r, i) => {
-    const k = `${r.memory_limit_mb}/${r.file_size_bytes}/${r.iteration}`;
-    const first = firstLine.get(k);
-    if (first !== undefined) {
-      throw new InputError(`${where}: lines ${first} and ${i + 2} are both ${r.memory_limit} ${r.file_size} iteration ${r.iteration} ` +
-        '(two runs wrote this folder at once?): keep one of them');
+    const k = `${r.memory_limit_mb}/${r.file_size_bytes}/${r.concurrency}/${r.iteration}`;
+    const seen = [...(lines.get(k) ?? []), i + 2];
+    if (seen.length > r.concurrency) {
+      const what = r.concurrency > 1
+        ? `lines ${seen.join(', ')} are all ${r.memory_limit} ${r.file_size} x${r.concurrency} iteration ${r.iteration}, more than its ${r.concurrency} uploads`
+        : `lines ${seen.join(' and ')} are both ${r.memory_limit} ${r.file_size} iteration ${r.iteration}`;
+      throw new InputError(`${where}: ${what} (two runs wrote this folder at once?): keep one of them`);
     }
-    firstLine.set(k, i + 2);
+    lines.set(k, seen);
   });
   return rows;
 }
@@ -155,6 +175,8 @@ function parseRow(fields: string[], header: string[], where: string): RawRow {
   } as RawRow;
   for (const c of REQUIRED_NUMBERS) (row as unknown as Record<string, number | null>)[c] = num(c, true);
   for (const c of OPTIONAL_NUMBERS) (row as unknown as Record<string, number | null>)[c] = num(c, false);
+  // Files from before uploads at once ran one at a time.
+  row.concurrency = num('concurrency', false) ?? 1;
   // Out of range values were accepted and turned into medians such as "±2500%".
   const bad = (c: RawColumn, why: string) => new InputError(`${where}, column ${c}: ${JSON.stringify(cell(c))} ${why}`);
   for (const c of [...REQUIRED_NUMBERS, ...OPTIONAL_NUMBERS]) {
@@ -207,6 +229,54 @@ export function appendRawRow(dir: string, row: RawRow): void {
     // Also into an empty one: a resume of a raw.csv emptied (or cut inside its header) restores the header.
     if (!fs.existsSync(file) || fs.statSync(file).size === 0) fs.writeFileSync(file, rawCsvHeader());
     fs.appendFileSync(file, rawCsvLine(row));
+  });
+}
+
+/**
+ * samples.csv: every memory sample of every iteration (about one per 250 ms), keyed by case and iteration;
+ * t_seconds counts from the uploads' request start; phase is transfer while any upload still sends its body.
+ */
+export const SAMPLE_COLUMNS = [
+  'memory_limit_mb', 'file_size_bytes', 'concurrency', 'iteration', 't_seconds',
+  'env_memory_bytes', 'server_rss_bytes', 'data_dir_bytes', 'phase',
+] as const;
+export interface SampleRow {
+  memory_limit_mb: number;
+  file_size_bytes: number;
+  concurrency: number;
+  iteration: number;
+  t_seconds: number;
+  env_memory_bytes: number | null;
+  server_rss_bytes: number | null;
+  data_dir_bytes: number | null;
+  phase: 'transfer' | 'processing';
+}
+
+export function appendSamples(dir: string, rows: SampleRow[]): void {
+  const file = path.join(dir, 'samples.csv');
+  if (!fs.existsSync(file)) fs.writeFileSync(file, SAMPLE_COLUMNS.join(',') + '\n');
+  const cells = rows.map((r) => SAMPLE_COLUMNS.map((c) => (r[c] === null ? '' : String(r[c]))));
+  if (cells.length > 0) fs.appendFileSync(file, Papa.unparse(cells, { header: false, newline: '\n' }) + '\n');
+}
+
+/** samples.csv text as rows; `where` names the file in messages. Pure. */
+export function parseSamplesCsv(text: string, where: string): SampleRow[] {
+  const parsed = Papa.parse<Record<string, string>>(text, { header: true, skipEmptyLines: true });
+  const missing = SAMPLE_COLUMNS.filter((c) => !parsed.meta.fields?.includes(c));
+  if (missing.length) throw new InputError(`${where}: not a samples file (no column ${missing.join(', ')})`);
+  return parsed.data.map((r, i) => {
+    const num = (c: (typeof SAMPLE_COLUMNS)[number], optional: boolean): number | null => {
+      if (optional && r[c] === '') return null;
+      const n = Number(r[c]);
+      if (r[c] === '' || !Number.isFinite(n)) throw new InputError(`${where} line ${i + 2}, column ${c}: ${JSON.stringify(r[c])} is not a number`);
+      return n;
+    };
+    if (r.phase !== 'transfer' && r.phase !== 'processing') throw new InputError(`${where} line ${i + 2}, column phase: ${JSON.stringify(r.phase)} is not transfer or processing`);
+    return {
+      memory_limit_mb: num('memory_limit_mb', false)!, file_size_bytes: num('file_size_bytes', false)!, concurrency: num('concurrency', false)!,
+      iteration: num('iteration', false)!, t_seconds: num('t_seconds', false)!, env_memory_bytes: num('env_memory_bytes', true),
+      server_rss_bytes: num('server_rss_bytes', true), data_dir_bytes: num('data_dir_bytes', true), phase: r.phase,
+    };
   });
 }
 

@@ -22,14 +22,14 @@ export interface ResumePlan {
   stray: number;
 }
 
-type RowKey = Pick<RawRow, 'memory_limit_mb' | 'file_size_bytes' | 'iteration'>;
-const key = (memoryMb: number, bytes: number, iteration: number) => `${memoryMb}/${bytes}/${iteration}`;
+type RowKey = Pick<RawRow, 'memory_limit_mb' | 'file_size_bytes' | 'iteration'> & { concurrency?: number };
+const key = (memoryMb: number, bytes: number, concurrency: number, iteration: number) => `${memoryMb}/${bytes}/${concurrency}/${iteration}`;
 
 /** Splits a run's cases into done (a row exists) and remaining. Pure. */
 export function planResume(cases: Case[], rows: RowKey[]): ResumePlan {
-  const have = new Set(rows.map((r) => key(r.memory_limit_mb, r.file_size_bytes, r.iteration)));
-  const wanted = new Set(cases.map((c) => key(c.memoryMb, c.size.bytes, c.iteration)));
-  const remaining = cases.filter((c) => !have.has(key(c.memoryMb, c.size.bytes, c.iteration)));
+  const have = new Set(rows.map((r) => key(r.memory_limit_mb, r.file_size_bytes, r.concurrency ?? 1, r.iteration)));
+  const wanted = new Set(cases.map((c) => key(c.memoryMb, c.size.bytes, c.concurrency ?? 1, c.iteration)));
+  const remaining = cases.filter((c) => !have.has(key(c.memoryMb, c.size.bytes, c.concurrency ?? 1, c.iteration)));
   return {
     remaining,
     done: cases.length - remaining.length,

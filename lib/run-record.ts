@@ -51,6 +51,8 @@ export interface MatrixRecord {
   readiness_timeout_seconds: number;
   vm_cpus: number;
   vm_box: string | null;
+  /** Uploads at once, one case per entry; absent in records from before it existed: [1]. */
+  concurrency: number[];
 }
 
 /** One side of an interleaved run of several refs. */
@@ -124,6 +126,7 @@ export function matrixRecord(m: Matrix, vmBox: string | null): MatrixRecord {
     readiness_timeout_seconds: m.readinessTimeoutSeconds,
     vm_cpus: m.vmCpus,
     vm_box: vmBox,
+    concurrency: [...m.concurrency],
   };
 }
 
@@ -155,6 +158,7 @@ export function matrixFromRecord(r: RunRecord, where: string): Matrix {
     server,
     vmCpus: m.vm_cpus,
     vmBox: m.vm_box,
+    concurrency: [...m.concurrency],
   };
 }
 
@@ -310,6 +314,9 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
       readiness_timeout_seconds: m.readiness_timeout_seconds === undefined ? DEFAULT_TIMEOUTS.readinessSeconds : whole(m.readiness_timeout_seconds, 'matrix.readiness_timeout_seconds', 1, MAX_TIMEOUT_SECONDS),
       vm_cpus: m.vm_cpus === undefined ? 1 : whole(m.vm_cpus, 'matrix.vm_cpus', 1, 256),
       vm_box: text(m, 'vm_box', 'matrix.vm_box', null),
+      concurrency: m.concurrency === undefined ? [1] : Array.isArray(m.concurrency)
+        ? (m.concurrency as unknown[]).map((x, i) => whole(x, `matrix.concurrency[${i}]`, 1, 64))
+        : fail('matrix.concurrency', 'must be a list of whole numbers', m.concurrency),
     },
     host: host(obj(json, 'host', 'host'), 'host'),
   };

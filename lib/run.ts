@@ -31,7 +31,7 @@ import type { Provider, ProviderContext, ServerSpec } from './provider.ts';
 import { QemuProvider } from './qemu.ts';
 import { buildRefs, WORKTREE_REF } from './refs.ts';
 import { writeReportFiles } from './report.ts';
-import { appendCanaryRow, appendFailure, appendRawRow, createRunDir, writeConfig, type RawRow } from './results.ts';
+import { appendCanaryRow, appendFailure, appendRawRow, appendSamples, createRunDir, writeConfig, type RawRow } from './results.ts';
 import { mergeResumedRecord, planResume, type ResumePlan, type ResumeState } from './resume.ts';
 import { matrixRecord, newRunRecord, type GitRecord, type RunRecord, type ServerRecord } from './run-record.ts';
 import { MAX_REPLACEMENTS, runMatrix } from './runner.ts';
@@ -274,11 +274,14 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
   const adaptive = rule ? new AdaptiveRounds(rule, run.sides.length, m.warmupIterations) : null;
   const record = (o: IterationOutcome, j: Job<Case>) => {
     const side = run.sides[j.side];
-    side.rows.push(o.row);
-    appendRawRow(side.dir, o.row);
+    const rows = o.rows ?? [o.row];
+    side.rows.push(...rows);
+    for (const row of rows) appendRawRow(side.dir, row);
+    if (o.samples?.length) appendSamples(side.dir, o.samples);
     if (o.failure) appendFailure(side.dir, o.failure);
     const r = o.row;
-    progress.line(`[${k}/${total}] ${tag(j)}${r.memory_limit} ${r.file_size} #${r.iteration}: ${r.exit_reason} ` +
+    const n = rows.length > 1 ? ` x${rows.length}` : '';
+    progress.line(`[${k}/${total}] ${tag(j)}${r.memory_limit} ${r.file_size}${n} #${r.iteration}: ${r.exit_reason} ` +
       `${r.duration_seconds.toFixed(2)} s${r.throughput_mib_s !== null ? ` ${r.throughput_mib_s.toFixed(1)} MiB/s` : ''}${r.error ? ` (${r.error})` : ''}`);
     if (process.env.UPS_SELF_STATS === '1') progress.line(formatSelfStats(selfStats(k)));
     const stop = adaptive?.record(j.side, r);
@@ -304,7 +307,8 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
         k++;
         const c = j.case;
         const file = ctx.files.get(c.size.bytes)!;
-        const label = `[${k}/${total}] ${tag(j)}${c.memoryMb}MB ${c.size.label} #${c.iteration}`;
+        const times = (c.concurrency ?? 1) > 1 ? ` x${c.concurrency}` : '';
+        const label = `[${k}/${total}] ${tag(j)}${c.memoryMb}MB ${c.size.label}${times} #${c.iteration}`;
         const it = {
           env, testCase: c, file, server: run.sides[j.side].side.spec, secret: ctx.secret, signal,
           // A VM under software emulation (TCG) is several times slower: its environment says by how much.
@@ -314,7 +318,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
           authTimeoutSeconds: m.readinessTimeoutSeconds * env.timeoutFactor,
         };
         // The machine canary before each case: how fast the host itself was at this point of the run.
-        const caseKey = `${c.memoryMb}MB ${c.size.label}`;
+        const caseKey = `${c.memoryMb}MB ${c.size.label}${times}`;
         if (caseKey !== lastCase) {
           lastCase = caseKey;
           const t = runCanary(localDataParent());
@@ -322,14 +326,14 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
         }
         // A resumed case whose warm-up ran before the interruption goes on in a fresh, cold environment:
         // one upload first, not recorded, warms it as the recorded warm-up did.
-        const warmKey = `${j.side}/${c.memoryMb}/${c.size.bytes}`;
+        const warmKey = `${j.side}/${c.memoryMb}/${c.size.bytes}/${c.concurrency ?? 1}`;
         const firstHere = !started.has(warmKey);
         started.add(warmKey);
         if (run.resumed && firstHere && c.iteration > m.warmupIterations) {
-          const w = await runIteration({ ...it, progress: progress.upload(`${label} warm-up again`, file.bytes) });
+          const w = await runIteration({ ...it, progress: progress.upload(`${label} warm-up again`, file.bytes * (c.concurrency ?? 1)) });
           progress.line(`${label}: warm-up again (not recorded: resumed in a fresh environment): ${w.row.exit_reason} ${w.row.duration_seconds.toFixed(2)} s`);
         }
-        return runIteration({ ...it, progress: progress.upload(label, file.bytes) });
+        return runIteration({ ...it, progress: progress.upload(label, file.bytes * (c.concurrency ?? 1)) });
       },
       record,
       envFailed: (memoryMb, error, group) => {
@@ -339,7 +343,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
         }
       },
       stopped: () => signal.aborted,
-      skip: (j) => adaptive?.stopped(caseKey({ file_size_bytes: j.case.size.bytes, memory_limit_mb: j.case.memoryMb })) ?? false,
+      skip: (j) => adaptive?.stopped(caseKey({ file_size_bytes: j.case.size.bytes, memory_limit_mb: j.case.memoryMb, concurrency: j.case.concurrency ?? 1 })) ?? false,
     });
     if (!signal.aborted) for (const s of run.sides) s.record.finished = true;
   } catch (e) {
@@ -363,7 +367,8 @@ function vmFailedOutcome(c: Case, memoryMb: number, error: Error): IterationOutc
       http_status: null, exit_reason: 'vm_failed', iteration: c.iteration, file_size_bytes: c.size.bytes,
       memory_limit_mb: memoryMb, transfer_seconds: null, processing_seconds: null, throughput_mib_s: null,
       server_peak_rss_bytes: null, sha256_ok: null, started_at: new Date().toISOString(), error: error.message.split('\n')[0],
-      host_cpu_pressure_pct: null, failure_phase: 'start',
+      host_cpu_pressure_pct: null, failure_phase: 'start', server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null,
+      data_dir_bytes: null, download_ttfb_seconds: null, download_mib_s: null, concurrency: c.concurrency ?? 1,
     },
     failure: `=== ${new Date().toISOString()} ${memoryMb}MB ${c.size.label} iteration ${c.iteration}: vm_failed\nerror: ${error.message}\nphase: start\n`,
   };

@@ -6,7 +6,7 @@
 //   standinKnobsFrom(process.env)  // { STANDIN_THROTTLE_MIBS: '50' }, or an InputError
 import { InputError } from './errors.ts';
 
-type Rule = { min: number; max?: number; integer: boolean } | 'switch';
+type Rule = { min: number; max?: number; integer: boolean } | 'switch' | { choices: string[] };
 export const STANDIN_KNOBS: Record<string, Rule> = {
   STANDIN_THROTTLE_MIBS: { min: Number.MIN_VALUE, integer: false },
   STANDIN_PROCESSING_DELAY_MS: { min: 0, integer: true },
@@ -14,6 +14,10 @@ export const STANDIN_KNOBS: Record<string, Rule> = {
   STANDIN_STATUS: { min: 100, max: 599, integer: true },
   STANDIN_HOLD_IN_MEMORY: 'switch',
   STANDIN_CORRUPT_STORED: 'switch',
+  STANDIN_SLOWDOWN_PCT: { min: 0, integer: false },
+  STANDIN_DOWNLOAD_ROUTE: { choices: ['dash', 'bang'] },
+  STANDIN_BURN_CPU_MS: { min: 0, integer: true },
+  STANDIN_DOWNLOAD_THROTTLE_MIBS: { min: Number.MIN_VALUE, integer: false },
 };
 /** Set by providers themselves (a VM's stand-in binds every interface of the guest), never by a user. */
 const PROVIDER_ONLY = ['STANDIN_HOST'];
@@ -29,6 +33,7 @@ export function knobProblem(name: string, value: string): string | null {
     return ['1', '0', 'true', 'false', ''].includes(value) ? null : `${name}=${JSON.stringify(value)}: expected 1 or 0`;
   }
   if (value === '') return null; // unset, as the stand-in reads it
+  if ('choices' in rule) return rule.choices.includes(value) ? null : `${name}=${JSON.stringify(value)}: expected ${rule.choices.join(' or ')}`;
   const n = Number(value);
   const range = rule.max !== undefined ? `${rule.min}-${rule.max}` : rule.min === Number.MIN_VALUE ? '> 0' : `>= ${rule.min}`;
   if (value.trim() === '' || !Number.isFinite(n) || n < rule.min || (rule.max !== undefined && n > rule.max) || (rule.integer && !Number.isInteger(n))) {

@@ -26,7 +26,7 @@ import busboy from 'busboy';
 
 const USAGE = `Usage: standin [-db PATH] [--throttle-mibs N] [--processing-delay-ms N] [--slowdown-pct N]
                [--crash-after-bytes N] [--status N] [--hold-in-memory] [--corrupt-stored]
-               [--download-route dash|bang]
+               [--download-route dash|bang] [--burn-cpu-ms N] [--download-throttle-mibs N]
 
   -db PATH                 store file; its folder is the data folder (default data/store.db)
   --throttle-mibs N        read upload bodies at most N MiB/s      (env STANDIN_THROTTLE_MIBS)
@@ -39,6 +39,9 @@ const USAGE = `Usage: standin [-db PATH] [--throttle-mibs N] [--processing-delay
   --corrupt-stored         flip one stored byte of every upload    (env STANDIN_CORRUPT_STORED=1)
   --download-route R       serve downloads at /-{id} (dash, PicoShare 1.3.0 on) or
                            /!{id} (bang, PicoShare up to 1.2.2)    (env STANDIN_DOWNLOAD_ROUTE)
+  --burn-cpu-ms N          spend N ms of CPU (user time, measured) in each
+                           upload's processing phase                (env STANDIN_BURN_CPU_MS)
+  --download-throttle-mibs N  send downloads at most N MiB/s        (env STANDIN_DOWNLOAD_THROTTLE_MIBS)
 
 Environment: PS_SHARED_SECRET (required), PORT (default 4001),
 STANDIN_HOST (bind address, default 127.0.0.1), TMPDIR (spool folder).`;
@@ -68,6 +71,9 @@ interface Config {
   corruptStored: boolean;
   /** The download route's first character: '-' (/-{id}) or '!' (/!{id}, PicoShare before 1.3.0). */
   downloadRoute: '-' | '!';
+  /** A known CPU cost per upload, for testing the suite's CPU counter. */
+  burnCpuMs: number;
+  downloadThrottleMibs: number | null;
 }
 
 class UsageError extends Error {}
@@ -85,6 +91,8 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     'crash-after-bytes': env.STANDIN_CRASH_AFTER_BYTES,
     status: env.STANDIN_STATUS,
     'download-route': env.STANDIN_DOWNLOAD_ROUTE,
+    'burn-cpu-ms': env.STANDIN_BURN_CPU_MS,
+    'download-throttle-mibs': env.STANDIN_DOWNLOAD_THROTTLE_MIBS,
   };
   let db = 'data/store.db';
   let hold = env.STANDIN_HOLD_IN_MEMORY;
@@ -122,6 +130,8 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   if (throttle === 0) throw new UsageError('throttle-mibs: expected a number > 0, got 0');
   const route = knobs['download-route'] || 'dash';
   if (route !== 'dash' && route !== 'bang') throw new UsageError(`download-route: expected dash or bang, got ${JSON.stringify(route)}`);
+  const downloadThrottle = number('download-throttle-mibs', knobs['download-throttle-mibs'], 0, false);
+  if (downloadThrottle === 0) throw new UsageError('download-throttle-mibs: expected a number > 0, got 0');
   return {
     secret,
     port: number('PORT', env.PORT, 0, true) ?? 4001,
@@ -136,6 +146,8 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     holdInMemory: isOn(hold),
     corruptStored: isOn(corrupt),
     downloadRoute: route === 'bang' ? '!' : '-',
+    burnCpuMs: number('burn-cpu-ms', knobs['burn-cpu-ms'], 0, true) ?? 0,
+    downloadThrottleMibs: downloadThrottle,
   };
 }
 
@@ -260,6 +272,31 @@ class BodyMeter extends Transform {
     if (aheadMs > 1) setTimeout(done, aheadMs);
     else done();
   }
+}
+
+/** Passes bytes on at most `mibs` MiB/s (STANDIN_DOWNLOAD_THROTTLE_MIBS), delaying its callback as BodyMeter does. */
+class Throttle extends Transform {
+  private bytes = 0;
+  private started = 0;
+  constructor(private readonly mibs: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.bytes === 0) this.started = performance.now();
+    this.bytes += chunk.length;
+    this.push(chunk);
+    const aheadMs = (this.bytes / (this.mibs * MIB)) * 1000 - (performance.now() - this.started);
+    if (aheadMs > 1) setTimeout(done, aheadMs);
+    else done();
+  }
+}
+
+/** STANDIN_BURN_CPU_MS: computes until this process has used `ms` more of user CPU time (measured, not wall time). */
+function burnCpu(ms: number): void {
+  const until = process.cpuUsage().user + ms * 1000;
+  let x = 0;
+  while (process.cpuUsage().user < until) for (let i = 0; i < 1e5; i++) x = (x * 31 + i) % 1000003;
+  if (x < 0) console.log(x); // keeps the loop from being optimised away
 }
 
 interface Received {
@@ -450,6 +487,7 @@ function entryPaths(cfg: Config, id: string): { data: string; meta: string } {
 /** The processing phase: the body is complete, the response not yet sent. */
 async function storeUpload(got: Received, cfg: Config, expiration: number): Promise<Reply> {
   if (cfg.processingDelayMs > 0) await sleep(cfg.processingDelayMs);
+  if (cfg.burnCpuMs > 0) burnCpu(cfg.burnCpuMs);
   if (cfg.status !== null) return textReply(cfg.status, `standin: status knob answers ${cfg.status}`);
   if (got.problem !== null) throw new BadRequest(got.problem);
   if (got.spoolPath === null && got.inMemory === null) throw new BadRequest('no part named "file"');
@@ -558,7 +596,9 @@ async function handleDownload(req: IncomingMessage, res: ServerResponse, cfg: Co
   res.writeHead(200, { 'Content-Type': meta.contentType || 'application/octet-stream', 'Content-Length': size });
   if (req.method === 'HEAD') return void res.end();
   // A client may hang up once it has the status (the suite's route probe does): not a server error, as in Go.
-  await pipeline(createReadStream(paths.data, { highWaterMark: MIB }), res).catch((e: NodeJS.ErrnoException) => {
+  const file = createReadStream(paths.data, { highWaterMark: MIB });
+  const sent = cfg.downloadThrottleMibs === null ? pipeline(file, res) : pipeline(file, new Throttle(cfg.downloadThrottleMibs), res);
+  await sent.catch((e: NodeJS.ErrnoException) => {
     if (e.code !== 'ERR_STREAM_PREMATURE_CLOSE') throw e;
   });
 }
@@ -675,6 +715,8 @@ function main(): void {
       cfg.status !== null && `status ${cfg.status}`,
       cfg.holdInMemory && 'hold in memory',
       cfg.corruptStored && 'corrupt stored',
+      cfg.burnCpuMs > 0 && `burn ${cfg.burnCpuMs} ms CPU`,
+      cfg.downloadThrottleMibs !== null && `download throttle ${cfg.downloadThrottleMibs} MiB/s`,
     ].filter(Boolean);
     console.log(`standin: listening on http://${cfg.host}:${port} (data ${cfg.dataDir}, spool ${cfg.spoolDir}, knobs: ${knobs.join(', ') || 'none'})`);
   });

@@ -402,3 +402,33 @@ test('canaries: two separate runs on a machine that changed by more than the noi
   assert.equal(compareRuns(base, big).cases[0].verdict, 'slower');
   assert.equal(compareRuns(base, { ...cand, canary: canary(1.01, 0.5) }).machineShift, null);
 });
+
+test('spend metrics: CPU per GiB, write and space amplification, download; the summary names the steadiest that changed', { timeout: 60_000 }, () => {
+  const GiB = 2 ** 30;
+  // Seeded jitter: throughput ±8% (a shared machine's wall time), the server's CPU ±1%.
+  let seed = 7;
+  const jitter = (pct: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return 1 + ((seed / 2 ** 31) * 2 - 1) * pct / 100; };
+  const side = (cpu: number, written: number, duration: number) => Array.from({ length: 9 }, (_, i) => row({
+    iteration: i + 1, file_size: '1GiB', file_size_bytes: GiB, duration_seconds: duration * jitter(8),
+    server_cpu_user_seconds: cpu * 0.8 * jitter(1), server_cpu_system_seconds: cpu * 0.2, server_write_bytes: written,
+    data_dir_bytes: GiB + 4096, download_mib_s: 400 * jitter(2),
+  }));
+  const base: RunInput = { name: 'a', config: null, rows: side(2.0, 2 * GiB, 10) };
+  const cand: RunInput = { name: 'b', config: null, rows: side(2.4, GiB, 10.3) };
+  const c = compareRuns(base, cand);
+  const byKey = Object.fromEntries(c.cases[0].metrics.map((m) => [m.metric.key, m]));
+  assert.equal(byKey.cpu_seconds_per_gib.verdict, 'more');
+  assert.ok(Math.abs(byKey.cpu_seconds_per_gib.base!.median - 2.0) < 0.05, `${byKey.cpu_seconds_per_gib.base!.median} s/GiB`);
+  assert.equal(byKey.write_amplification.verdict, 'less');
+  assert.equal(byKey.write_amplification.cand!.median, 1);
+  assert.equal(byKey.space_amplification.verdict, 'same');
+  assert.notEqual(byKey.throughput_mib_s.verdict, 'slower', 'a 3% change in ±8% noise is not called');
+  // Write amplification changed with no spread at all: the steadiest.
+  assert.equal(c.steadiestChange?.metric.key, 'write_amplification');
+  const md = renderCompare(c, fs.readFileSync(path.join(SUITE, 'templates', 'compare.md.mustache'), 'utf8'), 'x.svg');
+  assert.match(md, /Steadiest metric that changed: Write amplification[^\n]*1GiB @ 256MB: less -50\.0%/);
+  assert.match(md, /Server CPU per GiB uploaded/);
+  // Without the write change, CPU (±1%) is the steadiest change, not throughput.
+  const c2 = compareRuns(base, { name: 'b', config: null, rows: side(2.4, 2 * GiB, 10.3) });
+  assert.equal(c2.steadiestChange?.metric.key, 'cpu_seconds_per_gib');
+});

@@ -1,14 +1,20 @@
 // The guest layer's pure parts on literal data: sampler lines to peaks, guest
-// dmesg to OOM kills, the server's environment file; and the guest script
-// itself, run on this host with its folder moved (working tree, exit status).
+// dmesg to OOM kills, the server's environment file, the spend counters; and
+// the guest script itself, run on this host with its folder moved (working
+// tree, exit status, the spend counters).
 // The VM itself is exercised in qemu.test.mts.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
-import { envFileText, GUEST_SCRIPT, oomFromDmesg, summarizeSamples } from '../lib/guest.ts';
+import { describe, test } from 'node:test';
+import { $ } from 'zx';
+import { authenticate, closeClient, probeRoot, upload } from '../lib/client.ts';
+import { envFileText, GUEST_SCRIPT, guestSpend, oomFromDmesg, summarizeSamples } from '../lib/guest.ts';
+import { freePort, hostServerArgv } from '../lib/server.ts';
+import { ensureTestFile } from '../lib/testfiles.ts';
+import { MiB } from '../lib/units.ts';
 
 test('summarizeSamples: peaks in bytes, VmHWM counts, dead-process dashes and junk skipped', () => {
   const text = [
@@ -91,4 +97,59 @@ test('guest script, run here with its folder moved: unpack a tree, start the ser
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+});
+
+// The guest script itself, run on this host under another root (UPS_GUEST_ROOT): the same jobs a VM runs,
+// so its spend counters are checked against known figures without booting one.
+describe('guest script on the host: spend counters', { timeout: 120_000 }, () => {
+  test('start, sample-start, an upload burning 1 s of CPU, sample-stop: CPU, writes, data folder and timeline', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-guest-root-'));
+    const script = path.join(root, 'guest.sh');
+    fs.writeFileSync(script, GUEST_SCRIPT);
+    const sh = (words: string[], input = '') => $({ quiet: true, input, env: { ...process.env, UPS_GUEST_ROOT: root } })`sh ${script} ${words}`;
+    const port = await freePort();
+    const secret = 'guest-host-secret-Kd2';
+    try {
+      await sh(['start', '-', ...hostServerArgv({ kind: 'standin', env: {} })], envFileText({
+        PATH: process.env.PATH ?? '/usr/bin:/bin', PS_SHARED_SECRET: secret, PORT: String(port), TMPDIR: `${root}/run/tmp`,
+        STANDIN_BURN_CPU_MS: '1000',
+      }));
+      const url = `http://127.0.0.1:${port}`;
+      for (let i = 0; i < 200 && !(await probeRoot(url).then((a) => a.ready)); i++) await new Promise((r) => setTimeout(r, 50));
+      const cookie = await authenticate(url, secret);
+      const file = await ensureTestFile(16 * MiB);
+      await sh(['sample-start']);
+      const u = await upload({ baseUrl: url, cookie, file: file.path, timeoutMs: 60_000 });
+      assert.equal(u.status, 200, u.body);
+      const out = (await sh(['sample-stop'])).stdout;
+      const { spend, timeline } = guestSpend(out);
+      assert.ok(spend.cpuUserSeconds! >= 1.0 && spend.cpuUserSeconds! < 2.5, `user CPU ${spend.cpuUserSeconds} s, 1 s burnt`);
+      assert.ok(spend.writeBytes! >= 32 * MiB && spend.writeBytes! <= 32 * MiB + 256 * 1024, `written ${spend.writeBytes}`);
+      // du -sk of the data and spool folders, in KiB
+      assert.ok(spend.dataDirBytes! >= 16 * MiB && spend.dataDirBytes! <= 16 * MiB + 256 * 1024, `data folder ${spend.dataDirBytes}`);
+      assert.ok(timeline.length >= 2 && timeline[0].t >= 0 && timeline[0].t < 1, `timeline ${JSON.stringify(timeline.slice(0, 2))}`);
+      assert.ok(timeline.every((p) => p.serverRssBytes! > 10 * MiB && p.envMemoryBytes! > 0));
+    } finally {
+      await sh(['stop', '50']).catch(() => {});
+      await closeClient();
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+test('guestSpend: counters from the stat and io files at start and end; the last sampled ones when the server is gone', () => {
+  const stat = (u: number, s: number, cu: number, cs: number) => `612 (picoshare (x)) S 1 612 612 0 -1 4194560 1 0 0 0 ${u} ${s} ${cu} ${cs} 20 0 9 0 100 1 1`;
+  const out = [
+    '100.00 60000 20000 21000 4 10 5 1000', '100.25 90000 45000 45000 20480 150 20 1048576',
+    '--- spend-start', 'clk_tck 100', 'uptime 99.90 10.0', stat(8, 4, 2, 1), 'rchar: 5', 'write_bytes: 4096',
+    '--- spend-end', stat(200, 30, 2, 1), 'write_bytes: 2101248',
+    '--- disk', '16400\t/srv/ups/run/data', '4\t/srv/ups/run/tmp', '--- dmesg', '',
+  ].join('\n');
+  const { spend, timeline } = guestSpend(out);
+  assert.deepEqual(spend, { cpuUserSeconds: 1.92, cpuSystemSeconds: 0.26, writeBytes: 2097152, dataDirBytes: 16404 * 1024 });
+  assert.deepEqual(timeline.map((p) => [Number(p.t.toFixed(2)), p.envMemoryBytes, p.serverRssBytes, p.dataDirBytes]),
+    [[0.1, 60000 * 1024, 20000 * 1024, 4096], [0.35, 90000 * 1024, 45000 * 1024, 20480 * 1024]]);
+  // No end reading (the server was OOM-killed): the last sampler line's counters.
+  const gone = guestSpend(out.replace(/--- spend-end\n[^]*?--- disk/, '--- spend-end\n--- disk'));
+  assert.deepEqual([gone.spend.cpuUserSeconds, gone.spend.cpuSystemSeconds, gone.spend.writeBytes], [1.4, 0.15, 1044480]);
 });

@@ -271,7 +271,7 @@ describe('hardening', { timeout: 600_000 }, () => {
         { env: { [name]: value, PS_SHARED_SECRET: 'x', PORT: '0' }, cwd: SUITE_DIR, seconds: 30 });
       assert.equal(r.status, 2, `the stand-in with ${name}=${value}: ${r.stderr}`);
     }
-    const good: Record<string, string> = { STANDIN_STATUS: '503', STANDIN_THROTTLE_MIBS: '0.5' };
+    const good: Record<string, string> = { STANDIN_STATUS: '503', STANDIN_THROTTLE_MIBS: '0.5', STANDIN_DOWNLOAD_ROUTE: 'bang' };
     for (const name of Object.keys(STANDIN_KNOBS)) assert.equal(knobProblem(name, good[name] ?? '1'), null, name);
   });
 });

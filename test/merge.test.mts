@@ -21,7 +21,7 @@ const MiB = 2 ** 20;
 const matrix: Matrix = {
   sizes: [{ label: '4MiB', bytes: 4 * MiB }, { label: '2MiB', bytes: 2 * MiB }, { label: '1MiB', bytes: MiB }],
   memoryLimitsMb: [512, 256], iterations: 10, warmupIterations: 1, uploadTimeoutSeconds: 60, readinessTimeoutSeconds: 30,
-  provider: 'local', server: { kind: 'standin' }, vmCpus: 1, vmBox: null,
+  provider: 'local', server: { kind: 'standin' }, vmCpus: 1, vmBox: null, concurrency: [1],
 };
 const host = { hostname: 'runner-a', cpu_model: 'Xeon 8370C', cores: 4, kernel: '6.8.0', memory_bytes: 16 * 2 ** 30, machine: 'Microsoft Corporation Virtual Machine', hypervisor: true, ci: { engine: 'github' } };
 
@@ -52,6 +52,8 @@ function writeShard(parent: string, k: number, o: ShardOpts = {}): string {
         exit_reason: 'success', iteration: c.iteration, file_size_bytes: c.size.bytes, memory_limit_mb: c.memoryMb, transfer_seconds: duration / 2,
         processing_seconds: duration / 2, throughput_mib_s: c.size.bytes / MiB / duration, server_peak_rss_bytes: 40 * MiB, sha256_ok: true,
         started_at: `2026-12-01T12:00:${String(c.iteration).padStart(2, '0')}.000Z`, error: '', host_cpu_pressure_pct: 1, failure_phase: null,
+        server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null, data_dir_bytes: null,
+        download_ttfb_seconds: null, download_mib_s: null, concurrency: 1,
       };
     }).filter(o.keepRows ?? (() => true));
     fs.writeFileSync(path.join(dir, 'raw.csv'), rawCsvHeader() + rows.map(rawCsvLine).join(''));

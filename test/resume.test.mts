@@ -17,7 +17,7 @@ const CONFIG = {
   matrix: {
     sizes: [{ label: '5MiB', bytes: 5242880 }, { label: '20MiB', bytes: 20971520 }],
     memory_limits_mb: [256, 512],
-    iterations: 2, warmup_iterations: 1, upload_timeout_seconds: 600, readiness_timeout_seconds: 30, vm_cpus: 1,
+    iterations: 2, warmup_iterations: 1, upload_timeout_seconds: 600, readiness_timeout_seconds: 30, vm_cpus: 1, concurrency: [1],
   },
 };
 
@@ -25,6 +25,8 @@ const row = (memoryMb: number, bytes: number, iteration: number, exit_reason: Ra
   file_size: `${bytes / 2 ** 20}MiB`, memory_limit: `${memoryMb}MB`, duration_seconds: 1, peak_memory_bytes: null,
   http_status: 200, exit_reason, iteration, file_size_bytes: bytes, memory_limit_mb: memoryMb, transfer_seconds: null,
   processing_seconds: null, throughput_mib_s: null, server_peak_rss_bytes: null, sha256_ok: null, started_at: '', error: '', host_cpu_pressure_pct: null, failure_phase: null,
+  server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null, data_dir_bytes: null,
+  download_ttfb_seconds: null, download_mib_s: null, concurrency: 1,
 });
 
 /** config.json's JSON as the one loader reads it. */

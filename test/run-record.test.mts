@@ -66,9 +66,11 @@ test('compare-runs and --resume refuse such a record: exit 2, one line naming th
   fs.mkdirSync(dir);
   fs.writeFileSync(path.join(dir, 'raw.csv'), rawCsvHeader() + rawCsvLine(row({ iteration: 1 })));
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ finished: false, provider: 'local', matrix: { sizes: [{ label: '10MiB', bytes: 10485760 }], memory_limits_mb: [0, -5], iterations: 2 } }));
+  const twin = path.join(scratch, 'twin');
+  fs.cpSync(dir, twin, { recursive: true });
   const c = buffers();
-  assert.equal(await compareRuns([dir, dir, '--out', path.join(scratch, 'cmp')], c), 2);
-  assert.match(c.err, /^Error: .*bad\/config\.json: matrix\.memory_limits_mb\[0\]: must be a whole number of at least 1 \(got 0\)\n$/);
+  assert.equal(await compareRuns([twin, dir, '--out', path.join(scratch, 'cmp')], c), 2);
+  assert.match(c.err, /^Error: .*(bad|twin)\/config\.json: matrix\.memory_limits_mb\[0\]: must be a whole number of at least 1 \(got 0\)\n$/);
   const r = buffers();
   assert.equal(await runTests(['--resume', dir], r), 2);
   assert.match(r.err, /^Error: .*bad\/config\.json: matrix\.memory_limits_mb\[0\]: must be a whole number/m);
