@@ -208,7 +208,12 @@ export function createRunDir(parent: string, now = new Date()): string {
       // A read-only mount (EROFS) or /sys (EPERM) is the same bad input as a folder that cannot be made.
       throw new InputError(`cannot create the results folder ${dir}: ${describeFsError(e, parent)}`);
     }
-    lockRunDir(dir);
+    try {
+      lockRunDir(dir);
+    } catch (e) {
+      fs.rmSync(dir, { recursive: true, force: true }); // empty: nothing measured is lost, and no folder is left half made
+      throw e;
+    }
     return dir;
   }
 }

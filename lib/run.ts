@@ -207,6 +207,8 @@ export interface OpenRunOptions {
   resume: ResumeState | null;
   /** --iterations auto: the stopping rule every case of this run is judged by. */
   rule: StoppingRule | null;
+  /** Where the folders' paths go (stdout) should the run stop before it could close them. */
+  stdout: (text: string) => void;
 }
 
 /**
@@ -244,7 +246,13 @@ export async function openRun(o: OpenRunOptions, say: (line: string) => void): P
     sides[0].record = merged.record;
     for (const w of merged.warnings) say(`WARNING: resuming ${o.resume.dir}: ${w}`);
   }
-  for (const s of sides) writeConfig(s.dir, s.record);
+  try {
+    for (const s of sides) writeConfig(s.dir, s.record);
+  } catch (e) {
+    // A disk that fills up here still leaves the folders made: name them, as a run's last stdout lines do.
+    for (const d of [...dirs, ...(parent ? [parent] : [])]) o.stdout(`${d}\n`);
+    throw e;
+  }
   for (const s of sides) say(`results${ab ? ` for ${s.side.name}` : ''}: ${s.dir}`);
   const resumed = o.resume ? planResume(o.cases, o.resume.rows) : null;
   if (resumed) say(`resuming: ${resumed.done} iterations already in raw.csv, ${resumed.remaining.length} to run`);

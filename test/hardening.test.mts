@@ -211,8 +211,11 @@ describe('hardening', { timeout: 600_000 }, () => {
       const r = exec(RUN_TESTS, ['--sizes', '1MiB', '--memory', '256', '--iterations', '1', '--out', full.dir]);
       assert.equal(r.status, 1, r.stderr);
       assert.match(r.stderr, new RegExp(`^Error: cannot write ${full.dir}/[\\d-]+/(config\\.json|run\\.lock): ENOSPC: no space left on device \\(0 B free in ${full.dir}/[\\d-]+\\)$`, 'm'));
-      const left = fs.readdirSync(full.dir).flatMap((d) => (d === 'ballast' ? [] : fs.readdirSync(path.join(full.dir, d))));
+      const made = fs.readdirSync(full.dir).filter((d) => d !== 'ballast');
+      const left = made.flatMap((d) => fs.readdirSync(path.join(full.dir, d)));
       assert.deepEqual(left.filter((f) => f.endsWith('.tmp')), [], 'no temporary file left');
+      // The folder, when one was made, is printed as a run's last stdout line; none is left without being named.
+      assert.deepEqual(r.stdout.trim().split('\n').filter(Boolean), made.map((d) => path.join(full.dir, d)));
     } finally {
       full.unmount();
     }
