@@ -6,6 +6,7 @@
 //   fs.writeFileSync('throughput.svg', await throughputChartSvg(rows))
 import type { TopLevelSpec } from 'vega-lite';
 import type { CanaryRow, RawRow, SampleRow } from './results.ts';
+import type { HistoryPoint } from './history.ts';
 import type { RunRecord } from './run-record.ts';
 import { caseSide, caseSizeLabel, groupCases, throughputOf } from './cases.ts';
 import { median } from './stats.ts';
@@ -217,4 +218,25 @@ export async function memoryTimelineSvg(samples: SampleRow[], rows: RawRow[], co
     ],
   };
   return render(spec);
+}
+
+/** The history view's chart: throughput, processing time and server peak RSS across the refs in the order given, a line per case. */
+export async function historyChartSvg(points: HistoryPoint[]): Promise<string> {
+  const refs = [...new Map(points.map((p) => [p.ref, p.order])).entries()].sort((a, b) => a[1] - b[1]).map(([r]) => r);
+  const panel = (field: keyof HistoryPoint, title: string) => ({
+    width: Math.max(240, refs.length * 60), height: 220,
+    mark: { type: 'line' as const, point: true },
+    encoding: {
+      x: { field: 'ref', type: 'ordinal' as const, sort: refs, title: 'ref (in the order given)', axis: { labelAngle: -30, labelLimit: 0 } },
+      y: { field, type: 'quantitative' as const, title, scale: { zero: true } },
+      color: { field: 'case', type: 'nominal' as const, title: 'case', legend: { labelLimit: 0 } },
+    },
+  });
+  return render({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Across the refs',
+    background: 'white',
+    data: { values: points as unknown as Record<string, unknown>[] },
+    hconcat: [panel('throughputMiBs', 'throughput (MiB/s, median)'), panel('processingSeconds', 'processing (s, median)'), panel('serverPeakRssMiB', 'server peak RSS (MiB)')],
+  });
 }

@@ -17,6 +17,8 @@ import { checkDiskSpace, diskPlanFor } from './diskspace.ts';
 import { AdaptiveRounds } from './adaptive.ts';
 import { caseKey } from './cases.ts';
 import { InputError } from './errors.ts';
+import { historyChartSvg } from './charts.ts';
+import { historyOf, renderHistory } from './history.ts';
 import { FailFast, failFastMessage, ServerNeverReady } from './failfast.ts';
 import { hostFingerprint } from './host.ts';
 import { ensureGuestImage, imageBytesFor, type GuestImage } from './image.ts';
@@ -31,7 +33,7 @@ import type { Provider, ProviderContext, ServerSpec } from './provider.ts';
 import { QemuProvider } from './qemu.ts';
 import { buildRefs, WORKTREE_REF } from './refs.ts';
 import { writeReportFiles } from './report.ts';
-import { appendCanaryRow, appendFailure, appendRawRow, appendSamples, createRunDir, writeConfig, type RawRow } from './results.ts';
+import { appendCanaryRow, appendFailure, appendRawRow, appendSamples, createRunDir, writeConfig, writeFileAtomic, type RawRow } from './results.ts';
 import { mergeResumedRecord, planResume, type ResumePlan, type ResumeState } from './resume.ts';
 import { matrixRecord, newRunRecord, type GitRecord, type RunRecord, type ServerRecord } from './run-record.ts';
 import { MAX_REPLACEMENTS, runMatrix } from './runner.ts';
@@ -367,6 +369,15 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
   }
 }
 
+/** history.md and history.svg in a run of several servers' parent folder: each case across the servers, in the order given. */
+async function writeHistory(parent: string, sides: Parameters<typeof historyOf>[0]): Promise<void> {
+  const history = historyOf(sides);
+  const points = history.flatMap((h) => h.points);
+  const chart = points.some((p) => p.throughputMiBs !== null) ? 'history.svg' : null;
+  if (chart) writeFileAtomic(path.join(parent, chart), await historyChartSvg(points));
+  writeFileAtomic(path.join(parent, 'history.md'), renderHistory(history, fs.readFileSync(path.join(SUITE_DIR, 'templates', 'history.md.mustache'), 'utf8'), chart));
+}
+
 /** The row and failures.log entry of an iteration whose environment could not be brought up. */
 function vmFailedOutcome(c: Case, memoryMb: number, error: Error): IterationOutcome {
   return {
@@ -393,5 +404,8 @@ export async function finishRun(run: Run, provider: Provider, out: (text: string
     unlockRunDir(s.dir);
     out(`${s.dir}\n`);
   }
-  if (run.parent) unlockRunDir(run.parent);
+  if (run.parent) {
+    await writeHistory(run.parent, run.sides.map((s) => ({ name: s.side.name, rows: s.rows, record: s.record })));
+    unlockRunDir(run.parent);
+  }
 }

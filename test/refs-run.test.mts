@@ -12,7 +12,8 @@ import { test, type TestContext } from 'node:test';
 import { parseRawCsv } from '../lib/results.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { sideFolderNames } from '../lib/run.ts';
-import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo } from './fixture-repo.mts';
+import { $ } from 'zx';
+import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo, SLOW_MS_PER_MIB } from './fixture-repo.mts';
 
 /** A temporary folder holding the fixture repository, a matrix pointing at it, the cache and the results. */
 async function setup(t: TestContext) {
@@ -39,7 +40,7 @@ test('sideFolderNames: refs as safe folder names, told apart when they collide',
 test('run-tests --ref fast --ref slow: interleaved, one folder per ref, comparison says slower, exit 1', async (t) => {
   if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
   const { repo, run } = await setup(t);
-  const r = run('--ref', repo.fastCommit, '--ref', 'main', '--seed', '7');
+  const r = run('--ref', repo.fastCommit, '--ref', 'main', '--iterations', '7', '--seed', '7');
   assert.equal(r.status, 1, `exit 1 expected (second ref slower)\n${r.stderr.slice(-3000)}`);
   const lines = r.stdout.trim().split('\n');
   const parent = lines.at(-1)!;
@@ -117,4 +118,37 @@ test('server.source without --ref: one plain run of the working tree as it is, r
   const rows = parseRawCsv(fs.readFileSync(path.join(dir, 'raw.csv'), 'utf8'), 'raw.csv');
   assert.deepEqual(rows.map((row) => row.exit_reason), ['success']);
   assert.equal(fs.readFileSync(path.join(repo.dir, 'notes.txt'), 'utf8'), 'uncommitted\n', 'the working tree is left as it was');
+});
+
+test('three refs: every round runs all three in a seeded order, a folder each, each later ref compared with the first, the history table', async (t) => {
+  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+  const { repo, run } = await setup(t);
+  // A third commit, fast again: main~1 is the slow one.
+  const main = path.join(repo.dir, 'main.go');
+  fs.writeFileSync(main, fs.readFileSync(main, 'utf8').replace(`processingDelayPerMiB = ${SLOW_MS_PER_MIB} * time.Millisecond`, 'processingDelayPerMiB = 0 * time.Millisecond'));
+  const git = $({ cwd: repo.dir, quiet: true });
+  await git`git -c user.name=fixture -c user.email=fixture@example.com commit -qam ${'fast again'}`;
+  const r = run('--ref', repo.fastCommit, '--ref', 'main~1', '--ref', 'main', '--iterations', '7', '--seed', '3');
+  assert.equal(r.status, 1, `exit 1: main~1 is slower than the first ref\n${r.stderr.slice(-3000)}`);
+  const parent = r.stdout.trim().split('\n').at(-1)!;
+  const names = sideFolderNames([repo.fastCommit, 'main~1', 'main']);
+  assert.deepEqual(fs.readdirSync(parent).sort(), [...names, `compare-${names[1]}`, `compare-${names[2]}`, 'history.md', 'history.svg'].sort());
+  const rows = names.map((n) => parseRawCsv(fs.readFileSync(path.join(parent, n, 'raw.csv'), 'utf8'), 'raw.csv'));
+  // Every round holds one run of each ref, back to back; which goes first comes from the seed, and varies.
+  const timeline = rows.flatMap((rs, side) => rs.map((row) => ({ side, at: row.started_at, iteration: row.iteration }))).sort((a, b) => a.at.localeCompare(b.at));
+  const orders = new Set<string>();
+  for (let i = 0; i < timeline.length; i += 3) {
+    const round = timeline.slice(i, i + 3);
+    assert.deepEqual(round.map((x) => x.side).sort(), [0, 1, 2], `round ${i / 3 + 1}`);
+    assert.ok(round.every((x) => x.iteration === round[0].iteration));
+    orders.add(round.map((x) => x.side).join(''));
+  }
+  assert.ok(orders.size > 1, 'the refs do not always run in the same order');
+  const verdict = (n: string) => JSON.parse(fs.readFileSync(path.join(parent, `compare-${n}`, 'compare.json'), 'utf8')).cases[0].verdict;
+  assert.equal(verdict(names[1]), 'slower');
+  assert.notEqual(verdict(names[2]), 'slower');
+  const history = fs.readFileSync(path.join(parent, 'history.md'), 'utf8');
+  const table = history.split('\n').filter((l) => /^\| (?!ref|---)/.test(l)).map((l) => l.split('|')[1].trim());
+  assert.deepEqual(table, [repo.fastCommit, 'main~1', 'main'], 'one row per ref, in the order given');
+  assert.match(history, /!\[Throughput, processing time and server peak RSS across the refs\]\(history\.svg\)/);
 });

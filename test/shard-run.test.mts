@@ -48,7 +48,7 @@ test('3 shards of a two-ref run side by side, merged: every case once, the compa
     'server:', '  source: repo', `  build: ${JSON.stringify(FIXTURE_BUILD_COMMAND)}`, '',
   ].join('\n'));
   const env = { UPS_CACHE_DIR: path.join(tmp, 'cache') };
-  const refs = ['--ref', repo.fastCommit, '--ref', 'main'];
+  const refs = ['--ref', repo.fastCommit, '--ref', 'main', '--iterations', '5'];
   const names = sideFolderNames([repo.fastCommit, 'main']);
 
   const runs = await Promise.all(Array.from({ length: SHARDS }, (_, i) =>

@@ -1,0 +1,69 @@
+// The history view of a run of several refs (or binaries), in the order given:
+// per case, each ref's median throughput, median processing time and server
+// peak RSS, as a table (history.md in the run's parent folder) and one chart
+// (history.svg). `./run-tests --ref 1.1.8 --ref 1.2.0 --ref 1.3.0 ...` shows a
+// server's upload story across its releases on one page.
+//   const h = historyOf(run.sides.map((s) => ({ name: s.side.name, rows: s.rows, record: s.record })))
+//   fs.writeFileSync('history.md', renderHistory(h, template, 'history.svg'))
+// Pure: rows in, view and text out.
+import Mustache from 'mustache';
+import { summarizeCases } from './report.ts';
+import type { RawRow } from './results.ts';
+import type { RunRecord } from './run-record.ts';
+import { toMiB } from './units.ts';
+
+export interface HistoryPoint {
+  ref: string;
+  /** The ref's place in the order given (0: the baseline). */
+  order: number;
+  case: string;
+  throughputMiBs: number | null;
+  processingSeconds: number | null;
+  serverPeakRssMiB: number | null;
+  failures: string;
+}
+
+export interface HistoryCase { case: string; points: HistoryPoint[] }
+
+/** Every case of any side, its sides' summaries in the order given (a side that lacks the case shows as missing). */
+export function historyOf(sides: { name: string; rows: RawRow[]; record: RunRecord | null }[]): HistoryCase[] {
+  const summaries = sides.map((s) => summarizeCases(s.rows, s.record));
+  const cases: { key: string; label: string }[] = [];
+  for (const list of summaries) {
+    for (const c of list) {
+      const key = `${c.memoryMb}/${c.sizeBytes}/${c.concurrency}`;
+      if (!cases.some((x) => x.key === key)) cases.push({ key, label: `${c.fileSize}${c.concurrency > 1 ? ` ×${c.concurrency}` : ''} @ ${c.memoryLimit}` });
+    }
+  }
+  return cases.map(({ key, label }) => ({
+    case: label,
+    points: sides.map((s, i) => {
+      const c = summaries[i].find((x) => `${x.memoryMb}/${x.sizeBytes}/${x.concurrency}` === key);
+      return {
+        ref: s.name, order: i, case: label,
+        throughputMiBs: c?.medianThroughputMiBs ?? null,
+        processingSeconds: c?.medianProcessingSeconds ?? null,
+        serverPeakRssMiB: c?.serverPeakRssBytes == null ? null : toMiB(c.serverPeakRssBytes),
+        failures: c ? Object.entries(c.failures).map(([k, n]) => `${n}× ${k}`).join(', ') : 'not run',
+      };
+    }),
+  }));
+}
+
+const fmt = (x: number | null, digits: number) => (x === null ? '–' : x.toFixed(digits));
+
+/** history.md: a table per case, one row per ref in the order given; the chart beside it when drawn. */
+export function renderHistory(history: HistoryCase[], template: string, chartFile: string | null): string {
+  const view = {
+    refs: history[0]?.points.map((p) => p.ref).join(', ') ?? '',
+    chartFile,
+    cases: history.map((h) => ({
+      case: h.case,
+      rows: h.points.map((p) => ({
+        ref: p.ref, throughput: fmt(p.throughputMiBs, 1), processing: fmt(p.processingSeconds, 2), rss: fmt(p.serverPeakRssMiB, 1),
+        failures: p.failures || '–',
+      })),
+    })),
+  };
+  return Mustache.render(template, view, undefined, { escape: (s: string) => s });
+}
