@@ -264,7 +264,9 @@ for (const target of targets) {
       const found = await findDownloadRoute(base, r.id!);
       assert.equal(found, route);
       const d = await downloadSha256(base, r.id!, 30_000, found);
-      assert.deepEqual(d, { status: 200, bytes: payload.length, sha256: crypto.createHash('sha256').update(payload).digest('hex') });
+      const { ttfbSeconds, seconds, ...got } = d;
+      assert.deepEqual(got, { status: 200, bytes: payload.length, sha256: crypto.createHash('sha256').update(payload).digest('hex') });
+      assert.ok(ttfbSeconds > 0 && ttfbSeconds <= seconds, `first byte at ${ttfbSeconds} s, last at ${seconds} s`);
       assert.equal(await deleteEntry(base, cookie, r.id!), 200);
     });
   });
