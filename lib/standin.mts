@@ -267,11 +267,15 @@ class BodyMeter extends Transform {
     }
     this.push(chunk);
     if (throttleMibs === null) return done();
-    const dueMs = (this.bytes / (throttleMibs * MIB)) * 1000;
-    const aheadMs = dueMs - (performance.now() - this.started);
-    if (aheadMs > 1) setTimeout(done, aheadMs);
-    else done();
+    paced(done, this.bytes, throttleMibs, this.started);
   }
+}
+
+/** Calls `done` once `bytes` at `mibs` MiB/s since `started` are due: a stream that runs ahead waits. */
+function paced(done: TransformCallback, bytes: number, mibs: number, started: number): void {
+  const aheadMs = (bytes / (mibs * MIB)) * 1000 - (performance.now() - started);
+  if (aheadMs > 1) setTimeout(done, aheadMs);
+  else done();
 }
 
 /** Passes bytes on at most `mibs` MiB/s (STANDIN_DOWNLOAD_THROTTLE_MIBS), delaying its callback as BodyMeter does. */
@@ -285,9 +289,7 @@ class Throttle extends Transform {
     if (this.bytes === 0) this.started = performance.now();
     this.bytes += chunk.length;
     this.push(chunk);
-    const aheadMs = (this.bytes / (this.mibs * MIB)) * 1000 - (performance.now() - this.started);
-    if (aheadMs > 1) setTimeout(done, aheadMs);
-    else done();
+    paced(done, this.bytes, this.mibs, this.started);
   }
 }
 
