@@ -187,7 +187,9 @@ export function mergeShards(shards: ShardRun[], opts: { allowMissing: boolean })
     if (!s) { missing.push(`${caseLabel(k)} (shard not given)`); continue; }
     s.sides.forEach((side) => {
       const n = side.rows.filter((r) => caseKey(r) === k).length;
-      if (n < (matrix.iterations ?? 0)) missing.push(`${caseLabel(k)}${side.folder ? ` of ${side.folder}` : ''}: ${n} of ${matrix.iterations} iterations (${label(s)} did not finish: ${side.config.stop_reason ?? 'no reason recorded'})`);
+      // Adaptive rounds: a case decided (or capped) early is whole with fewer rows than planned.
+      const stopped = side.config.ab?.stops?.some((x) => x.case === k) ?? false;
+      if (!stopped && n < (matrix.iterations ?? 0)) missing.push(`${caseLabel(k)}${side.folder ? ` of ${side.folder}` : ''}: ${n} of ${matrix.iterations} iterations (${label(s)} did not finish: ${side.config.stop_reason ?? 'no reason recorded'})`);
     });
   }
   if (missing.length > 0 && !opts.allowMissing) {
@@ -223,7 +225,8 @@ export function mergeShards(shards: ShardRun[], opts: { allowMissing: boolean })
         finished: missing.length === 0 && !unfinished,
         stop_reason: missing.length > 0 ? `merged without ${missing.length} case(s): ${missing.join('; ')}` : unfinished ? unfinished.config.stop_reason ?? null : null,
         provider_facts: facts,
-        ...(side0.config.ab ? { ab: { ...side0.config.ab, seed: null, parent: '' } } : {}),
+        // Each shard's adaptive stops belong to its own cases: together they are the run's.
+        ...(side0.config.ab ? { ab: { ...side0.config.ab, seed: null, parent: '', ...(side0.config.ab.stops ? { stops: parts.flatMap((p) => p.config.ab?.stops ?? []) } : {}) } } : {}),
         merge,
       },
       rows: parts.flatMap((p) => p.rows).sort((a, b) =>

@@ -171,6 +171,26 @@ describe('merge-runs', { timeout: 120_000 }, () => {
     });
   }
 
+  test('adaptive shards: a case its shard decided early is whole with fewer rows; the merged record keeps every stop', async () => {
+    const t = tmp();
+    const shards = [1, 2, 3].map((k) => writeShard(t, k, {
+      refs: AB, keepRows: (r) => r.iteration <= 7,
+      edit: (c) => { c.ab.stops = c.shard.cases.map((id: string) => ({ case: id, rounds: 6, state: 'decided', verdicts: ['slower'] })); },
+    }));
+    const c = capture();
+    const out = path.join(t, 'merged');
+    // Merged (6 pairs a case cannot be significant over 6 cases: inconclusive, exit 0), not refused (2).
+    assert.equal(await mergeRuns([...shards, '--out', out], c.io), 0, c.err());
+    assert.doesNotMatch(c.err(), /missing/);
+    const cfg = JSON.parse(fs.readFileSync(path.join(out, 'branch', 'config.json'), 'utf8'));
+    assert.equal(cfg.ab.stops.length, 6, 'the stops of all three shards');
+    // Without the stops, the same rows are cases cut short.
+    const cut = [1, 2, 3].map((k) => writeShard(path.join(t, 'cut'), k, { refs: AB, keepRows: (r) => r.iteration <= 7 }));
+    const c2 = capture();
+    assert.equal(await mergeRuns([...cut, '--out', path.join(t, 'merged2')], c2.io), 2);
+    assert.match(c2.err(), /missing cases: .*: 7 of 10 iterations/);
+  });
+
   test('--allow-missing: merges the shards given, names the missing cases on stderr, in report.md and config.json (finished: false)', async () => {
     const t = tmp();
     const c = capture();

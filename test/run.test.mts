@@ -23,7 +23,7 @@ test('run-tests --quick writes raw.csv, report.md, failures.log and config.json,
   assert.equal(r.status, 0, r.stderr);
   const runDir = r.stdout.trim().split('\n').at(-1)!;
   assert.equal(path.dirname(runDir), out, 'the last stdout line is the results folder');
-  assert.deepEqual(fs.readdirSync(runDir).sort(), ['config.json', 'failures.log', 'raw.csv', 'report.md', 'throughput.svg']);
+  assert.deepEqual(fs.readdirSync(runDir).sort(), ['canary.csv', 'canary.svg', 'config.json', 'failures.log', 'memory-256MB.svg', 'memory-512MB.svg', 'raw.csv', 'report.md', 'samples.csv', 'throughput.svg']);
   assert.match(fs.readFileSync(path.join(runDir, 'throughput.svg'), 'utf8'), /^<svg[\s\S]*MiB\/s[\s\S]*<\/svg>/);
 
   const csv = fs.readFileSync(path.join(runDir, 'raw.csv'), 'utf8');
