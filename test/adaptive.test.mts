@@ -99,7 +99,7 @@ test('two stand-ins as --binary, one 100% slower: interleaved rounds stop at the
     { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
   assert.equal(code, 1, stderr);
   const parent = stdout.trim().split('\n').at(-1)!;
-  assert.deepEqual(fs.readdirSync(parent).sort(), ['compare', 'fast', 'slow']);
+  assert.deepEqual(fs.readdirSync(parent).sort(), ['compare', 'fast', 'history.md', 'history.svg', 'slow']);
   const rows = parseRawCsv(fs.readFileSync(path.join(parent, 'slow', 'raw.csv'), 'utf8'), 'raw.csv');
   // A warm-up and 16 rounds (at 6 and 10 the rule's level is below what 6 or 10 pairs can reach); the 32 planned after were left out.
   assert.deepEqual(rows.map((r) => r.iteration), Array.from({ length: 17 }, (_, i) => i + 1));
