@@ -45,7 +45,7 @@ test('run-tests --ref fast --ref slow: interleaved, one folder per ref, comparis
   const lines = r.stdout.trim().split('\n');
   const parent = lines.at(-1)!;
   const names = sideFolderNames([repo.fastCommit, 'main']);
-  assert.deepEqual(fs.readdirSync(parent).sort(), [...names, 'compare'].sort());
+  assert.deepEqual(fs.readdirSync(parent).sort(), [...names, 'compare', 'history.md', 'history.svg'].sort());
   assert.match(r.stdout, /slower/i);
   assert.match(fs.readFileSync(path.join(parent, 'compare', 'compare.md'), 'utf8'), /slower/i);
 
