@@ -14,7 +14,9 @@ import { InputError } from './errors.ts';
 import type { HostFingerprint } from './host.ts';
 import { readRunRecord } from './load-run.ts';
 import { writeReportFiles } from './report.ts';
-import { appendCanaryRow, parseCanaryCsv, parseRawCsv, rawCsvHeader, rawCsvLine, writeConfig, type CanaryRow, type RawRow } from './results.ts';
+import {
+  appendCanaryRow, appendSamples, parseCanaryCsv, parseRawCsv, parseSamplesCsv, rawCsvHeader, rawCsvLine, writeConfig, type CanaryRow, type RawRow, type SampleRow,
+} from './results.ts';
 import type { RunRecord } from './run-record.ts';
 import { formatBytes } from './units.ts';
 
@@ -28,6 +30,8 @@ export interface ShardSide {
   failuresLog: string;
   /** The machine canary's timings (canary.csv), each shard's on its own host. */
   canary: CanaryRow[];
+  /** The memory timeline (samples.csv) of the shard's iterations. */
+  samples: SampleRow[];
 }
 
 export interface ShardRun {
@@ -36,7 +40,9 @@ export interface ShardRun {
   sides: ShardSide[];
 }
 
-const KNOWN_FILES = new Set(['raw.csv', 'config.json', 'report.md', 'failures.log', 'throughput.svg', 'canary.csv']);
+/** Files the merge writes itself: the data merged, the report and its charts drawn anew from it. */
+const KNOWN_FILES = new Set(['raw.csv', 'config.json', 'report.md', 'failures.log', 'throughput.svg', 'canary.csv', 'canary.svg', 'samples.csv', 'run.lock']);
+const isKnown = (name: string) => KNOWN_FILES.has(name) || /^memory-\d+MB\.svg$/.test(name);
 
 /**
  * A shard as given: its results folder, its A/B parent (a folder per ref and compare/), or the --out folder
@@ -71,9 +77,11 @@ function readSide(dir: string, folder: string, config: RunRecord): ShardSide {
   const rows = text.split('\n').filter(Boolean).length > 1 ? parseRawCsv(text, csv) : [];
   const log = path.join(dir, 'failures.log');
   const canary = path.join(dir, 'canary.csv');
+  const samples = path.join(dir, 'samples.csv');
   return {
     folder, dir, config, rows, failuresLog: fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '',
     canary: fs.existsSync(canary) ? parseCanaryCsv(fs.readFileSync(canary, 'utf8'), canary) : [],
+    samples: fs.existsSync(samples) ? parseSamplesCsv(fs.readFileSync(samples, 'utf8'), samples) : [],
   };
 }
 
@@ -84,6 +92,8 @@ export interface MergedSide {
   failuresLog: string;
   /** The machine canary's timings (canary.csv), each shard's on its own host. */
   canary: CanaryRow[];
+  /** The memory timeline (samples.csv) of the shard's iterations. */
+  samples: SampleRow[];
   /** Shard folders whose extra folders (besides the known files) are copied into the merged one. */
   sourceDirs: string[];
 }
@@ -233,6 +243,7 @@ export function mergeShards(shards: ShardRun[], opts: { allowMissing: boolean })
         b.memory_limit_mb - a.memory_limit_mb || b.file_size_bytes - a.file_size_bytes || a.iteration - b.iteration),
       failuresLog: parts.map((p) => p.failuresLog).join(''),
       canary: parts.flatMap((p) => p.canary).sort((a, b) => a.at.localeCompare(b.at)),
+      samples: parts.flatMap((p) => p.samples),
       sourceDirs: parts.map((p) => p.dir),
     };
   });
@@ -317,6 +328,7 @@ export async function writeMerged(m: Merged, out: string): Promise<string[]> {
     fs.writeFileSync(path.join(dir, 'raw.csv'), rawCsvHeader() + side.rows.map(rawCsvLine).join(''));
     fs.writeFileSync(path.join(dir, 'failures.log'), side.failuresLog);
     for (const c of side.canary) appendCanaryRow(dir, c);
+    if (side.samples.length) appendSamples(dir, side.samples);
     writeConfig(dir, side.config);
     await writeReportFiles(dir, side.rows, side.config);
     fs.appendFileSync(path.join(dir, 'report.md'), renderShardsSection(m.merge));
@@ -328,7 +340,7 @@ export async function writeMerged(m: Merged, out: string): Promise<string[]> {
 /** Folders a shard wrote besides the known files (per-iteration samples, say), merged; a name two shards both wrote is refused. */
 function copyExtras(src: string, dst: string): void {
   for (const name of fs.readdirSync(src)) {
-    if (KNOWN_FILES.has(name) || name.endsWith('.tmp')) continue;
+    if (isKnown(name) || name.endsWith('.tmp')) continue;
     const from = path.join(src, name);
     const to = path.join(dst, name);
     if (fs.statSync(from).isDirectory()) {
