@@ -237,6 +237,17 @@ export async function historyChartSvg(points: HistoryPoint[]): Promise<string> {
     title: 'Across the refs',
     background: 'white',
     data: { values: points as unknown as Record<string, unknown>[] },
-    hconcat: [panel('throughputMiBs', 'throughput (MiB/s, median)'), panel('processingSeconds', 'processing (s, median)'), panel('serverPeakRssMiB', 'server peak RSS (MiB)')],
+    hconcat: [
+      {
+        // A ref with no measured success has no throughput: its failures are written where its point would be.
+        layer: [panel('throughputMiBs', 'throughput (MiB/s, median)'), {
+          mark: { type: 'text' as const, color: '#b00', dy: -8, angle: -30, align: 'left' as const },
+          transform: [{ filter: 'datum.throughputMiBs === null' }],
+          encoding: { x: { field: 'ref', type: 'ordinal' as const, sort: refs }, y: { datum: 0 }, text: { field: 'failures' } },
+        }],
+      },
+      panel('processingSeconds', 'processing (s, median)'),
+      panel('serverPeakRssMiB', 'server peak RSS (MiB)'),
+    ],
   });
 }
