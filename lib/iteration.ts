@@ -4,6 +4,7 @@
 // for a failure, the failures.log entry. Never throws for a server failure:
 // that is a result.
 import fs from 'node:fs';
+import { caseRunLabel } from './cases.ts';
 import { AuthError, authenticate, deleteEntry, downloadSha256, findDownloadRoute, upload, type DownloadResult, type UploadResult } from './client.ts';
 import type { Case } from './matrix.ts';
 import type { Environment, MemorySample, ServerSpec, TimelinePoint } from './provider.ts';
@@ -81,7 +82,7 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
     server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null, data_dir_bytes: null,
     download_ttfb_seconds: null, download_mib_s: null, concurrency: n,
   };
-  const caseName = `${testCase.memoryMb}MB ${testCase.size.label}${n > 1 ? ` x${n}` : ''} iteration ${testCase.iteration}`;
+  const caseName = `${caseRunLabel(testCase.size.label, { memoryMb: testCase.memoryMb, concurrency: n })} iteration ${testCase.iteration}`;
   // The kernel's OOM kills are counted over the whole iteration, not only the upload's sample: a server
   // killed for memory while starting or while its upload is read back has not survived either.
   const oomMark = await env.oomKills();

@@ -5,85 +5,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Mustache from 'mustache';
-import { caseSide, caseSizeLabel, cpuSecondsPerGiB, groupCases, spaceAmplification, throughputOf, writeAmplification } from './cases.ts';
+import { summarizeCases } from './cases.ts';
 import { canaryChartSvg, memoryTimelineSvg, throughputChartSvg } from './charts.ts';
 import { SUITE_DIR } from './paths.ts';
 import { parseCanaryCsv, parseSamplesCsv, writeFileAtomic, type RawRow } from './results.ts';
 import type { RunRecord } from './run-record.ts';
-import { cvPct, max, median } from './stats.ts';
 import { formatBytes, toMiB } from './units.ts';
-
-export interface CaseSummary {
-  memoryMb: number;
-  sizeBytes: number;
-  fileSize: string;
-  memoryLimit: string;
-  runs: number;
-  measured: number;
-  medianDurationSeconds: number | null;
-  medianThroughputMiBs: number | null;
-  throughputCvPct: number | null;
-  medianProcessingSeconds: number | null;
-  peakMemoryBytes: number | null;
-  serverPeakRssBytes: number | null;
-  /** Median share of upload time a host task waited for a CPU. */
-  medianCpuPressurePct: number | null;
-  failures: Record<string, number>;
-  /** The first failed iteration's error line, for the case's row. */
-  firstError: string | null;
-  /** Uploads started together; throughput and duration above are the iteration's aggregate and slowest. */
-  concurrency: number;
-  medianCpuSecondsPerGiB: number | null;
-  cpuCvPct: number | null;
-  medianWriteAmplification: number | null;
-  writeCvPct: number | null;
-  medianSpaceAmplification: number | null;
-  medianDownloadMiBs: number | null;
-  medianDownloadTtfbSeconds: number | null;
-}
-
-/** Each case's measured iterations (lib/cases.ts) summarised, memory largest first, then size largest first. */
-export function summarizeCases(rows: RawRow[], config: RunRecord | null): CaseSummary[] {
-  const nums = (xs: (number | null)[]) => xs.filter((x): x is number => x !== null && Number.isFinite(x));
-  const medianOf = (xs: (number | null)[]) => (nums(xs).length ? median(nums(xs)) : null);
-  return [...groupCases(rows).values()]
-    .map((g) => {
-      const { rows: iterations, successes: measured, failures: failed } = caseSide(g, config);
-      const cpu = nums(measured.map(cpuSecondsPerGiB));
-      const writes = nums(measured.map(writeAmplification));
-      const failures: Record<string, number> = {};
-      for (const r of failed) {
-        const k = r.failure_phase ? `${r.exit_reason} (${r.failure_phase})` : r.exit_reason;
-        failures[k] = (failures[k] ?? 0) + 1;
-      }
-      const thr = nums(measured.map(throughputOf));
-      const peaks = nums(g.map((r) => r.peak_memory_bytes));
-      const rss = nums(g.map((r) => r.server_peak_rss_bytes));
-      return {
-        memoryMb: g[0].memory_limit_mb, sizeBytes: g[0].file_size_bytes,
-        fileSize: caseSizeLabel(g[0]), memoryLimit: g[0].memory_limit,
-        runs: iterations.length, measured: measured.length,
-        medianDurationSeconds: medianOf(measured.map((r) => r.duration_seconds)),
-        medianThroughputMiBs: thr.length ? median(thr) : null,
-        throughputCvPct: thr.length > 1 ? cvPct(thr) : null,
-        medianProcessingSeconds: medianOf(measured.map((r) => r.processing_seconds)),
-        peakMemoryBytes: peaks.length ? max(peaks) : null,
-        serverPeakRssBytes: rss.length ? max(rss) : null,
-        medianCpuPressurePct: medianOf(measured.map((r) => r.host_cpu_pressure_pct)),
-        failures,
-        firstError: failed.length ? `#${failed[0].iteration}: ${failed[0].error}` : null,
-        concurrency: g[0].concurrency,
-        medianCpuSecondsPerGiB: cpu.length ? median(cpu) : null,
-        cpuCvPct: cpu.length > 1 ? cvPct(cpu) : null,
-        medianWriteAmplification: writes.length ? median(writes) : null,
-        writeCvPct: writes.length > 1 ? cvPct(writes) : null,
-        medianSpaceAmplification: medianOf(measured.map(spaceAmplification)),
-        medianDownloadMiBs: medianOf(measured.map((r) => r.download_mib_s)),
-        medianDownloadTtfbSeconds: medianOf(measured.map((r) => r.download_ttfb_seconds)),
-      };
-    })
-    .sort((a, b) => b.memoryMb - a.memoryMb || b.sizeBytes - a.sizeBytes || a.concurrency - b.concurrency);
-}
 
 export interface ReportInput {
   runName: string;

@@ -7,6 +7,7 @@ import Papa from 'papaparse';
 import { describeFsError, makeDirs } from './dirs.ts';
 import { InputError } from './errors.ts';
 import { lockRunDir } from './lock.ts';
+import { iterationKey } from './cases.ts';
 
 export const EXIT_REASONS = [
   'success', 'timeout', 'http_error', 'process_died', 'oom_killed', 'integrity_error',
@@ -127,7 +128,7 @@ export function parseRawCsv(text: string, where: string): RawRow[] {
   // doubled rows, which compare-runs took as data.
   const lines = new Map<string, number[]>();
   rows.forEach((r, i) => {
-    const k = `${r.memory_limit_mb}/${r.file_size_bytes}/${r.concurrency}/${r.iteration}`;
+    const k = iterationKey(r);
     const seen = [...(lines.get(k) ?? []), i + 2];
     if (seen.length > r.concurrency) {
       const what = r.concurrency > 1

@@ -15,7 +15,7 @@ import { runCanary } from './canary.ts';
 import { closeClient } from './client.ts';
 import { checkDiskSpace, diskPlanFor } from './diskspace.ts';
 import { AdaptiveRounds } from './adaptive.ts';
-import { caseKey } from './cases.ts';
+import { caseKey, caseRunLabel } from './cases.ts';
 import { InputError } from './errors.ts';
 import { historyChartSvg } from './charts.ts';
 import { historyOf, renderHistory } from './history.ts';
@@ -169,7 +169,7 @@ export function makeProvider(m: Matrix, spec: ServerSpec, secret: string, image:
 /** --iterations auto: the stopping rule for `cases` (lib/sequential.ts); family-wise over the matrix's cases. */
 export function adaptiveRule(adaptive: { maxRounds: number; noisePct: number } | null, cases: Case[]): StoppingRule | null {
   if (!adaptive) return null;
-  const distinct = new Set(cases.map((c) => `${c.size.bytes}@${c.memoryMb}`)).size;
+  const distinct = new Set(cases.map(caseKey)).size;
   return stoppingRule({ alpha: 0.05, noisePct: adaptive.noisePct, cases: distinct, maxRounds: adaptive.maxRounds });
 }
 
@@ -317,8 +317,8 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
         k++;
         const c = j.case;
         const file = ctx.files.get(c.size.bytes)!;
-        const times = (c.concurrency ?? 1) > 1 ? ` x${c.concurrency}` : '';
-        const label = `[${k}/${total}] ${tag(j)}${c.memoryMb}MB ${c.size.label}${times} #${c.iteration}`;
+        const name = caseRunLabel(c.size.label, { memoryMb: c.memoryMb, concurrency: c.concurrency ?? 1 });
+        const label = `[${k}/${total}] ${tag(j)}${name} #${c.iteration}`;
         const it = {
           env, testCase: c, file, server: run.sides[j.side].side.spec, secret: ctx.secret, signal,
           // A VM under software emulation (TCG) is several times slower: its environment says by how much.
@@ -328,15 +328,14 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
           authTimeoutSeconds: m.readinessTimeoutSeconds * env.timeoutFactor,
         };
         // The machine canary before each case: how fast the host itself was at this point of the run.
-        const caseKey = `${c.memoryMb}MB ${c.size.label}${times}`;
-        if (caseKey !== lastCase) {
-          lastCase = caseKey;
+        if (name !== lastCase) {
+          lastCase = name;
           const t = runCanary(localDataParent());
-          for (const s of run.sides) appendCanaryRow(s.dir, { at: new Date().toISOString(), before_case: caseKey, ...t });
+          for (const s of run.sides) appendCanaryRow(s.dir, { at: new Date().toISOString(), before_case: name, ...t });
         }
         // A resumed case whose warm-up ran before the interruption goes on in a fresh, cold environment:
         // one upload first, not recorded, warms it as the recorded warm-up did.
-        const warmKey = `${j.side}/${c.memoryMb}/${c.size.bytes}/${c.concurrency ?? 1}`;
+        const warmKey = `${j.side}/${caseKey(c)}`;
         const firstHere = !started.has(warmKey);
         started.add(warmKey);
         if (run.resumed && firstHere && c.iteration > m.warmupIterations) {
@@ -353,7 +352,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
         }
       },
       stopped: () => signal.aborted,
-      skip: (j) => adaptive?.stopped(caseKey({ file_size_bytes: j.case.size.bytes, memory_limit_mb: j.case.memoryMb, concurrency: j.case.concurrency ?? 1 })) ?? false,
+      skip: (j) => adaptive?.stopped(caseKey(j.case)) ?? false,
     });
     if (!signal.aborted) for (const s of run.sides) s.record.finished = true;
   } catch (e) {
@@ -389,7 +388,7 @@ function vmFailedOutcome(c: Case, memoryMb: number, error: Error): IterationOutc
       host_cpu_pressure_pct: null, failure_phase: 'start', server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null,
       data_dir_bytes: null, download_ttfb_seconds: null, download_mib_s: null, concurrency: c.concurrency ?? 1,
     },
-    failure: `=== ${new Date().toISOString()} ${memoryMb}MB ${c.size.label} iteration ${c.iteration}: vm_failed\nerror: ${error.message}\nphase: start\n`,
+    failure: `=== ${new Date().toISOString()} ${caseRunLabel(c.size.label, { memoryMb, concurrency: c.concurrency ?? 1 })} iteration ${c.iteration}: vm_failed\nerror: ${error.message}\nphase: start\n`,
   };
 }
 

@@ -14,7 +14,7 @@ import { compareRuns, type Comparison } from '../lib/compare.ts';
 import { loadRun } from '../lib/load-run.ts';
 import { expandCases, loadMatrixFile } from '../lib/matrix.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
-import { caseId } from '../lib/shard.ts';
+import { caseKey } from '../lib/cases.ts';
 import { sideFolderNames } from '../lib/run.ts';
 import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo } from './fixture-repo.mts';
 
@@ -68,10 +68,10 @@ test('3 shards of a two-ref run side by side, merged: every case once, the compa
 
   // Every case of the matrix exactly once per ref: each (case, iteration) one row.
   const matrix = loadMatrixFile(matrixPath);
-  const expected = expandCases(matrix).map((c) => `${caseId(c.size.bytes, c.memoryMb)}#${c.iteration}`).sort();
+  const expected = expandCases(matrix).map((c) => `${caseKey(c)}#${c.iteration}`).sort();
   const sides = names.map((n) => loadRun(path.join(merged, n)));
   for (const s of sides) {
-    assert.deepEqual(s.rows.map((r) => `${caseId(r.file_size_bytes, r.memory_limit_mb)}#${r.iteration}`).sort(), expected, s.name);
+    assert.deepEqual(s.rows.map((r) => `${caseKey(r)}#${r.iteration}`).sort(), expected, s.name);
     assert.equal(s.config?.finished, true);
   }
 
