@@ -5,6 +5,7 @@
 // that is a result.
 import fs from 'node:fs';
 import { caseRunLabel } from './cases.ts';
+import { newRow } from './row.ts';
 import { AuthError, authenticate, deleteEntry, downloadSha256, findDownloadRoute, upload, type DownloadResult, type UploadResult } from './client.ts';
 import type { Case } from './matrix.ts';
 import type { Environment, MemorySample, ServerSpec, TimelinePoint } from './provider.ts';
@@ -73,15 +74,7 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
   const { env, testCase, file } = ctx;
   const n = testCase.concurrency ?? 1;
   const startedAt = new Date().toISOString();
-  const base: Omit<RawRow, 'duration_seconds' | 'exit_reason' | 'error' | 'failure_phase'> = {
-    file_size: testCase.size.label, memory_limit: `${testCase.memoryMb}MB`,
-    peak_memory_bytes: null, http_status: null, iteration: testCase.iteration,
-    file_size_bytes: file.bytes, memory_limit_mb: testCase.memoryMb,
-    transfer_seconds: null, processing_seconds: null, throughput_mib_s: null,
-    server_peak_rss_bytes: null, sha256_ok: null, started_at: startedAt, host_cpu_pressure_pct: null,
-    server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null, data_dir_bytes: null,
-    download_ttfb_seconds: null, download_mib_s: null, concurrency: n,
-  };
+  const base = newRow(testCase, startedAt);
   const caseName = `${caseRunLabel(testCase.size.label, { memoryMb: testCase.memoryMb, concurrency: n })} iteration ${testCase.iteration}`;
   // The kernel's OOM kills are counted over the whole iteration, not only the upload's sample: a server
   // killed for memory while starting or while its upload is read back has not survived either.

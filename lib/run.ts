@@ -16,6 +16,7 @@ import { closeClient } from './client.ts';
 import { checkDiskSpace, diskPlanFor } from './diskspace.ts';
 import { AdaptiveRounds } from './adaptive.ts';
 import { caseKey, caseRunLabel } from './cases.ts';
+import { newRow } from './row.ts';
 import { InputError } from './errors.ts';
 import { historyChartSvg } from './charts.ts';
 import { historyOf, renderHistory } from './history.ts';
@@ -380,14 +381,7 @@ async function writeHistory(parent: string, sides: Parameters<typeof historyOf>[
 /** The row and failures.log entry of an iteration whose environment could not be brought up. */
 function vmFailedOutcome(c: Case, memoryMb: number, error: Error): IterationOutcome {
   return {
-    row: {
-      file_size: c.size.label, memory_limit: `${memoryMb}MB`, duration_seconds: 0, peak_memory_bytes: null,
-      http_status: null, exit_reason: 'vm_failed', iteration: c.iteration, file_size_bytes: c.size.bytes,
-      memory_limit_mb: memoryMb, transfer_seconds: null, processing_seconds: null, throughput_mib_s: null,
-      server_peak_rss_bytes: null, sha256_ok: null, started_at: new Date().toISOString(), error: error.message.split('\n')[0],
-      host_cpu_pressure_pct: null, failure_phase: 'start', server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null,
-      data_dir_bytes: null, download_ttfb_seconds: null, download_mib_s: null, concurrency: c.concurrency ?? 1,
-    },
+    row: { ...newRow({ ...c, memoryMb }, new Date().toISOString()), exit_reason: 'vm_failed', error: error.message.split('\n')[0], failure_phase: 'start' },
     failure: `=== ${new Date().toISOString()} ${caseRunLabel(c.size.label, { memoryMb, concurrency: c.concurrency ?? 1 })} iteration ${c.iteration}: vm_failed\nerror: ${error.message}\nphase: start\n`,
   };
 }
