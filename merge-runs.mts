@@ -11,7 +11,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { main as compareRuns } from './compare-runs.mts';
+import { DEFAULT_THRESHOLDS } from './lib/compare.ts';
+import { writeComparison } from './lib/comparison.ts';
 import { InputError, PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { mergeShards, readShard, writeMerged } from './lib/merge.ts';
 import { SUITE_DIR } from './lib/paths.ts';
@@ -75,7 +76,10 @@ async function run(argv: string[], io: Io): Promise<number> {
   if (merged.merge.hosts_differ) io.stderr.write('Warning: the shards ran on different hosts; report.md shows their fingerprints side by side\n');
   for (const d of dirs) io.stdout.write(`${d}\n`);
   let code = 0;
-  if (merged.ab) code = await compareRuns([dirs[0], dirs[1], '--out', path.join(out, 'compare')], io);
+  if (merged.ab) {
+    const [base, cand] = merged.sides.map((s, i) => ({ dir: dirs[i], name: path.basename(dirs[i]), config: s.config, rows: s.rows, canary: s.canary }));
+    code = (await writeComparison(base, cand, path.join(out, 'compare'), DEFAULT_THRESHOLDS, io)).code;
+  }
   if (dirs.length > 1 || merged.ab) io.stdout.write(`${out}\n`);
   return code;
 }

@@ -4,29 +4,41 @@
 // Exit: 0 the run completed (failed cases are results), 1 the suite could not run (or, with two refs,
 // the second is slower), 2 bad input, 130/143 interrupted.
 import crypto from 'node:crypto';
-import { main as compareRuns } from './compare-runs.mts';
+import { DEFAULT_THRESHOLDS, type Comparison } from './lib/compare.ts';
+import { writeComparison } from './lib/comparison.ts';
 import { runDoctor } from './lib/doctor-probe.ts';
 import { PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { buildImageCommand } from './lib/image.ts';
 import { Interrupts } from './lib/interrupts.ts';
-import { HELP, parseOptions } from './lib/options.ts';
+import { HELP, parseOptions, type Options } from './lib/options.ts';
 import { Progress } from './lib/progress.ts';
 import { selfCheck } from './lib/self-check.ts';
 import {
-  adaptiveRule, compareFolder, executeRun, finishRun, makeProvider, openRun, planCases, preflight, prepareGuestImage, prepareServers, prepareTestFiles, sharedSecret,
+  adaptiveRule, comparedSide, compareFolder, executeRun, finishRun, makeProvider, openRun, planCases, preflight, prepareGuestImage, prepareServers, prepareTestFiles, sharedSecret, updateRecords,
+  type Run,
 } from './lib/run.ts';
+import { transitions } from './lib/run-record.ts';
 
 async function run(argv: string[], io: Io): Promise<number> {
   const opts = parseOptions(argv);
   if (opts === 'help') { io.stdout.write(HELP); return 0; }
   if (opts.mode === 'doctor') return runDoctor(opts.matrix, { fix: opts.fix }, (s) => io.stdout.write(s));
   if (opts.mode === 'build-image') return buildImageCommand(opts.matrix, (s) => io.stdout.write(s), (s) => io.stderr.write(s));
-  if (opts.mode === 'self-check') return selfCheck(opts, io, main);
+  if (opts.mode === 'self-check') return selfCheck(opts, io, runSuite);
+  return (await runSuite(opts, argv, io)).code;
+}
+
+/** What a run leaves besides its folders: its exit code, its sides' rows and records, and each later side's comparison with the first. */
+export interface SuiteOutcome { code: number; run: Run | null; comparisons: Comparison[] }
+
+/** One run of the matrix, from parsed options (`argv` is what config.json records as the command). */
+export async function runSuite(opts: Options, argv: string[], io: Io): Promise<SuiteOutcome> {
+  const none = (code: number): SuiteOutcome => ({ code, run: null, comparisons: [] });
   const { matrix: m, resume } = opts;
   const progress = new Progress(io.stderr), say = (line: string) => progress.line(line);
   if (resume?.record.finished) {
     say(`${resume.dir} already finished (${resume.rows.length} rows, ended ${resume.record.ended_at}): nothing to resume, nothing changed`);
-    return io.stdout.write(`${resume.dir}\n`), 0;
+    return io.stdout.write(`${resume.dir}\n`), none(0);
   }
   if (resume?.droppedPartialLine) say(`raw.csv ended in a cut-off line, dropped: ${resume.droppedPartialLine}`);
   preflight(m); // tools and a data folder: before anything is built or made
@@ -42,14 +54,14 @@ async function run(argv: string[], io: Io): Promise<number> {
       const files = await prepareTestFiles(m, cases, progress, stopped);
       return files && !stopped() ? { sides, files, image: await prepareGuestImage(m, say), secret: sharedSecret(say) } : null;
     })().catch((e: unknown) => { if (stopped()) return null; throw e; }); // a build the same Ctrl-C killed is the interruption
-    if (!prepared || stopped()) return interrupts.exitCode() ?? 1;
+    if (!prepared || stopped()) return none(interrupts.exitCode() ?? 1);
 
     // 2. The results folders (config.json written, not finished) and the jobs: each case once per side, interleaved.
     const seed = opts.seed ?? crypto.randomInt(2 ** 31), shard = opts.shard && { shard: opts.shard, refs: opts.refs.length };
     const run = await openRun({ m, cases, shard, sides: prepared.sides, out: opts.out, argv, matrixFile: opts.matrixFile, seed, resume,
       rule: adaptiveRule(opts.adaptive, cases), stdout: (s) => io.stdout.write(s) }, say);
     const provider = makeProvider(m, prepared.sides[0].spec, prepared.secret, prepared.image, { signal: interrupts.signal });
-    interrupts.startRun((sig) => { for (const s of run.sides) s.record.stop_reason = `interrupted by ${sig}`; }, () => provider.waitingFor());
+    interrupts.startRun((sig) => updateRecords(run, (r) => transitions.interrupted(r, `interrupted by ${sig}`)), () => provider.waitingFor());
 
     // 3. Every job, each row appended as measured; whatever happens, tear down and close the folders.
     try {
@@ -57,15 +69,18 @@ async function run(argv: string[], io: Io): Promise<number> {
     } finally {
       await finishRun(run, provider, (s) => io.stdout.write(s));
     }
-    if (!run.parent) return interrupts.exitCode() ?? 0;
+    if (!run.parent) return { code: interrupts.exitCode() ?? 0, run, comparisons: [] };
 
     // 4. Two or more servers: each later one against the first (exit 1 when any is slower or fails more often).
     let code = interrupts.exitCode() ?? 0;
+    const comparisons: Comparison[] = [];
     for (const s of code === 0 ? run.sides.slice(1) : []) {
-      code = Math.max(code, await compareRuns([run.sides[0].dir, s.dir, '--out', compareFolder(run, s)], io));
+      const c = await writeComparison(comparedSide(run.sides[0]), comparedSide(s), compareFolder(run, s), DEFAULT_THRESHOLDS, io);
+      comparisons.push(c.comparison);
+      code = Math.max(code, c.code);
     }
     io.stdout.write(`${run.parent}\n`);
-    return code;
+    return { code, run, comparisons };
   } finally {
     interrupts.uninstall();
   }

@@ -135,6 +135,25 @@ export function newRunRecord(r: Omit<RunRecord, 'schema' | 'ended_at' | 'finishe
   return { ...r, schema: CONFIG_SCHEMA, ended_at: null, finished: false, stop_reason: null, provider_facts: {} };
 }
 
+/**
+ * After newRunRecord (opened), a run changes its record only through these transitions (and
+ * lib/resume.ts's mergeResumedRecord: resumed). Each returns a new record; the run applies one to
+ * every side's record at once (lib/run.ts updateRecords).
+ */
+export const transitions = {
+  /** An environment came up for a memory limit: what it was (limit enforced? which mechanism?). */
+  environmentUp: (r: RunRecord, memoryMb: number, facts: Record<string, unknown>): RunRecord =>
+    ({ ...r, provider_facts: { ...r.provider_facts, [String(memoryMb)]: facts } }),
+  /** Adaptive rounds stopped a case: every stop so far. */
+  stopRecorded: (r: RunRecord, stops: CaseStop[]): RunRecord => (r.ab ? { ...r, ab: { ...r.ab, stops } } : r),
+  /** Every job ran: nothing was cut short. */
+  finished: (r: RunRecord): RunRecord => ({ ...r, finished: true }),
+  /** The run stopped before its end: a signal, a server that never started, a rejected secret, a suite error. */
+  interrupted: (r: RunRecord, reason: string): RunRecord => ({ ...r, stop_reason: reason }),
+  /** The folder is closed, however the run ended. */
+  closed: (r: RunRecord, at: string): RunRecord => ({ ...r, ended_at: at }),
+};
+
 /** The matrix a run was started with (flags and matrix.yaml of today play no part): what --resume runs. */
 export function matrixFromRecord(r: RunRecord, where: string): Matrix {
   if (r.matrix.sizes.length === 0 || r.matrix.memory_limits_mb.length === 0) {

@@ -13,6 +13,7 @@ import dotenv from 'dotenv';
 import { $ } from 'zx';
 import { runCanary } from './canary.ts';
 import { closeClient } from './client.ts';
+import type { ComparedRun } from './comparison.ts';
 import { checkDiskSpace, diskPlanFor } from './diskspace.ts';
 import { AdaptiveRounds } from './adaptive.ts';
 import { caseKey, caseRunLabel } from './cases.ts';
@@ -36,7 +37,7 @@ import { buildRefs, WORKTREE_REF } from './refs.ts';
 import { writeReportFiles } from './report.ts';
 import { appendCanaryRow, appendFailure, appendRawRow, appendSamples, createRunDir, writeConfig, writeFileAtomic, type RawRow } from './results.ts';
 import { mergeResumedRecord, planResume, type ResumePlan, type ResumeState } from './resume.ts';
-import { matrixRecord, newRunRecord, type GitRecord, type RunRecord, type ServerRecord } from './run-record.ts';
+import { matrixRecord, newRunRecord, transitions, type GitRecord, type RunRecord, type ServerRecord } from './run-record.ts';
 import { MAX_REPLACEMENTS, runMatrix } from './runner.ts';
 import { stoppingRule, type StoppingRule } from './sequential.ts';
 import { formatSelfStats, selfStats } from './selfstats.ts';
@@ -61,6 +62,11 @@ export interface Run {
   jobs: Job<Case>[];
   /** Set when resuming: what was already done. */
   resumed: ResumePlan | null;
+}
+
+/** Applies a record transition (lib/run-record.ts) to every side's record: the sides of a run share their state. */
+export function updateRecords(run: Run, t: (r: RunRecord) => RunRecord): void {
+  for (const s of run.sides) s.record = t(s.record);
 }
 
 /** PS_SHARED_SECRET from the environment or .env (here or beside the suite); a random one when unset. */
@@ -172,6 +178,11 @@ export function adaptiveRule(adaptive: { maxRounds: number; noisePct: number } |
   if (!adaptive) return null;
   const distinct = new Set(cases.map(caseKey)).size;
   return stoppingRule({ alpha: 0.05, noisePct: adaptive.noisePct, cases: distinct, maxRounds: adaptive.maxRounds });
+}
+
+/** A side as compare-runs would load its folder: paired with the others by its record's ab (the machine canary only counts for separate runs). */
+export function comparedSide(s: SideRun): ComparedRun {
+  return { dir: s.dir, name: path.basename(s.dir), config: s.record, rows: s.rows, canary: [] };
 }
 
 /** Where a side's comparison with the first side goes: compare/, or compare-<side>/ when there are more than two. */
@@ -299,7 +310,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     if (stop) {
       progress.line(`${r.memory_limit} ${r.file_size}: ${stop.state === 'decided' ? 'decided' : 'undecided at the last look'} after ${stop.rounds} rounds: ` +
         run.sides.slice(1).map((s, i) => `${s.side.name} ${stop.verdicts[i]}`).join(', '));
-      for (const s of run.sides) s.record.ab!.stops = adaptive!.all();
+      updateRecords(run, (r) => transitions.stopRecorded(r, adaptive!.all()));
     }
     // Fail fast (lib/failfast.ts): every row but vm_failed is one start of this side's server.
     const never = r.exit_reason !== 'vm_failed' && failFast.observe(String(j.side), r.exit_reason === 'not_ready' ? o.notReadyAnswer ?? r.error : null);
@@ -310,7 +321,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
       up: async (memoryMb, replacement) => {
         if (replacement > 0) progress.line(`${memoryMb} MB: the environment died; bringing up a new one (replacement ${replacement} of at most ${MAX_REPLACEMENTS})`);
         const env = await provider.up(memoryMb);
-        for (const s of run.sides) s.record.provider_facts[String(memoryMb)] = replacement > 0 ? { ...env.facts, environments: replacement + 1 } : env.facts;
+        updateRecords(run, (r) => transitions.environmentUp(r, memoryMb, replacement > 0 ? { ...env.facts, environments: replacement + 1 } : env.facts));
         for (const s of run.sides) writeConfig(s.dir, s.record);
         return env;
       },
@@ -355,15 +366,15 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
       stopped: () => signal.aborted,
       skip: (j) => adaptive?.stopped(caseKey(j.case)) ?? false,
     });
-    if (!signal.aborted) for (const s of run.sides) s.record.finished = true;
+    if (!signal.aborted) updateRecords(run, transitions.finished);
   } catch (e) {
     if (e instanceof AuthRejected) {
-      for (const s of run.sides) s.record.stop_reason = e.message;
+      updateRecords(run, (r) => transitions.interrupted(r, e.message));
       throw new InputError(e.message);
     }
     if (!signal.aborted) {
       const first = (e as Error).message.split('\n')[0];
-      for (const s of run.sides) s.record.stop_reason = e instanceof ServerNeverReady ? first : `suite error: ${first}`;
+      updateRecords(run, (r) => transitions.interrupted(r, e instanceof ServerNeverReady ? first : `suite error: ${first}`));
       throw e;
     }
   }
@@ -390,8 +401,8 @@ function vmFailedOutcome(c: Case, memoryMb: number, error: Error): IterationOutc
 export async function finishRun(run: Run, provider: Provider, out: (text: string) => void): Promise<void> {
   await provider.close();
   await closeClient();
+  updateRecords(run, (r) => transitions.closed(r, new Date().toISOString()));
   for (const s of run.sides) {
-    s.record.ended_at = new Date().toISOString();
     writeConfig(s.dir, s.record);
     await writeReportFiles(s.dir, s.rows, s.record);
     unlockRunDir(s.dir);
