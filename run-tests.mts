@@ -60,7 +60,7 @@ export async function runSuite(opts: Options, argv: string[], io: Io): Promise<S
     const seed = opts.seed ?? crypto.randomInt(2 ** 31), shard = opts.shard && { shard: opts.shard, refs: opts.refs.length };
     const run = await openRun({ m, cases, shard, sides: prepared.sides, out: opts.out, argv, matrixFile: opts.matrixFile, seed, resume,
       rule: adaptiveRule(opts.adaptive, cases), stdout: (s) => io.stdout.write(s) }, say);
-    const provider = makeProvider(m, prepared.sides[0].spec, prepared.secret, prepared.image, { signal: interrupts.signal });
+    const provider = makeProvider(m, prepared.sides[0].spec, prepared.secret, prepared.image, { signal: interrupts.signal, say });
     interrupts.startRun((sig) => updateRecords(run, (r) => transitions.interrupted(r, `interrupted by ${sig}`)), () => provider.waitingFor());
 
     // 3. Every job, each row appended as measured; whatever happens, tear down and close the folders.

@@ -10,7 +10,8 @@ import { createMemoryCgroup, isCgroup, sweepOrphanCgroups, type MemoryCgroup } f
 import { createServerNetns, sweepOrphanNetns, type ServerNetns } from './netns.ts';
 import { localDataParent } from './paths.ts';
 import { pidAlive } from './pids.ts';
-import type { Environment, MemorySample, Provider, ServerLaunch, ServerSpec, TimelinePoint } from './provider.ts';
+import type { Environment, MemorySample, Provider, ProviderContext, ServerLaunch, ServerSpec, TimelinePoint } from './provider.ts';
+import type { Say } from './progress.ts';
 import { CLK_TCK, diskUsageBytes, readProcSpend, spendBetween, type ProcSpend } from './spend.ts';
 import {
   freePort, hostServerArgv, logTail, portInUse, spawnServer, stopServerProcess, waitReady, type ServerProcess,
@@ -38,7 +39,11 @@ export class LocalProvider implements Provider {
   readonly name = 'local' as const;
   /** Every environment up and not yet down, for close() and waitingFor(). */
   private readonly live = new Set<LocalEnvironment>();
-  constructor(private launch: ServerLaunch, private warn: (msg: string) => void = (m) => process.stderr.write(`${m}\n`)) {}
+  private readonly warn: Say;
+
+  constructor(private launch: ServerLaunch, ctx: ProviderContext) {
+    this.warn = ctx.say;
+  }
 
   waitingFor(): string[] {
     return [...this.live].map((e) => e.describe());

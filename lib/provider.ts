@@ -7,6 +7,7 @@
 //   await env.startSampling(); ...upload...; const s = await env.stopSampling()
 //   await env.down(); await provider.close()   // close() takes down whatever is still up
 
+import type { Say } from './progress.ts';
 import type { ServerSpend } from './spend.ts';
 
 /** What runs as the server under test, as the run resolved it. */
@@ -107,4 +108,6 @@ export interface Provider {
 /** What every provider takes besides its own options: the run's interruption (a boot under way stops, and is not retried). */
 export interface ProviderContext {
   signal?: AbortSignal;
+  /** Where the provider's messages go (VM boots, warnings): the run's Progress line. */
+  say: Say;
 }

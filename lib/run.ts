@@ -163,14 +163,14 @@ export async function prepareGuestImage(
   m: Matrix, say: (line: string) => void, ensure: typeof ensureGuestImage = ensureGuestImage,
 ): Promise<GuestImage | null> {
   if (m.provider !== 'qemu') return null;
-  return ensure({ diskBytes: imageBytesFor(m), log: say });
+  return ensure({ diskBytes: imageBytesFor(m), say });
 }
 
 export function makeProvider(m: Matrix, spec: ServerSpec, secret: string, image: GuestImage | null, ctx: ProviderContext): Provider {
   const launch = { server: spec, secret, readinessTimeoutSeconds: m.readinessTimeoutSeconds };
   if (m.provider === 'qemu') return new QemuProvider(launch, { cpus: m.vmCpus, image: image ?? undefined, diskBytes: imageBytesFor(m), ...ctx });
   if (m.provider === 'vagrant') return new VagrantProvider(launch, { cpus: m.vmCpus, box: m.vmBox, diskBytes: imageBytesFor(m), ...ctx });
-  return new LocalProvider(launch);
+  return new LocalProvider(launch, ctx);
 }
 
 /** --iterations auto: the stopping rule for `cases` (lib/sequential.ts); family-wise over the matrix's cases. */

@@ -36,7 +36,7 @@ async function probeInGuest(t: TestContext, image: GuestImage): Promise<Record<s
   });
   const provider = new QemuProvider(
     { server: { kind: 'standin', env: {} }, secret: 'cgroup-v2-test', readinessTimeoutSeconds: 30 },
-    { image, log: (l) => t.diagnostic(l) },
+    { image, say: (l) => t.diagnostic(l) },
   );
   const env = await provider.up(512) as GuestEnvironment;
   try {
@@ -79,7 +79,7 @@ function assertProbe(seen: Record<string, any>): void {
 test('cgroup v2 in a VM guest (the image\'s Linux 6.1): limit, peak, a refused reset, usage, OOM kill, removal', async (t) => {
   const reason = await qemuWhyNot();
   if (reason) return t.skip(reason);
-  const image = await ensureGuestImage({ log: (l) => t.diagnostic(l) });
+  const image = await ensureGuestImage({ say: (l) => t.diagnostic(l) });
   const seen = await probeInGuest(t, image);
   assert.ok(!kernelAtLeast(seen.kernel, 6, 12), `the image's kernel is ${seen.kernel}: this test is for one before 6.12`);
   assertProbe(seen);
@@ -88,7 +88,7 @@ test('cgroup v2 in a VM guest (the image\'s Linux 6.1): limit, peak, a refused r
 test('cgroup v2 in a VM guest on Linux 6.12+ (bookworm-backports): the peak resets through the kept descriptor', async (t) => {
   const reason = await qemuWhyNot();
   if (reason) return t.skip(reason);
-  const image = await ensureGuestImage({ log: (l) => t.diagnostic(l) });
+  const image = await ensureGuestImage({ say: (l) => t.diagnostic(l) });
   const k = await backportsKernel(image);
   if (typeof k === 'string') return t.skip(`no Linux 6.12 kernel for the guest: ${k}`);
   const seen = await probeInGuest(t, { ...image, kernel: k.kernel, initrd: k.initrd });

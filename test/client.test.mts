@@ -17,7 +17,7 @@ let env: Environment;
 let url: string;
 
 before(async () => {
-  env = await new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, () => {}).up(4096);
+  env = await new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, { say: () => {} }).up(4096);
   url = await env.startServer();
 });
 after(async () => { await env.down(); });

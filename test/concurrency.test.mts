@@ -87,7 +87,7 @@ describe('uploads at once, for real', { timeout: 600_000 }, () => {
   test('STANDIN_HOLD_IN_MEMORY=1: four 48 MiB uploads at once are OOM-killed in 224 MB where one at a time is not', async (t) => {
     if (!machineCanMakeMemoryCgroups()) return t.skip('this machine lets no memory cgroup be made: an OOM kill cannot be provoked');
     const secret = 'concurrency-secret-Hq4';
-    const provider = new LocalProvider({ server: { kind: 'standin', env: { STANDIN_HOLD_IN_MEMORY: '1' } }, secret, readinessTimeoutSeconds: 30 }, () => {});
+    const provider = new LocalProvider({ server: { kind: 'standin', env: { STANDIN_HOLD_IN_MEMORY: '1' } }, secret, readinessTimeoutSeconds: 30 }, { say: () => {} });
     const env = await provider.up(224);
     const file = await ensureTestFile(48 * MiB);
     try {

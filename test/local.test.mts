@@ -21,7 +21,7 @@ const SECRET = 'local-test-secret-Zq8';
 
 async function one(opts: { server?: ServerSpec; standinEnv?: Record<string, string>; memoryMb?: number; sizeMiB?: number; uploadTimeoutSeconds?: number; readinessTimeoutSeconds?: number }) {
   const server = opts.server ?? { kind: 'standin', env: opts.standinEnv ?? {} };
-  const provider = new LocalProvider({ server, secret: SECRET, readinessTimeoutSeconds: opts.readinessTimeoutSeconds ?? 30 }, () => {});
+  const provider = new LocalProvider({ server, secret: SECRET, readinessTimeoutSeconds: opts.readinessTimeoutSeconds ?? 30 }, { say: () => {} });
   const env = await provider.up(opts.memoryMb ?? 512);
   const sizeMiB = opts.sizeMiB ?? 8;
   const file = await ensureTestFile(sizeMiB * MiB);
@@ -75,7 +75,7 @@ test('the cgroup peak is per iteration: a small upload after a big one reports i
   const small = await ensureTestFile(8 * MiB);
   // Polled: as on cgroup v2 before Linux 6.12, whose memory.peak can't be reset (simulated on this machine's real cgroup).
   for (const mode of ['kernel', 'polled'] as const) {
-    const provider = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, () => {});
+    const provider = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, { say: () => {} });
     const env = await provider.up(1024);
     try {
       assert.match(String(env.facts.peak_memory), /reset per iteration/);
@@ -175,7 +175,7 @@ test('a server binary that binds every interface is reachable only in a network 
   const binary = path.join(dir, 'server');
   fs.writeFileSync(binary, `#!/bin/sh\nSTANDIN_HOST=0.0.0.0 exec ${hostServerArgv({ kind: 'standin', env: {} }).map(quote).join(' ')} "$@"\n`, { mode: 0o755 });
   const warnings: string[] = [];
-  const provider = new LocalProvider({ server: { kind: 'binary', binaryPath: binary, env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, (m) => warnings.push(m));
+  const provider = new LocalProvider({ server: { kind: 'binary', binaryPath: binary, env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, { say: (m) => warnings.push(m) });
   const env = await provider.up(512);
   const ns = /network namespace (ups-\S+), server at (\S+)/.exec(String(env.facts.network));
   try {
@@ -205,7 +205,7 @@ test('a data folder that cannot be made: up() throws and leaves no cgroup; run-t
   const saved = process.env.UPS_LOCAL_DATA_DIR;
   process.env.UPS_LOCAL_DATA_DIR = missing;
   try {
-    const provider = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, () => {});
+    const provider = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, { say: () => {} });
     await assert.rejects(provider.up(256), /ENOENT/);
   } finally {
     if (saved === undefined) delete process.env.UPS_LOCAL_DATA_DIR; else process.env.UPS_LOCAL_DATA_DIR = saved;
@@ -221,7 +221,7 @@ test('a data folder that cannot be made: up() throws and leaves no cgroup; run-t
 });
 
 test('a failure\'s server log tail is the failed server\'s own, not the one before it in the same environment', async () => {
-  const provider = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, () => {});
+  const provider = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, { say: () => {} });
   const env = await provider.up(512);
   const file = await ensureTestFile(8 * MiB);
   try {

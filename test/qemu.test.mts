@@ -25,10 +25,10 @@ test('qemu: a 256 MB VM runs the stand-in, uploads through hostfwd, samples, and
   const reason = await qemuWhyNot();
   if (reason) return t.skip(reason);
   // The machine can build it (qemuWhyNot): a failed build is a failed test.
-  const image = await ensureGuestImage({ log: (l) => t.diagnostic(l) });
+  const image = await ensureGuestImage({ say: (l) => t.diagnostic(l) });
   const provider = new QemuProvider(
     { server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 },
-    { image, log: (l) => t.diagnostic(l) },
+    { image, say: (l) => t.diagnostic(l) },
   );
   const env = await provider.up(256) as GuestEnvironment;
   try {
@@ -91,7 +91,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
       import { Interrupts } from ${JSON.stringify(`${SUITE_DIR}/lib/interrupts.ts`)};
       const interrupts = new Interrupts(() => {}).install();
       interrupts.startRun(() => {}, () => []);
-      const provider = new QemuProvider({ server: { kind: 'standin', env: {} }, secret: 's', readinessTimeoutSeconds: 30 }, { log: () => {}, signal: interrupts.signal });
+      const provider = new QemuProvider({ server: { kind: 'standin', env: {} }, secret: 's', readinessTimeoutSeconds: 30 }, { say: () => {}, signal: interrupts.signal });
       await provider.up(256).catch(() => {});
       await provider.close();
       process.exit(interrupts.exitCode() ?? 0);`;

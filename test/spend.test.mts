@@ -15,7 +15,7 @@ import { MiB } from '../lib/units.ts';
 const SECRET = 'spend-test-secret-Wv3';
 
 async function one(opts: { standinEnv?: Record<string, string>; memoryMb?: number; bytes: number; concurrency?: number }) {
-  const provider = new LocalProvider({ server: { kind: 'standin', env: opts.standinEnv ?? {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, () => {});
+  const provider = new LocalProvider({ server: { kind: 'standin', env: opts.standinEnv ?? {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, { say: () => {} });
   const env = await provider.up(opts.memoryMb ?? 512);
   const file = await ensureTestFile(opts.bytes);
   try {

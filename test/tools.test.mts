@@ -54,7 +54,7 @@ test('the vagrant provider names what is missing before it tries anything', asyn
   const saved = process.env.PATH;
   process.env.PATH = NOWHERE;
   try {
-    const provider = new VagrantProvider({ server: { kind: 'standin', env: {} }, secret: 's', readinessTimeoutSeconds: 5 }, { log: () => {} });
+    const provider = new VagrantProvider({ server: { kind: 'standin', env: {} }, secret: 's', readinessTimeoutSeconds: 5 }, { say: () => {} });
     await assert.rejects(provider.up(256), (e: Error) => {
       assert.ok(e instanceof MissingTool, e.message);
       assert.match(e.message, /vagrant not found on PATH: install the Debian package vagrant/);

@@ -99,7 +99,7 @@ test('vagrant: a 256 MB VM boots, runs the stand-in, uploads with sha256 check, 
   if (reason) return t.skip(reason);
   const provider = new VagrantProvider(
     { server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 },
-    { log: (l) => t.diagnostic(l) },
+    { say: (l) => t.diagnostic(l) },
   );
   const t0 = Date.now();
   const env = await provider.up(256) as GuestEnvironment;
