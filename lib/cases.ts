@@ -10,7 +10,7 @@
 //
 //   caseKey(row) === caseKey(planEntry)            // "1048576@512", "1048576@512x4"
 //   for (const rows of groupCases(run.rows).values()) caseSide(rows, run.config).successes
-import type { RawRow } from './results.ts';
+import type { RawRow } from './row.ts';
 import { cvPct, max, median } from './stats.ts';
 
 /** A case's identity. */

@@ -13,7 +13,7 @@ import { caseKey, caseLabel, matrixCases, parseCaseKey } from './cases.ts';
 import { InputError } from './errors.ts';
 import type { HostFingerprint } from './host.ts';
 import { readRunRecord } from './load-run.ts';
-import { writeReportFiles } from './report.ts';
+import { writeReportFiles } from './report-files.ts';
 import {
   appendCanaryRow, appendSamples, parseCanaryCsv, parseRawCsv, parseSamplesCsv, rawCsvHeader, rawCsvLine, writeConfig, type CanaryRow, type RawRow, type SampleRow,
 } from './results.ts';

@@ -1,14 +1,10 @@
 // report.md: per case (memory limit x size) the median duration and throughput
 // over successful, non-warm-up iterations, peaks, failures, and the run's
-// settings. renderReport is pure (rows, record and template in, Markdown out);
-// writeReportFiles reads the template and writes it with its chart into a run folder.
-import fs from 'node:fs';
-import path from 'node:path';
+// settings. Pure: rows, record and template in, Markdown out (lib/report-files.ts
+// writes it with its charts into a run folder).
 import Mustache from 'mustache';
 import { summarizeCases } from './cases.ts';
-import { canaryChartSvg, memoryTimelineSvg, throughputChartSvg } from './charts.ts';
-import { SUITE_DIR } from './paths.ts';
-import { parseCanaryCsv, parseSamplesCsv, writeFileAtomic, type RawRow } from './results.ts';
+import type { RawRow } from './row.ts';
 import type { RunRecord } from './run-record.ts';
 import { formatBytes, toMiB } from './units.ts';
 
@@ -23,8 +19,6 @@ export interface ReportInput {
   /** The memory timelines beside report.md (samples.csv), one per memory limit, largest first. */
   memoryCharts?: { memoryMb: number; file: string }[];
 }
-
-export const REPORT_TEMPLATE = path.join(SUITE_DIR, 'templates', 'report.md.mustache');
 
 const cell = (s: string, max: number) => {
   const t = s.replace(/\s+/g, ' ').replace(/\|/g, '/');
@@ -95,34 +89,4 @@ export function renderReport(input: ReportInput, template: string): string {
     memoryCharts: input.memoryCharts ?? [],
   };
   return Mustache.render(template, view, undefined, { escape: (s: string) => s });
-}
-
-/**
- * Writes report.md (with throughput.svg when any iteration succeeded, and memory-<limit>MB.svg per memory
- * limit when samples.csv holds its timeline) into a run folder; makes sure failures.log exists.
- */
-export async function writeReportFiles(dir: string, rows: RawRow[], config: RunRecord): Promise<void> {
-  let chartFile: string | null = null;
-  if (rows.some((r) => r.exit_reason === 'success')) {
-    writeFileAtomic(path.join(dir, 'throughput.svg'), await throughputChartSvg(rows, config));
-    chartFile = 'throughput.svg';
-  }
-  const memoryCharts: { memoryMb: number; file: string }[] = [];
-  const samplesFile = path.join(dir, 'samples.csv');
-  if (fs.existsSync(samplesFile)) {
-    const samples = parseSamplesCsv(fs.readFileSync(samplesFile, 'utf8'), samplesFile);
-    for (const memoryMb of [...new Set(rows.map((r) => r.memory_limit_mb))].sort((a, b) => b - a)) {
-      const svg = await memoryTimelineSvg(samples, rows, config, memoryMb);
-      if (svg === null) continue;
-      const file = `memory-${memoryMb}MB.svg`;
-      writeFileAtomic(path.join(dir, file), svg);
-      memoryCharts.push({ memoryMb, file });
-    }
-  }
-  const template = fs.readFileSync(REPORT_TEMPLATE, 'utf8');
-  const canaryFile = path.join(dir, 'canary.csv');
-  const canary = fs.existsSync(canaryFile) ? parseCanaryCsv(fs.readFileSync(canaryFile, 'utf8'), canaryFile) : [];
-  if (canary.length > 1) writeFileAtomic(path.join(dir, 'canary.svg'), await canaryChartSvg(canary));
-  writeFileAtomic(path.join(dir, 'report.md'), renderReport({ runName: path.basename(dir), rows, config, chartFile, memoryCharts, canaryChartFile: canary.length > 1 ? 'canary.svg' : null }, template));
-  if (!fs.existsSync(path.join(dir, 'failures.log'))) fs.writeFileSync(path.join(dir, 'failures.log'), '');
 }

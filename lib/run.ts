@@ -34,7 +34,7 @@ import type { Progress } from './progress.ts';
 import type { Provider, ProviderContext, ServerSpec } from './provider.ts';
 import { QemuProvider } from './qemu.ts';
 import { buildRefs, WORKTREE_REF } from './refs.ts';
-import { writeReportFiles } from './report.ts';
+import { writeReportFiles } from './report-files.ts';
 import { appendCanaryRow, appendFailure, appendRawRow, appendSamples, createRunDir, writeConfig, writeFileAtomic, type RawRow } from './results.ts';
 import { mergeResumedRecord, planResume, type ResumePlan, type ResumeState } from './resume.ts';
 import { matrixRecord, newRunRecord, transitions, type GitRecord, type RunRecord, type ServerRecord } from './run-record.ts';
