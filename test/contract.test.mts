@@ -21,6 +21,7 @@ import { buildRefs } from '../lib/refs.ts';
 import {
   freePort, hostServerArgv, spawnServer, stopServerProcess, waitReady, logTail, type ServerProcess,
 } from '../lib/server.ts';
+import { needs } from './skips.mts';
 
 const SECRET = 'contract-secret-Ü';
 const NEVER = '2999-12-31T00:00:00Z';
@@ -64,7 +65,7 @@ after(() => closeClient());
 
 for (const target of targets) {
   if (typeof target === 'string') {
-    test('real PicoShare: contract', (t) => { t.skip(target); });
+    test('real PicoShare: contract', (t) => { t.skip(needs('picoshare', target)); });
     continue;
   }
   describe(`contract: ${target.name}`, () => {

@@ -13,6 +13,7 @@ import {
 import { defaultImageDir, readGuestImage } from '../lib/image.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { findTool, PROVIDER_TOOLS } from '../lib/tools.ts';
+import { needs } from './skips.mts';
 
 const GiB = 1024 ** 3;
 const allTools = (provider: Facts['provider']) => Object.fromEntries(toolsFor(provider).map((t) => [t, `/usr/bin/${t}`]));
@@ -194,7 +195,7 @@ test('./run-tests --doctor --provider local: memory cgroup and disk checked, exi
 });
 
 test('./run-tests --doctor --provider qemu: the KVM line says what the probe found; the exit code follows the guest image', async (t) => {
-  if (!findTool('qemu-system-x86_64')) { t.skip('qemu-system-x86_64 is not installed'); return; }
+  if (!findTool('qemu-system-x86_64')) { t.skip(needs('vm', 'qemu-system-x86_64 is not installed')); return; }
   const r = runTests(['--doctor', '--provider', 'qemu', '--sizes', '100MiB']);
   const kvm = r.stdout.split('\n').find((l) => l.includes('  KVM: '));
   assert.ok(kvm, r.stdout);
@@ -214,12 +215,12 @@ test('./run-tests --doctor --provider qemu: the KVM line says what the probe fou
 });
 
 test('./run-tests --doctor --provider qemu as an unprivileged user with no image: the image cannot be built, exit 1', (t) => {
-  if (process.getuid?.() !== 0) { t.skip('needs root to switch to uid 65534'); return; }
+  if (process.getuid?.() !== 0) { t.skip(needs('root', 'needs root to switch to uid 65534')); return; }
   // Its one failed check must be the image: with the VM packages missing, their checks fail too.
   const missing = ['qemu-system-x86_64', 'debootstrap', 'qemu-img'].filter((tool) => !findTool(tool));
-  if (missing.length) { t.skip(`needs the VM packages (.ci/install-vm-deps): ${missing.join(', ')} not installed`); return; }
+  if (missing.length) { t.skip(needs('vm', `needs the VM packages (.ci/install-vm-deps): ${missing.join(', ')} not installed`)); return; }
   const reach = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-x', path.join(SUITE_DIR, 'run-tests')]);
-  if (reach.status !== 0) { t.skip(`uid 65534 cannot run ${SUITE_DIR}/run-tests (a parent folder is closed to other users, e.g. a clone under a mode-700 temp folder)`); return; }
+  if (reach.status !== 0) { t.skip(needs('uid', `uid 65534 cannot run ${SUITE_DIR}/run-tests (a parent folder is closed to other users, e.g. a clone under a mode-700 temp folder)`)); return; }
   const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-doctor-'));
   fs.chmodSync(cache, 0o777);
   t.after(() => fs.rmSync(cache, { recursive: true, force: true }));
@@ -231,7 +232,7 @@ test('./run-tests --doctor --provider qemu as an unprivileged user with no image
 });
 
 test('./run-tests --build-image with the image cached: verifies it and prints its folder last, exit 0', async (t) => {
-  if (!(await readGuestImage(defaultImageDir(), 12 * GiB))) { t.skip('no cached guest image: building one takes minutes'); return; }
+  if (!(await readGuestImage(defaultImageDir(), 12 * GiB))) { t.skip(needs('vm', 'no cached guest image: building one takes minutes')); return; }
   const r = runTests(['--build-image', '--sizes', '100MiB']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim().split('\n').at(-1), defaultImageDir());

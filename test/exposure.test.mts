@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { readGuestImage } from '../lib/image.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { matrixFile, rowCount, serverWrapper, startRun } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 /** Processes whose command line shows `text`. */
 function cmdlinesWith(text: string): string[] {
@@ -128,7 +129,7 @@ test('shell metacharacters in --out, a size label, a server path and a ref run n
 
 test('the guest\'s ssh key is private to its owner (mode 600)', async (t) => {
   const image = await readGuestImage();
-  if (!image) return t.skip('no guest image built on this host (./run-tests --provider qemu builds one)');
+  if (!image) return t.skip(needs('vm', 'no guest image built on this host (./run-tests --provider qemu builds one)'));
   assert.equal(fs.statSync(image.sshKey).mode & 0o777, 0o600, image.sshKey);
   assert.equal(fs.statSync(path.dirname(image.sshKey)).mode & 0o077, 0, 'the image folder is not open to others');
 });

@@ -12,6 +12,7 @@ import { parseRawCsv } from '../lib/results.ts';
 import {
   authFaultServer, cgroupsOf, leftovers, machineCanMakeMemoryCgroups, matrixFile, mountTmpfs, processesWith, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
 } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 /** A temporary folder, and cleanups run in reverse order at the end (stop a run, unmount, then remove). */
 function tempDir(t: TestContext, prefix: string): { dir: string; later: (fn: () => unknown) => void } {
@@ -33,7 +34,7 @@ const rows = (dir: string) => parseRawCsv(rawCsvText(dir), 'raw.csv');
 test('the disk fills up during an upload: recorded as a failure, the run goes on once space is back', async (t) => {
   const { dir: tmp, later } = tempDir(t, 'ups-diskfull-');
   const mnt = mountTmpfs(path.join(tmp, 'mnt'), 64);
-  if (!mnt) return t.skip('cannot mount a tmpfs here (needs root): no small filesystem to fill');
+  if (!mnt) return t.skip(needs('root', 'cannot mount a tmpfs here (needs root): no small filesystem to fill'));
   later(mnt.unmount);
   const secret = `diskfull-${Date.now()}`;
   const run = startRun(['--sizes', '16MiB', '--memory', '512', '--iterations', '3'],
@@ -67,7 +68,7 @@ test('the disk fills up during an upload: recorded as a failure, the run goes on
 test('the disk-space check stops a run that cannot fit before anything starts, with the figures (exit 1)', async (t) => {
   const { dir: tmp, later } = tempDir(t, 'ups-diskcheck-');
   const mnt = mountTmpfs(path.join(tmp, 'mnt'), 20);
-  if (!mnt) return t.skip('cannot mount a tmpfs here (needs root): no small filesystem to check against');
+  if (!mnt) return t.skip(needs('root', 'cannot mount a tmpfs here (needs root): no small filesystem to check against'));
   later(mnt.unmount);
   const out = path.join(tmp, 'results');
   const data = startRun(['--sizes', '16MiB', '--memory', '512', '--iterations', '1'], { UPS_LOCAL_DATA_DIR: mnt.dir }, out);
@@ -214,7 +215,7 @@ test('a run killed with SIGKILL (nothing can clean up) leaves a server, cgroup a
   await run.exited;
   const orphans = leftovers(secret, run.pid);
   later(() => { for (const p of processesWith(secret)) { try { process.kill(Number(p.split(':')[0]), 'SIGKILL'); } catch { /* gone */ } } });
-  if (!machineCanMakeMemoryCgroups()) return t.skip('this machine lets no memory cgroup be made: nothing to sweep');
+  if (!machineCanMakeMemoryCgroups()) return t.skip(needs('root', 'this machine lets no memory cgroup be made: nothing to sweep'));
   assert.ok(cgroupsOf(run.pid).length > 0, 'the killed run left its memory cgroup');
   assert.ok(orphans.some((o) => o.includes('-db ')), `the killed run left its server: ${orphans.join('; ')}`);
 

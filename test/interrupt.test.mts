@@ -15,6 +15,7 @@ import {
   authFaultServer, interruptWait, leftovers, matrixFile, processesWith, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
 } from './run-helpers.mts';
 import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo } from './fixture-repo.mts';
+import { needs } from './skips.mts';
 
 /** A scratch folder with an empty `data` folder in it, for UPS_LOCAL_DATA_DIR. */
 function scratchWithData(prefix: string): { tmp: string; dataParent: string } {
@@ -129,7 +130,7 @@ test('a second SIGINT during cleanup says what it is waiting for, and the cleanu
 });
 
 test('SIGINT while a ref is being built: the build cleans up its worktree, exit 130 before any results folder', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (needed to build the fixture server)');
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (needed to build the fixture server)'));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-intr-build-'));
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));

@@ -16,6 +16,7 @@ import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { cgroupsOf, machineCanMakeMemoryCgroups } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 const SECRET = 'local-test-secret-Zq8';
 
@@ -70,7 +71,7 @@ test('memory: the RSS of a server holding a 128 MiB upload holds those bytes; th
 });
 
 test('the cgroup peak is per iteration: a small upload after a big one reports its own; also where the kernel cannot reset it', async (t) => {
-  if (!machineCanMakeMemoryCgroups()) return t.skip('this machine cannot make memory cgroups');
+  if (!machineCanMakeMemoryCgroups()) return t.skip(needs('root', 'this machine cannot make memory cgroups'));
   const big = await ensureTestFile(64 * MiB);
   const small = await ensureTestFile(8 * MiB);
   // Polled: as on cgroup v2 before Linux 6.12, whose memory.peak can't be reset (simulated on this machine's real cgroup).
@@ -158,7 +159,7 @@ test('not_ready: a server that never answers GET /', async () => {
 });
 
 test('oom_killed: a real cgroup OOM kill of a server holding the upload in memory', async (t) => {
-  if (!machineCanMakeMemoryCgroups()) return t.skip('this machine lets no memory cgroup be made (mkdir under /sys/fs/cgroup failed): an OOM kill cannot be provoked');
+  if (!machineCanMakeMemoryCgroups()) return t.skip(needs('root', 'this machine lets no memory cgroup be made (mkdir under /sys/fs/cgroup failed): an OOM kill cannot be provoked'));
   const o = await one({ standinEnv: { STANDIN_HOLD_IN_MEMORY: '1' }, memoryMb: 96, sizeMiB: 192 });
   assert.equal(o.row.exit_reason, 'oom_killed', o.row.error);
   assert.match(o.failure!, /kernel OOM lines:[\s\S]*(memory cgroup out of memory|killed process)/i);
@@ -168,7 +169,7 @@ test('oom_killed: a real cgroup OOM kill of a server holding the upload in memor
 });
 
 test('a server binary that binds every interface is reachable only in a network namespace of its own', async (t) => {
-  if (process.getuid?.() !== 0) return t.skip('not root: no network namespace can be made (a run warns that the server is exposed)');
+  if (process.getuid?.() !== 0) return t.skip(needs('root', 'not root: no network namespace can be made (a run warns that the server is exposed)'));
   // Like PicoShare: a binary that listens on ":PORT". Here the stand-in, told to bind 0.0.0.0.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-netns-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));

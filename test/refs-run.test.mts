@@ -14,6 +14,7 @@ import { SUITE_DIR } from '../lib/paths.ts';
 import { sideFolderNames } from '../lib/run.ts';
 import { $ } from 'zx';
 import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo, SLOW_MS_PER_MIB } from './fixture-repo.mts';
+import { needs } from './skips.mts';
 
 /** A temporary folder holding the fixture repository, a matrix pointing at it, the cache and the results. */
 async function setup(t: TestContext) {
@@ -38,7 +39,7 @@ test('sideFolderNames: refs as safe folder names, told apart when they collide',
 });
 
 test('run-tests --ref fast --ref slow: interleaved, one folder per ref, comparison says slower, exit 1', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const { repo, run } = await setup(t);
   const r = run('--ref', repo.fastCommit, '--ref', 'main', '--iterations', '7', '--seed', '7');
   assert.equal(r.status, 1, `exit 1 expected (second ref slower)\n${r.stderr.slice(-3000)}`);
@@ -91,7 +92,7 @@ test('run-tests --ref fast --ref slow: interleaved, one folder per ref, comparis
 });
 
 test('run-tests --ref of a commit that does not build: exit 1 before any case, with the build\'s last lines', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const { tmp, repo, run } = await setup(t);
   fs.appendFileSync(path.join(repo.dir, 'main.go'), '\nfunc broken() { return 1 }\n');
   spawnSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-qam', 'broken'], { cwd: repo.dir });
@@ -106,7 +107,7 @@ test('run-tests --ref of a commit that does not build: exit 1 before any case, w
 });
 
 test('server.source without --ref: one plain run of the working tree as it is, recorded as dirty', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const { repo, run } = await setup(t);
   fs.writeFileSync(path.join(repo.dir, 'notes.txt'), 'uncommitted\n');
   const r = run('--iterations', '1', '--sizes', '1MiB');
@@ -121,7 +122,7 @@ test('server.source without --ref: one plain run of the working tree as it is, r
 });
 
 test('three refs: every round runs all three in a seeded order, a folder each, each later ref compared with the first, the history table', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const { repo, run } = await setup(t);
   // A third commit, fast again: main~1 is the slow one.
   const main = path.join(repo.dir, 'main.go');

@@ -10,6 +10,7 @@ import { $ } from 'zx';
 import { buildRefs, expandBuildCommand, lastLines, WORKTREE_REF } from '../lib/refs.ts';
 import { InputError } from '../lib/errors.ts';
 import { makeFixtureRepo, FIXTURE_BUILD_COMMAND, hasGo } from './fixture-repo.mts';
+import { needs } from './skips.mts';
 
 /** A temporary folder, with UPS_CACHE_DIR pointed inside it for the test's duration. */
 function tempCache(t: TestContext): string {
@@ -40,7 +41,7 @@ test('lastLines keeps the tail of a build log', () => {
 });
 
 test('buildRefs builds two commits in worktrees, caches them, never touches the working tree', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const tmp = tempCache(t);
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));
   const git = $({ cwd: repo.dir, quiet: true });
@@ -80,7 +81,7 @@ test('buildRefs builds two commits in worktrees, caches them, never touches the 
 });
 
 test('WORKTREE builds uncommitted changes as dirty, from a copy, leaving them in place', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const tmp = tempCache(t);
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));
   const git = $({ cwd: repo.dir, quiet: true });
@@ -106,7 +107,7 @@ test('WORKTREE builds uncommitted changes as dirty, from a copy, leaving them in
 });
 
 test('a failing build throws with its last lines and cause; other refs still build; an unknown ref is an input error', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const tmp = tempCache(t);
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));
   const git = $({ cwd: repo.dir, quiet: true });

@@ -13,6 +13,7 @@ import { parseRawCsv } from '../lib/results.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo } from './fixture-repo.mts';
 import { leftovers, rawCsvText, readConfig, rowCount, startRun, waitFor } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 const runTests = (args: string[], env: Record<string, string> = {}) =>
   spawnSync(path.join(SUITE_DIR, 'run-tests'), args, { cwd: os.tmpdir(), encoding: 'utf8', env: { ...process.env, ...env } });
@@ -74,7 +75,7 @@ test('interrupt, then --resume: all rows present exactly once, earlier rows unto
 });
 
 test('resuming after the server\'s commit changed warns and records both commits', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (needed to build the fixture server)');
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (needed to build the fixture server)'));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-resume-git-'));
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));

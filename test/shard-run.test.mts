@@ -17,6 +17,7 @@ import { SUITE_DIR } from '../lib/paths.ts';
 import { caseId } from '../lib/shard.ts';
 import { sideFolderNames } from '../lib/run.ts';
 import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo } from './fixture-repo.mts';
+import { needs } from './skips.mts';
 
 const SHARDS = 3;
 
@@ -38,7 +39,7 @@ function decision(c: Comparison) {
 }
 
 test('3 shards of a two-ref run side by side, merged: every case once, the comparison of the same rows unsharded', { timeout: 900_000 }, async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server\'s two refs)');
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server\'s two refs)'));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'shard-run-'));
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));

@@ -16,6 +16,7 @@ import { MiB } from '../lib/units.ts';
 import { BOX_NAME, boxCatalog, boxMetadata, boxVagrantfile, boxVersion } from '../lib/vagrant-box.ts';
 import { parseBoxList, parseSshConfig, qemuPidsOf, VagrantProvider, vagrantRunner } from '../lib/vagrant.ts';
 import { interruptWait, processesWith, startRun, waitFor } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 const SECRET = 'vagrant-test-secret-Qp7z';
 
@@ -96,7 +97,7 @@ async function vagrantMissing(): Promise<string | null> {
 
 test('vagrant: a 256 MB VM boots, runs the stand-in, uploads with sha256 check, samples, and is destroyed', async (t) => {
   const reason = await vagrantMissing();
-  if (reason) return t.skip(reason);
+  if (reason) return t.skip(needs('vm', reason));
   const provider = new VagrantProvider(
     { server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 },
     { log: (l) => t.diagnostic(l) },
@@ -145,8 +146,8 @@ test('vagrant: a 256 MB VM boots, runs the stand-in, uploads with sha256 check, 
 // and leaves no row, qemu process, libvirt domain or project folder.
 test('vagrant: SIGINT to ./run-tests during vagrant up: exit 130, no retry, no row, nothing of the VM left', async (t) => {
   const reason = await vagrantMissing();
-  if (reason) return t.skip(reason);
-  if (!(await readGuestImage())) return t.skip('no guest image (the test above builds it)');
+  if (reason) return t.skip(needs('vm', reason));
+  if (!(await readGuestImage())) return t.skip(needs('vm', 'no guest image (the test above builds it)'));
   const secret = `vagrant-intr-${Date.now()}`;
   const run = startRun(['--provider', 'vagrant', '--sizes', '1MiB', '--memory', '256', '--iterations', '1'], { PS_SHARED_SECRET: secret });
   // libvirt names the domain PROJECT_default and QEMU gets -name guest=DOMAIN; the project carries the run's pid.
