@@ -77,7 +77,7 @@ function assertProbe(seen: Record<string, any>): void {
   assert.equal(seen.dirLeft, false, 'the cgroup was not removed');
 }
 
-test('cgroup v2 in a VM guest (the image\'s Linux 6.1): limit, peak, a refused reset, usage, OOM kill, removal', async (t) => {
+test('cgroup v2 in a VM guest (the image\'s Linux 6.1): limit, peak, a refused reset, usage, OOM kill, removal', { timeout: 1_200_000 }, async (t) => {
   const reason = await qemuWhyNot();
   if (reason) return t.skip(needs('vm', reason));
   const image = await ensureGuestImage({ log: (l) => t.diagnostic(l) });
@@ -86,7 +86,7 @@ test('cgroup v2 in a VM guest (the image\'s Linux 6.1): limit, peak, a refused r
   assertProbe(seen);
 });
 
-test('cgroup v2 in a VM guest on Linux 6.12+ (bookworm-backports): the peak resets through the kept descriptor', async (t) => {
+test('cgroup v2 in a VM guest on Linux 6.12+ (bookworm-backports): the peak resets through the kept descriptor', { timeout: 1_200_000 }, async (t) => {
   const reason = await qemuWhyNot();
   if (reason) return t.skip(needs('vm', reason));
   const image = await ensureGuestImage({ log: (l) => t.diagnostic(l) });

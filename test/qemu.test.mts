@@ -22,7 +22,7 @@ import { needs } from './skips.mts';
 
 const SECRET = 'qemu-test-secret-Hk4w';
 
-test('qemu: a 256 MB VM runs the stand-in, uploads through hostfwd, samples, and OOM-kills', async (t) => {
+test('qemu: a 256 MB VM runs the stand-in, uploads through hostfwd, samples, and OOM-kills', { timeout: 1_200_000 }, async (t) => {
   const reason = await qemuWhyNot();
   if (reason) return t.skip(needs('vm', reason));
   // The machine can build it (qemuWhyNot): a failed build is a failed test.
@@ -84,7 +84,7 @@ test('qemu: a 256 MB VM runs the stand-in, uploads through hostfwd, samples, and
 // signal owner (lib/interrupts.ts) aborts, the provider kills QEMU at once and
 // removes its temp folder, and close() leaves nothing.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  test(`qemu: ${sig} to the suite kills its VM`, async (t) => {
+  test(`qemu: ${sig} to the suite kills its VM`, { timeout: 1_200_000 }, async (t) => {
     const reason = await qemuWhyNot();
     if (reason) return t.skip(needs('vm', reason));
     if (!(await readGuestImage())) return t.skip(needs('vm', 'no guest image (the first test builds it)'));
@@ -112,7 +112,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 // Through ./run-tests, whose own handler tears down in order: the signal must
 // end the boot at once, with no second boot (the provider retries a boot that
 // failed on its own, never one cut short by the user), no row and no VM left.
-test('qemu: SIGINT to ./run-tests while its VM boots: exit 130 within seconds, no retry, no row, no VM or work folder left', async (t) => {
+test('qemu: SIGINT to ./run-tests while its VM boots: exit 130 within seconds, no retry, no row, no VM or work folder left', { timeout: 1_200_000 }, async (t) => {
   const reason = await qemuWhyNot();
   if (reason) return t.skip(needs('vm', reason));
   if (!(await readGuestImage())) return t.skip(needs('vm', 'no guest image (the first test builds it)'));

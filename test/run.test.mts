@@ -13,7 +13,7 @@ import { RAW_COLUMNS } from '../lib/results.ts';
 import { machineCanMakeMemoryCgroups } from './run-helpers.mts';
 import { CLK_TCK } from '../lib/spend.ts';
 
-test('run-tests --quick writes raw.csv, report.md, failures.log and config.json, without the secret', (t) => {
+test('run-tests --quick writes raw.csv, report.md, failures.log and config.json, without the secret', { timeout: 600_000 }, (t) => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-run-'));
   const secret = `s3cr3t-${Date.now()}-do-not-leak`;
   const t0 = Date.now();

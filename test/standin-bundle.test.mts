@@ -28,7 +28,7 @@ describe('stand-in bundle', () => {
     ['NODE18_BIN', process.env.NODE18_BIN],
   ];
   for (const [label, node] of nodes) {
-    test(`runs under plain node, ${label}: GET / 200, a round trip, a knob, SIGTERM`, async (t) => {
+    test(`runs under plain node, ${label}: GET / 200, a round trip, a knob, SIGTERM`, { timeout: 300_000 }, async (t) => {
       if (!node) return t.skip(needs('node18', 'NODE18_BIN is not set (a Node 18 binary, e.g. Debian bookworm nodejs 18)'));
       const s = await startStandin({ command: [node, bundle], args: ['--status', '418'] });
       const knobbed = await upload(s.base, { cookie: await auth(s.base), size: MIB });

@@ -26,7 +26,7 @@ function vmsOf(runPid: number, memoryMb?: number): number[] {
   }).map(Number);
 }
 
-test('a VM killed from outside mid-case: that iteration fails, a new VM runs the rest, nothing left', async (t) => {
+test('a VM killed from outside mid-case: that iteration fails, a new VM runs the rest, nothing left', { timeout: 1_200_000 }, async (t) => {
   if (process.env.UPS_SLOW_TESTS !== '1') return t.skip(needs('slow', 'boots three VMs (2-6 min under TCG on a loaded host); set UPS_SLOW_TESTS=1'));
   if (!findTool('qemu-system-x86_64')) return t.skip(needs('vm', 'qemu-system-x86_64 not installed'));
   if (!(await readGuestImage())) return t.skip(needs('vm', 'no guest image built (./run-tests --provider qemu builds one)'));
