@@ -10,8 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import YAML from 'yaml';
-import { HELP } from '../lib/options.ts';
+import { parseOptions } from '../lib/options.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
+import { needs } from './skips.mts';
 
 const dir = path.join(SUITE_DIR, 'ci-templates');
 const read = (f: string) => fs.readFileSync(path.join(dir, f), 'utf8');
@@ -30,30 +31,107 @@ function actionlint(): string | null {
   return null;
 }
 
-/** Flags of a command in a script: `--name` tokens on lines that run it (continuation lines included). */
-function flagsOf(script: string, command: string): string[] {
-  const joined = script.replace(/\\\n/g, ' ');
-  return joined.split('\n').filter((l) => l.includes(command)).flatMap((l) => [...l.matchAll(/(?<![\w-])--([a-z][a-z-]*)/g)].map((m) => m[1]));
+/**
+ * The argument words of every `command` run in a shell script: continuation lines joined, comments
+ * dropped, commands split at | ; & and newlines outside quotes and $(...). Quotes are kept in the words.
+ */
+function commandsOf(script: string, command: string): string[][] {
+  const commands: string[][] = [];
+  let words: string[] = [];
+  let word = '';
+  let quote = '';
+  let depth = 0; // inside $( ... )
+  const endWord = () => { if (word) words.push(word); word = ''; };
+  const endCommand = () => { endWord(); if (words.length) commands.push(words); words = []; };
+  const text = script.replace(/\\\n/g, ' ');
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === quote) quote = '';
+      word += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      word += c;
+    } else if (c === '$' && text[i + 1] === '(') {
+      depth++;
+      word += c;
+    } else if (depth > 0) {
+      if (c === ')') depth--;
+      word += c;
+    } else if (c === '#' && !word) {
+      while (i + 1 < text.length && text[i + 1] !== '\n') i++;
+    } else if (c === ' ' || c === '\t') {
+      endWord();
+    } else if (c === '\n' || c === ';' || c === '|' || c === '&') {
+      endCommand();
+    } else {
+      word += c;
+    }
+  }
+  endCommand();
+  // The command word comes after any `sudo`, `env`, their options and VAR=value words.
+  return commands.flatMap((ws) => {
+    const at = ws.findIndex((w) => !['sudo', 'env'].includes(w) && !w.startsWith('-') && !w.includes('='));
+    return at >= 0 && (ws[at] === command || ws[at].endsWith(`/${command}`)) ? [ws.slice(at + 1)] : [];
+  });
 }
 
-/** A shard's script runs run-tests with --shard and two --ref, and only flags run-tests has. */
-function assertShardScript(script: string, where: string) {
-  const run = flagsOf(script, 'run-tests');
-  assert.ok(run.includes('shard') && run.filter((f) => f === 'ref').length === 2, `${where}: run-tests --shard and two --ref: ${run}`);
-  for (const f of run) assert.ok(HELP.includes(`--${f} `), `${where}: run-tests has no --${f}`);
+/** The --flag names among a command's words. */
+const flagsIn = (args: string[]) => args.filter((w) => /^--[a-z]/.test(w)).map((w) => w.slice(2).split('=')[0]);
+
+/** Whether run-tests' own parser knows --flag (any other complaint, about its value, means it does). */
+function runTestsKnows(flag: string): boolean {
+  try {
+    parseOptions([`--${flag}=x`]);
+  } catch (e) {
+    return !/Unknown option/.test((e as Error).message);
+  }
+  return true;
 }
 
-/** A merge script runs merge-runs with only flags it has. */
-function assertMergeScript(script: string, where: string) {
-  const help = fs.readFileSync(path.join(SUITE_DIR, 'merge-runs.mts'), 'utf8');
-  assert.match(script, /merge-runs /, where);
-  for (const f of flagsOf(script, 'merge-runs')) assert.ok(help.includes(`--${f} `), `${where}: merge-runs has no --${f}`);
+/** Whether ./merge-runs knows --flag: given it alone, it complains of anything but an unknown option. */
+function mergeRunsKnows(flag: string): boolean {
+  const r = spawnSync(path.join(SUITE_DIR, 'merge-runs'), [`--${flag}=x`], { encoding: 'utf8' });
+  assert.equal(r.status, 2, r.stderr);
+  return !/Unknown option/.test(r.stderr);
 }
+
+/** A shard's script runs run-tests with --shard and two --ref, and only flags run-tests has; returns its arguments. */
+function assertShardScript(script: string, where: string): string[] {
+  const runs = commandsOf(script, 'run-tests');
+  assert.equal(runs.length, 1, `${where}: one run-tests command: ${JSON.stringify(runs)}`);
+  const flags = flagsIn(runs[0]);
+  assert.ok(flags.includes('shard') && flags.filter((f) => f === 'ref').length === 2, `${where}: run-tests --shard and two --ref: ${flags}`);
+  for (const f of flags) assert.ok(runTestsKnows(f), `${where}: run-tests has no --${f}`);
+  return runs[0];
+}
+
+/** The value after `flag` in a command's words. */
+const valueOf = (args: string[], flag: string) => args[args.indexOf(flag) + 1];
+
+/** A merge script runs merge-runs with only flags it has; returns its arguments. */
+function assertMergeScript(script: string, where: string): string[] {
+  const merges = commandsOf(script, 'merge-runs');
+  assert.equal(merges.length, 1, `${where}: one merge-runs command: ${JSON.stringify(merges)}`);
+  for (const f of flagsIn(merges[0])) assert.ok(mergeRunsKnows(f), `${where}: merge-runs has no --${f}`);
+  return merges[0];
+}
+
+test('the flag checks can fail: an unknown flag, a commented-out command, a flag of another command', () => {
+  assert.equal(runTestsKnows('no-such-flag'), false);
+  assert.equal(mergeRunsKnows('no-such-flag'), false);
+  assert.equal(runTestsKnows('shard'), true);
+  assert.equal(mergeRunsKnows('allow-missing'), true);
+  const script = '  # ./run-tests --shard 1/2 --ref a --ref b\necho run-tests --ref x\nsudo -E env "PATH=$PATH" ./suite/run-tests --out "a b" \\\n  --ref "$A" | tee out; ls --all\nx=$(merge-runs --nope | wc)';
+  assert.deepEqual(commandsOf(script, 'run-tests'), [['--out', '"a b"', '--ref', '"$A"']], 'only the command that runs it');
+  assert.deepEqual(commandsOf(script, 'merge-runs'), []);
+  assert.throws(() => assertShardScript(script, 'x'), /run-tests --shard and two --ref: out,ref/);
+});
 
 describe('CI templates', { timeout: 120_000 }, () => {
   test('GitHub workflow: passes actionlint', (t) => {
     const bin = actionlint();
-    if (!bin) return t.skip('actionlint is not installed (.ci/run installs it: go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12)');
+    if (!bin) return t.skip(needs('actionlint', 'actionlint is not installed (.ci/run installs it: go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12)'));
     const r = spawnSync(bin, ['-color=false', path.join(dir, 'github-upload-perf.yml')], { encoding: 'utf8' });
     t.diagnostic(`${bin} ${spawnSync(bin, ['-version'], { encoding: 'utf8' }).stdout.split('\n')[0]}; shellcheck ${spawnSync('shellcheck', ['--version']).status === 0 ? 'used' : 'not installed'}`);
     assert.equal(r.status, 0, r.stdout + r.stderr);
@@ -68,7 +146,8 @@ describe('CI templates', { timeout: 120_000 }, () => {
     assert.equal(shard.strategy['fail-fast'], false, 'one failed shard does not cancel the others');
     const steps = shard.steps as Record<string, any>[];
     const script = steps.map((s) => `${s.run ?? ''}`).join('\n');
-    assertShardScript(script, 'shard job');
+    const run = assertShardScript(script, 'shard job');
+    assert.deepEqual([valueOf(run, '--shard'), run.filter((_, i) => run[i - 1] === '--ref')], ['"$SHARD"', ['"$BASE_REF"', '"$HEAD_REF"']]);
     const runStep = steps.find((s) => s.run?.includes('run-tests'))!;
     assert.equal(runStep.env.SHARD, '${{ matrix.shard }}/${{ strategy.job-total }}');
     assert.ok(steps.some((s) => s.uses?.startsWith('actions/upload-artifact@')));
@@ -76,8 +155,7 @@ describe('CI templates', { timeout: 120_000 }, () => {
     const merge = w.jobs.merge;
     assert.equal(merge.needs, 'shard');
     const mergeScript = (merge.steps as Record<string, any>[]).map((s) => s.run ?? '').join('\n');
-    assertMergeScript(mergeScript, 'merge job');
-    assert.match(mergeScript, /merge-runs shards\/\* --out merged/);
+    assert.deepEqual(assertMergeScript(mergeScript, 'merge job'), ['shards/*', '--out', 'merged']);
     assert.match(mergeScript, /GITHUB_STEP_SUMMARY/);
     assert.match(mergeScript, /exit "\$code"/);
     assert.ok((merge.steps as Record<string, any>[]).some((s) => s.uses?.startsWith('actions/download-artifact@')));
@@ -89,14 +167,12 @@ describe('CI templates', { timeout: 120_000 }, () => {
     const shard = c.jobs['upload-perf-shard'];
     assert.ok(shard.parallelism >= 2);
     const script = shard.steps.map((s: any) => (typeof s === 'object' && s.run ? (s.run.command ?? s.run) : '')).join('\n');
-    assert.match(script, /--shard auto/);
-    assertShardScript(script, 'CircleCI shard job');
+    assert.equal(valueOf(assertShardScript(script, 'CircleCI shard job'), '--shard'), 'auto');
     assert.ok(shard.steps.some((s: any) => s.persist_to_workspace?.paths?.includes('shards')));
     const merge = c.jobs['upload-perf-merge'];
     assert.ok(merge.steps.some((s: any) => s.attach_workspace));
     const mergeScript = merge.steps.map((s: any) => s.run?.command ?? '').join('\n');
-    assertMergeScript(mergeScript, 'CircleCI merge job');
-    assert.match(mergeScript, /merge-runs \/tmp\/workspace\/shards\/\*/);
+    assert.equal(assertMergeScript(mergeScript, 'CircleCI merge job')[0], '/tmp/workspace/shards/*');
     const jobs = c.workflows['upload-perf'].jobs;
     assert.deepEqual(jobs[1]['upload-perf-merge'].requires, ['upload-perf-shard']);
   });
@@ -110,16 +186,14 @@ describe('CI templates', { timeout: 120_000 }, () => {
     assert.equal(Number(total), job.spec.completions, 'UPS_SHARD_TOTAL must equal spec.completions');
     assert.equal(job.spec.parallelism, job.spec.completions);
     const script = container.args.join('\n');
-    assert.match(script, /--shard auto/);
-    assert.match(script, /--out "\/results\/shards\/\$JOB_COMPLETION_INDEX"/);
-    assertShardScript(script, 'Indexed Job');
+    const run = assertShardScript(script, 'Indexed Job');
+    assert.deepEqual([valueOf(run, '--shard'), valueOf(run, '--out')], ['auto', '"/results/shards/$JOB_COMPLETION_INDEX"']);
     const claim = job.spec.template.spec.volumes[0].persistentVolumeClaim.claimName;
     assert.equal(container.volumeMounts[0].mountPath, '/results');
     const [merge] = load('k8s-merge-job.yaml');
     assert.equal(merge.kind, 'Job');
     assert.equal(merge.spec.template.spec.volumes[0].persistentVolumeClaim.claimName, claim);
     const mergeScript = merge.spec.template.spec.containers[0].args.join('\n');
-    assertMergeScript(mergeScript, 'merge Job');
-    assert.match(mergeScript, /merge-runs \/results\/shards\/\*/);
+    assert.equal(assertMergeScript(mergeScript, 'merge Job')[0], '/results/shards/*');
   });
 });
