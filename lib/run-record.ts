@@ -12,7 +12,8 @@ import { InputError } from './errors.ts';
 import type { CaseStop } from './adaptive.ts';
 import type { StoppingRule } from './sequential.ts';
 import type { ShardRecord } from './shard.ts';
-import { DEFAULT_TIMEOUTS, MAX_ITERATIONS, MAX_TIMEOUT_SECONDS, PROVIDERS, type Matrix, type ProviderName } from './matrix.ts';
+import { ITERATIONS, TIMEOUT_SECONDS } from './bounds.ts';
+import { DEFAULT_TIMEOUTS, PROVIDERS, type Matrix, type ProviderName } from './matrix.ts';
 
 /** The one schema number config.json carries; a file with another is refused. */
 export const CONFIG_SCHEMA = 1;
@@ -260,10 +261,10 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
   const memIn = m.memory_limits_mb ?? [];
   if (!Array.isArray(memIn)) fail('matrix.memory_limits_mb', 'must be a list of whole numbers', memIn);
   const memory = (memIn as unknown[]).map((x, i) => whole(x, `matrix.memory_limits_mb[${i}]`, 1));
-  const iterations = m.iterations === undefined ? 1 : whole(m.iterations, 'matrix.iterations', 1, MAX_ITERATIONS);
+  const iterations = m.iterations === undefined ? 1 : whole(m.iterations, 'matrix.iterations', 1, ITERATIONS.max);
   // Before the field existed the warm-up was 1 of a case with more than one iteration (lib/cases.ts).
   const warmup = m.warmup_iterations === undefined ? (iterations > 1 ? 1 : 0)
-    : whole(m.warmup_iterations, 'matrix.warmup_iterations', 0, m.iterations === undefined ? MAX_ITERATIONS : iterations - 1);
+    : whole(m.warmup_iterations, 'matrix.warmup_iterations', 0, m.iterations === undefined ? ITERATIONS.max : iterations - 1);
   const facts = obj(json, 'provider_facts', 'provider_facts');
   for (const [k, f] of Object.entries(facts)) if (!isObject(f)) fail(`provider_facts.${k}`, 'must be an object', f);
   const resumes = json.resumes === undefined ? undefined : Array.isArray(json.resumes)
@@ -310,8 +311,8 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
     server: server(obj(json, 'server', 'server'), 'server'),
     matrix: {
       sizes, memory_limits_mb: memory, iterations, warmup_iterations: warmup,
-      upload_timeout_seconds: m.upload_timeout_seconds === undefined ? DEFAULT_TIMEOUTS.uploadSeconds : whole(m.upload_timeout_seconds, 'matrix.upload_timeout_seconds', 1, MAX_TIMEOUT_SECONDS),
-      readiness_timeout_seconds: m.readiness_timeout_seconds === undefined ? DEFAULT_TIMEOUTS.readinessSeconds : whole(m.readiness_timeout_seconds, 'matrix.readiness_timeout_seconds', 1, MAX_TIMEOUT_SECONDS),
+      upload_timeout_seconds: m.upload_timeout_seconds === undefined ? DEFAULT_TIMEOUTS.uploadSeconds : whole(m.upload_timeout_seconds, 'matrix.upload_timeout_seconds', 1, TIMEOUT_SECONDS.max),
+      readiness_timeout_seconds: m.readiness_timeout_seconds === undefined ? DEFAULT_TIMEOUTS.readinessSeconds : whole(m.readiness_timeout_seconds, 'matrix.readiness_timeout_seconds', 1, TIMEOUT_SECONDS.max),
       vm_cpus: m.vm_cpus === undefined ? 1 : whole(m.vm_cpus, 'matrix.vm_cpus', 1, 256),
       vm_box: text(m, 'vm_box', 'matrix.vm_box', null),
       concurrency: m.concurrency === undefined ? [1] : Array.isArray(m.concurrency)
