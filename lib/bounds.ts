@@ -27,7 +27,7 @@ export const MEMORY_MB: Bound = { min: 1, max: 1024 * 1024, over: 'at most 10485
  */
 export const ITERATIONS: Bound = { min: 1, max: 1000, over: 'at most 1000 iterations per case' };
 /** Leading iterations left out of medians; fewer than the iterations (checked with them), so at most one less than the most. */
-export const WARMUP_ITERATIONS: Bound = { min: 0, max: ITERATIONS.max - 1, over: `at most ${ITERATIONS.max - 1} (less than iterations)` };
+export const WARMUP_ITERATIONS: Bound = { min: 0, max: ITERATIONS.max - 1, over: `must be less than iterations (at most ${ITERATIONS.max - 1})` };
 /** More uploads at once than this is a typo, not a measurement: each holds the file's memory and disk share. */
 export const CONCURRENCY: Bound = { min: 1, max: 64, over: 'at most 64 uploads at once' };
 // Node's timers hold at most 2^31-1 ms (24.8 days; beyond, they fire at once), and a VM under

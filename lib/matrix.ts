@@ -103,8 +103,9 @@ const PATH = 'must be a non-empty path';
 const BUILD = 'must be a non-empty list of arguments, with {out} for the binary path';
 const serverKeys = {
   source: z.string({ error: PATH }).min(1, { error: PATH }).optional(),
-  build: z.array(z.union([z.string(), z.number()], { error: BUILD }).transform(String).refine((a) => a !== '', { error: BUILD }), { error: BUILD })
-    .min(1, { error: BUILD }).refine((b) => b.some((a) => a.includes('{out}')), { error: 'must contain {out} (where the binary goes)' }).optional(),
+  build: z.array(z.union([z.string(), z.number()], { error: BUILD }).transform(String), { error: BUILD }).min(1, { error: BUILD })
+    .refine((b) => b.every((a) => a !== ''), { error: BUILD, abort: true })
+    .refine((b) => b.some((a) => a.includes('{out}')), { error: 'must contain {out} (where the binary goes)' }).optional(),
   binary: z.string({ error: PATH }).min(1, { error: PATH }).optional(),
   workdir: z.string({ error: PATH }).min(1, { error: PATH }).optional(),
 };
