@@ -3,7 +3,7 @@
 //   const m = loadMatrixFile('matrix.yaml'); const cases = expandCases(m);
 import fs from 'node:fs';
 import path from 'node:path';
-import YAML, { LineCounter, isMap, isScalar, type Node } from 'yaml';
+import YAML, { LineCounter, isAlias, isCollection, isMap, isScalar, type Node } from 'yaml';
 import { z } from 'zod';
 import { CONCURRENCY, ITERATIONS, parseWhole, scalarBy, TIMEOUT_SECONDS, VM_CPUS, WARMUP_ITERATIONS, type Bound } from './bounds.ts';
 import { InputError } from './errors.ts';
@@ -171,7 +171,14 @@ export function parseMatrix(text: string, file: string): Matrix {
  */
 function yamlIssue(issues: z.core.$ZodIssue[], doc: YAML.Document, lc: LineCounter, file: string): string {
   const nodeOf = (i: z.core.$ZodIssue): Node | undefined => {
-    const at = (i.path.length === 0 ? doc.contents : doc.getIn(i.path as (string | number)[], true)) as Node | undefined;
+    // Through aliases (`memory_limits: *limits`): the line is where the value is written.
+    let at = doc.contents as Node | null | undefined;
+    for (const k of i.path) {
+      if (isAlias(at)) at = at.resolve(doc);
+      at = isCollection(at) ? (at.get(k, true) as Node | undefined) : undefined;
+    }
+    if (isAlias(at)) at = at.resolve(doc);
+    if (!at) return undefined;
     if (i.code !== 'unrecognized_keys' || !isMap(at)) return at;
     return at.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === i.keys[0])?.key as Node | undefined;
   };
