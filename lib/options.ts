@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { InputError } from './errors.ts';
-import { ITERATIONS } from './bounds.ts';
+import { CONCURRENCY, ITERATIONS, MEMORY_MB } from './bounds.ts';
 import { defaultWarmup, loadMatrixFile, parseConcurrency, parseIterations, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
 import { SUITE_DIR } from './paths.ts';
 import { readResumeState, type ResumeState } from './resume.ts';
@@ -29,9 +29,9 @@ Options (flags override matrix.yaml):
   --provider NAME      where the server runs: local | qemu | vagrant (default: matrix's, else local)
   --sizes LIST         file sizes, e.g. 10MiB,1GiB: whole bytes, 1B to 1TiB, a unit required
                        (B; KiB MiB GiB TiB = 2^10..; KB MB GB TB = 10^3..)
-  --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), 1 to 1048576, e.g. 256,512
-  --concurrency LIST   uploads of the same file started together, one case per entry, e.g. 1,4
-                       (default: matrix's, else 1)
+  --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), 1 to ${MEMORY_MB.max}, e.g. 256,512
+  --concurrency LIST   uploads of the same file started together, one case per entry, 1 to ${CONCURRENCY.max},
+                       e.g. 1,4 (default: matrix's, else 1)
   --iterations N|auto  iterations per case, at most ${ITERATIONS.max} (default: matrix's, else 5; fewer leave compare-runs
                        unable to call any change significant). auto, the default with two or more
                        --ref or --binary: after the warm-up, interleaved rounds go on per case until
