@@ -5,7 +5,8 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { InputError } from './errors.ts';
-import { defaultWarmup, loadMatrixFile, MAX_ITERATIONS, parseConcurrency, parseIterations, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
+import { CONCURRENCY, ITERATIONS, MEMORY_MB } from './bounds.ts';
+import { defaultWarmup, loadMatrixFile, parseConcurrency, parseIterations, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
 import { SUITE_DIR } from './paths.ts';
 import { readResumeState, type ResumeState } from './resume.ts';
 import { matrixFromRecord } from './run-record.ts';
@@ -28,10 +29,10 @@ Options (flags override matrix.yaml):
   --provider NAME      where the server runs: local | qemu | vagrant (default: matrix's, else local)
   --sizes LIST         file sizes, e.g. 10MiB,1GiB: whole bytes, 1B to 1TiB, a unit required
                        (B; KiB MiB GiB TiB = 2^10..; KB MB GB TB = 10^3..)
-  --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), 1 to 1048576, e.g. 256,512
-  --concurrency LIST   uploads of the same file started together, one case per entry, e.g. 1,4
-                       (default: matrix's, else 1)
-  --iterations N|auto  iterations per case, at most ${MAX_ITERATIONS} (default: matrix's, else 5; fewer leave compare-runs
+  --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), 1 to ${MEMORY_MB.max}, e.g. 256,512
+  --concurrency LIST   uploads of the same file started together, one case per entry, 1 to ${CONCURRENCY.max},
+                       e.g. 1,4 (default: matrix's, else 1)
+  --iterations N|auto  iterations per case, at most ${ITERATIONS.max} (default: matrix's, else 5; fewer leave compare-runs
                        unable to call any change significant). auto, the default with two or more
                        --ref or --binary: after the warm-up, interleaved rounds go on per case until
                        the case is decided (faster, slower or same) or --max-iterations is reached,
@@ -198,8 +199,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (auto) {
     const warmup = matrix.warmupIterations || 1;
     const max = v['max-iterations'] === undefined ? warmup + DEFAULT_MAX_ROUNDS : flag('max-iterations', v['max-iterations'], parsePositiveInt);
-    if (max > MAX_ITERATIONS || max < warmup + MIN_ROUNDS) {
-      throw new InputError(`--max-iterations: from ${warmup + MIN_ROUNDS} (warm-up ${warmup} + ${MIN_ROUNDS} rounds, the first look) to ${MAX_ITERATIONS} (got "${v['max-iterations']}")`);
+    if (max > ITERATIONS.max || max < warmup + MIN_ROUNDS) {
+      throw new InputError(`--max-iterations: from ${warmup + MIN_ROUNDS} (warm-up ${warmup} + ${MIN_ROUNDS} rounds, the first look) to ${ITERATIONS.max} (got "${v['max-iterations']}")`);
     }
     const noisePct = v.noise === undefined ? 3 : flag('noise', v.noise, (s) => {
       const n = Number(s);

@@ -48,7 +48,7 @@ test('an older record loads: missing fields get defaults, a missing warm-up is 1
 
 test('a record whose values make no sense is refused with the file and the field', () => {
   const cases: [object, RegExp][] = [
-    [{ matrix: { memory_limits_mb: [0, -5] } }, /c\.json: matrix\.memory_limits_mb\[0\]: must be a whole number of at least 1 \(got 0\)$/],
+    [{ matrix: { memory_limits_mb: [0, -5] } }, /c\.json: matrix\.memory_limits_mb\[0\]: must be a whole number from 1 to 1048576 \(got 0\)$/],
     [{ matrix: { sizes: 'lots' } }, /c\.json: matrix\.sizes: must be a list of \{label, bytes\} \(got "lots"\)$/],
     [{ matrix: { sizes: [{ label: '1.25B', bytes: 1.25 }] } }, /matrix\.sizes\[0\]\.bytes: must be a whole number/],
     [{ matrix: { iterations: 4, warmup_iterations: 4 } }, /matrix\.warmup_iterations: must be a whole number from 0 to 3 \(got 4\)/],
@@ -70,7 +70,7 @@ test('compare-runs and --resume refuse such a record: exit 2, one line naming th
   fs.cpSync(dir, twin, { recursive: true });
   const c = buffers();
   assert.equal(await compareRuns([twin, dir, '--out', path.join(scratch, 'cmp')], c), 2);
-  assert.match(c.err, /^Error: .*(bad|twin)\/config\.json: matrix\.memory_limits_mb\[0\]: must be a whole number of at least 1 \(got 0\)\n$/);
+  assert.match(c.err, /^Error: .*(bad|twin)\/config\.json: matrix\.memory_limits_mb\[0\]: must be a whole number from 1 to 1048576 \(got 0\)\n$/);
   const r = buffers();
   assert.equal(await runTests(['--resume', dir], r), 2);
   assert.match(r.err, /^Error: .*bad\/config\.json: matrix\.memory_limits_mb\[0\]: must be a whole number/m);
