@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { argvError } from './lib/argv-errors.ts';
 import { comparisonChartSvg } from './lib/charts.ts';
 import { compareRuns, DEFAULT_THRESHOLDS, type Thresholds } from './lib/compare.ts';
 import { compareJson, renderCompare } from './lib/compare-report.ts';
@@ -54,8 +55,7 @@ async function run(argv: string[], io: Io): Promise<number> {
       options: { alpha: { type: 'string' }, noise: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
-    // Node's hint for an unknown option ends in an unbalanced quote ('-- "--x"); a folder starting with '-' is rare.
-    throw new InputError(`${(e as Error).message.replace(/\. To specify a positional argument[\s\S]*$/, '').replace(/\s*\n+\s*/g, ' ')} (see --help)`);
+    throw argvError(e, argv);
   }
   const { values, positionals } = parsed;
   if (values.help) {
@@ -74,6 +74,7 @@ async function run(argv: string[], io: Io): Promise<number> {
   }
   const base = loadRun(positionals[0]);
   const cand = loadRun(positionals[1]);
+  for (const w of [...base.warnings, ...cand.warnings]) io.stderr.write(`Warning: ${w}\n`);
   const comparison = compareRuns(base, cand, thresholds);
   if (comparison.cases.length === 0) {
     throw new InputError(`no case in common between ${base.dir} and ${cand.dir} (cases are matched on file size and memory limit)`);

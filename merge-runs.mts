@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { argvError } from './lib/argv-errors.ts';
 import { main as compareRuns } from './compare-runs.mts';
 import { InputError, PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { mergeShards, readShard, writeMerged } from './lib/merge.ts';
@@ -53,7 +54,7 @@ async function run(argv: string[], io: Io): Promise<number> {
       options: { out: { type: 'string' }, 'allow-missing': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
-    throw new InputError(`${(e as Error).message.replace(/\s*\n+\s*/g, ' ')} (see --help)`);
+    throw argvError(e, argv);
   }
   const { values, positionals } = parsed;
   if (values.help) {
@@ -61,7 +62,9 @@ async function run(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw new InputError('give the shard folders to merge (see --help)');
-  const merged = mergeShards(positionals.map(readShard), { allowMissing: values['allow-missing'] ?? false });
+  const shards = positionals.map(readShard);
+  for (const w of shards.flatMap((s) => s.sides.flatMap((side) => side.warnings))) io.stderr.write(`Warning: ${w}\n`);
+  const merged = mergeShards(shards, { allowMissing: values['allow-missing'] ?? false });
   for (const c of merged.merge.missing_cases) io.stderr.write(`Warning: missing: ${c}\n`);
   let out: string;
   if (values.out !== undefined) {

@@ -3,7 +3,7 @@
 //   const m = loadMatrixFile('matrix.yaml'); const cases = expandCases(m);
 import fs from 'node:fs';
 import path from 'node:path';
-import YAML, { LineCounter, isMap, isScalar, isSeq, type Node } from 'yaml';
+import YAML, { LineCounter, isMap, isScalar, isSeq, visit, type Node } from 'yaml';
 import { InputError } from './errors.ts';
 import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './units.ts';
 
@@ -89,6 +89,18 @@ export function parseMatrix(text: string, file: string): Matrix {
     const e = doc.errors[0];
     throw new InputError(`${file}:${e.linePos?.[0].line ?? '?'}: invalid YAML: ${e.message.split('\n')[0]}`);
   }
+  // Anchors and aliases (`upload_seconds: &u 60`, `readiness_seconds: *u`): each alias becomes a copy of its
+  // anchored value placed where the alias is, so the checks below see the value and their errors name the alias's line.
+  visit(doc, {
+    Alias(_, alias) {
+      const target = alias.resolve(doc);
+      if (!target) throw new InputError(`${where(alias)}: alias *${alias.source} names no anchor above it`);
+      const copy = target.clone() as Node;
+      visit(copy, (_key, n) => { if (isScalar(n) || isMap(n) || isSeq(n)) n.range = alias.range; });
+      copy.range = alias.range;
+      return copy;
+    },
+  });
   const root = doc.contents;
   if (!isMap(root)) throw new InputError(`${file}: expected a mapping of keys (sizes, memory_limits, ...)`);
   const fail = (key: string, node: Node | null | undefined, why: string): never => {
@@ -99,6 +111,7 @@ export function parseMatrix(text: string, file: string): Matrix {
   const checkKeys = (map: typeof root, allowed: string[], prefix: string) => {
     for (const pair of map.items) {
       const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+      if (k === '<<') throw new InputError(`${where(pair.key as Node)}: "${prefix}<<": YAML merge keys are not supported; write the keys out (anchors and aliases of values are)`);
       if (!allowed.includes(k)) {
         throw new InputError(`${where(pair.key as Node)}: unknown key "${prefix}${k}" (known: ${allowed.join(', ')})`);
       }

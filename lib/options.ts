@@ -4,6 +4,7 @@
 //   const o = parseOptions(['--quick']); if (o !== 'help') o.matrix.sizes
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { argvError } from './argv-errors.ts';
 import { InputError } from './errors.ts';
 import { defaultWarmup, loadMatrixFile, MAX_ITERATIONS, parseConcurrency, parseIterations, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
 import { SUITE_DIR } from './paths.ts';
@@ -130,8 +131,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
       strict: true, allowPositionals: false, tokens: true,
     });
   } catch (e) {
-    // One line, with node's hint kept (`--sizes=-1MiB` for a value that starts with a dash).
-    throw new InputError((e as Error).message.replace(/\s*\n+\s*/g, ' '));
+    throw argvError(e, argv);
   }
   // parseArgs keeps the last of a repeated flag; a user who wrote two meant both.
   const seen = new Set<string>();

@@ -10,7 +10,7 @@ import { InputError } from './errors.ts';
 import type { Case } from './matrix.ts';
 import { readRunRecord } from './load-run.ts';
 import { lockRunDir } from './lock.ts';
-import { parseRawCsv, RAW_COLUMNS, RAW_MIN_COLUMNS, type RawRow } from './results.ts';
+import { parseRawCsv, RAW_COLUMNS, RAW_MIN_COLUMNS, splitTornLastRow, type RawRow } from './results.ts';
 import type { GitRecord, ResumeRecord, RunRecord } from './run-record.ts';
 
 export interface ResumePlan {
@@ -62,16 +62,15 @@ export function readResumeState(dir: string): ResumeState {
   if (fs.existsSync(csvFile)) {
     let text = fs.readFileSync(csvFile, 'utf8');
     if (text !== '' && !text.endsWith('\n')) {
-      const cut = text.lastIndexOf('\n') + 1;
-      if (cut > 0 && completeRow(text.slice(0, cut), text.slice(cut), csvFile)) {
-        // Every column there: a finished row whose newline was lost, kept (not run again).
-        fs.appendFileSync(csvFile, '\n');
-        text += '\n';
+      // Only a header cut short has no newline at all: dropped, the file gets a fresh header.
+      const split = text.includes('\n') ? splitTornLastRow(text, csvFile) : { kept: '', torn: text };
+      if (split.torn === null) {
+        fs.appendFileSync(csvFile, '\n'); // every column there: a finished row whose newline was lost, kept (not run again)
       } else {
-        droppedPartialLine = text.slice(cut);
-        text = text.slice(0, cut);
-        fs.truncateSync(csvFile, Buffer.byteLength(text));
+        droppedPartialLine = split.torn;
+        fs.truncateSync(csvFile, Buffer.byteLength(split.kept));
       }
+      text = split.kept;
     }
     const lines = text.split('\n').filter(Boolean);
     // A header cut short was dropped above, leaving an empty file that gets a fresh header; rows without one
@@ -89,18 +88,6 @@ export function readResumeState(dir: string): ResumeState {
 function isRawHeader(line: string): boolean {
   const cells = line.split(',');
   return RAW_COLUMNS.slice(0, RAW_MIN_COLUMNS).every((c, i) => cells[i] === c);
-}
-
-/** Whether `last`, a line without its newline, is a whole row under the header at the start of `before`. */
-function completeRow(before: string, last: string, where: string): boolean {
-  const header = before.slice(0, before.indexOf('\n') + 1);
-  if (!isRawHeader(header.trim())) return false;
-  try {
-    parseRawCsv(`${header}${last}\n`, where);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
