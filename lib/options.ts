@@ -231,13 +231,16 @@ function resumeOptions(dir: string, otherFlags: string[]): Options {
     throw new InputError(`--resume takes the run's recorded settings; drop ${otherFlags.map((f) => `--${f}`).join(', ')}`);
   }
   const state = readResumeState(path.resolve(dir));
-  const matrix = matrixFromRecord(state.record, path.join(state.dir, 'config.json'));
-  const ref = state.record.server.kind === 'source' ? state.record.server.build?.ref : undefined;
+  const first = state.sides[0].record;
+  const matrix = matrixFromRecord(first, path.join(state.sides[0].dir, 'config.json'));
+  // The servers as recorded: each side's ref (built again, from the cache when unchanged) or binary, in the order given.
+  const refs = state.sides.flatMap((s) => (s.record.server.kind === 'source' && s.record.server.build?.ref ? [s.record.server.build.ref] : []));
+  const binaries = state.parent && first.server.kind === 'binary' ? state.sides.map((s) => s.record.server.path!) : [];
   // A shard resumes as the same shard: its recorded k/N, cut by the same rule.
-  const s = state.record.shard;
+  const s = first.shard;
   return {
-    matrix, matrixFile: state.record.matrix_file, out: path.dirname(state.dir),
-    refs: ref ? [ref] : [], binaries: [], adaptive: null, seed: null, shard: s ? { index: s.index, total: s.total, source: 'resumed' } : null,
+    matrix, matrixFile: first.matrix_file, out: path.dirname(state.dir),
+    refs, binaries, adaptive: null, seed: first.ab?.seed ?? null, shard: s ? { index: s.index, total: s.total, source: 'resumed' } : null,
     resume: state, mode: 'run', fix: false,
   };
 }

@@ -89,6 +89,8 @@ export interface ResumeRecord {
   suite_git: GitRecord | null;
   server: ServerRecord;
   host: HostRecord;
+  /** Rounds only some sides had completed when the run was stopped: dropped from all, run again (lib/resume.ts). */
+  dropped_rounds?: { case: string; iteration: number; sides: string[] }[];
 }
 
 export interface RunRecord {
@@ -273,6 +275,13 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
         started_at: str(r, 'started_at', `resumes[${i}].started_at`), command: strings(r.command, `resumes[${i}].command`),
         suite_version: str(r, 'suite_version', `resumes[${i}].suite_version`), suite_git: git(r.suite_git, `resumes[${i}].suite_git`),
         server: server(obj(r, 'server', `resumes[${i}].server`), `resumes[${i}].server`), host: host(obj(r, 'host', `resumes[${i}].host`), `resumes[${i}].host`),
+        ...(r.dropped_rounds === undefined ? {} : {
+          dropped_rounds: (Array.isArray(r.dropped_rounds) ? r.dropped_rounds : fail(`resumes[${i}].dropped_rounds`, 'must be a list', r.dropped_rounds)).map((d: unknown, k: number) => {
+            const at = `resumes[${i}].dropped_rounds[${k}]`;
+            if (!isObject(d)) return fail(at, 'must be an object', d);
+            return { case: str(d, 'case', `${at}.case`), iteration: whole(d.iteration, `${at}.iteration`, 1), sides: strings(d.sides, `${at}.sides`) };
+          }),
+        }),
       };
     })
     : fail('resumes', 'must be a list', json.resumes);
