@@ -26,8 +26,15 @@ async function run(argv: string[], io: Io): Promise<number> {
   const progress = new Progress(io.stderr), say = (line: string) => progress.line(line);
   if (resume && resume.sides.every((s) => s.record.finished)) {
     const rows = resume.sides.reduce((n, s) => n + s.rows.length, 0);
-    say(`${resume.dir} already finished (${rows} rows, ended ${resume.sides[0].record.ended_at}): nothing to resume, nothing changed`);
-    return io.stdout.write(`${resume.dir}\n`), 0;
+    say(`${resume.dir} already finished (${rows} rows, ended ${resume.sides[0].record.ended_at}): nothing to resume` +
+      (resume.parent ? '; its comparison is written again from its rows' : ', nothing changed'));
+    if (!resume.parent) return io.stdout.write(`${resume.dir}\n`), 0;
+    // Its sides finished, its comparison perhaps not (killed while comparing): compared again, from the same rows.
+    let code = 0;
+    for (const s of resume.sides.slice(1)) {
+      code = Math.max(code, await compareRuns([resume.sides[0].dir, s.dir, '--out', compareFolder(resume.parent, resume.sides.length, s.dir)], io));
+    }
+    return io.stdout.write(`${resume.dir}\n`), code;
   }
   for (const s of resume?.sides ?? []) if (s.droppedPartialLine) say(`${s.dir}/raw.csv ended in a cut-off line, dropped: ${s.droppedPartialLine}`);
   for (const r of resume?.droppedRounds ?? []) {
@@ -66,7 +73,7 @@ async function run(argv: string[], io: Io): Promise<number> {
     // 4. Two or more servers: each later one against the first (exit 1 when any is slower or fails more often).
     let code = interrupts.exitCode() ?? 0;
     for (const s of code === 0 ? run.sides.slice(1) : []) {
-      code = Math.max(code, await compareRuns([run.sides[0].dir, s.dir, '--out', compareFolder(run, s)], io));
+      code = Math.max(code, await compareRuns([run.sides[0].dir, s.dir, '--out', compareFolder(run.parent, run.sides.length, s.dir)], io));
     }
     io.stdout.write(`${run.parent}\n`);
     return code;

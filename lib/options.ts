@@ -55,7 +55,8 @@ Options (flags override matrix.yaml):
                        joins the N folders into one run. auto: CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL (CircleCI),
                        or JOB_COMPLETION_INDEX with UPS_SHARD_TOTAL = the Job's completions (Kubernetes)
   --resume DIR         finish an interrupted run: its recorded matrix, server and knobs (config.json),
-                       only the iterations raw.csv lacks, into the same folder (no other flags)
+                       only the iterations raw.csv lacks, into the same folder (no other flags); a run
+                       of several servers from its parent folder, every side together in the seeded order
   --doctor             check this machine for the provider (matrix's or --provider): one ok/FAIL/warn
                        line per check with its fix; exit 0 when the provider can run, 1 when not.
                        Changes nothing; with --fix it may build the guest image and start libvirt's

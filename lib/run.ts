@@ -176,8 +176,8 @@ export function adaptiveRule(adaptive: { maxRounds: number; noisePct: number } |
 }
 
 /** Where a side's comparison with the first side goes: compare/, or compare-<side>/ when there are more than two. */
-export function compareFolder(run: Run, side: SideRun): string {
-  return path.join(run.parent!, run.sides.length > 2 ? `compare-${path.basename(side.dir)}` : 'compare');
+export function compareFolder(parent: string, sides: number, sideDir: string): string {
+  return path.join(parent, sides > 2 ? `compare-${path.basename(sideDir)}` : 'compare');
 }
 
 /** Folder names for the sides of a run of refs: the refs, made safe as names, told apart when they collide. */

@@ -54,11 +54,13 @@ async function killAndResume(t: TestContext, args: string[], env: Record<string,
   const t0 = Date.now();
   let dir: string | null = null;
   const killed: number[] = [];
+  let rowsAtStart = 0;
+  const finished = () => Promise.race([run.exited.then(() => true), sleep(0).then(() => false)]);
   for (let k = 1; k <= kills; k++) {
-    await waitFor('rows', () => { dir = run.runDir() ?? dir; return rowsUnder(dir) >= 1; }, 600_000);
+    // A kill once this process has measured something (not while a resume is still starting up).
+    await waitFor('a row from this process', () => { dir = run.runDir() ?? dir; return rowsUnder(dir) > rowsAtStart || run.child.exitCode !== null; }, 600_000);
     await sleep(500 + Math.random() * 4000);
-    const done = await Promise.race([run.exited.then(() => true), sleep(0).then(() => false)]);
-    if (done) break; // it finished first: nothing left to kill
+    if (await finished()) break; // it finished first: nothing left to kill
     const rows = rowsUnder(dir);
     run.child.kill('SIGKILL');
     await run.exited;
@@ -67,6 +69,7 @@ async function killAndResume(t: TestContext, args: string[], env: Record<string,
     const alive = processesWith(secret);
     t.diagnostic(`kill ${k}: SIGKILL of pid ${run.pid} at ${((Date.now() - t0 - 3000) / 1000).toFixed(1)} s, ${rows} rows; 3 s later alive: ${alive.length ? alive.join('; ') : 'none'}`);
     assert.deepEqual(alive, [], `3 s after kill ${k}, processes the run started are still alive`);
+    rowsAtStart = rowsUnder(dir);
     run = startRun(['--resume', dir!], env, out);
   }
   await run.exited;
