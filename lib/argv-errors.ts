@@ -13,8 +13,9 @@ export function argvError(e: unknown, argv: string[]): InputError {
     const at = argv.indexOf(flag);
     const next = at >= 0 ? argv[at + 1] : undefined;
     if (next === undefined) return new InputError(`${flag} needs a value, and nothing follows it`);
+    if (/^--|^-[A-Za-z]$/.test(next)) return new InputError(`${flag} needs a value, but is followed by the option ${next}`);
     return new InputError(`${flag} needs a value, but is followed by ${JSON.stringify(next)}, which starts with "-" and is read as an option` +
-      ` (a value that starts with "-" is written ${flag}=${next})`);
+      ` (if that is the value, write ${flag}=${next})`);
   }
   // Node's hint for an unknown option ends in an unbalanced quote ('-- "--x"); a folder starting with '-' is rare.
   return new InputError(`${message.replace(/\. To specify a positional argument[\s\S]*$/, '').replace(/\s*\n+\s*/g, ' ')} (see --help)`);
