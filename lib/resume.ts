@@ -1,8 +1,11 @@
 // --resume results/<run>: which iterations of a run are still to do, read back
 // from its config.json (lib/run-record.ts gives the matrix it was started with)
-// and raw.csv. planResume and mergeResumedRecord are pure; readResumeState reads.
+// and raw.csv; for a run of several servers, from its parent folder, every
+// side's. planResume and mergeResumedRecord are pure; readResumeState reads
+// (and cuts from raw.csv a torn last line and any round some side lacks).
 //   const state = readResumeState('results/20261125-101500')
-//   const plan = planResume(expandCases(matrixFromRecord(state.record, file)), state.rows)
+//   const side = state.sides[0]
+//   const plan = planResume(expandCases(matrixFromRecord(side.record, file)), side.rows)
 //   // plan.remaining: the cases to run now, in the original order
 import fs from 'node:fs';
 import path from 'node:path';
