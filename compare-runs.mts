@@ -11,6 +11,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './lib/compare.ts';
 import { writeComparison } from './lib/comparison.ts';
+import { argvError } from './lib/argv-errors.ts';
 import { InputError, PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { loadRun } from './lib/load-run.ts';
 import { SUITE_DIR } from './lib/paths.ts';
@@ -52,8 +53,7 @@ async function run(argv: string[], io: Io): Promise<number> {
       options: { alpha: { type: 'string' }, noise: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
-    // Node's hint for an unknown option ends in an unbalanced quote ('-- "--x"); a folder starting with '-' is rare.
-    throw new InputError(`${(e as Error).message.replace(/\. To specify a positional argument[\s\S]*$/, '').replace(/\s*\n+\s*/g, ' ')} (see --help)`);
+    throw argvError(e, argv);
   }
   const { values, positionals } = parsed;
   if (values.help) {
@@ -72,6 +72,7 @@ async function run(argv: string[], io: Io): Promise<number> {
   }
   const base = loadRun(positionals[0]);
   const cand = loadRun(positionals[1]);
+  for (const w of [...base.warnings, ...cand.warnings]) io.stderr.write(`Warning: ${w}\n`);
   const outDir = path.resolve(values.out ?? path.join(SUITE_DIR, 'results', `compare-${base.name}-vs-${cand.name}`));
   return (await writeComparison(base, cand, outDir, thresholds, io)).code;
 }

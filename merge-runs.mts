@@ -13,6 +13,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_THRESHOLDS } from './lib/compare.ts';
 import { writeComparison } from './lib/comparison.ts';
+import { argvError } from './lib/argv-errors.ts';
 import { InputError, PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { mergeShards, readShard, writeMerged } from './lib/merge.ts';
 import { SUITE_DIR } from './lib/paths.ts';
@@ -54,7 +55,7 @@ async function run(argv: string[], io: Io): Promise<number> {
       options: { out: { type: 'string' }, 'allow-missing': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
-    throw new InputError(`${(e as Error).message.replace(/\s*\n+\s*/g, ' ')} (see --help)`);
+    throw argvError(e, argv);
   }
   const { values, positionals } = parsed;
   if (values.help) {
@@ -62,7 +63,9 @@ async function run(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw new InputError('give the shard folders to merge (see --help)');
-  const merged = mergeShards(positionals.map(readShard), { allowMissing: values['allow-missing'] ?? false });
+  const shards = positionals.map(readShard);
+  for (const w of shards.flatMap((s) => s.sides.flatMap((side) => side.warnings))) io.stderr.write(`Warning: ${w}\n`);
+  const merged = mergeShards(shards, { allowMissing: values['allow-missing'] ?? false });
   for (const c of merged.merge.missing_cases) io.stderr.write(`Warning: missing: ${c}\n`);
   let out: string;
   if (values.out !== undefined) {

@@ -36,11 +36,25 @@ export async function runSuite(opts: Options, argv: string[], io: Io): Promise<S
   const none = (code: number): SuiteOutcome => ({ code, run: null, comparisons: [] });
   const { matrix: m, resume } = opts;
   const progress = new Progress(io.stderr), say = (line: string) => progress.line(line);
-  if (resume?.record.finished) {
-    say(`${resume.dir} already finished (${resume.rows.length} rows, ended ${resume.record.ended_at}): nothing to resume, nothing changed`);
-    return io.stdout.write(`${resume.dir}\n`), none(0);
+  if (resume && resume.sides.every((s) => s.record.finished)) {
+    const rows = resume.sides.reduce((n, s) => n + s.rows.length, 0);
+    say(`${resume.dir} already finished (${rows} rows, ended ${resume.sides[0].record.ended_at}): nothing to resume` +
+      (resume.parent ? '; its comparison is written again from its rows' : ', nothing changed'));
+    if (!resume.parent) return io.stdout.write(`${resume.dir}\n`), none(0);
+    // Its sides finished, its comparison perhaps not (killed while comparing): compared again, from the same rows.
+    let code = 0;
+    const comparisons: Comparison[] = [];
+    for (const s of resume.sides.slice(1)) {
+      const c = await writeComparison(comparedSide(resume.sides[0]), comparedSide(s), compareFolder(resume.parent, resume.sides.length, s.dir), DEFAULT_THRESHOLDS, io);
+      comparisons.push(c.comparison);
+      code = Math.max(code, c.code);
+    }
+    return io.stdout.write(`${resume.dir}\n`), { code, run: null, comparisons };
   }
-  if (resume?.droppedPartialLine) say(`raw.csv ended in a cut-off line, dropped: ${resume.droppedPartialLine}`);
+  for (const s of resume?.sides ?? []) if (s.droppedPartialLine) say(`${s.dir}/raw.csv ended in a cut-off line, dropped: ${s.droppedPartialLine}`);
+  for (const r of resume?.droppedRounds ?? []) {
+    say(`${r.case} iteration ${r.iteration}: only ${r.sides.join(', ')} had completed it; dropped there, to run again on every side`);
+  }
   preflight(m); // tools and a data folder: before anything is built or made
 
   // 1. Servers, test files, guest image. A signal waits for the step under way to clean up; no folder exists yet.
@@ -50,7 +64,7 @@ export async function runSuite(opts: Options, argv: string[], io: Io): Promise<S
     const cases = planCases(m, opts.shard, opts.refs.length); // --shard k/N: this machine's whole cases
     const prepared = await (async () => {
       // A resume runs the stand-in with the knobs the run was started with, not today's environment.
-      const sides = await prepareServers(m, opts.refs, opts.binaries, progress, resume?.record.server.standin_env);
+      const sides = await prepareServers(m, opts.refs, opts.binaries, progress, resume?.sides[0].record.server.standin_env);
       const files = await prepareTestFiles(m, cases, progress, stopped);
       return files && !stopped() ? { sides, files, image: await prepareGuestImage(m, say), secret: sharedSecret(say) } : null;
     })().catch((e: unknown) => { if (stopped()) return null; throw e; }); // a build the same Ctrl-C killed is the interruption
@@ -75,7 +89,7 @@ export async function runSuite(opts: Options, argv: string[], io: Io): Promise<S
     let code = interrupts.exitCode() ?? 0;
     const comparisons: Comparison[] = [];
     for (const s of code === 0 ? run.sides.slice(1) : []) {
-      const c = await writeComparison(comparedSide(run.sides[0]), comparedSide(s), compareFolder(run, s), DEFAULT_THRESHOLDS, io);
+      const c = await writeComparison(comparedSide(run.sides[0]), comparedSide(s), compareFolder(run.parent, run.sides.length, s.dir), DEFAULT_THRESHOLDS, io);
       comparisons.push(c.comparison);
       code = Math.max(code, c.code);
     }

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from './errors.ts';
-import { parseCanaryCsv, parseRawCsv, type CanaryRow, type RawRow } from './results.ts';
+import { parseCanaryCsv, parseRawCsv, splitTornLastRow, type CanaryRow, type RawRow } from './results.ts';
 import { parseRunRecord, type RunRecord } from './run-record.ts';
 
 export interface LoadedRun {
@@ -18,6 +18,8 @@ export interface LoadedRun {
   rows: RawRow[];
   /** canary.csv's rows; empty for a run made before the canary existed. */
   canary: CanaryRow[];
+  /** What the reader should know: a torn last row of an unfinished run, left out. */
+  warnings: string[];
 }
 
 export function loadRun(dir: string): LoadedRun {
@@ -27,10 +29,28 @@ export function loadRun(dir: string): LoadedRun {
   if (!fs.existsSync(csvPath)) throw new InputError(`${dir}: no raw.csv in this folder (not a results folder?)`);
   if (!fs.statSync(csvPath).isFile()) throw new InputError(`${csvPath}: not a file`);
   const config = readRunRecord(dir);
-  const rows = parseRawCsv(fs.readFileSync(csvPath, 'utf8'), csvPath);
+  const { text, warnings } = readRawText(csvPath, config);
+  const rows = parseRawCsv(text, csvPath);
   const canaryPath = path.join(dir, 'canary.csv');
   const canary = fs.existsSync(canaryPath) ? parseCanaryCsv(fs.readFileSync(canaryPath, 'utf8'), canaryPath) : [];
-  return { dir, name: path.basename(path.resolve(dir)), config, rows, canary };
+  return { dir, name: path.basename(path.resolve(dir)), config, rows, canary, warnings };
+}
+
+/**
+ * raw.csv's text. A run that did not finish (killed mid-append, or on a full
+ * disk) may end in half a row: left out, with a warning naming --resume, which
+ * drops it and runs that iteration again. A torn row anywhere else, or in a
+ * finished run, stays an error (parseRawCsv).
+ */
+export function readRawText(csvPath: string, config: RunRecord | null): { text: string; warnings: string[] } {
+  const text = fs.readFileSync(csvPath, 'utf8');
+  const split = config && !config.finished ? splitTornLastRow(text, csvPath) : { kept: text, torn: null };
+  if (split.torn === null) return { text: split.kept, warnings: [] };
+  return {
+    text: split.kept,
+    warnings: [`${csvPath}: its last row is cut off (${JSON.stringify(split.torn.slice(0, 40))}...): the run did not finish and was ` +
+      `stopped mid-write, so that row is left out; run-tests --resume ${config!.ab?.parent ?? path.dirname(csvPath)} finishes the run`],
+  };
 }
 
 /** A folder's config.json as a validated RunRecord (lib/run-record.ts); null when the folder has none. */

@@ -10,6 +10,7 @@ import { createMemoryCgroup, isCgroup, sweepOrphanCgroups, type MemoryCgroup } f
 import { createServerNetns, sweepOrphanNetns, type ServerNetns } from './netns.ts';
 import { localDataParent } from './paths.ts';
 import { pidAlive } from './pids.ts';
+import { diesWithSuite } from './reaper.ts';
 import type { Environment, MemorySample, Provider, ProviderContext, ServerLaunch, ServerSpec, TimelinePoint } from './provider.ts';
 import type { Say } from './progress.ts';
 import { CLK_TCK, diskUsageBytes, readProcSpend, spendBetween, type ProcSpend } from './spend.ts';
@@ -158,9 +159,10 @@ class LocalEnvironment implements Environment {
     const serverArgv = [...hostServerArgv(server), '-db', path.join(dataDir, 'store.db')];
     const argvInNet = netns ? netns.wrap(serverArgv) : serverArgv;
     // The server joins the cgroup before it execs, so it never allocates outside the limit.
-    const argv = this.cgroup
+    // setpriv first (lib/reaper.ts): every exec after it keeps the pid, so the server dies with the suite.
+    const argv = diesWithSuite(this.cgroup
       ? ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', this.cgroup.procsFile, ...argvInNet]
-      : argvInNet;
+      : argvInNet);
     fs.appendFileSync(this.logFile, `--- server start ${new Date().toISOString()} port ${port}\n`);
     this.proc = spawnServer(argv, env, this.logFile, server.workDir);
     const url = `http://${netns ? netns.serverAddress : '127.0.0.1'}:${port}`;

@@ -3,7 +3,7 @@
 //   const m = loadMatrixFile('matrix.yaml'); const cases = expandCases(m);
 import fs from 'node:fs';
 import path from 'node:path';
-import YAML, { LineCounter, isAlias, isCollection, isMap, isScalar, type Node } from 'yaml';
+import YAML, { LineCounter, isAlias, isCollection, isMap, isScalar, visit, type Node } from 'yaml';
 import { z } from 'zod';
 import { CONCURRENCY, ITERATIONS, parseWhole, scalarBy, TIMEOUT_SECONDS, VM_CPUS, WARMUP_ITERATIONS, type Bound } from './bounds.ts';
 import { InputError } from './errors.ts';
@@ -146,6 +146,18 @@ export function parseMatrix(text: string, file: string): Matrix {
     throw new InputError(`${file}:${e.linePos?.[0].line ?? '?'}: invalid YAML: ${e.message.split('\n')[0]}`);
   }
   if (!isMap(doc.contents)) throw new InputError(`${file}: expected a mapping of keys (sizes, memory_limits, ...)`);
+  // Anchors and aliases resolve to their values (errors then name the line the value is written on);
+  // an alias with no anchor above it, and YAML's merge key, are refused by name with their line.
+  visit(doc, {
+    Alias(_, alias) {
+      if (!alias.resolve(doc)) throw new InputError(`${file}:${lc.linePos(alias.range![0]).line}: alias *${alias.source} names no anchor above it`);
+    },
+    Pair(_, pair) {
+      if (isScalar(pair.key) && pair.key.value === '<<') {
+        throw new InputError(`${file}:${lc.linePos(pair.key.range![0]).line}: "<<": YAML merge keys are not supported; write the keys out (anchors and aliases of values are)`);
+      }
+    },
+  });
   const parsed = matrixYaml.safeParse(doc.toJS());
   if (!parsed.success) throw new InputError(yamlIssue(parsed.error.issues, doc, lc, file));
   const y = parsed.data;

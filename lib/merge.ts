@@ -12,7 +12,7 @@ import path from 'node:path';
 import { caseKey, caseLabel, matrixCases, parseCaseKey } from './cases.ts';
 import { InputError } from './errors.ts';
 import type { HostFingerprint } from './host.ts';
-import { readRunRecord } from './load-run.ts';
+import { readRawText, readRunRecord } from './load-run.ts';
 import { writeReportFiles } from './report-files.ts';
 import {
   appendCanaryRow, appendSamples, parseCanaryCsv, parseRawCsv, parseSamplesCsv, rawCsvHeader, rawCsvLine, writeConfig, type CanaryRow, type RawRow, type SampleRow,
@@ -27,6 +27,8 @@ export interface ShardSide {
   dir: string;
   config: RunRecord;
   rows: RawRow[];
+  /** A torn last row of an unfinished shard, left out (lib/load-run.ts readRawText). */
+  warnings: string[];
   failuresLog: string;
   /** The machine canary's timings (canary.csv), each shard's on its own host. */
   canary: CanaryRow[];
@@ -72,14 +74,14 @@ const readConfig = readRunRecord;
 
 function readSide(dir: string, folder: string, config: RunRecord): ShardSide {
   const csv = path.join(dir, 'raw.csv');
-  const text = fs.existsSync(csv) ? fs.readFileSync(csv, 'utf8') : '';
+  const { text, warnings } = fs.existsSync(csv) ? readRawText(csv, config) : { text: '', warnings: [] };
   // A shard stopped before its first row has a header only, or no raw.csv at all.
   const rows = text.split('\n').filter(Boolean).length > 1 ? parseRawCsv(text, csv) : [];
   const log = path.join(dir, 'failures.log');
   const canary = path.join(dir, 'canary.csv');
   const samples = path.join(dir, 'samples.csv');
   return {
-    folder, dir, config, rows, failuresLog: fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '',
+    folder, dir, config, rows, warnings, failuresLog: fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '',
     canary: fs.existsSync(canary) ? parseCanaryCsv(fs.readFileSync(canary, 'utf8'), canary) : [],
     samples: fs.existsSync(samples) ? parseSamplesCsv(fs.readFileSync(samples, 'utf8'), samples) : [],
   };

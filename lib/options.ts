@@ -4,6 +4,7 @@
 //   const o = parseOptions(['--quick']); if (o !== 'help') o.matrix.sizes
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { argvError } from './argv-errors.ts';
 import { InputError } from './errors.ts';
 import { CONCURRENCY, ITERATIONS, MEMORY_MB } from './bounds.ts';
 import { defaultWarmup, loadMatrixFile, parseConcurrency, parseIterations, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
@@ -55,7 +56,8 @@ Options (flags override matrix.yaml):
                        joins the N folders into one run. auto: CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL (CircleCI),
                        or JOB_COMPLETION_INDEX with UPS_SHARD_TOTAL = the Job's completions (Kubernetes)
   --resume DIR         finish an interrupted run: its recorded matrix, server and knobs (config.json),
-                       only the iterations raw.csv lacks, into the same folder (no other flags)
+                       only the iterations raw.csv lacks, into the same folder (no other flags); a run
+                       of several servers from its parent folder, every side together in the seeded order
   --doctor             check this machine for the provider (matrix's or --provider): one ok/FAIL/warn
                        line per check with its fix; exit 0 when the provider can run, 1 when not.
                        Changes nothing; with --fix it may build the guest image and start libvirt's
@@ -131,8 +133,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
       strict: true, allowPositionals: false, tokens: true,
     });
   } catch (e) {
-    // One line, with node's hint kept (`--sizes=-1MiB` for a value that starts with a dash).
-    throw new InputError((e as Error).message.replace(/\s*\n+\s*/g, ' '));
+    throw argvError(e, argv);
   }
   // parseArgs keeps the last of a repeated flag; a user who wrote two meant both.
   const seen = new Set<string>();
@@ -232,13 +233,16 @@ function resumeOptions(dir: string, otherFlags: string[]): Options {
     throw new InputError(`--resume takes the run's recorded settings; drop ${otherFlags.map((f) => `--${f}`).join(', ')}`);
   }
   const state = readResumeState(path.resolve(dir));
-  const matrix = matrixFromRecord(state.record, path.join(state.dir, 'config.json'));
-  const ref = state.record.server.kind === 'source' ? state.record.server.build?.ref : undefined;
+  const first = state.sides[0].record;
+  const matrix = matrixFromRecord(first, path.join(state.sides[0].dir, 'config.json'));
+  // The servers as recorded: each side's ref (built again, from the cache when unchanged) or binary, in the order given.
+  const refs = state.sides.flatMap((s) => (s.record.server.kind === 'source' && s.record.server.build?.ref ? [s.record.server.build.ref] : []));
+  const binaries = state.parent && first.server.kind === 'binary' ? state.sides.map((s) => s.record.server.path!) : [];
   // A shard resumes as the same shard: its recorded k/N, cut by the same rule.
-  const s = state.record.shard;
+  const s = first.shard;
   return {
-    matrix, matrixFile: state.record.matrix_file, out: path.dirname(state.dir),
-    refs: ref ? [ref] : [], binaries: [], adaptive: null, seed: null, shard: s ? { index: s.index, total: s.total, source: 'resumed' } : null,
+    matrix, matrixFile: first.matrix_file, out: path.dirname(state.dir),
+    refs, binaries, adaptive: null, seed: first.ab?.seed ?? null, shard: s ? { index: s.index, total: s.total, source: 'resumed' } : null,
     resume: state, mode: 'run', fix: false,
   };
 }

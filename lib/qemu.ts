@@ -15,6 +15,7 @@ import { chooseAccel, KERNEL_APPEND, TCG_TIMEOUT_FACTOR } from './accel.ts';
 import { GUEST_SERVER_PORT, openGuest } from './guest.ts';
 import { ensureGuestImage, type GuestImage } from './image.ts';
 import type { Environment, Provider, ProviderContext, ServerLaunch } from './provider.ts';
+import { diesWithSuite } from './reaper.ts';
 import { freePort } from './server.ts';
 import { PROVIDER_TOOLS, requireTools } from './tools.ts';
 
@@ -109,7 +110,9 @@ export class QemuProvider implements Provider {
     // arriving at any point after this finds it in liveVms. Its own process group keeps a
     // terminal's Ctrl-C for the suite, which tears down in order.
     const errFd = fs.openSync(errFile, 'w');
-    const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', errFd], detached: true });
+    // Through setpriv (lib/reaper.ts): QEMU dies with the suite, even when the suite is killed with SIGKILL.
+    const [cmd, ...argv] = diesWithSuite(['qemu-system-x86_64', ...args]);
+    const qemu = spawn(cmd, argv, { stdio: ['ignore', 'ignore', errFd], detached: true });
     fs.closeSync(errFd);
     const pid = qemu.pid;
     if (!pid) {

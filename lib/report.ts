@@ -61,8 +61,8 @@ export function renderReport(input: ReportInput, template: string): string {
     runName: input.runName,
     finished: config.finished,
     stopReason: config.stop_reason,
-    // One side of a two-ref run is not resumed alone (lib/resume.ts): the comparison is run again.
-    finishHint: config.ab ? 'rerunning the two-ref comparison measures it anew (one side cannot be resumed alone)' : '`./run-tests --resume` finishes it',
+    // One side of a two-ref run is resumed with the others, from their parent folder (lib/resume.ts).
+    finishHint: config.ab ? '`./run-tests --resume` on the parent folder finishes every side together' : '`./run-tests --resume` finishes it',
     cases,
     failedTotal: input.rows.filter((r) => r.exit_reason !== 'success').length,
     rowsTotal: input.rows.length,

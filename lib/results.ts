@@ -14,6 +14,25 @@ import { parseRow, rawCsvHeader, rawCsvLine, RAW_COLUMNS, RAW_MIN_COLUMNS, type 
 export { EXIT_REASONS, FAILURE_PHASES, RAW_COLUMNS, RAW_MIN_COLUMNS, rawCsvHeader, rawCsvLine, type ExitReason, type FailurePhase, type RawColumn, type RawRow } from './row.ts';
 
 /** Parses raw.csv text into typed rows; `where` names the file in error messages. Pure. */
+/**
+ * raw.csv's text with a torn last line split off: a line without its newline
+ * that is not a whole row (a run killed, or a disk filled, mid-append). A last
+ * row with every column but no newline is whole: kept, its newline restored.
+ * A line cut anywhere else is left for parseRawCsv to refuse. Pure.
+ */
+export function splitTornLastRow(text: string, where: string): { kept: string; torn: string | null } {
+  if (text === '' || text.endsWith('\n')) return { kept: text, torn: null };
+  const cut = text.lastIndexOf('\n') + 1;
+  if (cut === 0) return { kept: text, torn: null }; // the header itself is cut: no row to leave out
+  const header = text.slice(0, text.indexOf('\n') + 1);
+  try {
+    parseRawCsv(`${header}${text.slice(cut)}\n`, where);
+    return { kept: `${text}\n`, torn: null };
+  } catch {
+    return { kept: text.slice(0, cut), torn: text.slice(cut) };
+  }
+}
+
 export function parseRawCsv(text: string, where: string): RawRow[] {
   const parsed = Papa.parse<string[]>(text, { skipEmptyLines: true });
   const [header, ...records] = parsed.data;

@@ -91,6 +91,8 @@ export interface ResumeRecord {
   suite_git: GitRecord | null;
   server: ServerRecord;
   host: HostRecord;
+  /** Rounds only some sides had completed when the run was stopped: dropped from all, run again (lib/resume.ts). */
+  dropped_rounds?: { case: string; iteration: number; sides: string[] }[];
 }
 
 export interface RunRecord {
@@ -285,6 +287,7 @@ const shardRecord = section({
 
 const resumeRecord = z.object({
   started_at: str, command: strings, suite_version: str, suite_git: gitRecord, server: serverRecord, host: hostRecord,
+  dropped_rounds: z.array(z.object({ case: str, iteration: wholeFrom(1), sides: strings }, { error: 'must be an object' }), { error: 'must be a list' }).optional(),
 }, { error: 'must be an object' });
 
 const runRecord = z.object({

@@ -60,6 +60,8 @@ export interface Run {
   /** The folder holding one folder per side (and compare/), for a run of two refs; else null. */
   parent: string | null;
   jobs: Job<Case>[];
+  /** Jobs a resumed run had already done, in their order: their rows restore the stopping rule's state. */
+  done: Job<Case>[];
   /** Set when resuming: what was already done. */
   resumed: ResumePlan | null;
 }
@@ -181,13 +183,13 @@ export function adaptiveRule(adaptive: { maxRounds: number; noisePct: number } |
 }
 
 /** A side as compare-runs would load its folder: paired with the others by its record's ab (the machine canary only counts for separate runs). */
-export function comparedSide(s: SideRun): ComparedRun {
+export function comparedSide(s: Pick<SideRun, 'dir' | 'rows' | 'record'>): ComparedRun {
   return { dir: s.dir, name: path.basename(s.dir), config: s.record, rows: s.rows, canary: [] };
 }
 
 /** Where a side's comparison with the first side goes: compare/, or compare-<side>/ when there are more than two. */
-export function compareFolder(run: Run, side: SideRun): string {
-  return path.join(run.parent!, run.sides.length > 2 ? `compare-${path.basename(side.dir)}` : 'compare');
+export function compareFolder(parent: string, sides: number, sideDir: string): string {
+  return path.join(parent, sides > 2 ? `compare-${path.basename(sideDir)}` : 'compare');
 }
 
 /** Folder names for the sides of a run of refs: the refs, made safe as names, told apart when they collide. */
@@ -232,10 +234,13 @@ export interface OpenRunOptions {
  */
 export async function openRun(o: OpenRunOptions, say: (line: string) => void): Promise<Run> {
   const ab = o.sides.length > 1;
-  const parent = ab ? createRunDir(o.out) : null;
-  const dirs = parent
-    ? sideFolderNames(o.sides.map((s) => s.name)).map((n) => { const d = path.join(parent, n); fs.mkdirSync(d); return d; })
-    : [o.resume ? o.resume.dir : createRunDir(o.out)];
+  if (o.resume && o.resume.sides.length !== o.sides.length) {
+    throw new Error(`resuming ${o.resume.dir}: ${o.resume.sides.length} recorded sides, ${o.sides.length} servers prepared`);
+  }
+  const parent = ab ? o.resume?.parent ?? createRunDir(o.out) : null;
+  const dirs = o.resume ? o.resume.sides.map((s) => s.dir)
+    : parent ? sideFolderNames(o.sides.map((s) => s.name)).map((n) => { const d = path.join(parent, n); fs.mkdirSync(d); return d; })
+      : [createRunDir(o.out)];
   const suiteVersion = (JSON.parse(fs.readFileSync(path.join(SUITE_DIR, 'package.json'), 'utf8')) as { version: string }).version;
   const suiteGit = await gitInfo(SUITE_DIR);
   const sides = o.sides.map((side, i): SideRun => {
@@ -253,12 +258,14 @@ export async function openRun(o: OpenRunOptions, say: (line: string) => void): P
       ...(o.shard ? { shard: shardRecord(o.m, o.shard.shard, o.shard.refs) } : {}),
       host: hostFingerprint(),
     });
-    return { side, dir: dirs[i], rows: [...(o.resume?.rows ?? [])], record };
+    return { side, dir: dirs[i], rows: [...(o.resume?.sides[i].rows ?? [])], record };
   });
   if (o.resume) {
-    const merged = mergeResumedRecord(o.resume.record, sides[0].record);
-    sides[0].record = merged.record;
-    for (const w of merged.warnings) say(`WARNING: resuming ${o.resume.dir}: ${w}`);
+    for (const [i, s] of sides.entries()) {
+      const merged = mergeResumedRecord(o.resume.sides[i].record, s.record, o.resume.droppedRounds);
+      s.record = merged.record;
+      for (const w of merged.warnings) say(`WARNING: resuming ${s.dir}: ${w}`);
+    }
   }
   try {
     for (const s of sides) writeConfig(s.dir, s.record);
@@ -268,9 +275,14 @@ export async function openRun(o: OpenRunOptions, say: (line: string) => void): P
     throw e;
   }
   for (const s of sides) say(`results${ab ? ` for ${s.side.name}` : ''}: ${s.dir}`);
-  const resumed = o.resume ? planResume(o.cases, o.resume.rows) : null;
-  if (resumed) say(`resuming: ${resumed.done} iterations already in raw.csv, ${resumed.remaining.length} to run`);
-  return { sides, parent, jobs: interleave(resumed ? resumed.remaining : o.cases, sides.length, o.seed), resumed };
+  // A resume goes on in the recorded order: every job of the whole run drawn from the recorded seed as at the
+  // start, those with their rows already in raw.csv taken out (they are replayed into the stopping rule instead).
+  const plans = o.resume ? sides.map((s) => planResume(o.cases, s.rows)) : null;
+  const all = interleave(o.cases, sides.length, o.seed);
+  const left = plans ? plans.map((p) => new Set(p.remaining)) : null;
+  const jobs = left ? all.filter((j) => left[j.side].has(j.case)) : all;
+  if (plans) say(`resuming: ${all.length - jobs.length} iterations already in raw.csv, ${jobs.length} to run`);
+  return { sides, parent, jobs, done: left ? all.filter((j) => !left[j.side].has(j.case)) : [], resumed: plans ? plans[0] : null };
 }
 
 export interface ExecuteContext {
@@ -294,6 +306,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
   const failFast = new FailFast();
   const rule = run.sides[0].record.ab?.stopping_rule;
   const adaptive = rule ? new AdaptiveRounds(rule, run.sides.length, m.warmupIterations) : null;
+  if (adaptive) replayStops(run, adaptive);
   const record = (o: IterationOutcome, j: Job<Case>) => {
     const side = run.sides[j.side];
     const rows = o.rows ?? [o.row];
@@ -378,6 +391,27 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
       throw e;
     }
   }
+}
+
+/**
+ * A resumed run's stopping-rule state (looks taken, cases decided): its rows fed
+ * to the rule in the order they were measured, each iteration as executeRun
+ * passed it (its first failed upload, else its first). The rows are the record:
+ * config.json's ab.stops is written with the environments and at the end, so a
+ * killed run's copy may lack its last stops.
+ */
+function replayStops(run: Run, adaptive: AdaptiveRounds): void {
+  const rowsOf = new Map<string, RawRow[]>();
+  for (const [i, s] of run.sides.entries()) {
+    for (const r of s.rows) rowsOf.set(`${i}/${caseKey(r)}#${r.iteration}`, [...(rowsOf.get(`${i}/${caseKey(r)}#${r.iteration}`) ?? []), r]);
+  }
+  for (const j of run.done) {
+    const c = j.case;
+    const rows = rowsOf.get(`${j.side}/${caseKey({ file_size_bytes: c.size.bytes, memory_limit_mb: c.memoryMb, concurrency: c.concurrency ?? 1 })}#${c.iteration}`) ?? [];
+    const row = rows.find((r) => r.exit_reason !== 'success') ?? rows[0];
+    if (row) adaptive.record(j.side, row);
+  }
+  for (const s of run.sides) if (s.record.ab) s.record.ab.stops = adaptive.all();
 }
 
 /** history.md and history.svg in a run of several servers' parent folder: each case across the servers, in the order given. */

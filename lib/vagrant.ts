@@ -26,6 +26,7 @@ import { freePort } from './server.ts';
 import { PROVIDER_TOOLS, requireTools } from './tools.ts';
 import { BOX_NAME, boxCatalog, boxVersion, writeBox } from './vagrant-box.ts';
 import { pidAlive } from './pids.ts';
+import { killWithSuite } from './reaper.ts';
 
 /** The uid vagrant and the session libvirtd run as when the suite runs as root. */
 const UNPRIVILEGED_UID = 65534;
@@ -339,6 +340,8 @@ async function bootOnce(
     throw new Error(`vagrant up (${name}, ${o.memoryMb} MB) failed with exit ${up.exitCode} after ${bootSeconds.toFixed(1)} s:\n${tail(up.stdout + up.stderr, 15)}`);
   }
   vmPids.set(vm, await qemuPidsOf(domain));
+  // libvirtd, not the suite, parents the guest's QEMU: the watcher kills it should the suite die without its teardown.
+  for (const pid of vmPids.get(vm)!) killWithSuite(pid);
   const cfg = await as(r, ['vagrant', 'ssh-config'], { cwd: project, env, timeoutMs: 60_000 });
   if (cfg.exitCode !== 0) {
     await vm.destroy();

@@ -144,14 +144,14 @@ describe('hardening', { timeout: 600_000 }, () => {
     const n = text.split('\n').length - 1;
     fs.writeFileSync(path.join(dir, 'raw.csv'), text);
     const whole = readResumeState(dir);
-    assert.equal(whole.rows.length, n);
-    assert.equal(whole.droppedPartialLine, null);
+    assert.equal(whole.sides[0].rows.length, n);
+    assert.equal(whole.sides[0].droppedPartialLine, null);
     assert.equal(fs.readFileSync(path.join(dir, 'raw.csv'), 'utf8'), `${text}\n`, 'its newline restored');
     const cut = text.slice(0, text.lastIndexOf(',') - 3);
     fs.writeFileSync(path.join(dir, 'raw.csv'), cut);
     const dropped = readResumeState(dir);
-    assert.equal(dropped.rows.length, n - 1);
-    assert.equal(dropped.droppedPartialLine, cut.slice(cut.lastIndexOf('\n') + 1));
+    assert.equal(dropped.sides[0].rows.length, n - 1);
+    assert.equal(dropped.sides[0].droppedPartialLine, cut.slice(cut.lastIndexOf('\n') + 1));
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -84,6 +84,20 @@ test('each kind of invalid matrix names the key, the value and the line', { time
   bad(`${GOOD}timeouts:\n  readiness_seconds: 5000000\n`, /^m\.yaml:7: timeouts\.readiness_seconds: must be at most 500000/);
 });
 
+test('anchors and aliases resolve to their values; an error in an aliased value names the alias\'s line; merge keys are refused by name', { timeout: 60_000 }, () => {
+  const m = parseMatrix(`sizes: [1MiB]
+memory_limits: &m [256, 512]
+timeouts: {upload_seconds: &u 60, readiness_seconds: *u}
+`, 'm.yaml');
+  assert.deepEqual(m.memoryLimitsMb, [256, 512]);
+  assert.equal(m.readinessTimeoutSeconds, 60);
+  // The line the value is written on: the alias's target.
+  bad('sizes: [1MiB]\nmemory_limits: &m [256]\nconcurrency: *m\n', /^m\.yaml:2: concurrency: .*64.* \(got 256\)$/);
+  bad('sizes: [1MiB]\nmemory_limits: [256]\ntimeouts:\n  upload_seconds: &u 0\n  readiness_seconds: *u\n', /^m\.yaml:4: timeouts\.upload_seconds: /);
+  bad('sizes: [1MiB]\nmemory_limits: [256]\nconcurrency: *nope\n', /^m\.yaml:3: alias \*nope names no anchor above it$/);
+  bad('sizes: [1MiB]\nmemory_limits: [256]\nvm: &v {cpus: 2}\ntimeouts:\n  <<: *v\n', /^m\.yaml:5: "<<": YAML merge keys are not supported/);
+});
+
 test('server.workdir: the folder a prebuilt binary runs in, resolved against the matrix file; not with source', { timeout: 60_000 }, () => {
   const m = parseMatrix(`${GOOD}server:\n  binary: ../bin/ps\n  workdir: ../ps-1.1.8\n`, '/x/y/m.yaml');
   assert.deepEqual(m.server, { kind: 'binary', binary: '/x/bin/ps', workdir: '/x/ps-1.1.8' });
@@ -139,7 +153,9 @@ test('CLI flags override the file and are validated the same way', { timeout: 60
     [['--iterations', 'two'], /--iterations: not a positive/],
     [['--provider', 'docker'], /--provider: must be one of local, qemu, vagrant \(got "docker"\)/],
     [['--frobnicate'], /Unknown option '--frobnicate'/],
-    [['--sizes', '-1MiB'], /^Option '--sizes' argument is ambiguous\. .* use '--sizes=-XYZ'\.$/],
+    [['--sizes', '-1MiB'], /^--sizes needs a value, but is followed by "-1MiB", which starts with "-" and is read as an option \(if that is the value, write --sizes=-1MiB\)$/],
+    [['--sizes', '1MiB', '--ref'], /^--ref needs a value, and nothing follows it$/],
+    [['--ref', '--binary', 'x'], /^--ref needs a value, but is followed by the option --binary$/],
     [['--sizes', '1MiB,1048576B'], /--sizes: 1048576B is the same as an earlier entry/],
     [['--memory', '256,512,256'], /--memory: 256 is the same as an earlier entry/],
     [['--sizes', '1MiB', '--sizes', '2MiB'], /--sizes given twice: give it once \(a comma-separated list/],

@@ -85,19 +85,50 @@ test('readResumeState drops a cut-off last line of raw.csv and keeps the whole r
     const whole = rawCsvHeader() + rawCsvLine(row(512, 20971520, 1)) + rawCsvLine(row(512, 20971520, 2));
     fs.writeFileSync(path.join(dir, 'raw.csv'), whole + '20MiB,512MB,1.2');
     const s = readResumeState(dir);
-    assert.equal(s.rows.length, 2);
-    assert.equal(s.droppedPartialLine, '20MiB,512MB,1.2');
+    assert.equal(s.sides[0].rows.length, 2);
+    assert.equal(s.sides[0].droppedPartialLine, '20MiB,512MB,1.2');
     assert.equal(fs.readFileSync(path.join(dir, 'raw.csv'), 'utf8'), whole);
     fs.writeFileSync(path.join(dir, 'raw.csv'), rawCsvHeader());
-    assert.equal(readResumeState(dir).rows.length, 0, 'a header alone is no rows, not an error');
+    assert.equal(readResumeState(dir).sides[0].rows.length, 0, 'a header alone is no rows, not an error');
     fs.rmSync(path.join(dir, 'raw.csv'));
-    assert.equal(readResumeState(dir).rows.length, 0, 'no raw.csv yet: interrupted before the first row');
+    assert.equal(readResumeState(dir).sides[0].rows.length, 0, 'no raw.csv yet: interrupted before the first row');
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...CONFIG, ab: { refs: ['a', 'b'] } }));
-    assert.throws(() => readResumeState(dir), /one side of a two-ref run/);
+    assert.throws(() => readResumeState(dir), /one side of a run of 2 servers; resume them together, from their parent folder: --resume \//);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
   assert.throws(() => readResumeState('/nonexistent-ups'), /^InputError: --resume: \/nonexistent-ups: no such folder$/);
+});
+
+test('readResumeState of a run of two servers: both sides in order; a round only one side completed is dropped from it (and its samples)', () => {
+  const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-resume-ab-'));
+  try {
+    const side = (name: string, thisRef: number, rows: RawRow[], torn = '') => {
+      const dir = path.join(parent, name);
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...CONFIG, ab: { refs: ['a', 'b'], this_ref: thisRef, seed: 7, parent, order: 'seeded' } }));
+      fs.writeFileSync(path.join(dir, 'raw.csv'), rawCsvHeader() + rows.map(rawCsvLine).join('') + torn);
+      fs.writeFileSync(path.join(dir, 'samples.csv'), 'memory_limit_mb,file_size_bytes,concurrency,iteration,t_seconds,env_memory_bytes,server_rss_bytes,data_dir_bytes,phase\n' +
+        rows.map((r) => `${r.memory_limit_mb},${r.file_size_bytes},1,${r.iteration},0.1,1,1,1,transfer\n`).join(''));
+      return dir;
+    };
+    const b = side('b', 1, [row(512, 20971520, 1), row(512, 20971520, 2)], '20MiB,512MB,0.');
+    const a = side('a', 0, [row(512, 20971520, 1), row(512, 20971520, 2), row(512, 5242880, 1)]);
+    const s = readResumeState(parent);
+    assert.equal(s.parent, parent);
+    assert.deepEqual(s.sides.map((x) => path.basename(x.dir)), ['a', 'b'], 'in the order given (ab.this_ref), not by name');
+    assert.deepEqual(s.sides.map((x) => x.rows.map((r) => `${r.file_size}#${r.iteration}`)), [['20MiB#1', '20MiB#2'], ['20MiB#1', '20MiB#2']]);
+    assert.deepEqual(s.droppedRounds, [{ case: '5242880@512', iteration: 1, sides: ['a'] }]);
+    assert.equal(s.sides[1].droppedPartialLine, '20MiB,512MB,0.');
+    assert.equal(fs.readFileSync(path.join(a, 'raw.csv'), 'utf8'), rawCsvHeader() + [row(512, 20971520, 1), row(512, 20971520, 2)].map(rawCsvLine).join(''));
+    assert.doesNotMatch(fs.readFileSync(path.join(a, 'samples.csv'), 'utf8'), /^512,5242880,/m, 'the dropped round\'s samples go too');
+    assert.match(fs.readFileSync(path.join(b, 'samples.csv'), 'utf8'), /^512,20971520,1,2,/m);
+    assert.throws(() => readResumeState(a), /one side of a run of 2 servers; resume them together, from their parent folder: --resume /);
+    fs.writeFileSync(path.join(b, 'config.json'), JSON.stringify({ ...CONFIG, ab: { refs: ['a', 'b'], this_ref: 1, seed: 8, parent, order: 'seeded' } }));
+    assert.throws(() => readResumeState(parent), /its folders are not the 2 sides of one run \(a, b, seed 7\): found a \(side 1, seed 7\), b \(side 2, seed 8\)/);
+  } finally {
+    fs.rmSync(parent, { recursive: true, force: true });
+  }
 });
 
 const fresh = (commit: string | null, over: Record<string, unknown> = {}) => ({
