@@ -74,7 +74,7 @@ export function parseConcurrency(v: string): number {
 // as config.json's are. A message is what follows "FILE:LINE: KEY: " (parseMatrix adds those and the value).
 
 /** A mapping of `shape`'s keys and no others. */
-function section<S extends z.core.$ZodLooseShape>(shape: S) {
+function mapping<S extends z.core.$ZodLooseShape>(shape: S) {
   const known = Object.keys(shape).join(', ');
   return z.strictObject(shape, { error: (i) => (i.code === 'unrecognized_keys' ? `(known: ${known})` : `must be a mapping (${known})`) });
 }
@@ -87,16 +87,16 @@ function listOnce<T>(item: z.ZodType<T, unknown>, key: (x: T) => number, twice: 
 }
 const whole = (b: Bound) => scalarBy((v) => parseWhole(b, v));
 
-const timeoutsYaml = section({
+const timeoutsYaml = mapping({
   upload_seconds: whole(TIMEOUT_SECONDS).default(DEFAULT_TIMEOUTS.uploadSeconds),
   readiness_seconds: whole(TIMEOUT_SECONDS).default(DEFAULT_TIMEOUTS.readinessSeconds),
-});
+}).default({ upload_seconds: DEFAULT_TIMEOUTS.uploadSeconds, readiness_seconds: DEFAULT_TIMEOUTS.readinessSeconds });
 
 const BOX = 'must be a Vagrant box name, e.g. debian/bookworm64';
-const vmYaml = section({
+const vmYaml = mapping({
   cpus: whole(VM_CPUS).default(1),
   box: z.string({ error: BOX }).trim().min(1, { error: BOX }).optional(),
-});
+}).default({ cpus: 1 });
 
 const SERVER = 'must be "standin" or a mapping with source (and build) or binary';
 const PATH = 'must be a non-empty path';
@@ -119,7 +119,7 @@ const serverYaml = z.preprocess((v) => (v === 'standin' ? undefined : v), z.stri
   else if (s.source && s.workdir) fail('only with server.binary: a server built from source runs in its own tree', ['workdir']);
 }).optional());
 
-const matrixYaml = section({
+const matrixYaml = mapping({
   sizes: listOnce(scalarBy((v) => ({ label: sizeLabel(v), bytes: parseSize(v) })), (s) => s.bytes,
     (s) => `the same size as an earlier entry (${s.bytes} bytes): give each once`),
   memory_limits: listOnce(scalarBy(parseMemoryMb), (x) => x, () => 'given twice: give each once'),
@@ -127,10 +127,10 @@ const matrixYaml = section({
   // 5 = 1 warm-up + 4 measured, the fewest that let compare-runs' p-value get below 0.05.
   iterations: whole(ITERATIONS).default(5),
   warmup_iterations: whole(WARMUP_ITERATIONS).optional(),
-  timeouts: timeoutsYaml.optional(),
+  timeouts: timeoutsYaml,
   provider: z.enum(PROVIDERS, { error: `must be one of ${PROVIDERS.join(', ')}` }).default('local'),
   server: serverYaml,
-  vm: vmYaml.optional(),
+  vm: vmYaml,
 }).superRefine((m, ctx) => {
   if (m.warmup_iterations !== undefined && m.warmup_iterations >= m.iterations) {
     ctx.addIssue({ code: 'custom', path: ['warmup_iterations'], message: `must be less than iterations (${m.iterations}): warm-up is not measured, so nothing would be` });
@@ -167,13 +167,12 @@ export function parseMatrix(text: string, file: string): Matrix {
   return {
     sizes: y.sizes, memoryLimitsMb: y.memory_limits, iterations: y.iterations,
     warmupIterations: y.warmup_iterations ?? defaultWarmup(y.iterations),
-    uploadTimeoutSeconds: y.timeouts?.upload_seconds ?? DEFAULT_TIMEOUTS.uploadSeconds,
-    readinessTimeoutSeconds: y.timeouts?.readiness_seconds ?? DEFAULT_TIMEOUTS.readinessSeconds,
+    uploadTimeoutSeconds: y.timeouts.upload_seconds, readinessTimeoutSeconds: y.timeouts.readiness_seconds,
     provider: y.provider,
     server: !s ? { kind: 'standin' }
       : s.binary ? (s.workdir ? { kind: 'binary', binary: at(s.binary), workdir: at(s.workdir) } : { kind: 'binary', binary: at(s.binary) })
         : { kind: 'source', source: at(s.source!), build: s.build ?? DEFAULT_BUILD },
-    vmCpus: y.vm?.cpus ?? 1, vmBox: y.vm?.box ?? null, concurrency: y.concurrency,
+    vmCpus: y.vm.cpus, vmBox: y.vm.box ?? null, concurrency: y.concurrency,
   };
 }
 
