@@ -10,9 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { comparisonChartSvg } from './lib/charts.ts';
-import { compareRuns, DEFAULT_THRESHOLDS, type Thresholds } from './lib/compare.ts';
+import { compareRuns, DEFAULT_THRESHOLDS, type Comparison, type Thresholds } from './lib/compare.ts';
 import { compareJson, renderCompare } from './lib/compare-report.ts';
 import { InputError, PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
+import { comparisonSuite, renderJunit } from './lib/junit.ts';
 import { loadRun } from './lib/load-run.ts';
 import { makeOutputDir } from './lib/results.ts';
 import { SUITE_DIR } from './lib/paths.ts';
@@ -38,20 +39,23 @@ Options:
   --noise PCT   the noise band in percent: smaller changes are not called (default ${DEFAULT_THRESHOLDS.noisePct})
   --out DIR     folder for compare.md, compare.json and throughput.svg
                 (default results/compare-BASELINE-vs-CANDIDATE in the suite's folder)
+  --junit FILE  also write the verdicts as JUnit XML, for a CI's test view: a testcase per
+                case and metric, failed when slower or failing more, skipped when inconclusive
   -h, --help    this text
 `;
 
-export function main(argv: string[], io: Io = PROCESS_IO): Promise<number> {
-  return reportErrors(io, () => run(argv, io));
+/** `onComparison` receives the comparison (run-tests gathers several into one JUnit file). */
+export function main(argv: string[], io: Io = PROCESS_IO, onComparison?: (c: Comparison) => void): Promise<number> {
+  return reportErrors(io, () => run(argv, io, onComparison));
 }
 
-async function run(argv: string[], io: Io): Promise<number> {
+async function run(argv: string[], io: Io, onComparison?: (c: Comparison) => void): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { alpha: { type: 'string' }, noise: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { alpha: { type: 'string' }, noise: { type: 'string' }, out: { type: 'string' }, junit: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
     // Node's hint for an unknown option ends in an unbalanced quote ('-- "--x"); a folder starting with '-' is rare.
@@ -91,10 +95,20 @@ async function run(argv: string[], io: Io): Promise<number> {
   const markdown = renderCompare(comparison, template, chart);
   fs.writeFileSync(path.join(outDir, 'compare.md'), markdown);
   fs.writeFileSync(path.join(outDir, 'compare.json'), compareJson(comparison));
+  if (values.junit !== undefined) writeJunit(values.junit, renderJunit([comparisonSuite(comparison)]));
+  onComparison?.(comparison);
   for (const w of comparison.warnings) io.stderr.write(`Warning: ${w}\n`);
   io.stdout.write(markdown);
   io.stdout.write(`${outDir}\n`);
   return comparison.exitCode;
+}
+
+/** Writes a JUnit file, making its folder; a folder given as FILE is bad input. */
+export function writeJunit(file: string, xml: string): void {
+  if (file.trim() === '') throw new InputError('--junit: give a file name');
+  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new InputError(`--junit ${file}: is a folder; give a file name`);
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  fs.writeFileSync(file, xml);
 }
 
 function numberOption(flag: string, raw: string | undefined, fallback: number, ok: (x: number) => boolean, what: string): number {

@@ -35,6 +35,7 @@ Options:
   --out DIR          the merged folder: new, or empty (default: results/<YYYYMMDD-HHMMSS> beside this script)
   --allow-missing    merge without the missing cases; they are named on stderr and in report.md,
                      and config.json says finished: false
+  --junit FILE       with two refs: also write the comparison's verdicts as JUnit XML (see compare-runs --help)
   -h, --help         this text
 
 Exit status: 0 merged; with two refs compare-runs' exit (1: the second ref is
@@ -50,7 +51,7 @@ async function run(argv: string[], io: Io): Promise<number> {
   try {
     parsed = parseArgs({
       args: argv, allowPositionals: true,
-      options: { out: { type: 'string' }, 'allow-missing': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { out: { type: 'string' }, 'allow-missing': { type: 'boolean' }, junit: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
     throw new InputError(`${(e as Error).message.replace(/\s*\n+\s*/g, ' ')} (see --help)`);
@@ -62,6 +63,7 @@ async function run(argv: string[], io: Io): Promise<number> {
   }
   if (positionals.length === 0) throw new InputError('give the shard folders to merge (see --help)');
   const merged = mergeShards(positionals.map(readShard), { allowMissing: values['allow-missing'] ?? false });
+  if (values.junit !== undefined && !merged.ab) throw new InputError('--junit: these shards ran one server; there is no comparison to report');
   for (const c of merged.merge.missing_cases) io.stderr.write(`Warning: missing: ${c}\n`);
   let out: string;
   if (values.out !== undefined) {
@@ -75,7 +77,8 @@ async function run(argv: string[], io: Io): Promise<number> {
   if (merged.merge.hosts_differ) io.stderr.write('Warning: the shards ran on different hosts; report.md shows their fingerprints side by side\n');
   for (const d of dirs) io.stdout.write(`${d}\n`);
   let code = 0;
-  if (merged.ab) code = await compareRuns([dirs[0], dirs[1], '--out', path.join(out, 'compare')], io);
+  const junit = values.junit !== undefined ? ['--junit', values.junit] : [];
+  if (merged.ab) code = await compareRuns([dirs[0], dirs[1], '--out', path.join(out, 'compare'), ...junit], io);
   if (dirs.length > 1 || merged.ab) io.stdout.write(`${out}\n`);
   return code;
 }

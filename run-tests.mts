@@ -4,10 +4,12 @@
 // Exit: 0 the run completed (failed cases are results), 1 the suite could not run (or, with two refs,
 // the second is slower), 2 bad input, 130/143 interrupted.
 import crypto from 'node:crypto';
-import { main as compareRuns } from './compare-runs.mts';
+import { main as compareRuns, writeJunit } from './compare-runs.mts';
+import type { Comparison } from './lib/compare.ts';
 import { runDoctor } from './lib/doctor-probe.ts';
 import { PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { buildImageCommand } from './lib/image.ts';
+import { comparisonSuite, renderJunit } from './lib/junit.ts';
 import { Interrupts } from './lib/interrupts.ts';
 import { HELP, parseOptions } from './lib/options.ts';
 import { Progress } from './lib/progress.ts';
@@ -61,9 +63,11 @@ async function run(argv: string[], io: Io): Promise<number> {
 
     // 4. Two or more servers: each later one against the first (exit 1 when any is slower or fails more often).
     let code = interrupts.exitCode() ?? 0;
+    const comparisons: Comparison[] = [];
     for (const s of code === 0 ? run.sides.slice(1) : []) {
-      code = Math.max(code, await compareRuns([run.sides[0].dir, s.dir, '--out', compareFolder(run, s)], io));
+      code = Math.max(code, await compareRuns([run.sides[0].dir, s.dir, '--out', compareFolder(run, s)], io, (c) => comparisons.push(c)));
     }
+    if (opts.junit && comparisons.length > 0) writeJunit(opts.junit, renderJunit(comparisons.map((c) => comparisonSuite(c))));
     io.stdout.write(`${run.parent}\n`);
     return code;
   } finally {

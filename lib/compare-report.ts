@@ -78,7 +78,9 @@ function metricVerdict(k: CaseComparison, i: number): string {
   const word = m.verdict === 'inconclusive' && m.detectable ? `inconclusive (could detect ±${m.detectable.pct.toFixed(1)}%)` : m.verdict;
   // The throughput row also carries the case's failures, so they show up where people look first.
   const parts = i === 0 ? [failureText(k), word] : [word];
-  const text = parts.filter((x) => x !== null).join('; ');
+  const text = parts.filter((x) => x !== null).join('; ') + (k.noisePct !== null && m.verdict !== null ? ` (noise ±${k.noisePct}%)` : '');
+  // matrix.yaml's judgment: an ignored case shows what it was judged, and that it counts for nothing.
+  if (k.ignored !== null) return `ignored: ${k.ignored}${text === '' ? '' : ` (judged: ${text})`}`;
   return text === '' ? '—' : text;
 }
 
@@ -118,6 +120,7 @@ export function renderCompare(c: Comparison, template: string, chart: string): s
     geomeanCases: c.geomeanCases,
     geomean: c.throughputGeomean === null ? '—' : `${c.throughputGeomean.toFixed(3)} (${fmtChange((c.throughputGeomean - 1) * 100)})`,
     counts: c.counts,
+    ignoredCases: c.counts.ignored > 0 ? c.cases.filter((k) => k.ignored !== null).map((k) => `${k.fileSize} @ ${k.memoryLimit} (${k.ignored})`).join('; ') : null,
     overall,
     steadiest: c.steadiestChange
       ? `${c.steadiestChange.metric.title}, ${c.steadiestChange.fileSize} @ ${c.steadiestChange.memoryLimit}: ${c.steadiestChange.verdict} ` +

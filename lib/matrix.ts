@@ -38,6 +38,8 @@ export interface Matrix {
   vmBox: string | null;
   /** Uploads of the same file started together, one case per entry (default [1]: one at a time). */
   concurrency: number[];
+  /** How cases are judged (matrix.yaml `judgment`): a noise band of their own, or left out of the verdict. */
+  judgment?: JudgmentRule[];
 }
 
 /** One iteration of a case: `concurrency` (absent: 1) uploads of the size started together under the memory limit. */
@@ -56,7 +58,7 @@ export function repeated(values: readonly number[]): number | null {
 /** What --quick runs: small sizes and limits that finish in well under a minute on the local provider. */
 export const QUICK = { sizes: ['20MiB', '5MiB'], memoryLimitsMb: [512, 256], iterations: 2 };
 
-const TOP_KEYS = ['sizes', 'memory_limits', 'concurrency', 'iterations', 'warmup_iterations', 'timeouts', 'provider', 'server', 'vm'];
+const TOP_KEYS = ['sizes', 'memory_limits', 'concurrency', 'judgment', 'iterations', 'warmup_iterations', 'timeouts', 'provider', 'server', 'vm'];
 /** More uploads at once than this is a typo, not a measurement: each holds the file's memory and disk share. */
 export const MAX_CONCURRENCY = 64;
 const TIMEOUT_KEYS = ['upload_seconds', 'readiness_seconds'];
@@ -187,9 +189,10 @@ export function parseMatrix(text: string, file: string): Matrix {
   }
 
   const server = parseServer(get(root, 'server'), path.dirname(path.resolve(file)), fail, checkKeys, get);
+  const judgment = parseJudgment(get(root, 'judgment'), { sizes, memoryLimitsMb, concurrency }, fail, checkKeys, get);
   return {
     sizes, memoryLimitsMb, iterations, warmupIterations, uploadTimeoutSeconds, readinessTimeoutSeconds,
-    provider, server, vmCpus, vmBox, concurrency,
+    provider, server, vmCpus, vmBox, concurrency, ...(judgment.length ? { judgment } : {}),
   };
 }
 
@@ -269,4 +272,108 @@ export function expandCases(m: Matrix): Case[] {
     }
   }
   return cases;
+}
+
+// ---- judgment: tolerances and exclusions (matrix.yaml `judgment`, config.json matrix.judgment) ----
+// They change how compare-runs judges a case, never what is measured or how often:
+//   judgment:
+//     - match: {size: 5GiB, memory_limit: 256}   # any of size, memory_limit, concurrency
+//       noise: 10                                 # this case's noise band, percent
+//     - match: {memory_limit: 2048}
+//       ignore: true
+//       reason: the runners' page cache fills 2 GB
+// A later rule that matches a case overrides an earlier one's band or exclusion.
+
+/** One rule, as recorded in config.json: the selectors it has, and a band or an exclusion (its reason). */
+export interface JudgmentRule {
+  size_bytes?: number;
+  memory_limit_mb?: number;
+  concurrency?: number;
+  noise_pct?: number;
+  ignore?: string;
+}
+
+const JUDGMENT_KEYS = ['match', 'noise', 'ignore', 'reason'];
+const MATCH_KEYS = ['size', 'memory_limit', 'concurrency'];
+/** A noise band wider than this calls nothing: an exclusion, said plainly, is `ignore`. */
+export const MAX_NOISE_PCT = 100;
+
+function parseJudgment(
+  node: Node | undefined, m: Pick<Matrix, 'sizes' | 'memoryLimitsMb' | 'concurrency'>,
+  fail: (key: string, node: Node | null | undefined, why: string) => never,
+  checkKeys: (map: any, allowed: string[], prefix: string) => void,
+  get: (map: any, key: string) => Node | undefined,
+): JudgmentRule[] {
+  if (node === undefined) return [];
+  if (!isSeq(node)) return fail('judgment', node, 'must be a list of {match, noise} or {match, ignore: true, reason}');
+  return (node.items as Node[]).map((item, i) => {
+    const key = `judgment[${i}]`;
+    if (!isMap(item)) return fail(key, item, 'must be a mapping: match, and noise or ignore with reason');
+    checkKeys(item, JUDGMENT_KEYS, `${key}.`);
+    const match = get(item, 'match');
+    if (!isMap(match) || match.items.length === 0) return fail(`${key}.match`, match, `must be a mapping of ${MATCH_KEYS.join(', ')}`);
+    checkKeys(match, MATCH_KEYS, `${key}.match.`);
+    const rule: JudgmentRule = {};
+    const pick = (k: string, parse: (v: string) => number, listed: number[], unit: string) => {
+      const n = get(match, k);
+      if (n === undefined) return undefined;
+      if (!isScalar(n)) return fail(`${key}.match.${k}`, n, 'must be a single value');
+      let v: number;
+      try { v = parse(String(n.value)); } catch (e) { return fail(`${key}.match.${k}`, n, (e as Error).message); }
+      if (!listed.includes(v)) fail(`${key}.match.${k}`, n, `matches no case: the matrix's ${unit} are ${listed.join(', ')}`);
+      return v;
+    };
+    const size = pick('size', parseSize, m.sizes.map((s) => s.bytes), 'sizes (bytes)');
+    const memory = pick('memory_limit', parseMemoryMb, m.memoryLimitsMb, 'memory limits (MB)');
+    const concurrency = pick('concurrency', parseConcurrency, m.concurrency, 'uploads at once');
+    if (size !== undefined) rule.size_bytes = size;
+    if (memory !== undefined) rule.memory_limit_mb = memory;
+    if (concurrency !== undefined) rule.concurrency = concurrency;
+    const [noise, ignore, reason] = ['noise', 'ignore', 'reason'].map((k) => get(item, k));
+    if ((noise === undefined) === (ignore === undefined)) return fail(key, item, 'give either noise (a percentage) or ignore: true with a reason');
+    if (noise !== undefined) {
+      const v = isScalar(noise) ? Number(noise.value) : NaN;
+      if (typeof (noise as { value?: unknown }).value !== 'number' || !(v >= 0 && v <= MAX_NOISE_PCT)) fail(`${key}.noise`, noise, `must be a percentage from 0 to ${MAX_NOISE_PCT}`);
+      if (reason !== undefined) fail(`${key}.reason`, reason, 'goes with ignore: true');
+      rule.noise_pct = v;
+    } else {
+      if (!isScalar(ignore) || ignore.value !== true) fail(`${key}.ignore`, ignore, 'must be true (to judge a case, leave the rule out)');
+      if (!isScalar(reason) || typeof reason.value !== 'string' || !reason.value.trim()) fail(`${key}.reason`, reason ?? item, 'ignore: true needs a reason (text): it is shown in compare.md');
+      rule.ignore = String((reason as { value: unknown }).value).trim();
+    }
+    return rule;
+  });
+}
+
+/** The band and exclusion rules give a case (the last matching rule of each kind wins); null where none applies. */
+export function judgmentFor(rules: readonly JudgmentRule[] | undefined, c: { fileSizeBytes: number; memoryLimitMb: number; concurrency: number }):
+  { noisePct: number | null; ignored: string | null } {
+  const out = { noisePct: null as number | null, ignored: null as string | null };
+  for (const r of rules ?? []) {
+    if ((r.size_bytes ?? c.fileSizeBytes) !== c.fileSizeBytes || (r.memory_limit_mb ?? c.memoryLimitMb) !== c.memoryLimitMb
+      || (r.concurrency ?? c.concurrency) !== c.concurrency) continue;
+    if (r.ignore !== undefined) out.ignored = r.ignore;
+    if (r.noise_pct !== undefined) out.noisePct = r.noise_pct;
+  }
+  return out;
+}
+
+/** config.json's matrix.judgment, checked field by field; `fail` names the field. */
+export function judgmentFromRecord(v: unknown, fail: (field: string, what: string, got: unknown) => never): JudgmentRule[] {
+  if (!Array.isArray(v)) return fail('matrix.judgment', 'must be a list', v);
+  return v.map((r, i) => {
+    const field = `matrix.judgment[${i}]`;
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) return fail(field, 'must be an object', r);
+    const o = r as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!['size_bytes', 'memory_limit_mb', 'concurrency', 'noise_pct', 'ignore'].includes(k)) fail(`${field}.${k}`, 'is not a judgment field', o[k]);
+    const whole = (k: string) => (Number.isSafeInteger(o[k]) && (o[k] as number) > 0 ? (o[k] as number) : fail(`${field}.${k}`, 'must be a positive whole number', o[k]));
+    const rule: JudgmentRule = {};
+    for (const k of ['size_bytes', 'memory_limit_mb', 'concurrency'] as const) if (o[k] !== undefined) rule[k] = whole(k);
+    if (o.noise_pct !== undefined) {
+      rule.noise_pct = typeof o.noise_pct === 'number' && o.noise_pct >= 0 && o.noise_pct <= MAX_NOISE_PCT ? o.noise_pct : fail(`${field}.noise_pct`, 'must be a percentage', o.noise_pct);
+    }
+    if (o.ignore !== undefined) rule.ignore = typeof o.ignore === 'string' && o.ignore ? o.ignore : fail(`${field}.ignore`, 'must be the reason (text)', o.ignore);
+    if ((rule.noise_pct === undefined) === (rule.ignore === undefined)) fail(field, 'must have noise_pct or ignore', r);
+    return rule;
+  });
 }

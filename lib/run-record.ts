@@ -12,7 +12,7 @@ import { InputError } from './errors.ts';
 import type { CaseStop } from './adaptive.ts';
 import type { StoppingRule } from './sequential.ts';
 import type { ShardRecord } from './shard.ts';
-import { DEFAULT_TIMEOUTS, MAX_ITERATIONS, MAX_TIMEOUT_SECONDS, PROVIDERS, type Matrix, type ProviderName } from './matrix.ts';
+import { DEFAULT_TIMEOUTS, judgmentFromRecord, MAX_ITERATIONS, MAX_TIMEOUT_SECONDS, PROVIDERS, type JudgmentRule, type Matrix, type ProviderName } from './matrix.ts';
 
 /** The one schema number config.json carries; a file with another is refused. */
 export const CONFIG_SCHEMA = 1;
@@ -53,6 +53,8 @@ export interface MatrixRecord {
   vm_box: string | null;
   /** Uploads at once, one case per entry; absent in records from before it existed: [1]. */
   concurrency: number[];
+  /** matrix.yaml's judgment rules (tolerances, exclusions); absent when it has none. */
+  judgment?: JudgmentRule[];
 }
 
 /** One side of an interleaved run of several refs. */
@@ -127,6 +129,7 @@ export function matrixRecord(m: Matrix, vmBox: string | null): MatrixRecord {
     vm_cpus: m.vmCpus,
     vm_box: vmBox,
     concurrency: [...m.concurrency],
+    ...(m.judgment?.length ? { judgment: m.judgment } : {}),
   };
 }
 
@@ -159,6 +162,7 @@ export function matrixFromRecord(r: RunRecord, where: string): Matrix {
     vmCpus: m.vm_cpus,
     vmBox: m.vm_box,
     concurrency: [...m.concurrency],
+    ...(m.judgment?.length ? { judgment: m.judgment } : {}),
   };
 }
 
@@ -317,6 +321,7 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
       concurrency: m.concurrency === undefined ? [1] : Array.isArray(m.concurrency)
         ? (m.concurrency as unknown[]).map((x, i) => whole(x, `matrix.concurrency[${i}]`, 1, 64))
         : fail('matrix.concurrency', 'must be a list of whole numbers', m.concurrency),
+      ...(m.judgment !== undefined ? { judgment: judgmentFromRecord(m.judgment, fail) } : {}),
     },
     host: host(obj(json, 'host', 'host'), 'host'),
   };
