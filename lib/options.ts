@@ -54,7 +54,8 @@ Options (flags override matrix.yaml):
   --shard k/N          run only shard k of N (numbered from 1): whole cases (file size x memory limit, every
                        iteration and ref), balanced by bytes x iterations with VM boots counted; ./merge-runs
                        joins the N folders into one run. auto: CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL (CircleCI),
-                       or JOB_COMPLETION_INDEX with UPS_SHARD_TOTAL = the Job's completions (Kubernetes)
+                       CI_NODE_INDEX/CI_NODE_TOTAL (GitLab parallel: N), or JOB_COMPLETION_INDEX with
+                       UPS_SHARD_TOTAL = the Job's completions (Kubernetes)
   --resume DIR         finish an interrupted run: its recorded matrix, server and knobs (config.json),
                        only the iterations raw.csv lacks, into the same folder (no other flags)
   --doctor             check this machine for the provider (matrix's or --provider): one ok/FAIL/warn
