@@ -82,7 +82,7 @@ export function commentBody(input: CommentInput): string {
     ...(input.baseline ? [`Baseline: ${input.baseline}.`, ''] : []),
     ...summary.filter((l) => !l.startsWith('- Verdict: ')),
   ].join('\n');
-  const link = input.runUrl ? `\nCharts, compare.md, compare.json and every run's raw.csv: [the run's artifacts](${input.runUrl}).` : '';
+  const link = input.runUrl ? `\n\nCharts, compare.md, compare.json and every run's raw.csv: [the run's artifacts](${input.runUrl}).` : '';
   const rows = changedRows(j.cases);
   const tableHead = ['', '### Changed cases', '', '| file size | memory limit | throughput change [interval] | failures | verdict |', '|---|---|---:|---|---|'];
   const full = input.compareMd.split('\n').filter((l) => !l.startsWith('![')).join('\n').replace(/^# .*\n/, '');
