@@ -10,9 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './lib/compare.ts';
-import { writeComparison } from './lib/comparison.ts';
+import { writeComparison, writeJunit } from './lib/comparison.ts';
 import { argvError } from './lib/argv-errors.ts';
 import { InputError, PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
+import { comparisonSuite, renderJunit } from './lib/junit.ts';
 import { loadRun } from './lib/load-run.ts';
 import { SUITE_DIR } from './lib/paths.ts';
 
@@ -37,6 +38,8 @@ Options:
   --noise PCT   the noise band in percent: smaller changes are not called (default ${DEFAULT_THRESHOLDS.noisePct})
   --out DIR     folder for compare.md, compare.json and throughput.svg
                 (default results/compare-BASELINE-vs-CANDIDATE in the suite's folder)
+  --junit FILE  also write the verdicts as JUnit XML, for a CI's test view: a testcase per
+                case and metric, failed when slower or failing more, skipped when inconclusive
   -h, --help    this text
 `;
 
@@ -50,7 +53,7 @@ async function run(argv: string[], io: Io): Promise<number> {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { alpha: { type: 'string' }, noise: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { alpha: { type: 'string' }, noise: { type: 'string' }, out: { type: 'string' }, junit: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
     throw argvError(e, argv);
@@ -74,7 +77,9 @@ async function run(argv: string[], io: Io): Promise<number> {
   const cand = loadRun(positionals[1]);
   for (const w of [...base.warnings, ...cand.warnings]) io.stderr.write(`Warning: ${w}\n`);
   const outDir = path.resolve(values.out ?? path.join(SUITE_DIR, 'results', `compare-${base.name}-vs-${cand.name}`));
-  return (await writeComparison(base, cand, outDir, thresholds, io)).code;
+  const { code, comparison } = await writeComparison(base, cand, outDir, thresholds, io);
+  if (values.junit !== undefined) writeJunit(values.junit, renderJunit([comparisonSuite(comparison)]));
+  return code;
 }
 
 function numberOption(flag: string, raw: string | undefined, fallback: number, ok: (x: number) => boolean, what: string): number {

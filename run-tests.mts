@@ -5,10 +5,11 @@
 // the second is slower), 2 bad input, 130/143 interrupted.
 import crypto from 'node:crypto';
 import { DEFAULT_THRESHOLDS, type Comparison } from './lib/compare.ts';
-import { writeComparison } from './lib/comparison.ts';
+import { writeComparison, writeJunit } from './lib/comparison.ts';
 import { runDoctor } from './lib/doctor-probe.ts';
 import { PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { buildImageCommand } from './lib/image.ts';
+import { comparisonSuite, renderJunit } from './lib/junit.ts';
 import { Interrupts } from './lib/interrupts.ts';
 import { HELP, parseOptions, type Options } from './lib/options.ts';
 import { Progress } from './lib/progress.ts';
@@ -93,6 +94,7 @@ export async function runSuite(opts: Options, argv: string[], io: Io): Promise<S
       comparisons.push(c.comparison);
       code = Math.max(code, c.code);
     }
+    if (opts.junit && comparisons.length > 0) writeJunit(opts.junit, renderJunit(comparisons.map((c) => comparisonSuite(c))));
     io.stdout.write(`${run.parent}\n`);
     return { code, run, comparisons };
   } finally {

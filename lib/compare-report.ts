@@ -78,7 +78,9 @@ function metricVerdict(k: CaseComparison, i: number): string {
   const word = m.verdict === 'inconclusive' && m.detectable ? `inconclusive (could detect ±${m.detectable.pct.toFixed(1)}%)` : m.verdict;
   // The throughput row also carries the case's failures, so they show up where people look first.
   const parts = i === 0 ? [failureText(k), word] : [word];
-  const text = parts.filter((x) => x !== null).join('; ');
+  const text = parts.filter((x) => x !== null).join('; ') + (k.noisePct !== null && m.verdict !== null ? ` (noise ±${k.noisePct}%)` : '');
+  // matrix.yaml's judgment: an ignored case shows what it was judged, and that it counts for nothing.
+  if (k.ignored !== null) return `ignored: ${k.ignored}${text === '' ? '' : ` (judged: ${text})`}`;
   return text === '' ? '—' : text;
 }
 
@@ -89,19 +91,23 @@ function sampleSize(k: CaseComparison, m: MetricComparison): string {
   return m.metric.key === 'throughput_mib_s' && k.rounds !== null ? `${k.rounds} rounds` : `${pairs} pairs`;
 }
 
-/** The Markdown comparison; `chart` is the SVG's path relative to compare.md. */
-export function renderCompare(c: Comparison, template: string, chart: string): string {
+/** The comparison's one-line verdict, as compare.md's summary and compare.json say it. */
+export function overallVerdict(c: Comparison): string {
   const inc = c.inconclusive;
   // A regression found elsewhere stands; otherwise cases that cannot tell forbid "no change".
-  const overall =
-    c.exitCode === 1
-      ? `REGRESSED: ${c.counts.slower} case(s) slower, ${c.counts.newlyFailed} newly failed, ${c.counts.failsMore} failing more often`
-      : inc
-        ? `inconclusive: ${inc.cases} case(s) cannot tell a ${c.thresholds.noisePct}% change from noise` +
-          (inc.iterationsNeeded !== null ? `; run with --iterations ${inc.iterationsNeeded} or more, or interleaved (--ref A --ref B)` : '')
-        : c.counts.faster > 0 || c.counts.fixed > 0 || c.counts.failsLess > 0
-          ? 'improved, nothing regressed'
-          : `no change beyond ±${c.thresholds.noisePct}%`;
+  return c.exitCode === 1
+    ? `REGRESSED: ${c.counts.slower} case(s) slower, ${c.counts.newlyFailed} newly failed, ${c.counts.failsMore} failing more often`
+    : inc
+      ? `inconclusive: ${inc.cases} case(s) cannot tell a ${c.thresholds.noisePct}% change from noise` +
+        (inc.iterationsNeeded !== null ? `; run with --iterations ${inc.iterationsNeeded} or more, or interleaved (--ref A --ref B)` : '')
+      : c.counts.faster > 0 || c.counts.fixed > 0 || c.counts.failsLess > 0
+        ? 'improved, nothing regressed'
+        : `no change beyond ±${c.thresholds.noisePct}%`;
+}
+
+/** The Markdown comparison; `chart` is the SVG's path relative to compare.md. */
+export function renderCompare(c: Comparison, template: string, chart: string): string {
+  const overall = overallVerdict(c);
   const view = {
     base: c.base,
     cand: c.cand,
@@ -118,6 +124,7 @@ export function renderCompare(c: Comparison, template: string, chart: string): s
     geomeanCases: c.geomeanCases,
     geomean: c.throughputGeomean === null ? '—' : `${c.throughputGeomean.toFixed(3)} (${fmtChange((c.throughputGeomean - 1) * 100)})`,
     counts: c.counts,
+    ignoredCases: c.counts.ignored > 0 ? c.cases.filter((k) => k.ignored !== null).map((k) => `${k.fileSize} @ ${k.memoryLimit} (${k.ignored})`).join('; ') : null,
     overall,
     steadiest: c.steadiestChange
       ? `${c.steadiestChange.metric.title}, ${c.steadiestChange.fileSize} @ ${c.steadiestChange.memoryLimit}: ${c.steadiestChange.verdict} ` +
@@ -164,6 +171,7 @@ export function compareJson(c: Comparison): string {
       stopping_rule: c.stoppingRule,
       machine_shift: c.machineShift,
       exit_code: c.exitCode,
+      verdict: overallVerdict(c),
       counts: c.counts,
       throughput_geomean: c.throughputGeomean,
       inconclusive: c.inconclusive,
@@ -177,6 +185,8 @@ export function compareJson(c: Comparison): string {
         concurrency: k.concurrency,
         verdict: k.verdict,
         failures: k.failures,
+        noise_pct: k.noisePct,
+        ignored: k.ignored,
         failure_rate: { baseline: [k.base.failures.length, k.base.rows.length], candidate: [k.cand.failures.length, k.cand.rows.length] },
         paired: k.paired,
         rounds: k.rounds,

@@ -19,6 +19,7 @@ import { holm, pairedChange, unpairedChange, type Change } from './effect.ts';
 import { decideAtLook, lastLookReached, lookLevels, type StoppingRule } from './sequential.ts';
 import { cvPct, geomean, max, median, min, minPossibleP, spreadPct } from './stats.ts';
 import { changeVerdict, detectable, sd, type Detectable } from './verdict.ts';
+import { judgmentFor, type JudgmentRule } from './judgment.ts';
 
 export interface Thresholds {
   /** Family-wise: a change is significant only when its Holm-adjusted p < alpha. */
@@ -108,6 +109,10 @@ export interface CaseComparison {
   failures: FailureVerdict | null;
   /** Distinct exit reasons of the candidate's failures. */
   newExitReasons: string[];
+  /** matrix.yaml's judgment: this case's own noise band (percent), or null for the comparison's. */
+  noisePct: number | null;
+  /** matrix.yaml's judgment: why this case is left out of the verdict (its figures are still shown), or null. */
+  ignored: string | null;
 }
 
 export interface OneSideCase {
@@ -140,7 +145,7 @@ export interface Comparison {
   thresholds: Thresholds;
   cases: CaseComparison[];
   onlyOneSide: OneSideCase[];
-  counts: Record<'faster' | 'slower' | 'same' | 'inconclusive' | 'fixed' | 'failsLess' | 'newlyFailed' | 'failsMore' | 'stillFailing', number>;
+  counts: Record<'faster' | 'slower' | 'same' | 'inconclusive' | 'fixed' | 'failsLess' | 'newlyFailed' | 'failsMore' | 'stillFailing' | 'ignored', number>;
   /** Geometric mean of candidate / baseline median throughput over cases with both; null when none. */
   throughputGeomean: number | null;
   geomeanCases: number;
@@ -251,6 +256,8 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
   const candCases = groupCases(cand.rows);
   const paired = pairedRuns(base.config, cand.config);
   const rule = paired ? (base.config?.ab?.stopping_rule ?? null) : null;
+  // The candidate is the run under judgment; a baseline of a separate run may have had other rules.
+  const rules: JudgmentRule[] = cand.config?.matrix.judgment ?? [];
   const cases: CaseComparison[] = [];
   const onlyOneSide: OneSideCase[] = [];
   for (const [k, rows] of baseCases) {
@@ -278,6 +285,7 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
       rounds: null,
       failures: failureVerdict(b, c),
       newExitReasons: [...new Set(c.failures.map((r) => r.exit_reason))].sort(),
+      ...judgmentFor(rules, { fileSizeBytes: rows[0].file_size_bytes, memoryLimitMb: rows[0].memory_limit_mb, concurrency: rows[0].concurrency }),
     });
   }
   for (const [k, rows] of candCases) {
@@ -301,7 +309,9 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     k.verdict = v === null ? 'no data' : (v as CaseVerdict);
   }
 
-  const count = (v: CaseVerdict | FailureVerdict) => cases.filter((c) => c.verdict === v || c.failures === v).length;
+  // An ignored case keeps its figures and verdicts, but counts for nothing.
+  const judged = cases.filter((c) => c.ignored === null);
+  const count = (v: CaseVerdict | FailureVerdict) => judged.filter((c) => c.verdict === v || c.failures === v).length;
   const counts = {
     faster: count('faster'),
     slower: count('slower'),
@@ -312,13 +322,14 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     newlyFailed: count('regressed'),
     failsMore: count('fails more'),
     stillFailing: count('still failing'),
+    ignored: cases.length - judged.length,
   };
   const ratios = cases
     .map((c) => c.metrics[0])
     .filter((m) => m.base && m.cand && m.base.median > 0 && m.cand.median > 0)
     .map((m) => m.cand!.median / m.base!.median);
-  const inconclusive = inconclusiveOf(cases, cand, t);
-  const changed = cases.flatMap((k) => k.metrics
+  const inconclusive = inconclusiveOf(judged, cand, t);
+  const changed = judged.flatMap((k) => k.metrics
     .filter((m) => m.verdict !== null && m.metric.words.includes(m.verdict) && m.changePct !== null)
     .map((m) => ({ k, m, sd: logSpread(m, k.base.successes, k.cand.successes, k.paired).sd })));
   const steadiest = changed.length ? changed.reduce((a, b) => (b.sd < a.sd ? b : a)) : null;
@@ -347,14 +358,15 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
 /** A metric's verdict from its Holm-adjusted p; an inconclusive one says what the sample could have detected. */
 function judge(k: CaseComparison, i: number, pAdjusted: number, t: Thresholds, family: number): void {
   const m = k.metrics[i];
-  const v = changeVerdict(m.change!, pAdjusted, t, m.metric.better);
+  const band = { alpha: t.alpha, noisePct: k.noisePct ?? t.noisePct };
+  const v = changeVerdict(m.change!, pAdjusted, band, m.metric.better);
   m.pAdjusted = pAdjusted;
   m.verdict = v === 'better' ? m.metric.words[0] : v === 'worse' ? m.metric.words[1] : v;
   if (v !== 'inconclusive') return;
   // The strictest level Holm may ask of a case: alpha / family; and the fewest iterations at which the exact test can reach it.
   const level = t.alpha / family;
   const spread = logSpread(m, k.base.successes, k.cand.successes, k.paired);
-  m.detectable = detectable(spread.sd, spread.n, k.paired, level, t.noisePct, fewestToReach(level, k.paired));
+  m.detectable = detectable(spread.sd, spread.n, k.paired, level, band.noisePct, fewestToReach(level, k.paired));
 }
 
 /** The fewest measured iterations a side at which the exact test can reach `level` at all. */
@@ -365,7 +377,9 @@ function fewestToReach(level: number, paired: boolean): number {
 }
 
 /** Throughput of a run stopped by a group-sequential rule: the decision at the last look its rounds reached. */
-function judgeSequential(k: CaseComparison, rule: StoppingRule): void {
+function judgeSequential(k: CaseComparison, declared: StoppingRule): void {
+  // The rule stopped the rounds as declared; only the band the verdict is read with may be the case's own.
+  const rule = k.noisePct === null ? declared : { ...declared, noise_pct: k.noisePct };
   const m = k.metrics[0];
   const ratios = logRatios(k.base.successes, k.cand.successes, m.metric.key);
   const look = lastLookReached(ratios.length, rule);

@@ -38,3 +38,11 @@ export async function writeComparison(base: ComparedRun, cand: ComparedRun, outD
   io.stdout.write(`${outDir}\n`);
   return { code: comparison.exitCode, comparison };
 }
+
+/** Writes a JUnit file (lib/junit.ts renders it), making its folder; a folder given as FILE is bad input. */
+export function writeJunit(file: string, xml: string): void {
+  if (file.trim() === '') throw new InputError('--junit: give a file name');
+  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new InputError(`--junit ${file}: is a folder; give a file name`);
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  fs.writeFileSync(file, xml);
+}

@@ -7,6 +7,7 @@ import YAML, { LineCounter, isAlias, isCollection, isMap, isScalar, visit, type 
 import { z } from 'zod';
 import { CONCURRENCY, ITERATIONS, parseWhole, scalarBy, TIMEOUT_SECONDS, VM_CPUS, WARMUP_ITERATIONS, type Bound } from './bounds.ts';
 import { InputError } from './errors.ts';
+import { judgmentYaml, unmatchedSelectors, type JudgmentRule } from './judgment.ts';
 import { parseMemoryMb, parseSize, sizeLabel } from './units.ts';
 
 export const PROVIDERS = ['local', 'qemu', 'vagrant'] as const;
@@ -40,6 +41,8 @@ export interface Matrix {
   vmBox: string | null;
   /** Uploads of the same file started together, one case per entry (default [1]: one at a time). */
   concurrency: number[];
+  /** How cases are judged (matrix.yaml `judgment`, lib/judgment.ts): a noise band of their own, or left out of the verdict. */
+  judgment?: JudgmentRule[];
 }
 
 /** One iteration of a case: `concurrency` (absent: 1) uploads of the size started together under the memory limit. */
@@ -129,9 +132,13 @@ const matrixYaml = mapping({
   warmup_iterations: whole(WARMUP_ITERATIONS).optional(),
   timeouts: timeoutsYaml,
   provider: z.enum(PROVIDERS, { error: `must be one of ${PROVIDERS.join(', ')}` }).default('local'),
+  judgment: judgmentYaml.optional(),
   server: serverYaml,
   vm: vmYaml,
 }).superRefine((m, ctx) => {
+  for (const issue of unmatchedSelectors(m.judgment ?? [], { sizes: m.sizes, memoryLimitsMb: m.memory_limits, concurrency: m.concurrency })) {
+    ctx.addIssue({ code: 'custom', ...issue });
+  }
   if (m.warmup_iterations !== undefined && m.warmup_iterations >= m.iterations) {
     ctx.addIssue({ code: 'custom', path: ['warmup_iterations'], message: `must be less than iterations (${m.iterations}): warm-up is not measured, so nothing would be` });
   }
@@ -173,6 +180,7 @@ export function parseMatrix(text: string, file: string): Matrix {
       : s.binary ? (s.workdir ? { kind: 'binary', binary: at(s.binary), workdir: at(s.workdir) } : { kind: 'binary', binary: at(s.binary) })
         : { kind: 'source', source: at(s.source!), build: s.build ?? DEFAULT_BUILD },
     vmCpus: y.vm.cpus, vmBox: y.vm.box ?? null, concurrency: y.concurrency,
+    ...(y.judgment?.length ? { judgment: y.judgment } : {}),
   };
 }
 
@@ -186,17 +194,25 @@ function yamlIssue(issues: z.core.$ZodIssue[], doc: YAML.Document, lc: LineCount
     let at = doc.contents as Node | null | undefined;
     for (const k of i.path) {
       if (isAlias(at)) at = at.resolve(doc);
-      at = isCollection(at) ? (at.get(k, true) as Node | undefined) : undefined;
+      // A key the file lacks (a rule's missing reason): the line of the mapping that lacks it.
+      const next = isCollection(at) ? (at.get(k, true) as Node | undefined) : undefined;
+      if (next === undefined) break;
+      at = next;
     }
     if (isAlias(at)) at = at.resolve(doc);
     if (!at) return undefined;
     if (i.code !== 'unrecognized_keys' || !isMap(at)) return at;
     return at.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === i.keys[0])?.key as Node | undefined;
   };
-  const first = issues.map((i) => ({ i, node: nodeOf(i) })).sort((a, b) => (a.node?.range?.[0] ?? -1) - (b.node?.range?.[0] ?? -1))[0];
+  // A rule over a whole mapping (give either noise or ignore) waits for the mapping's own keys to be right.
+  const within = (outer: z.core.$ZodIssue, inner: z.core.$ZodIssue) => inner !== outer && inner.code !== 'custom' && outer.path.every((p, k) => inner.path[k] === p);
+  const shown = issues.filter((o) => o.code !== 'custom' || !issues.some((n) => within(o, n)));
+  const first = shown.map((i) => ({ i, node: nodeOf(i) })).sort((a, b) => (a.node?.range?.[0] ?? -1) - (b.node?.range?.[0] ?? -1))[0];
   const { i, node } = first;
   const where = node?.range ? `${file}:${lc.linePos(node.range[0]).line}` : file;
-  const key = i.path.filter((p) => typeof p === 'string').join('.');
+  // A list's index is named where a key follows it (judgment[0].match), not for a list of values (sizes).
+  const key = i.path.map((p, k) => (typeof p === 'string' ? `.${p}` : isCollection(doc.getIn(i.path.slice(0, k + 1), true)) ? `[${String(p)}]` : ''))
+    .join('').replace(/^\./, '');
   if (i.code === 'unrecognized_keys') return `${where}: unknown key "${key ? `${key}.` : ''}${i.keys[0]}" ${i.message}`;
   const value = isScalar(node) ? JSON.stringify(node.value) : node ? JSON.stringify(node.toJSON()) : 'nothing';
   return `${where}: ${key}: ${i.message} (got ${value})`;

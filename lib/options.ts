@@ -50,11 +50,14 @@ Options (flags override matrix.yaml):
                        changes included (recorded as dirty). Without --ref, server.source builds WORKTREE.
                        Repeat for more: every later ref is compared with the first.
   --binary PATH        a prebuilt server binary instead of a ref; repeat to compare binaries as refs are
+  --junit FILE         with two or more servers: also write the comparisons' verdicts as JUnit XML, for a
+                       CI's test view (failed: slower or failing more; skipped: inconclusive or ignored)
   --seed N             seed of the refs' interleaved order (default: random; recorded in config.json)
   --shard k/N          run only shard k of N (numbered from 1): whole cases (file size x memory limit, every
                        iteration and ref), balanced by bytes x iterations with VM boots counted; ./merge-runs
                        joins the N folders into one run. auto: CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL (CircleCI),
-                       or JOB_COMPLETION_INDEX with UPS_SHARD_TOTAL = the Job's completions (Kubernetes)
+                       CI_NODE_INDEX/CI_NODE_TOTAL (GitLab parallel: N), or JOB_COMPLETION_INDEX with
+                       UPS_SHARD_TOTAL = the Job's completions (Kubernetes)
   --resume DIR         finish an interrupted run: its recorded matrix, server and knobs (config.json),
                        only the iterations raw.csv lacks, into the same folder (no other flags); a run
                        of several servers from its parent folder, every side together in the seeded order
@@ -114,6 +117,8 @@ export interface Options {
   /** --doctor (with --fix), --build-image or --self-check instead of a run. */
   mode: 'run' | 'doctor' | 'build-image' | 'self-check';
   fix: boolean;
+  /** --junit FILE: the comparisons' verdicts as JUnit XML (two or more servers); null without. */
+  junit: string | null;
 }
 
 /** Parses argv into the run's settings; every bad value is an InputError naming the flag and the value. */
@@ -127,7 +132,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
         memory: { type: 'string' }, iterations: { type: 'string' }, out: { type: 'string' }, concurrency: { type: 'string' },
         quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
         ref: { type: 'string', multiple: true }, binary: { type: 'string', multiple: true }, seed: { type: 'string' },
-        'max-iterations': { type: 'string' }, noise: { type: 'string' }, 'self-check': { type: 'boolean' }, resume: { type: 'string' }, shard: { type: 'string' },
+        'max-iterations': { type: 'string' }, noise: { type: 'string' }, junit: { type: 'string' }, 'self-check': { type: 'boolean' }, resume: { type: 'string' }, shard: { type: 'string' },
         doctor: { type: 'boolean' }, fix: { type: 'boolean' }, 'build-image': { type: 'boolean' },
       },
       strict: true, allowPositionals: false, tokens: true,
@@ -221,9 +226,12 @@ export function parseOptions(argv: string[]): Options | 'help' {
   const shard = v.shard === undefined ? null : parseShard(v.shard, process.env);
   if (shard) planShards(matrix, shard.total, refs.length); // more shards than cases: refused before anything starts
   const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : v['self-check'] ? 'self-check' : 'run';
+  if (v.junit !== undefined && (v.junit.trim() === '' || sides < 2)) {
+    throw new InputError(v.junit.trim() === '' ? '--junit: give a file name' : '--junit: needs two or more --ref or --binary (a comparison to report)');
+  }
   return {
     matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, binaries, adaptive, seed, shard,
-    resume: null, mode, fix: v.fix ?? false,
+    resume: null, mode, fix: v.fix ?? false, junit: v.junit === undefined ? null : path.resolve(v.junit),
   };
 }
 
@@ -243,6 +251,6 @@ function resumeOptions(dir: string, otherFlags: string[]): Options {
   return {
     matrix, matrixFile: first.matrix_file, out: path.dirname(state.dir),
     refs, binaries, adaptive: null, seed: first.ab?.seed ?? null, shard: s ? { index: s.index, total: s.total, source: 'resumed' } : null,
-    resume: state, mode: 'run', fix: false,
+    resume: state, mode: 'run', fix: false, junit: null,
   };
 }

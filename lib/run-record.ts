@@ -9,6 +9,7 @@
 //
 // Pure: no file system here (lib/load-run.ts reads the file).
 import { InputError } from './errors.ts';
+import { judgmentRecord, type JudgmentRule } from './judgment.ts';
 import type { CaseStop } from './adaptive.ts';
 import type { StoppingRule } from './sequential.ts';
 import type { ShardRecord } from './shard.ts';
@@ -55,6 +56,8 @@ export interface MatrixRecord {
   vm_box: string | null;
   /** Uploads at once, one case per entry; absent in records from before it existed: [1]. */
   concurrency: number[];
+  /** matrix.yaml's judgment rules (tolerances, exclusions); absent when it has none. */
+  judgment?: JudgmentRule[];
 }
 
 /** One side of an interleaved run of several refs. */
@@ -131,6 +134,7 @@ export function matrixRecord(m: Matrix, vmBox: string | null): MatrixRecord {
     vm_cpus: m.vmCpus,
     vm_box: vmBox,
     concurrency: [...m.concurrency],
+    ...(m.judgment?.length ? { judgment: m.judgment } : {}),
   };
 }
 
@@ -182,6 +186,7 @@ export function matrixFromRecord(r: RunRecord, where: string): Matrix {
     vmCpus: m.vm_cpus,
     vmBox: m.vm_box,
     concurrency: [...m.concurrency],
+    ...(m.judgment?.length ? { judgment: m.judgment } : {}),
   };
 }
 
@@ -235,6 +240,7 @@ const matrixSection = section({
   vm_cpus: wholeIn(VM_CPUS).default(1),
   vm_box: text(null),
   concurrency: z.array(wholeIn(CONCURRENCY), { error: 'must be a list of whole numbers' }).default([1]),
+  judgment: judgmentRecord.optional(),
 }).superRefine((m, ctx) => {
   if (m.iterations !== undefined && m.warmup_iterations !== undefined && m.warmup_iterations >= m.iterations) {
     ctx.addIssue({ code: 'custom', path: ['warmup_iterations'], message: `must be a whole number from 0 to ${m.iterations - 1}` });
@@ -245,6 +251,7 @@ const matrixSection = section({
   warmup_iterations: warmup_iterations ?? defaultWarmup(iterations),
   upload_timeout_seconds: m.upload_timeout_seconds, readiness_timeout_seconds: m.readiness_timeout_seconds,
   vm_cpus: m.vm_cpus, vm_box: m.vm_box, concurrency: m.concurrency,
+  ...(m.judgment?.length ? { judgment: m.judgment } : {}),
 }));
 
 /** ab.stopping_rule: a re-read run is judged by the rule it ran with. */
@@ -323,7 +330,9 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
   }
   const parsed = runRecord.safeParse(json);
   if (!parsed.success) {
-    const i = parsed.error.issues[0];
+    const first = parsed.error.issues[0];
+    // An unknown field is named itself: matrix.judgment[0].size, not the object that holds it.
+    const i = first.code === 'unrecognized_keys' ? { ...first, path: [...first.path, first.keys[0]] } : first;
     const field = i.path.map((p, k) => (typeof p === 'number' ? `[${p}]` : k === 0 ? String(p) : `.${String(p)}`)).join('');
     const got = i.path.reduce<unknown>((v, p) => (v as Record<PropertyKey, unknown> | undefined)?.[p], json);
     throw new InputError(`${where}: ${field}: ${i.message} (got ${JSON.stringify(got)})`);

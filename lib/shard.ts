@@ -53,7 +53,9 @@ function checked(index: number, total: number, source: string, what: string): Sh
 }
 
 /**
- * CircleCI: CIRCLE_NODE_INDEX (from 0) of CIRCLE_NODE_TOTAL. Kubernetes Indexed
+ * CircleCI: CIRCLE_NODE_INDEX (from 0) of CIRCLE_NODE_TOTAL. GitLab `parallel: N`:
+ * CI_NODE_INDEX (from 1) of CI_NODE_TOTAL (a job without `parallel` has only
+ * CI_NODE_TOTAL=1: the whole run). Kubernetes Indexed
  * Job: JOB_COMPLETION_INDEX (from 0), with the Job's completions passed as
  * UPS_SHARD_TOTAL (Kubernetes exposes the index, not the count). GitHub Actions
  * has no such variables: its matrix passes --shard k/N.
@@ -69,6 +71,11 @@ function autoShard(env: Record<string, string | undefined>): Shard {
     const n = int('CIRCLE_NODE_TOTAL');
     return checked(i + 1, n, `CIRCLE_NODE_INDEX=${i} CIRCLE_NODE_TOTAL=${n}`, `--shard auto (CIRCLE_NODE_INDEX=${i}, CIRCLE_NODE_TOTAL=${n})`);
   }
+  if (env.CI_NODE_INDEX !== undefined || env.CI_NODE_TOTAL !== undefined) {
+    const n = int('CI_NODE_TOTAL');
+    const i = env.CI_NODE_INDEX === undefined && n === 1 ? 1 : int('CI_NODE_INDEX');
+    return checked(i, n, `CI_NODE_INDEX=${i} CI_NODE_TOTAL=${n}`, `--shard auto (CI_NODE_INDEX=${i}, CI_NODE_TOTAL=${n})`);
+  }
   if (env.JOB_COMPLETION_INDEX !== undefined) {
     if (env.UPS_SHARD_TOTAL === undefined) {
       throw new InputError('--shard auto: JOB_COMPLETION_INDEX is set but UPS_SHARD_TOTAL is not: set it to the Job\'s spec.completions');
@@ -78,7 +85,7 @@ function autoShard(env: Record<string, string | undefined>): Shard {
     return checked(i + 1, n, `JOB_COMPLETION_INDEX=${i} UPS_SHARD_TOTAL=${n}`, `--shard auto (JOB_COMPLETION_INDEX=${i}, UPS_SHARD_TOTAL=${n})`);
   }
   throw new InputError(
-    '--shard auto: no CI shard variables (CIRCLE_NODE_INDEX and CIRCLE_NODE_TOTAL, or JOB_COMPLETION_INDEX with UPS_SHARD_TOTAL); ' +
+    '--shard auto: no CI shard variables (CIRCLE_NODE_INDEX and CIRCLE_NODE_TOTAL, CI_NODE_INDEX and CI_NODE_TOTAL, or JOB_COMPLETION_INDEX with UPS_SHARD_TOTAL); ' +
       'on GitHub Actions pass --shard ${{ matrix.shard }}/${{ strategy.job-total }}',
   );
 }

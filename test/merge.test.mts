@@ -17,6 +17,7 @@ import { SUITE_DIR } from '../lib/paths.ts';
 import { rawCsvHeader, rawCsvLine, type RawRow } from '../lib/results.ts';
 import { caseKey } from '../lib/cases.ts';
 import { shardCases, shardRecord } from '../lib/shard.ts';
+import { assertValidJunit, parseJunit } from './junit-helpers.mts';
 
 const MiB = 2 ** 20;
 const matrix: Matrix = {
@@ -116,8 +117,14 @@ describe('merge-runs', { timeout: 120_000 }, () => {
     const shards = [1, 2, 3].map((k) => writeShard(t, k, { refs: AB }));
     const c = capture();
     const out = path.join(t, 'merged');
-    assert.equal(await mergeRuns([...shards, '--out', out], c.io), 1, `branch is 1.5x slower: exit 1\n${c.err()}`);
+    const junit = path.join(t, 'junit.xml');
+    assert.equal(await mergeRuns([...shards, '--out', out, '--junit', junit], c.io), 1, `branch is 1.5x slower: exit 1\n${c.err()}`);
     assert.deepEqual(fs.readdirSync(out).sort(), ['branch', 'compare', 'main']);
+    // --junit: the merged comparison's verdicts, each of the 6 cases' throughput failed (1.5x slower).
+    const xml = fs.readFileSync(junit, 'utf8');
+    await assertValidJunit(xml);
+    const failed = parseJunit(xml).cases.filter((x) => x.outcome === 'failed').map((x) => x.name).sort();
+    assert.deepEqual(failed, ['1MiB', '2MiB', '4MiB'].flatMap((size) => [256, 512].map((mb) => `${size} @ ${mb}MB: Throughput`)));
     assert.match(fs.readFileSync(path.join(out, 'compare', 'compare.md'), 'utf8'), /slower/);
     const cfg = JSON.parse(fs.readFileSync(path.join(out, 'branch', 'config.json'), 'utf8'));
     assert.deepEqual(cfg.ab, { refs: ['main', 'branch'], this_ref: 1, seed: null, parent: out, order: '' });

@@ -43,7 +43,7 @@ function randomMatrix(seed: number): Matrix {
 const refuses = (f: () => unknown, message: RegExp) => assert.throws(f, (e: Error) => e instanceof InputError && message.test(e.message));
 
 describe('shard', { timeout: 60_000 }, () => {
-  test('parseShard: k/N from the flag, auto from CircleCI or a Kubernetes Indexed Job; bad values refused with the reason', () => {
+  test('parseShard: k/N from the flag, auto from CircleCI, GitLab or a Kubernetes Indexed Job; bad values refused with the reason', () => {
     assert.deepEqual(parseShard('2/4', {}), { index: 2, total: 4, source: '--shard 2/4' });
     assert.deepEqual(parseShard(' 1/1 ', {}), { index: 1, total: 1, source: '--shard 1/1' });
     assert.deepEqual(parseShard('auto', { CIRCLE_NODE_INDEX: '0', CIRCLE_NODE_TOTAL: '3' }),
@@ -58,6 +58,11 @@ describe('shard', { timeout: 60_000 }, () => {
     refuses(() => parseShard('auto', { JOB_COMPLETION_INDEX: '1' }), /UPS_SHARD_TOTAL is not: set it to the Job's spec.completions/);
     refuses(() => parseShard('auto', { CIRCLE_NODE_INDEX: '4', CIRCLE_NODE_TOTAL: '4' }), /CIRCLE_NODE_INDEX=4, CIRCLE_NODE_TOTAL=4\): the shard must be from 1 to 4/);
     refuses(() => parseShard('auto', { CIRCLE_NODE_INDEX: 'x', CIRCLE_NODE_TOTAL: '4' }), /CIRCLE_NODE_INDEX="x" is not a whole number/);
+    // GitLab parallel: N numbers its jobs from 1; a job without parallel has only CI_NODE_TOTAL=1.
+    assert.deepEqual(parseShard('auto', { CI_NODE_INDEX: '3', CI_NODE_TOTAL: '4' }), { index: 3, total: 4, source: 'CI_NODE_INDEX=3 CI_NODE_TOTAL=4' });
+    assert.deepEqual(parseShard('auto', { CI_NODE_TOTAL: '1' }), { index: 1, total: 1, source: 'CI_NODE_INDEX=1 CI_NODE_TOTAL=1' });
+    refuses(() => parseShard('auto', { CI_NODE_TOTAL: '4' }), /CI_NODE_INDEX="" is not a whole number/);
+    refuses(() => parseShard('auto', { CI_NODE_INDEX: '0', CI_NODE_TOTAL: '4' }), /CI_NODE_INDEX=0, CI_NODE_TOTAL=4\): the shard must be from 1 to 4/);
   });
 
   test('run-tests options: --shard parsed, more shards than cases refused before anything starts', () => {
