@@ -13,8 +13,9 @@ import { HELP, parseOptions } from './lib/options.ts';
 import { Progress } from './lib/progress.ts';
 import { selfCheck } from './lib/self-check.ts';
 import {
-  adaptiveRule, compareFolder, executeRun, finishRun, makeProvider, openRun, planCases, preflight, prepareGuestImage, prepareServers, prepareTestFiles, sharedSecret,
+  adaptiveRule, compareFolder, executeRun, finishRun, makeProvider, openRun, planCases, planRun, pooledRuleFor, preflight, prepareGuestImage, prepareServers, prepareTestFiles, sharedSecret,
 } from './lib/run.ts';
+import { renderPlan } from './lib/plan.ts';
 
 async function run(argv: string[], io: Io): Promise<number> {
   const opts = parseOptions(argv);
@@ -29,13 +30,18 @@ async function run(argv: string[], io: Io): Promise<number> {
     return io.stdout.write(`${resume.dir}\n`), 0;
   }
   if (resume?.droppedPartialLine) say(`raw.csv ended in a cut-off line, dropped: ${resume.droppedPartialLine}`);
+  // The plan, before anything is built or uploaded: --plan prints it and stops there.
+  const cases = planCases(m, opts.shard, opts.refs.length); // --shard k/N: this machine's whole cases
+  const rule = adaptiveRule(opts.adaptive, cases), pooled = pooledRuleFor(opts.adaptive, cases);
+  const plan = resume ? null : planRun(m, cases, Math.max(1, opts.refs.length, opts.binaries.length), rule, pooled);
+  if (opts.plan) return io.stdout.write(renderPlan(plan!)), 0;
+  if (plan) for (const line of renderPlan(plan).trimEnd().split('\n')) say(line);
   preflight(m); // tools and a data folder: before anything is built or made
 
   // 1. Servers, test files, guest image. A signal waits for the step under way to clean up; no folder exists yet.
   const interrupts = new Interrupts(say).install();
   try {
     const stopped = () => interrupts.received !== null;
-    const cases = planCases(m, opts.shard, opts.refs.length); // --shard k/N: this machine's whole cases
     const prepared = await (async () => {
       // A resume runs the stand-in with the knobs the run was started with, not today's environment.
       const sides = await prepareServers(m, opts.refs, opts.binaries, progress, resume?.record.server.standin_env);
@@ -47,7 +53,7 @@ async function run(argv: string[], io: Io): Promise<number> {
     // 2. The results folders (config.json written, not finished) and the jobs: each case once per side, interleaved.
     const seed = opts.seed ?? crypto.randomInt(2 ** 31), shard = opts.shard && { shard: opts.shard, refs: opts.refs.length };
     const run = await openRun({ m, cases, shard, sides: prepared.sides, out: opts.out, argv, matrixFile: opts.matrixFile, seed, resume,
-      rule: adaptiveRule(opts.adaptive, cases), stdout: (s) => io.stdout.write(s) }, say);
+      rule, pooled, plan, stdout: (s) => io.stdout.write(s) }, say);
     const provider = makeProvider(m, prepared.sides[0].spec, prepared.secret, prepared.image, { signal: interrupts.signal });
     interrupts.startRun((sig) => { for (const s of run.sides) s.record.stop_reason = `interrupted by ${sig}`; }, () => provider.waitingFor());
 

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML, { LineCounter, isMap, isScalar, isSeq, type Node } from 'yaml';
 import { InputError } from './errors.ts';
+import { parseNoiseCuts, type NoiseCut } from './noise-cuts.ts';
 import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './units.ts';
 
 export const PROVIDERS = ['local', 'qemu', 'vagrant'] as const;
@@ -38,6 +39,8 @@ export interface Matrix {
   vmBox: string | null;
   /** Uploads of the same file started together, one case per entry (default [1]: one at a time). */
   concurrency: number[];
+  /** What is done before each measured upload to cut noise (lib/noise-cuts.ts); absent: the defaults. */
+  noiseCuts?: NoiseCut[];
 }
 
 /** One iteration of a case: `concurrency` (absent: 1) uploads of the size started together under the memory limit. */
@@ -56,7 +59,7 @@ export function repeated(values: readonly number[]): number | null {
 /** What --quick runs: small sizes and limits that finish in well under a minute on the local provider. */
 export const QUICK = { sizes: ['20MiB', '5MiB'], memoryLimitsMb: [512, 256], iterations: 2 };
 
-const TOP_KEYS = ['sizes', 'memory_limits', 'concurrency', 'iterations', 'warmup_iterations', 'timeouts', 'provider', 'server', 'vm'];
+const TOP_KEYS = ['sizes', 'memory_limits', 'concurrency', 'iterations', 'warmup_iterations', 'timeouts', 'provider', 'server', 'vm', 'noise_cuts'];
 /** More uploads at once than this is a typo, not a measurement: each holds the file's memory and disk share. */
 export const MAX_CONCURRENCY = 64;
 const TIMEOUT_KEYS = ['upload_seconds', 'readiness_seconds'];
@@ -187,9 +190,15 @@ export function parseMatrix(text: string, file: string): Matrix {
   }
 
   const server = parseServer(get(root, 'server'), path.dirname(path.resolve(file)), fail, checkKeys, get);
+  const cutsNode = get(root, 'noise_cuts');
+  // A list of names, [] or none for no cuts.
+  const cutsText = cutsNode === undefined ? null : isSeq(cutsNode) ? cutsNode.items.map((i) => String((i as { value: unknown }).value)).join(',') || 'none'
+    : isScalar(cutsNode) ? String(cutsNode.value) : fail('noise_cuts', cutsNode, 'must be a list of names, or none');
+  let noiseCuts: NoiseCut[] | undefined;
+  try { noiseCuts = cutsText === null ? undefined : parseNoiseCuts(cutsText); } catch (e) { fail('noise_cuts', cutsNode, (e as Error).message); }
   return {
     sizes, memoryLimitsMb, iterations, warmupIterations, uploadTimeoutSeconds, readinessTimeoutSeconds,
-    provider, server, vmCpus, vmBox, concurrency,
+    provider, server, vmCpus, vmBox, concurrency, ...(noiseCuts ? { noiseCuts } : {}),
   };
 }
 

@@ -8,6 +8,9 @@
 //   const m = matrixFromRecord(again, 'results/x/config.json')   // what --resume runs
 //
 // Pure: no file system here (lib/load-run.ts reads the file).
+import { DEFAULT_NOISE_CUTS, parseNoiseCuts, type NoiseCut } from './noise-cuts.ts';
+import type { PlanRecord } from './plan.ts';
+import type { PooledRule } from './pooled.ts';
 import { InputError } from './errors.ts';
 import type { CaseStop } from './adaptive.ts';
 import type { StoppingRule } from './sequential.ts';
@@ -53,6 +56,8 @@ export interface MatrixRecord {
   vm_box: string | null;
   /** Uploads at once, one case per entry; absent in records from before it existed: [1]. */
   concurrency: number[];
+  /** What was done before each measured upload to cut noise (lib/noise-cuts.ts); absent in older records: none. */
+  noise_cuts?: NoiseCut[];
 }
 
 /** One side of an interleaved run of several refs. */
@@ -67,6 +72,8 @@ export interface AbRecord {
   stopping_rule?: StoppingRule;
   /** Adaptive rounds: each case that stopped before its planned rounds ran out, when and why. */
   stops?: CaseStop[];
+  /** Set when the matrix-level same was on (lib/pooled.ts): the rule the pool let cases stop by. */
+  pooled_rule?: PooledRule;
 }
 
 /** The host's fingerprint (lib/host.ts); machine, hypervisor and ci are absent from records of older suites. */
@@ -112,6 +119,8 @@ export interface RunRecord {
   resumes?: ResumeRecord[];
   /** Set by --shard k/N: which cases this machine ran, and by what rule. */
   shard?: ShardRecord;
+  /** The plan printed before the run (lib/plan.ts): its time estimate, to compare with ended_at - started_at. */
+  plan?: PlanRecord;
   /** Set on a folder made by merge-runs: its shards, who ran what where (written for the reader, not read back). */
   merge?: Record<string, unknown>;
 }
@@ -127,6 +136,7 @@ export function matrixRecord(m: Matrix, vmBox: string | null): MatrixRecord {
     vm_cpus: m.vmCpus,
     vm_box: vmBox,
     concurrency: [...m.concurrency],
+    noise_cuts: [...(m.noiseCuts ?? DEFAULT_NOISE_CUTS)],
   };
 }
 
@@ -159,6 +169,7 @@ export function matrixFromRecord(r: RunRecord, where: string): Matrix {
     vmCpus: m.vm_cpus,
     vmBox: m.vm_box,
     concurrency: [...m.concurrency],
+    noiseCuts: [...(m.noise_cuts ?? [])],
   };
 }
 
@@ -288,11 +299,15 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
       if (!Array.isArray(a.stops)) fail('ab.stops', 'must be a list', a.stops);
       ab.stops = (a.stops as unknown[]).map((s, i): CaseStop => {
         const verdicts = ['faster', 'slower', 'same', 'inconclusive'] as const;
-        if (!isObject(s) || typeof s.case !== 'string' || (s.state !== 'decided' && s.state !== 'cap') || !Array.isArray(s.verdicts)
+        if (!isObject(s) || typeof s.case !== 'string' || (s.state !== 'decided' && s.state !== 'cap' && s.state !== 'pooled') || !Array.isArray(s.verdicts)
           || !s.verdicts.every((v) => (verdicts as readonly unknown[]).includes(v))) return fail(`ab.stops[${i}]`, 'must be {case, rounds, state, verdicts}', s);
-        return { case: s.case, rounds: whole(s.rounds, `ab.stops[${i}].rounds`, 0), state: s.state, verdicts: s.verdicts as CaseStop['verdicts'] };
+        return {
+          case: s.case, rounds: whole(s.rounds, `ab.stops[${i}].rounds`, 0), state: s.state, verdicts: s.verdicts as CaseStop['verdicts'],
+          ...(isObject(s.pooled) ? { pooled: s.pooled as unknown as NonNullable<CaseStop['pooled']> } : {}),
+        };
       });
     }
+    if (a.pooled_rule !== undefined) ab.pooled_rule = pooledRuleOf(obj(a, 'pooled_rule', 'ab.pooled_rule'), fail);
   }
   const record: RunRecord = {
     suite_version: str(json, 'suite_version', 'suite_version'),
@@ -317,6 +332,9 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
       concurrency: m.concurrency === undefined ? [1] : Array.isArray(m.concurrency)
         ? (m.concurrency as unknown[]).map((x, i) => whole(x, `matrix.concurrency[${i}]`, 1, 64))
         : fail('matrix.concurrency', 'must be a list of whole numbers', m.concurrency),
+      ...(m.noise_cuts === undefined ? {} : { noise_cuts: Array.isArray(m.noise_cuts) && m.noise_cuts.every((x) => typeof x === 'string')
+        ? (() => { try { return parseNoiseCuts(m.noise_cuts.join(',') || 'none'); } catch (e) { return fail('matrix.noise_cuts', (e as Error).message, m.noise_cuts); } })()
+        : fail('matrix.noise_cuts', 'must be a list of names', m.noise_cuts) }),
     },
     host: host(obj(json, 'host', 'host'), 'host'),
   };
@@ -324,7 +342,20 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
   if (resumes) record.resumes = resumes;
   if (json.shard !== undefined) record.shard = shardOf(obj(json, 'shard', 'shard'), fail);
   if (json.merge !== undefined) record.merge = obj(json, 'merge', 'merge');
+  // Written for the reader and report.md (estimate against actual); its fields are figures.
+  if (json.plan !== undefined) record.plan = obj(json, 'plan', 'plan') as unknown as PlanRecord;
   return record;
+}
+
+/** ab.pooled_rule, checked field by field: a re-read run is judged by the pool it ran with. */
+function pooledRuleOf(s: Record<string, unknown>, fail: (field: string, what: string, got: unknown) => never): PooledRule {
+  const num = (k: string, ok: (n: number) => boolean) => (typeof s[k] === 'number' && ok(s[k] as number) ? (s[k] as number) : fail(`ab.pooled_rule.${k}`, 'is out of range', s[k]));
+  if (s.kind !== 'pooled-same') fail('ab.pooled_rule', 'must be a pooled-same rule', s.kind);
+  return {
+    kind: 'pooled-same', noise_pct: num('noise_pct', (n) => n >= 0), confidence: num('confidence', (n) => n > 0 && n < 1),
+    stray_alpha: num('stray_alpha', (n) => n > 0 && n < 1), case_band_max_pct: num('case_band_max_pct', (n) => n >= 0),
+    min_rounds: num('min_rounds', (n) => Number.isInteger(n) && n >= 2), cases: num('cases', (n) => Number.isInteger(n) && n > 0),
+  };
 }
 
 /** ab.stopping_rule, checked field by field: a re-read run is judged by the rule it ran with. */

@@ -22,7 +22,11 @@ import { historyOf, renderHistory } from './history.ts';
 import { FailFast, failFastMessage, ServerNeverReady } from './failfast.ts';
 import { hostFingerprint } from './host.ts';
 import { ensureGuestImage, imageBytesFor, type GuestImage } from './image.ts';
-import { interleave, type Job } from './interleave.ts';
+import { interleave, roundsInTurn, type Job } from './interleave.ts';
+import { profileFromRun, readMachineProfile, writeMachineProfile } from './machine-profile.ts';
+import { DEFAULT_NOISE_CUTS } from './noise-cuts.ts';
+import { duration, makePlan, timeLeft, type PlanRecord } from './plan.ts';
+import { pooledRule, type PooledRule } from './pooled.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './iteration.ts';
 import { LocalProvider } from './local.ts';
 import { DEFAULT_BUILD, expandCases, type Case, type Matrix } from './matrix.ts';
@@ -39,11 +43,12 @@ import { matrixRecord, newRunRecord, type GitRecord, type RunRecord, type Server
 import { MAX_REPLACEMENTS, runMatrix } from './runner.ts';
 import { stoppingRule, type StoppingRule } from './sequential.ts';
 import { formatSelfStats, selfStats } from './selfstats.ts';
-import { shardCases, shardRecord, type Shard } from './shard.ts';
+import { planShards, shardCases, shardRecord, type Shard } from './shard.ts';
 import { cachedStandinBundle } from './standin-bundle.ts';
 import { standinKnobsFrom } from './standin-knobs.ts';
 import { secretWarning } from './secret.ts';
 import { ensureTestFile, type TestFile } from './testfiles.ts';
+import { MiB } from './units.ts';
 import { PROVIDER_TOOLS, requireTools } from './tools.ts';
 import { configuredBox, VagrantProvider } from './vagrant.ts';
 
@@ -173,6 +178,38 @@ export function adaptiveRule(adaptive: { maxRounds: number; noisePct: number } |
   return stoppingRule({ alpha: 0.05, noisePct: adaptive.noisePct, cases: distinct, maxRounds: adaptive.maxRounds });
 }
 
+/** --iterations auto without --no-pool: the matrix-level same (lib/pooled.ts), over the same family as the stopping rule. */
+export function pooledRuleFor(adaptive: { noisePct: number; pooled: boolean } | null, cases: Case[]): PooledRule | null {
+  if (!adaptive?.pooled) return null;
+  return pooledRule({ noisePct: adaptive.noisePct, cases: new Set(cases.map((c) => caseKey(caseRowKey(c)))).size });
+}
+
+/** The fields of a Case caseKey reads (lib/cases.ts). */
+function caseRowKey(c: Case) {
+  return { file_size_bytes: c.size.bytes, memory_limit_mb: c.memoryMb, concurrency: c.concurrency ?? 1 };
+}
+
+const caseKeyOf = (c: Case) => caseKey(caseRowKey(c));
+
+/**
+ * The plan of a run (lib/plan.ts): its cases, the rule, this machine's last
+ * measured speeds and noise, and what --shard 2, 4 and 8 would make of it.
+ */
+export function planRun(m: Matrix, cases: Case[], sides: number, rule: StoppingRule | null, pooled: PooledRule | null): PlanRecord {
+  const distinct = new Map<string, Case>();
+  for (const c of cases) distinct.set(caseKey(caseRowKey(c)), c);
+  const keyOf = (bytes: number, mem: number) => [...distinct.entries()].filter(([, c]) => c.size.bytes === bytes && c.memoryMb === mem).map(([k]) => k);
+  const shardable = distinct.size === expandCases(m).length / m.iterations; // a --shard run plans its own share only
+  const shards = shardable ? [2, 4, 8].filter((n) => n <= m.sizes.length * m.memoryLimitsMb.length)
+    .map((total) => ({ total, cases: planShards(m, total, sides).map((s) => s.cases.flatMap((c) => keyOf(c.size.bytes, c.memoryMb))) })) : [];
+  return makePlan({
+    cases: [...distinct.entries()].map(([key, c]) => ({
+      key, label: `${c.memoryMb}MB ${c.size.label}${(c.concurrency ?? 1) > 1 ? ` x${c.concurrency}` : ''}`, bytes: c.size.bytes, concurrency: c.concurrency ?? 1,
+    })),
+    sides, warmup: m.warmupIterations, iterations: rule ? null : m.iterations, rule, pooled, profile: readMachineProfile(), shards,
+  });
+}
+
 /** Where a side's comparison with the first side goes: compare/, or compare-<side>/ when there are more than two. */
 export function compareFolder(run: Run, side: SideRun): string {
   return path.join(run.parent!, run.sides.length > 2 ? `compare-${path.basename(side.dir)}` : 'compare');
@@ -209,6 +246,10 @@ export interface OpenRunOptions {
   resume: ResumeState | null;
   /** --iterations auto: the stopping rule every case of this run is judged by. */
   rule: StoppingRule | null;
+  /** The matrix-level same (lib/pooled.ts), with the rule; null without. */
+  pooled: PooledRule | null;
+  /** The plan printed before the run (lib/plan.ts), recorded to compare with the real time. */
+  plan: PlanRecord | null;
   /** Where the folders' paths go (stdout) should the run stop before it could close them. */
   stdout: (text: string) => void;
 }
@@ -235,8 +276,10 @@ export async function openRun(o: OpenRunOptions, say: (line: string) => void): P
           refs: o.sides.map((s) => s.name), this_ref: i, seed: o.seed, parent,
           order: 'cases in matrix order; each case runs once per ref, the refs in an order drawn per case from mulberry32(seed) (lib/interleave.ts)',
           ...(o.rule ? { stopping_rule: o.rule } : {}),
+          ...(o.pooled ? { pooled_rule: o.pooled } : {}),
         },
       } : {}),
+      ...(o.plan ? { plan: o.plan } : {}),
       matrix: matrixRecord(o.m, configuredBox(o.m.vmBox)),
       ...(o.shard ? { shard: shardRecord(o.m, o.shard.shard, o.shard.refs) } : {}),
       host: hostFingerprint(),
@@ -258,7 +301,9 @@ export async function openRun(o: OpenRunOptions, say: (line: string) => void): P
   for (const s of sides) say(`results${ab ? ` for ${s.side.name}` : ''}: ${s.dir}`);
   const resumed = o.resume ? planResume(o.cases, o.resume.rows) : null;
   if (resumed) say(`resuming: ${resumed.done} iterations already in raw.csv, ${resumed.remaining.length} to run`);
-  return { sides, parent, jobs: interleave(resumed ? resumed.remaining : o.cases, sides.length, o.seed), resumed };
+  // Adaptive rounds take a limit's cases in turn, round by round, so the pool sees them together.
+  const planned = resumed ? resumed.remaining : o.cases;
+  return { sides, parent, jobs: interleave(o.rule ? roundsInTurn(planned) : planned, sides.length, o.seed), resumed };
 }
 
 export interface ExecuteContext {
@@ -281,7 +326,20 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
   let lastCase = '';
   const failFast = new FailFast();
   const rule = run.sides[0].record.ab?.stopping_rule;
-  const adaptive = rule ? new AdaptiveRounds(rule, run.sides.length, m.warmupIterations) : null;
+  const adaptive = rule ? new AdaptiveRounds(rule, run.sides.length, m.warmupIterations, run.sides[0].record.ab?.pooled_rule ?? null) : null;
+  const plan = run.sides[0].record.plan ?? null;
+  const cuts = m.noiseCuts ?? DEFAULT_NOISE_CUTS;
+  const warmFile = cuts.includes('warm-upload') ? await ensureTestFile(4 * MiB) : undefined;
+  /** Per case: wall seconds of its jobs, and its side-0 measured iterations (its rounds); the time left comes from them. */
+  const paces = new Map<string, { seconds: number[]; rounds: number }>();
+  const timed: { row: RawRow; seconds: number }[] = [];
+  const left = () => {
+    if (!plan) return '';
+    const progressed = [...paces.entries()].map(([key, p]) => ({
+      key, rounds: p.rounds, stopped: adaptive?.stopped(key) ?? false, jobSeconds: p.seconds.reduce((a, b) => a + b, 0) / p.seconds.length,
+    }));
+    return `, run ~${duration(timeLeft(plan, progressed, rule?.looks ?? null, m.warmupIterations))} left`;
+  };
   const record = (o: IterationOutcome, j: Job<Case>) => {
     const side = run.sides[j.side];
     const rows = o.rows ?? [o.row];
@@ -318,7 +376,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
         const c = j.case;
         const file = ctx.files.get(c.size.bytes)!;
         const times = (c.concurrency ?? 1) > 1 ? ` x${c.concurrency}` : '';
-        const label = `[${k}/${total}] ${tag(j)}${c.memoryMb}MB ${c.size.label}${times} #${c.iteration}`;
+        const label = `[${k}/${total}${left()}] ${tag(j)}${c.memoryMb}MB ${c.size.label}${times} #${c.iteration}`;
         const it = {
           env, testCase: c, file, server: run.sides[j.side].side.spec, secret: ctx.secret, signal,
           // A VM under software emulation (TCG) is several times slower: its environment says by how much.
@@ -326,11 +384,14 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
           // Auth is one small request to a server that has just answered GET /: the time it had to get ready is
           // ample, and already the knob a slow environment raises (no second setting to keep in step).
           authTimeoutSeconds: m.readinessTimeoutSeconds * env.timeoutFactor,
+          noiseCuts: cuts, warmFile,
         };
         // The machine canary before each case: how fast the host itself was at this point of the run.
+        // Adaptive rounds take a limit's cases in turn: there the canary runs before each round of the limit.
         const caseKey = `${c.memoryMb}MB ${c.size.label}${times}`;
-        if (caseKey !== lastCase) {
-          lastCase = caseKey;
+        const canaryKey = rule ? `${c.memoryMb}MB round ${c.iteration}` : caseKey;
+        if (canaryKey !== lastCase) {
+          lastCase = canaryKey;
           const t = runCanary(localDataParent());
           for (const s of run.sides) appendCanaryRow(s.dir, { at: new Date().toISOString(), before_case: caseKey, ...t });
         }
@@ -343,7 +404,16 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
           const w = await runIteration({ ...it, progress: progress.upload(`${label} warm-up again`, file.bytes * (c.concurrency ?? 1)) });
           progress.line(`${label}: warm-up again (not recorded: resumed in a fresh environment): ${w.row.exit_reason} ${w.row.duration_seconds.toFixed(2)} s`);
         }
-        return runIteration({ ...it, progress: progress.upload(label, file.bytes * (c.concurrency ?? 1)) });
+        const t0 = performance.now();
+        const outcome = await runIteration({ ...it, progress: progress.upload(label, file.bytes * (c.concurrency ?? 1)) });
+        const seconds = (performance.now() - t0) / 1000;
+        const key = caseKeyOf(c);
+        const pace = paces.get(key) ?? { seconds: [], rounds: 0 };
+        paces.set(key, pace);
+        pace.seconds.push(seconds);
+        if (j.side === 0 && c.iteration > m.warmupIterations) pace.rounds++;
+        if (c.iteration > m.warmupIterations) timed.push({ row: outcome.row, seconds });
+        return outcome;
       },
       record,
       envFailed: (memoryMb, error, group) => {
@@ -353,9 +423,12 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
         }
       },
       stopped: () => signal.aborted,
-      skip: (j) => adaptive?.stopped(caseKey({ file_size_bytes: j.case.size.bytes, memory_limit_mb: j.case.memoryMb, concurrency: j.case.concurrency ?? 1 })) ?? false,
+      skip: (j) => adaptive?.stopped(caseKeyOf(j.case)) ?? false,
     });
     if (!signal.aborted) for (const s of run.sides) s.record.finished = true;
+    // The next run's plan goes by what this one measured here.
+    const measured = !signal.aborted && run.sides.length >= 2 ? profileFromRun(run.sides.map((s) => s.rows), timed, run.parent ?? run.sides[0].dir) : null;
+    if (measured) writeMachineProfile(measured);
   } catch (e) {
     if (e instanceof AuthRejected) {
       for (const s of run.sides) s.record.stop_reason = e.message;
