@@ -161,3 +161,35 @@ export function canStop(look: PooledLook, key: string, rule: PooledRule): boolea
 export function pooledPct(c: PooledChange): { changePct: number; loPct: number; hiPct: number; cases: number; rounds: number } {
   return { changePct: pctOf(c.estimate), loPct: pctOf(c.lo), hiPct: pctOf(c.hi), cases: c.cases, rounds: c.rounds };
 }
+
+/** Which rule stopped a case of an adaptive run (config.json ab.stops): its own, the pool, or the cap; null when none did. */
+export function stoppedBy(state: 'decided' | 'cap' | 'pooled' | undefined): 'own rule' | 'pooled' | 'cap' | null {
+  return state === 'decided' ? 'own rule' : state === 'pooled' ? 'pooled' : state === 'cap' ? 'cap' : null;
+}
+
+export interface PooledSummary {
+  changePct: number;
+  loPct: number;
+  hiPct: number;
+  cases: number;
+  rounds: number;
+  inside: boolean;
+  /** Keys of the cases that stray beyond their band. */
+  strays: string[];
+}
+
+/**
+ * The pooled reading of a finished run: the pooled change over all its cases
+ * (each at the rounds it was judged at), and the cases the pool lets be
+ * `same` (those whose own verdict is not faster/slower). null with fewer than
+ * 2 cases in the pool.
+ */
+export function pooledVerdicts(cases: readonly CaseRounds[], rule: PooledRule): { summary: PooledSummary; same: Set<string> } | null {
+  const look = pooledLook(cases, rule);
+  if (!look.change) return null;
+  const same = new Set(cases.filter((c) => c.verdict !== 'faster' && c.verdict !== 'slower' && canStop(look, c.key, rule)).map((c) => c.key));
+  return {
+    summary: { ...pooledPct(look.change), inside: look.inside, strays: look.bands.filter((b) => b.strays).map((b) => b.key) },
+    same,
+  };
+}
