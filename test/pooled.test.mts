@@ -14,6 +14,13 @@ import { seededRandom } from '../lib/interleave.ts';
 import { canStop, caseBand, pooledLook, pooledRule, tQuantile, type PooledRule } from '../lib/pooled.ts';
 import type { RawRow } from '../lib/results.ts';
 import { stoppingRule } from '../lib/sequential.ts';
+import { compareRuns } from '../lib/compare.ts';
+import { compareJson, renderCompare } from '../lib/compare-report.ts';
+import { parseRunRecord } from '../lib/run-record.ts';
+import { SUITE_DIR } from '../lib/paths.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { row as rawRow } from './raw-row.mts';
 
 const L = (pct: number) => Math.log(1 + pct / 100);
 
@@ -59,6 +66,41 @@ describe('pooled rule', { timeout: 1_200_000 }, () => {
     const common = pooledLook([{ key: 'a', ratios: down }, { key: 'b', ratios: down }], rule);
     assert.equal(common.inside, false);
     assert.equal(canStop(common, 'a', rule), false);
+  });
+
+  test('compare-runs with a recorded pooled rule: the pooled change beside the cases, which rule stopped each', () => {
+    // Three cases, 10 rounds after the warm-up, the candidate +-5% around the baseline in turn: each case alone
+    // is inconclusive at 10 rounds (its interval about +-4%), the pool of 30 rounds is inside +-3%.
+    const sizes = [10, 20, 30].map((m) => m * 2 ** 20);
+    const rows = (side: number) => sizes.flatMap((bytes) => Array.from({ length: 11 }, (_, i) => {
+      const t = side === 0 ? 100 : 100 * (i % 2 ? 1.05 : 1 / 1.05) * (1 + (bytes / 2 ** 20 + i) * 1e-4);
+      return rawRow({ file_size: `${bytes / 2 ** 20}MiB`, file_size_bytes: bytes, iteration: i + 1, throughput_mib_s: t, duration_seconds: bytes / 2 ** 20 / t });
+    }));
+    const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 3, maxRounds: 10 });
+    const pooled = pooledRule({ noisePct: 3, cases: 3 });
+    const stops = sizes.map((b, i) => ({ case: caseKey({ file_size_bytes: b, memory_limit_mb: 256, concurrency: 1 }), rounds: 10, state: i === 0 ? 'cap' : 'pooled', verdicts: [i === 0 ? 'inconclusive' : 'same'] }));
+    const config = (i: number, withPool: boolean) => parseRunRecord({
+      schema: 1, matrix: { warmup_iterations: 1 },
+      ab: { refs: ['a', 'b'], this_ref: i, seed: 1, parent: '/r/x', stopping_rule: rule, ...(withPool ? { pooled_rule: pooled, stops } : {}) },
+    }, 'config.json');
+    const without = compareRuns({ name: 'a', config: config(0, false), rows: rows(0) }, { name: 'b', config: config(1, false), rows: rows(1) });
+    assert.deepEqual(without.cases.map((k) => k.verdict), ['inconclusive', 'inconclusive', 'inconclusive']);
+    assert.equal(without.pooled, null);
+    const c = compareRuns({ name: 'a', config: config(0, true), rows: rows(0) }, { name: 'b', config: config(1, true), rows: rows(1) });
+    assert.deepEqual(c.cases.map((k) => k.verdict), ['same', 'same', 'same']);
+    assert.deepEqual(c.cases.map((k) => k.stoppedBy), ['cap', 'pooled', 'pooled']);
+    assert.equal(c.pooled!.cases, 3);
+    assert.equal(c.pooled!.rounds, 30);
+    assert.ok(c.pooled!.inside && c.pooled!.loPct > -3 && c.pooled!.hiPct < 3, JSON.stringify(c.pooled));
+    assert.equal(c.exitCode, 0);
+    const json = JSON.parse(compareJson(c));
+    assert.equal(json.pooled.matrix_same, true);
+    assert.equal(json.pooled.interval_pct.length, 2);
+    assert.deepEqual(json.cases.map((k: { stopped_by: string }) => k.stopped_by), ['cap', 'pooled', 'pooled']);
+    const md = renderCompare(c, fs.readFileSync(path.join(SUITE_DIR, 'templates', 'compare.md.mustache'), 'utf8'), 'x.svg');
+    assert.match(md, /- Pooled throughput change over 3 case\(s\), 30 rounds \(lib\/pooled\.ts\): [+-]\d\.\d% \[-\d\.\d%, \+\d\.\d%\], inside ±3%; no case strays: the matrix is `same`/);
+    assert.match(md, /\| 10MiB \| 256MB \| 10 rounds \| .* \| same \(stopped by the cap\) \|/);
+    assert.match(md, /\| 20MiB \| 256MB \| 10 rounds \| .* \| same \(stopped by the pool\) \|/);
   });
 
   test('simulation: 20-case matrices, pooled rule on and off', (t) => {
