@@ -190,6 +190,7 @@ function caseRowKey(c: Case) {
 }
 
 const caseKeyOf = (c: Case) => caseKey(caseRowKey(c));
+const pct = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}%`;
 
 /**
  * The plan of a run (lib/plan.ts): its cases, the rule, this machine's last
@@ -354,7 +355,9 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     if (process.env.UPS_SELF_STATS === '1') progress.line(formatSelfStats(selfStats(k)));
     const stop = adaptive?.record(j.side, r);
     if (stop) {
-      progress.line(`${r.memory_limit} ${r.file_size}: ${stop.state === 'decided' ? 'decided' : 'undecided at the last look'} after ${stop.rounds} rounds: ` +
+      const how = stop.state === 'decided' ? 'decided' : stop.state === 'cap' ? 'undecided at the last look'
+        : `let go by the pool (pooled change ${pct(stop.pooled!.changePct)} [${pct(stop.pooled!.loPct)}, ${pct(stop.pooled!.hiPct)}] over ${stop.pooled!.cases} cases)`;
+      progress.line(`${r.memory_limit} ${r.file_size}: ${how} after ${stop.rounds} rounds: ` +
         run.sides.slice(1).map((s, i) => `${s.side.name} ${stop.verdicts[i]}`).join(', '));
       for (const s of run.sides) s.record.ab!.stops = adaptive!.all();
     }
