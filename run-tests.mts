@@ -35,8 +35,8 @@ async function run(argv: string[], io: Io): Promise<number> {
   const rule = adaptiveRule(opts.adaptive, cases), pooled = pooledRuleFor(opts.adaptive, cases);
   const plan = resume ? null : planRun(m, cases, Math.max(1, opts.refs.length, opts.binaries.length), rule, pooled);
   if (opts.plan) return io.stdout.write(renderPlan(plan!)), 0;
-  if (plan) for (const line of renderPlan(plan).trimEnd().split('\n')) say(line);
   preflight(m); // tools and a data folder: before anything is built or made
+  if (plan) for (const line of renderPlan(plan).trimEnd().split('\n')) say(line);
 
   // 1. Servers, test files, guest image. A signal waits for the step under way to clean up; no folder exists yet.
   const interrupts = new Interrupts(say).install();

@@ -1,5 +1,5 @@
 // This machine's speeds and noise as the last run of two servers measured
-// them, kept in the cache folder, so the next run's plan (lib/plan.ts) can say
+// them (not runs inside the test runner), kept in the cache folder, so the next run's plan (lib/plan.ts) can say
 // how long it will take here.
 //
 //   const p = readMachineProfile()            // the last measured, or DEFAULT_PROFILE

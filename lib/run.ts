@@ -430,7 +430,8 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     });
     if (!signal.aborted) for (const s of run.sides) s.record.finished = true;
     // The next run's plan goes by what this one measured here.
-    const measured = !signal.aborted && run.sides.length >= 2 ? profileFromRun(run.sides.map((s) => s.rows), timed, run.parent ?? run.sides[0].dir) : null;
+    // Runs inside the test runner (NODE_TEST_CONTEXT) measure stand-ins and throttles, not this machine.
+    const measured = !signal.aborted && run.sides.length >= 2 && !process.env.NODE_TEST_CONTEXT ? profileFromRun(run.sides.map((s) => s.rows), timed, run.parent ?? run.sides[0].dir) : null;
     if (measured) writeMachineProfile(measured);
   } catch (e) {
     if (e instanceof AuthRejected) {
