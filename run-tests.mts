@@ -15,10 +15,11 @@ import { HELP, parseOptions, type Options } from './lib/options.ts';
 import { Progress } from './lib/progress.ts';
 import { selfCheck } from './lib/self-check.ts';
 import {
-  adaptiveRule, comparedSide, compareFolder, executeRun, finishRun, makeProvider, openRun, planCases, preflight, prepareGuestImage, prepareServers, prepareTestFiles, sharedSecret, updateRecords,
+  adaptiveRule, comparedSide, compareFolder, executeRun, finishRun, makeProvider, openRun, planCases, planRun, pooledRuleFor, preflight, prepareGuestImage, prepareServers, prepareTestFiles, sharedSecret, updateRecords,
   type Run,
 } from './lib/run.ts';
 import { transitions } from './lib/run-record.ts';
+import { renderPlan } from './lib/plan.ts';
 
 async function run(argv: string[], io: Io): Promise<number> {
   const opts = parseOptions(argv);
@@ -56,13 +57,18 @@ export async function runSuite(opts: Options, argv: string[], io: Io): Promise<S
   for (const r of resume?.droppedRounds ?? []) {
     say(`${r.case} iteration ${r.iteration}: only ${r.sides.join(', ')} had completed it; dropped there, to run again on every side`);
   }
+  // The plan, before anything is built or uploaded: --plan prints it and stops there.
+  const cases = planCases(m, opts.shard, opts.refs.length); // --shard k/N: this machine's whole cases
+  const rule = adaptiveRule(opts.adaptive, cases), pooled = pooledRuleFor(opts.adaptive, cases);
+  const plan = resume ? null : planRun(m, cases, Math.max(1, opts.refs.length, opts.binaries.length), rule, pooled);
+  if (opts.plan) return io.stdout.write(renderPlan(plan!)), none(0);
   preflight(m); // tools and a data folder: before anything is built or made
+  if (plan) for (const line of renderPlan(plan).trimEnd().split('\n')) say(line);
 
   // 1. Servers, test files, guest image. A signal waits for the step under way to clean up; no folder exists yet.
   const interrupts = new Interrupts(say).install();
   try {
     const stopped = () => interrupts.received !== null;
-    const cases = planCases(m, opts.shard, opts.refs.length); // --shard k/N: this machine's whole cases
     const prepared = await (async () => {
       // A resume runs the stand-in with the knobs the run was started with, not today's environment.
       const sides = await prepareServers(m, opts.refs, opts.binaries, progress, resume?.sides[0].record.server.standin_env);
@@ -74,7 +80,7 @@ export async function runSuite(opts: Options, argv: string[], io: Io): Promise<S
     // 2. The results folders (config.json written, not finished) and the jobs: each case once per side, interleaved.
     const seed = opts.seed ?? crypto.randomInt(2 ** 31), shard = opts.shard && { shard: opts.shard, refs: opts.refs.length };
     const run = await openRun({ m, cases, shard, sides: prepared.sides, out: opts.out, argv, matrixFile: opts.matrixFile, seed, resume,
-      rule: adaptiveRule(opts.adaptive, cases), stdout: (s) => io.stdout.write(s) }, say);
+      rule, pooled, plan, stdout: (s) => io.stdout.write(s) }, say);
     const provider = makeProvider(m, prepared.sides[0].spec, prepared.secret, prepared.image, { signal: interrupts.signal, say });
     interrupts.startRun((sig) => updateRecords(run, (r) => transitions.interrupted(r, `interrupted by ${sig}`)), () => provider.waitingFor());
 

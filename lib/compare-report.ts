@@ -3,6 +3,7 @@
 // caller reads the template and writes the result; numbers are formatted
 // here, with their units.
 import Mustache from 'mustache';
+import { caseKey } from './cases.ts';
 import type { CaseComparison, Comparison, MetricComparison, Summary } from './compare.ts';
 import type { RunRecord } from './run-record.ts';
 
@@ -73,11 +74,19 @@ function failureText(k: CaseComparison): string | null {
   return `${k.failures}: ${rate(k.cand)} vs ${rate(k.base)}${reasons}`;
 }
 
+/** "500MiB @ 256MB" for a case key (lib/cases.ts caseKey) of the comparison. */
+function caseLabel(c: Comparison, key: string): string {
+  const k = c.cases.find((x) => caseKey({ file_size_bytes: x.fileSizeBytes, memory_limit_mb: x.memoryLimitMb, concurrency: x.concurrency }) === key);
+  return k ? `${k.fileSize} @ ${k.memoryLimit}` : key;
+}
+
 function metricVerdict(k: CaseComparison, i: number): string {
   const m = k.metrics[i];
   const word = m.verdict === 'inconclusive' && m.detectable ? `inconclusive (could detect ±${m.detectable.pct.toFixed(1)}%)` : m.verdict;
   // The throughput row also carries the case's failures, so they show up where people look first.
-  const parts = i === 0 ? [failureText(k), word] : [word];
+  // With the pooled rule on, the throughput verdict says which rule stopped the case.
+  const by = i === 0 && k.stoppedBy ? `${word} (stopped by ${k.stoppedBy === 'own rule' ? 'its own rule' : k.stoppedBy === 'pooled' ? 'the pool' : 'the cap'})` : word;
+  const parts = i === 0 ? [failureText(k), by] : [word];
   const text = parts.filter((x) => x !== null).join('; ') + (k.noisePct !== null && m.verdict !== null ? ` (noise ±${k.noisePct}%)` : '');
   // matrix.yaml's judgment: an ignored case shows what it was judged, and that it counts for nothing.
   if (k.ignored !== null) return `ignored: ${k.ignored}${text === '' ? '' : ` (judged: ${text})`}`;
@@ -126,6 +135,13 @@ export function renderCompare(c: Comparison, template: string, chart: string): s
     counts: c.counts,
     ignoredCases: c.counts.ignored > 0 ? c.cases.filter((k) => k.ignored !== null).map((k) => `${k.fileSize} @ ${k.memoryLimit} (${k.ignored})`).join('; ') : null,
     overall,
+    pooled: c.pooled && {
+      cases: c.pooled.cases, rounds: c.pooled.rounds, noisePct: c.thresholds.noisePct,
+      change: `${fmtChange(c.pooled.changePct)} [${fmtChange(c.pooled.loPct)}, ${fmtChange(c.pooled.hiPct)}]`,
+      reading: c.pooled.inside ? `inside ±${c.thresholds.noisePct}%` : `not inside ±${c.thresholds.noisePct}%`,
+      strays: c.pooled.strays.length ? `; straying from it (left out): ${c.pooled.strays.map((key) => caseLabel(c, key)).join(', ')}` : '; no case strays',
+      matrix: c.pooled.inside && c.pooled.strays.length === 0 && c.cases.every((k) => k.verdict === 'same') ? 'the matrix is `same`' : 'the matrix is not all `same`',
+    },
     steadiest: c.steadiestChange
       ? `${c.steadiestChange.metric.title}, ${c.steadiestChange.fileSize} @ ${c.steadiestChange.memoryLimit}: ${c.steadiestChange.verdict} ` +
         `${fmtChange(c.steadiestChange.changePct)} (spread ±${c.steadiestChange.spreadPct.toFixed(1)}% within a side)`
@@ -169,6 +185,13 @@ export function compareJson(c: Comparison): string {
       alpha: c.thresholds.alpha,
       noise_pct: c.thresholds.noisePct,
       stopping_rule: c.stoppingRule,
+      ...(c.pooled ? {
+        pooled: {
+          change_pct: c.pooled.changePct, interval_pct: [c.pooled.loPct, c.pooled.hiPct], cases: c.pooled.cases, rounds: c.pooled.rounds,
+          inside_noise: c.pooled.inside, strays: c.pooled.strays,
+          matrix_same: c.pooled.inside && c.pooled.strays.length === 0 && c.cases.every((k) => k.verdict === 'same'),
+        },
+      } : {}),
       machine_shift: c.machineShift,
       exit_code: c.exitCode,
       verdict: overallVerdict(c),
@@ -190,6 +213,7 @@ export function compareJson(c: Comparison): string {
         failure_rate: { baseline: [k.base.failures.length, k.base.rows.length], candidate: [k.cand.failures.length, k.cand.rows.length] },
         paired: k.paired,
         rounds: k.rounds,
+        ...(k.stoppedBy !== undefined ? { stopped_by: k.stoppedBy } : {}),
         metrics: Object.fromEntries(
           k.metrics.map((m) => [
             m.metric.key,

@@ -13,9 +13,11 @@
 import type { CanaryRow, RawRow } from './results.ts';
 import type { RunRecord } from './run-record.ts';
 import {
-  caseSide, caseSizeLabel, cpuSecondsPerGiB, groupCases, spaceAmplification, throughputOf, warmupFor, writeAmplification, type CaseSide,
+  caseKey, caseSide, caseSizeLabel, cpuSecondsPerGiB, groupCases, spaceAmplification, throughputOf, warmupFor, writeAmplification, type CaseSide,
 } from './cases.ts';
 import { holm, pairedChange, unpairedChange, type Change } from './effect.ts';
+import type { CaseStop } from './adaptive.ts';
+import { pooledVerdicts, stoppedBy, type CaseRounds, type PooledRule, type PooledSummary } from './pooled.ts';
 import { decideAtLook, lastLookReached, lookLevels, type StoppingRule } from './sequential.ts';
 import { cvPct, geomean, max, median, min, minPossibleP, spreadPct } from './stats.ts';
 import { changeVerdict, detectable, sd, type Detectable } from './verdict.ts';
@@ -105,6 +107,8 @@ export interface CaseComparison {
   paired: boolean;
   /** For a run stopped by a group-sequential rule: the rounds judged (the last look reached). */
   rounds: number | null;
+  /** Adaptive rounds with the pooled rule on: which rule stopped the case (config.json ab.stops); null otherwise. */
+  stoppedBy?: ReturnType<typeof stoppedBy>;
   /** null when neither side failed. */
   failures: FailureVerdict | null;
   /** Distinct exit reasons of the candidate's failures. */
@@ -155,6 +159,8 @@ export interface Comparison {
   inconclusive: { cases: number; detectablePct: number | null; iterationsNeeded: number | null } | null;
   /** The stopping rule the runs were judged by, when they recorded one. */
   stoppingRule: StoppingRule | null;
+  /** The matrix-level same (lib/pooled.ts) of a run that recorded its rule: the pooled throughput change; null otherwise. */
+  pooled: PooledSummary | null;
   /**
    * Of the metrics that changed (a better or worse verdict), the one with the least spread (sd of its
    * log values, as a percentage): the figure that tells the two runs apart most surely. null when none changed.
@@ -302,6 +308,7 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     judged.forEach((k, j) => judge(k, i, adjusted[j], t, judged.length));
   });
   if (rule) for (const k of cases) if (k.paired) judgeSequential(k, rule);
+  const pooled = rule && base.config?.ab?.pooled_rule ? judgePooled(cases, base.config.ab.pooled_rule, base.config.ab.stops ?? []) : null;
   const machineShift = paired ? null : canaryShift(base.canary ?? [], cand.canary ?? [], t.noisePct);
   if (machineShift) machineShift.explained = explainedByMachine(cases, machineShift, t.noisePct);
   for (const k of cases) {
@@ -345,6 +352,7 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     geomeanCases: ratios.length,
     inconclusive,
     stoppingRule: rule,
+    pooled,
     steadiestChange: steadiest && {
       metric: steadiest.m.metric, fileSize: steadiest.k.fileSize, memoryLimit: steadiest.k.memoryLimit,
       verdict: steadiest.m.verdict!, changePct: steadiest.m.changePct!, spreadPct: (Math.exp(steadiest.sd) - 1) * 100,
@@ -374,6 +382,28 @@ function fewestToReach(level: number, paired: boolean): number {
   let need = 1;
   while ((paired ? 2 / 2 ** need : minPossibleP(need, need)) >= level && need < 1000) need++;
   return need;
+}
+
+/**
+ * The pooled rule's hook (lib/pooled.ts): the throughput of the cases at the
+ * rounds they were judged at, pooled; an inconclusive case the pool lets go
+ * reads `same`; every case says which rule stopped it.
+ */
+function judgePooled(cases: CaseComparison[], rule: PooledRule, stops: CaseStop[]): PooledSummary | null {
+  const keyOf = (k: CaseComparison) => caseKey({ file_size_bytes: k.fileSizeBytes, memory_limit_mb: k.memoryLimitMb, concurrency: k.concurrency });
+  const judged = cases.filter((k) => k.paired);
+  const r = pooledVerdicts(judged.map((k) => {
+    const ratios = logRatios(k.base.successes, k.cand.successes, 'throughput_mib_s');
+    return { key: keyOf(k), ratios: k.rounds === null ? ratios : ratios.slice(0, k.rounds), verdict: k.metrics[0].verdict as CaseRounds['verdict'] };
+  }), rule);
+  for (const k of judged) {
+    k.stoppedBy = stoppedBy(stops.find((s) => s.case === keyOf(k))?.state);
+    if (r?.same.has(keyOf(k)) && k.metrics[0].verdict === 'inconclusive') {
+      k.metrics[0].verdict = 'same';
+      k.metrics[0].detectable = null;
+    }
+  }
+  return r?.summary ?? null;
 }
 
 /** Throughput of a run stopped by a group-sequential rule: the decision at the last look its rounds reached. */

@@ -14,6 +14,7 @@ import type { ExitReason, FailurePhase, RawRow, SampleRow } from './results.ts';
 import type { TestFile } from './testfiles.ts';
 import type { UploadProgress } from './progress.ts';
 import { MiB } from './units.ts';
+import { applyNoiseCuts, type NoiseCut } from './noise-cuts.ts';
 
 export interface IterationContext {
   env: Environment;
@@ -27,6 +28,10 @@ export interface IterationContext {
   authTimeoutSeconds: number;
   progress?: UploadProgress;
   signal?: AbortSignal;
+  /** Done after authentication, right before the measured upload (lib/noise-cuts.ts); absent: none. */
+  noiseCuts?: NoiseCut[];
+  /** The small file warm-upload sends first. */
+  warmFile?: TestFile;
 }
 
 export interface IterationOutcome {
@@ -114,6 +119,16 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
       `authentication failed: ${timedOut ? `no answer within ${ctx.authTimeoutSeconds} s` : (e as Error).message.split('\n')[0]}`);
   }
 
+  if (ctx.noiseCuts?.length) {
+    await applyNoiseCuts(ctx.noiseCuts, {
+      serverPid: env.serverPid?.() ?? null, fileBytes: file.bytes * n,
+      warm: async () => {
+        if (!ctx.warmFile) return;
+        const w = await upload({ baseUrl: url, cookie, file: ctx.warmFile.path, timeoutMs: ctx.uploadTimeoutSeconds * 1000, signal: ctx.signal });
+        if (w.id) await deleteEntry(url, cookie, w.id).catch(() => { /* a fresh data folder next time anyway */ });
+      },
+    });
+  }
   await env.startSampling();
   const samplingStarted = performance.now();
   const pressureBefore = cpuPressureTotalUs();

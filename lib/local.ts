@@ -184,6 +184,10 @@ class LocalEnvironment implements Environment {
     return true;
   }
 
+  serverPid(): number | null {
+    return this.proc && this.proc.exit === null ? this.proc.pid : null;
+  }
+
   private readHwm(): number | null {
     if (!this.proc || this.proc.exit) return null;
     try {

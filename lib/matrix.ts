@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { CONCURRENCY, ITERATIONS, parseWhole, scalarBy, TIMEOUT_SECONDS, VM_CPUS, WARMUP_ITERATIONS, type Bound } from './bounds.ts';
 import { InputError } from './errors.ts';
 import { judgmentYaml, unmatchedSelectors, type JudgmentRule } from './judgment.ts';
+import { DEFAULT_NOISE_CUTS, parseNoiseCuts, type NoiseCut } from './noise-cuts.ts';
 import { parseMemoryMb, parseSize, sizeLabel } from './units.ts';
 
 export const PROVIDERS = ['local', 'qemu', 'vagrant'] as const;
@@ -43,6 +44,8 @@ export interface Matrix {
   concurrency: number[];
   /** How cases are judged (matrix.yaml `judgment`, lib/judgment.ts): a noise band of their own, or left out of the verdict. */
   judgment?: JudgmentRule[];
+  /** What is done before each measured upload to cut noise (lib/noise-cuts.ts); absent: the defaults. */
+  noiseCuts?: NoiseCut[];
 }
 
 /** One iteration of a case: `concurrency` (absent: 1) uploads of the size started together under the memory limit. */
@@ -133,6 +136,11 @@ const matrixYaml = mapping({
   timeouts: timeoutsYaml,
   provider: z.enum(PROVIDERS, { error: `must be one of ${PROVIDERS.join(', ')}` }).default('local'),
   judgment: judgmentYaml.optional(),
+  // What is done before each measured upload to cut noise (lib/noise-cuts.ts): a list of names, [] or none for no cuts.
+  noise_cuts: z.union([z.array(z.union([z.string(), z.number()]).transform(String)), z.string()], { error: 'must be a list of names, or none' })
+    .transform((v, ctx) => {
+      try { return parseNoiseCuts(Array.isArray(v) ? v.join(',') || 'none' : v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
+    }).optional(),
   server: serverYaml,
   vm: vmYaml,
 }).superRefine((m, ctx) => {
@@ -181,6 +189,7 @@ export function parseMatrix(text: string, file: string): Matrix {
         : { kind: 'source', source: at(s.source!), build: s.build ?? DEFAULT_BUILD },
     vmCpus: y.vm.cpus, vmBox: y.vm.box ?? null, concurrency: y.concurrency,
     ...(y.judgment?.length ? { judgment: y.judgment } : {}),
+    noiseCuts: y.noise_cuts ?? [...DEFAULT_NOISE_CUTS],
   };
 }
 

@@ -12,6 +12,7 @@ import { SUITE_DIR } from './paths.ts';
 import { readResumeState, type ResumeState } from './resume.ts';
 import { matrixFromRecord } from './run-record.ts';
 import { DEFAULT_LOOKS, DEFAULT_MAX_ROUNDS } from './sequential.ts';
+import { DEFAULT_NOISE_CUTS, NOISE_CUTS, parseNoiseCuts } from './noise-cuts.ts';
 import { parseShard, planShards, type Shard } from './shard.ts';
 import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './units.ts';
 
@@ -40,6 +41,13 @@ Options (flags override matrix.yaml):
                        judged only at fixed round counts by a rule recorded in config.json
   --max-iterations N   with auto: the most iterations per case and side, warm-up included (default ${1 + DEFAULT_MAX_ROUNDS})
   --noise PCT          with auto: changes inside +-PCT percent are "same" (default 3)
+  --no-pool            with auto: judge each case by its own rule only (default: the matrix-level same of
+                       lib/pooled.ts also lets a case stop as same when the pooled change across the cases
+                       lies inside +-noise and the case does not stray from it)
+  --noise-cuts LIST    done before each measured upload to cut noise: ${NOISE_CUTS.join(', ')},
+                       or none (default: matrix's noise_cuts, else ${DEFAULT_NOISE_CUTS.join(',') || 'none'}; recorded in config.json)
+  --plan               print the plan (cases, bytes a round, rounds least/expected/most, wall time here,
+                       what --shard N makes of it) and exit 0: nothing is built or uploaded
 
   --out DIR            parent folder of the results folder (default: results/ beside this script)
   --quick              a small matrix: sizes ${QUICK.sizes.join(',')}, memory ${QUICK.memoryLimitsMb.join(',')} MB,
@@ -111,7 +119,9 @@ export interface Options {
   /** --binary values in order: prebuilt servers compared as refs are; empty without. */
   binaries: string[];
   /** --iterations auto: interleaved rounds until each case is decided (lib/sequential.ts); null for a fixed count. */
-  adaptive: { maxRounds: number; noisePct: number } | null;
+  adaptive: { maxRounds: number; noisePct: number; pooled: boolean } | null;
+  /** --plan: print the plan and exit 0, nothing built or run. */
+  plan: boolean;
   /** --resume: the run folder to finish, as read back. */
   resume: ResumeState | null;
   /** --doctor (with --fix), --build-image or --self-check instead of a run. */
@@ -134,6 +144,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
         ref: { type: 'string', multiple: true }, binary: { type: 'string', multiple: true }, seed: { type: 'string' },
         'max-iterations': { type: 'string' }, noise: { type: 'string' }, junit: { type: 'string' }, 'self-check': { type: 'boolean' }, resume: { type: 'string' }, shard: { type: 'string' },
         doctor: { type: 'boolean' }, fix: { type: 'boolean' }, 'build-image': { type: 'boolean' },
+        plan: { type: 'boolean' }, 'noise-cuts': { type: 'string' }, 'no-pool': { type: 'boolean' },
       },
       strict: true, allowPositionals: false, tokens: true,
     });
@@ -198,8 +209,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
   // Two or more servers are compared in adaptive rounds unless a fixed --iterations is given.
   const auto = v.iterations === undefined ? sides >= 2 : v.iterations.trim() === 'auto';
   if (auto && sides < 2) throw new InputError('--iterations auto: needs two or more --ref or --binary to compare');
-  if (!auto && (v['max-iterations'] !== undefined || v.noise !== undefined)) {
-    throw new InputError(`--${v['max-iterations'] !== undefined ? 'max-iterations' : 'noise'} goes with --iterations auto (the default with two or more --ref or --binary)`);
+  if (!auto && (v['max-iterations'] !== undefined || v.noise !== undefined || v['no-pool'])) {
+    throw new InputError(`--${v['max-iterations'] !== undefined ? 'max-iterations' : v.noise !== undefined ? 'noise' : 'no-pool'} goes with --iterations auto (the default with two or more --ref or --binary)`);
   }
   let adaptive: Options['adaptive'] = null;
   if (auto) {
@@ -213,10 +224,11 @@ export function parseOptions(argv: string[]): Options | 'help' {
       if (s.trim() === '' || !(n > 0 && n < 50)) throw new Error('a percentage above 0 and below 50');
       return n;
     });
-    adaptive = { maxRounds: max - warmup, noisePct };
+    adaptive = { maxRounds: max - warmup, noisePct, pooled: !v['no-pool'] };
     matrix.warmupIterations = warmup;
     matrix.iterations = max; // the most any case runs; a decided case stops early
   }
+  if (v['noise-cuts'] !== undefined) matrix.noiseCuts = flag('noise-cuts', v['noise-cuts'], parseNoiseCuts);
   const seed = v.seed === undefined ? null : flag('seed', v.seed, (s) => {
     if (!/^\d+$/.test(s.trim()) || Number(s) > 2 ** 32 - 1) throw new Error('not a whole number from 0 to 4294967295');
     return Number(s);
@@ -231,7 +243,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   }
   return {
     matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, binaries, adaptive, seed, shard,
-    resume: null, mode, fix: v.fix ?? false, junit: v.junit === undefined ? null : path.resolve(v.junit),
+    resume: null, mode, fix: v.fix ?? false, junit: v.junit === undefined ? null : path.resolve(v.junit), plan: v.plan ?? false,
   };
 }
 
@@ -251,6 +263,6 @@ function resumeOptions(dir: string, otherFlags: string[]): Options {
   return {
     matrix, matrixFile: first.matrix_file, out: path.dirname(state.dir),
     refs, binaries, adaptive: null, seed: first.ab?.seed ?? null, shard: s ? { index: s.index, total: s.total, source: 'resumed' } : null,
-    resume: state, mode: 'run', fix: false, junit: null,
+    resume: state, mode: 'run', fix: false, junit: null, plan: false,
   };
 }

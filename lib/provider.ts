@@ -76,6 +76,8 @@ export interface Environment {
   stopServer(): Promise<void>;
   /** Whether the server process is still running. */
   serverAlive(): Promise<boolean>;
+  /** The server's pid on this host (local provider), for CPU affinity; absent or null where it runs elsewhere. */
+  serverPid?(): number | null;
   /** Whether the environment itself still runs (a VM's process; the host is always there). */
   environmentAlive(): Promise<boolean>;
   /**

@@ -2,6 +2,7 @@
 // over successful, non-warm-up iterations, peaks, failures, and the run's
 // settings. Pure: rows, record and template in, Markdown out (lib/report-files.ts
 // writes it with its charts into a run folder).
+import { duration } from './plan.ts';
 import Mustache from 'mustache';
 import { summarizeCases } from './cases.ts';
 import type { RawRow } from './row.ts';
@@ -74,6 +75,13 @@ export function renderReport(input: ReportInput, template: string): string {
     uploadTimeout: config.matrix.upload_timeout_seconds,
     startedAt: config.started_at,
     endedAt: config.ended_at ?? '(not ended)',
+    // The plan printed before the run (lib/plan.ts) against the time it took.
+    plan: config.plan ? {
+      expected: duration(config.plan.seconds.expected), least: duration(config.plan.seconds.least), most: duration(config.plan.seconds.most),
+      rounds: `${config.plan.rounds.least}/${config.plan.rounds.expected}/${config.plan.rounds.most}`,
+      actual: config.ended_at ? duration((Date.parse(config.ended_at) - Date.parse(config.started_at)) / 1000) : '(not ended)',
+      noiseCuts: config.matrix.noise_cuts?.length ? config.matrix.noise_cuts.join(', ') : 'none',
+    } : null,
     // Fault knobs shape every figure (a throttled 19.5 MiB/s looks real without them).
     knobs: knobs.length ? knobs.map(([k, v]) => `${k}=${v}`).join(', ') : null,
     resumes: config.resumes?.length ? `${config.resumes.length} (at ${config.resumes.map((r) => r.started_at).join(', ')}): the span includes the time between` : null,

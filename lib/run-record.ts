@@ -10,6 +10,9 @@
 // Pure: no file system here (lib/load-run.ts reads the file).
 import { InputError } from './errors.ts';
 import { judgmentRecord, type JudgmentRule } from './judgment.ts';
+import { DEFAULT_NOISE_CUTS, parseNoiseCuts, type NoiseCut } from './noise-cuts.ts';
+import type { PlanRecord } from './plan.ts';
+import type { PooledRule } from './pooled.ts';
 import type { CaseStop } from './adaptive.ts';
 import type { StoppingRule } from './sequential.ts';
 import type { ShardRecord } from './shard.ts';
@@ -58,6 +61,8 @@ export interface MatrixRecord {
   concurrency: number[];
   /** matrix.yaml's judgment rules (tolerances, exclusions); absent when it has none. */
   judgment?: JudgmentRule[];
+  /** What was done before each measured upload to cut noise (lib/noise-cuts.ts); absent in older records: none. */
+  noise_cuts?: NoiseCut[];
 }
 
 /** One side of an interleaved run of several refs. */
@@ -72,6 +77,8 @@ export interface AbRecord {
   stopping_rule?: StoppingRule;
   /** Adaptive rounds: each case that stopped before its planned rounds ran out, when and why. */
   stops?: CaseStop[];
+  /** Set when the matrix-level same was on (lib/pooled.ts): the rule the pool let cases stop by. */
+  pooled_rule?: PooledRule;
 }
 
 /** The host's fingerprint (lib/host.ts); machine, hypervisor and ci are absent from records of older suites. */
@@ -121,6 +128,8 @@ export interface RunRecord {
   shard?: ShardRecord;
   /** Set on a folder made by merge-runs: its shards, who ran what where (written for the reader, not read back). */
   merge?: Record<string, unknown>;
+  /** The plan printed before the run (lib/plan.ts): its time estimate, to compare with ended_at - started_at. */
+  plan?: PlanRecord;
 }
 
 export function matrixRecord(m: Matrix, vmBox: string | null): MatrixRecord {
@@ -135,6 +144,7 @@ export function matrixRecord(m: Matrix, vmBox: string | null): MatrixRecord {
     vm_box: vmBox,
     concurrency: [...m.concurrency],
     ...(m.judgment?.length ? { judgment: m.judgment } : {}),
+    noise_cuts: [...(m.noiseCuts ?? DEFAULT_NOISE_CUTS)],
   };
 }
 
@@ -187,6 +197,7 @@ export function matrixFromRecord(r: RunRecord, where: string): Matrix {
     vmBox: m.vm_box,
     concurrency: [...m.concurrency],
     ...(m.judgment?.length ? { judgment: m.judgment } : {}),
+    noiseCuts: [...(m.noise_cuts ?? [])],
   };
 }
 
@@ -241,6 +252,9 @@ const matrixSection = section({
   vm_box: text(null),
   concurrency: z.array(wholeIn(CONCURRENCY), { error: 'must be a list of whole numbers' }).default([1]),
   judgment: judgmentRecord.optional(),
+  noise_cuts: z.array(z.string({ error: 'must be a list of names' }), { error: 'must be a list of names' }).transform((v, ctx) => {
+    try { return parseNoiseCuts(v.join(',') || 'none'); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
+  }).optional(),
 }).superRefine((m, ctx) => {
   if (m.iterations !== undefined && m.warmup_iterations !== undefined && m.warmup_iterations >= m.iterations) {
     ctx.addIssue({ code: 'custom', path: ['warmup_iterations'], message: `must be a whole number from 0 to ${m.iterations - 1}` });
@@ -252,6 +266,7 @@ const matrixSection = section({
   upload_timeout_seconds: m.upload_timeout_seconds, readiness_timeout_seconds: m.readiness_timeout_seconds,
   vm_cpus: m.vm_cpus, vm_box: m.vm_box, concurrency: m.concurrency,
   ...(m.judgment?.length ? { judgment: m.judgment } : {}),
+  ...(m.noise_cuts !== undefined ? { noise_cuts: m.noise_cuts } : {}),
 }));
 
 /** ab.stopping_rule: a re-read run is judged by the rule it ran with. */
@@ -270,9 +285,20 @@ const stoppingRule = section({
 const VERDICTS = 'must be a list of faster, slower, same, inconclusive';
 const caseStop = z.object({
   case: z.string({ error: 'must be text' }), rounds: wholeFrom(0),
-  state: z.enum(['decided', 'cap'], { error: 'must be decided or cap' }),
+  state: z.enum(['decided', 'cap', 'pooled'], { error: 'must be decided, cap or pooled' }),
   verdicts: z.array(z.enum(['faster', 'slower', 'same', 'inconclusive'], { error: VERDICTS }), { error: VERDICTS }),
-}, { error: 'must be {case, rounds, state, verdicts}' });
+  // state pooled: the pooled change and what it pooled when the case stopped (written for the reader).
+  pooled: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
+}, { error: 'must be {case, rounds, state, verdicts}' }).transform((s) => s as CaseStop);
+
+/** ab.pooled_rule: a re-read run is judged by the pool it ran with. */
+const pooledRuleRecord = z.object({
+  kind: z.literal('pooled-same', { error: 'must be a pooled-same rule' }),
+  noise_pct: z.number({ error: 'must be a number of at least 0' }).min(0, { error: 'must be a number of at least 0' }),
+  confidence: fraction, stray_alpha: fraction,
+  case_band_max_pct: z.number({ error: 'must be a number of at least 0' }).min(0, { error: 'must be a number of at least 0' }),
+  min_rounds: wholeFrom(2), cases: wholeFrom(1),
+}, { error: 'must be an object' });
 
 const abRecord = z.object({
   refs: strings, this_ref: wholeFrom(0).default(0),
@@ -281,6 +307,7 @@ const abRecord = z.object({
   parent: str, order: str,
   stopping_rule: stoppingRule.optional(),
   stops: z.array(caseStop, { error: 'must be a list' }).optional(),
+  pooled_rule: pooledRuleRecord.optional(),
 }, { error: 'must be an object' });
 
 /** shard: a resumed shard runs the same cases, and merge-runs checks them. */
@@ -313,6 +340,8 @@ const runRecord = z.object({
   resumes: z.array(resumeRecord, { error: 'must be a list' }).optional(),
   shard: shardRecord.optional(),
   merge: z.preprocess((v) => v ?? {}, z.record(z.string(), z.unknown(), { error: 'must be an object' })).optional(),
+  // Written for the reader and report.md (estimate against actual); its fields are figures.
+  plan: z.record(z.string(), z.unknown(), { error: 'must be an object' }).transform((p) => p as unknown as PlanRecord).optional(),
 });
 
 /**

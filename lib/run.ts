@@ -24,7 +24,11 @@ import { historyOf, renderHistory } from './history.ts';
 import { FailFast, failFastMessage, ServerNeverReady } from './failfast.ts';
 import { hostFingerprint } from './host.ts';
 import { ensureGuestImage, imageBytesFor, type GuestImage } from './image.ts';
-import { interleave, type Job } from './interleave.ts';
+import { interleave, roundsInTurn, type Job } from './interleave.ts';
+import { profileFromRun, readMachineProfile, writeMachineProfile } from './machine-profile.ts';
+import { DEFAULT_NOISE_CUTS } from './noise-cuts.ts';
+import { duration, makePlan, timeLeft, type PlanRecord } from './plan.ts';
+import { pooledRule, type PooledRule } from './pooled.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './iteration.ts';
 import { LocalProvider } from './local.ts';
 import { DEFAULT_BUILD, expandCases, type Case, type Matrix } from './matrix.ts';
@@ -41,11 +45,12 @@ import { matrixRecord, newRunRecord, transitions, type GitRecord, type RunRecord
 import { MAX_REPLACEMENTS, runMatrix } from './runner.ts';
 import { stoppingRule, type StoppingRule } from './sequential.ts';
 import { formatSelfStats, selfStats } from './selfstats.ts';
-import { shardCases, shardRecord, type Shard } from './shard.ts';
+import { planShards, shardCases, shardRecord, type Shard } from './shard.ts';
 import { cachedStandinBundle } from './standin-bundle.ts';
 import { standinKnobsFrom } from './standin-knobs.ts';
 import { secretWarning } from './secret.ts';
 import { ensureTestFile, type TestFile } from './testfiles.ts';
+import { MiB } from './units.ts';
 import { PROVIDER_TOOLS, requireTools } from './tools.ts';
 import { configuredBox, VagrantProvider } from './vagrant.ts';
 
@@ -187,6 +192,33 @@ export function comparedSide(s: Pick<SideRun, 'dir' | 'rows' | 'record'>): Compa
   return { dir: s.dir, name: path.basename(s.dir), config: s.record, rows: s.rows, canary: [] };
 }
 
+/** --iterations auto without --no-pool: the matrix-level same (lib/pooled.ts), over the same family as the stopping rule. */
+export function pooledRuleFor(adaptive: { noisePct: number; pooled: boolean } | null, cases: Case[]): PooledRule | null {
+  if (!adaptive?.pooled) return null;
+  return pooledRule({ noisePct: adaptive.noisePct, cases: new Set(cases.map(caseKey)).size });
+}
+
+const pct = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}%`;
+
+/**
+ * The plan of a run (lib/plan.ts): its cases, the rule, this machine's last
+ * measured speeds and noise, and what --shard 2, 4 and 8 would make of it.
+ */
+export function planRun(m: Matrix, cases: Case[], sides: number, rule: StoppingRule | null, pooled: PooledRule | null): PlanRecord {
+  const distinct = new Map<string, Case>();
+  for (const c of cases) distinct.set(caseKey(c), c);
+  const keyOf = (bytes: number, mem: number) => [...distinct.entries()].filter(([, c]) => c.size.bytes === bytes && c.memoryMb === mem).map(([k]) => k);
+  const shardable = distinct.size === expandCases(m).length / m.iterations; // a --shard run plans its own share only
+  const shards = shardable ? [2, 4, 8].filter((n) => n <= m.sizes.length * m.memoryLimitsMb.length)
+    .map((total) => ({ total, cases: planShards(m, total, sides).map((s) => s.cases.flatMap((c) => keyOf(c.size.bytes, c.memoryMb))) })) : [];
+  return makePlan({
+    cases: [...distinct.entries()].map(([key, c]) => ({
+      key, label: caseRunLabel(c.size.label, { memoryMb: c.memoryMb, concurrency: c.concurrency ?? 1 }), bytes: c.size.bytes, concurrency: c.concurrency ?? 1,
+    })),
+    sides, warmup: m.warmupIterations, iterations: rule ? null : m.iterations, rule, pooled, profile: readMachineProfile(), shards,
+  });
+}
+
 /** Where a side's comparison with the first side goes: compare/, or compare-<side>/ when there are more than two. */
 export function compareFolder(parent: string, sides: number, sideDir: string): string {
   return path.join(parent, sides > 2 ? `compare-${path.basename(sideDir)}` : 'compare');
@@ -223,6 +255,10 @@ export interface OpenRunOptions {
   resume: ResumeState | null;
   /** --iterations auto: the stopping rule every case of this run is judged by. */
   rule: StoppingRule | null;
+  /** The matrix-level same (lib/pooled.ts), with the rule; null without. */
+  pooled: PooledRule | null;
+  /** The plan printed before the run (lib/plan.ts), recorded to compare with the real time. */
+  plan: PlanRecord | null;
   /** Where the folders' paths go (stdout) should the run stop before it could close them. */
   stdout: (text: string) => void;
 }
@@ -252,8 +288,10 @@ export async function openRun(o: OpenRunOptions, say: (line: string) => void): P
           refs: o.sides.map((s) => s.name), this_ref: i, seed: o.seed, parent,
           order: 'cases in matrix order; each case runs once per ref, the refs in an order drawn per case from mulberry32(seed) (lib/interleave.ts)',
           ...(o.rule ? { stopping_rule: o.rule } : {}),
+          ...(o.pooled ? { pooled_rule: o.pooled } : {}),
         },
       } : {}),
+      ...(o.plan ? { plan: o.plan } : {}),
       matrix: matrixRecord(o.m, configuredBox(o.m.vmBox)),
       ...(o.shard ? { shard: shardRecord(o.m, o.shard.shard, o.shard.refs) } : {}),
       host: hostFingerprint(),
@@ -278,7 +316,8 @@ export async function openRun(o: OpenRunOptions, say: (line: string) => void): P
   // A resume goes on in the recorded order: every job of the whole run drawn from the recorded seed as at the
   // start, those with their rows already in raw.csv taken out (they are replayed into the stopping rule instead).
   const plans = o.resume ? sides.map((s) => planResume(o.cases, s.rows)) : null;
-  const all = interleave(o.cases, sides.length, o.seed);
+  // Adaptive rounds take a limit's cases in turn, round by round, so the pool sees them together.
+  const all = interleave(o.rule ? roundsInTurn(o.cases) : o.cases, sides.length, o.seed);
   const left = plans ? plans.map((p) => new Set(p.remaining)) : null;
   const jobs = left ? all.filter((j) => left[j.side].has(j.case)) : all;
   if (plans) say(`resuming: ${all.length - jobs.length} iterations already in raw.csv, ${jobs.length} to run`);
@@ -305,8 +344,21 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
   let lastCase = '';
   const failFast = new FailFast();
   const rule = run.sides[0].record.ab?.stopping_rule;
-  const adaptive = rule ? new AdaptiveRounds(rule, run.sides.length, m.warmupIterations) : null;
+  const adaptive = rule ? new AdaptiveRounds(rule, run.sides.length, m.warmupIterations, run.sides[0].record.ab?.pooled_rule ?? null) : null;
   if (adaptive) replayStops(run, adaptive);
+  const plan = run.sides[0].record.plan ?? null;
+  const cuts = m.noiseCuts ?? DEFAULT_NOISE_CUTS;
+  const warmFile = cuts.includes('warm-upload') ? await ensureTestFile(4 * MiB) : undefined;
+  /** Per case: wall seconds of its jobs, and its side-0 measured iterations (its rounds); the time left comes from them. */
+  const paces = new Map<string, { seconds: number[]; rounds: number }>();
+  const timed: { row: RawRow; seconds: number }[] = [];
+  const left = () => {
+    if (!plan) return '';
+    const progressed = [...paces.entries()].map(([key, p]) => ({
+      key, rounds: p.rounds, stopped: adaptive?.stopped(key) ?? false, jobSeconds: p.seconds.reduce((a, b) => a + b, 0) / p.seconds.length,
+    }));
+    return `, run ~${duration(timeLeft(plan, progressed, rule?.looks ?? null, m.warmupIterations))} left`;
+  };
   const record = (o: IterationOutcome, j: Job<Case>) => {
     const side = run.sides[j.side];
     const rows = o.rows ?? [o.row];
@@ -321,7 +373,9 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     if (process.env.UPS_SELF_STATS === '1') progress.line(formatSelfStats(selfStats(k)));
     const stop = adaptive?.record(j.side, r);
     if (stop) {
-      progress.line(`${r.memory_limit} ${r.file_size}: ${stop.state === 'decided' ? 'decided' : 'undecided at the last look'} after ${stop.rounds} rounds: ` +
+      const how = stop.state === 'decided' ? 'decided' : stop.state === 'cap' ? 'undecided at the last look'
+        : `let go by the pool (pooled change ${pct(stop.pooled!.changePct)} [${pct(stop.pooled!.loPct)}, ${pct(stop.pooled!.hiPct)}] over ${stop.pooled!.cases} cases)`;
+      progress.line(`${r.memory_limit} ${r.file_size}: ${how} after ${stop.rounds} rounds: ` +
         run.sides.slice(1).map((s, i) => `${s.side.name} ${stop.verdicts[i]}`).join(', '));
       updateRecords(run, (r) => transitions.stopRecorded(r, adaptive!.all()));
     }
@@ -343,7 +397,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
         const c = j.case;
         const file = ctx.files.get(c.size.bytes)!;
         const name = caseRunLabel(c.size.label, { memoryMb: c.memoryMb, concurrency: c.concurrency ?? 1 });
-        const label = `[${k}/${total}] ${tag(j)}${name} #${c.iteration}`;
+        const label = `[${k}/${total}${left()}] ${tag(j)}${name} #${c.iteration}`;
         const it = {
           env, testCase: c, file, server: run.sides[j.side].side.spec, secret: ctx.secret, signal,
           // A VM under software emulation (TCG) is several times slower: its environment says by how much.
@@ -351,10 +405,13 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
           // Auth is one small request to a server that has just answered GET /: the time it had to get ready is
           // ample, and already the knob a slow environment raises (no second setting to keep in step).
           authTimeoutSeconds: m.readinessTimeoutSeconds * env.timeoutFactor,
+          noiseCuts: cuts, warmFile,
         };
         // The machine canary before each case: how fast the host itself was at this point of the run.
-        if (name !== lastCase) {
-          lastCase = name;
+        // Adaptive rounds take a limit's cases in turn: there the canary runs before each round of the limit.
+        const canaryKey = rule ? `${c.memoryMb}MB round ${c.iteration}` : name;
+        if (canaryKey !== lastCase) {
+          lastCase = canaryKey;
           const t = runCanary(localDataParent());
           for (const s of run.sides) appendCanaryRow(s.dir, { at: new Date().toISOString(), before_case: name, ...t });
         }
@@ -367,7 +424,16 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
           const w = await runIteration({ ...it, progress: progress.upload(`${label} warm-up again`, file.bytes * (c.concurrency ?? 1)) });
           progress.line(`${label}: warm-up again (not recorded: resumed in a fresh environment): ${w.row.exit_reason} ${w.row.duration_seconds.toFixed(2)} s`);
         }
-        return runIteration({ ...it, progress: progress.upload(label, file.bytes * (c.concurrency ?? 1)) });
+        const t0 = performance.now();
+        const outcome = await runIteration({ ...it, progress: progress.upload(label, file.bytes * (c.concurrency ?? 1)) });
+        const seconds = (performance.now() - t0) / 1000;
+        const key = caseKey(c);
+        const pace = paces.get(key) ?? { seconds: [], rounds: 0 };
+        paces.set(key, pace);
+        pace.seconds.push(seconds);
+        if (j.side === 0 && c.iteration > m.warmupIterations) pace.rounds++;
+        if (c.iteration > m.warmupIterations) timed.push({ row: outcome.row, seconds });
+        return outcome;
       },
       record,
       envFailed: (memoryMb, error, group) => {
@@ -380,6 +446,10 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
       skip: (j) => adaptive?.stopped(caseKey(j.case)) ?? false,
     });
     if (!signal.aborted) updateRecords(run, transitions.finished);
+    // The next run's plan goes by what this one measured here.
+    // Runs inside the test runner (NODE_TEST_CONTEXT) measure stand-ins and throttles, not this machine.
+    const measured = !signal.aborted && run.sides.length >= 2 && !process.env.NODE_TEST_CONTEXT ? profileFromRun(run.sides.map((s) => s.rows), timed, run.parent ?? run.sides[0].dir) : null;
+    if (measured) writeMachineProfile(measured);
   } catch (e) {
     if (e instanceof AuthRejected) {
       updateRecords(run, (r) => transitions.interrupted(r, e.message));

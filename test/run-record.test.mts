@@ -13,6 +13,7 @@ import { parseMatrix } from '../lib/matrix.ts';
 import { rawCsvHeader, rawCsvLine } from '../lib/results.ts';
 import { matrixFromRecord, matrixRecord, newRunRecord, parseRunRecord } from '../lib/run-record.ts';
 import { row } from './raw-row.mts';
+import { DEFAULT_NOISE_CUTS } from '../lib/noise-cuts.ts';
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-record-'));
 after(() => fs.rmSync(scratch, { recursive: true, force: true }));
@@ -33,7 +34,7 @@ test('a record written as JSON reads back equal, and gives back the matrix it wa
   record.provider_facts['256'] = { accel: 'tcg', timeout_factor: 4 };
   const back = parseRunRecord(JSON.parse(JSON.stringify(record)), 'config.json');
   assert.deepEqual(back, record);
-  assert.deepEqual(matrixFromRecord(back, 'config.json'), { ...m, server: { kind: 'standin' } });
+  assert.deepEqual(matrixFromRecord(back, 'config.json'), { ...m, server: { kind: 'standin' }, noiseCuts: DEFAULT_NOISE_CUTS });
 });
 
 test('an older record loads: missing fields get defaults, a missing warm-up is 1 of a case with more than one', () => {
