@@ -19,6 +19,11 @@ export function caseKey(r: Pick<RawRow, 'file_size_bytes' | 'memory_limit_mb' | 
   return `${r.file_size_bytes}@${r.memory_limit_mb}${r.concurrency > 1 ? `x${r.concurrency}` : ''}`;
 }
 
+/** A memory-floor search's identity: the case without its memory limit, which the search varies (lib/floor.ts). */
+export function searchKey(r: Pick<RawRow, 'file_size_bytes' | 'concurrency'>): string {
+  return caseKey({ ...r, memory_limit_mb: 0 });
+}
+
 /** "64MiB", or "64MiB ×4" for four uploads at once: how a case's size is named in reports. */
 export function caseSizeLabel(r: Pick<RawRow, 'file_size' | 'concurrency'>): string {
   return r.concurrency > 1 ? `${r.file_size} ×${r.concurrency}` : r.file_size;

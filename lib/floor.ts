@@ -170,3 +170,17 @@ export function worstCase(s: FloorSettings): { probes: number; tries: number } {
   }
   return worst;
 }
+
+/** --floor-range LO..HI and --floor-tries N as settings; an Error names what is wrong with the value. */
+export function parseFloorRange(text: string): { bottomMb: number; topMb: number } {
+  const m = /^\s*(\d+)\s*\.\.\s*(\d+)\s*$/.exec(text);
+  if (!m) throw new Error('LO..HI in MB, e.g. 64..1024');
+  const [lo, hi] = [Number(m[1]), Number(m[2])];
+  if (lo < 1 || hi > 1048576 || hi <= lo) throw new Error('LO from 1, HI above LO, at most 1048576 MB');
+  return { bottomMb: lo, topMb: hi };
+}
+
+export function parseFloorTries(text: string): number {
+  if (!/^\s*\d+\s*$/.test(text) || Number(text) < 1 || Number(text) > 100) throw new Error('a whole number from 1 to 100');
+  return Number(text);
+}

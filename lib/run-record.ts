@@ -69,6 +69,20 @@ export interface AbRecord {
   stops?: CaseStop[];
 }
 
+/** A memory-floor run (--memory-floor, lib/floor.ts): its search settings, the servers, and each search's time so far. */
+export interface FloorRecord {
+  bottom_mb: number;
+  top_mb: number;
+  tries: number;
+  /** Every server of the run, as given (a ref or a binary), and which one this folder holds. */
+  servers: string[];
+  this_server: number;
+  /** The folder holding one folder per server (floor.md there); null for one server. */
+  parent: string | null;
+  /** Wall time spent on each search so far (resumes add to it). */
+  searches: { file_size_bytes: number; concurrency: number; seconds: number }[];
+}
+
 /** The host's fingerprint (lib/host.ts); machine, hypervisor and ci are absent from records of older suites. */
 export interface HostRecord {
   hostname: string;
@@ -114,6 +128,8 @@ export interface RunRecord {
   shard?: ShardRecord;
   /** Set on a folder made by merge-runs: its shards, who ran what where (written for the reader, not read back). */
   merge?: Record<string, unknown>;
+  /** Set by --memory-floor. */
+  floor?: FloorRecord;
 }
 
 export function matrixRecord(m: Matrix, vmBox: string | null): MatrixRecord {
@@ -324,6 +340,19 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
   if (resumes) record.resumes = resumes;
   if (json.shard !== undefined) record.shard = shardOf(obj(json, 'shard', 'shard'), fail);
   if (json.merge !== undefined) record.merge = obj(json, 'merge', 'merge');
+  if (json.floor !== undefined) {
+    const f = obj(json, 'floor', 'floor');
+    const searches = Array.isArray(f.searches) ? f.searches : fail('floor.searches', 'must be a list', f.searches);
+    record.floor = {
+      bottom_mb: whole(f.bottom_mb, 'floor.bottom_mb', 1), top_mb: whole(f.top_mb, 'floor.top_mb', 1), tries: whole(f.tries, 'floor.tries', 1),
+      servers: strings(f.servers, 'floor.servers'), this_server: whole(f.this_server, 'floor.this_server', 0), parent: text(f, 'parent', 'floor.parent', null),
+      searches: (searches as unknown[]).map((x, i) => {
+        const e = isObject(x) ? x : fail(`floor.searches[${i}]`, 'must be {file_size_bytes, concurrency, seconds}', x);
+        const seconds = typeof e.seconds === 'number' && e.seconds >= 0 ? e.seconds : fail(`floor.searches[${i}].seconds`, 'must be a number of at least 0', e.seconds);
+        return { file_size_bytes: whole(e.file_size_bytes, `floor.searches[${i}].file_size_bytes`, 1), concurrency: whole(e.concurrency, `floor.searches[${i}].concurrency`, 1), seconds };
+      }),
+    };
+  }
   return record;
 }
 

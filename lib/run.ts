@@ -379,7 +379,7 @@ async function writeHistory(parent: string, sides: Parameters<typeof historyOf>[
 }
 
 /** The row and failures.log entry of an iteration whose environment could not be brought up. */
-function vmFailedOutcome(c: Case, memoryMb: number, error: Error): IterationOutcome {
+export function vmFailedOutcome(c: Case, memoryMb: number, error: Error): IterationOutcome {
   return {
     row: {
       file_size: c.size.label, memory_limit: `${memoryMb}MB`, duration_seconds: 0, peak_memory_bytes: null,
