@@ -191,6 +191,10 @@ async function search(run: SideRun, size: Matrix['sizes'][number], concurrency: 
     const done = probesFromRows(mine()).find((p) => p.limitMb === limit)?.passed ?? 0;
     const jobs = Array.from({ length: next.tries }, (_, t) => ({ case: { memoryMb: limit, size, concurrency, iteration: done + t + 1 }, side: 0 }));
     let failed = false;
+    // Near its floor a server can thrash (a cgroup at its limit reclaiming page cache) for as long as the upload timeout
+    // allows: once a try has survived, one taking 10 times its time (at least 60 s) does not survive in any useful sense.
+    const successes = mine().filter((r) => r.exit_reason === 'success').map((r) => r.duration_seconds + (r.download_mib_s ? size.bytes / 2 ** 20 / r.download_mib_s : 0));
+    const timeoutSeconds = successes.length ? Math.min(ctx.m.uploadTimeoutSeconds, Math.max(60, Math.ceil(10 * Math.max(...successes)))) : ctx.m.uploadTimeoutSeconds;
     const record = (o: IterationOutcome) => {
       const rows = o.rows ?? [o.row];
       run.rows.push(...rows);
@@ -209,7 +213,7 @@ async function search(run: SideRun, size: Matrix['sizes'][number], concurrency: 
       },
       runCase: (env, j) => runIteration({
         env, testCase: j.case, file: ctx.files.get(size.bytes)!, server: run.side.spec, secret: ctx.secret, signal: ctx.signal,
-        uploadTimeoutSeconds: ctx.m.uploadTimeoutSeconds * env.timeoutFactor, authTimeoutSeconds: ctx.m.readinessTimeoutSeconds * env.timeoutFactor,
+        uploadTimeoutSeconds: timeoutSeconds * env.timeoutFactor, authTimeoutSeconds: ctx.m.readinessTimeoutSeconds * env.timeoutFactor,
         progress: ctx.progress.upload(`${name} at ${limit} MB, try ${j.case.iteration}`, size.bytes * concurrency),
       }),
       record,
