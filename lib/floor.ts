@@ -152,8 +152,8 @@ export function probesFromRows(rows: readonly RawRow[]): Probe[] {
 }
 
 /**
- * The most a search can cost: over every place the floor could be (each whole MB of the range, and none), the
- * probes (environments brought up) and tries it would take, a pass costing every try and a failure one. For the
+ * The most a search can cost: over every place the floor could be (each whole MB of the range, and none), the most
+ * probes (environments brought up) and the most tries it would take (each bound on its own), a pass costing every try and a failure one. For the
  * VM providers' estimate before the run. Exact: the search is deterministic given where the floor is.
  */
 export function worstCase(s: FloorSettings): { probes: number; tries: number } {
@@ -166,7 +166,7 @@ export function worstCase(s: FloorSettings): { probes: number; tries: number } {
       tries += ok ? n.tries : 1;
       probes = ok ? [...probes, { limitMb: n.limitMb, passed: n.tries, failed: 0, failure: null }] : withTry(probes, n.limitMb, { ok: false });
     }
-    if (probes.length > worst.probes || (probes.length === worst.probes && tries > worst.tries)) worst = { probes: probes.length, tries };
+    worst = { probes: Math.max(worst.probes, probes.length), tries: Math.max(worst.tries, tries) };
   }
   return worst;
 }
