@@ -60,7 +60,7 @@ export function floorPlan(s: FloorSettings, m: Matrix, servers: number, provider
   const trySeconds = (bytes: number, n: number) => 10 + (2 * n * bytes) / 2 ** 20 / c.mibPerSecond; // start + upload + download
   const seconds = servers * list.reduce((sum, x) => sum + w.probes * c.bootSeconds + w.tries * trySeconds(x.size.bytes, x.concurrency), 0);
   return [
-    `plan: ${list.length * servers} searches (${list.map((x) => x.size.label + (x.concurrency > 1 ? ` x${x.concurrency}` : '')).join(', ')}; ${servers} server${servers > 1 ? 's' : ''}), ` +
+    `plan: ${list.length * servers} search${list.length * servers > 1 ? 'es' : ''} (${list.map((x) => x.size.label + (x.concurrency > 1 ? ` x${x.concurrency}` : '')).join(', ')}; ${servers} server${servers > 1 ? 's' : ''}), ` +
       `${s.bottomMb}..${s.topMb} MB, ${s.tries} tries: each at most ${w.probes} probes (a ${provider} VM boot each, the guest image reused) and ${w.tries} tries`,
     `estimate: at most ${(seconds / 60).toFixed(0)} min (assumed: boot ${c.bootSeconds} s, ${c.mibPerSecond} MiB/s each way, 10 s to start a server; a floor near the range's ends costs fewer probes)`,
   ];
