@@ -34,6 +34,7 @@ describe('memory floor, end to end', { timeout: 1_200_000 }, () => {
     const r = await floorRun(['--sizes', '16MiB,48MiB', '--floor-range', '16..512', '--floor-tries', '2'], { STANDIN_HOLD_IN_MEMORY: '1' });
     assert.equal(r.exit, 0, r.stderr);
     const [small, large] = floorsOf(r.dir);
+    for (const f of [small, large]) t.diagnostic(`${f.file_size}: floor ${f.floor_mb} MB, bracket (${f.highest_failing_mb}, ${f.floor_mb}], flaky ${JSON.stringify(f.flaky_mb)}, failed ${f.failed_phase}, probes ${f.probes.map((p) => `${p.memory_limit_mb}:${p.passed}/${p.failed}`).join(' ')}`);
     for (const f of [small, large]) assert.equal(f.status, 'floor', JSON.stringify(f));
     assert.ok(large.floor_mb! > small.floor_mb!, `48MiB needs more than 16MiB: ${large.floor_mb} vs ${small.floor_mb}`);
     // Holding 32 MiB more needs at least most of 32 MiB more.
@@ -90,6 +91,7 @@ describe('memory floor, end to end', { timeout: 1_200_000 }, () => {
     for (const x of after) perLimit.set(x.memory_limit_mb, (perLimit.get(x.memory_limit_mb) ?? 0) + 1);
     for (const [mb, n] of perLimit) assert.ok(n <= 2, `${mb} MB tried ${n} times`);
     const [s, h] = floorsOf(parent);
+    t.diagnostic(`32MiB: streaming floor ${s.floor_mb} MB (${s.highest_failing_mb}, ${s.floor_mb}], holding ${h.floor_mb} MB (${h.highest_failing_mb}, ${h.floor_mb}]; interrupted after ${before.length} rows, resumed to ${after.length}`);
     assert.equal(s.server, 'streaming');
     assert.equal(h.server, 'holding');
     assert.ok(h.floor_mb! > s.floor_mb!, `${h.floor_mb} vs ${s.floor_mb}`);
@@ -109,6 +111,7 @@ describe('memory floor, end to end', { timeout: 1_200_000 }, () => {
     assert.equal(low.exit, 0, low.stderr);
     const [l] = floorsOf(low.dir);
     assert.deepEqual([l.status, l.floor_mb, l.highest_failing_mb], ['at-bottom', 256, null]);
+    t.diagnostic(`streaming 8MiB in 256..300: ${l.status}, floor ${l.floor_mb}`);
     // Bisected down to the bottom, which is probed and passes like every probe before it.
     assert.deepEqual(l.probes.map((p) => [p.memory_limit_mb, p.failed]), [[277, 0], [266, 0], [256, 0]]);
     assert.match(fs.readFileSync(path.join(low.dir, 'floor.md'), 'utf8'), /standin 8MiB: 256 MB or less: survived even the range's bottom/);
@@ -116,6 +119,7 @@ describe('memory floor, end to end', { timeout: 1_200_000 }, () => {
     assert.equal(high.exit, 1, high.stderr);
     const [h] = floorsOf(high.dir);
     assert.deepEqual([h.status, h.floor_mb, h.highest_failing_mb], ['no-floor', null, 64]);
+    t.diagnostic(`holding 48MiB in 16..64: ${h.status}, highest failing ${h.highest_failing_mb}, exit ${high.exit}`);
     assert.equal(rowsOf(high.dir).filter((x) => x.memory_limit_mb === 64)[0].exit_reason, 'oom_killed');
     assert.match(fs.readFileSync(path.join(high.dir, 'floor.md'), 'utf8'), /standin 48MiB: no floor: failed even at 64 MB, the range's top \(oom_killed/);
     assert.match(high.stderr, /floor: standin 48MiB: no floor/);
