@@ -194,8 +194,10 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
       oomLines = await env.oomLines(kills);
     } else if (!row.sha256_ok) {
       const dead = !(await env.serverAlive());
-      row.exit_reason = dead ? 'process_died' : 'integrity_error';
-      row.error = dead ? `the server exited during verification (${mismatch})` : mismatch;
+      // A download that did not finish within the upload timeout (a server thrashing at its memory limit) is a timeout.
+      const slow = !dead && d instanceof Error && d.name === 'TimeoutError';
+      row.exit_reason = dead ? 'process_died' : slow ? 'timeout' : 'integrity_error';
+      row.error = dead ? `the server exited during verification (${mismatch})` : slow ? `the verification download did not finish within the upload timeout (${mismatch})` : mismatch;
     }
     if (row.exit_reason !== 'success') row.failure_phase = 'verification';
   }
