@@ -93,8 +93,9 @@ export async function memoryFloor(opts: Options, argv: string[], io: Io): Promis
     interrupts.startRun((sig) => { for (const x of run.sides) x.record.stop_reason = `interrupted by ${sig}`; }, () => provider.waitingFor());
     const t0 = Date.now();
     try {
-      for (const side of run.sides) {
-        for (const x of searches(m)) {
+      // Size by size, every server at each: a run cut short still compares the servers at the sizes it reached.
+      for (const x of searches(m)) {
+        for (const side of run.sides) {
           if (interrupts.signal.aborted) break;
           await search(side, x.size, x.concurrency, s, provider, { m, files: prepared.files, secret: prepared.secret, signal: interrupts.signal, progress });
         }
