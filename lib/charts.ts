@@ -261,7 +261,7 @@ export async function floorChartSvg(points: FloorPoint[], limitsMb: number[], to
   const values = points.map((p) => ({ ...p, y: p.floor_mb ?? topMb }));
   const sizes = [...new Set(points.map((p) => p.size_mib))].sort((a, b) => a - b);
   const labels = [...new Map(points.map((p) => [p.size_mib, p.file_size]))].reduce((expr, [mib, label]) => `datum.value == ${mib} ? ${JSON.stringify(label)} : ${expr}`, 'datum.label');
-  const x = { field: 'size_mib', type: 'quantitative' as const, title: 'file size (log scale)', scale: { type: 'log' as const }, axis: { values: sizes, labelExpr: labels } };
+  const x = { field: 'size_mib', type: 'quantitative' as const, title: 'file size (log scale)', scale: { type: 'log' as const, padding: 40 }, axis: { values: sizes, labelExpr: labels } };
   const y = { field: 'y', type: 'quantitative' as const, title: 'memory floor (MB, log scale)', scale: { type: 'log' as const } };
   const color = { field: 'server', type: 'nominal' as const, sort: servers, title: 'server', legend: { labelLimit: 0 } };
   return render({
@@ -274,7 +274,7 @@ export async function floorChartSvg(points: FloorPoint[], limitsMb: number[], to
         data: { values: limitsMb.map((mb) => ({ mb, text: `${mb} MB` })) },
         layer: [
           { mark: { type: 'rule', strokeDash: [4, 4], color: '#999' }, encoding: { y: { field: 'mb', type: 'quantitative' } } },
-          { mark: { type: 'text', align: 'left', dx: 4, dy: -6, color: '#777' }, encoding: { y: { field: 'mb', type: 'quantitative' }, x: { value: 0 }, text: { field: 'text' } } },
+          { mark: { type: 'text', align: 'right', dx: -4, dy: -6, color: '#777' }, encoding: { y: { field: 'mb', type: 'quantitative' }, x: { value: 460 }, text: { field: 'text' } } },
         ],
       },
       { data: { values }, mark: { type: 'line', point: true }, encoding: { x, y, color } },
