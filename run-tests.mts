@@ -8,6 +8,7 @@ import { DEFAULT_THRESHOLDS, type Comparison } from './lib/compare.ts';
 import { writeComparison, writeJunit } from './lib/comparison.ts';
 import { runDoctor } from './lib/doctor-probe.ts';
 import { PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
+import { memoryFloor } from './lib/floor-run.ts';
 import { buildImageCommand } from './lib/image.ts';
 import { comparisonSuite, renderJunit } from './lib/junit.ts';
 import { Interrupts } from './lib/interrupts.ts';
@@ -27,6 +28,7 @@ async function run(argv: string[], io: Io): Promise<number> {
   if (opts.mode === 'doctor') return runDoctor(opts.matrix, { fix: opts.fix }, (s) => io.stdout.write(s));
   if (opts.mode === 'build-image') return buildImageCommand(opts.matrix, (s) => io.stdout.write(s), (s) => io.stderr.write(s));
   if (opts.mode === 'self-check') return selfCheck(opts, io, runSuite);
+  if (opts.mode === 'memory-floor') return memoryFloor(opts, argv, io);
   return (await runSuite(opts, argv, io)).code;
 }
 

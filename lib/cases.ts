@@ -86,6 +86,11 @@ export function warmupFor(config: { matrix: { warmup_iterations: number } } | nu
   return iterationsInCase > 1 ? 1 : 0;
 }
 
+/** A memory-floor search's identity: the case without its memory limit, which the search varies (lib/floor.ts). */
+export function searchKey(r: Pick<RawRow, 'file_size_bytes' | 'concurrency'>): string {
+  return caseKey({ bytes: r.file_size_bytes, memoryMb: 0, concurrency: r.concurrency });
+}
+
 /** Rows grouped by (file_size_bytes, memory_limit_mb, concurrency), in first-seen order. */
 export function groupCases(rows: readonly RawRow[]): Map<string, RawRow[]> {
   const m = new Map<string, RawRow[]>();

@@ -251,3 +251,39 @@ export async function historyChartSvg(points: HistoryPoint[]): Promise<string> {
     ],
   });
 }
+
+/** One search's point on the floor chart; `floor_mb` null for no floor in the range (drawn at the top); `label` written beside it. */
+export interface FloorPoint { server: string; order: number; size_mib: number; file_size: string; floor_mb: number | null; label: string }
+
+/** The memory floor against file size (both log axes), a line per server, the matrix's memory limits as dashed reference lines. */
+export async function floorChartSvg(points: FloorPoint[], limitsMb: number[], topMb: number): Promise<string> {
+  const servers = [...new Map(points.map((p) => [p.server, p.order])).entries()].sort((a, b) => a[1] - b[1]).map(([s]) => s);
+  const values = points.map((p) => ({ ...p, y: p.floor_mb ?? topMb }));
+  const sizes = [...new Set(points.map((p) => p.size_mib))].sort((a, b) => a - b);
+  const labels = [...new Map(points.map((p) => [p.size_mib, p.file_size]))].reduce((expr, [mib, label]) => `datum.value == ${mib} ? ${JSON.stringify(label)} : ${expr}`, 'datum.label');
+  const x = { field: 'size_mib', type: 'quantitative' as const, title: 'file size (log scale)', scale: { type: 'log' as const, padding: 40 }, axis: { values: sizes, labelExpr: labels } };
+  const y = { field: 'y', type: 'quantitative' as const, title: 'memory floor (MB, log scale)', scale: { type: 'log' as const } };
+  const color = { field: 'server', type: 'nominal' as const, sort: servers, title: 'server', legend: { labelLimit: 0 } };
+  return render({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Memory floor by file size',
+    background: 'white',
+    width: 460, height: 300,
+    layer: [
+      {
+        data: { values: limitsMb.map((mb) => ({ mb, text: `${mb} MB` })) },
+        layer: [
+          { mark: { type: 'rule', strokeDash: [4, 4], color: '#999' }, encoding: { y: { field: 'mb', type: 'quantitative' } } },
+          { mark: { type: 'text', align: 'right', dx: -4, dy: -6, color: '#777' }, encoding: { y: { field: 'mb', type: 'quantitative' }, x: { value: 460 }, text: { field: 'text' } } },
+        ],
+      },
+      { data: { values }, mark: { type: 'line', point: true }, encoding: { x, y, color } },
+      {
+        // Each floor's value; a search with no floor in the range sits at its top, said so; one at the bottom says "or less".
+        data: { values },
+        mark: { type: 'text', dy: -10, fontSize: 10 }, encoding: { x, y, color, text: { field: 'label' } },
+      },
+    ],
+    resolve: { scale: { y: 'shared' } },
+  } as TopLevelSpec);
+}

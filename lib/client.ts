@@ -224,13 +224,13 @@ export async function findDownloadRoute(baseUrl: string, id: string, timeoutMs =
  * body straight to a Writable that hashes it: no Readable and async iterator
  * in between, about 25% less CPU per GiB than request() (bench/).
  */
-export async function downloadSha256(baseUrl: string, id: string, timeoutMs: number, route: DownloadRoute = '-'): Promise<DownloadResult> {
+export async function downloadSha256(baseUrl: string, id: string, timeoutMs: number, route: DownloadRoute = '-', signal?: AbortSignal): Promise<DownloadResult> {
   const hash = crypto.createHash('sha256');
   let bytes = 0;
   let status = 0;
   const start = process.hrtime.bigint();
   let firstByteAt: bigint | null = null;
-  await stream(new URL(`/${route}${id}`, baseUrl), { method: 'GET', dispatcher: dispatcher(), signal: AbortSignal.timeout(timeoutMs) }, ({ statusCode }) => {
+  await stream(new URL(`/${route}${id}`, baseUrl), { method: 'GET', dispatcher: dispatcher(), signal: signal ? AbortSignal.any([AbortSignal.timeout(timeoutMs), signal]) : AbortSignal.timeout(timeoutMs) }, ({ statusCode }) => {
     status = statusCode;
     return new Writable({
       write(chunk: Buffer, _enc, done) {

@@ -176,10 +176,12 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
   for (const [i, u] of uploads.entries()) {
     const row = rows[i];
     if (row.exit_reason !== 'success') continue;
+    if (ctx.signal?.aborted) throw new Error('interrupted'); // a download cut by Ctrl-C is not a result: the iteration stays to be run
     const d = await (async () => {
       route ??= await findDownloadRoute(url, u.id!);
-      return downloadSha256(url, u.id!, ctx.uploadTimeoutSeconds * 1000, route);
+      return downloadSha256(url, u.id!, ctx.uploadTimeoutSeconds * 1000, route, ctx.signal);
     })().catch((e: Error) => e);
+    if (ctx.signal?.aborted) throw new Error('interrupted');
     row.sha256_ok = !(d instanceof Error) && d.status === 200 && d.sha256 === file.sha256;
     if (row.sha256_ok) {
       const ok = d as DownloadResult;
@@ -201,8 +203,10 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
       oomLines = await env.oomLines(kills);
     } else if (!row.sha256_ok) {
       const dead = !(await env.serverAlive());
-      row.exit_reason = dead ? 'process_died' : 'integrity_error';
-      row.error = dead ? `the server exited during verification (${mismatch})` : mismatch;
+      // A download that did not finish within the upload timeout (a server thrashing at its memory limit) is a timeout.
+      const slow = !dead && d instanceof Error && d.name === 'TimeoutError';
+      row.exit_reason = dead ? 'process_died' : slow ? 'timeout' : 'integrity_error';
+      row.error = dead ? `the server exited during verification (${mismatch})` : slow ? `the verification download did not finish within the upload timeout (${mismatch})` : mismatch;
     }
     if (row.exit_reason !== 'success') row.failure_phase = 'verification';
   }

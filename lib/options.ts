@@ -8,8 +8,10 @@ import { argvError } from './argv-errors.ts';
 import { InputError } from './errors.ts';
 import { CONCURRENCY, ITERATIONS, MEMORY_MB } from './bounds.ts';
 import { defaultWarmup, loadMatrixFile, parseConcurrency, parseIterations, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
+import { DEFAULT_FLOOR, parseFloorRange, parseFloorTries, type FloorSettings } from './floor.ts';
+import { floorRunDirs } from './floor-run.ts';
 import { SUITE_DIR } from './paths.ts';
-import { readResumeState, type ResumeState } from './resume.ts';
+import { readResumeState, type ResumeSide, type ResumeState } from './resume.ts';
 import { matrixFromRecord } from './run-record.ts';
 import { DEFAULT_LOOKS, DEFAULT_MAX_ROUNDS } from './sequential.ts';
 import { DEFAULT_NOISE_CUTS, NOISE_CUTS, parseNoiseCuts } from './noise-cuts.ts';
@@ -69,6 +71,12 @@ Options (flags override matrix.yaml):
   --resume DIR         finish an interrupted run: its recorded matrix, server and knobs (config.json),
                        only the iterations raw.csv lacks, into the same folder (no other flags); a run
                        of several servers from its parent folder, every side together in the seeded order
+  --memory-floor       instead of the matrix's limits: per file size (x uploads at once) and server, bisect
+                       for the smallest memory limit every try survives (200, verified download, no OOM
+                       kill); writes floor.md, floor.json, floor.svg; exit 1 when a later server needs
+                       more memory than the first, or a case has no floor in the range. --resume continues
+  --floor-range LO..HI with --memory-floor: the limits searched, in MB (default ${DEFAULT_FLOOR.bottomMb}..${DEFAULT_FLOOR.topMb})
+  --floor-tries N      with --memory-floor: tries a limit must survive, all of them (default ${DEFAULT_FLOOR.tries})
   --doctor             check this machine for the provider (matrix's or --provider): one ok/FAIL/warn
                        line per check with its fix; exit 0 when the provider can run, 1 when not.
                        Changes nothing; with --fix it may build the guest image and start libvirt's
@@ -124,8 +132,12 @@ export interface Options {
   plan: boolean;
   /** --resume: the run folder to finish, as read back. */
   resume: ResumeState | null;
-  /** --doctor (with --fix), --build-image or --self-check instead of a run. */
-  mode: 'run' | 'doctor' | 'build-image' | 'self-check';
+  /** --doctor (with --fix), --build-image, --self-check or --memory-floor instead of a run. */
+  mode: 'run' | 'doctor' | 'build-image' | 'self-check' | 'memory-floor';
+  /** --memory-floor's search (lib/floor.ts); null otherwise. */
+  floor: FloorSettings | null;
+  /** --resume of a floor run: its folder per server, in order (lib/floor-run.ts); null otherwise. */
+  floorResume: ResumeSide[] | null;
   fix: boolean;
   /** --junit FILE: the comparisons' verdicts as JUnit XML (two or more servers); null without. */
   junit: string | null;
@@ -145,6 +157,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
         'max-iterations': { type: 'string' }, noise: { type: 'string' }, junit: { type: 'string' }, 'self-check': { type: 'boolean' }, resume: { type: 'string' }, shard: { type: 'string' },
         doctor: { type: 'boolean' }, fix: { type: 'boolean' }, 'build-image': { type: 'boolean' },
         plan: { type: 'boolean' }, 'noise-cuts': { type: 'string' }, 'no-pool': { type: 'boolean' },
+        'memory-floor': { type: 'boolean' }, 'floor-range': { type: 'string' }, 'floor-tries': { type: 'string' },
       },
       strict: true, allowPositionals: false, tokens: true,
     });
@@ -163,6 +176,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (v.fix && !v.doctor) throw new InputError('--fix goes with --doctor');
   if (v.doctor && v['build-image']) throw new InputError('--doctor and --build-image: give one of them');
   if (v.resume !== undefined && v.resume.trim() === '') throw new InputError('--resume: empty folder name (give the results folder to finish)');
+  const floorDirs = v.resume === undefined ? null : floorRunDirs(path.resolve(v.resume));
+  if (floorDirs) return floorResumeOptions(floorDirs, Object.keys(v).filter((k) => k !== 'resume'));
   if (v.resume !== undefined) return resumeOptions(v.resume, Object.keys(v).filter((k) => k !== 'resume'));
   const matrixFile = path.resolve(v.matrix ?? path.join(SUITE_DIR, 'matrix.yaml'));
   const matrix = loadMatrixFile(matrixFile);
@@ -206,8 +221,9 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (binaries.length && refs.length) throw new InputError('--binary and --ref: give one kind of server to compare');
   if (v.binary?.some((b) => b.trim() === '')) throw new InputError('--binary: empty path');
   const sides = Math.max(refs.length, binaries.length);
+  const floor = floorOptions(v, matrix, flag);
   // Two or more servers are compared in adaptive rounds unless a fixed --iterations is given.
-  const auto = v.iterations === undefined ? sides >= 2 : v.iterations.trim() === 'auto';
+  const auto = !floor && (v.iterations === undefined ? sides >= 2 : v.iterations.trim() === 'auto');
   if (auto && sides < 2) throw new InputError('--iterations auto: needs two or more --ref or --binary to compare');
   if (!auto && (v['max-iterations'] !== undefined || v.noise !== undefined || v['no-pool'])) {
     throw new InputError(`--${v['max-iterations'] !== undefined ? 'max-iterations' : v.noise !== undefined ? 'noise' : 'no-pool'} goes with --iterations auto (the default with two or more --ref or --binary)`);
@@ -237,13 +253,43 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (v.out !== undefined && v.out.trim() === '') throw new InputError('--out: empty folder name (give a folder, e.g. --out results)');
   const shard = v.shard === undefined ? null : parseShard(v.shard, process.env);
   if (shard) planShards(matrix, shard.total, refs.length); // more shards than cases: refused before anything starts
-  const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : v['self-check'] ? 'self-check' : 'run';
+  const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : v['self-check'] ? 'self-check' : floor ? 'memory-floor' : 'run';
   if (v.junit !== undefined && (v.junit.trim() === '' || sides < 2)) {
     throw new InputError(v.junit.trim() === '' ? '--junit: give a file name' : '--junit: needs two or more --ref or --binary (a comparison to report)');
   }
   return {
     matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, binaries, adaptive, seed, shard,
-    resume: null, mode, fix: v.fix ?? false, junit: v.junit === undefined ? null : path.resolve(v.junit), plan: v.plan ?? false,
+    resume: null, mode, fix: v.fix ?? false, junit: v.junit === undefined ? null : path.resolve(v.junit), plan: v.plan ?? false, floor, floorResume: null,
+  };
+}
+
+/** --memory-floor's settings; its flags alone, or with flags that choose limits or iterations, are refused. Each try is one iteration. */
+function floorOptions(v: Record<string, unknown>, matrix: Matrix, flag: <T>(name: string, value: string, parse: (s: string) => T) => T): FloorSettings | null {
+  if (!v['memory-floor']) {
+    const stray = ['floor-range', 'floor-tries'].find((k) => v[k] !== undefined);
+    if (stray) throw new InputError(`--${stray} goes with --memory-floor`);
+    return null;
+  }
+  const clash = ['iterations', 'max-iterations', 'noise', 'shard', 'self-check'].find((k) => v[k] !== undefined);
+  if (clash) throw new InputError(`--memory-floor and --${clash}: the search decides the limits and tries (--floor-range, --floor-tries)`);
+  const range = v['floor-range'] === undefined ? DEFAULT_FLOOR : flag('floor-range', v['floor-range'] as string, parseFloorRange);
+  const tries = v['floor-tries'] === undefined ? DEFAULT_FLOOR.tries : flag('floor-tries', v['floor-tries'] as string, parseFloorTries);
+  matrix.iterations = tries;
+  matrix.warmupIterations = 0; // every try counts: a warm-up that failed would still be a failure to survive
+  return { bottomMb: range.bottomMb, topMb: range.topMb, tries };
+}
+
+/** --resume of a floor run: its recorded settings, servers and matrix (the first server's config.json). */
+function floorResumeOptions(dirs: string[], otherFlags: string[]): Options {
+  if (otherFlags.length > 0) throw new InputError(`--resume takes the run's recorded settings; drop ${otherFlags.map((f) => `--${f}`).join(', ')}`);
+  // Each server's folder of a floor run is a run of its own (no ab): its one side.
+  const states = dirs.map((d) => readResumeState(d).sides[0]);
+  const record = states[0].record;
+  const f = record.floor!;
+  return {
+    matrix: matrixFromRecord(record, path.join(dirs[0], 'config.json')), matrixFile: record.matrix_file, out: path.dirname(f.parent ?? dirs[0]),
+    refs: [], binaries: [], adaptive: null, seed: null, shard: null, resume: null, mode: 'memory-floor', fix: false, junit: null, plan: false,
+    floor: { bottomMb: f.bottom_mb, topMb: f.top_mb, tries: f.tries }, floorResume: states,
   };
 }
 
@@ -263,6 +309,6 @@ function resumeOptions(dir: string, otherFlags: string[]): Options {
   return {
     matrix, matrixFile: first.matrix_file, out: path.dirname(state.dir),
     refs, binaries, adaptive: null, seed: first.ab?.seed ?? null, shard: s ? { index: s.index, total: s.total, source: 'resumed' } : null,
-    resume: state, mode: 'run', fix: false, junit: null, plan: false,
+    resume: state, mode: 'run', fix: false, junit: null, plan: false, floor: null, floorResume: null,
   };
 }

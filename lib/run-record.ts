@@ -105,6 +105,20 @@ export interface ResumeRecord {
   dropped_rounds?: { case: string; iteration: number; sides: string[] }[];
 }
 
+/** A memory-floor run (--memory-floor, lib/floor.ts): its search settings, the servers, and each search's time so far. */
+export interface FloorRecord {
+  bottom_mb: number;
+  top_mb: number;
+  tries: number;
+  /** Every server of the run, as given (a ref or a binary), and which one this folder holds. */
+  servers: string[];
+  this_server: number;
+  /** The folder holding one folder per server (floor.md there); null for one server. */
+  parent: string | null;
+  /** Wall time spent on each search so far (resumes add to it). */
+  searches: { file_size_bytes: number; concurrency: number; seconds: number }[];
+}
+
 export interface RunRecord {
   suite_version: string;
   /** The suite's own checkout, as opposed to the server's (server.git). */
@@ -130,6 +144,8 @@ export interface RunRecord {
   merge?: Record<string, unknown>;
   /** The plan printed before the run (lib/plan.ts): its time estimate, to compare with ended_at - started_at. */
   plan?: PlanRecord;
+  /** Set by --memory-floor. */
+  floor?: FloorRecord;
 }
 
 export function matrixRecord(m: Matrix, vmBox: string | null): MatrixRecord {
@@ -342,6 +358,14 @@ const runRecord = z.object({
   merge: z.preprocess((v) => v ?? {}, z.record(z.string(), z.unknown(), { error: 'must be an object' })).optional(),
   // Written for the reader and report.md (estimate against actual); its fields are figures.
   plan: z.record(z.string(), z.unknown(), { error: 'must be an object' }).transform((p) => p as unknown as PlanRecord).optional(),
+  floor: section({
+    bottom_mb: wholeIn(MEMORY_MB), top_mb: wholeIn(MEMORY_MB), tries: wholeFrom(1),
+    servers: strings, this_server: wholeFrom(0), parent: text(null),
+    searches: z.array(z.object({
+      file_size_bytes: wholeIn(SIZE_BYTES), concurrency: wholeIn(CONCURRENCY),
+      seconds: z.number({ error: 'must be a number of at least 0' }).min(0, { error: 'must be a number of at least 0' }),
+    }, { error: 'must be {file_size_bytes, concurrency, seconds}' }), { error: 'must be a list' }),
+  }).optional(),
 });
 
 /**

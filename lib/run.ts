@@ -494,7 +494,7 @@ async function writeHistory(parent: string, sides: Parameters<typeof historyOf>[
 }
 
 /** The row and failures.log entry of an iteration whose environment could not be brought up. */
-function vmFailedOutcome(c: Case, memoryMb: number, error: Error): IterationOutcome {
+export function vmFailedOutcome(c: Case, memoryMb: number, error: Error): IterationOutcome {
   return {
     row: { ...newRow({ ...c, memoryMb }, new Date().toISOString()), exit_reason: 'vm_failed', error: error.message.split('\n')[0], failure_phase: 'start' },
     failure: `=== ${new Date().toISOString()} ${caseRunLabel(c.size.label, { memoryMb, concurrency: c.concurrency ?? 1 })} iteration ${c.iteration}: vm_failed\nerror: ${error.message}\nphase: start\n`,
