@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import { main as compareRuns } from './compare-runs.mts';
 import { runDoctor } from './lib/doctor-probe.ts';
 import { PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
+import { runBisect } from './lib/bisect-run.ts';
 import { buildImageCommand } from './lib/image.ts';
 import { Interrupts } from './lib/interrupts.ts';
 import { HELP, parseOptions } from './lib/options.ts';
@@ -22,6 +23,7 @@ async function run(argv: string[], io: Io): Promise<number> {
   if (opts.mode === 'doctor') return runDoctor(opts.matrix, { fix: opts.fix }, (s) => io.stdout.write(s));
   if (opts.mode === 'build-image') return buildImageCommand(opts.matrix, (s) => io.stdout.write(s), (s) => io.stderr.write(s));
   if (opts.mode === 'self-check') return selfCheck(opts, io, main);
+  if (opts.mode === 'bisect') return runBisect(opts, argv, io); // which commit changed the metric (lib/bisect-run.ts)
   const { matrix: m, resume } = opts;
   const progress = new Progress(io.stderr), say = (line: string) => progress.line(line);
   if (resume?.record.finished) {

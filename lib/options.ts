@@ -4,6 +4,8 @@
 //   const o = parseOptions(['--quick']); if (o !== 'help') o.matrix.sizes
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { BISECT_METRICS, metricByName } from './bisect.ts';
+import { readBisectPlan } from './bisect-plan.ts';
 import { InputError } from './errors.ts';
 import { defaultWarmup, loadMatrixFile, MAX_ITERATIONS, parseConcurrency, parseIterations, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
 import { SUITE_DIR } from './paths.ts';
@@ -64,6 +66,14 @@ Options (flags override matrix.yaml):
   --self-check         how well this machine tells servers apart: the stand-in against itself (A/A)
                        and against a 10%-slowed stand-in, interleaved and adaptive, at one memory
                        limit; exit 1 when the 10% is not found or the A/A is not quiet
+  --bisect GOOD BAD    which commit changed the metric: GOOD and BAD compared first (interleaved, adaptive),
+                       then the first-parent commits between them bisected, each midpoint measured
+                       interleaved with the range's ends; writes bisect.md, bisect.json, bisect.svg.
+                       Exit 0 a culprit named (or no difference to bisect), 1 no single commit
+  --metric NAME        with --bisect: throughput (default), duration, processing, server_peak_rss,
+                       peak_memory, cpu_per_gib, write_amplification, download, survival
+  --no-first-parent    with --bisect or --ref A..B: every commit of the range, inside merges too
+  --every N            with --ref A..B: every Nth commit of the range (its ends always)
   -h, --help           this help
 
 Two refs: both are built first (a git worktree per commit, never touching your
@@ -108,8 +118,12 @@ export interface Options {
   adaptive: { maxRounds: number; noisePct: number } | null;
   /** --resume: the run folder to finish, as read back. */
   resume: ResumeState | null;
+  /** --bisect GOOD BAD (lib/bisect-run.ts); with --resume of a bisection folder, `resume` is that folder. */
+  bisect: { good: string; bad: string; metric: string; firstParent: boolean; resume: string | null } | null;
+  /** --ref A..B: every Nth commit of the range (1: all); --no-first-parent goes inside merges. */
+  range: { every: number; firstParent: boolean };
   /** --doctor (with --fix), --build-image or --self-check instead of a run. */
-  mode: 'run' | 'doctor' | 'build-image' | 'self-check';
+  mode: 'run' | 'doctor' | 'build-image' | 'self-check' | 'bisect';
   fix: boolean;
 }
 
@@ -126,8 +140,9 @@ export function parseOptions(argv: string[]): Options | 'help' {
         ref: { type: 'string', multiple: true }, binary: { type: 'string', multiple: true }, seed: { type: 'string' },
         'max-iterations': { type: 'string' }, noise: { type: 'string' }, 'self-check': { type: 'boolean' }, resume: { type: 'string' }, shard: { type: 'string' },
         doctor: { type: 'boolean' }, fix: { type: 'boolean' }, 'build-image': { type: 'boolean' },
+        bisect: { type: 'string' }, metric: { type: 'string' }, 'no-first-parent': { type: 'boolean' }, every: { type: 'string' },
       },
-      strict: true, allowPositionals: false, tokens: true,
+      strict: true, allowPositionals: true, tokens: true,
     });
   } catch (e) {
     // One line, with node's hint kept (`--sizes=-1MiB` for a value that starts with a dash).
@@ -142,6 +157,15 @@ export function parseOptions(argv: string[]): Options | 'help' {
   }
   const v = parsed.values;
   if (v.help) return 'help';
+  // --bisect takes two values, GOOD BAD: the second is the one positional argument allowed.
+  if (parsed.positionals.length !== (v.bisect !== undefined ? 1 : 0)) {
+    throw new InputError(v.bisect !== undefined ? '--bisect takes two refs: --bisect GOOD BAD' : `unexpected argument "${parsed.positionals[0]}"`);
+  }
+  if (v.metric !== undefined && v.bisect === undefined) throw new InputError('--metric goes with --bisect');
+  if (v.metric !== undefined && !metricByName(v.metric)) {
+    throw new InputError(`--metric: unknown metric "${v.metric}" (one of ${BISECT_METRICS.map((x) => x.name).join(', ')})`);
+  }
+  if (v.bisect !== undefined && (v.ref !== undefined || v.binary !== undefined)) throw new InputError('--bisect and --ref/--binary: give one of them');
   if (v.fix && !v.doctor) throw new InputError('--fix goes with --doctor');
   if (v.doctor && v['build-image']) throw new InputError('--doctor and --build-image: give one of them');
   if (v.resume !== undefined && v.resume.trim() === '') throw new InputError('--resume: empty folder name (give the results folder to finish)');
@@ -187,7 +211,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   const binaries = (v.binary ?? []).map((b) => path.resolve(b));
   if (binaries.length && refs.length) throw new InputError('--binary and --ref: give one kind of server to compare');
   if (v.binary?.some((b) => b.trim() === '')) throw new InputError('--binary: empty path');
-  const sides = Math.max(refs.length, binaries.length);
+  const sides = v.bisect !== undefined ? 3 : Math.max(refs.length, binaries.length) + refs.filter((r) => r.includes('..')).length;
   // Two or more servers are compared in adaptive rounds unless a fixed --iterations is given.
   const auto = v.iterations === undefined ? sides >= 2 : v.iterations.trim() === 'auto';
   if (auto && sides < 2) throw new InputError('--iterations auto: needs two or more --ref or --binary to compare');
@@ -218,10 +242,14 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (v.out !== undefined && v.out.trim() === '') throw new InputError('--out: empty folder name (give a folder, e.g. --out results)');
   const shard = v.shard === undefined ? null : parseShard(v.shard, process.env);
   if (shard) planShards(matrix, shard.total, refs.length); // more shards than cases: refused before anything starts
-  const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : v['self-check'] ? 'self-check' : 'run';
+  const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : v['self-check'] ? 'self-check' : v.bisect !== undefined ? 'bisect' : 'run';
+  const every = v.every === undefined ? 1 : flag('every', v.every, parsePositiveInt);
+  if (v.every !== undefined && !refs.some((r) => r.includes('..'))) throw new InputError('--every goes with --ref A..B');
+  const bisect = v.bisect === undefined ? null
+    : { good: v.bisect, bad: parsed.positionals[0], metric: v.metric ?? 'throughput', firstParent: !v['no-first-parent'], resume: null };
   return {
     matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, binaries, adaptive, seed, shard,
-    resume: null, mode, fix: v.fix ?? false,
+    resume: null, mode, fix: v.fix ?? false, bisect, range: { every, firstParent: !v['no-first-parent'] },
   };
 }
 
@@ -229,6 +257,14 @@ export function parseOptions(argv: string[]): Options | 'help' {
 function resumeOptions(dir: string, otherFlags: string[]): Options {
   if (otherFlags.length > 0) {
     throw new InputError(`--resume takes the run's recorded settings; drop ${otherFlags.map((f) => `--${f}`).join(', ')}`);
+  }
+  // A bisection's folder: its plan holds the command it was started with (lib/bisect-run.ts).
+  const plan = readBisectPlan(path.resolve(dir));
+  if (plan) {
+    process.chdir(plan.cwd); // the command's relative paths (--matrix, the checkout) mean what they meant then
+    const o = parseOptions(plan.argv);
+    if (o === 'help' || !o.bisect) throw new InputError(`--resume: ${dir} has a bisection plan without --bisect`);
+    return { ...o, bisect: { ...o.bisect, resume: path.resolve(dir) } };
   }
   const state = readResumeState(path.resolve(dir));
   const matrix = matrixFromRecord(state.record, path.join(state.dir, 'config.json'));
@@ -238,6 +274,6 @@ function resumeOptions(dir: string, otherFlags: string[]): Options {
   return {
     matrix, matrixFile: state.record.matrix_file, out: path.dirname(state.dir),
     refs: ref ? [ref] : [], binaries: [], adaptive: null, seed: null, shard: s ? { index: s.index, total: s.total, source: 'resumed' } : null,
-    resume: state, mode: 'run', fix: false,
+    resume: state, mode: 'run', fix: false, bisect: null, range: { every: 1, firstParent: true },
   };
 }

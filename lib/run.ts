@@ -267,6 +267,9 @@ export interface ExecuteContext {
   secret: string;
   signal: AbortSignal;
   progress: Progress;
+  /** Adaptive rounds judged otherwise than on throughput (a bisection step, lib/bisect.ts); default: the recorded rule's. */
+  /** Their stops are the bisection's to record (bisect.json), not ab.stops (whose verdicts are throughput's words). */
+  rounds?: { record(side: number, row: RawRow): { state: 'decided' | 'cap'; rounds: number; verdicts: string[] } | null; stopped(key: string): boolean };
 }
 
 /** Runs every job, appending each row to its side's raw.csv as it is measured; sets `finished` when none was cut short. */
@@ -281,7 +284,8 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
   let lastCase = '';
   const failFast = new FailFast();
   const rule = run.sides[0].record.ab?.stopping_rule;
-  const adaptive = rule ? new AdaptiveRounds(rule, run.sides.length, m.warmupIterations) : null;
+  const throughputRounds = rule && !ctx.rounds ? new AdaptiveRounds(rule, run.sides.length, m.warmupIterations) : null;
+  const adaptive = ctx.rounds ?? throughputRounds;
   const record = (o: IterationOutcome, j: Job<Case>) => {
     const side = run.sides[j.side];
     const rows = o.rows ?? [o.row];
@@ -298,7 +302,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     if (stop) {
       progress.line(`${r.memory_limit} ${r.file_size}: ${stop.state === 'decided' ? 'decided' : 'undecided at the last look'} after ${stop.rounds} rounds: ` +
         run.sides.slice(1).map((s, i) => `${s.side.name} ${stop.verdicts[i]}`).join(', '));
-      for (const s of run.sides) s.record.ab!.stops = adaptive!.all();
+      if (throughputRounds) for (const s of run.sides) s.record.ab!.stops = throughputRounds.all();
     }
     // Fail fast (lib/failfast.ts): every row but vm_failed is one start of this side's server.
     const never = r.exit_reason !== 'vm_failed' && failFast.observe(String(j.side), r.exit_reason === 'not_ready' ? o.notReadyAnswer ?? r.error : null);

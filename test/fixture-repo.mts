@@ -45,3 +45,32 @@ export async function makeFixtureRepo(dir: string): Promise<FixtureRepo> {
   const slowCommit = await commit(`slower: ${SLOW_MS_PER_MIB} ms per MiB while storing`);
   return { dir, fastCommit, slowCommit };
 }
+
+export interface BisectRepo { dir: string; commits: string[] }
+
+/**
+ * A fixture repository of `count` commits in a line (index 0 first), each
+ * changing a note; from commit `slowAt` on the server sleeps SLOW_MS_PER_MIB
+ * per MiB while storing, from `holdAt` on it keeps uploads in memory, and
+ * commit `brokenAt` alone does not build.
+ */
+export async function makeBisectRepo(dir: string, o: { count: number; slowAt?: number; holdAt?: number; brokenAt?: number }): Promise<BisectRepo> {
+  const { fastCommit } = await makeFixtureRepo(dir);
+  const git = $({ cwd: dir, quiet: true });
+  await git`git reset -q --hard ${fastCommit}`;
+  const main = path.join(dir, 'main.go');
+  const clean = fs.readFileSync(main, 'utf8');
+  const commits = [fastCommit];
+  for (let i = 1; i < o.count; i++) {
+    let source = clean;
+    if (o.slowAt !== undefined && i >= o.slowAt) source = source.replace('processingDelayPerMiB = 0 * time.Millisecond', `processingDelayPerMiB = ${SLOW_MS_PER_MIB} * time.Millisecond`);
+    if (o.holdAt !== undefined && i >= o.holdAt) source = source.replace('const holdInMemory = false', 'const holdInMemory = true');
+    if (i === o.brokenAt) source += '\nfunc broken() { return 1 }\n';
+    fs.writeFileSync(main, source);
+    fs.appendFileSync(path.join(dir, 'NOTES'), `commit ${i}\n`);
+    await git`git add -A`;
+    await git`git -c user.name=fixture -c user.email=fixture@example.com commit -qm ${`commit ${i}`}`;
+    commits.push((await git`git rev-parse HEAD`).stdout.trim());
+  }
+  return { dir, commits };
+}
