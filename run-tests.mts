@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import { main as compareRuns } from './compare-runs.mts';
 import { runDoctor } from './lib/doctor-probe.ts';
 import { PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
-import { runBisect } from './lib/bisect-run.ts';
+import { expandRefRanges, runBisect } from './lib/bisect-run.ts';
 import { buildImageCommand } from './lib/image.ts';
 import { Interrupts } from './lib/interrupts.ts';
 import { HELP, parseOptions } from './lib/options.ts';
@@ -32,22 +32,23 @@ async function run(argv: string[], io: Io): Promise<number> {
   }
   if (resume?.droppedPartialLine) say(`raw.csv ended in a cut-off line, dropped: ${resume.droppedPartialLine}`);
   preflight(m); // tools and a data folder: before anything is built or made
+  const refs = await expandRefRanges(m, opts.refs, opts.range); // --ref A..B: a commit per ref
 
   // 1. Servers, test files, guest image. A signal waits for the step under way to clean up; no folder exists yet.
   const interrupts = new Interrupts(say).install();
   try {
     const stopped = () => interrupts.received !== null;
-    const cases = planCases(m, opts.shard, opts.refs.length); // --shard k/N: this machine's whole cases
+    const cases = planCases(m, opts.shard, refs.length); // --shard k/N: this machine's whole cases
     const prepared = await (async () => {
       // A resume runs the stand-in with the knobs the run was started with, not today's environment.
-      const sides = await prepareServers(m, opts.refs, opts.binaries, progress, resume?.record.server.standin_env);
+      const sides = await prepareServers(m, refs, opts.binaries, progress, resume?.record.server.standin_env);
       const files = await prepareTestFiles(m, cases, progress, stopped);
       return files && !stopped() ? { sides, files, image: await prepareGuestImage(m, say), secret: sharedSecret(say) } : null;
     })().catch((e: unknown) => { if (stopped()) return null; throw e; }); // a build the same Ctrl-C killed is the interruption
     if (!prepared || stopped()) return interrupts.exitCode() ?? 1;
 
     // 2. The results folders (config.json written, not finished) and the jobs: each case once per side, interleaved.
-    const seed = opts.seed ?? crypto.randomInt(2 ** 31), shard = opts.shard && { shard: opts.shard, refs: opts.refs.length };
+    const seed = opts.seed ?? crypto.randomInt(2 ** 31), shard = opts.shard && { shard: opts.shard, refs: refs.length };
     const run = await openRun({ m, cases, shard, sides: prepared.sides, out: opts.out, argv, matrixFile: opts.matrixFile, seed, resume,
       rule: adaptiveRule(opts.adaptive, cases), stdout: (s) => io.stdout.write(s) }, say);
     const provider = makeProvider(m, prepared.sides[0].spec, prepared.secret, prepared.image, { signal: interrupts.signal });

@@ -335,3 +335,19 @@ function scaled(metric: BisectMetric, good: number | null, c: { estimate: number
   };
   return { value: f(c.estimate), lo: f(c.lo), hi: f(c.hi) };
 }
+
+/** --ref A..B: A, then each first-parent commit after it up to B (with --every N every Nth, B always), named by short hash. */
+export async function expandRefRanges(m: Matrix, refs: string[], range: Options['range']): Promise<string[]> {
+  if (!refs.some((r) => r.includes('..'))) return refs;
+  const source = path.resolve(m.server.kind === 'source' ? m.server.source : process.cwd());
+  const out: string[] = [];
+  for (const r of refs) {
+    if (!r.includes('..')) { out.push(r); continue; }
+    const [a, b] = r.split('..');
+    if (!a || !b || r.includes('...')) throw new InputError(`--ref ${r}: a range is A..B, with both ends`);
+    const commits = await rangeCommits(source, a, b, range.firstParent);
+    const inner = commits.slice(1, -1).filter((_, i) => (i + 1) % range.every === 0);
+    out.push(a, ...inner.map((c) => c.commit.slice(0, 12)), b);
+  }
+  return out;
+}

@@ -244,6 +244,11 @@ export async function historyChartSvg(points: HistoryPoint[]): Promise<string> {
           mark: { type: 'text' as const, color: '#b00', dy: -8, angle: -30, align: 'left' as const },
           transform: [{ filter: 'datum.throughputMiBs === null' }],
           encoding: { x: { field: 'ref', type: 'ordinal' as const, sort: refs }, y: { datum: 0 }, text: { field: 'failures' } },
+        }, {
+          // Where throughput changed against the ref before, as a bisection step would judge it.
+          mark: { type: 'point' as const, shape: 'circle', size: 300, color: '#b00', strokeWidth: 2 },
+          transform: [{ filter: 'datum.changed && datum.throughputMiBs !== null' }],
+          encoding: { x: { field: 'ref', type: 'ordinal' as const, sort: refs }, y: { field: 'throughputMiBs', type: 'quantitative' as const } },
         }],
       },
       panel('processingSeconds', 'processing (s, median)'),

@@ -18,6 +18,9 @@ import type { RawRow } from '../lib/results.ts';
 import { stoppingRule } from '../lib/sequential.ts';
 import { FIXTURE_BUILD_COMMAND, hasGo, makeBisectRepo } from './fixture-repo.mts';
 import { readSteps } from '../lib/bisect-plan.ts';
+import { expandRefRanges } from '../lib/bisect-run.ts';
+import { historyOf, renderHistory } from '../lib/history.ts';
+import type { Matrix } from '../lib/matrix.ts';
 
 test('classifyStep: a midpoint like the good end, like the bad end, between them, or undecided', () => {
   // a = good end -> midpoint, b = midpoint -> bad end; GOOD -> BAD went down (slower).
@@ -229,4 +232,30 @@ test('--bisect bad input: refs not ancestors, unknown metric, one ref: exit 2 be
   assert.match(metric.stderr, /--metric: unknown metric "speed" \(one of throughput, .*survival\)/);
   assert.equal(run('--bisect', 'main~2').status, 2);
   assert.equal(run('--bisect', 'main~2', 'nope').status, 2);
+});
+
+test('history view: each ref against the one before, paired by round, and where throughput changed', () => {
+  const side = (name: string, f: (i: number) => number) => ({ name, record: null, rows: Array.from({ length: 10 }, (_, k) => row(k + 1, f(k + 1))) });
+  const wobble = (i: number) => 100 * (1 + ((i * 7) % 5) / 100);
+  const h = historyOf([side('a', wobble), side('b', (i) => wobble(i) * 1.001), side('c', (i) => wobble(i) / 2)]);
+  const [a, b, c] = h[0].points;
+  assert.equal(a.vsPrevious, null);
+  assert.equal(b.changed, false);
+  assert.equal(c.changed, true);
+  assert.match(c.vsPrevious!, /^-50\.0% \[.*\] worse$/);
+  const md = renderHistory(h, fs.readFileSync(path.join(SUITE_DIR, 'templates', 'history.md.mustache'), 'utf8'), null);
+  assert.match(md, /\| c \| 5\d\.\d \| -50\.0% \[.*\] worse \*\*changed\*\* \|/);
+});
+
+test('--ref A..B: A, then every first-parent commit up to B; --every N keeps every Nth and B', async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bisect-range-'));
+  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const r = await makeBisectRepo(path.join(tmp, 'repo'), { count: 6 });
+  const m = { server: { kind: 'source', source: r.dir } } as Matrix;
+  const short = (i: number) => r.commits[i].slice(0, 12);
+  assert.deepEqual(await expandRefRanges(m, ['main~5..main'], { every: 1, firstParent: true }), ['main~5', short(1), short(2), short(3), short(4), 'main']);
+  assert.deepEqual(await expandRefRanges(m, ['v0', 'main~5..main'].slice(1), { every: 2, firstParent: true }), ['main~5', short(2), short(4), 'main']);
+  assert.deepEqual(await expandRefRanges(m, ['x', 'y'], { every: 1, firstParent: true }), ['x', 'y'], 'no range: the refs as given');
+  await assert.rejects(expandRefRanges(m, ['main..main~5'], { every: 1, firstParent: true }), /main is not an ancestor of main~5/);
+  await assert.rejects(expandRefRanges(m, ['..main'], { every: 1, firstParent: true }), /a range is A\.\.B/);
 });
