@@ -140,7 +140,8 @@ export async function runBisect(opts: Options, argv: string[], io: Io): Promise<
     if (!confirm) {
       const r = await measure(ctx, 0, [0, n], m, (cases) => new StepRounds(adaptiveRule(opts.adaptive, cases)!, metric, warmup, 2, [[0, 1]], stopWhenDecided));
       if (!r) return stopped(interrupts, dir, io);
-      const judged = r.cases.map((c) => ({ case: keyOf(c), judgement: r.rounds.judgements(keyOf(c))?.[0] ?? null }));
+      const keys = [...new Set(r.cases.map(keyOf))]; // a Case is one iteration of a case
+      const judged = keys.map((k) => ({ case: k, judgement: r.rounds.judgements(k)?.[0] ?? null }));
       const chosen = chooseCase(judged.filter((j): j is { case: string; judgement: PairJudgement } => j.judgement !== null));
       const key = chosen?.case ?? judged[0].case;
       confirm = {
