@@ -286,7 +286,7 @@ async function finish(ctx: Ctx, steps: StepRecord[], ans: Answer | null, io: Io)
   const json = {
     good: { ref: plan.good, commit: plan.commits[0].commit }, bad: { ref: plan.bad, commit: plan.commits[n].commit },
     metric: { name: metric.name, title: metric.title, unit: metric.unit, worse: metric.worse, kind: metric.kind },
-    first_parent: plan.first_parent, commits_in_range: n, case: confirm.case,
+    first_parent: plan.first_parent, commits_in_range: n, case: confirm.case, case_label: caseLabel(ctx.opts.matrix, confirm.case),
     case_choice: (confirm.cases?.length ?? 0) > 1 ? 'the case where GOOD and BAD differ most (largest |change|) among those that differ' : 'the only case',
     confirm: confirm.cases, direction: toward && (toward === 'up' || toward === 'down') ? moveWords(metric, toward) : null,
     rule: {
@@ -324,6 +324,12 @@ async function finish(ctx: Ctx, steps: StepRecord[], ans: Answer | null, io: Io)
   io.stderr.write(`${headline}\n${bisectSteps.length} steps (ceil(log2 ${n}) = ${expectedSteps(n)}), ${(totalSeconds / 60).toFixed(1)} min measured\n`);
   io.stdout.write(`${dir}\n`);
   return !ans || ans.kind === 'culprit' ? 0 : 1;
+}
+
+/** "100MiB at 512 MB" (x4 for four uploads at once) for a caseKey. */
+function caseLabel(m: Matrix, key: string | null): string {
+  const c = expandCases(m).find((x) => keyOf(x) === key);
+  return c ? `${c.size.label} at ${c.memoryMb} MB${(c.concurrency ?? 1) > 1 ? ` x${c.concurrency}` : ''}` : String(key);
 }
 
 /** A point of the chart on the metric's own scale: GOOD's value moved by the change against GOOD (ratio: times exp; rate: plus). */
