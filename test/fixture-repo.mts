@@ -2,6 +2,7 @@
 // (test/fixtures/fixture-server, with the templates/ it reads at run time) in two commits, the second one slower
 // (it sleeps SLOW_MS_PER_MIB per MiB while copying an upload into its store).
 //   const repo = await makeFixtureRepo('/tmp/x/repo')  // branch main = the slow commit
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,8 +57,9 @@ export interface BisectRepo { dir: string; commits: string[] }
  */
 export async function makeBisectRepo(dir: string, o: { count: number; slowAt?: number; holdAt?: number; brokenAt?: number }): Promise<BisectRepo> {
   const { fastCommit } = await makeFixtureRepo(dir);
-  const git = $({ cwd: dir, quiet: true });
-  await git`git reset -q --hard ${fastCommit}`;
+  // git directly, not through zx's shell: a loaded machine made 50 shell starts take minutes.
+  const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=fixture', '-c', 'user.email=fixture@example.com', ...args], { cwd: dir, encoding: 'utf8' }).trim();
+  git('reset', '-q', '--hard', fastCommit);
   const main = path.join(dir, 'main.go');
   const clean = fs.readFileSync(main, 'utf8');
   const commits = [fastCommit];
@@ -68,9 +70,9 @@ export async function makeBisectRepo(dir: string, o: { count: number; slowAt?: n
     if (i === o.brokenAt) source += '\nfunc broken() { return 1 }\n';
     fs.writeFileSync(main, source);
     fs.appendFileSync(path.join(dir, 'NOTES'), `commit ${i}\n`);
-    await git`git add -A`;
-    await git`git -c user.name=fixture -c user.email=fixture@example.com commit -qm ${`commit ${i}`}`;
-    commits.push((await git`git rev-parse HEAD`).stdout.trim());
+    git('add', '-A');
+    git('commit', '-qm', `commit ${i}`);
+    commits.push(git('rev-parse', 'HEAD'));
   }
   return { dir, commits };
 }
