@@ -170,7 +170,8 @@ export async function runBisect(opts: Options, argv: string[], io: Io): Promise<
         await prepareServers(stepMatrix, [refName(plan, mid)], [], progress);
       } catch (e) {
         if (!(e instanceof BuildFailed)) throw e;
-        const last = e.message.trimEnd().split('\n').at(-1)!;
+        // The build's last unindented line: Go indents the detail under its error line (`\twant ()`).
+        const last = e.message.trimEnd().split('\n').filter((l) => /^\S/.test(l)).at(-1)!;
         say(`step ${step}: the build of ${refName(plan, mid)} failed (${last}): skipped`);
         record = {
           step, kind: 'skip', sides: [mid], commit: mid, folder: null, case: confirm.case, judgements: [], class: 'skip', values: [], rounds: 0,
