@@ -15,13 +15,12 @@ import path from 'node:path';
 import Mustache from 'mustache';
 import { $ } from 'zx';
 import {
-  answer, chooseCase, classifyStep, currentRange, expectedSteps, formatChange, judgePair, metricByName, moveWords, nextMidpoint, stopWhenClassified,
+  answer, chooseCase, classifyStep, currentRange, expectedSteps, formatChange, metricByName, moveWords, nextMidpoint, stopWhenClassified,
   stopWhenDecided, StepRounds, SURVIVAL_SAME_MIN_ROUNDS, type Answer, type BisectMetric, type CommitState, type PairJudgement,
 } from './bisect.ts';
 import { appendStep, readBisectPlan, readSteps, writeBisectPlan, type BisectPlan, type Commit, type StepRecord } from './bisect-plan.ts';
 import { caseKey } from './cases.ts';
 import { bisectChartSvg, type BisectPoint } from './charts.ts';
-import { unpairedChange } from './effect.ts';
 import { InputError, type Io } from './errors.ts';
 import { Interrupts } from './interrupts.ts';
 import { lockRunDir, unlockRunDir } from './lock.ts';
@@ -215,31 +214,22 @@ function stopped(interrupts: Interrupts, dir: string, io: Io): number {
   return interrupts.exitCode() ?? 1;
 }
 
-/** The change of `values` against GOOD's: paired when GOOD was in the same step, else against the confirmation's GOOD rounds (unpaired). */
-function againstGood(metric: BisectMetric, steps: StepRecord[], index: number) {
-  for (const s of steps) {
-    const a = s.sides.indexOf(0), b = s.sides.indexOf(index);
-    if (s.kind === 'skip' || a < 0 || b < 0 || !s.values[0]?.length) continue;
-    const j = judgePair(metric, s.values[a], s.values[b], s.values[0].length, ruleForDisplay(s.values[0].length), 0, index);
-    return { ...j, method: 'paired' as const };
-  }
+/**
+ * A commit against GOOD through paired comparisons only: BAD from the confirmation; a midpoint from its step
+ * (against that step's good end), plus that end's own place, found the same way. Paired links, never two
+ * separate steps' values side by side: on a loaded machine those drift apart by more than the change.
+ * The interval is the last link's, moved by the chain before it.
+ */
+function againstGood(steps: StepRecord[], index: number): { estimate: number; lo: number; hi: number; via: number | null } | null {
+  if (index === 0) return { estimate: 0, lo: 0, hi: 0, via: null };
   const confirm = steps.find((s) => s.kind === 'confirm')!;
-  const mine = [...steps].reverse().find((s) => s.kind === 'midpoint' && s.commit === index);
-  if (!mine || !confirm.values[0]?.length || !mine.values[1]?.length) return null;
-  const good = confirm.values[0], vals = mine.values[1];
-  if (metric.kind === 'ratio') {
-    const c = unpairedChange(good, vals);
-    return { estimate: c.estimate, lo: c.lo, hi: c.hi, p: c.p, method: 'unpaired' as const };
-  }
-  const share = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-  const d = share(vals) - share(good);
-  const half = 1.96 * Math.sqrt((share(vals) * (1 - share(vals))) / vals.length + (share(good) * (1 - share(good))) / good.length);
-  return { estimate: d, lo: Math.max(-1, d - half), hi: Math.min(1, d + half), p: NaN, method: 'unpaired' as const };
-}
-
-/** A one-look rule at `rounds`, only for the interval of a pair at the end of its step (its verdict is not used). */
-function ruleForDisplay(rounds: number) {
-  return { kind: 'group-sequential' as const, spending: 'power' as const, spending_power: 3, alpha: 0.05, cases: 1, looks: [rounds], noise_pct: 3, confidence: 0.95 };
+  const own = confirm.sides[1] === index ? confirm : [...steps].reverse().find((s) => s.kind === 'midpoint' && s.commit === index);
+  const j = own?.judgements[0];
+  if (!own || !j) return null;
+  const anchor = own.sides[0];
+  const before = againstGood(steps, anchor);
+  if (!before) return null;
+  return { estimate: before.estimate + j.estimate, lo: before.estimate + j.lo, hi: before.estimate + j.hi, via: anchor === 0 ? null : anchor };
 }
 
 /** bisect.json, bisect.md and bisect.svg; the exit code: 0 a culprit (or nothing to bisect), 1 no single commit. */
@@ -265,12 +255,12 @@ async function finish(ctx: Ctx, steps: StepRecord[], ans: Answer | null, io: Io)
   const path_ = measured.map((i) => {
     const own = [...steps].reverse().find((s) => s.commit === i && (s.kind !== 'confirm' || i === n)) ?? confirm;
     const side = own.sides.indexOf(i);
-    const vs = i === 0 ? null : againstGood(metric, steps, i);
+    const vs = i === 0 ? null : againstGood(steps, i);
     const vals = own.values[side] ?? [];
     return {
       index: i, commit: plan.commits[i].commit, ref: refName(plan, i), subject: plan.commits[i].subject, date: plan.commits[i].date,
       class: i === 0 ? 'good (GOOD)' : i === n ? 'bad (BAD)' : own.class, value: vals.length ? (metric.kind === 'rate' ? vals.reduce((a, b) => a + b, 0) / vals.length : median(vals)) : null,
-      vs_good: vs && { estimate: vs.estimate, lo: vs.lo, hi: vs.hi, method: vs.method, text: formatChange(metric, vs) },
+      vs_good: vs && { estimate: vs.estimate, lo: vs.lo, hi: vs.hi, via: vs.via === null ? null : plan.commits[vs.via].commit, text: formatChange(metric, vs) },
       step: own.step, rounds: own.rounds, seconds: Math.round(own.seconds), build_error: own.build_error ?? null, culprit: ans?.kind === 'culprit' && ans.index === i,
     };
   });
@@ -313,7 +303,7 @@ async function finish(ctx: Ctx, steps: StepRecord[], ans: Answer | null, io: Io)
     ...json, chart, metricName: metric.name, good: plan.good, bad: plan.bad, totalMinutes: (totalSeconds / 60).toFixed(1),
     culpritShort: culprit?.commit.slice(0, 12), parentShort: culprit?.parent.slice(0, 12),
     pathRows: path_.map((p) => ({
-      ...p, short: p.commit.slice(0, 12), value: fmt(p.value), vs: p.vs_good ? `${p.vs_good.text}${p.vs_good.method === 'unpaired' ? ' (unpaired)' : ''}` : p.index === 0 ? '(GOOD)' : '–',
+      ...p, short: p.commit.slice(0, 12), value: fmt(p.value), vs: p.vs_good ? `${p.vs_good.text}${p.vs_good.via ? ` (via ${p.vs_good.via.slice(0, 12)})` : ''}` : p.index === 0 ? '(GOOD)' : '–',
       mark: p.culprit ? ' **culprit**' : '', note: p.build_error ? `build failed: ${p.build_error}` : '', minutes: (p.seconds / 60).toFixed(1),
     })),
     stepRows: steps.map((s) => ({
