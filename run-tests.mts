@@ -9,6 +9,7 @@ import { writeComparison, writeJunit } from './lib/comparison.ts';
 import { runDoctor } from './lib/doctor-probe.ts';
 import { PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { memoryFloor } from './lib/floor-run.ts';
+import { expandRefRanges, runBisect } from './lib/bisect-run.ts';
 import { buildImageCommand } from './lib/image.ts';
 import { comparisonSuite, renderJunit } from './lib/junit.ts';
 import { Interrupts } from './lib/interrupts.ts';
@@ -29,6 +30,7 @@ async function run(argv: string[], io: Io): Promise<number> {
   if (opts.mode === 'build-image') return buildImageCommand(opts.matrix, (s) => io.stdout.write(s), (s) => io.stderr.write(s));
   if (opts.mode === 'self-check') return selfCheck(opts, io, runSuite);
   if (opts.mode === 'memory-floor') return memoryFloor(opts, argv, io);
+  if (opts.mode === 'bisect') return runBisect(opts, argv, io); // which commit changed the metric (lib/bisect-run.ts)
   return (await runSuite(opts, argv, io)).code;
 }
 
@@ -60,9 +62,10 @@ export async function runSuite(opts: Options, argv: string[], io: Io): Promise<S
     say(`${r.case} iteration ${r.iteration}: only ${r.sides.join(', ')} had completed it; dropped there, to run again on every side`);
   }
   // The plan, before anything is built or uploaded: --plan prints it and stops there.
-  const cases = planCases(m, opts.shard, opts.refs.length); // --shard k/N: this machine's whole cases
+  const refs = await expandRefRanges(m, opts.refs, opts.range); // --ref A..B: a commit per ref
+  const cases = planCases(m, opts.shard, refs.length); // --shard k/N: this machine's whole cases
   const rule = adaptiveRule(opts.adaptive, cases), pooled = pooledRuleFor(opts.adaptive, cases);
-  const plan = resume ? null : planRun(m, cases, Math.max(1, opts.refs.length, opts.binaries.length), rule, pooled);
+  const plan = resume ? null : planRun(m, cases, Math.max(1, refs.length, opts.binaries.length), rule, pooled);
   if (opts.plan) return io.stdout.write(renderPlan(plan!)), none(0);
   preflight(m); // tools and a data folder: before anything is built or made
   if (plan) for (const line of renderPlan(plan).trimEnd().split('\n')) say(line);
@@ -73,14 +76,14 @@ export async function runSuite(opts: Options, argv: string[], io: Io): Promise<S
     const stopped = () => interrupts.received !== null;
     const prepared = await (async () => {
       // A resume runs the stand-in with the knobs the run was started with, not today's environment.
-      const sides = await prepareServers(m, opts.refs, opts.binaries, progress, resume?.sides[0].record.server.standin_env);
+      const sides = await prepareServers(m, refs, opts.binaries, progress, resume?.sides[0].record.server.standin_env);
       const files = await prepareTestFiles(m, cases, progress, stopped);
       return files && !stopped() ? { sides, files, image: await prepareGuestImage(m, say), secret: sharedSecret(say) } : null;
     })().catch((e: unknown) => { if (stopped()) return null; throw e; }); // a build the same Ctrl-C killed is the interruption
     if (!prepared || stopped()) return none(interrupts.exitCode() ?? 1);
 
     // 2. The results folders (config.json written, not finished) and the jobs: each case once per side, interleaved.
-    const seed = opts.seed ?? crypto.randomInt(2 ** 31), shard = opts.shard && { shard: opts.shard, refs: opts.refs.length };
+    const seed = opts.seed ?? crypto.randomInt(2 ** 31), shard = opts.shard && { shard: opts.shard, refs: refs.length };
     const run = await openRun({ m, cases, shard, sides: prepared.sides, out: opts.out, argv, matrixFile: opts.matrixFile, seed, resume,
       rule, pooled, plan, stdout: (s) => io.stdout.write(s) }, say);
     const provider = makeProvider(m, prepared.sides[0].spec, prepared.secret, prepared.image, { signal: interrupts.signal, say });

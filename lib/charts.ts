@@ -244,6 +244,11 @@ export async function historyChartSvg(points: HistoryPoint[]): Promise<string> {
           mark: { type: 'text' as const, color: '#b00', dy: -8, angle: -30, align: 'left' as const },
           transform: [{ filter: 'datum.throughputMiBs === null' }],
           encoding: { x: { field: 'ref', type: 'ordinal' as const, sort: refs }, y: { datum: 0 }, text: { field: 'failures' } },
+        }, {
+          // Where throughput changed against the ref before, as a bisection step would judge it.
+          mark: { type: 'point' as const, shape: 'circle', size: 300, color: '#b00', strokeWidth: 2 },
+          transform: [{ filter: 'datum.changed && datum.throughputMiBs !== null' }],
+          encoding: { x: { field: 'ref', type: 'ordinal' as const, sort: refs }, y: { field: 'throughputMiBs', type: 'quantitative' as const } },
         }],
       },
       panel('processingSeconds', 'processing (s, median)'),
@@ -286,4 +291,41 @@ export async function floorChartSvg(points: FloorPoint[], limitsMb: number[], to
     ],
     resolve: { scale: { y: 'shared' } },
   } as TopLevelSpec);
+}
+
+/** One commit of a bisection's path: its value on the metric's scale with the interval against GOOD. */
+export interface BisectPoint { commit: string; order: number; value: number | null; lo: number | null; hi: number | null; culprit: boolean; class: string }
+
+/** The bisection's chart: each measured commit in history order, its value and interval, the culprit marked in red. */
+export async function bisectChartSvg(points: BisectPoint[], yTitle: string, culpritLabel: string | null): Promise<string> {
+  const order = [...points].sort((a, b) => a.order - b.order).map((p) => p.commit);
+  const x = { field: 'commit', type: 'ordinal' as const, sort: order, title: 'commit (history order, GOOD first)', axis: { labelAngle: -40, labelLimit: 0 } };
+  return render({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: culpritLabel ? `Bisection: ${culpritLabel}` : 'Bisection',
+    background: 'white',
+    width: Math.max(320, order.length * 48), height: 260,
+    data: { values: points as unknown as Record<string, unknown>[] },
+    layer: [
+      { mark: { type: 'rule' as const, color: '#888' }, transform: [{ filter: 'datum.lo !== null && datum.hi !== null' }], encoding: { x, y: { field: 'lo', type: 'quantitative' as const }, y2: { field: 'hi' } } },
+      {
+        mark: { type: 'point' as const, filled: true, size: 80 },
+        transform: [{ filter: 'datum.value !== null' }],
+        encoding: {
+          x, y: { field: 'value', type: 'quantitative' as const, title: yTitle, scale: { zero: false } },
+          color: { field: 'class', type: 'nominal' as const, title: 'judged', scale: { domain: ['good (GOOD)', 'good', 'bad', 'bad (BAD)', 'between', 'undecided'], range: ['#1a7f37', '#4caf50', '#e08a00', '#b35900', '#7b3fb0', '#888'] } },
+        },
+      },
+      {
+        mark: { type: 'text' as const, color: '#b00', dy: -14, fontWeight: 'bold' as const, text: 'culprit' },
+        transform: [{ filter: 'datum.culprit && datum.value !== null' }],
+        encoding: { x, y: { field: 'value', type: 'quantitative' as const } },
+      },
+      {
+        mark: { type: 'point' as const, shape: 'circle', size: 400, color: '#b00', strokeWidth: 2 },
+        transform: [{ filter: 'datum.culprit && datum.value !== null' }],
+        encoding: { x, y: { field: 'value', type: 'quantitative' as const } },
+      },
+    ],
+  });
 }

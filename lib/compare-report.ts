@@ -76,7 +76,7 @@ function failureText(k: CaseComparison): string | null {
 
 /** "500MiB @ 256MB" for a case key (lib/cases.ts caseKey) of the comparison. */
 function caseLabel(c: Comparison, key: string): string {
-  const k = c.cases.find((x) => caseKey({ file_size_bytes: x.fileSizeBytes, memory_limit_mb: x.memoryLimitMb, concurrency: x.concurrency }) === key);
+  const k = c.cases.find((x) => caseKey({ bytes: x.fileSizeBytes, memoryMb: x.memoryLimitMb, concurrency: x.concurrency }) === key);
   return k ? `${k.fileSize} @ ${k.memoryLimit}` : key;
 }
 

@@ -390,7 +390,7 @@ function fewestToReach(level: number, paired: boolean): number {
  * reads `same`; every case says which rule stopped it.
  */
 function judgePooled(cases: CaseComparison[], rule: PooledRule, stops: CaseStop[]): PooledSummary | null {
-  const keyOf = (k: CaseComparison) => caseKey({ file_size_bytes: k.fileSizeBytes, memory_limit_mb: k.memoryLimitMb, concurrency: k.concurrency });
+  const keyOf = (k: CaseComparison) => caseKey({ bytes: k.fileSizeBytes, memoryMb: k.memoryLimitMb, concurrency: k.concurrency });
   const judged = cases.filter((k) => k.paired);
   const r = pooledVerdicts(judged.map((k) => {
     const ratios = logRatios(k.base.successes, k.cand.successes, 'throughput_mib_s');

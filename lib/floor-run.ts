@@ -18,7 +18,6 @@ import { compareServers, floorCompareJson, floorExitCode, floorJson, floorReport
 import { hostFingerprint } from './host.ts';
 import { Interrupts } from './interrupts.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './iteration.ts';
-import { readRunRecord } from './load-run.ts';
 import { lockRunDir, unlockRunDir } from './lock.ts';
 import type { Case, Matrix } from './matrix.ts';
 import type { Options } from './options.ts';
@@ -33,16 +32,6 @@ import { matrixFromRecord, matrixRecord, newRunRecord, transitions, type RunReco
 import { makeProvider, preflight, prepareGuestImage, prepareServers, prepareTestFiles, sharedSecret, sideFolderNames, vmFailedOutcome, type Side, type SideRun } from './run.ts';
 import { runMatrix } from './runner.ts';
 import { configuredBox } from './vagrant.ts';
-
-/** The folders of a floor run to resume, one per server in order; null when `dir` is not a floor run. */
-export function floorRunDirs(dir: string): string[] | null {
-  const own = fs.existsSync(path.join(dir, 'config.json')) ? readRunRecord(dir) : null;
-  if (own) return own.floor ? [dir] : null;
-  if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return null;
-  const sides = fs.readdirSync(dir).map((d) => path.join(dir, d)).filter((d) => fs.existsSync(path.join(d, 'config.json')))
-    .map((d) => ({ d, r: readRunRecord(d) })).filter((x) => x.r?.floor);
-  return sides.length ? sides.sort((a, b) => a.r!.floor!.this_server - b.r!.floor!.this_server).map((x) => x.d) : null;
-}
 
 /** The searches of a matrix: each file size at each concurrency, in matrix order. */
 function searches(m: Matrix): { size: Matrix['sizes'][number]; concurrency: number }[] {

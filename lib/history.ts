@@ -7,9 +7,11 @@
 //   fs.writeFileSync('history.md', renderHistory(h, template, 'history.svg'))
 // Pure: rows in, view and text out.
 import Mustache from 'mustache';
-import { caseKey, caseLabel, summarizeCases } from './cases.ts';
+import { formatChange, judgePair, metricByName, moveWords } from './bisect.ts';
+import { caseKey, caseLabel, caseSide, groupCases, summarizeCases, throughputOf } from './cases.ts';
 import type { RawRow } from './results.ts';
 import type { RunRecord } from './run-record.ts';
+import { lastLookReached, stoppingRule } from './sequential.ts';
 import { toMiB } from './units.ts';
 
 export interface HistoryPoint {
@@ -21,6 +23,10 @@ export interface HistoryPoint {
   processingSeconds: number | null;
   serverPeakRssMiB: number | null;
   failures: string;
+  /** Throughput against the ref before it, paired by round, with its 95% interval; null for the first or without shared rounds. */
+  vsPrevious: string | null;
+  /** The ref before it and this one differ in throughput, judged as a bisection step judges (lib/bisect.ts judgePair). */
+  changed: boolean;
 }
 
 export interface HistoryCase { case: string; points: HistoryPoint[] }
@@ -39,7 +45,9 @@ export function historyOf(sides: { name: string; rows: RawRow[]; record: RunReco
     case: label,
     points: sides.map((s, i) => {
       const c = summaries[i].find((x) => caseKey({ bytes: x.sizeBytes, ...x }) === key);
+      const step = i > 0 && c ? againstPrevious(sides[i - 1], s, caseKey({ bytes: c.sizeBytes, memoryMb: c.memoryMb, concurrency: c.concurrency })) : null;
       return {
+        vsPrevious: step?.text ?? null, changed: step?.changed ?? false,
         ref: s.name, order: i, case: label,
         throughputMiBs: c?.medianThroughputMiBs ?? null,
         processingSeconds: c?.medianProcessingSeconds ?? null,
@@ -48,6 +56,24 @@ export function historyOf(sides: { name: string; rows: RawRow[]; record: RunReco
       };
     }),
   }));
+}
+
+/**
+ * Throughput of `cur` against `prev` on one case, over the rounds both measured
+ * successfully: at the last look of the run's recorded rule those rounds
+ * reached (a run of fixed iterations: one look at all of them, alpha 0.05).
+ */
+function againstPrevious(prev: { rows: RawRow[]; record: RunRecord | null }, cur: { rows: RawRow[]; record: RunRecord | null }, key: string) {
+  const values = (side: typeof prev) => new Map(caseSide(groupCases(side.rows).get(key) ?? [], side.record).successes.map((r) => [r.iteration, throughputOf(r)]));
+  const a = values(prev), b = values(cur);
+  const rounds = [...a.keys()].filter((i) => (a.get(i) ?? 0) > 0 && (b.get(i) ?? 0) > 0).sort((x, y) => x - y);
+  const rule = cur.record?.ab?.stopping_rule ?? (rounds.length ? stoppingRule({ alpha: 0.05, noisePct: 3, cases: 1, maxRounds: rounds.length, looks: [] }) : null);
+  const look = rule && lastLookReached(rounds.length, rule);
+  if (!rule || !look) return null;
+  const metric = metricByName('throughput')!;
+  const j = judgePair(metric, rounds.map((i) => a.get(i)!), rounds.map((i) => b.get(i)!), look, rule);
+  const changed = j.move === 'up' || j.move === 'down';
+  return { text: `${formatChange(metric, j)}${changed ? ` ${moveWords(metric, j.move)}` : ''}`, changed };
 }
 
 const fmt = (x: number | null, digits: number) => (x === null ? '–' : x.toFixed(digits));
@@ -61,7 +87,7 @@ export function renderHistory(history: HistoryCase[], template: string, chartFil
       case: h.case,
       rows: h.points.map((p) => ({
         ref: p.ref, throughput: fmt(p.throughputMiBs, 1), processing: fmt(p.processingSeconds, 2), rss: fmt(p.serverPeakRssMiB, 1),
-        failures: p.failures || '–',
+        failures: p.failures || '–', vs: p.vsPrevious ? `${p.vsPrevious}${p.changed ? ' **changed**' : ''}` : '–',
       })),
     })),
   };

@@ -5,13 +5,14 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { argvError } from './argv-errors.ts';
+import { BISECT_METRICS, metricByName } from './bisect.ts';
+import { readBisectPlan } from './bisect-plan.ts';
 import { InputError } from './errors.ts';
 import { CONCURRENCY, ITERATIONS, MEMORY_MB } from './bounds.ts';
 import { defaultWarmup, loadMatrixFile, parseConcurrency, parseIterations, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
 import { DEFAULT_FLOOR, parseFloorRange, parseFloorTries, type FloorSettings } from './floor.ts';
-import { floorRunDirs } from './floor-run.ts';
 import { SUITE_DIR } from './paths.ts';
-import { readResumeState, type ResumeSide, type ResumeState } from './resume.ts';
+import { floorRunDirs, readResumeState, type ResumeSide, type ResumeState } from './resume.ts';
 import { matrixFromRecord } from './run-record.ts';
 import { DEFAULT_LOOKS, DEFAULT_MAX_ROUNDS } from './sequential.ts';
 import { DEFAULT_NOISE_CUTS, NOISE_CUTS, parseNoiseCuts } from './noise-cuts.ts';
@@ -86,6 +87,14 @@ Options (flags override matrix.yaml):
   --self-check         how well this machine tells servers apart: the stand-in against itself (A/A)
                        and against a 10%-slowed stand-in, interleaved and adaptive, at one memory
                        limit; exit 1 when the 10% is not found or the A/A is not quiet
+  --bisect GOOD BAD    which commit changed the metric: GOOD and BAD compared first (interleaved, adaptive),
+                       then the first-parent commits between them bisected, each midpoint measured
+                       interleaved with the range's ends; writes bisect.md, bisect.json, bisect.svg.
+                       Exit 0 a culprit named (or no difference to bisect), 1 no single commit
+  --metric NAME        with --bisect: throughput (default), duration, processing, server_peak_rss,
+                       peak_memory, cpu_per_gib, write_amplification, download, survival
+  --no-first-parent    with --bisect or --ref A..B: every commit of the range, inside merges too
+  --every N            with --ref A..B: every Nth commit of the range (its ends always)
   -h, --help           this help
 
 Two refs: both are built first (a git worktree per commit, never touching your
@@ -132,12 +141,16 @@ export interface Options {
   plan: boolean;
   /** --resume: the run folder to finish, as read back. */
   resume: ResumeState | null;
-  /** --doctor (with --fix), --build-image, --self-check or --memory-floor instead of a run. */
-  mode: 'run' | 'doctor' | 'build-image' | 'self-check' | 'memory-floor';
+  /** --doctor (with --fix), --build-image, --self-check, --memory-floor or --bisect instead of a run. */
+  mode: 'run' | 'doctor' | 'build-image' | 'self-check' | 'memory-floor' | 'bisect';
   /** --memory-floor's search (lib/floor.ts); null otherwise. */
   floor: FloorSettings | null;
   /** --resume of a floor run: its folder per server, in order (lib/floor-run.ts); null otherwise. */
   floorResume: ResumeSide[] | null;
+  /** --bisect GOOD BAD (lib/bisect-run.ts); with --resume of a bisection folder, `resume` is that folder. */
+  bisect: { good: string; bad: string; metric: string; firstParent: boolean; resume: string | null } | null;
+  /** --ref A..B: every Nth commit of the range (1: all); --no-first-parent goes inside merges. */
+  range: { every: number; firstParent: boolean };
   fix: boolean;
   /** --junit FILE: the comparisons' verdicts as JUnit XML (two or more servers); null without. */
   junit: string | null;
@@ -158,8 +171,9 @@ export function parseOptions(argv: string[]): Options | 'help' {
         doctor: { type: 'boolean' }, fix: { type: 'boolean' }, 'build-image': { type: 'boolean' },
         plan: { type: 'boolean' }, 'noise-cuts': { type: 'string' }, 'no-pool': { type: 'boolean' },
         'memory-floor': { type: 'boolean' }, 'floor-range': { type: 'string' }, 'floor-tries': { type: 'string' },
+        bisect: { type: 'string' }, metric: { type: 'string' }, 'no-first-parent': { type: 'boolean' }, every: { type: 'string' },
       },
-      strict: true, allowPositionals: false, tokens: true,
+      strict: true, allowPositionals: true, tokens: true,
     });
   } catch (e) {
     throw argvError(e, argv);
@@ -173,6 +187,15 @@ export function parseOptions(argv: string[]): Options | 'help' {
   }
   const v = parsed.values;
   if (v.help) return 'help';
+  // --bisect takes two values, GOOD BAD: the second is the one positional argument allowed.
+  if (parsed.positionals.length !== (v.bisect !== undefined ? 1 : 0)) {
+    throw new InputError(v.bisect !== undefined ? '--bisect takes two refs: --bisect GOOD BAD' : `unexpected argument "${parsed.positionals[0]}"`);
+  }
+  if (v.metric !== undefined && v.bisect === undefined) throw new InputError('--metric goes with --bisect');
+  if (v.metric !== undefined && !metricByName(v.metric)) {
+    throw new InputError(`--metric: unknown metric "${v.metric}" (one of ${BISECT_METRICS.map((x) => x.name).join(', ')})`);
+  }
+  if (v.bisect !== undefined && (v.ref !== undefined || v.binary !== undefined)) throw new InputError('--bisect and --ref/--binary: give one of them');
   if (v.fix && !v.doctor) throw new InputError('--fix goes with --doctor');
   if (v.doctor && v['build-image']) throw new InputError('--doctor and --build-image: give one of them');
   if (v.resume !== undefined && v.resume.trim() === '') throw new InputError('--resume: empty folder name (give the results folder to finish)');
@@ -220,7 +243,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   const binaries = (v.binary ?? []).map((b) => path.resolve(b));
   if (binaries.length && refs.length) throw new InputError('--binary and --ref: give one kind of server to compare');
   if (v.binary?.some((b) => b.trim() === '')) throw new InputError('--binary: empty path');
-  const sides = Math.max(refs.length, binaries.length);
+  const sides = v.bisect !== undefined ? 3 : Math.max(refs.length, binaries.length) + refs.filter((r) => r.includes('..')).length;
   const floor = floorOptions(v, matrix, flag);
   // Two or more servers are compared in adaptive rounds unless a fixed --iterations is given.
   const auto = !floor && (v.iterations === undefined ? sides >= 2 : v.iterations.trim() === 'auto');
@@ -253,13 +276,18 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (v.out !== undefined && v.out.trim() === '') throw new InputError('--out: empty folder name (give a folder, e.g. --out results)');
   const shard = v.shard === undefined ? null : parseShard(v.shard, process.env);
   if (shard) planShards(matrix, shard.total, refs.length); // more shards than cases: refused before anything starts
-  const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : v['self-check'] ? 'self-check' : floor ? 'memory-floor' : 'run';
+  const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : v['self-check'] ? 'self-check' : floor ? 'memory-floor' : v.bisect !== undefined ? 'bisect' : 'run';
+  const every = v.every === undefined ? 1 : flag('every', v.every, parsePositiveInt);
+  if (v.every !== undefined && !refs.some((r) => r.includes('..'))) throw new InputError('--every goes with --ref A..B');
+  const bisect = v.bisect === undefined ? null
+    : { good: v.bisect, bad: parsed.positionals[0], metric: v.metric ?? 'throughput', firstParent: !v['no-first-parent'], resume: null };
   if (v.junit !== undefined && (v.junit.trim() === '' || sides < 2)) {
     throw new InputError(v.junit.trim() === '' ? '--junit: give a file name' : '--junit: needs two or more --ref or --binary (a comparison to report)');
   }
   return {
     matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, binaries, adaptive, seed, shard,
     resume: null, mode, fix: v.fix ?? false, junit: v.junit === undefined ? null : path.resolve(v.junit), plan: v.plan ?? false, floor, floorResume: null,
+    bisect, range: { every, firstParent: !v['no-first-parent'] },
   };
 }
 
@@ -288,7 +316,7 @@ function floorResumeOptions(dirs: string[], otherFlags: string[]): Options {
   const f = record.floor!;
   return {
     matrix: matrixFromRecord(record, path.join(dirs[0], 'config.json')), matrixFile: record.matrix_file, out: path.dirname(f.parent ?? dirs[0]),
-    refs: [], binaries: [], adaptive: null, seed: null, shard: null, resume: null, mode: 'memory-floor', fix: false, junit: null, plan: false,
+    refs: [], binaries: [], adaptive: null, seed: null, shard: null, resume: null, mode: 'memory-floor', fix: false, junit: null, plan: false, bisect: null, range: { every: 1, firstParent: true },
     floor: { bottomMb: f.bottom_mb, topMb: f.top_mb, tries: f.tries }, floorResume: states,
   };
 }
@@ -297,6 +325,14 @@ function floorResumeOptions(dirs: string[], otherFlags: string[]): Options {
 function resumeOptions(dir: string, otherFlags: string[]): Options {
   if (otherFlags.length > 0) {
     throw new InputError(`--resume takes the run's recorded settings; drop ${otherFlags.map((f) => `--${f}`).join(', ')}`);
+  }
+  // A bisection's folder: its plan holds the command it was started with (lib/bisect-run.ts).
+  const plan = readBisectPlan(path.resolve(dir));
+  if (plan) {
+    process.chdir(plan.cwd); // the command's relative paths (--matrix, the checkout) mean what they meant then
+    const o = parseOptions(plan.argv);
+    if (o === 'help' || !o.bisect) throw new InputError(`--resume: ${dir} has a bisection plan without --bisect`);
+    return { ...o, bisect: { ...o.bisect, resume: path.resolve(dir) } };
   }
   const state = readResumeState(path.resolve(dir));
   const first = state.sides[0].record;
@@ -309,6 +345,6 @@ function resumeOptions(dir: string, otherFlags: string[]): Options {
   return {
     matrix, matrixFile: first.matrix_file, out: path.dirname(state.dir),
     refs, binaries, adaptive: null, seed: first.ab?.seed ?? null, shard: s ? { index: s.index, total: s.total, source: 'resumed' } : null,
-    resume: state, mode: 'run', fix: false, junit: null, plan: false, floor: null, floorResume: null,
+    resume: state, mode: 'run', fix: false, junit: null, plan: false, floor: null, floorResume: null, bisect: null, range: { every: 1, firstParent: true },
   };
 }

@@ -216,3 +216,13 @@ export function mergeResumedRecord(old: RunRecord, fresh: RunRecord, droppedRoun
   };
   return { record, warnings };
 }
+
+/** The folders of a floor run to resume, one per server in order; null when `dir` is not a floor run. */
+export function floorRunDirs(dir: string): string[] | null {
+  const own = fs.existsSync(path.join(dir, 'config.json')) ? readRunRecord(dir) : null;
+  if (own) return own.floor ? [dir] : null;
+  if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return null;
+  const sides = fs.readdirSync(dir).map((d) => path.join(dir, d)).filter((d) => fs.existsSync(path.join(d, 'config.json')))
+    .map((d) => ({ d, r: readRunRecord(d) })).filter((x) => x.r?.floor);
+  return sides.length ? sides.sort((a, b) => a.r!.floor!.this_server - b.r!.floor!.this_server).map((x) => x.d) : null;
+}

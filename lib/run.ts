@@ -330,6 +330,9 @@ export interface ExecuteContext {
   secret: string;
   signal: AbortSignal;
   progress: Progress;
+  /** Adaptive rounds judged otherwise than on throughput (a bisection step, lib/bisect.ts); default: the recorded rule's. */
+  /** Their stops are the bisection's to record (bisect.json), not ab.stops (whose verdicts are throughput's words). */
+  rounds?: { record(side: number, row: RawRow): { state: 'decided' | 'cap'; rounds: number; verdicts: string[] } | null; stopped(key: string): boolean };
 }
 
 /** Runs every job, appending each row to its side's raw.csv as it is measured; sets `finished` when none was cut short. */
@@ -344,8 +347,10 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
   let lastCase = '';
   const failFast = new FailFast();
   const rule = run.sides[0].record.ab?.stopping_rule;
-  const adaptive = rule ? new AdaptiveRounds(rule, run.sides.length, m.warmupIterations, run.sides[0].record.ab?.pooled_rule ?? null) : null;
-  if (adaptive) replayStops(run, adaptive);
+  // The stopping rule on throughput, unless the caller judges its own rounds (a bisection's metric: lib/bisect-run.ts).
+  const throughputRounds = rule && !ctx.rounds ? new AdaptiveRounds(rule, run.sides.length, m.warmupIterations, run.sides[0].record.ab?.pooled_rule ?? null) : null;
+  if (throughputRounds) replayStops(run, throughputRounds);
+  const adaptive = ctx.rounds ?? throughputRounds;
   const plan = run.sides[0].record.plan ?? null;
   const cuts = m.noiseCuts ?? DEFAULT_NOISE_CUTS;
   const warmFile = cuts.includes('warm-upload') ? await ensureTestFile(4 * MiB) : undefined;
@@ -373,11 +378,12 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     if (process.env.UPS_SELF_STATS === '1') progress.line(formatSelfStats(selfStats(k)));
     const stop = adaptive?.record(j.side, r);
     if (stop) {
-      const how = stop.state === 'decided' ? 'decided' : stop.state === 'cap' ? 'undecided at the last look'
-        : `let go by the pool (pooled change ${pct(stop.pooled!.changePct)} [${pct(stop.pooled!.loPct)}, ${pct(stop.pooled!.hiPct)}] over ${stop.pooled!.cases} cases)`;
+      const pooled = 'pooled' in stop ? stop.pooled : undefined;
+      const how = stop.state === 'decided' ? 'decided' : stop.state === 'cap' || !pooled ? 'undecided at the last look'
+        : `let go by the pool (pooled change ${pct(pooled.changePct)} [${pct(pooled.loPct)}, ${pct(pooled.hiPct)}] over ${pooled.cases} cases)`;
       progress.line(`${r.memory_limit} ${r.file_size}: ${how} after ${stop.rounds} rounds: ` +
         run.sides.slice(1).map((s, i) => `${s.side.name} ${stop.verdicts[i]}`).join(', '));
-      updateRecords(run, (r) => transitions.stopRecorded(r, adaptive!.all()));
+      if (throughputRounds) updateRecords(run, (r) => transitions.stopRecorded(r, throughputRounds.all()));
     }
     // Fail fast (lib/failfast.ts): every row but vm_failed is one start of this side's server.
     const never = r.exit_reason !== 'vm_failed' && failFast.observe(String(j.side), r.exit_reason === 'not_ready' ? o.notReadyAnswer ?? r.error : null);
@@ -477,7 +483,7 @@ function replayStops(run: Run, adaptive: AdaptiveRounds): void {
   }
   for (const j of run.done) {
     const c = j.case;
-    const rows = rowsOf.get(`${j.side}/${caseKey({ file_size_bytes: c.size.bytes, memory_limit_mb: c.memoryMb, concurrency: c.concurrency ?? 1 })}#${c.iteration}`) ?? [];
+    const rows = rowsOf.get(`${j.side}/${caseKey(c)}#${c.iteration}`) ?? [];
     const row = rows.find((r) => r.exit_reason !== 'success') ?? rows[0];
     if (row) adaptive.record(j.side, row);
   }
