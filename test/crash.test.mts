@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { AdaptiveRounds } from '../lib/adaptive.ts';
+import { runCanary } from '../lib/canary.ts';
 import { caseKey } from '../lib/cases.ts';
 import { interleave } from '../lib/interleave.ts';
 import { expandCases } from '../lib/matrix.ts';
@@ -257,4 +258,14 @@ test('compare-runs and merge-runs read a run killed mid-write: its torn last row
   assert.equal(mid.status, 2, mid.stderr);
   assert.match(mid.stderr, /raw\.csv line 4: \d+ of \d+ columns \(truncated or malformed row\)/);
   fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('the canary file of a run killed while writing it is removed by the next canary; a live run\'s is left alone', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-canary-left-'));
+  const dead = spawnSync('true').pid!; // exited: its pid names a run that is gone
+  const live = process.ppid;
+  for (const pid of [dead, live]) fs.writeFileSync(path.join(dir, `ups-canary-${pid}.bin`), 'x');
+  runCanary(dir);
+  assert.deepEqual(fs.readdirSync(dir), [`ups-canary-${live}.bin`]);
+  fs.rmSync(dir, { recursive: true, force: true });
 });
