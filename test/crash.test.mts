@@ -220,9 +220,8 @@ describe('nothing outlives the suite', { timeout: 900_000 }, () => {
     const secret = `kill9-qemu-${process.pid}-${Date.now()}`;
     const run = startRun(['--sizes', '8MiB', '--memory', '512', '--iterations', '3', '--provider', 'qemu'],
       { PS_SHARED_SECRET: secret, STANDIN_THROTTLE_MIBS: '1' }, path.join(tmp, 'results'));
-    // Iteration 1 recorded, then 3 s into iteration 2: its server restarted, its 8 MiB upload under way at 1 MiB/s.
-    await waitFor('the first row', () => rowCount(run.runDir()) >= 1, 900_000);
-    await sleep(3000);
+    // Mid-upload: the progress line a log gets every 5 s of an upload, with part of the 8 MiB sent (at 1 MiB/s).
+    await waitFor('an upload under way', () => /#\d+ {2}[1-7]\/8 MiB {2}/.test(run.stderr()), 900_000);
     const before = processesWith(secret);
     run.child.kill('SIGKILL');
     await run.exited;
