@@ -9,13 +9,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { DEFAULT_THRESHOLDS, type Thresholds } from './lib/compare.ts';
+import { writeComparison, writeJunit } from './lib/comparison.ts';
 import { argvError } from './lib/argv-errors.ts';
-import { comparisonChartSvg } from './lib/charts.ts';
-import { compareRuns, DEFAULT_THRESHOLDS, type Thresholds } from './lib/compare.ts';
-import { compareJson, renderCompare } from './lib/compare-report.ts';
 import { InputError, PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
+import { comparisonSuite, renderJunit } from './lib/junit.ts';
 import { loadRun } from './lib/load-run.ts';
-import { makeOutputDir } from './lib/results.ts';
 import { SUITE_DIR } from './lib/paths.ts';
 
 const HELP = `Usage: compare-runs BASELINE CANDIDATE [options]
@@ -39,6 +38,8 @@ Options:
   --noise PCT   the noise band in percent: smaller changes are not called (default ${DEFAULT_THRESHOLDS.noisePct})
   --out DIR     folder for compare.md, compare.json and throughput.svg
                 (default results/compare-BASELINE-vs-CANDIDATE in the suite's folder)
+  --junit FILE  also write the verdicts as JUnit XML, for a CI's test view: a testcase per
+                case and metric, failed when slower or failing more, skipped when inconclusive
   -h, --help    this text
 `;
 
@@ -52,7 +53,7 @@ async function run(argv: string[], io: Io): Promise<number> {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { alpha: { type: 'string' }, noise: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { alpha: { type: 'string' }, noise: { type: 'string' }, out: { type: 'string' }, junit: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
     throw argvError(e, argv);
@@ -75,27 +76,10 @@ async function run(argv: string[], io: Io): Promise<number> {
   const base = loadRun(positionals[0]);
   const cand = loadRun(positionals[1]);
   for (const w of [...base.warnings, ...cand.warnings]) io.stderr.write(`Warning: ${w}\n`);
-  const comparison = compareRuns(base, cand, thresholds);
-  if (comparison.cases.length === 0) {
-    throw new InputError(`no case in common between ${base.dir} and ${cand.dir} (cases are matched on file size and memory limit)`);
-  }
-
   const outDir = path.resolve(values.out ?? path.join(SUITE_DIR, 'results', `compare-${base.name}-vs-${cand.name}`));
-  // A results folder's throughput.svg is the chart its own report.md shows.
-  if (fs.existsSync(path.join(outDir, 'raw.csv'))) {
-    throw new InputError(`--out ${outDir} is a results folder: its own throughput.svg would be overwritten; give a folder of its own`);
-  }
-  makeOutputDir(outDir);
-  const chart = 'throughput.svg';
-  fs.writeFileSync(path.join(outDir, chart), await comparisonChartSvg(base, cand));
-  const template = fs.readFileSync(path.join(SUITE_DIR, 'templates', 'compare.md.mustache'), 'utf8');
-  const markdown = renderCompare(comparison, template, chart);
-  fs.writeFileSync(path.join(outDir, 'compare.md'), markdown);
-  fs.writeFileSync(path.join(outDir, 'compare.json'), compareJson(comparison));
-  for (const w of comparison.warnings) io.stderr.write(`Warning: ${w}\n`);
-  io.stdout.write(markdown);
-  io.stdout.write(`${outDir}\n`);
-  return comparison.exitCode;
+  const { code, comparison } = await writeComparison(base, cand, outDir, thresholds, io);
+  if (values.junit !== undefined) writeJunit(values.junit, renderJunit([comparisonSuite(comparison)]));
+  return code;
 }
 
 function numberOption(flag: string, raw: string | undefined, fallback: number, ok: (x: number) => boolean, what: string): number {

@@ -11,8 +11,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { DEFAULT_THRESHOLDS } from './lib/compare.ts';
+import { writeComparison, writeJunit } from './lib/comparison.ts';
+import { comparisonSuite, renderJunit } from './lib/junit.ts';
 import { argvError } from './lib/argv-errors.ts';
-import { main as compareRuns } from './compare-runs.mts';
 import { InputError, PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { mergeShards, readShard, writeMerged } from './lib/merge.ts';
 import { SUITE_DIR } from './lib/paths.ts';
@@ -36,6 +38,7 @@ Options:
   --out DIR          the merged folder: new, or empty (default: results/<YYYYMMDD-HHMMSS> beside this script)
   --allow-missing    merge without the missing cases; they are named on stderr and in report.md,
                      and config.json says finished: false
+  --junit FILE       with two refs: also write the comparison's verdicts as JUnit XML (see compare-runs --help)
   -h, --help         this text
 
 Exit status: 0 merged; with two refs compare-runs' exit (1: the second ref is
@@ -51,7 +54,7 @@ async function run(argv: string[], io: Io): Promise<number> {
   try {
     parsed = parseArgs({
       args: argv, allowPositionals: true,
-      options: { out: { type: 'string' }, 'allow-missing': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { out: { type: 'string' }, 'allow-missing': { type: 'boolean' }, junit: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
     throw argvError(e, argv);
@@ -65,6 +68,7 @@ async function run(argv: string[], io: Io): Promise<number> {
   const shards = positionals.map(readShard);
   for (const w of shards.flatMap((s) => s.sides.flatMap((side) => side.warnings))) io.stderr.write(`Warning: ${w}\n`);
   const merged = mergeShards(shards, { allowMissing: values['allow-missing'] ?? false });
+  if (values.junit !== undefined && !merged.ab) throw new InputError('--junit: these shards ran one server; there is no comparison to report');
   for (const c of merged.merge.missing_cases) io.stderr.write(`Warning: missing: ${c}\n`);
   let out: string;
   if (values.out !== undefined) {
@@ -78,7 +82,12 @@ async function run(argv: string[], io: Io): Promise<number> {
   if (merged.merge.hosts_differ) io.stderr.write('Warning: the shards ran on different hosts; report.md shows their fingerprints side by side\n');
   for (const d of dirs) io.stdout.write(`${d}\n`);
   let code = 0;
-  if (merged.ab) code = await compareRuns([dirs[0], dirs[1], '--out', path.join(out, 'compare')], io);
+  if (merged.ab) {
+    const [base, cand] = merged.sides.map((s, i) => ({ dir: dirs[i], name: path.basename(dirs[i]), config: s.config, rows: s.rows, canary: s.canary }));
+    const c = await writeComparison(base, cand, path.join(out, 'compare'), DEFAULT_THRESHOLDS, io);
+    if (values.junit !== undefined) writeJunit(values.junit, renderJunit([comparisonSuite(c.comparison)]));
+    code = c.code;
+  }
   if (dirs.length > 1 || merged.ab) io.stdout.write(`${out}\n`);
   return code;
 }

@@ -410,8 +410,8 @@ async function figureVm(s: Settings['vm']): Promise<Figure[]> {
   if (s === null) return [{ ...base, note: 'skipped in --quick: each boot takes 20-50 s under TCG (minutes on a busy host), beyond the quick budget' }];
   const launch = { server: { kind: 'standin' as const, binaryPath: await cachedStandinBundle(), env: {} }, secret: crypto.randomBytes(12).toString('hex'), readinessTimeoutSeconds: 300 };
   const quiet = (line: string) => log(`  ${line}`);
-  const qemuProvider = new QemuProvider(launch, { cpus: 1, log: quiet });
-  const vagrantProvider = new VagrantProvider(launch, { cpus: 1, log: quiet });
+  const qemuProvider = new QemuProvider(launch, { cpus: 1, say: quiet });
+  const vagrantProvider = new VagrantProvider(launch, { cpus: 1, say: quiet });
   try {
     const qemu = await bootToReady(qemuProvider, s.memoryMb);
     log(`vm: qemu ${qemu.toFixed(1)} s (load ${load()})`);

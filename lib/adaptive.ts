@@ -13,16 +13,19 @@
 // Pure: rows in, decisions out.
 import { caseKey, throughputOf } from './cases.ts';
 import type { RawRow } from './results.ts';
+import { canStop, pooledLook, pooledPct, type PooledRule } from './pooled.ts';
 import { decideAtLook, type LookDecision, type StoppingRule } from './sequential.ts';
 
 export interface CaseStop {
   case: string;
   /** Measured rounds with every side successful when it stopped. */
   rounds: number;
-  /** decided: every comparison reached a verdict; cap: the last look came first. */
-  state: 'decided' | 'cap';
+  /** decided: every comparison reached a verdict; cap: the last look came first; pooled: the matrix-level rule (lib/pooled.ts) let it stop as same. */
+  state: 'decided' | 'cap' | 'pooled';
   /** Per later side (1, 2, ...): its verdict against side 0 at that look. */
   verdicts: LookDecision['verdict'][];
+  /** state pooled: the pooled change (percent) and what it pooled when the case stopped. */
+  pooled?: ReturnType<typeof pooledPct>;
 }
 
 export class AdaptiveRounds {
@@ -31,7 +34,8 @@ export class AdaptiveRounds {
   private readonly stops = new Map<string, CaseStop>();
   private readonly looked = new Map<string, number>();
 
-  constructor(private readonly rule: StoppingRule, private readonly sides: number, private readonly warmup: number) {}
+  /** `pooled`: the matrix-level same (two sides only); null leaves every case to its own rule. */
+  constructor(private readonly rule: StoppingRule, private readonly sides: number, private readonly warmup: number, private readonly pooled: PooledRule | null = null) {}
 
   /** Whether the case (caseKey) is decided or capped: its remaining jobs are left out. */
   stopped(key: string): boolean {
@@ -59,9 +63,26 @@ export class AdaptiveRounds {
     const decisions = bySide.slice(1).map((s) => decideAtLook(rounds.map((i) => Math.log(s.get(i)! / bySide[0].get(i)!)), look, this.rule));
     const decided = decisions.every((d) => d.state === 'decided');
     const last = look === this.rule.looks[this.rule.looks.length - 1];
+    const pooled = decided ? null : this.pooledStop(key, look);
+    if (pooled) {
+      this.stops.set(key, pooled);
+      return pooled;
+    }
     if (!decided && !last) return null;
     const stop: CaseStop = { case: key, rounds: look, state: decided ? 'decided' : 'cap', verdicts: decisions.map((d) => d.verdict) };
     this.stops.set(key, stop);
     return stop;
+  }
+
+  /** The pooled rule at this case's look: every case's paired rounds so far, decided cases with their verdicts. */
+  private pooledStop(key: string, look: number): CaseStop | null {
+    if (!this.pooled || this.sides !== 2 || look < this.pooled.min_rounds) return null;
+    const cases = [...this.seen.entries()].map(([k, [a, b]]) => {
+      const rounds = [...a.keys()].filter((i) => b.has(i)).sort((x, y) => x - y);
+      return { key: k, ratios: rounds.map((i) => Math.log(b.get(i)! / a.get(i)!)), verdict: this.stops.get(k)?.verdicts[0] ?? null };
+    });
+    const p = pooledLook(cases, this.pooled);
+    if (!p.change || !canStop(p, key, this.pooled)) return null;
+    return { case: key, rounds: look, state: 'pooled', verdicts: ['same'], pooled: pooledPct(p.change) };
   }
 }

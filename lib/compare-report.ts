@@ -3,6 +3,7 @@
 // caller reads the template and writes the result; numbers are formatted
 // here, with their units.
 import Mustache from 'mustache';
+import { caseKey } from './cases.ts';
 import type { CaseComparison, Comparison, MetricComparison, Summary } from './compare.ts';
 import type { RunRecord } from './run-record.ts';
 
@@ -73,12 +74,22 @@ function failureText(k: CaseComparison): string | null {
   return `${k.failures}: ${rate(k.cand)} vs ${rate(k.base)}${reasons}`;
 }
 
+/** "500MiB @ 256MB" for a case key (lib/cases.ts caseKey) of the comparison. */
+function caseLabel(c: Comparison, key: string): string {
+  const k = c.cases.find((x) => caseKey({ file_size_bytes: x.fileSizeBytes, memory_limit_mb: x.memoryLimitMb, concurrency: x.concurrency }) === key);
+  return k ? `${k.fileSize} @ ${k.memoryLimit}` : key;
+}
+
 function metricVerdict(k: CaseComparison, i: number): string {
   const m = k.metrics[i];
   const word = m.verdict === 'inconclusive' && m.detectable ? `inconclusive (could detect ±${m.detectable.pct.toFixed(1)}%)` : m.verdict;
   // The throughput row also carries the case's failures, so they show up where people look first.
-  const parts = i === 0 ? [failureText(k), word] : [word];
-  const text = parts.filter((x) => x !== null).join('; ');
+  // With the pooled rule on, the throughput verdict says which rule stopped the case.
+  const by = i === 0 && k.stoppedBy ? `${word} (stopped by ${k.stoppedBy === 'own rule' ? 'its own rule' : k.stoppedBy === 'pooled' ? 'the pool' : 'the cap'})` : word;
+  const parts = i === 0 ? [failureText(k), by] : [word];
+  const text = parts.filter((x) => x !== null).join('; ') + (k.noisePct !== null && m.verdict !== null ? ` (noise ±${k.noisePct}%)` : '');
+  // matrix.yaml's judgment: an ignored case shows what it was judged, and that it counts for nothing.
+  if (k.ignored !== null) return `ignored: ${k.ignored}${text === '' ? '' : ` (judged: ${text})`}`;
   return text === '' ? '—' : text;
 }
 
@@ -89,19 +100,23 @@ function sampleSize(k: CaseComparison, m: MetricComparison): string {
   return m.metric.key === 'throughput_mib_s' && k.rounds !== null ? `${k.rounds} rounds` : `${pairs} pairs`;
 }
 
-/** The Markdown comparison; `chart` is the SVG's path relative to compare.md. */
-export function renderCompare(c: Comparison, template: string, chart: string): string {
+/** The comparison's one-line verdict, as compare.md's summary and compare.json say it. */
+export function overallVerdict(c: Comparison): string {
   const inc = c.inconclusive;
   // A regression found elsewhere stands; otherwise cases that cannot tell forbid "no change".
-  const overall =
-    c.exitCode === 1
-      ? `REGRESSED: ${c.counts.slower} case(s) slower, ${c.counts.newlyFailed} newly failed, ${c.counts.failsMore} failing more often`
-      : inc
-        ? `inconclusive: ${inc.cases} case(s) cannot tell a ${c.thresholds.noisePct}% change from noise` +
-          (inc.iterationsNeeded !== null ? `; run with --iterations ${inc.iterationsNeeded} or more, or interleaved (--ref A --ref B)` : '')
-        : c.counts.faster > 0 || c.counts.fixed > 0 || c.counts.failsLess > 0
-          ? 'improved, nothing regressed'
-          : `no change beyond ±${c.thresholds.noisePct}%`;
+  return c.exitCode === 1
+    ? `REGRESSED: ${c.counts.slower} case(s) slower, ${c.counts.newlyFailed} newly failed, ${c.counts.failsMore} failing more often`
+    : inc
+      ? `inconclusive: ${inc.cases} case(s) cannot tell a ${c.thresholds.noisePct}% change from noise` +
+        (inc.iterationsNeeded !== null ? `; run with --iterations ${inc.iterationsNeeded} or more, or interleaved (--ref A --ref B)` : '')
+      : c.counts.faster > 0 || c.counts.fixed > 0 || c.counts.failsLess > 0
+        ? 'improved, nothing regressed'
+        : `no change beyond ±${c.thresholds.noisePct}%`;
+}
+
+/** The Markdown comparison; `chart` is the SVG's path relative to compare.md. */
+export function renderCompare(c: Comparison, template: string, chart: string): string {
+  const overall = overallVerdict(c);
   const view = {
     base: c.base,
     cand: c.cand,
@@ -118,7 +133,15 @@ export function renderCompare(c: Comparison, template: string, chart: string): s
     geomeanCases: c.geomeanCases,
     geomean: c.throughputGeomean === null ? '—' : `${c.throughputGeomean.toFixed(3)} (${fmtChange((c.throughputGeomean - 1) * 100)})`,
     counts: c.counts,
+    ignoredCases: c.counts.ignored > 0 ? c.cases.filter((k) => k.ignored !== null).map((k) => `${k.fileSize} @ ${k.memoryLimit} (${k.ignored})`).join('; ') : null,
     overall,
+    pooled: c.pooled && {
+      cases: c.pooled.cases, rounds: c.pooled.rounds, noisePct: c.thresholds.noisePct,
+      change: `${fmtChange(c.pooled.changePct)} [${fmtChange(c.pooled.loPct)}, ${fmtChange(c.pooled.hiPct)}]`,
+      reading: c.pooled.inside ? `inside ±${c.thresholds.noisePct}%` : `not inside ±${c.thresholds.noisePct}%`,
+      strays: c.pooled.strays.length ? `; straying from it (left out): ${c.pooled.strays.map((key) => caseLabel(c, key)).join(', ')}` : '; no case strays',
+      matrix: c.pooled.inside && c.pooled.strays.length === 0 && c.cases.every((k) => k.verdict === 'same') ? 'the matrix is `same`' : 'the matrix is not all `same`',
+    },
     steadiest: c.steadiestChange
       ? `${c.steadiestChange.metric.title}, ${c.steadiestChange.fileSize} @ ${c.steadiestChange.memoryLimit}: ${c.steadiestChange.verdict} ` +
         `${fmtChange(c.steadiestChange.changePct)} (spread ±${c.steadiestChange.spreadPct.toFixed(1)}% within a side)`
@@ -162,8 +185,16 @@ export function compareJson(c: Comparison): string {
       alpha: c.thresholds.alpha,
       noise_pct: c.thresholds.noisePct,
       stopping_rule: c.stoppingRule,
+      ...(c.pooled ? {
+        pooled: {
+          change_pct: c.pooled.changePct, interval_pct: [c.pooled.loPct, c.pooled.hiPct], cases: c.pooled.cases, rounds: c.pooled.rounds,
+          inside_noise: c.pooled.inside, strays: c.pooled.strays,
+          matrix_same: c.pooled.inside && c.pooled.strays.length === 0 && c.cases.every((k) => k.verdict === 'same'),
+        },
+      } : {}),
       machine_shift: c.machineShift,
       exit_code: c.exitCode,
+      verdict: overallVerdict(c),
       counts: c.counts,
       throughput_geomean: c.throughputGeomean,
       inconclusive: c.inconclusive,
@@ -177,9 +208,12 @@ export function compareJson(c: Comparison): string {
         concurrency: k.concurrency,
         verdict: k.verdict,
         failures: k.failures,
+        noise_pct: k.noisePct,
+        ignored: k.ignored,
         failure_rate: { baseline: [k.base.failures.length, k.base.rows.length], candidate: [k.cand.failures.length, k.cand.rows.length] },
         paired: k.paired,
         rounds: k.rounds,
+        ...(k.stoppedBy !== undefined ? { stopped_by: k.stoppedBy } : {}),
         metrics: Object.fromEntries(
           k.metrics.map((m) => [
             m.metric.key,

@@ -13,12 +13,15 @@
 import type { CanaryRow, RawRow } from './results.ts';
 import type { RunRecord } from './run-record.ts';
 import {
-  caseSide, caseSizeLabel, cpuSecondsPerGiB, groupCases, spaceAmplification, throughputOf, warmupFor, writeAmplification, type CaseSide,
+  caseKey, caseSide, caseSizeLabel, cpuSecondsPerGiB, groupCases, spaceAmplification, throughputOf, warmupFor, writeAmplification, type CaseSide,
 } from './cases.ts';
 import { holm, pairedChange, unpairedChange, type Change } from './effect.ts';
+import type { CaseStop } from './adaptive.ts';
+import { pooledVerdicts, stoppedBy, type CaseRounds, type PooledRule, type PooledSummary } from './pooled.ts';
 import { decideAtLook, lastLookReached, lookLevels, type StoppingRule } from './sequential.ts';
 import { cvPct, geomean, max, median, min, minPossibleP, spreadPct } from './stats.ts';
 import { changeVerdict, detectable, sd, type Detectable } from './verdict.ts';
+import { judgmentFor, type JudgmentRule } from './judgment.ts';
 
 export interface Thresholds {
   /** Family-wise: a change is significant only when its Holm-adjusted p < alpha. */
@@ -104,10 +107,16 @@ export interface CaseComparison {
   paired: boolean;
   /** For a run stopped by a group-sequential rule: the rounds judged (the last look reached). */
   rounds: number | null;
+  /** Adaptive rounds with the pooled rule on: which rule stopped the case (config.json ab.stops); null otherwise. */
+  stoppedBy?: ReturnType<typeof stoppedBy>;
   /** null when neither side failed. */
   failures: FailureVerdict | null;
   /** Distinct exit reasons of the candidate's failures. */
   newExitReasons: string[];
+  /** matrix.yaml's judgment: this case's own noise band (percent), or null for the comparison's. */
+  noisePct: number | null;
+  /** matrix.yaml's judgment: why this case is left out of the verdict (its figures are still shown), or null. */
+  ignored: string | null;
 }
 
 export interface OneSideCase {
@@ -140,7 +149,7 @@ export interface Comparison {
   thresholds: Thresholds;
   cases: CaseComparison[];
   onlyOneSide: OneSideCase[];
-  counts: Record<'faster' | 'slower' | 'same' | 'inconclusive' | 'fixed' | 'failsLess' | 'newlyFailed' | 'failsMore' | 'stillFailing', number>;
+  counts: Record<'faster' | 'slower' | 'same' | 'inconclusive' | 'fixed' | 'failsLess' | 'newlyFailed' | 'failsMore' | 'stillFailing' | 'ignored', number>;
   /** Geometric mean of candidate / baseline median throughput over cases with both; null when none. */
   throughputGeomean: number | null;
   geomeanCases: number;
@@ -150,6 +159,8 @@ export interface Comparison {
   inconclusive: { cases: number; detectablePct: number | null; iterationsNeeded: number | null } | null;
   /** The stopping rule the runs were judged by, when they recorded one. */
   stoppingRule: StoppingRule | null;
+  /** The matrix-level same (lib/pooled.ts) of a run that recorded its rule: the pooled throughput change; null otherwise. */
+  pooled: PooledSummary | null;
   /**
    * Of the metrics that changed (a better or worse verdict), the one with the least spread (sd of its
    * log values, as a percentage): the figure that tells the two runs apart most surely. null when none changed.
@@ -251,6 +262,8 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
   const candCases = groupCases(cand.rows);
   const paired = pairedRuns(base.config, cand.config);
   const rule = paired ? (base.config?.ab?.stopping_rule ?? null) : null;
+  // The candidate is the run under judgment; a baseline of a separate run may have had other rules.
+  const rules: JudgmentRule[] = cand.config?.matrix.judgment ?? [];
   const cases: CaseComparison[] = [];
   const onlyOneSide: OneSideCase[] = [];
   for (const [k, rows] of baseCases) {
@@ -278,6 +291,7 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
       rounds: null,
       failures: failureVerdict(b, c),
       newExitReasons: [...new Set(c.failures.map((r) => r.exit_reason))].sort(),
+      ...judgmentFor(rules, { fileSizeBytes: rows[0].file_size_bytes, memoryLimitMb: rows[0].memory_limit_mb, concurrency: rows[0].concurrency }),
     });
   }
   for (const [k, rows] of candCases) {
@@ -294,6 +308,7 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     judged.forEach((k, j) => judge(k, i, adjusted[j], t, judged.length));
   });
   if (rule) for (const k of cases) if (k.paired) judgeSequential(k, rule);
+  const pooled = rule && base.config?.ab?.pooled_rule ? judgePooled(cases, base.config.ab.pooled_rule, base.config.ab.stops ?? []) : null;
   const machineShift = paired ? null : canaryShift(base.canary ?? [], cand.canary ?? [], t.noisePct);
   if (machineShift) machineShift.explained = explainedByMachine(cases, machineShift, t.noisePct);
   for (const k of cases) {
@@ -301,7 +316,9 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     k.verdict = v === null ? 'no data' : (v as CaseVerdict);
   }
 
-  const count = (v: CaseVerdict | FailureVerdict) => cases.filter((c) => c.verdict === v || c.failures === v).length;
+  // An ignored case keeps its figures and verdicts, but counts for nothing.
+  const judged = cases.filter((c) => c.ignored === null);
+  const count = (v: CaseVerdict | FailureVerdict) => judged.filter((c) => c.verdict === v || c.failures === v).length;
   const counts = {
     faster: count('faster'),
     slower: count('slower'),
@@ -312,13 +329,14 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     newlyFailed: count('regressed'),
     failsMore: count('fails more'),
     stillFailing: count('still failing'),
+    ignored: cases.length - judged.length,
   };
   const ratios = cases
     .map((c) => c.metrics[0])
     .filter((m) => m.base && m.cand && m.base.median > 0 && m.cand.median > 0)
     .map((m) => m.cand!.median / m.base!.median);
-  const inconclusive = inconclusiveOf(cases, cand, t);
-  const changed = cases.flatMap((k) => k.metrics
+  const inconclusive = inconclusiveOf(judged, cand, t);
+  const changed = judged.flatMap((k) => k.metrics
     .filter((m) => m.verdict !== null && m.metric.words.includes(m.verdict) && m.changePct !== null)
     .map((m) => ({ k, m, sd: logSpread(m, k.base.successes, k.cand.successes, k.paired).sd })));
   const steadiest = changed.length ? changed.reduce((a, b) => (b.sd < a.sd ? b : a)) : null;
@@ -334,6 +352,7 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     geomeanCases: ratios.length,
     inconclusive,
     stoppingRule: rule,
+    pooled,
     steadiestChange: steadiest && {
       metric: steadiest.m.metric, fileSize: steadiest.k.fileSize, memoryLimit: steadiest.k.memoryLimit,
       verdict: steadiest.m.verdict!, changePct: steadiest.m.changePct!, spreadPct: (Math.exp(steadiest.sd) - 1) * 100,
@@ -347,14 +366,15 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
 /** A metric's verdict from its Holm-adjusted p; an inconclusive one says what the sample could have detected. */
 function judge(k: CaseComparison, i: number, pAdjusted: number, t: Thresholds, family: number): void {
   const m = k.metrics[i];
-  const v = changeVerdict(m.change!, pAdjusted, t, m.metric.better);
+  const band = { alpha: t.alpha, noisePct: k.noisePct ?? t.noisePct };
+  const v = changeVerdict(m.change!, pAdjusted, band, m.metric.better);
   m.pAdjusted = pAdjusted;
   m.verdict = v === 'better' ? m.metric.words[0] : v === 'worse' ? m.metric.words[1] : v;
   if (v !== 'inconclusive') return;
   // The strictest level Holm may ask of a case: alpha / family; and the fewest iterations at which the exact test can reach it.
   const level = t.alpha / family;
   const spread = logSpread(m, k.base.successes, k.cand.successes, k.paired);
-  m.detectable = detectable(spread.sd, spread.n, k.paired, level, t.noisePct, fewestToReach(level, k.paired));
+  m.detectable = detectable(spread.sd, spread.n, k.paired, level, band.noisePct, fewestToReach(level, k.paired));
 }
 
 /** The fewest measured iterations a side at which the exact test can reach `level` at all. */
@@ -364,8 +384,32 @@ function fewestToReach(level: number, paired: boolean): number {
   return need;
 }
 
+/**
+ * The pooled rule's hook (lib/pooled.ts): the throughput of the cases at the
+ * rounds they were judged at, pooled; an inconclusive case the pool lets go
+ * reads `same`; every case says which rule stopped it.
+ */
+function judgePooled(cases: CaseComparison[], rule: PooledRule, stops: CaseStop[]): PooledSummary | null {
+  const keyOf = (k: CaseComparison) => caseKey({ file_size_bytes: k.fileSizeBytes, memory_limit_mb: k.memoryLimitMb, concurrency: k.concurrency });
+  const judged = cases.filter((k) => k.paired);
+  const r = pooledVerdicts(judged.map((k) => {
+    const ratios = logRatios(k.base.successes, k.cand.successes, 'throughput_mib_s');
+    return { key: keyOf(k), ratios: k.rounds === null ? ratios : ratios.slice(0, k.rounds), verdict: k.metrics[0].verdict as CaseRounds['verdict'] };
+  }), rule);
+  for (const k of judged) {
+    k.stoppedBy = stoppedBy(stops.find((s) => s.case === keyOf(k))?.state);
+    if (r?.same.has(keyOf(k)) && k.metrics[0].verdict === 'inconclusive') {
+      k.metrics[0].verdict = 'same';
+      k.metrics[0].detectable = null;
+    }
+  }
+  return r?.summary ?? null;
+}
+
 /** Throughput of a run stopped by a group-sequential rule: the decision at the last look its rounds reached. */
-function judgeSequential(k: CaseComparison, rule: StoppingRule): void {
+function judgeSequential(k: CaseComparison, declared: StoppingRule): void {
+  // The rule stopped the rounds as declared; only the band the verdict is read with may be the case's own.
+  const rule = k.noisePct === null ? declared : { ...declared, noise_pct: k.noisePct };
   const m = k.metrics[0];
   const ratios = logRatios(k.base.successes, k.cand.successes, m.metric.key);
   const look = lastLookReached(ratios.length, rule);

@@ -138,7 +138,7 @@ export async function probeFacts(m: Matrix): Promise<Facts> {
 async function applyFixes(m: Matrix, say: (line: string) => void): Promise<void> {
   if (m.provider === 'local') return;
   try {
-    const img = await ensureGuestImage({ diskBytes: imageBytesFor(m), log: say });
+    const img = await ensureGuestImage({ diskBytes: imageBytesFor(m), say });
     say(`fixed: guest image ready in ${img.dir}`);
   } catch (e) {
     say(`fix failed: guest image: ${(e as Error).message}`);

@@ -7,7 +7,7 @@
 //   fs.writeFileSync('history.md', renderHistory(h, template, 'history.svg'))
 // Pure: rows in, view and text out.
 import Mustache from 'mustache';
-import { summarizeCases } from './report.ts';
+import { caseKey, caseLabel, summarizeCases } from './cases.ts';
 import type { RawRow } from './results.ts';
 import type { RunRecord } from './run-record.ts';
 import { toMiB } from './units.ts';
@@ -31,14 +31,14 @@ export function historyOf(sides: { name: string; rows: RawRow[]; record: RunReco
   const cases: { key: string; label: string }[] = [];
   for (const list of summaries) {
     for (const c of list) {
-      const key = `${c.memoryMb}/${c.sizeBytes}/${c.concurrency}`;
-      if (!cases.some((x) => x.key === key)) cases.push({ key, label: `${c.fileSize}${c.concurrency > 1 ? ` ×${c.concurrency}` : ''} @ ${c.memoryLimit}` });
+      const key = caseKey({ bytes: c.sizeBytes, ...c });
+      if (!cases.some((x) => x.key === key)) cases.push({ key, label: caseLabel(c.fileSize.replace(/ ×\d+$/, ''), c) });
     }
   }
   return cases.map(({ key, label }) => ({
     case: label,
     points: sides.map((s, i) => {
-      const c = summaries[i].find((x) => `${x.memoryMb}/${x.sizeBytes}/${x.concurrency}` === key);
+      const c = summaries[i].find((x) => caseKey({ bytes: x.sizeBytes, ...x }) === key);
       return {
         ref: s.name, order: i, case: label,
         throughputMiBs: c?.medianThroughputMiBs ?? null,

@@ -9,7 +9,7 @@
 // decompressing the kernel, 3.5 s to initramfs-tools and its udev, 2.8 s to
 // systemd's generators and 5+ s to units the guest never uses.
 //
-//   const img = await ensureGuestImage()      // builds it when missing (~4 min)
+//   const img = await ensureGuestImage({ say })    // builds it when missing (~4 min)
 //   img.kernel, img.initrd, img.disk, img.sshKey
 //
 //   node --import tsx lib/image.ts --build [--disk-size 12GiB] [--force]
@@ -17,12 +17,12 @@ import { $, fs, path, type ProcessOutput, type ProcessPromise } from 'zx';
 import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
-import { fileURLToPath } from 'node:url';
 import type { Matrix } from './matrix.ts';
 import { cacheDir } from './paths.ts';
 import { makeDirs } from './dirs.ts';
 import { findTool, IMAGE_BUILD_TOOLS, missingToolMessage } from './tools.ts';
-import { formatBytes, parseSize } from './units.ts';
+import { formatBytes } from './units.ts';
+import type { Say } from './progress.ts';
 
 const GiB = 1024 ** 3;
 
@@ -82,8 +82,8 @@ export interface ImageOptions {
   diskBytes?: number;
   /** Rebuild even when a usable image is there. */
   force?: boolean;
-  /** Progress lines; default stderr. */
-  log?: (line: string) => void;
+  /** Where the build's progress goes (the run's Progress line). */
+  say: Say;
 }
 
 
@@ -164,14 +164,14 @@ export async function readGuestImage(dir = defaultImageDir(), diskBytes = 0): Pr
 }
 
 /** The guest image, built first when missing, outdated or too small for `diskBytes`. */
-export async function ensureGuestImage(opts: ImageOptions = {}): Promise<GuestImage> {
+export async function ensureGuestImage(opts: ImageOptions): Promise<GuestImage> {
   const dir = opts.dir ?? defaultImageDir();
   const diskBytes = opts.diskBytes ?? DEFAULT_DISK_BYTES;
   if (!opts.force) {
     const existing = await readGuestImage(dir, diskBytes);
     if (existing) return existing;
   }
-  await buildGuestImage(dir, diskBytes, opts.log ?? ((line) => process.stderr.write(`${line}\n`)));
+  await buildGuestImage(dir, diskBytes, opts.say);
   const built = await readGuestImage(dir, diskBytes);
   if (!built) throw new Error(`guest image in ${dir} is incomplete after building it`);
   return built;
@@ -417,34 +417,8 @@ async function buildGuestImage(dir: string, diskBytes: number, log: (line: strin
 
 /** ./run-tests --build-image: the guest image sized for the matrix's largest file, built when missing or too small; its folder on stdout. */
 export async function buildImageCommand(m: Pick<Matrix, 'sizes'>, out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const img = await ensureGuestImage({ diskBytes: imageBytesFor(m), log: (line) => err(`${line}\n`) });
+  const img = await ensureGuestImage({ diskBytes: imageBytesFor(m), say: (line: string) => err(`${line}\n`) });
   err(`guest image: ${img.dir} (disk ${formatBytes(img.manifest.disk_virtual_bytes)}, built ${img.manifest.built_at}, kernel ${img.manifest.kernel_version})\n`);
   out(`${img.dir}\n`);
   return 0;
-}
-
-async function cli(argv: string[]): Promise<number> {
-  if (!argv.includes('--build')) {
-    process.stderr.write('usage: node --import tsx lib/image.ts --build [--disk-size 12GiB] [--force] [--dir DIR]\n');
-    return 2;
-  }
-  const opt = (name: string) => {
-    const i = argv.indexOf(name);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
-  const size = opt('--disk-size');
-  const img = await ensureGuestImage({
-    dir: opt('--dir'),
-    diskBytes: size ? parseSize(size) : undefined,
-    force: argv.includes('--force'),
-  });
-  process.stdout.write(`${img.dir}\n`);
-  return 0;
-}
-
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  cli(process.argv.slice(2)).then((code) => process.exit(code), (err) => {
-    process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
 }

@@ -36,3 +36,16 @@ export function interleave<C>(cases: C[], sides: number, seed: number): Job<C>[]
   }
   return out;
 }
+
+/**
+ * Adaptive rounds: within each memory limit (one environment), round i of
+ * every case before round i + 1 of any, so the cases of a limit advance
+ * together and the pooled rule (lib/pooled.ts) sees them all at each look.
+ * Limits keep their order; within a round the cases keep theirs.
+ */
+export function roundsInTurn<C extends { memoryMb: number; iteration: number }>(cases: C[]): C[] {
+  const limits = [...new Set(cases.map((c) => c.memoryMb))];
+  return cases.map((c, i) => ({ c, i }))
+    .sort((a, b) => limits.indexOf(a.c.memoryMb) - limits.indexOf(b.c.memoryMb) || a.c.iteration - b.c.iteration || a.i - b.i)
+    .map((x) => x.c);
+}

@@ -4,6 +4,8 @@
 // for a failure, the failures.log entry. Never throws for a server failure:
 // that is a result.
 import fs from 'node:fs';
+import { caseRunLabel } from './cases.ts';
+import { newRow } from './row.ts';
 import { AuthError, authenticate, deleteEntry, downloadSha256, findDownloadRoute, upload, type DownloadResult, type UploadResult } from './client.ts';
 import type { Case } from './matrix.ts';
 import type { Environment, MemorySample, ServerSpec, TimelinePoint } from './provider.ts';
@@ -12,6 +14,7 @@ import type { ExitReason, FailurePhase, RawRow, SampleRow } from './results.ts';
 import type { TestFile } from './testfiles.ts';
 import type { UploadProgress } from './progress.ts';
 import { MiB } from './units.ts';
+import { applyNoiseCuts, type NoiseCut } from './noise-cuts.ts';
 
 export interface IterationContext {
   env: Environment;
@@ -25,6 +28,10 @@ export interface IterationContext {
   authTimeoutSeconds: number;
   progress?: UploadProgress;
   signal?: AbortSignal;
+  /** Done after authentication, right before the measured upload (lib/noise-cuts.ts); absent: none. */
+  noiseCuts?: NoiseCut[];
+  /** The small file warm-upload sends first. */
+  warmFile?: TestFile;
 }
 
 export interface IterationOutcome {
@@ -72,16 +79,8 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
   const { env, testCase, file } = ctx;
   const n = testCase.concurrency ?? 1;
   const startedAt = new Date().toISOString();
-  const base: Omit<RawRow, 'duration_seconds' | 'exit_reason' | 'error' | 'failure_phase'> = {
-    file_size: testCase.size.label, memory_limit: `${testCase.memoryMb}MB`,
-    peak_memory_bytes: null, http_status: null, iteration: testCase.iteration,
-    file_size_bytes: file.bytes, memory_limit_mb: testCase.memoryMb,
-    transfer_seconds: null, processing_seconds: null, throughput_mib_s: null,
-    server_peak_rss_bytes: null, sha256_ok: null, started_at: startedAt, host_cpu_pressure_pct: null,
-    server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null, data_dir_bytes: null,
-    download_ttfb_seconds: null, download_mib_s: null, concurrency: n,
-  };
-  const caseName = `${testCase.memoryMb}MB ${testCase.size.label}${n > 1 ? ` x${n}` : ''} iteration ${testCase.iteration}`;
+  const base = newRow(testCase, startedAt);
+  const caseName = `${caseRunLabel(testCase.size.label, { memoryMb: testCase.memoryMb, concurrency: n })} iteration ${testCase.iteration}`;
   // The kernel's OOM kills are counted over the whole iteration, not only the upload's sample: a server
   // killed for memory while starting or while its upload is read back has not survived either.
   const oomMark = await env.oomKills();
@@ -120,6 +119,16 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
       `authentication failed: ${timedOut ? `no answer within ${ctx.authTimeoutSeconds} s` : (e as Error).message.split('\n')[0]}`);
   }
 
+  if (ctx.noiseCuts?.length) {
+    await applyNoiseCuts(ctx.noiseCuts, {
+      serverPid: env.serverPid?.() ?? null, fileBytes: file.bytes * n,
+      warm: async () => {
+        if (!ctx.warmFile) return;
+        const w = await upload({ baseUrl: url, cookie, file: ctx.warmFile.path, timeoutMs: ctx.uploadTimeoutSeconds * 1000, signal: ctx.signal });
+        if (w.id) await deleteEntry(url, cookie, w.id).catch(() => { /* a fresh data folder next time anyway */ });
+      },
+    });
+  }
   await env.startSampling();
   const samplingStarted = performance.now();
   const pressureBefore = cpuPressureTotalUs();

@@ -11,7 +11,8 @@ import { createServerNetns, sweepOrphanNetns, type ServerNetns } from './netns.t
 import { localDataParent } from './paths.ts';
 import { pidAlive } from './pids.ts';
 import { diesWithSuite } from './reaper.ts';
-import type { Environment, MemorySample, Provider, ServerLaunch, ServerSpec, TimelinePoint } from './provider.ts';
+import type { Environment, MemorySample, Provider, ProviderContext, ServerLaunch, ServerSpec, TimelinePoint } from './provider.ts';
+import type { Say } from './progress.ts';
 import { CLK_TCK, diskUsageBytes, readProcSpend, spendBetween, type ProcSpend } from './spend.ts';
 import {
   freePort, hostServerArgv, logTail, portInUse, spawnServer, stopServerProcess, waitReady, type ServerProcess,
@@ -39,7 +40,11 @@ export class LocalProvider implements Provider {
   readonly name = 'local' as const;
   /** Every environment up and not yet down, for close() and waitingFor(). */
   private readonly live = new Set<LocalEnvironment>();
-  constructor(private launch: ServerLaunch, private warn: (msg: string) => void = (m) => process.stderr.write(`${m}\n`)) {}
+  private readonly warn: Say;
+
+  constructor(private launch: ServerLaunch, ctx: ProviderContext) {
+    this.warn = ctx.say;
+  }
 
   waitingFor(): string[] {
     return [...this.live].map((e) => e.describe());
@@ -177,6 +182,10 @@ class LocalEnvironment implements Environment {
 
   async environmentAlive(): Promise<boolean> {
     return true;
+  }
+
+  serverPid(): number | null {
+    return this.proc && this.proc.exit === null ? this.proc.pid : null;
   }
 
   private readHwm(): number | null {

@@ -3,9 +3,13 @@
 //   const m = loadMatrixFile('matrix.yaml'); const cases = expandCases(m);
 import fs from 'node:fs';
 import path from 'node:path';
-import YAML, { LineCounter, isMap, isScalar, isSeq, visit, type Node } from 'yaml';
+import YAML, { LineCounter, isAlias, isCollection, isMap, isScalar, visit, type Node } from 'yaml';
+import { z } from 'zod';
+import { CONCURRENCY, ITERATIONS, parseWhole, scalarBy, TIMEOUT_SECONDS, VM_CPUS, WARMUP_ITERATIONS, type Bound } from './bounds.ts';
 import { InputError } from './errors.ts';
-import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './units.ts';
+import { judgmentYaml, unmatchedSelectors, type JudgmentRule } from './judgment.ts';
+import { DEFAULT_NOISE_CUTS, parseNoiseCuts, type NoiseCut } from './noise-cuts.ts';
+import { parseMemoryMb, parseSize, sizeLabel } from './units.ts';
 
 export const PROVIDERS = ['local', 'qemu', 'vagrant'] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
@@ -38,6 +42,10 @@ export interface Matrix {
   vmBox: string | null;
   /** Uploads of the same file started together, one case per entry (default [1]: one at a time). */
   concurrency: number[];
+  /** How cases are judged (matrix.yaml `judgment`, lib/judgment.ts): a noise band of their own, or left out of the verdict. */
+  judgment?: JudgmentRule[];
+  /** What is done before each measured upload to cut noise (lib/noise-cuts.ts); absent: the defaults. */
+  noiseCuts?: NoiseCut[];
 }
 
 /** One iteration of a case: `concurrency` (absent: 1) uploads of the size started together under the memory limit. */
@@ -56,200 +64,167 @@ export function repeated(values: readonly number[]): number | null {
 /** What --quick runs: small sizes and limits that finish in well under a minute on the local provider. */
 export const QUICK = { sizes: ['20MiB', '5MiB'], memoryLimitsMb: [512, 256], iterations: 2 };
 
-const TOP_KEYS = ['sizes', 'memory_limits', 'concurrency', 'iterations', 'warmup_iterations', 'timeouts', 'provider', 'server', 'vm'];
-/** More uploads at once than this is a typo, not a measurement: each holds the file's memory and disk share. */
-export const MAX_CONCURRENCY = 64;
-const TIMEOUT_KEYS = ['upload_seconds', 'readiness_seconds'];
-// Node's timers hold at most 2^31-1 ms (24.8 days; beyond, they fire at once), and a VM under
-// TCG multiplies every timeout by 4 (TCG_TIMEOUT_FACTOR in qemu.ts): 536870 s is the true bound.
-export const MAX_TIMEOUT_SECONDS = 500_000;
 export const DEFAULT_TIMEOUTS = { uploadSeconds: 1800, readinessSeconds: 60 };
-const SERVER_KEYS = ['source', 'build', 'binary', 'workdir'];
-/**
- * Far above any real run (1000 iterations of a 1 MiB case take an hour), far below what exhausts the
- * suite's memory: 999999999 grew the heap past 4 GB expanding cases, then V8 aborted (exit 134).
- */
-export const MAX_ITERATIONS = 1000;
 
-/** An iteration count: a positive whole number up to MAX_ITERATIONS. */
+/** An iteration count: a positive whole number up to ITERATIONS.max. */
 export function parseIterations(text: string | number): number {
-  const n = parsePositiveInt(text);
-  if (n > MAX_ITERATIONS) throw new Error(`at most ${MAX_ITERATIONS} iterations per case`);
-  return n;
+  return parseWhole(ITERATIONS, text);
 }
-const VM_KEYS = ['cpus', 'box'];
+
+/** Uploads at once: a whole number from 1 to CONCURRENCY.max. */
+export function parseConcurrency(v: string): number {
+  return parseWhole(CONCURRENCY, v);
+}
+
+// matrix.yaml's schema, one object per section; every number is checked against its Bound (lib/bounds.ts),
+// as config.json's are. A message is what follows "FILE:LINE: KEY: " (parseMatrix adds those and the value).
+
+/** A mapping of `shape`'s keys and no others. */
+function mapping<S extends z.core.$ZodLooseShape>(shape: S) {
+  const known = Object.keys(shape).join(', ');
+  return z.strictObject(shape, { error: (i) => (i.code === 'unrecognized_keys' ? `(known: ${known})` : `must be a mapping (${known})`) });
+}
+/** A non-empty list, no entry twice: a case is (size, memory limit, uploads at once, iteration), which --resume and compare-runs rely on being unique. */
+function listOnce<T>(item: z.ZodType<T, unknown>, key: (x: T) => number, twice: (x: T) => string) {
+  return z.array(item, { error: 'must be a list' }).min(1, { error: 'must not be empty' }).superRefine((xs, ctx) => {
+    const i = repeated(xs.map(key));
+    if (i !== null) ctx.addIssue({ code: 'custom', path: [i], message: twice(xs[i]) });
+  });
+}
+const whole = (b: Bound) => scalarBy((v) => parseWhole(b, v));
+
+const timeoutsYaml = mapping({
+  upload_seconds: whole(TIMEOUT_SECONDS).default(DEFAULT_TIMEOUTS.uploadSeconds),
+  readiness_seconds: whole(TIMEOUT_SECONDS).default(DEFAULT_TIMEOUTS.readinessSeconds),
+}).default({ upload_seconds: DEFAULT_TIMEOUTS.uploadSeconds, readiness_seconds: DEFAULT_TIMEOUTS.readinessSeconds });
+
+const BOX = 'must be a Vagrant box name, e.g. debian/bookworm64';
+const vmYaml = mapping({
+  cpus: whole(VM_CPUS).default(1),
+  box: z.string({ error: BOX }).trim().min(1, { error: BOX }).optional(),
+}).default({ cpus: 1 });
+
+const SERVER = 'must be "standin" or a mapping with source (and build) or binary';
+const PATH = 'must be a non-empty path';
+const BUILD = 'must be a non-empty list of arguments, with {out} for the binary path';
+const serverKeys = {
+  source: z.string({ error: PATH }).min(1, { error: PATH }).optional(),
+  build: z.array(z.union([z.string(), z.number()], { error: BUILD }).transform(String), { error: BUILD }).min(1, { error: BUILD })
+    .refine((b) => b.every((a) => a !== ''), { error: BUILD, abort: true })
+    .refine((b) => b.some((a) => a.includes('{out}')), { error: 'must contain {out} (where the binary goes)' }).optional(),
+  binary: z.string({ error: PATH }).min(1, { error: PATH }).optional(),
+  workdir: z.string({ error: PATH }).min(1, { error: PATH }).optional(),
+};
+/** "standin" (or nothing): the stand-in; else a mapping with binary (and workdir) or source (and build). */
+const serverYaml = z.preprocess((v) => (v === 'standin' ? undefined : v), z.strictObject(serverKeys, {
+  error: (i) => (i.code === 'unrecognized_keys' ? `(known: ${Object.keys(serverKeys).join(', ')})` : SERVER),
+}).superRefine((s, ctx) => {
+  const fail = (message: string, path: string[] = []) => ctx.addIssue({ code: 'custom', path, message });
+  if (s.binary && s.source) fail('give either binary or source, not both');
+  else if (!s.binary && !s.source) fail('needs source (a git checkout) or binary');
+  else if (s.source && s.workdir) fail('only with server.binary: a server built from source runs in its own tree', ['workdir']);
+}).optional());
+
+const matrixYaml = mapping({
+  sizes: listOnce(scalarBy((v) => ({ label: sizeLabel(v), bytes: parseSize(v) })), (s) => s.bytes,
+    (s) => `the same size as an earlier entry (${s.bytes} bytes): give each once`),
+  memory_limits: listOnce(scalarBy(parseMemoryMb), (x) => x, () => 'given twice: give each once'),
+  concurrency: listOnce(whole(CONCURRENCY), (x) => x, () => 'given twice: give each once').default([1]),
+  // 5 = 1 warm-up + 4 measured, the fewest that let compare-runs' p-value get below 0.05.
+  iterations: whole(ITERATIONS).default(5),
+  warmup_iterations: whole(WARMUP_ITERATIONS).optional(),
+  timeouts: timeoutsYaml,
+  provider: z.enum(PROVIDERS, { error: `must be one of ${PROVIDERS.join(', ')}` }).default('local'),
+  judgment: judgmentYaml.optional(),
+  // What is done before each measured upload to cut noise (lib/noise-cuts.ts): a list of names, [] or none for no cuts.
+  noise_cuts: z.union([z.array(z.union([z.string(), z.number()]).transform(String)), z.string()], { error: 'must be a list of names, or none' })
+    .transform((v, ctx) => {
+      try { return parseNoiseCuts(Array.isArray(v) ? v.join(',') || 'none' : v); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
+    }).optional(),
+  server: serverYaml,
+  vm: vmYaml,
+}).superRefine((m, ctx) => {
+  for (const issue of unmatchedSelectors(m.judgment ?? [], { sizes: m.sizes, memoryLimitsMb: m.memory_limits, concurrency: m.concurrency })) {
+    ctx.addIssue({ code: 'custom', ...issue });
+  }
+  if (m.warmup_iterations !== undefined && m.warmup_iterations >= m.iterations) {
+    ctx.addIssue({ code: 'custom', path: ['warmup_iterations'], message: `must be less than iterations (${m.iterations}): warm-up is not measured, so nothing would be` });
+  }
+});
 
 /** Parses matrix.yaml text; `file` is only for messages. Relative server paths resolve against the file's folder. */
 export function parseMatrix(text: string, file: string): Matrix {
   const lc = new LineCounter();
   const doc = YAML.parseDocument(text, { lineCounter: lc, uniqueKeys: true });
-  const where = (node: Node | null | undefined) =>
-    node?.range ? `${file}:${lc.linePos(node.range[0]).line}` : file;
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
     throw new InputError(`${file}:${e.linePos?.[0].line ?? '?'}: invalid YAML: ${e.message.split('\n')[0]}`);
   }
-  // Anchors and aliases (`upload_seconds: &u 60`, `readiness_seconds: *u`): each alias becomes a copy of its
-  // anchored value placed where the alias is, so the checks below see the value and their errors name the alias's line.
+  if (!isMap(doc.contents)) throw new InputError(`${file}: expected a mapping of keys (sizes, memory_limits, ...)`);
+  // Anchors and aliases resolve to their values (errors then name the line the value is written on);
+  // an alias with no anchor above it, and YAML's merge key, are refused by name with their line.
   visit(doc, {
     Alias(_, alias) {
-      const target = alias.resolve(doc);
-      if (!target) throw new InputError(`${where(alias)}: alias *${alias.source} names no anchor above it`);
-      const copy = target.clone() as Node;
-      visit(copy, (_key, n) => { if (isScalar(n) || isMap(n) || isSeq(n)) n.range = alias.range; });
-      copy.range = alias.range;
-      return copy;
+      if (!alias.resolve(doc)) throw new InputError(`${file}:${lc.linePos(alias.range![0]).line}: alias *${alias.source} names no anchor above it`);
+    },
+    Pair(_, pair) {
+      if (isScalar(pair.key) && pair.key.value === '<<') {
+        throw new InputError(`${file}:${lc.linePos(pair.key.range![0]).line}: "<<": YAML merge keys are not supported; write the keys out (anchors and aliases of values are)`);
+      }
     },
   });
-  const root = doc.contents;
-  if (!isMap(root)) throw new InputError(`${file}: expected a mapping of keys (sizes, memory_limits, ...)`);
-  const fail = (key: string, node: Node | null | undefined, why: string): never => {
-    const value = isScalar(node) ? JSON.stringify(node.value) : node ? JSON.stringify(node.toJSON()) : 'nothing';
-    throw new InputError(`${where(node)}: ${key}: ${why} (got ${value})`);
-  };
-  const get = (map: typeof root, key: string) => map.get(key, true) as Node | undefined;
-  const checkKeys = (map: typeof root, allowed: string[], prefix: string) => {
-    for (const pair of map.items) {
-      const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-      if (k === '<<') throw new InputError(`${where(pair.key as Node)}: "${prefix}<<": YAML merge keys are not supported; write the keys out (anchors and aliases of values are)`);
-      if (!allowed.includes(k)) {
-        throw new InputError(`${where(pair.key as Node)}: unknown key "${prefix}${k}" (known: ${allowed.join(', ')})`);
-      }
-    }
-  };
-  checkKeys(root, TOP_KEYS, '');
-
-  const list = (key: string): Node[] => {
-    const node = get(root, key);
-    if (!isSeq(node)) return fail(key, node, 'must be a list');
-    if (node.items.length === 0) return fail(key, node, 'must not be empty');
-    return node.items as Node[];
-  };
-  const scalar = (key: string, node: Node | undefined, parse: (v: string) => number) => {
-    if (!isScalar(node)) return fail(key, node, 'must be a single value');
-    try { return parse(String(node.value)); } catch (e) { return fail(key, node, (e as Error).message); }
-  };
-  const sizeNodes = list('sizes');
-  const sizes = sizeNodes.map((n) => {
-    const bytes = scalar('sizes', n, parseSize);
-    return { label: sizeLabel(String((n as { value: unknown }).value)), bytes };
-  });
-  const memoryNodes = list('memory_limits');
-  const memoryLimitsMb = memoryNodes.map((n) => scalar('memory_limits', n, parseMemoryMb));
-  const sizeTwice = repeated(sizes.map((x) => x.bytes));
-  if (sizeTwice !== null) fail('sizes', sizeNodes[sizeTwice], `the same size as an earlier entry (${sizes[sizeTwice].bytes} bytes): give each once`);
-  const memoryTwice = repeated(memoryLimitsMb);
-  if (memoryTwice !== null) fail('memory_limits', memoryNodes[memoryTwice], 'given twice: give each once');
-  const concurrencyNode = get(root, 'concurrency');
-  const concurrencyNodes = concurrencyNode === undefined ? [] : list('concurrency');
-  const concurrency = concurrencyNodes.length === 0 ? [1] : concurrencyNodes.map((n) => scalar('concurrency', n, parseConcurrency));
-  const concurrencyTwice = repeated(concurrency);
-  if (concurrencyTwice !== null) fail('concurrency', concurrencyNodes[concurrencyTwice], 'given twice: give each once');
-  const num = (key: string, node: Node | undefined, dflt: number) =>
-    node === undefined ? dflt : scalar(key, node, parsePositiveInt);
-  // 5 = 1 warm-up + 4 measured, the fewest that let compare-runs' p-value get below 0.05.
-  const iterationsNode = get(root, 'iterations');
-  const iterations = iterationsNode === undefined ? 5 : scalar('iterations', iterationsNode, parseIterations);
-  const warmupNode = get(root, 'warmup_iterations');
-  const warmupIterations = warmupNode === undefined ? defaultWarmup(iterations)
-    : scalar('warmup_iterations', warmupNode, (v) => {
-      if (!/^\d+$/.test(v.trim())) throw new Error('not a whole number');
-      return Number(v);
-    });
-  if (warmupNode !== undefined && warmupIterations >= iterations) {
-    fail('warmup_iterations', warmupNode, `must be less than iterations (${iterations}): warm-up is not measured, so nothing would be`);
-  }
-
-  let uploadTimeoutSeconds = DEFAULT_TIMEOUTS.uploadSeconds;
-  let readinessTimeoutSeconds = DEFAULT_TIMEOUTS.readinessSeconds;
-  const timeouts = get(root, 'timeouts');
-  if (timeouts !== undefined) {
-    if (!isMap(timeouts)) fail('timeouts', timeouts, 'must be a mapping (upload_seconds, readiness_seconds)');
-    const t = timeouts as typeof root;
-    checkKeys(t, TIMEOUT_KEYS, 'timeouts.');
-    const timeout = (key: string, dflt: number) => {
-      const node = get(t, key);
-      const seconds = num(`timeouts.${key}`, node, dflt);
-      if (seconds > MAX_TIMEOUT_SECONDS) fail(`timeouts.${key}`, node, `must be at most ${MAX_TIMEOUT_SECONDS} seconds`);
-      return seconds;
-    };
-    uploadTimeoutSeconds = timeout('upload_seconds', uploadTimeoutSeconds);
-    readinessTimeoutSeconds = timeout('readiness_seconds', readinessTimeoutSeconds);
-  }
-
-  const providerNode = get(root, 'provider');
-  let provider: ProviderName = 'local';
-  if (providerNode !== undefined) {
-    const v = isScalar(providerNode) ? String(providerNode.value) : '';
-    if (!(PROVIDERS as readonly string[]).includes(v)) fail('provider', providerNode, `must be one of ${PROVIDERS.join(', ')}`);
-    provider = v as ProviderName;
-  }
-
-  let vmCpus = 1;
-  let vmBox: string | null = null;
-  const vm = get(root, 'vm');
-  if (vm !== undefined) {
-    if (!isMap(vm)) fail('vm', vm, 'must be a mapping (cpus, box)');
-    checkKeys(vm as typeof root, VM_KEYS, 'vm.');
-    vmCpus = num('vm.cpus', get(vm as typeof root, 'cpus'), vmCpus);
-    const box = get(vm as typeof root, 'box');
-    if (box !== undefined) {
-      if (!isScalar(box) || typeof box.value !== 'string' || !box.value.trim()) fail('vm.box', box, 'must be a Vagrant box name, e.g. debian/bookworm64');
-      vmBox = String((box as { value: unknown }).value).trim();
-    }
-  }
-
-  const server = parseServer(get(root, 'server'), path.dirname(path.resolve(file)), fail, checkKeys, get);
+  const parsed = matrixYaml.safeParse(doc.toJS());
+  if (!parsed.success) throw new InputError(yamlIssue(parsed.error.issues, doc, lc, file));
+  const y = parsed.data;
+  const baseDir = path.dirname(path.resolve(file));
+  const s = y.server;
+  const at = (p: string) => path.resolve(baseDir, p);
   return {
-    sizes, memoryLimitsMb, iterations, warmupIterations, uploadTimeoutSeconds, readinessTimeoutSeconds,
-    provider, server, vmCpus, vmBox, concurrency,
+    sizes: y.sizes, memoryLimitsMb: y.memory_limits, iterations: y.iterations,
+    warmupIterations: y.warmup_iterations ?? defaultWarmup(y.iterations),
+    uploadTimeoutSeconds: y.timeouts.upload_seconds, readinessTimeoutSeconds: y.timeouts.readiness_seconds,
+    provider: y.provider,
+    server: !s ? { kind: 'standin' }
+      : s.binary ? (s.workdir ? { kind: 'binary', binary: at(s.binary), workdir: at(s.workdir) } : { kind: 'binary', binary: at(s.binary) })
+        : { kind: 'source', source: at(s.source!), build: s.build ?? DEFAULT_BUILD },
+    vmCpus: y.vm.cpus, vmBox: y.vm.box ?? null, concurrency: y.concurrency,
+    ...(y.judgment?.length ? { judgment: y.judgment } : {}),
+    noiseCuts: y.noise_cuts ?? [...DEFAULT_NOISE_CUTS],
   };
 }
 
-/** Uploads at once: a whole number from 1 to MAX_CONCURRENCY. */
-export function parseConcurrency(v: string): number {
-  const n = parsePositiveInt(v);
-  if (n > MAX_CONCURRENCY) throw new Error(`at most ${MAX_CONCURRENCY} uploads at once`);
-  return n;
-}
-
-function parseServer(
-  node: Node | undefined, baseDir: string,
-  fail: (key: string, node: Node | null | undefined, why: string) => never,
-  checkKeys: (map: any, allowed: string[], prefix: string) => void,
-  get: (map: any, key: string) => Node | undefined,
-): ServerConfig {
-  if (node === undefined) return { kind: 'standin' };
-  if (isScalar(node)) {
-    if (node.value === 'standin') return { kind: 'standin' };
-    return fail('server', node, 'must be "standin" or a mapping with source (and build) or binary');
-  }
-  if (!isMap(node)) return fail('server', node, 'must be "standin" or a mapping with source (and build) or binary');
-  checkKeys(node, SERVER_KEYS, 'server.');
-  const str = (key: string) => {
-    const n = get(node, key);
-    if (n === undefined) return undefined;
-    if (!isScalar(n) || typeof n.value !== 'string' || n.value === '') fail(`server.${key}`, n, 'must be a non-empty path');
-    return path.resolve(baseDir, String((n as { value: unknown }).value));
-  };
-  const binary = str('binary');
-  const source = str('source');
-  if (binary && source) fail('server', node, 'give either binary or source, not both');
-  const workdir = str('workdir');
-  if (binary) return workdir ? { kind: 'binary', binary, workdir } : { kind: 'binary', binary };
-  if (!source) return fail('server', node, 'needs source (a git checkout) or binary');
-  if (workdir) fail('server.workdir', get(node, 'workdir'), 'only with server.binary: a server built from source runs in its own tree');
-  const buildNode = get(node, 'build');
-  let build = DEFAULT_BUILD;
-  if (buildNode !== undefined) {
-    const items = isSeq(buildNode) ? buildNode.items : [];
-    if (items.length === 0 || !items.every((i) => isScalar(i) && String(i.value) !== '')) {
-      fail('server.build', buildNode, 'must be a non-empty list of arguments, with {out} for the binary path');
+/**
+ * The first problem in the file (by position) as "FILE:LINE: KEY: WHY (got VALUE)", the line and
+ * value from the YAML node at the issue's path; an unknown key as 'FILE:LINE: unknown key "KEY" (known: ...)'.
+ */
+function yamlIssue(issues: z.core.$ZodIssue[], doc: YAML.Document, lc: LineCounter, file: string): string {
+  const nodeOf = (i: z.core.$ZodIssue): Node | undefined => {
+    // Through aliases (`memory_limits: *limits`): the line is where the value is written.
+    let at = doc.contents as Node | null | undefined;
+    for (const k of i.path) {
+      if (isAlias(at)) at = at.resolve(doc);
+      // A key the file lacks (a rule's missing reason): the line of the mapping that lacks it.
+      const next = isCollection(at) ? (at.get(k, true) as Node | undefined) : undefined;
+      if (next === undefined) break;
+      at = next;
     }
-    build = items.map((i) => String((i as { value: unknown }).value));
-    if (!build.some((a) => a.includes('{out}'))) fail('server.build', buildNode, 'must contain {out} (where the binary goes)');
-  }
-  return { kind: 'source', source, build };
+    if (isAlias(at)) at = at.resolve(doc);
+    if (!at) return undefined;
+    if (i.code !== 'unrecognized_keys' || !isMap(at)) return at;
+    return at.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === i.keys[0])?.key as Node | undefined;
+  };
+  // A rule over a whole mapping (give either noise or ignore) waits for the mapping's own keys to be right.
+  const within = (outer: z.core.$ZodIssue, inner: z.core.$ZodIssue) => inner !== outer && inner.code !== 'custom' && outer.path.every((p, k) => inner.path[k] === p);
+  const shown = issues.filter((o) => o.code !== 'custom' || !issues.some((n) => within(o, n)));
+  const first = shown.map((i) => ({ i, node: nodeOf(i) })).sort((a, b) => (a.node?.range?.[0] ?? -1) - (b.node?.range?.[0] ?? -1))[0];
+  const { i, node } = first;
+  const where = node?.range ? `${file}:${lc.linePos(node.range[0]).line}` : file;
+  // A list's index is named where a key follows it (judgment[0].match), not for a list of values (sizes).
+  const key = i.path.map((p, k) => (typeof p === 'string' ? `.${p}` : isCollection(doc.getIn(i.path.slice(0, k + 1), true)) ? `[${String(p)}]` : ''))
+    .join('').replace(/^\./, '');
+  if (i.code === 'unrecognized_keys') return `${where}: unknown key "${key ? `${key}.` : ''}${i.keys[0]}" ${i.message}`;
+  const value = isScalar(node) ? JSON.stringify(node.value) : node ? JSON.stringify(node.toJSON()) : 'nothing';
+  return `${where}: ${key}: ${i.message} (got ${value})`;
 }
 
 export function defaultWarmup(iterations: number): number {

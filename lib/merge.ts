@@ -9,11 +9,11 @@
 //   await writeMerged(merged, 'results/merged')
 import fs from 'node:fs';
 import path from 'node:path';
-import { caseKey } from './cases.ts';
+import { caseKey, caseLabel, matrixCases, parseCaseKey } from './cases.ts';
 import { InputError } from './errors.ts';
 import type { HostFingerprint } from './host.ts';
 import { readRawText, readRunRecord } from './load-run.ts';
-import { writeReportFiles } from './report.ts';
+import { writeReportFiles } from './report-files.ts';
 import {
   appendCanaryRow, appendSamples, parseCanaryCsv, parseRawCsv, parseSamplesCsv, rawCsvHeader, rawCsvLine, writeConfig, type CanaryRow, type RawRow, type SampleRow,
 } from './results.ts';
@@ -190,7 +190,7 @@ export function mergeShards(shards: ShardRun[], opts: { allowMissing: boolean })
       owner.set(k, s);
     }
   }
-  const allCases = (matrix.memory_limits_mb ?? []).flatMap((mem) => (matrix.sizes ?? []).map((sz) => `${sz.bytes}@${mem}`));
+  const allCases = matrixCases({ sizes: matrix.sizes ?? [], memoryLimitsMb: matrix.memory_limits_mb ?? [], concurrency: matrix.concurrency ?? [1] }).map(caseKey);
   const given = new Set(shards.map((s) => s.sides[0].config.shard!.index));
   const missingShards = Array.from({ length: total }, (_, i) => i + 1).filter((k) => !given.has(k));
   const missing: string[] = [];
@@ -281,8 +281,8 @@ function differs(key: string, a: unknown, b: unknown): string {
 
 function caseLabeller(sizes: { label: string; bytes: number }[]): (k: string) => string {
   return (k) => {
-    const [bytes, mem] = k.split('@');
-    return `${sizes.find((s) => String(s.bytes) === bytes)?.label ?? `${bytes} B`} @ ${mem}MB`;
+    const c = parseCaseKey(k);
+    return c ? caseLabel(sizes.find((s) => s.bytes === c.bytes)?.label ?? `${c.bytes} B`, c) : k;
   };
 }
 

@@ -6,11 +6,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { argvError } from './argv-errors.ts';
 import { InputError } from './errors.ts';
-import { defaultWarmup, loadMatrixFile, MAX_ITERATIONS, parseConcurrency, parseIterations, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
+import { CONCURRENCY, ITERATIONS, MEMORY_MB } from './bounds.ts';
+import { defaultWarmup, loadMatrixFile, parseConcurrency, parseIterations, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
 import { SUITE_DIR } from './paths.ts';
 import { readResumeState, type ResumeState } from './resume.ts';
 import { matrixFromRecord } from './run-record.ts';
 import { DEFAULT_LOOKS, DEFAULT_MAX_ROUNDS } from './sequential.ts';
+import { DEFAULT_NOISE_CUTS, NOISE_CUTS, parseNoiseCuts } from './noise-cuts.ts';
 import { parseShard, planShards, type Shard } from './shard.ts';
 import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './units.ts';
 
@@ -29,16 +31,23 @@ Options (flags override matrix.yaml):
   --provider NAME      where the server runs: local | qemu | vagrant (default: matrix's, else local)
   --sizes LIST         file sizes, e.g. 10MiB,1GiB: whole bytes, 1B to 1TiB, a unit required
                        (B; KiB MiB GiB TiB = 2^10..; KB MB GB TB = 10^3..)
-  --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), 1 to 1048576, e.g. 256,512
-  --concurrency LIST   uploads of the same file started together, one case per entry, e.g. 1,4
-                       (default: matrix's, else 1)
-  --iterations N|auto  iterations per case, at most ${MAX_ITERATIONS} (default: matrix's, else 5; fewer leave compare-runs
+  --memory LIST        memory limits in MB (2^20 bytes, as QEMU -m), 1 to ${MEMORY_MB.max}, e.g. 256,512
+  --concurrency LIST   uploads of the same file started together, one case per entry, 1 to ${CONCURRENCY.max},
+                       e.g. 1,4 (default: matrix's, else 1)
+  --iterations N|auto  iterations per case, at most ${ITERATIONS.max} (default: matrix's, else 5; fewer leave compare-runs
                        unable to call any change significant). auto, the default with two or more
                        --ref or --binary: after the warm-up, interleaved rounds go on per case until
                        the case is decided (faster, slower or same) or --max-iterations is reached,
                        judged only at fixed round counts by a rule recorded in config.json
   --max-iterations N   with auto: the most iterations per case and side, warm-up included (default ${1 + DEFAULT_MAX_ROUNDS})
   --noise PCT          with auto: changes inside +-PCT percent are "same" (default 3)
+  --no-pool            with auto: judge each case by its own rule only (default: the matrix-level same of
+                       lib/pooled.ts also lets a case stop as same when the pooled change across the cases
+                       lies inside +-noise and the case does not stray from it)
+  --noise-cuts LIST    done before each measured upload to cut noise: ${NOISE_CUTS.join(', ')},
+                       or none (default: matrix's noise_cuts, else ${DEFAULT_NOISE_CUTS.join(',') || 'none'}; recorded in config.json)
+  --plan               print the plan (cases, bytes a round, rounds least/expected/most, wall time here,
+                       what --shard N makes of it) and exit 0: nothing is built or uploaded
 
   --out DIR            parent folder of the results folder (default: results/ beside this script)
   --quick              a small matrix: sizes ${QUICK.sizes.join(',')}, memory ${QUICK.memoryLimitsMb.join(',')} MB,
@@ -49,11 +58,14 @@ Options (flags override matrix.yaml):
                        changes included (recorded as dirty). Without --ref, server.source builds WORKTREE.
                        Repeat for more: every later ref is compared with the first.
   --binary PATH        a prebuilt server binary instead of a ref; repeat to compare binaries as refs are
+  --junit FILE         with two or more servers: also write the comparisons' verdicts as JUnit XML, for a
+                       CI's test view (failed: slower or failing more; skipped: inconclusive or ignored)
   --seed N             seed of the refs' interleaved order (default: random; recorded in config.json)
   --shard k/N          run only shard k of N (numbered from 1): whole cases (file size x memory limit, every
                        iteration and ref), balanced by bytes x iterations with VM boots counted; ./merge-runs
                        joins the N folders into one run. auto: CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL (CircleCI),
-                       or JOB_COMPLETION_INDEX with UPS_SHARD_TOTAL = the Job's completions (Kubernetes)
+                       CI_NODE_INDEX/CI_NODE_TOTAL (GitLab parallel: N), or JOB_COMPLETION_INDEX with
+                       UPS_SHARD_TOTAL = the Job's completions (Kubernetes)
   --resume DIR         finish an interrupted run: its recorded matrix, server and knobs (config.json),
                        only the iterations raw.csv lacks, into the same folder (no other flags); a run
                        of several servers from its parent folder, every side together in the seeded order
@@ -107,12 +119,16 @@ export interface Options {
   /** --binary values in order: prebuilt servers compared as refs are; empty without. */
   binaries: string[];
   /** --iterations auto: interleaved rounds until each case is decided (lib/sequential.ts); null for a fixed count. */
-  adaptive: { maxRounds: number; noisePct: number } | null;
+  adaptive: { maxRounds: number; noisePct: number; pooled: boolean } | null;
+  /** --plan: print the plan and exit 0, nothing built or run. */
+  plan: boolean;
   /** --resume: the run folder to finish, as read back. */
   resume: ResumeState | null;
   /** --doctor (with --fix), --build-image or --self-check instead of a run. */
   mode: 'run' | 'doctor' | 'build-image' | 'self-check';
   fix: boolean;
+  /** --junit FILE: the comparisons' verdicts as JUnit XML (two or more servers); null without. */
+  junit: string | null;
 }
 
 /** Parses argv into the run's settings; every bad value is an InputError naming the flag and the value. */
@@ -126,8 +142,9 @@ export function parseOptions(argv: string[]): Options | 'help' {
         memory: { type: 'string' }, iterations: { type: 'string' }, out: { type: 'string' }, concurrency: { type: 'string' },
         quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
         ref: { type: 'string', multiple: true }, binary: { type: 'string', multiple: true }, seed: { type: 'string' },
-        'max-iterations': { type: 'string' }, noise: { type: 'string' }, 'self-check': { type: 'boolean' }, resume: { type: 'string' }, shard: { type: 'string' },
+        'max-iterations': { type: 'string' }, noise: { type: 'string' }, junit: { type: 'string' }, 'self-check': { type: 'boolean' }, resume: { type: 'string' }, shard: { type: 'string' },
         doctor: { type: 'boolean' }, fix: { type: 'boolean' }, 'build-image': { type: 'boolean' },
+        plan: { type: 'boolean' }, 'noise-cuts': { type: 'string' }, 'no-pool': { type: 'boolean' },
       },
       strict: true, allowPositionals: false, tokens: true,
     });
@@ -192,25 +209,26 @@ export function parseOptions(argv: string[]): Options | 'help' {
   // Two or more servers are compared in adaptive rounds unless a fixed --iterations is given.
   const auto = v.iterations === undefined ? sides >= 2 : v.iterations.trim() === 'auto';
   if (auto && sides < 2) throw new InputError('--iterations auto: needs two or more --ref or --binary to compare');
-  if (!auto && (v['max-iterations'] !== undefined || v.noise !== undefined)) {
-    throw new InputError(`--${v['max-iterations'] !== undefined ? 'max-iterations' : 'noise'} goes with --iterations auto (the default with two or more --ref or --binary)`);
+  if (!auto && (v['max-iterations'] !== undefined || v.noise !== undefined || v['no-pool'])) {
+    throw new InputError(`--${v['max-iterations'] !== undefined ? 'max-iterations' : v.noise !== undefined ? 'noise' : 'no-pool'} goes with --iterations auto (the default with two or more --ref or --binary)`);
   }
   let adaptive: Options['adaptive'] = null;
   if (auto) {
     const warmup = matrix.warmupIterations || 1;
     const max = v['max-iterations'] === undefined ? warmup + DEFAULT_MAX_ROUNDS : flag('max-iterations', v['max-iterations'], parsePositiveInt);
-    if (max > MAX_ITERATIONS || max < warmup + MIN_ROUNDS) {
-      throw new InputError(`--max-iterations: from ${warmup + MIN_ROUNDS} (warm-up ${warmup} + ${MIN_ROUNDS} rounds, the first look) to ${MAX_ITERATIONS} (got "${v['max-iterations']}")`);
+    if (max > ITERATIONS.max || max < warmup + MIN_ROUNDS) {
+      throw new InputError(`--max-iterations: from ${warmup + MIN_ROUNDS} (warm-up ${warmup} + ${MIN_ROUNDS} rounds, the first look) to ${ITERATIONS.max} (got "${v['max-iterations']}")`);
     }
     const noisePct = v.noise === undefined ? 3 : flag('noise', v.noise, (s) => {
       const n = Number(s);
       if (s.trim() === '' || !(n > 0 && n < 50)) throw new Error('a percentage above 0 and below 50');
       return n;
     });
-    adaptive = { maxRounds: max - warmup, noisePct };
+    adaptive = { maxRounds: max - warmup, noisePct, pooled: !v['no-pool'] };
     matrix.warmupIterations = warmup;
     matrix.iterations = max; // the most any case runs; a decided case stops early
   }
+  if (v['noise-cuts'] !== undefined) matrix.noiseCuts = flag('noise-cuts', v['noise-cuts'], parseNoiseCuts);
   const seed = v.seed === undefined ? null : flag('seed', v.seed, (s) => {
     if (!/^\d+$/.test(s.trim()) || Number(s) > 2 ** 32 - 1) throw new Error('not a whole number from 0 to 4294967295');
     return Number(s);
@@ -220,9 +238,12 @@ export function parseOptions(argv: string[]): Options | 'help' {
   const shard = v.shard === undefined ? null : parseShard(v.shard, process.env);
   if (shard) planShards(matrix, shard.total, refs.length); // more shards than cases: refused before anything starts
   const mode = v.doctor ? 'doctor' : v['build-image'] ? 'build-image' : v['self-check'] ? 'self-check' : 'run';
+  if (v.junit !== undefined && (v.junit.trim() === '' || sides < 2)) {
+    throw new InputError(v.junit.trim() === '' ? '--junit: give a file name' : '--junit: needs two or more --ref or --binary (a comparison to report)');
+  }
   return {
     matrix, matrixFile, out: path.resolve(v.out ?? path.join(SUITE_DIR, 'results')), refs, binaries, adaptive, seed, shard,
-    resume: null, mode, fix: v.fix ?? false,
+    resume: null, mode, fix: v.fix ?? false, junit: v.junit === undefined ? null : path.resolve(v.junit), plan: v.plan ?? false,
   };
 }
 
@@ -242,6 +263,6 @@ function resumeOptions(dir: string, otherFlags: string[]): Options {
   return {
     matrix, matrixFile: first.matrix_file, out: path.dirname(state.dir),
     refs, binaries, adaptive: null, seed: first.ab?.seed ?? null, shard: s ? { index: s.index, total: s.total, source: 'resumed' } : null,
-    resume: state, mode: 'run', fix: false,
+    resume: state, mode: 'run', fix: false, junit: null, plan: false,
   };
 }

@@ -2,6 +2,9 @@
 // plain periodic lines when stderr is not a terminal (CI logs, files).
 import { MiB } from './units.ts';
 
+/** The one way a message reaches the user: a line on stderr, through Progress (providers, image builds and steps all take one). */
+export type Say = (line: string) => void;
+
 export interface UploadProgress {
   update(sentBytes: number): void;
   done(): void;

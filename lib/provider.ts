@@ -7,6 +7,7 @@
 //   await env.startSampling(); ...upload...; const s = await env.stopSampling()
 //   await env.down(); await provider.close()   // close() takes down whatever is still up
 
+import type { Say } from './progress.ts';
 import type { ServerSpend } from './spend.ts';
 
 /** What runs as the server under test, as the run resolved it. */
@@ -75,6 +76,8 @@ export interface Environment {
   stopServer(): Promise<void>;
   /** Whether the server process is still running. */
   serverAlive(): Promise<boolean>;
+  /** The server's pid on this host (local provider), for CPU affinity; absent or null where it runs elsewhere. */
+  serverPid?(): number | null;
   /** Whether the environment itself still runs (a VM's process; the host is always there). */
   environmentAlive(): Promise<boolean>;
   /**
@@ -107,4 +110,6 @@ export interface Provider {
 /** What every provider takes besides its own options: the run's interruption (a boot under way stops, and is not retried). */
 export interface ProviderContext {
   signal?: AbortSignal;
+  /** Where the provider's messages go (VM boots, warnings): the run's Progress line. */
+  say: Say;
 }

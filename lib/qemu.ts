@@ -31,8 +31,6 @@ export interface QemuOptions {
   image?: GuestImage;
   /** Guest disk size the run needs (see diskBytesFor); a smaller cached image is rebuilt. */
   diskBytes?: number;
-  /** Progress lines; default stderr. */
-  log?: (line: string) => void;
 }
 
 /** Every VM this process started and has not yet destroyed: QEMU's pid -> the VM's temp folder. */
@@ -60,8 +58,8 @@ export class QemuProvider implements Provider {
   readonly name = 'qemu' as const;
   private log: (line: string) => void;
 
-  constructor(private launch: ServerLaunch, private opts: QemuOptions & ProviderContext = {}) {
-    this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+  constructor(private launch: ServerLaunch, private opts: QemuOptions & ProviderContext) {
+    this.log = opts.say;
     // An interrupted run kills its VMs at once: a boot under way then fails, and is not retried.
     opts.signal?.addEventListener('abort', killAllVms, { once: true });
   }
@@ -76,7 +74,7 @@ export class QemuProvider implements Provider {
 
   async up(memoryMb: number): Promise<Environment> {
     requireTools(PROVIDER_TOOLS.qemu);
-    const image = this.opts.image ?? await ensureGuestImage({ log: this.log, diskBytes: this.opts.diskBytes });
+    const image = this.opts.image ?? await ensureGuestImage({ say: this.log, diskBytes: this.opts.diskBytes });
     const accel = this.opts.accel ?? await chooseAccel(image);
     try {
       return await this.boot(memoryMb, image, accel);

@@ -1,89 +1,13 @@
 // report.md: per case (memory limit x size) the median duration and throughput
 // over successful, non-warm-up iterations, peaks, failures, and the run's
-// settings. renderReport is pure (rows, record and template in, Markdown out);
-// writeReportFiles reads the template and writes it with its chart into a run folder.
-import fs from 'node:fs';
-import path from 'node:path';
+// settings. Pure: rows, record and template in, Markdown out (lib/report-files.ts
+// writes it with its charts into a run folder).
+import { duration } from './plan.ts';
 import Mustache from 'mustache';
-import { caseSide, caseSizeLabel, cpuSecondsPerGiB, groupCases, spaceAmplification, throughputOf, writeAmplification } from './cases.ts';
-import { canaryChartSvg, memoryTimelineSvg, throughputChartSvg } from './charts.ts';
-import { SUITE_DIR } from './paths.ts';
-import { parseCanaryCsv, parseSamplesCsv, writeFileAtomic, type RawRow } from './results.ts';
+import { summarizeCases } from './cases.ts';
+import type { RawRow } from './row.ts';
 import type { RunRecord } from './run-record.ts';
-import { cvPct, max, median } from './stats.ts';
 import { formatBytes, toMiB } from './units.ts';
-
-export interface CaseSummary {
-  memoryMb: number;
-  sizeBytes: number;
-  fileSize: string;
-  memoryLimit: string;
-  runs: number;
-  measured: number;
-  medianDurationSeconds: number | null;
-  medianThroughputMiBs: number | null;
-  throughputCvPct: number | null;
-  medianProcessingSeconds: number | null;
-  peakMemoryBytes: number | null;
-  serverPeakRssBytes: number | null;
-  /** Median share of upload time a host task waited for a CPU. */
-  medianCpuPressurePct: number | null;
-  failures: Record<string, number>;
-  /** The first failed iteration's error line, for the case's row. */
-  firstError: string | null;
-  /** Uploads started together; throughput and duration above are the iteration's aggregate and slowest. */
-  concurrency: number;
-  medianCpuSecondsPerGiB: number | null;
-  cpuCvPct: number | null;
-  medianWriteAmplification: number | null;
-  writeCvPct: number | null;
-  medianSpaceAmplification: number | null;
-  medianDownloadMiBs: number | null;
-  medianDownloadTtfbSeconds: number | null;
-}
-
-/** Each case's measured iterations (lib/cases.ts) summarised, memory largest first, then size largest first. */
-export function summarizeCases(rows: RawRow[], config: RunRecord | null): CaseSummary[] {
-  const nums = (xs: (number | null)[]) => xs.filter((x): x is number => x !== null && Number.isFinite(x));
-  const medianOf = (xs: (number | null)[]) => (nums(xs).length ? median(nums(xs)) : null);
-  return [...groupCases(rows).values()]
-    .map((g) => {
-      const { rows: iterations, successes: measured, failures: failed } = caseSide(g, config);
-      const cpu = nums(measured.map(cpuSecondsPerGiB));
-      const writes = nums(measured.map(writeAmplification));
-      const failures: Record<string, number> = {};
-      for (const r of failed) {
-        const k = r.failure_phase ? `${r.exit_reason} (${r.failure_phase})` : r.exit_reason;
-        failures[k] = (failures[k] ?? 0) + 1;
-      }
-      const thr = nums(measured.map(throughputOf));
-      const peaks = nums(g.map((r) => r.peak_memory_bytes));
-      const rss = nums(g.map((r) => r.server_peak_rss_bytes));
-      return {
-        memoryMb: g[0].memory_limit_mb, sizeBytes: g[0].file_size_bytes,
-        fileSize: caseSizeLabel(g[0]), memoryLimit: g[0].memory_limit,
-        runs: iterations.length, measured: measured.length,
-        medianDurationSeconds: medianOf(measured.map((r) => r.duration_seconds)),
-        medianThroughputMiBs: thr.length ? median(thr) : null,
-        throughputCvPct: thr.length > 1 ? cvPct(thr) : null,
-        medianProcessingSeconds: medianOf(measured.map((r) => r.processing_seconds)),
-        peakMemoryBytes: peaks.length ? max(peaks) : null,
-        serverPeakRssBytes: rss.length ? max(rss) : null,
-        medianCpuPressurePct: medianOf(measured.map((r) => r.host_cpu_pressure_pct)),
-        failures,
-        firstError: failed.length ? `#${failed[0].iteration}: ${failed[0].error}` : null,
-        concurrency: g[0].concurrency,
-        medianCpuSecondsPerGiB: cpu.length ? median(cpu) : null,
-        cpuCvPct: cpu.length > 1 ? cvPct(cpu) : null,
-        medianWriteAmplification: writes.length ? median(writes) : null,
-        writeCvPct: writes.length > 1 ? cvPct(writes) : null,
-        medianSpaceAmplification: medianOf(measured.map(spaceAmplification)),
-        medianDownloadMiBs: medianOf(measured.map((r) => r.download_mib_s)),
-        medianDownloadTtfbSeconds: medianOf(measured.map((r) => r.download_ttfb_seconds)),
-      };
-    })
-    .sort((a, b) => b.memoryMb - a.memoryMb || b.sizeBytes - a.sizeBytes || a.concurrency - b.concurrency);
-}
 
 export interface ReportInput {
   runName: string;
@@ -96,8 +20,6 @@ export interface ReportInput {
   /** The memory timelines beside report.md (samples.csv), one per memory limit, largest first. */
   memoryCharts?: { memoryMb: number; file: string }[];
 }
-
-export const REPORT_TEMPLATE = path.join(SUITE_DIR, 'templates', 'report.md.mustache');
 
 const cell = (s: string, max: number) => {
   const t = s.replace(/\s+/g, ' ').replace(/\|/g, '/');
@@ -153,6 +75,13 @@ export function renderReport(input: ReportInput, template: string): string {
     uploadTimeout: config.matrix.upload_timeout_seconds,
     startedAt: config.started_at,
     endedAt: config.ended_at ?? '(not ended)',
+    // The plan printed before the run (lib/plan.ts) against the time it took.
+    plan: config.plan ? {
+      expected: duration(config.plan.seconds.expected), least: duration(config.plan.seconds.least), most: duration(config.plan.seconds.most),
+      rounds: `${config.plan.rounds.least}/${config.plan.rounds.expected}/${config.plan.rounds.most}`,
+      actual: config.ended_at ? duration((Date.parse(config.ended_at) - Date.parse(config.started_at)) / 1000) : '(not ended)',
+      noiseCuts: config.matrix.noise_cuts?.length ? config.matrix.noise_cuts.join(', ') : 'none',
+    } : null,
     // Fault knobs shape every figure (a throttled 19.5 MiB/s looks real without them).
     knobs: knobs.length ? knobs.map(([k, v]) => `${k}=${v}`).join(', ') : null,
     resumes: config.resumes?.length ? `${config.resumes.length} (at ${config.resumes.map((r) => r.started_at).join(', ')}): the span includes the time between` : null,
@@ -168,34 +97,4 @@ export function renderReport(input: ReportInput, template: string): string {
     memoryCharts: input.memoryCharts ?? [],
   };
   return Mustache.render(template, view, undefined, { escape: (s: string) => s });
-}
-
-/**
- * Writes report.md (with throughput.svg when any iteration succeeded, and memory-<limit>MB.svg per memory
- * limit when samples.csv holds its timeline) into a run folder; makes sure failures.log exists.
- */
-export async function writeReportFiles(dir: string, rows: RawRow[], config: RunRecord): Promise<void> {
-  let chartFile: string | null = null;
-  if (rows.some((r) => r.exit_reason === 'success')) {
-    writeFileAtomic(path.join(dir, 'throughput.svg'), await throughputChartSvg(rows, config));
-    chartFile = 'throughput.svg';
-  }
-  const memoryCharts: { memoryMb: number; file: string }[] = [];
-  const samplesFile = path.join(dir, 'samples.csv');
-  if (fs.existsSync(samplesFile)) {
-    const samples = parseSamplesCsv(fs.readFileSync(samplesFile, 'utf8'), samplesFile);
-    for (const memoryMb of [...new Set(rows.map((r) => r.memory_limit_mb))].sort((a, b) => b - a)) {
-      const svg = await memoryTimelineSvg(samples, rows, config, memoryMb);
-      if (svg === null) continue;
-      const file = `memory-${memoryMb}MB.svg`;
-      writeFileAtomic(path.join(dir, file), svg);
-      memoryCharts.push({ memoryMb, file });
-    }
-  }
-  const template = fs.readFileSync(REPORT_TEMPLATE, 'utf8');
-  const canaryFile = path.join(dir, 'canary.csv');
-  const canary = fs.existsSync(canaryFile) ? parseCanaryCsv(fs.readFileSync(canaryFile, 'utf8'), canaryFile) : [];
-  if (canary.length > 1) writeFileAtomic(path.join(dir, 'canary.svg'), await canaryChartSvg(canary));
-  writeFileAtomic(path.join(dir, 'report.md'), renderReport({ runName: path.basename(dir), rows, config, chartFile, memoryCharts, canaryChartFile: canary.length > 1 ? 'canary.svg' : null }, template));
-  if (!fs.existsSync(path.join(dir, 'failures.log'))) fs.writeFileSync(path.join(dir, 'failures.log'), '');
 }

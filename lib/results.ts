@@ -7,103 +7,11 @@ import Papa from 'papaparse';
 import { describeFsError, makeDirs } from './dirs.ts';
 import { InputError } from './errors.ts';
 import { lockRunDir } from './lock.ts';
+import { iterationKey } from './cases.ts';
+import { parseRow, rawCsvHeader, rawCsvLine, RAW_COLUMNS, RAW_MIN_COLUMNS, type RawRow } from './row.ts';
 
-export const EXIT_REASONS = [
-  'success', 'timeout', 'http_error', 'process_died', 'oom_killed', 'integrity_error',
-  'not_ready', // the server never answered GET / 200: a startup failure, not an upload one
-  'vm_failed', // the environment (VM) could not be brought up for this memory limit
-] as const;
-export type ExitReason = (typeof EXIT_REASONS)[number];
-
-/**
- * Where in an iteration a failure happened: the server's start (readiness, authentication, or its
- * environment), the upload (body bytes still to send), processing (all sent, no answer yet), or the
- * verification after a 200 (download and delete). An OOM kill in any of them is a failure to survive.
- */
-export const FAILURE_PHASES = ['start', 'upload', 'processing', 'verification'] as const;
-export type FailurePhase = (typeof FAILURE_PHASES)[number];
-
-/** raw.csv columns, in order: the seed's six first, then ours. Units: bytes, seconds, MiB/s. */
-export const RAW_COLUMNS = [
-  'file_size',             // label as in the matrix, e.g. 100MiB
-  'memory_limit',          // label, e.g. 256MB
-  'duration_seconds',      // request start to response end (or to failure)
-  'peak_memory_bytes',     // environment peak: VM MemTotal-MemAvailable, local cgroup peak
-  'http_status',           // upload response status; empty when none came
-  'exit_reason',           // one of EXIT_REASONS
-  'iteration',             // 1-based within the case
-  'file_size_bytes',
-  'memory_limit_mb',
-  'transfer_seconds',      // request start to last body byte sent
-  'processing_seconds',    // last byte sent to response headers
-  'throughput_mib_s',      // file_size_bytes / 2^20 / duration_seconds; empty unless success
-  'server_peak_rss_bytes', // the server process's VmHWM
-  'sha256_ok',             // true/false; empty when no download was made
-  'started_at',            // ISO time the iteration started
-  'error',                 // one-line detail for failures; the rest is in failures.log
-  'host_cpu_pressure_pct', // share of the upload's wall time some host task waited for a CPU (/proc/pressure/cpu); empty where PSI is off
-  'failure_phase',         // one of FAILURE_PHASES for a failure; empty for a success
-  // What the server spent (lib/spend.ts), from the server process's /proc, inside the VM for VM providers.
-  // Server-wide over the iteration: with concurrency N, the same figures on each of its N rows, for all N uploads.
-  'server_cpu_user_seconds',   // user CPU seconds of the server (and its waited-for children) from upload start to response
-  'server_cpu_system_seconds', // system CPU seconds, same window
-  'server_write_bytes',        // bytes the server sent to storage in that window (/proc/PID/io write_bytes), spool included
-  'data_dir_bytes',            // disk space of the server's data folder (store + spool folder) after the response
-  'download_ttfb_seconds',     // verification download: request to first body byte
-  'download_mib_s',            // verification download: bytes / 2^20 / seconds from request to last byte
-  'concurrency',               // uploads of the case started together (1 unless the matrix says so); absent = 1
-] as const;
-/** Columns every schema-1 raw.csv has; later columns were appended since and may be absent from older files. */
-export const RAW_MIN_COLUMNS = 16;
-export type RawColumn = (typeof RAW_COLUMNS)[number];
-
-export interface RawRow {
-  file_size: string;
-  memory_limit: string;
-  duration_seconds: number;
-  peak_memory_bytes: number | null;
-  http_status: number | null;
-  exit_reason: ExitReason;
-  iteration: number;
-  file_size_bytes: number;
-  memory_limit_mb: number;
-  transfer_seconds: number | null;
-  processing_seconds: number | null;
-  throughput_mib_s: number | null;
-  server_peak_rss_bytes: number | null;
-  sha256_ok: boolean | null;
-  started_at: string;
-  error: string;
-  host_cpu_pressure_pct: number | null;
-  failure_phase: FailurePhase | null;
-  server_cpu_user_seconds: number | null;
-  server_cpu_system_seconds: number | null;
-  server_write_bytes: number | null;
-  data_dir_bytes: number | null;
-  download_ttfb_seconds: number | null;
-  download_mib_s: number | null;
-  concurrency: number;
-}
-
-/** One raw.csv line (no header) for a row, quoted where needed. */
-export function rawCsvLine(row: RawRow): string {
-  const cells = RAW_COLUMNS.map((c) => {
-    const v = row[c];
-    return v === null || v === undefined ? '' : String(v);
-  });
-  return Papa.unparse([cells], { header: false, newline: '\n' }) + '\n';
-}
-
-export function rawCsvHeader(): string {
-  return RAW_COLUMNS.join(',') + '\n';
-}
-
-const REQUIRED_NUMBERS: RawColumn[] = ['duration_seconds', 'iteration', 'file_size_bytes', 'memory_limit_mb'];
-const OPTIONAL_NUMBERS: RawColumn[] = [
-  'peak_memory_bytes', 'http_status', 'transfer_seconds', 'processing_seconds', 'throughput_mib_s', 'server_peak_rss_bytes',
-  'host_cpu_pressure_pct', 'server_cpu_user_seconds', 'server_cpu_system_seconds', 'server_write_bytes', 'data_dir_bytes',
-  'download_ttfb_seconds', 'download_mib_s',
-];
+// The row itself (its columns, types, writer and one-line parser) is lib/row.ts.
+export { EXIT_REASONS, FAILURE_PHASES, RAW_COLUMNS, RAW_MIN_COLUMNS, rawCsvHeader, rawCsvLine, type ExitReason, type FailurePhase, type RawColumn, type RawRow } from './row.ts';
 
 /** Parses raw.csv text into typed rows; `where` names the file in error messages. Pure. */
 /**
@@ -146,7 +54,7 @@ export function parseRawCsv(text: string, where: string): RawRow[] {
   // doubled rows, which compare-runs took as data.
   const lines = new Map<string, number[]>();
   rows.forEach((r, i) => {
-    const k = `${r.memory_limit_mb}/${r.file_size_bytes}/${r.concurrency}/${r.iteration}`;
+    const k = iterationKey(r);
     const seen = [...(lines.get(k) ?? []), i + 2];
     if (seen.length > r.concurrency) {
       const what = r.concurrency > 1
@@ -157,55 +65,6 @@ export function parseRawCsv(text: string, where: string): RawRow[] {
     lines.set(k, seen);
   });
   return rows;
-}
-
-function parseRow(fields: string[], header: string[], where: string): RawRow {
-  if (fields.length < header.length) {
-    throw new InputError(`${where}: ${fields.length} of ${header.length} columns (truncated or malformed row)`);
-  }
-  const cell = (c: RawColumn) => (header.includes(c) ? fields[header.indexOf(c)] : '').trim();
-  const num = (c: RawColumn, required: boolean): number | null => {
-    const v = cell(c);
-    if (v === '' && !required) return null;
-    const n = Number(v);
-    if (v === '' || !Number.isFinite(n)) throw new InputError(`${where}, column ${c}: ${JSON.stringify(v)} is not a number`);
-    return n;
-  };
-  const exitReason = cell('exit_reason');
-  if (!(EXIT_REASONS as readonly string[]).includes(exitReason)) {
-    throw new InputError(`${where}, column exit_reason: ${JSON.stringify(exitReason)} is not one of ${EXIT_REASONS.join(', ')}`);
-  }
-  const sha = cell('sha256_ok');
-  if (sha !== '' && sha !== 'true' && sha !== 'false') {
-    throw new InputError(`${where}, column sha256_ok: ${JSON.stringify(sha)} is not true, false or empty`);
-  }
-  const phase = cell('failure_phase');
-  if (phase !== '' && !(FAILURE_PHASES as readonly string[]).includes(phase)) {
-    throw new InputError(`${where}, column failure_phase: ${JSON.stringify(phase)} is not one of ${FAILURE_PHASES.join(', ')} or empty`);
-  }
-  const row = {
-    file_size: cell('file_size'),
-    memory_limit: cell('memory_limit'),
-    exit_reason: exitReason as ExitReason,
-    sha256_ok: sha === '' ? null : sha === 'true',
-    started_at: cell('started_at'),
-    error: cell('error'),
-    failure_phase: phase === '' ? null : phase as FailurePhase,
-  } as RawRow;
-  for (const c of REQUIRED_NUMBERS) (row as unknown as Record<string, number | null>)[c] = num(c, true);
-  for (const c of OPTIONAL_NUMBERS) (row as unknown as Record<string, number | null>)[c] = num(c, false);
-  // Files from before uploads at once ran one at a time.
-  row.concurrency = num('concurrency', false) ?? 1;
-  // Out of range values were accepted and turned into medians such as "±2500%".
-  const bad = (c: RawColumn, why: string) => new InputError(`${where}, column ${c}: ${JSON.stringify(cell(c))} ${why}`);
-  for (const c of [...REQUIRED_NUMBERS, ...OPTIONAL_NUMBERS]) {
-    const v = (row as unknown as Record<string, number | null>)[c];
-    if (v !== null && v < 0) throw bad(c, 'is negative');
-  }
-  for (const c of ['iteration', 'file_size_bytes', 'memory_limit_mb'] as const) if (row[c] <= 0) throw bad(c, 'must be above 0');
-  if (row.throughput_mib_s === 0) throw bad('throughput_mib_s', 'must be above 0 (or empty)');
-  if (exitReason === 'success' && row.duration_seconds === 0) throw bad('duration_seconds', 'must be above 0 for a success');
-  return row;
 }
 
 /** mkdir -p for an output folder (--out); one that cannot be made is bad input (exit 2). */

@@ -9,6 +9,7 @@
 //   // plan.remaining: the cases to run now, in the original order
 import fs from 'node:fs';
 import path from 'node:path';
+import { iterationKey } from './cases.ts';
 import { InputError } from './errors.ts';
 import type { Case } from './matrix.ts';
 import { readRunRecord } from './load-run.ts';
@@ -27,13 +28,12 @@ export interface ResumePlan {
 }
 
 type RowKey = Pick<RawRow, 'memory_limit_mb' | 'file_size_bytes' | 'iteration'> & { concurrency?: number };
-const key = (memoryMb: number, bytes: number, concurrency: number, iteration: number) => `${memoryMb}/${bytes}/${concurrency}/${iteration}`;
 
 /** Splits a run's cases into done (a row exists) and remaining. Pure. */
 export function planResume(cases: Case[], rows: RowKey[]): ResumePlan {
-  const have = new Set(rows.map((r) => key(r.memory_limit_mb, r.file_size_bytes, r.concurrency ?? 1, r.iteration)));
-  const wanted = new Set(cases.map((c) => key(c.memoryMb, c.size.bytes, c.concurrency ?? 1, c.iteration)));
-  const remaining = cases.filter((c) => !have.has(key(c.memoryMb, c.size.bytes, c.concurrency ?? 1, c.iteration)));
+  const have = new Set(rows.map((r) => iterationKey({ ...r, concurrency: r.concurrency ?? 1 })));
+  const wanted = new Set(cases.map(iterationKey));
+  const remaining = cases.filter((c) => !have.has(iterationKey(c)));
   return {
     remaining,
     done: cases.length - remaining.length,

@@ -9,10 +9,16 @@
 //
 // Pure: no file system here (lib/load-run.ts reads the file).
 import { InputError } from './errors.ts';
+import { judgmentRecord, type JudgmentRule } from './judgment.ts';
+import { DEFAULT_NOISE_CUTS, parseNoiseCuts, type NoiseCut } from './noise-cuts.ts';
+import type { PlanRecord } from './plan.ts';
+import type { PooledRule } from './pooled.ts';
 import type { CaseStop } from './adaptive.ts';
 import type { StoppingRule } from './sequential.ts';
 import type { ShardRecord } from './shard.ts';
-import { DEFAULT_TIMEOUTS, MAX_ITERATIONS, MAX_TIMEOUT_SECONDS, PROVIDERS, type Matrix, type ProviderName } from './matrix.ts';
+import { z } from 'zod';
+import { CONCURRENCY, ITERATIONS, MEMORY_MB, SIZE_BYTES, TIMEOUT_SECONDS, VM_CPUS, WARMUP_ITERATIONS, wholeFrom, wholeIn } from './bounds.ts';
+import { DEFAULT_TIMEOUTS, defaultWarmup, PROVIDERS, type Matrix, type ProviderName } from './matrix.ts';
 
 /** The one schema number config.json carries; a file with another is refused. */
 export const CONFIG_SCHEMA = 1;
@@ -53,6 +59,10 @@ export interface MatrixRecord {
   vm_box: string | null;
   /** Uploads at once, one case per entry; absent in records from before it existed: [1]. */
   concurrency: number[];
+  /** matrix.yaml's judgment rules (tolerances, exclusions); absent when it has none. */
+  judgment?: JudgmentRule[];
+  /** What was done before each measured upload to cut noise (lib/noise-cuts.ts); absent in older records: none. */
+  noise_cuts?: NoiseCut[];
 }
 
 /** One side of an interleaved run of several refs. */
@@ -67,6 +77,8 @@ export interface AbRecord {
   stopping_rule?: StoppingRule;
   /** Adaptive rounds: each case that stopped before its planned rounds ran out, when and why. */
   stops?: CaseStop[];
+  /** Set when the matrix-level same was on (lib/pooled.ts): the rule the pool let cases stop by. */
+  pooled_rule?: PooledRule;
 }
 
 /** The host's fingerprint (lib/host.ts); machine, hypervisor and ci are absent from records of older suites. */
@@ -116,6 +128,8 @@ export interface RunRecord {
   shard?: ShardRecord;
   /** Set on a folder made by merge-runs: its shards, who ran what where (written for the reader, not read back). */
   merge?: Record<string, unknown>;
+  /** The plan printed before the run (lib/plan.ts): its time estimate, to compare with ended_at - started_at. */
+  plan?: PlanRecord;
 }
 
 export function matrixRecord(m: Matrix, vmBox: string | null): MatrixRecord {
@@ -129,6 +143,8 @@ export function matrixRecord(m: Matrix, vmBox: string | null): MatrixRecord {
     vm_cpus: m.vmCpus,
     vm_box: vmBox,
     concurrency: [...m.concurrency],
+    ...(m.judgment?.length ? { judgment: m.judgment } : {}),
+    noise_cuts: [...(m.noiseCuts ?? DEFAULT_NOISE_CUTS)],
   };
 }
 
@@ -136,6 +152,25 @@ export function matrixRecord(m: Matrix, vmBox: string | null): MatrixRecord {
 export function newRunRecord(r: Omit<RunRecord, 'schema' | 'ended_at' | 'finished' | 'stop_reason' | 'provider_facts'>): RunRecord {
   return { ...r, schema: CONFIG_SCHEMA, ended_at: null, finished: false, stop_reason: null, provider_facts: {} };
 }
+
+/**
+ * After newRunRecord (opened), a run changes its record only through these transitions (and
+ * lib/resume.ts's mergeResumedRecord: resumed). Each returns a new record; the run applies one to
+ * every side's record at once (lib/run.ts updateRecords).
+ */
+export const transitions = {
+  /** An environment came up for a memory limit: what it was (limit enforced? which mechanism?). */
+  environmentUp: (r: RunRecord, memoryMb: number, facts: Record<string, unknown>): RunRecord =>
+    ({ ...r, provider_facts: { ...r.provider_facts, [String(memoryMb)]: facts } }),
+  /** Adaptive rounds stopped a case: every stop so far. */
+  stopRecorded: (r: RunRecord, stops: CaseStop[]): RunRecord => (r.ab ? { ...r, ab: { ...r.ab, stops } } : r),
+  /** Every job ran: nothing was cut short. */
+  finished: (r: RunRecord): RunRecord => ({ ...r, finished: true }),
+  /** The run stopped before its end: a signal, a server that never started, a rejected secret, a suite error. */
+  interrupted: (r: RunRecord, reason: string): RunRecord => ({ ...r, stop_reason: reason }),
+  /** The folder is closed, however the run ended. */
+  closed: (r: RunRecord, at: string): RunRecord => ({ ...r, ended_at: at }),
+};
 
 /** The matrix a run was started with (flags and matrix.yaml of today play no part): what --resume runs. */
 export function matrixFromRecord(r: RunRecord, where: string): Matrix {
@@ -161,204 +196,175 @@ export function matrixFromRecord(r: RunRecord, where: string): Matrix {
     vmCpus: m.vm_cpus,
     vmBox: m.vm_box,
     concurrency: [...m.concurrency],
+    ...(m.judgment?.length ? { judgment: m.judgment } : {}),
+    noiseCuts: [...(m.noise_cuts ?? [])],
   };
 }
 
-type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+// config.json's schema, one object per section. A field a run of an older suite did not write gets a
+// neutral default (text "", no git, the seed's timeouts); every number is checked against its Bound
+// (lib/bounds.ts), as matrix.yaml's are, so a run's own record always reads back.
+
+/** Text, or `fallback` when absent or null. */
+const text = <F extends string | null>(fallback: F) => z.string({ error: 'must be text' }).nullish().transform((v) => v ?? fallback);
+const str = text('');
+const bool = (fallback: boolean) => z.boolean({ error: 'must be true or false' }).default(fallback);
+const strings = z.array(z.string({ error: 'must be a list of text' }), { error: 'must be a list of text' }).nullish().transform((v) => v ?? []);
+const textMap = z.record(z.string(), z.string({ error: 'must be text' }), { error: 'must be an object' });
+/** An object whose absence (or null) reads as {}: every field its default. */
+const section = <S extends z.core.$ZodLooseShape>(shape: S) => z.preprocess((v) => v ?? {}, z.object(shape, { error: 'must be an object' }));
+/** Absent or null: left out. */
+const dropNull = <T>(v: T | null | undefined): T | undefined => v ?? undefined;
+
+const gitRecord = z.object({ commit: str, branch: str, dirty: bool(false) }, { error: 'must be an object or null' })
+  .nullish().transform((v) => v ?? null);
+
+const buildRecord = z.object({
+  ref: str, command: strings, go_version: text(null), binary_path: str,
+  tree: z.string({ error: 'must be text' }).nullish().transform(dropNull),
+  build_seconds: z.number().catch(0), cached: bool(false),
+}, { error: 'must be an object' });
+
+const serverRecord = section({
+  kind: z.enum(['standin', 'binary', 'source'], { error: 'must be standin, binary or source' }).nullish().transform((v) => v ?? 'standin'),
+  path: text(null), git: gitRecord,
+  standin_env: z.preprocess((v) => v ?? {}, textMap).optional(),
+  build: buildRecord.nullish().transform(dropNull),
+  workdir: z.string({ error: 'must be text' }).nullish(),
+});
+
+const hostRecord = section({
+  hostname: str, cpu_model: str, cores: wholeFrom(0).default(0), kernel: str, memory_bytes: wholeFrom(0).default(0),
+  machine: z.string({ error: 'must be text' }).nullish(),
+  hypervisor: z.boolean({ error: 'must be true or false' }).nullish(),
+  ci: z.preprocess((v) => v ?? {}, textMap).optional(),
+});
+
+const matrixSection = section({
+  sizes: z.array(z.object({ label: z.string({ error: 'must be non-empty text' }).min(1, { error: 'must be non-empty text' }), bytes: wholeIn(SIZE_BYTES) },
+    { error: 'must be {label, bytes}' }), { error: 'must be a list of {label, bytes}' }).nullish().transform((v) => v ?? []),
+  memory_limits_mb: z.array(wholeIn(MEMORY_MB), { error: 'must be a list of whole numbers' }).nullish().transform((v) => v ?? []),
+  iterations: wholeIn(ITERATIONS).optional(),
+  warmup_iterations: wholeIn(WARMUP_ITERATIONS).optional(),
+  upload_timeout_seconds: wholeIn(TIMEOUT_SECONDS).default(DEFAULT_TIMEOUTS.uploadSeconds),
+  readiness_timeout_seconds: wholeIn(TIMEOUT_SECONDS).default(DEFAULT_TIMEOUTS.readinessSeconds),
+  vm_cpus: wholeIn(VM_CPUS).default(1),
+  vm_box: text(null),
+  concurrency: z.array(wholeIn(CONCURRENCY), { error: 'must be a list of whole numbers' }).default([1]),
+  judgment: judgmentRecord.optional(),
+  noise_cuts: z.array(z.string({ error: 'must be a list of names' }), { error: 'must be a list of names' }).transform((v, ctx) => {
+    try { return parseNoiseCuts(v.join(',') || 'none'); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER; }
+  }).optional(),
+}).superRefine((m, ctx) => {
+  if (m.iterations !== undefined && m.warmup_iterations !== undefined && m.warmup_iterations >= m.iterations) {
+    ctx.addIssue({ code: 'custom', path: ['warmup_iterations'], message: `must be a whole number from 0 to ${m.iterations - 1}` });
+  }
+}).transform(({ iterations = 1, warmup_iterations, ...m }): MatrixRecord => ({
+  sizes: m.sizes, memory_limits_mb: m.memory_limits_mb, iterations,
+  // Before the field existed the warm-up was 1 of a case with more than one iteration.
+  warmup_iterations: warmup_iterations ?? defaultWarmup(iterations),
+  upload_timeout_seconds: m.upload_timeout_seconds, readiness_timeout_seconds: m.readiness_timeout_seconds,
+  vm_cpus: m.vm_cpus, vm_box: m.vm_box, concurrency: m.concurrency,
+  ...(m.judgment?.length ? { judgment: m.judgment } : {}),
+  ...(m.noise_cuts !== undefined ? { noise_cuts: m.noise_cuts } : {}),
+}));
+
+/** ab.stopping_rule: a re-read run is judged by the rule it ran with. */
+const RULE = 'must be a group-sequential rule with power spending';
+const above0 = z.number({ error: 'must be a number above 0' }).gt(0, { error: 'must be a number above 0' });
+const fraction = z.number({ error: 'must be a number above 0 and below 1' }).gt(0, { error: 'must be a number above 0 and below 1' }).lt(1, { error: 'must be a number above 0 and below 1' });
+const stoppingRule = section({
+  kind: z.literal('group-sequential', { error: RULE }), spending: z.literal('power', { error: RULE }),
+  spending_power: above0, alpha: fraction, cases: wholeFrom(1),
+  looks: z.array(wholeFrom(1), { error: 'must be rising whole numbers' }).min(1, { error: 'must be rising whole numbers' })
+    .refine((l) => l.every((x, i) => i === 0 || x > l[i - 1]), { error: 'must be rising whole numbers' }),
+  noise_pct: z.number({ error: 'must be a number of at least 0' }).min(0, { error: 'must be a number of at least 0' }),
+  confidence: fraction,
+});
+
+const VERDICTS = 'must be a list of faster, slower, same, inconclusive';
+const caseStop = z.object({
+  case: z.string({ error: 'must be text' }), rounds: wholeFrom(0),
+  state: z.enum(['decided', 'cap', 'pooled'], { error: 'must be decided, cap or pooled' }),
+  verdicts: z.array(z.enum(['faster', 'slower', 'same', 'inconclusive'], { error: VERDICTS }), { error: VERDICTS }),
+  // state pooled: the pooled change and what it pooled when the case stopped (written for the reader).
+  pooled: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
+}, { error: 'must be {case, rounds, state, verdicts}' }).transform((s) => s as CaseStop);
+
+/** ab.pooled_rule: a re-read run is judged by the pool it ran with. */
+const pooledRuleRecord = z.object({
+  kind: z.literal('pooled-same', { error: 'must be a pooled-same rule' }),
+  noise_pct: z.number({ error: 'must be a number of at least 0' }).min(0, { error: 'must be a number of at least 0' }),
+  confidence: fraction, stray_alpha: fraction,
+  case_band_max_pct: z.number({ error: 'must be a number of at least 0' }).min(0, { error: 'must be a number of at least 0' }),
+  min_rounds: wholeFrom(2), cases: wholeFrom(1),
+}, { error: 'must be an object' });
+
+const abRecord = z.object({
+  refs: strings, this_ref: wholeFrom(0).default(0),
+  /** null in a folder merged from shards. */
+  seed: wholeFrom(0).nullable().default(0),
+  parent: str, order: str,
+  stopping_rule: stoppingRule.optional(),
+  stops: z.array(caseStop, { error: 'must be a list' }).optional(),
+  pooled_rule: pooledRuleRecord.optional(),
+}, { error: 'must be an object' });
+
+/** shard: a resumed shard runs the same cases, and merge-runs checks them. */
+const shardRecord = section({
+  index: wholeFrom(1), total: wholeFrom(1), source: z.string({ error: 'must be text' }), rule: z.string({ error: 'must be text' }),
+  cases: z.array(z.string({ error: 'must be a list of case ids' }), { error: 'must be a list of case ids' }),
+  planned_upload_bytes: wholeFrom(0), planned_boots: wholeFrom(0),
+}).superRefine((s, ctx) => {
+  if (s.index > s.total) ctx.addIssue({ code: 'custom', path: ['index'], message: `must be at most shard.total (${s.total})` });
+});
+
+const resumeRecord = z.object({
+  started_at: str, command: strings, suite_version: str, suite_git: gitRecord, server: serverRecord, host: hostRecord,
+  dropped_rounds: z.array(z.object({ case: str, iteration: wholeFrom(1), sides: strings }, { error: 'must be an object' }), { error: 'must be a list' }).optional(),
+}, { error: 'must be an object' });
+
+const runRecord = z.object({
+  suite_version: str, suite_git: gitRecord,
+  schema: z.literal(CONFIG_SCHEMA).default(CONFIG_SCHEMA), // another was refused above, with its own message
+  command: strings, matrix_file: str, started_at: str, ended_at: text(null),
+  // A record without the field was written before runs could be cut short: it finished.
+  finished: bool(true),
+  stop_reason: text(null),
+  provider: z.enum(PROVIDERS, { error: `must be one of ${PROVIDERS.join(', ')}` }).nullish().transform((v) => v ?? 'local'),
+  provider_facts: z.preprocess((v) => v ?? {}, z.record(z.string(), z.record(z.string(), z.unknown(), { error: 'must be an object' }), { error: 'must be an object' })),
+  server: serverRecord,
+  ab: abRecord.nullish().transform(dropNull),
+  matrix: matrixSection,
+  host: hostRecord,
+  resumes: z.array(resumeRecord, { error: 'must be a list' }).optional(),
+  shard: shardRecord.optional(),
+  merge: z.preprocess((v) => v ?? {}, z.record(z.string(), z.unknown(), { error: 'must be an object' })).optional(),
+  // Written for the reader and report.md (estimate against actual); its fields are figures.
+  plan: z.record(z.string(), z.unknown(), { error: 'must be an object' }).transform((p) => p as unknown as PlanRecord).optional(),
+});
 
 /**
  * config.json's parsed JSON as a RunRecord, every field checked; `where` names
  * the file in messages (exit 2: "FILE: matrix.memory_limits_mb[0]: must be a
- * positive whole number (got 0)"). Fields a run of an older suite did not write
- * get defaults: unknown text as "", no git, the seed's timeouts.
+ * whole number from 1 to 1048576 (got 0)").
  */
 export function parseRunRecord(json: unknown, where: string): RunRecord {
-  const fail = (field: string, what: string, got: unknown): never => {
-    throw new InputError(`${where}: ${field}: ${what} (got ${JSON.stringify(got)})`);
-  };
-  if (!isObject(json)) return fail('(top level)', 'expected a JSON object', Array.isArray(json) ? 'an array' : json);
-  if (json.schema !== undefined && json.schema !== CONFIG_SCHEMA) {
-    throw new InputError(`${where}: unknown schema ${JSON.stringify(json.schema)} (this suite reads schema ${CONFIG_SCHEMA})`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new InputError(`${where}: (top level): expected a JSON object (got ${JSON.stringify(Array.isArray(json) ? 'an array' : json)})`);
   }
-  const text = (o: Json, key: string, field: string, fallback: string | null): string | null => {
-    const v = o[key];
-    if (v === undefined || v === null) return fallback;
-    return typeof v === 'string' ? v : fail(field, 'must be text', v);
-  };
-  const str = (o: Json, key: string, field: string): string => text(o, key, field, '') ?? '';
-  const bool = (o: Json, key: string, field: string, fallback: boolean): boolean => {
-    const v = o[key];
-    if (v === undefined) return fallback;
-    return typeof v === 'boolean' ? v : fail(field, 'must be true or false', v);
-  };
-  const whole = (v: unknown, field: string, min: number, max = Number.MAX_SAFE_INTEGER): number =>
-    Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max
-      ? (v as number)
-      : fail(field, max === Number.MAX_SAFE_INTEGER ? `must be a whole number of at least ${min}` : `must be a whole number from ${min} to ${max}`, v);
-  const obj = (o: Json, key: string, field: string): Json => {
-    const v = o[key];
-    if (v === undefined || v === null) return {};
-    return isObject(v) ? v : fail(field, 'must be an object', v);
-  };
-  const git = (v: unknown, field: string): GitRecord | null => {
-    if (v === undefined || v === null) return null;
-    if (!isObject(v)) return fail(field, 'must be an object or null', v);
-    return { commit: str(v, 'commit', `${field}.commit`), branch: str(v, 'branch', `${field}.branch`), dirty: bool(v, 'dirty', `${field}.dirty`, false) };
-  };
-  const strings = (v: unknown, field: string): string[] =>
-    v === undefined || v === null ? [] : Array.isArray(v) && v.every((x) => typeof x === 'string') ? [...v] : fail(field, 'must be a list of text', v);
-
-  const provider = json.provider ?? 'local';
-  if (!(PROVIDERS as readonly unknown[]).includes(provider)) fail('provider', `must be one of ${PROVIDERS.join(', ')}`, provider);
-
-  const server = (v: Json, field: string): ServerRecord => {
-    const kind = v.kind ?? 'standin';
-    if (kind !== 'standin' && kind !== 'binary' && kind !== 'source') return fail(`${field}.kind`, 'must be standin, binary or source', kind);
-    const out: ServerRecord = { kind, path: text(v, 'path', `${field}.path`, null), git: git(v.git, `${field}.git`) };
-    if (v.standin_env !== undefined) {
-      const env = obj(v, 'standin_env', `${field}.standin_env`);
-      for (const [k, x] of Object.entries(env)) if (typeof x !== 'string') fail(`${field}.standin_env.${k}`, 'must be text', x);
-      out.standin_env = env as Record<string, string>;
-    }
-    const workdir = text(v, 'workdir', `${field}.workdir`, null);
-    if (workdir !== null) out.workdir = workdir;
-    if (v.build !== undefined && v.build !== null) {
-      const b = obj(v, 'build', `${field}.build`);
-      out.build = {
-        ref: str(b, 'ref', `${field}.build.ref`), command: strings(b.command, `${field}.build.command`),
-        go_version: text(b, 'go_version', `${field}.build.go_version`, null), binary_path: str(b, 'binary_path', `${field}.build.binary_path`),
-        build_seconds: typeof b.build_seconds === 'number' ? b.build_seconds : 0, cached: bool(b, 'cached', `${field}.build.cached`, false),
-      };
-      const tree = text(b, 'tree', `${field}.build.tree`, null);
-      if (tree !== null) out.build.tree = tree;
-    }
-    return out;
-  };
-  const host = (v: Json, field: string): HostRecord => {
-    const h: HostRecord = {
-      hostname: str(v, 'hostname', `${field}.hostname`), cpu_model: str(v, 'cpu_model', `${field}.cpu_model`),
-      cores: v.cores === undefined ? 0 : whole(v.cores, `${field}.cores`, 0),
-      kernel: str(v, 'kernel', `${field}.kernel`),
-      memory_bytes: v.memory_bytes === undefined ? 0 : whole(v.memory_bytes, `${field}.memory_bytes`, 0),
-    };
-    if (v.machine !== undefined) h.machine = text(v, 'machine', `${field}.machine`, null);
-    if (v.hypervisor !== undefined) h.hypervisor = v.hypervisor === null ? null : bool(v, 'hypervisor', `${field}.hypervisor`, false);
-    if (v.ci !== undefined) {
-      const ci = obj(v, 'ci', `${field}.ci`);
-      for (const [k, x] of Object.entries(ci)) if (typeof x !== 'string') fail(`${field}.ci.${k}`, 'must be text', x);
-      h.ci = ci as Record<string, string>;
-    }
-    return h;
-  };
-
-  const m = obj(json, 'matrix', 'matrix');
-  const sizesIn = m.sizes ?? [];
-  if (!Array.isArray(sizesIn)) fail('matrix.sizes', 'must be a list of {label, bytes}', sizesIn);
-  const sizes = (sizesIn as unknown[]).map((s, i) => {
-    if (!isObject(s) || typeof s.label !== 'string' || s.label === '') return fail(`matrix.sizes[${i}]`, 'must be {label, bytes}', s);
-    return { label: s.label, bytes: whole(s.bytes, `matrix.sizes[${i}].bytes`, 1) };
-  });
-  const memIn = m.memory_limits_mb ?? [];
-  if (!Array.isArray(memIn)) fail('matrix.memory_limits_mb', 'must be a list of whole numbers', memIn);
-  const memory = (memIn as unknown[]).map((x, i) => whole(x, `matrix.memory_limits_mb[${i}]`, 1));
-  const iterations = m.iterations === undefined ? 1 : whole(m.iterations, 'matrix.iterations', 1, MAX_ITERATIONS);
-  // Before the field existed the warm-up was 1 of a case with more than one iteration (lib/cases.ts).
-  const warmup = m.warmup_iterations === undefined ? (iterations > 1 ? 1 : 0)
-    : whole(m.warmup_iterations, 'matrix.warmup_iterations', 0, m.iterations === undefined ? MAX_ITERATIONS : iterations - 1);
-  const facts = obj(json, 'provider_facts', 'provider_facts');
-  for (const [k, f] of Object.entries(facts)) if (!isObject(f)) fail(`provider_facts.${k}`, 'must be an object', f);
-  const resumes = json.resumes === undefined ? undefined : Array.isArray(json.resumes)
-    ? json.resumes.map((r, i): ResumeRecord => {
-      if (!isObject(r)) return fail(`resumes[${i}]`, 'must be an object', r);
-      return {
-        started_at: str(r, 'started_at', `resumes[${i}].started_at`), command: strings(r.command, `resumes[${i}].command`),
-        suite_version: str(r, 'suite_version', `resumes[${i}].suite_version`), suite_git: git(r.suite_git, `resumes[${i}].suite_git`),
-        server: server(obj(r, 'server', `resumes[${i}].server`), `resumes[${i}].server`), host: host(obj(r, 'host', `resumes[${i}].host`), `resumes[${i}].host`),
-        ...(r.dropped_rounds === undefined ? {} : {
-          dropped_rounds: (Array.isArray(r.dropped_rounds) ? r.dropped_rounds : fail(`resumes[${i}].dropped_rounds`, 'must be a list', r.dropped_rounds)).map((d: unknown, k: number) => {
-            const at = `resumes[${i}].dropped_rounds[${k}]`;
-            if (!isObject(d)) return fail(at, 'must be an object', d);
-            return { case: str(d, 'case', `${at}.case`), iteration: whole(d.iteration, `${at}.iteration`, 1), sides: strings(d.sides, `${at}.sides`) };
-          }),
-        }),
-      };
-    })
-    : fail('resumes', 'must be a list', json.resumes);
-  let ab: AbRecord | undefined;
-  if (json.ab !== undefined && json.ab !== null) {
-    const a = obj(json, 'ab', 'ab');
-    ab = {
-      refs: strings(a.refs, 'ab.refs'), this_ref: a.this_ref === undefined ? 0 : whole(a.this_ref, 'ab.this_ref', 0),
-      seed: a.seed === undefined ? 0 : a.seed === null ? null : whole(a.seed, 'ab.seed', 0), parent: str(a, 'parent', 'ab.parent'), order: str(a, 'order', 'ab.order'),
-    };
-    if (a.stopping_rule !== undefined) ab.stopping_rule = stoppingRuleOf(obj(a, 'stopping_rule', 'ab.stopping_rule'), fail);
-    if (a.stops !== undefined) {
-      if (!Array.isArray(a.stops)) fail('ab.stops', 'must be a list', a.stops);
-      ab.stops = (a.stops as unknown[]).map((s, i): CaseStop => {
-        const verdicts = ['faster', 'slower', 'same', 'inconclusive'] as const;
-        if (!isObject(s) || typeof s.case !== 'string' || (s.state !== 'decided' && s.state !== 'cap') || !Array.isArray(s.verdicts)
-          || !s.verdicts.every((v) => (verdicts as readonly unknown[]).includes(v))) return fail(`ab.stops[${i}]`, 'must be {case, rounds, state, verdicts}', s);
-        return { case: s.case, rounds: whole(s.rounds, `ab.stops[${i}].rounds`, 0), state: s.state, verdicts: s.verdicts as CaseStop['verdicts'] };
-      });
-    }
+  const schema = (json as { schema?: unknown }).schema;
+  if (schema !== undefined && schema !== CONFIG_SCHEMA) {
+    throw new InputError(`${where}: unknown schema ${JSON.stringify(schema)} (this suite reads schema ${CONFIG_SCHEMA})`);
   }
-  const record: RunRecord = {
-    suite_version: str(json, 'suite_version', 'suite_version'),
-    suite_git: git(json.suite_git, 'suite_git'),
-    schema: CONFIG_SCHEMA,
-    command: strings(json.command, 'command'),
-    matrix_file: str(json, 'matrix_file', 'matrix_file'),
-    started_at: str(json, 'started_at', 'started_at'),
-    ended_at: text(json, 'ended_at', 'ended_at', null),
-    // A record without the field was written before runs could be cut short: it finished.
-    finished: bool(json, 'finished', 'finished', true),
-    stop_reason: text(json, 'stop_reason', 'stop_reason', null),
-    provider: provider as ProviderName,
-    provider_facts: facts as Record<string, Record<string, unknown>>,
-    server: server(obj(json, 'server', 'server'), 'server'),
-    matrix: {
-      sizes, memory_limits_mb: memory, iterations, warmup_iterations: warmup,
-      upload_timeout_seconds: m.upload_timeout_seconds === undefined ? DEFAULT_TIMEOUTS.uploadSeconds : whole(m.upload_timeout_seconds, 'matrix.upload_timeout_seconds', 1, MAX_TIMEOUT_SECONDS),
-      readiness_timeout_seconds: m.readiness_timeout_seconds === undefined ? DEFAULT_TIMEOUTS.readinessSeconds : whole(m.readiness_timeout_seconds, 'matrix.readiness_timeout_seconds', 1, MAX_TIMEOUT_SECONDS),
-      vm_cpus: m.vm_cpus === undefined ? 1 : whole(m.vm_cpus, 'matrix.vm_cpus', 1, 256),
-      vm_box: text(m, 'vm_box', 'matrix.vm_box', null),
-      concurrency: m.concurrency === undefined ? [1] : Array.isArray(m.concurrency)
-        ? (m.concurrency as unknown[]).map((x, i) => whole(x, `matrix.concurrency[${i}]`, 1, 64))
-        : fail('matrix.concurrency', 'must be a list of whole numbers', m.concurrency),
-    },
-    host: host(obj(json, 'host', 'host'), 'host'),
-  };
-  if (ab) record.ab = ab;
-  if (resumes) record.resumes = resumes;
-  if (json.shard !== undefined) record.shard = shardOf(obj(json, 'shard', 'shard'), fail);
-  if (json.merge !== undefined) record.merge = obj(json, 'merge', 'merge');
-  return record;
-}
-
-/** ab.stopping_rule, checked field by field: a re-read run is judged by the rule it ran with. */
-function stoppingRuleOf(s: Record<string, unknown>, fail: (field: string, what: string, got: unknown) => never): StoppingRule {
-  const num = (k: string, ok: (n: number) => boolean) => (typeof s[k] === 'number' && ok(s[k] as number) ? (s[k] as number) : fail(`ab.stopping_rule.${k}`, 'is out of range', s[k]));
-  if (s.kind !== 'group-sequential' || s.spending !== 'power') fail('ab.stopping_rule', 'must be a group-sequential rule with power spending', s.kind);
-  const looks = Array.isArray(s.looks) && s.looks.length > 0 && s.looks.every((x, i, a) => Number.isInteger(x) && x > 0 && (i === 0 || x > a[i - 1]))
-    ? (s.looks as number[]) : fail('ab.stopping_rule.looks', 'must be rising whole numbers', s.looks);
-  return {
-    kind: 'group-sequential', spending: 'power', spending_power: num('spending_power', (n) => n > 0),
-    alpha: num('alpha', (n) => n > 0 && n < 1), cases: num('cases', (n) => Number.isInteger(n) && n > 0), looks,
-    noise_pct: num('noise_pct', (n) => n >= 0), confidence: num('confidence', (n) => n > 0 && n < 1),
-  };
-}
-
-/** shard, checked field by field: a resumed shard runs the same cases, and merge-runs checks them. */
-function shardOf(s: Record<string, unknown>, fail: (field: string, what: string, got: unknown) => never): ShardRecord {
-  const int = (k: string, min: number) => (Number.isSafeInteger(s[k]) && (s[k] as number) >= min ? (s[k] as number) : fail(`shard.${k}`, `must be a whole number of at least ${min}`, s[k]));
-  const txt = (k: string) => (typeof s[k] === 'string' ? (s[k] as string) : fail(`shard.${k}`, 'must be text', s[k]));
-  const cases = Array.isArray(s.cases) && s.cases.every((c) => typeof c === 'string') ? (s.cases as string[]) : fail('shard.cases', 'must be a list of case ids', s.cases);
-  const total = int('total', 1);
-  const index = int('index', 1);
-  if (index > total) fail('shard.index', `must be at most shard.total (${total})`, index);
-  return {
-    index, total, source: txt('source'), rule: txt('rule'), cases,
-    planned_upload_bytes: int('planned_upload_bytes', 0), planned_boots: int('planned_boots', 0),
-  };
+  const parsed = runRecord.safeParse(json);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    // An unknown field is named itself: matrix.judgment[0].size, not the object that holds it.
+    const i = first.code === 'unrecognized_keys' ? { ...first, path: [...first.path, first.keys[0]] } : first;
+    const field = i.path.map((p, k) => (typeof p === 'number' ? `[${p}]` : k === 0 ? String(p) : `.${String(p)}`)).join('');
+    const got = i.path.reduce<unknown>((v, p) => (v as Record<PropertyKey, unknown> | undefined)?.[p], json);
+    throw new InputError(`${where}: ${field}: ${i.message} (got ${JSON.stringify(got)})`);
+  }
+  return parsed.data;
 }

@@ -13,16 +13,22 @@ import dotenv from 'dotenv';
 import { $ } from 'zx';
 import { runCanary } from './canary.ts';
 import { closeClient } from './client.ts';
+import type { ComparedRun } from './comparison.ts';
 import { checkDiskSpace, diskPlanFor } from './diskspace.ts';
 import { AdaptiveRounds } from './adaptive.ts';
-import { caseKey } from './cases.ts';
+import { caseKey, caseRunLabel } from './cases.ts';
+import { newRow } from './row.ts';
 import { InputError } from './errors.ts';
 import { historyChartSvg } from './charts.ts';
 import { historyOf, renderHistory } from './history.ts';
 import { FailFast, failFastMessage, ServerNeverReady } from './failfast.ts';
 import { hostFingerprint } from './host.ts';
 import { ensureGuestImage, imageBytesFor, type GuestImage } from './image.ts';
-import { interleave, type Job } from './interleave.ts';
+import { interleave, roundsInTurn, type Job } from './interleave.ts';
+import { profileFromRun, readMachineProfile, writeMachineProfile } from './machine-profile.ts';
+import { DEFAULT_NOISE_CUTS } from './noise-cuts.ts';
+import { duration, makePlan, timeLeft, type PlanRecord } from './plan.ts';
+import { pooledRule, type PooledRule } from './pooled.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './iteration.ts';
 import { LocalProvider } from './local.ts';
 import { DEFAULT_BUILD, expandCases, type Case, type Matrix } from './matrix.ts';
@@ -32,18 +38,19 @@ import type { Progress } from './progress.ts';
 import type { Provider, ProviderContext, ServerSpec } from './provider.ts';
 import { QemuProvider } from './qemu.ts';
 import { buildRefs, WORKTREE_REF } from './refs.ts';
-import { writeReportFiles } from './report.ts';
+import { writeReportFiles } from './report-files.ts';
 import { appendCanaryRow, appendFailure, appendRawRow, appendSamples, createRunDir, writeConfig, writeFileAtomic, type RawRow } from './results.ts';
 import { mergeResumedRecord, planResume, type ResumePlan, type ResumeState } from './resume.ts';
-import { matrixRecord, newRunRecord, type GitRecord, type RunRecord, type ServerRecord } from './run-record.ts';
+import { matrixRecord, newRunRecord, transitions, type GitRecord, type RunRecord, type ServerRecord } from './run-record.ts';
 import { MAX_REPLACEMENTS, runMatrix } from './runner.ts';
 import { stoppingRule, type StoppingRule } from './sequential.ts';
 import { formatSelfStats, selfStats } from './selfstats.ts';
-import { shardCases, shardRecord, type Shard } from './shard.ts';
+import { planShards, shardCases, shardRecord, type Shard } from './shard.ts';
 import { cachedStandinBundle } from './standin-bundle.ts';
 import { standinKnobsFrom } from './standin-knobs.ts';
 import { secretWarning } from './secret.ts';
 import { ensureTestFile, type TestFile } from './testfiles.ts';
+import { MiB } from './units.ts';
 import { PROVIDER_TOOLS, requireTools } from './tools.ts';
 import { configuredBox, VagrantProvider } from './vagrant.ts';
 
@@ -62,6 +69,11 @@ export interface Run {
   done: Job<Case>[];
   /** Set when resuming: what was already done. */
   resumed: ResumePlan | null;
+}
+
+/** Applies a record transition (lib/run-record.ts) to every side's record: the sides of a run share their state. */
+export function updateRecords(run: Run, t: (r: RunRecord) => RunRecord): void {
+  for (const s of run.sides) s.record = t(s.record);
 }
 
 /** PS_SHARED_SECRET from the environment or .env (here or beside the suite); a random one when unset. */
@@ -158,21 +170,53 @@ export async function prepareGuestImage(
   m: Matrix, say: (line: string) => void, ensure: typeof ensureGuestImage = ensureGuestImage,
 ): Promise<GuestImage | null> {
   if (m.provider !== 'qemu') return null;
-  return ensure({ diskBytes: imageBytesFor(m), log: say });
+  return ensure({ diskBytes: imageBytesFor(m), say });
 }
 
 export function makeProvider(m: Matrix, spec: ServerSpec, secret: string, image: GuestImage | null, ctx: ProviderContext): Provider {
   const launch = { server: spec, secret, readinessTimeoutSeconds: m.readinessTimeoutSeconds };
   if (m.provider === 'qemu') return new QemuProvider(launch, { cpus: m.vmCpus, image: image ?? undefined, diskBytes: imageBytesFor(m), ...ctx });
   if (m.provider === 'vagrant') return new VagrantProvider(launch, { cpus: m.vmCpus, box: m.vmBox, diskBytes: imageBytesFor(m), ...ctx });
-  return new LocalProvider(launch);
+  return new LocalProvider(launch, ctx);
 }
 
 /** --iterations auto: the stopping rule for `cases` (lib/sequential.ts); family-wise over the matrix's cases. */
 export function adaptiveRule(adaptive: { maxRounds: number; noisePct: number } | null, cases: Case[]): StoppingRule | null {
   if (!adaptive) return null;
-  const distinct = new Set(cases.map((c) => `${c.size.bytes}@${c.memoryMb}`)).size;
+  const distinct = new Set(cases.map(caseKey)).size;
   return stoppingRule({ alpha: 0.05, noisePct: adaptive.noisePct, cases: distinct, maxRounds: adaptive.maxRounds });
+}
+
+/** A side as compare-runs would load its folder: paired with the others by its record's ab (the machine canary only counts for separate runs). */
+export function comparedSide(s: Pick<SideRun, 'dir' | 'rows' | 'record'>): ComparedRun {
+  return { dir: s.dir, name: path.basename(s.dir), config: s.record, rows: s.rows, canary: [] };
+}
+
+/** --iterations auto without --no-pool: the matrix-level same (lib/pooled.ts), over the same family as the stopping rule. */
+export function pooledRuleFor(adaptive: { noisePct: number; pooled: boolean } | null, cases: Case[]): PooledRule | null {
+  if (!adaptive?.pooled) return null;
+  return pooledRule({ noisePct: adaptive.noisePct, cases: new Set(cases.map(caseKey)).size });
+}
+
+const pct = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}%`;
+
+/**
+ * The plan of a run (lib/plan.ts): its cases, the rule, this machine's last
+ * measured speeds and noise, and what --shard 2, 4 and 8 would make of it.
+ */
+export function planRun(m: Matrix, cases: Case[], sides: number, rule: StoppingRule | null, pooled: PooledRule | null): PlanRecord {
+  const distinct = new Map<string, Case>();
+  for (const c of cases) distinct.set(caseKey(c), c);
+  const keyOf = (bytes: number, mem: number) => [...distinct.entries()].filter(([, c]) => c.size.bytes === bytes && c.memoryMb === mem).map(([k]) => k);
+  const shardable = distinct.size === expandCases(m).length / m.iterations; // a --shard run plans its own share only
+  const shards = shardable ? [2, 4, 8].filter((n) => n <= m.sizes.length * m.memoryLimitsMb.length)
+    .map((total) => ({ total, cases: planShards(m, total, sides).map((s) => s.cases.flatMap((c) => keyOf(c.size.bytes, c.memoryMb))) })) : [];
+  return makePlan({
+    cases: [...distinct.entries()].map(([key, c]) => ({
+      key, label: caseRunLabel(c.size.label, { memoryMb: c.memoryMb, concurrency: c.concurrency ?? 1 }), bytes: c.size.bytes, concurrency: c.concurrency ?? 1,
+    })),
+    sides, warmup: m.warmupIterations, iterations: rule ? null : m.iterations, rule, pooled, profile: readMachineProfile(), shards,
+  });
 }
 
 /** Where a side's comparison with the first side goes: compare/, or compare-<side>/ when there are more than two. */
@@ -211,6 +255,10 @@ export interface OpenRunOptions {
   resume: ResumeState | null;
   /** --iterations auto: the stopping rule every case of this run is judged by. */
   rule: StoppingRule | null;
+  /** The matrix-level same (lib/pooled.ts), with the rule; null without. */
+  pooled: PooledRule | null;
+  /** The plan printed before the run (lib/plan.ts), recorded to compare with the real time. */
+  plan: PlanRecord | null;
   /** Where the folders' paths go (stdout) should the run stop before it could close them. */
   stdout: (text: string) => void;
 }
@@ -240,8 +288,10 @@ export async function openRun(o: OpenRunOptions, say: (line: string) => void): P
           refs: o.sides.map((s) => s.name), this_ref: i, seed: o.seed, parent,
           order: 'cases in matrix order; each case runs once per ref, the refs in an order drawn per case from mulberry32(seed) (lib/interleave.ts)',
           ...(o.rule ? { stopping_rule: o.rule } : {}),
+          ...(o.pooled ? { pooled_rule: o.pooled } : {}),
         },
       } : {}),
+      ...(o.plan ? { plan: o.plan } : {}),
       matrix: matrixRecord(o.m, configuredBox(o.m.vmBox)),
       ...(o.shard ? { shard: shardRecord(o.m, o.shard.shard, o.shard.refs) } : {}),
       host: hostFingerprint(),
@@ -266,7 +316,8 @@ export async function openRun(o: OpenRunOptions, say: (line: string) => void): P
   // A resume goes on in the recorded order: every job of the whole run drawn from the recorded seed as at the
   // start, those with their rows already in raw.csv taken out (they are replayed into the stopping rule instead).
   const plans = o.resume ? sides.map((s) => planResume(o.cases, s.rows)) : null;
-  const all = interleave(o.cases, sides.length, o.seed);
+  // Adaptive rounds take a limit's cases in turn, round by round, so the pool sees them together.
+  const all = interleave(o.rule ? roundsInTurn(o.cases) : o.cases, sides.length, o.seed);
   const left = plans ? plans.map((p) => new Set(p.remaining)) : null;
   const jobs = left ? all.filter((j) => left[j.side].has(j.case)) : all;
   if (plans) say(`resuming: ${all.length - jobs.length} iterations already in raw.csv, ${jobs.length} to run`);
@@ -293,8 +344,21 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
   let lastCase = '';
   const failFast = new FailFast();
   const rule = run.sides[0].record.ab?.stopping_rule;
-  const adaptive = rule ? new AdaptiveRounds(rule, run.sides.length, m.warmupIterations) : null;
+  const adaptive = rule ? new AdaptiveRounds(rule, run.sides.length, m.warmupIterations, run.sides[0].record.ab?.pooled_rule ?? null) : null;
   if (adaptive) replayStops(run, adaptive);
+  const plan = run.sides[0].record.plan ?? null;
+  const cuts = m.noiseCuts ?? DEFAULT_NOISE_CUTS;
+  const warmFile = cuts.includes('warm-upload') ? await ensureTestFile(4 * MiB) : undefined;
+  /** Per case: wall seconds of its jobs, and its side-0 measured iterations (its rounds); the time left comes from them. */
+  const paces = new Map<string, { seconds: number[]; rounds: number }>();
+  const timed: { row: RawRow; seconds: number }[] = [];
+  const left = () => {
+    if (!plan) return '';
+    const progressed = [...paces.entries()].map(([key, p]) => ({
+      key, rounds: p.rounds, stopped: adaptive?.stopped(key) ?? false, jobSeconds: p.seconds.reduce((a, b) => a + b, 0) / p.seconds.length,
+    }));
+    return `, run ~${duration(timeLeft(plan, progressed, rule?.looks ?? null, m.warmupIterations))} left`;
+  };
   const record = (o: IterationOutcome, j: Job<Case>) => {
     const side = run.sides[j.side];
     const rows = o.rows ?? [o.row];
@@ -309,9 +373,11 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     if (process.env.UPS_SELF_STATS === '1') progress.line(formatSelfStats(selfStats(k)));
     const stop = adaptive?.record(j.side, r);
     if (stop) {
-      progress.line(`${r.memory_limit} ${r.file_size}: ${stop.state === 'decided' ? 'decided' : 'undecided at the last look'} after ${stop.rounds} rounds: ` +
+      const how = stop.state === 'decided' ? 'decided' : stop.state === 'cap' ? 'undecided at the last look'
+        : `let go by the pool (pooled change ${pct(stop.pooled!.changePct)} [${pct(stop.pooled!.loPct)}, ${pct(stop.pooled!.hiPct)}] over ${stop.pooled!.cases} cases)`;
+      progress.line(`${r.memory_limit} ${r.file_size}: ${how} after ${stop.rounds} rounds: ` +
         run.sides.slice(1).map((s, i) => `${s.side.name} ${stop.verdicts[i]}`).join(', '));
-      for (const s of run.sides) s.record.ab!.stops = adaptive!.all();
+      updateRecords(run, (r) => transitions.stopRecorded(r, adaptive!.all()));
     }
     // Fail fast (lib/failfast.ts): every row but vm_failed is one start of this side's server.
     const never = r.exit_reason !== 'vm_failed' && failFast.observe(String(j.side), r.exit_reason === 'not_ready' ? o.notReadyAnswer ?? r.error : null);
@@ -322,7 +388,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
       up: async (memoryMb, replacement) => {
         if (replacement > 0) progress.line(`${memoryMb} MB: the environment died; bringing up a new one (replacement ${replacement} of at most ${MAX_REPLACEMENTS})`);
         const env = await provider.up(memoryMb);
-        for (const s of run.sides) s.record.provider_facts[String(memoryMb)] = replacement > 0 ? { ...env.facts, environments: replacement + 1 } : env.facts;
+        updateRecords(run, (r) => transitions.environmentUp(r, memoryMb, replacement > 0 ? { ...env.facts, environments: replacement + 1 } : env.facts));
         for (const s of run.sides) writeConfig(s.dir, s.record);
         return env;
       },
@@ -330,8 +396,8 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
         k++;
         const c = j.case;
         const file = ctx.files.get(c.size.bytes)!;
-        const times = (c.concurrency ?? 1) > 1 ? ` x${c.concurrency}` : '';
-        const label = `[${k}/${total}] ${tag(j)}${c.memoryMb}MB ${c.size.label}${times} #${c.iteration}`;
+        const name = caseRunLabel(c.size.label, { memoryMb: c.memoryMb, concurrency: c.concurrency ?? 1 });
+        const label = `[${k}/${total}${left()}] ${tag(j)}${name} #${c.iteration}`;
         const it = {
           env, testCase: c, file, server: run.sides[j.side].side.spec, secret: ctx.secret, signal,
           // A VM under software emulation (TCG) is several times slower: its environment says by how much.
@@ -339,24 +405,35 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
           // Auth is one small request to a server that has just answered GET /: the time it had to get ready is
           // ample, and already the knob a slow environment raises (no second setting to keep in step).
           authTimeoutSeconds: m.readinessTimeoutSeconds * env.timeoutFactor,
+          noiseCuts: cuts, warmFile,
         };
         // The machine canary before each case: how fast the host itself was at this point of the run.
-        const caseKey = `${c.memoryMb}MB ${c.size.label}${times}`;
-        if (caseKey !== lastCase) {
-          lastCase = caseKey;
+        // Adaptive rounds take a limit's cases in turn: there the canary runs before each round of the limit.
+        const canaryKey = rule ? `${c.memoryMb}MB round ${c.iteration}` : name;
+        if (canaryKey !== lastCase) {
+          lastCase = canaryKey;
           const t = runCanary(localDataParent());
-          for (const s of run.sides) appendCanaryRow(s.dir, { at: new Date().toISOString(), before_case: caseKey, ...t });
+          for (const s of run.sides) appendCanaryRow(s.dir, { at: new Date().toISOString(), before_case: name, ...t });
         }
         // A resumed case whose warm-up ran before the interruption goes on in a fresh, cold environment:
         // one upload first, not recorded, warms it as the recorded warm-up did.
-        const warmKey = `${j.side}/${c.memoryMb}/${c.size.bytes}/${c.concurrency ?? 1}`;
+        const warmKey = `${j.side}/${caseKey(c)}`;
         const firstHere = !started.has(warmKey);
         started.add(warmKey);
         if (run.resumed && firstHere && c.iteration > m.warmupIterations) {
           const w = await runIteration({ ...it, progress: progress.upload(`${label} warm-up again`, file.bytes * (c.concurrency ?? 1)) });
           progress.line(`${label}: warm-up again (not recorded: resumed in a fresh environment): ${w.row.exit_reason} ${w.row.duration_seconds.toFixed(2)} s`);
         }
-        return runIteration({ ...it, progress: progress.upload(label, file.bytes * (c.concurrency ?? 1)) });
+        const t0 = performance.now();
+        const outcome = await runIteration({ ...it, progress: progress.upload(label, file.bytes * (c.concurrency ?? 1)) });
+        const seconds = (performance.now() - t0) / 1000;
+        const key = caseKey(c);
+        const pace = paces.get(key) ?? { seconds: [], rounds: 0 };
+        paces.set(key, pace);
+        pace.seconds.push(seconds);
+        if (j.side === 0 && c.iteration > m.warmupIterations) pace.rounds++;
+        if (c.iteration > m.warmupIterations) timed.push({ row: outcome.row, seconds });
+        return outcome;
       },
       record,
       envFailed: (memoryMb, error, group) => {
@@ -366,17 +443,21 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
         }
       },
       stopped: () => signal.aborted,
-      skip: (j) => adaptive?.stopped(caseKey({ file_size_bytes: j.case.size.bytes, memory_limit_mb: j.case.memoryMb, concurrency: j.case.concurrency ?? 1 })) ?? false,
+      skip: (j) => adaptive?.stopped(caseKey(j.case)) ?? false,
     });
-    if (!signal.aborted) for (const s of run.sides) s.record.finished = true;
+    if (!signal.aborted) updateRecords(run, transitions.finished);
+    // The next run's plan goes by what this one measured here.
+    // Runs inside the test runner (NODE_TEST_CONTEXT) measure stand-ins and throttles, not this machine.
+    const measured = !signal.aborted && run.sides.length >= 2 && !process.env.NODE_TEST_CONTEXT ? profileFromRun(run.sides.map((s) => s.rows), timed, run.parent ?? run.sides[0].dir) : null;
+    if (measured) writeMachineProfile(measured);
   } catch (e) {
     if (e instanceof AuthRejected) {
-      for (const s of run.sides) s.record.stop_reason = e.message;
+      updateRecords(run, (r) => transitions.interrupted(r, e.message));
       throw new InputError(e.message);
     }
     if (!signal.aborted) {
       const first = (e as Error).message.split('\n')[0];
-      for (const s of run.sides) s.record.stop_reason = e instanceof ServerNeverReady ? first : `suite error: ${first}`;
+      updateRecords(run, (r) => transitions.interrupted(r, e instanceof ServerNeverReady ? first : `suite error: ${first}`));
       throw e;
     }
   }
@@ -415,15 +496,8 @@ async function writeHistory(parent: string, sides: Parameters<typeof historyOf>[
 /** The row and failures.log entry of an iteration whose environment could not be brought up. */
 function vmFailedOutcome(c: Case, memoryMb: number, error: Error): IterationOutcome {
   return {
-    row: {
-      file_size: c.size.label, memory_limit: `${memoryMb}MB`, duration_seconds: 0, peak_memory_bytes: null,
-      http_status: null, exit_reason: 'vm_failed', iteration: c.iteration, file_size_bytes: c.size.bytes,
-      memory_limit_mb: memoryMb, transfer_seconds: null, processing_seconds: null, throughput_mib_s: null,
-      server_peak_rss_bytes: null, sha256_ok: null, started_at: new Date().toISOString(), error: error.message.split('\n')[0],
-      host_cpu_pressure_pct: null, failure_phase: 'start', server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null,
-      data_dir_bytes: null, download_ttfb_seconds: null, download_mib_s: null, concurrency: c.concurrency ?? 1,
-    },
-    failure: `=== ${new Date().toISOString()} ${memoryMb}MB ${c.size.label} iteration ${c.iteration}: vm_failed\nerror: ${error.message}\nphase: start\n`,
+    row: { ...newRow({ ...c, memoryMb }, new Date().toISOString()), exit_reason: 'vm_failed', error: error.message.split('\n')[0], failure_phase: 'start' },
+    failure: `=== ${new Date().toISOString()} ${caseRunLabel(c.size.label, { memoryMb, concurrency: c.concurrency ?? 1 })} iteration ${c.iteration}: vm_failed\nerror: ${error.message}\nphase: start\n`,
   };
 }
 
@@ -431,8 +505,8 @@ function vmFailedOutcome(c: Case, memoryMb: number, error: Error): IterationOutc
 export async function finishRun(run: Run, provider: Provider, out: (text: string) => void): Promise<void> {
   await provider.close();
   await closeClient();
+  updateRecords(run, (r) => transitions.closed(r, new Date().toISOString()));
   for (const s of run.sides) {
-    s.record.ended_at = new Date().toISOString();
     writeConfig(s.dir, s.record);
     await writeReportFiles(s.dir, s.rows, s.record);
     unlockRunDir(s.dir);

@@ -10,10 +10,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readRunRecord } from './load-run.ts';
+import type { Comparison } from './compare.ts';
 import type { Io } from './errors.ts';
-import type { Options } from './options.ts';
-import { parseRawCsv } from './results.ts';
+import { parseOptions, type Options } from './options.ts';
+import type { RawRow } from './row.ts';
 import { cachedStandinBundle } from './standin-bundle.ts';
 import { sd, detectable } from './verdict.ts';
 
@@ -37,9 +37,10 @@ export async function standinPair(dir: string, slowdownPct: number): Promise<{ a
 
 interface Outcome { verdict: string; rounds: number; minutes: number; parent: string; logRatios: number[] }
 
-type Main = (argv: string[], io: Io) => Promise<number>;
+/** run-tests' runSuite, passed in: a run's exit code, its sides' rows in memory and its comparisons. */
+type RunSuite = (opts: Options, argv: string[], io: Io) => Promise<{ code: number; run: { parent: string | null; sides: { rows: RawRow[] }[] } | null; comparisons: Comparison[] }>;
 
-export async function selfCheck(opts: Options, io: Io, main: Main): Promise<number> {
+export async function selfCheck(opts: Options, io: Io, main: RunSuite): Promise<number> {
   const say = (s: string) => io.stderr.write(`${s}\n`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-self-check-'));
   try {
@@ -68,19 +69,16 @@ export async function selfCheck(opts: Options, io: Io, main: Main): Promise<numb
 
 const fmtPct = (x: number | undefined) => (x === undefined ? '?' : `${x.toFixed(1)}%`);
 
-/** One interleaved run through run-tests' main, its progress passed on; its verdict, rounds and wall time. */
-async function comparison(main: Main, io: Io, argv: string[]): Promise<Outcome> {
-  let out = '';
+/** One interleaved run through run-tests' runSuite, its progress passed on; its verdict, rounds and wall time, from the rows in memory. */
+async function comparison(main: RunSuite, io: Io, argv: string[]): Promise<Outcome> {
+  const opts = parseOptions(argv);
+  if (opts === 'help') throw new Error('self-check: --help in its own arguments');
   const t0 = Date.now();
-  const code = await main(argv, { stdout: { write: (s: string) => (out += s) }, stderr: io.stderr });
+  const { code, run, comparisons } = await main(opts, argv, { stdout: { write: () => true }, stderr: io.stderr });
   const minutes = (Date.now() - t0) / 60_000;
-  const parent = out.trim().split('\n').at(-1) ?? '';
-  if (code > 1 || !fs.existsSync(path.join(parent, 'compare', 'compare.json'))) throw new Error(`self-check: the run did not complete (exit ${code})`);
-  const result = JSON.parse(fs.readFileSync(path.join(parent, 'compare', 'compare.json'), 'utf8')) as { cases: { verdict: string }[] };
-  const [base, cand] = fs.readdirSync(parent).filter((d) => d !== 'compare').map((d) => path.join(parent, d))
-    .sort((x, y) => (readRunRecord(x)?.ab?.this_ref ?? 0) - (readRunRecord(y)?.ab?.this_ref ?? 0));
-  const rows = (dir: string) => parseRawCsv(fs.readFileSync(path.join(dir, 'raw.csv'), 'utf8'), 'raw.csv').filter((r) => r.iteration > 1 && r.throughput_mib_s);
-  const a = new Map(rows(base).map((r) => [r.iteration, r.throughput_mib_s!]));
-  const logRatios = rows(cand).filter((r) => a.has(r.iteration)).map((r) => Math.log(r.throughput_mib_s! / a.get(r.iteration)!));
-  return { verdict: result.cases[0]?.verdict ?? 'no data', rounds: logRatios.length, minutes, parent, logRatios };
+  if (code > 1 || !run?.parent || comparisons.length === 0) throw new Error(`self-check: the run did not complete (exit ${code})`);
+  const rows = (side: { rows: RawRow[] }) => side.rows.filter((r) => r.iteration > 1 && r.throughput_mib_s);
+  const a = new Map(rows(run.sides[0]).map((r) => [r.iteration, r.throughput_mib_s!]));
+  const logRatios = rows(run.sides[1]).filter((r) => a.has(r.iteration)).map((r) => Math.log(r.throughput_mib_s! / a.get(r.iteration)!));
+  return { verdict: comparisons[0].cases[0]?.verdict ?? 'no data', rounds: logRatios.length, minutes, parent: run.parent, logRatios };
 }

@@ -1,12 +1,13 @@
 // --shard k/N: which cases of the matrix this machine runs, so CI engines that
 // run jobs side by side (GitHub matrix jobs, CircleCI parallelism, Kubernetes
 // Indexed Jobs) can split a run, and ./merge-runs can put it together again.
-// A case (file size x memory limit) moves whole: every iteration, its warm-up
+// A case (file size x memory limit x uploads at once) moves whole: every iteration, its warm-up
 // and every ref run in one shard, so each comparison stays on one machine.
 // Pure: the environment comes in as an argument.
 //   const shard = parseShard('2/4', process.env)          // { index: 2, total: 4, source: '--shard 2/4' }
 //   const plan = planShards(matrix, 4, 2)                   // plan.shards[1].cases: what 2/4 runs
 //   const cases = shardCases(matrix, shard, 2)              // in run order, for the runner
+import { byRunOrder, caseKey, matrixCases, type CaseId } from './cases.ts';
 import { InputError } from './errors.ts';
 import { expandCases, type Case, type Matrix, type ProviderName, type SizeSpec } from './matrix.ts';
 
@@ -29,8 +30,8 @@ export const BOOT_BYTES: Record<ProviderName, number> = { local: 0, qemu: 2 * Gi
 
 /** Recorded in config.json: two shards merge only when they were cut by the same rule. */
 export const SHARD_RULE =
-  'v1: cases (file size x memory limit, with all their iterations, warm-up and refs) taken heaviest first ' +
-  '(bytes x iterations x refs; ties: larger memory limit, then larger size), each to the shard whose planned work grows least, ' +
+  'v2: cases (file size x memory limit x uploads at once, with all their iterations, warm-up and refs) taken heaviest first ' +
+  '(bytes x uploads at once x iterations x refs; ties: larger memory limit, then larger size, then fewer at once), each to the shard whose planned work grows least, ' +
   'work = upload bytes + one environment boot per memory limit new to the shard (local 0, qemu 2 GiB, vagrant 6 GiB); ' +
   'ties: a shard that already has that memory limit, then the lower shard number';
 
@@ -52,7 +53,9 @@ function checked(index: number, total: number, source: string, what: string): Sh
 }
 
 /**
- * CircleCI: CIRCLE_NODE_INDEX (from 0) of CIRCLE_NODE_TOTAL. Kubernetes Indexed
+ * CircleCI: CIRCLE_NODE_INDEX (from 0) of CIRCLE_NODE_TOTAL. GitLab `parallel: N`:
+ * CI_NODE_INDEX (from 1) of CI_NODE_TOTAL (a job without `parallel` has only
+ * CI_NODE_TOTAL=1: the whole run). Kubernetes Indexed
  * Job: JOB_COMPLETION_INDEX (from 0), with the Job's completions passed as
  * UPS_SHARD_TOTAL (Kubernetes exposes the index, not the count). GitHub Actions
  * has no such variables: its matrix passes --shard k/N.
@@ -68,6 +71,11 @@ function autoShard(env: Record<string, string | undefined>): Shard {
     const n = int('CIRCLE_NODE_TOTAL');
     return checked(i + 1, n, `CIRCLE_NODE_INDEX=${i} CIRCLE_NODE_TOTAL=${n}`, `--shard auto (CIRCLE_NODE_INDEX=${i}, CIRCLE_NODE_TOTAL=${n})`);
   }
+  if (env.CI_NODE_INDEX !== undefined || env.CI_NODE_TOTAL !== undefined) {
+    const n = int('CI_NODE_TOTAL');
+    const i = env.CI_NODE_INDEX === undefined && n === 1 ? 1 : int('CI_NODE_INDEX');
+    return checked(i, n, `CI_NODE_INDEX=${i} CI_NODE_TOTAL=${n}`, `--shard auto (CI_NODE_INDEX=${i}, CI_NODE_TOTAL=${n})`);
+  }
   if (env.JOB_COMPLETION_INDEX !== undefined) {
     if (env.UPS_SHARD_TOTAL === undefined) {
       throw new InputError('--shard auto: JOB_COMPLETION_INDEX is set but UPS_SHARD_TOTAL is not: set it to the Job\'s spec.completions');
@@ -77,7 +85,7 @@ function autoShard(env: Record<string, string | undefined>): Shard {
     return checked(i + 1, n, `JOB_COMPLETION_INDEX=${i} UPS_SHARD_TOTAL=${n}`, `--shard auto (JOB_COMPLETION_INDEX=${i}, UPS_SHARD_TOTAL=${n})`);
   }
   throw new InputError(
-    '--shard auto: no CI shard variables (CIRCLE_NODE_INDEX and CIRCLE_NODE_TOTAL, or JOB_COMPLETION_INDEX with UPS_SHARD_TOTAL); ' +
+    '--shard auto: no CI shard variables (CIRCLE_NODE_INDEX and CIRCLE_NODE_TOTAL, CI_NODE_INDEX and CI_NODE_TOTAL, or JOB_COMPLETION_INDEX with UPS_SHARD_TOTAL); ' +
       'on GitHub Actions pass --shard ${{ matrix.shard }}/${{ strategy.job-total }}',
   );
 }
@@ -85,7 +93,8 @@ function autoShard(env: Record<string, string | undefined>): Shard {
 export interface PlannedCase {
   memoryMb: number;
   size: SizeSpec;
-  /** Bytes this case uploads: size x iterations x refs. */
+  concurrency: number;
+  /** Bytes this case uploads: size x uploads at once x iterations x refs. */
   uploadBytes: number;
 }
 
@@ -99,18 +108,20 @@ export interface PlannedShard {
   work: number;
 }
 
-export type ShardMatrix = Pick<Matrix, 'sizes' | 'memoryLimitsMb' | 'iterations' | 'provider'>;
+export type ShardMatrix = Pick<Matrix, 'sizes' | 'memoryLimitsMb' | 'iterations' | 'provider' | 'concurrency'>;
 
 /** Splits the matrix's cases over `total` shards by SHARD_RULE; `refs` is how many servers each case runs (1, or 2 for A/B). */
 export function planShards(m: ShardMatrix, total: number, refs: number): PlannedShard[] {
   const sides = Math.max(1, refs);
-  const all: PlannedCase[] = m.memoryLimitsMb.flatMap((memoryMb) =>
-    m.sizes.map((size) => ({ memoryMb, size, uploadBytes: size.bytes * m.iterations * sides })));
+  const all: PlannedCase[] = matrixCases(m).map((c) => {
+    const size = m.sizes.find((s) => s.bytes === c.bytes)!;
+    return { memoryMb: c.memoryMb, size, concurrency: c.concurrency, uploadBytes: size.bytes * c.concurrency * m.iterations * sides };
+  });
   if (total > all.length) {
-    throw new InputError(`--shard .../${total}: the matrix has only ${all.length} cases (file size x memory limit) to share out; use at most ${all.length} shards`);
+    throw new InputError(`--shard .../${total}: the matrix has only ${all.length} cases (file size x memory limit x uploads at once) to share out; use at most ${all.length} shards`);
   }
   // Sorted on values only, so the order sizes and limits are listed in plays no part.
-  all.sort((a, b) => b.uploadBytes - a.uploadBytes || b.memoryMb - a.memoryMb || b.size.bytes - a.size.bytes);
+  all.sort((a, b) => b.uploadBytes - a.uploadBytes || byRunOrder(idOf(a), idOf(b)));
   const boot = BOOT_BYTES[m.provider];
   const shards = Array.from({ length: total }, () => ({ cases: [] as PlannedCase[], mems: new Set<number>(), work: 0 }));
   for (const c of all) {
@@ -128,22 +139,19 @@ export function planShards(m: ShardMatrix, total: number, refs: number): Planned
     s.work = bestCost;
   }
   return shards.map((s) => ({
-    cases: s.cases.sort((a, b) => b.memoryMb - a.memoryMb || b.size.bytes - a.size.bytes),
+    cases: s.cases.sort((a, b) => byRunOrder(idOf(a), idOf(b))),
     uploadBytes: s.cases.reduce((t, c) => t + c.uploadBytes, 0),
     boots: s.mems.size,
     work: s.work,
   }));
 }
 
+const idOf = (c: PlannedCase): CaseId => ({ bytes: c.size.bytes, memoryMb: c.memoryMb, concurrency: c.concurrency });
+
 /** The cases (every iteration) shard `shard` runs, in the run order of expandCases. */
 export function shardCases(m: Matrix, shard: Shard, refs: number): Case[] {
-  const mine = new Set(planShards(m, shard.total, refs)[shard.index - 1].cases.map((c) => caseId(c.size.bytes, c.memoryMb)));
-  return expandCases(m).filter((c) => mine.has(caseId(c.size.bytes, c.memoryMb)));
-}
-
-/** A case's name in config.json and merge messages, as compare-runs matches cases: `<bytes>@<MB>`. */
-export function caseId(bytes: number, memoryMb: number): string {
-  return `${bytes}@${memoryMb}`;
+  const mine = new Set(planShards(m, shard.total, refs)[shard.index - 1].cases.map(caseKey));
+  return expandCases(m).filter((c) => mine.has(caseKey(c)));
 }
 
 /** What config.json records under `shard`. */
@@ -152,7 +160,7 @@ export interface ShardRecord {
   total: number;
   source: string;
   rule: string;
-  /** caseId of every case this shard runs. */
+  /** caseKey of every case this shard runs. */
   cases: string[];
   planned_upload_bytes: number;
   planned_boots: number;
@@ -162,7 +170,7 @@ export function shardRecord(m: Matrix, shard: Shard, refs: number): ShardRecord 
   const p = planShards(m, shard.total, refs)[shard.index - 1];
   return {
     index: shard.index, total: shard.total, source: shard.source, rule: SHARD_RULE,
-    cases: p.cases.map((c) => caseId(c.size.bytes, c.memoryMb)),
+    cases: p.cases.map(caseKey),
     planned_upload_bytes: p.uploadBytes, planned_boots: p.boots,
   };
 }

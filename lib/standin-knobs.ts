@@ -15,6 +15,7 @@ export const STANDIN_KNOBS: Record<string, Rule> = {
   STANDIN_HOLD_IN_MEMORY: 'switch',
   STANDIN_CORRUPT_STORED: 'switch',
   STANDIN_SLOWDOWN_PCT: { min: 0, integer: false },
+  STANDIN_SLOWDOWN_MIN_BYTES: { min: 0, integer: true },
   STANDIN_DOWNLOAD_ROUTE: { choices: ['dash', 'bang'] },
   STANDIN_BURN_CPU_MS: { min: 0, integer: true },
   STANDIN_DOWNLOAD_THROTTLE_MIBS: { min: Number.MIN_VALUE, integer: false },

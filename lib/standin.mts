@@ -24,7 +24,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import busboy from 'busboy';
 
-const USAGE = `Usage: standin [-db PATH] [--throttle-mibs N] [--processing-delay-ms N] [--slowdown-pct N]
+const USAGE = `Usage: standin [-db PATH] [--throttle-mibs N] [--processing-delay-ms N] [--slowdown-pct N] [--slowdown-min-bytes N]
                [--crash-after-bytes N] [--status N] [--hold-in-memory] [--corrupt-stored]
                [--download-route dash|bang] [--burn-cpu-ms N] [--download-throttle-mibs N]
 
@@ -33,6 +33,8 @@ const USAGE = `Usage: standin [-db PATH] [--throttle-mibs N] [--processing-delay
   --processing-delay-ms N  extra delay after the body, in ms       (env STANDIN_PROCESSING_DELAY_MS)
   --slowdown-pct N         each upload N% slower: before answering, wait N% of the
                            time spent receiving and storing it      (env STANDIN_SLOWDOWN_PCT)
+  --slowdown-min-bytes N   slow only uploads of N bytes or more: one case of a
+                           matrix slowed, the others not             (env STANDIN_SLOWDOWN_MIN_BYTES)
   --crash-after-bytes N    exit 3 once an upload body reached N bytes (env STANDIN_CRASH_AFTER_BYTES)
   --status N               answer every upload with HTTP status N  (env STANDIN_STATUS)
   --hold-in-memory         keep every uploaded byte in memory      (env STANDIN_HOLD_IN_MEMORY=1)
@@ -65,6 +67,8 @@ interface Config {
   processingDelayMs: number;
   /** A known proportional slowdown, for testing the statistics end to end. */
   slowdownPct: number;
+  /** The slowdown applies to uploads of at least this many bytes. */
+  slowdownMinBytes: number;
   crashAfterBytes: number | null;
   status: number | null;
   holdInMemory: boolean;
@@ -88,6 +92,7 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     'throttle-mibs': env.STANDIN_THROTTLE_MIBS,
     'processing-delay-ms': env.STANDIN_PROCESSING_DELAY_MS,
     'slowdown-pct': env.STANDIN_SLOWDOWN_PCT,
+    'slowdown-min-bytes': env.STANDIN_SLOWDOWN_MIN_BYTES,
     'crash-after-bytes': env.STANDIN_CRASH_AFTER_BYTES,
     status: env.STANDIN_STATUS,
     'download-route': env.STANDIN_DOWNLOAD_ROUTE,
@@ -141,6 +146,7 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     throttleMibs: throttle,
     processingDelayMs: number('processing-delay-ms', knobs['processing-delay-ms'], 0, true) ?? 0,
     slowdownPct: number('slowdown-pct', knobs['slowdown-pct'], 0, false) ?? 0,
+    slowdownMinBytes: number('slowdown-min-bytes', knobs['slowdown-min-bytes'], 0, true) ?? 0,
     crashAfterBytes: number('crash-after-bytes', knobs['crash-after-bytes'], 1, true),
     status,
     holdInMemory: isOn(hold),
@@ -550,7 +556,7 @@ async function handleUpload(req: IncomingMessage, res: ServerResponse, cfg: Conf
     if (got.spoolPath !== null) await removeSpool(got.spoolPath);
   }
   // STANDIN_SLOWDOWN_PCT: the whole upload takes N% longer, however long its work took (size, disk, load).
-  if (cfg.slowdownPct > 0) await sleep(((performance.now() - started) * cfg.slowdownPct) / 100);
+  if (cfg.slowdownPct > 0 && got.size >= cfg.slowdownMinBytes) await sleep(((performance.now() - started) * cfg.slowdownPct) / 100);
   send(res, reply);
 }
 
@@ -712,7 +718,7 @@ function main(): void {
     const knobs = [
       cfg.throttleMibs !== null && `throttle ${cfg.throttleMibs} MiB/s`,
       cfg.processingDelayMs > 0 && `processing delay ${cfg.processingDelayMs} ms`,
-      cfg.slowdownPct > 0 && `slowdown ${cfg.slowdownPct}%`,
+      cfg.slowdownPct > 0 && `slowdown ${cfg.slowdownPct}%${cfg.slowdownMinBytes > 0 ? ` from ${cfg.slowdownMinBytes} bytes` : ''}`,
       cfg.crashAfterBytes !== null && `crash after ${cfg.crashAfterBytes} bytes`,
       cfg.status !== null && `status ${cfg.status}`,
       cfg.holdInMemory && 'hold in memory',

@@ -1,6 +1,7 @@
 // Sizes and their formatting. Binary units (KiB, MiB, GiB) are powers of 1024,
 // decimal units (KB, MB, GB) powers of 1000: each means what it says.
 //   parseSize('100MiB') === 104857600; parseSize('1GB') === 1e9; formatBytes(104857600) === '100 MiB'
+import { MEMORY_MB, parseWhole, SIZE_BYTES } from './bounds.ts';
 
 const UNITS: Record<string, number> = {
   B: 1,
@@ -10,12 +11,6 @@ const UNITS: Record<string, number> = {
 
 /** The units a size is written in, as error messages and --help list them. */
 export const SIZE_UNITS = Object.keys(UNITS).join(', ');
-
-/**
- * The largest size accepted: 1 TiB. A test file is written to disk and uploaded whole, so larger is a typo
- * (999999TiB reached the disk check and failed there with exit 1, 9007199254740993B is past exact integers).
- */
-export const MAX_SIZE_BYTES = 1024 ** 4;
 
 /** Parses "100MiB", "1.5 GiB", "500MB", "1024B"; a unit is required (a bare "4" was 4 bytes, rarely what was meant). */
 export function parseSize(text: string): number {
@@ -28,8 +23,9 @@ export function parseSize(text: string): number {
   const bytes = Math.round(exact);
   // 1.5KiB is 1536 bytes; 1.25B or 0.1KiB is no whole number of bytes (allowing for binary fractions' rounding).
   if (Math.abs(exact - bytes) > 1e-6 * Math.max(1, exact)) throw new Error(`not a whole number of bytes (${exact} B)`);
-  if (bytes <= 0) throw new Error('must be at least 1 byte');
-  if (bytes > MAX_SIZE_BYTES) throw new Error(`at most 1 TiB`);
+  if (bytes < SIZE_BYTES.min) throw new Error('must be at least 1 byte');
+  // 9007199254740993B is past exact integers: SIZE_BYTES.max refuses it too.
+  if (bytes > SIZE_BYTES.max) throw new Error(SIZE_BYTES.over);
   return bytes;
 }
 
@@ -63,13 +59,7 @@ export function parsePositiveInt(text: string | number): number {
   return Number(s);
 }
 
-/** 1 TiB in MB: more memory than any host the suite runs on; a larger limit is a typo, and was run unenforced. */
-export const MAX_MEMORY_MB = 1024 * 1024;
-
 /** Parses a memory limit in MB: 256, "256", "256MB". MB as QEMU -m and Vagrant read it (2^20 bytes), so the cgroup gets the same bytes a VM gets. */
 export function parseMemoryMb(text: string | number): number {
-  const s = String(text).trim().replace(/\s*MB$/i, '');
-  const mb = parsePositiveInt(s);
-  if (mb > MAX_MEMORY_MB) throw new Error(`at most ${MAX_MEMORY_MB} MB (1 TiB)`);
-  return mb;
+  return parseWhole(MEMORY_MB, String(text).trim().replace(/\s*MB$/i, ''));
 }

@@ -152,7 +152,7 @@ async function ensureBox(r: VagrantRunner, configured: string | null, diskBytes:
     if (add.exitCode === 0) return { box: configured, version: null, image: null };
     log(`WARNING: box ${configured} (vm.box or UPS_VM_BOX) could not be added, using the suite's own box: ${tail(add.stderr, 1)}`);
   }
-  const image = await ensureGuestImage({ log, diskBytes });
+  const image = await ensureGuestImage({ say: log, diskBytes });
   const version = boxVersion(image.manifest);
   if (have.some((b) => b.name === BOX_NAME && b.version === version)) return { box: BOX_NAME, version, image };
   const t0 = Date.now();
@@ -230,16 +230,14 @@ export interface VagrantOptions {
   box?: string | null;
   /** Guest disk the run needs (imageBytesFor): a smaller cached guest image is rebuilt before the suite's box is made from it. */
   diskBytes?: number;
-  /** Progress lines; default stderr. */
-  log?: (line: string) => void;
 }
 
 export class VagrantProvider implements Provider {
   readonly name = 'vagrant' as const;
   private log: (line: string) => void;
 
-  constructor(private launch: ServerLaunch, private opts: VagrantOptions & ProviderContext = {}) {
-    this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+  constructor(private launch: ServerLaunch, private opts: VagrantOptions & ProviderContext) {
+    this.log = opts.say;
   }
 
   async up(memoryMb: number): Promise<Environment> {

@@ -79,13 +79,15 @@ test('three sides: the case stops only when every later side is decided against 
 
 test('options: auto is the default with two servers; its flags need it; --binary and --ref do not mix', () => {
   const opts = (argv: string[]) => parseOptions(argv) as Exclude<ReturnType<typeof parseOptions>, 'help'>;
-  assert.deepEqual(opts(['--ref', 'a', '--ref', 'b']).adaptive, { maxRounds: 48, noisePct: 3 });
+  assert.deepEqual(opts(['--ref', 'a', '--ref', 'b']).adaptive, { maxRounds: 48, noisePct: 3, pooled: true });
   assert.equal(opts(['--ref', 'a', '--ref', 'b']).matrix.iterations, 49);
   assert.equal(opts(['--ref', 'a', '--ref', 'b', '--iterations', '7']).adaptive, null);
-  assert.deepEqual(opts(['--ref', 'a', '--ref', 'b', '--max-iterations', '20', '--noise', '5']).adaptive, { maxRounds: 19, noisePct: 5 });
+  assert.deepEqual(opts(['--ref', 'a', '--ref', 'b', '--max-iterations', '20', '--noise', '5']).adaptive, { maxRounds: 19, noisePct: 5, pooled: true });
   assert.throws(() => opts(['--iterations', 'auto']), /--iterations auto: needs two or more --ref or --binary/);
   assert.throws(() => opts(['--ref', 'a', '--ref', 'b', '--max-iterations', '3']), /--max-iterations: from 7/);
   assert.throws(() => opts(['--ref', 'a', '--ref', 'b', '--iterations', '5', '--noise', '2']), /--noise goes with --iterations auto/);
+  assert.equal(opts(['--ref', 'a', '--ref', 'b', '--no-pool']).adaptive!.pooled, false);
+  assert.throws(() => opts(['--ref', 'a', '--ref', 'b', '--iterations', '5', '--no-pool']), /--no-pool goes with --iterations auto/);
   assert.throws(() => opts(['--ref', 'a', '--binary', '/bin/true']), /--binary and --ref/);
   assert.equal(opts(['--ref', 'a', '--ref', 'b', '--ref', 'c']).refs.length, 3);
 });

@@ -73,26 +73,22 @@ test('renderTable: one row per figure with value, target and verdict; details be
   assert.ok(lines.includes('- VM boot: not landed'));
 });
 
-test('npm run bench -- --quick --only gen,run: real dd, generator, run-tests and stand-in; every figure measured, JSON written', { timeout: 300_000 }, async (t) => {
+test('npm run bench -- --quick --only gen,run: real dd, generator, run-tests and stand-in; every figure measured, JSON written', { timeout: 900_000 }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-bench-test-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const out = path.join(dir, 'bench.json');
-  // Exit 1 is a missed target (this machine's noise can do that); 2 or a crash is a broken bench.
   const r = await $({ quiet: true, nothrow: true, cwd: SUITE_DIR })`npm run --silent bench -- --quick --only gen,run --out ${out}`;
-  assert.ok(r.exitCode === 0 || r.exitCode === 1, `bench exited ${r.exitCode}: ${r.stderr.slice(-800)}`);
+  assert.ok(fs.existsSync(out), `bench exited ${r.exitCode} without its JSON: ${r.stderr.slice(-800)}`);
   assert.match(r.stdout, /\| test file generation vs dd, 512 MiB +\| [\d.]+ x faster/);
   const json = JSON.parse(fs.readFileSync(out, 'utf8')) as { quick: boolean; figures: Figure[] };
+  // Its exit follows the figures it wrote: 1 exactly when one misses its target (this machine's noise can do that).
+  const missed = json.figures.filter((f) => verdict(f) === 'FAIL').map((f) => `${f.key} ${f.value}`);
+  assert.equal(r.exitCode, missed.length > 0 ? 1 : 0, `missed: ${missed.join(', ') || 'none'}; ${r.stderr.slice(-800)}`);
   assert.equal(json.quick, true);
   const byKey = new Map(json.figures.map((f) => [f.key, f]));
   assert.deepEqual([...byKey.keys()].sort(), ['harness_overhead', 'machine_copy_cv', 'machine_cpu_cv', 'machine_vcpu_spread', 'standin_curl_cv', 'testfile_generation', 'throughput_cv']);
   // The generator makes no bytes through the kernel as dd's urandom does: faster on any machine.
   assert.ok(byKey.get('testfile_generation')!.value! > 1, `generation ${byKey.get('testfile_generation')!.value}x dd`);
-  const overhead = byKey.get('harness_overhead')!.value!;
-  assert.ok(overhead > 0 && overhead < 100, `overhead ${overhead}%`);
-  for (const k of ['throughput_cv', 'standin_curl_cv', 'machine_cpu_cv', 'machine_copy_cv']) {
-    const v = byKey.get(k)!.value!;
-    assert.ok(Number.isFinite(v) && v > 0, `${k} ${v}`);
-  }
   assert.match(byKey.get('standin_curl_cv')!.detail!, /median \d+ MiB\/s \[(\d+ ){9}\d+\]/);
   for (const k of ['machine_cpu_cv', 'machine_copy_cv']) assert.match(byKey.get(k)!.detail!, /median [\d.]+ s \[([\d.]+ ){9}[\d.]+\]/);
 
@@ -123,8 +119,16 @@ test('npm run bench -- --quick --only gen,run: real dd, generator, run-tests and
     const tolerance = (hi / lo) * (0.006 / lo + 0.006 / hi); // both printed to 0.01 s
     assert.ok(Math.abs(hi / lo - spread.samples![i]) <= tolerance, `round ${i + 1}: ${times} against ratio ${spread.samples![i]}`);
   }
-  const [wall, outside] = /wall ([\d.]+) s = .* \+ outside ([\d.]+) s/.exec(byKey.get('harness_overhead')!.detail!)!.slice(1).map(Number);
+  const [wall, uploads, verification, outside] = /wall ([\d.]+) s = uploads ([\d.]+) s \+ verification ([\d.]+) s \+ outside ([\d.]+) s/
+    .exec(byKey.get('harness_overhead')!.detail!)!.slice(1).map(Number);
   near('harness_overhead', (outside / wall) * 100, 100 * (0.1 / wall));
+  assert.ok(Math.abs(uploads + verification + outside - wall) <= 0.15, `${uploads} + ${verification} + ${outside} s against wall ${wall} s`);
+  // The uploads' time, from the requests the bench timed, against the run's own raw.csv (its throughputs): the 10
+  // measured iterations of 64 MiB take sum(64 / MiB/s); the warm-up adds one more, at most 3x the slowest of them.
+  const perUpload = byKey.get('throughput_cv')!.samples!.map((x) => 64 / x);
+  const measuredSum = perUpload.reduce((a, b) => a + b, 0);
+  assert.ok(uploads >= measuredSum - 0.1 && uploads <= measuredSum + 3 * Math.max(...perUpload) + 0.1,
+    `uploads ${uploads} s by the request timings; raw.csv: ${measuredSum.toFixed(2)} s for the 10 measured (${perUpload.map((x) => x.toFixed(2)).join(' ')})`);
   const [suite, dd] = /suite \(lib\/testfiles.ts writeTestFile\) ([\d.]+) s .*?, dd ([\d.]+) s/.exec(byKey.get('testfile_generation')!.detail!)!.slice(1).map(Number);
   near('testfile_generation', dd / suite, (dd / suite) * (0.006 / suite + 0.006 / dd)); // both printed to 0.01 s
 });

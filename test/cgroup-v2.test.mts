@@ -19,6 +19,7 @@ import { QemuProvider } from '../lib/qemu.ts';
 import { MiB } from '../lib/units.ts';
 import { backportsKernel } from './fixtures/backports-kernel.mts';
 import { qemuWhyNot } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 /** Whether the kernel release (`6.1.0-28-amd64`) is at least major.minor. */
 function kernelAtLeast(release: string, major: number, minor: number): boolean {
@@ -36,7 +37,7 @@ async function probeInGuest(t: TestContext, image: GuestImage): Promise<Record<s
   });
   const provider = new QemuProvider(
     { server: { kind: 'standin', env: {} }, secret: 'cgroup-v2-test', readinessTimeoutSeconds: 30 },
-    { image, log: (l) => t.diagnostic(l) },
+    { image, say: (l) => t.diagnostic(l) },
   );
   const env = await provider.up(512) as GuestEnvironment;
   try {
@@ -76,21 +77,21 @@ function assertProbe(seen: Record<string, any>): void {
   assert.equal(seen.dirLeft, false, 'the cgroup was not removed');
 }
 
-test('cgroup v2 in a VM guest (the image\'s Linux 6.1): limit, peak, a refused reset, usage, OOM kill, removal', async (t) => {
+test('cgroup v2 in a VM guest (the image\'s Linux 6.1): limit, peak, a refused reset, usage, OOM kill, removal', { timeout: 1_200_000 }, async (t) => {
   const reason = await qemuWhyNot();
-  if (reason) return t.skip(reason);
-  const image = await ensureGuestImage({ log: (l) => t.diagnostic(l) });
+  if (reason) return t.skip(needs('vm', reason));
+  const image = await ensureGuestImage({ say: (l) => t.diagnostic(l) });
   const seen = await probeInGuest(t, image);
   assert.ok(!kernelAtLeast(seen.kernel, 6, 12), `the image's kernel is ${seen.kernel}: this test is for one before 6.12`);
   assertProbe(seen);
 });
 
-test('cgroup v2 in a VM guest on Linux 6.12+ (bookworm-backports): the peak resets through the kept descriptor', async (t) => {
+test('cgroup v2 in a VM guest on Linux 6.12+ (bookworm-backports): the peak resets through the kept descriptor', { timeout: 1_200_000 }, async (t) => {
   const reason = await qemuWhyNot();
-  if (reason) return t.skip(reason);
-  const image = await ensureGuestImage({ log: (l) => t.diagnostic(l) });
+  if (reason) return t.skip(needs('vm', reason));
+  const image = await ensureGuestImage({ say: (l) => t.diagnostic(l) });
   const k = await backportsKernel(image);
-  if (typeof k === 'string') return t.skip(`no Linux 6.12 kernel for the guest: ${k}`);
+  if (typeof k === 'string') return t.skip(needs('vm', `no Linux 6.12 kernel for the guest: ${k}`));
   const seen = await probeInGuest(t, { ...image, kernel: k.kernel, initrd: k.initrd });
   assert.equal(seen.kernel, k.release);
   assert.ok(kernelAtLeast(seen.kernel, 6, 12), seen.kernel);

@@ -17,19 +17,19 @@ let env: Environment;
 let url: string;
 
 before(async () => {
-  env = await new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, () => {}).up(4096);
+  env = await new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, { say: () => {} }).up(4096);
   url = await env.startServer();
 });
 after(async () => { await env.down(); });
 
-test('multipart framing is exact', () => {
+test('multipart framing is exact', { timeout: 300_000 }, () => {
   const { preamble, epilogue, contentType } = multipartFraming('a.bin', 'XyZ');
   assert.equal(preamble.toString(), '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\nContent-Type: application/octet-stream\r\n\r\n');
   assert.equal(epilogue.toString(), '\r\n--XyZ--\r\n');
   assert.equal(contentType, 'multipart/form-data; boundary=XyZ');
 });
 
-test('upload: sha256 round trip, bytes sent = content-length, delete', async () => {
+test('upload: sha256 round trip, bytes sent = content-length, delete', { timeout: 300_000 }, async () => {
   const file = await ensureTestFile(24 * MiB + 123); // not a multiple of the 1 MiB read size
   const cookie = await authenticate(url, SECRET);
   let lastProgress = 0;
@@ -50,11 +50,11 @@ test('upload: sha256 round trip, bytes sent = content-length, delete', async () 
   assert.equal((await downloadSha256(url, r.id!, 10_000)).status, 404);
 });
 
-test('a wrong secret is an AuthError naming the rejection', async () => {
+test('a wrong secret is an AuthError naming the rejection', { timeout: 300_000 }, async () => {
   await assert.rejects(authenticate(url, 'wrong'), (e: Error) => e instanceof AuthError && /authentication rejected/.test(e.message));
 });
 
-test('client peak RSS stays flat: 64 MiB and 256 MiB uploads peak alike, under 200 MiB', async () => {
+test('client peak RSS stays flat: 64 MiB and 256 MiB uploads peak alike, under 200 MiB', { timeout: 300_000 }, async () => {
   const peak = async (bytes: number) => {
     const file = await ensureTestFile(bytes);
     const out = execFileSync(process.execPath, ['--import', 'tsx', `${SUITE_DIR}/bench/upload-once.mts`, url, SECRET, file.path], { cwd: SUITE_DIR, encoding: 'utf8' });

@@ -19,6 +19,7 @@ import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
 import { row } from './raw-row.mts';
 import { machineCanMakeMemoryCgroups } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-concurrency-'));
 after(() => fs.rmSync(scratch, { recursive: true, force: true }));
@@ -85,9 +86,9 @@ describe('uploads at once, for real', { timeout: 600_000 }, () => {
   });
 
   test('STANDIN_HOLD_IN_MEMORY=1: four 48 MiB uploads at once are OOM-killed in 224 MB where one at a time is not', async (t) => {
-    if (!machineCanMakeMemoryCgroups()) return t.skip('this machine lets no memory cgroup be made: an OOM kill cannot be provoked');
+    if (!machineCanMakeMemoryCgroups()) return t.skip(needs('root', 'this machine lets no memory cgroup be made: an OOM kill cannot be provoked'));
     const secret = 'concurrency-secret-Hq4';
-    const provider = new LocalProvider({ server: { kind: 'standin', env: { STANDIN_HOLD_IN_MEMORY: '1' } }, secret, readinessTimeoutSeconds: 30 }, () => {});
+    const provider = new LocalProvider({ server: { kind: 'standin', env: { STANDIN_HOLD_IN_MEMORY: '1' } }, secret, readinessTimeoutSeconds: 30 }, { say: () => {} });
     const env = await provider.up(224);
     const file = await ensureTestFile(48 * MiB);
     try {

@@ -21,6 +21,7 @@ import { buildRefs } from '../lib/refs.ts';
 import {
   freePort, hostServerArgv, spawnServer, stopServerProcess, waitReady, logTail, type ServerProcess,
 } from '../lib/server.ts';
+import { needs } from './skips.mts';
 
 const SECRET = 'contract-secret-Ü';
 const NEVER = '2999-12-31T00:00:00Z';
@@ -64,7 +65,7 @@ after(() => closeClient());
 
 for (const target of targets) {
   if (typeof target === 'string') {
-    test('real PicoShare: contract', (t) => { t.skip(target); });
+    test('real PicoShare: contract', { timeout: 300_000 }, (t) => { t.skip(needs('picoshare', target)); });
     continue;
   }
   describe(`contract: ${target.name}`, () => {
@@ -127,11 +128,11 @@ for (const target of targets) {
     };
     const json = (o: unknown) => ({ body: JSON.stringify(o), headers: { 'content-type': 'application/json' } });
 
-    test('GET / answers 200 (the readiness probe)', async () => {
+    test('GET / answers 200 (the readiness probe)', { timeout: 300_000 }, async () => {
       assert.equal((await call('GET', '/')).status, 200);
     });
 
-    test('auth: right secret 200 with the sharedSecret cookie; wrong 401; malformed or empty 400', async () => {
+    test('auth: right secret 200 with the sharedSecret cookie; wrong 401; malformed or empty 400', { timeout: 300_000 }, async () => {
       const ok = await call('POST', '/api/auth', json({ sharedSecretKey: SECRET }));
       assert.equal(ok.status, 200);
       const setCookie = [ok.headers['set-cookie'] ?? []].flat();
@@ -147,7 +148,7 @@ for (const target of targets) {
       assert.equal((await call('POST', '/api/auth', json({ sharedSecretKey: '' }))).status, 400);
     });
 
-    test('without the cookie: upload and delete are 401', async () => {
+    test('without the cookie: upload and delete are 401', { timeout: 300_000 }, async () => {
       assert.equal((await uploadParts([{ name: 'file', filename: 'a.bin', data: 'x' }], `?expiration=${NEVER}`, false)).status, 401);
       assert.equal((await call('DELETE', '/api/entry/abcdefghij')).status, 401);
       assert.equal((await call('POST', '/api/entry', { body: 'x', headers: { cookie: 'sharedSecret=forged' } })).status, 401);
@@ -156,7 +157,7 @@ for (const target of targets) {
     let id = '';
     /** The download route, as the suite's client finds it after the first upload. */
     let route: DownloadRoute = '-';
-    test('upload: 200 application/json {"id": 10 chars} and a newline; download gives the same bytes', async () => {
+    test('upload: 200 application/json {"id": 10 chars} and a newline; download gives the same bytes', { timeout: 300_000 }, async () => {
       assert.ok(cookie, 'needs the auth test first');
       const r = await uploadParts([{ name: 'file', filename: 'payload.bin', data: payload }, { name: 'note', data: 'a note' }]);
       assert.equal(r.status, 200, r.body.toString());
@@ -179,7 +180,7 @@ for (const target of targets) {
       assert.equal((await call('GET', `/${route}abcdefghij`)).status, 404);
     });
 
-    test('upload: missing, malformed or too-near expiration is 400', async () => {
+    test('upload: missing, malformed or too-near expiration is 400', { timeout: 300_000 }, async () => {
       const part = [{ name: 'file', filename: 'a.bin', data: 'abc' }];
       assert.equal((await uploadParts(part, '')).status, 400);
       assert.equal((await uploadParts(part, '?expiration=')).status, 400);
@@ -188,7 +189,7 @@ for (const target of targets) {
       assert.equal((await uploadParts(part, `?expiration=${soon}`)).status, 400);
     });
 
-    test('upload: malformed multipart, not multipart, no file part, empty file are 400', async () => {
+    test('upload: malformed multipart, not multipart, no file part, empty file are 400', { timeout: 300_000 }, async () => {
       const q = `/api/entry?expiration=${NEVER}`;
       assert.equal((await call('POST', q, { auth: true, body: 'garbage', headers: { 'content-type': 'multipart/form-data; boundary=xyz' } })).status, 400);
       assert.equal((await call('POST', q, { auth: true, ...json({}) })).status, 400);
@@ -196,7 +197,7 @@ for (const target of targets) {
       assert.equal((await uploadParts([{ name: 'file', filename: 'a.bin', data: '' }])).status, 400);
     });
 
-    test('upload: filename rules (directories dropped as Go does; dots, separators, long names 400), note over 500 bytes 400', async () => {
+    test('upload: filename rules (directories dropped as Go does; dots, separators, long names 400), note over 500 bytes 400', { timeout: 300_000 }, async () => {
       const up = (filename: string, note?: string) =>
         uploadParts([{ name: 'file', filename, data: 'abc' }, ...(note === undefined ? [] : [{ name: 'note', data: note }])]);
       const dir = await up('some/dir/a.txt');
@@ -210,7 +211,7 @@ for (const target of targets) {
       assert.equal((await up('a.txt', 'n'.repeat(501))).status, 400);
     });
 
-    test('upload: a file of up to 1 MiB stays in memory (no TMPDIR needed); a larger one is spooled to TMPDIR (400 without it)', async () => {
+    test('upload: a file of up to 1 MiB stays in memory (no TMPDIR needed); a larger one is spooled to TMPDIR (400 without it)', { timeout: 300_000 }, async () => {
       // Go's ParseMultipartForm(1 MiB): a file part over 1 MiB goes to a temp file, one of 1 MiB or less does not.
       const spool = path.join(tmp, 'spool');
       const mib = crypto.randomBytes(1024 * 1024);
@@ -230,18 +231,18 @@ for (const target of targets) {
       assert.deepEqual(fs.readdirSync(spool), [], 'the spool is removed');
     });
 
-    test('download and delete: a malformed id is 400, an unknown one 404 (download) or 200 (delete)', async () => {
+    test('download and delete: a malformed id is 400, an unknown one 404 (download) or 200 (delete)', { timeout: 300_000 }, async () => {
       assert.equal((await call('GET', `/${route}abc`)).status, 400);
       assert.equal((await call('GET', `/${route}abcdefghi0`)).status, 400, '0 is not in the id alphabet');
       assert.equal((await call('GET', `/${route}abcdefghij`)).status, 404);
       assert.equal((await call('DELETE', '/api/entry/abcdefghi0', { auth: true })).status, 400);
     });
 
-    test('GET /api/entry is 405 (the route is POST only)', async () => {
+    test('GET /api/entry is 405 (the route is POST only)', { timeout: 300_000 }, async () => {
       assert.equal((await call('GET', '/api/entry', { auth: true })).status, 405);
     });
 
-    test('delete: 200 with an empty body, again 200, unknown id 200, malformed id 400; then the download is 404', async () => {
+    test('delete: 200 with an empty body, again 200, unknown id 200, malformed id 400; then the download is 404', { timeout: 300_000 }, async () => {
       assert.ok(id, 'needs the upload test first');
       const del = await call('DELETE', `/api/entry/${id}`, { auth: true });
       assert.equal(del.status, 200);
@@ -254,7 +255,7 @@ for (const target of targets) {
       assert.equal((await call('GET', `/${route}${id}`)).status, 404);
     });
 
-    test("the suite's own client: upload, download sha256, delete", async () => {
+    test("the suite's own client: upload, download sha256, delete", { timeout: 300_000 }, async () => {
       const file = path.join(tmp, 'client.bin');
       fs.writeFileSync(file, payload);
       const r = await upload({ baseUrl: base, cookie, file, timeoutMs: 30_000 });

@@ -10,7 +10,7 @@ const PLAN: DiskPlan = {
   dataDir: '/tmp', guestImageBytes: 0, imageDir: '/cache/image',
 };
 
-test('diskNeeds: uncached test files, 2x the largest file for the server, a guest image still to build', () => {
+test('diskNeeds: uncached test files, 2x the largest file for the server, a guest image still to build', { timeout: 120_000 }, () => {
   assert.deepEqual(diskNeeds(PLAN), [
     { dir: '/cache/testfiles', bytes: 1024 * MiB, what: 'test files not yet cached (1 GiB)' },
     { dir: '/tmp', bytes: 2048 * MiB + HEADROOM_BYTES, what: "the server's data: 2 x the largest file (1 GiB) + 16 MiB" },
@@ -19,7 +19,7 @@ test('diskNeeds: uncached test files, 2x the largest file for the server, a gues
   assert.deepEqual(cachedVm.map((n) => n.dir), ['/tmp', '/cache/image']);
 });
 
-test('shortfalls: needs on one filesystem add up; each short filesystem is named with the figures', () => {
+test('shortfalls: needs on one filesystem add up; each short filesystem is named with the figures', { timeout: 120_000 }, () => {
   const needs = diskNeeds(PLAN);
   const on = (dev: number, free: number) => needs.map((n) => ({ ...n, dev, freeBytes: free, measured: n.dir }));
   assert.deepEqual(shortfalls(on(1, 4096 * MiB)), [], 'fits');

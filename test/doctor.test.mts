@@ -13,6 +13,7 @@ import {
 import { defaultImageDir, readGuestImage } from '../lib/image.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { findTool, PROVIDER_TOOLS } from '../lib/tools.ts';
+import { needs } from './skips.mts';
 
 const GiB = 1024 ** 3;
 const allTools = (provider: Facts['provider']) => Object.fromEntries(toolsFor(provider).map((t) => [t, `/usr/bin/${t}`]));
@@ -40,7 +41,7 @@ const vagrantFacts = (over: Partial<Facts> = {}): Facts => ({
   ...over,
 });
 
-test('each provider probes only what it needs: local none of the VM machinery', () => {
+test('each provider probes only what it needs: local none of the VM machinery', { timeout: 600_000 }, () => {
   assert.deepEqual(probesFor('local'), ['cgroup']);
   assert.deepEqual(toolsFor('local'), ['go']);
   assert.deepEqual(probesFor('qemu'), ['kvm', 'image']);
@@ -49,7 +50,7 @@ test('each provider probes only what it needs: local none of the VM machinery', 
   assert.deepEqual(toolsFor('vagrant').slice(0, 3), ['vagrant', 'virsh', 'qemu-system-x86_64']);
 });
 
-test('local: a memory cgroup and free disk are all it takes; go only matters for a server built from source', () => {
+test('local: a memory cgroup and free disk are all it takes; go only matters for a server built from source', { timeout: 600_000 }, () => {
   const base: Facts = { provider: 'local', root: true, serverFromSource: false, tools: { go: null }, disk, cgroup: { ok: true, detail: 'v1' } };
   const ok = diagnose(base);
   assert.equal(canRun(ok), true);
@@ -68,7 +69,7 @@ test('local: a memory cgroup and free disk are all it takes; go only matters for
   assert.equal(canRun(full), false);
 });
 
-test('qemu: TCG only is a warning; a missing QEMU fails with its package; the image is built when it can be', () => {
+test('qemu: TCG only is a warning; a missing QEMU fails with its package; the image is built when it can be', { timeout: 600_000 }, () => {
   const ok = diagnose(qemuFacts());
   assert.equal(canRun(ok), true);
   assert.equal(byName(ok, 'KVM').status, 'warn');
@@ -101,7 +102,7 @@ test('qemu: TCG only is a warning; a missing QEMU fails with its package; the im
   assert.equal(canRun(notRoot), false);
 });
 
-test('vagrant: session libvirtd, plugin and box are required; system libvirtd, default network and group only warn', () => {
+test('vagrant: session libvirtd, plugin and box are required; system libvirtd, default network and group only warn', { timeout: 600_000 }, () => {
   const ok = diagnose(vagrantFacts());
   assert.equal(canRun(ok), true, renderChecks('vagrant', ok));
   for (const name of ['libvirtd (system)', 'libvirt default network', 'KVM']) assert.equal(byName(ok, name).status, 'warn', name);
@@ -140,7 +141,7 @@ test('vagrant: session libvirtd, plugin and box are required; system libvirtd, d
   assert.equal(byName(diagnose(vagrantFacts({ box: { error: 'vagrant is not installed' } })), 'vagrant box').status, 'FAIL');
 });
 
-test('renderChecks: one line per check, an indented fix line for a failure, the verdict last', () => {
+test('renderChecks: one line per check, an indented fix line for a failure, the verdict last', { timeout: 600_000 }, () => {
   const text = renderChecks('qemu', [
     { status: 'ok', name: 'qemu-img', finding: '/usr/bin/qemu-img' },
     { status: 'FAIL', name: 'qemu-system-x86_64', finding: 'not found on PATH', fix: 'apt-get install qemu-system-x86' },
@@ -157,7 +158,7 @@ test('renderChecks: one line per check, an indented fix line for a failure, the 
   assert.equal(renderChecks('local', [{ status: 'warn', name: 'go', finding: 'x' }]).split('\n').at(-2), 'provider local can run (1 warning)');
 });
 
-test('virsh output: the default network\'s state and the number of DHCP leases', () => {
+test('virsh output: the default network\'s state and the number of DHCP leases', { timeout: 600_000 }, () => {
   const list = ' Name      State      Autostart   Persistent\n--------------------------------------------\n default   inactive   no          yes\n';
   assert.equal(defaultNetworkState(list), 'inactive');
   assert.equal(defaultNetworkState(list.replace('inactive', 'active  ')), 'active');
@@ -176,7 +177,7 @@ function runTests(args: string[], env: Record<string, string> = {}, asUid?: numb
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-test('./run-tests --doctor --provider local: memory cgroup and disk checked, exit 0, no cgroup left behind', (t) => {
+test('./run-tests --doctor --provider local: memory cgroup and disk checked, exit 0, no cgroup left behind', { timeout: 600_000 }, (t) => {
   const r = runTests(['--doctor', '--provider', 'local']);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   const lines = r.stdout.trim().split('\n');
@@ -193,8 +194,8 @@ test('./run-tests --doctor --provider local: memory cgroup and disk checked, exi
   assert.deepEqual(left, []);
 });
 
-test('./run-tests --doctor --provider qemu: the KVM line says what the probe found; the exit code follows the guest image', async (t) => {
-  if (!findTool('qemu-system-x86_64')) { t.skip('qemu-system-x86_64 is not installed'); return; }
+test('./run-tests --doctor --provider qemu: the KVM line says what the probe found; the exit code follows the guest image', { timeout: 600_000 }, async (t) => {
+  if (!findTool('qemu-system-x86_64')) { t.skip(needs('vm', 'qemu-system-x86_64 is not installed')); return; }
   const r = runTests(['--doctor', '--provider', 'qemu', '--sizes', '100MiB']);
   const kvm = r.stdout.split('\n').find((l) => l.includes('  KVM: '));
   assert.ok(kvm, r.stdout);
@@ -213,13 +214,13 @@ test('./run-tests --doctor --provider qemu: the KVM line says what the probe fou
   }
 });
 
-test('./run-tests --doctor --provider qemu as an unprivileged user with no image: the image cannot be built, exit 1', (t) => {
-  if (process.getuid?.() !== 0) { t.skip('needs root to switch to uid 65534'); return; }
+test('./run-tests --doctor --provider qemu as an unprivileged user with no image: the image cannot be built, exit 1', { timeout: 600_000 }, (t) => {
+  if (process.getuid?.() !== 0) { t.skip(needs('root', 'needs root to switch to uid 65534')); return; }
   // Its one failed check must be the image: with the VM packages missing, their checks fail too.
   const missing = ['qemu-system-x86_64', 'debootstrap', 'qemu-img'].filter((tool) => !findTool(tool));
-  if (missing.length) { t.skip(`needs the VM packages (.ci/install-vm-deps): ${missing.join(', ')} not installed`); return; }
+  if (missing.length) { t.skip(needs('vm', `needs the VM packages (.ci/install-vm-deps): ${missing.join(', ')} not installed`)); return; }
   const reach = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-x', path.join(SUITE_DIR, 'run-tests')]);
-  if (reach.status !== 0) { t.skip(`uid 65534 cannot run ${SUITE_DIR}/run-tests (a parent folder is closed to other users, e.g. a clone under a mode-700 temp folder)`); return; }
+  if (reach.status !== 0) { t.skip(needs('uid', `uid 65534 cannot run ${SUITE_DIR}/run-tests (a parent folder is closed to other users, e.g. a clone under a mode-700 temp folder)`)); return; }
   const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-doctor-'));
   fs.chmodSync(cache, 0o777);
   t.after(() => fs.rmSync(cache, { recursive: true, force: true }));
@@ -230,20 +231,20 @@ test('./run-tests --doctor --provider qemu as an unprivileged user with no image
   assert.match(r.stdout.trim().split('\n').at(-1)!, /^provider qemu cannot run: 1 check failed$/);
 });
 
-test('./run-tests --build-image with the image cached: verifies it and prints its folder last, exit 0', async (t) => {
-  if (!(await readGuestImage(defaultImageDir(), 12 * GiB))) { t.skip('no cached guest image: building one takes minutes'); return; }
+test('./run-tests --build-image with the image cached: verifies it and prints its folder last, exit 0', { timeout: 600_000 }, async (t) => {
+  if (!(await readGuestImage(defaultImageDir(), 12 * GiB))) { t.skip(needs('vm', 'no cached guest image: building one takes minutes')); return; }
   const r = runTests(['--build-image', '--sizes', '100MiB']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim().split('\n').at(-1), defaultImageDir());
 });
 
-test('--fix without --doctor is bad input (exit 2)', () => {
+test('--fix without --doctor is bad input (exit 2)', { timeout: 600_000 }, () => {
   const r = runTests(['--fix']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--fix goes with --doctor/);
 });
 
-test('the VM providers need ssh: the doctor checks it (FAIL with its package), from the same table the run checks', () => {
+test('the VM providers need ssh: the doctor checks it (FAIL with its package), from the same table the run checks', { timeout: 600_000 }, () => {
   for (const provider of ['qemu', 'vagrant'] as const) {
     assert.ok(toolsFor(provider).includes('ssh'), `${provider} checks ssh`);
     for (const tool of PROVIDER_TOOLS[provider]) assert.ok(toolsFor(provider).includes(tool), `${provider}: the doctor checks ${tool}`);

@@ -12,6 +12,7 @@ import { parseRawCsv } from '../lib/results.ts';
 import {
   authFaultServer, cgroupsOf, leftovers, machineCanMakeMemoryCgroups, matrixFile, mountTmpfs, processesWith, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
 } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 /** A temporary folder, and cleanups run in reverse order at the end (stop a run, unmount, then remove). */
 function tempDir(t: TestContext, prefix: string): { dir: string; later: (fn: () => unknown) => void } {
@@ -30,10 +31,10 @@ const stopRun = (run: Run) => async () => {
 
 const rows = (dir: string) => parseRawCsv(rawCsvText(dir), 'raw.csv');
 
-test('the disk fills up during an upload: recorded as a failure, the run goes on once space is back', async (t) => {
+test('the disk fills up during an upload: recorded as a failure, the run goes on once space is back', { timeout: 600_000 }, async (t) => {
   const { dir: tmp, later } = tempDir(t, 'ups-diskfull-');
   const mnt = mountTmpfs(path.join(tmp, 'mnt'), 64);
-  if (!mnt) return t.skip('cannot mount a tmpfs here (needs root): no small filesystem to fill');
+  if (!mnt) return t.skip(needs('root', 'cannot mount a tmpfs here (needs root): no small filesystem to fill'));
   later(mnt.unmount);
   const secret = `diskfull-${Date.now()}`;
   const run = startRun(['--sizes', '16MiB', '--memory', '512', '--iterations', '3'],
@@ -64,10 +65,10 @@ test('the disk fills up during an upload: recorded as a failure, the run goes on
   assert.deepEqual(fs.readdirSync(mnt.dir), [], 'no data folder left on the filled disk');
 });
 
-test('the disk-space check stops a run that cannot fit before anything starts, with the figures (exit 1)', async (t) => {
+test('the disk-space check stops a run that cannot fit before anything starts, with the figures (exit 1)', { timeout: 600_000 }, async (t) => {
   const { dir: tmp, later } = tempDir(t, 'ups-diskcheck-');
   const mnt = mountTmpfs(path.join(tmp, 'mnt'), 20);
-  if (!mnt) return t.skip('cannot mount a tmpfs here (needs root): no small filesystem to check against');
+  if (!mnt) return t.skip(needs('root', 'cannot mount a tmpfs here (needs root): no small filesystem to check against'));
   later(mnt.unmount);
   const out = path.join(tmp, 'results');
   const data = startRun(['--sizes', '16MiB', '--memory', '512', '--iterations', '1'], { UPS_LOCAL_DATA_DIR: mnt.dir }, out);
@@ -84,7 +85,7 @@ test('the disk-space check stops a run that cannot fit before anything starts, w
   assert.deepEqual(fs.readdirSync(path.join(mnt.dir, 'testfiles', 'splitmix64')), [], 'no test file was started');
 });
 
-test('the server killed from outside mid-upload: process_died recorded, the next iterations run on a fresh server', async (t) => {
+test('the server killed from outside mid-upload: process_died recorded, the next iterations run on a fresh server', { timeout: 600_000 }, async (t) => {
   const { dir: tmp, later } = tempDir(t, 'ups-killsrv-');
   const data = path.join(tmp, 'data');
   fs.mkdirSync(data);
@@ -106,7 +107,7 @@ test('the server killed from outside mid-upload: process_died recorded, the next
   assert.deepEqual(fs.readdirSync(data), []);
 });
 
-test('a server that dies on one start (between iterations): not_ready for that iteration, the rest run', async (t) => {
+test('a server that dies on one start (between iterations): not_ready for that iteration, the rest run', { timeout: 600_000 }, async (t) => {
   const { dir: tmp, later } = tempDir(t, 'ups-diestart-');
   const count = path.join(tmp, 'starts');
   const flaky = await serverWrapper(tmp, 'flaky-server', [
@@ -132,7 +133,7 @@ for (const [fault, reason, error, seen] of [
   // The auth deadline is the readiness timeout, 3 s here.
   ['hang', 'timeout', /^authentication failed: no answer within 3 s$/, /auth-fault-server: POST \/api\/auth: hang/],
 ] as const) {
-  test(`a server that ${{ '500': 'answers 500 to', exit: 'exits on', hang: 'never answers' }[fault]} POST /api/auth on one start: ${reason} for that iteration, the rest run`, async (t) => {
+  test(`a server that ${{ '500': 'answers 500 to', exit: 'exits on', hang: 'never answers' }[fault]} POST /api/auth on one start: ${reason} for that iteration, the rest run`, { timeout: 600_000 }, async (t) => {
     const { dir: tmp, later } = tempDir(t, `ups-auth-${fault}-`);
     const { binary, requests } = await authFaultServer(tmp, fault, 2);
     const secret = `auth-${fault}-${Date.now()}`;
@@ -154,7 +155,7 @@ for (const [fault, reason, error, seen] of [
   });
 }
 
-test('a server whose secret differs: exit 2 "authentication rejected" at once, no rows, nothing left', async (t) => {
+test('a server whose secret differs: exit 2 "authentication rejected" at once, no rows, nothing left', { timeout: 600_000 }, async (t) => {
   const { dir: tmp, later } = tempDir(t, 'ups-badsecret-');
   const other = await serverWrapper(tmp, 'other-secret-server', 'export PS_SHARED_SECRET=not-the-suites-secret');
   const secret = `badsecret-${Date.now()}`;
@@ -173,7 +174,7 @@ test('a server whose secret differs: exit 2 "authentication rejected" at once, n
   for (const f of fs.readdirSync(dir)) assert.ok(!fs.readFileSync(path.join(dir, f), 'utf8').includes(secret), `secret in ${f}`);
 });
 
-test('a port taken by another process before the server binds it: the server is started on another port', async (t) => {
+test('a port taken by another process before the server binds it: the server is started on another port', { timeout: 600_000 }, async (t) => {
   const { dir: tmp, later } = tempDir(t, 'ups-port-');
   const count = path.join(tmp, 'starts');
   const bound = path.join(tmp, 'bound');
@@ -202,7 +203,7 @@ test('a port taken by another process before the server binds it: the server is 
   }), `port ${taken} is free again`);
 });
 
-test('a run killed with SIGKILL (nothing can clean up) takes its server with it, leaves its cgroup and data folder; the next run sweeps them', async (t) => {
+test('a run killed with SIGKILL (nothing can clean up) takes its server with it, leaves its cgroup and data folder; the next run sweeps them', { timeout: 600_000 }, async (t) => {
   const { dir: tmp, later } = tempDir(t, 'ups-sigkill-');
   const data = path.join(tmp, 'data');
   fs.mkdirSync(data);
@@ -215,7 +216,7 @@ test('a run killed with SIGKILL (nothing can clean up) takes its server with it,
   later(() => { for (const p of processesWith(secret)) { try { process.kill(Number(p.split(':')[0]), 'SIGKILL'); } catch { /* gone */ } } });
   // The server was started through setpriv --pdeathsig KILL (lib/reaper.ts): the kernel kills it with the suite.
   await waitFor('the server to die with the suite', () => processesWith(secret).length === 0, 3000);
-  if (!machineCanMakeMemoryCgroups()) return t.skip('this machine lets no memory cgroup be made: nothing to sweep');
+  if (!machineCanMakeMemoryCgroups()) return t.skip(needs('root', 'this machine lets no memory cgroup be made: nothing to sweep'));
   assert.ok(cgroupsOf(run.pid).length > 0, 'the killed run left its memory cgroup');
 
   const next = startRun(['--sizes', '1MiB', '--memory', '512', '--iterations', '1'], { UPS_LOCAL_DATA_DIR: data }, path.join(tmp, 'results2'));

@@ -65,7 +65,7 @@ test('guest script, run here with its folder moved: unpack a tree, start the ser
     fs.mkdirSync(root);
     const script = path.join(root, 'guest.sh');
     fs.writeFileSync(script, GUEST_SCRIPT.replace('R=/srv/ups', `R=${root}`));
-    const job = (args: string[], input = '') => spawnSync('sh', [script, ...args], { input, encoding: 'utf8', timeout: 20_000 });
+    const job = (args: string[], input = '') => spawnSync('sh', [script, ...args], { input, cwd: tmp, encoding: 'utf8', timeout: 20_000 });
     // A "server" that says where it runs and what it read there, then lives on or exits as told.
     const tree = path.join(tmp, 'tree');
     fs.mkdirSync(path.join(tree, 'templates'), { recursive: true });
@@ -106,7 +106,10 @@ describe('guest script on the host: spend counters', { timeout: 120_000 }, () =>
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-guest-root-'));
     const script = path.join(root, 'guest.sh');
     fs.writeFileSync(script, GUEST_SCRIPT);
-    const sh = (words: string[], input = '') => $({ quiet: true, input, env: { ...process.env, UPS_GUEST_ROOT: root } })`sh ${script} ${words}`;
+    // Run from an empty folder: a root that does not expand (a literal `${UPS_GUEST_ROOT:-/srv/ups}`, once committed
+    // at the repository's root by this test) would write there instead.
+    const away = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-guest-cwd-'));
+    const sh = (words: string[], input = '') => $({ quiet: true, input, cwd: away, env: { ...process.env, UPS_GUEST_ROOT: root } })`sh ${script} ${words}`;
     const port = await freePort();
     const secret = 'guest-host-secret-Kd2';
     try {
@@ -114,6 +117,8 @@ describe('guest script on the host: spend counters', { timeout: 120_000 }, () =>
         PATH: process.env.PATH ?? '/usr/bin:/bin', PS_SHARED_SECRET: secret, PORT: String(port), TMPDIR: `${root}/run/tmp`,
         STANDIN_BURN_CPU_MS: '1000',
       }));
+      assert.deepEqual(fs.readdirSync(away), [], 'nothing written where the script was run from');
+      assert.match(fs.readFileSync(path.join(root, 'server.log'), 'utf8'), /^--- server start /, 'the server log is under UPS_GUEST_ROOT');
       const url = `http://127.0.0.1:${port}`;
       for (let i = 0; i < 200 && !(await probeRoot(url).then((a) => a.ready)); i++) await new Promise((r) => setTimeout(r, 50));
       const cookie = await authenticate(url, secret);
@@ -133,6 +138,7 @@ describe('guest script on the host: spend counters', { timeout: 120_000 }, () =>
       await sh(['stop', '50']).catch(() => {});
       await closeClient();
       fs.rmSync(root, { recursive: true, force: true });
+      fs.rmSync(away, { recursive: true, force: true });
     }
   });
 });

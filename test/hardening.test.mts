@@ -21,6 +21,7 @@ import { STANDIN_KNOBS, knobProblem } from '../lib/standin-knobs.ts';
 import { parseSize, SIZE_UNITS } from '../lib/units.ts';
 import { mountTmpfs, rawCsvText, readConfig, rowCount, startRun, waitFor } from './run-helpers.mts';
 import { row } from './raw-row.mts';
+import { needs } from './skips.mts';
 
 const RUN_TESTS = path.join(SUITE_DIR, 'run-tests');
 const COMPARE_RUNS = path.join(SUITE_DIR, 'compare-runs');
@@ -205,7 +206,7 @@ describe('hardening', { timeout: 600_000 }, () => {
       assert.match(sys.stderr, /^Error: cannot create the results folder \/sys\/kernel\/[\d-]+: EPERM: operation not permitted$/m);
     }
     const full = mountTmpfs(path.join(out, 'full'), 1);
-    if (!full) return t.skip('cannot mount a tmpfs here (needs root)');
+    if (!full) return t.skip(needs('root', 'cannot mount a tmpfs here (needs root)'));
     try {
       fs.writeFileSync(path.join(full.dir, 'ballast'), Buffer.alloc(1024 * 1024 - 1));
       const r = exec(RUN_TESTS, ['--sizes', '1MiB', '--memory', '256', '--iterations', '1', '--out', full.dir]);

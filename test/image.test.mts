@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DEFAULT_DISK_BYTES, diskBytesFor, mirrorFromAptSources } from '../lib/image.ts';
 
-test('mirrorFromAptSources: deb822 .sources, skipping security, disabled and deb-src entries', () => {
+test('mirrorFromAptSources: deb822 .sources, skipping security, disabled and deb-src entries', { timeout: 120_000 }, () => {
   const sources = [
     'Types: deb-src', 'URIs: http://src.example/debian', 'Suites: bookworm', 'Components: main', '',
     'Types: deb', 'URIs: http://off.example/debian', 'Suites: bookworm', 'Enabled: no', '',
@@ -14,7 +14,7 @@ test('mirrorFromAptSources: deb822 .sources, skipping security, disabled and deb
   assert.equal(mirrorFromAptSources([{ name: '/etc/apt/sources.list.d/debian.sources', text: sources }], 'bookworm'), 'http://deb.debian.org/debian');
 });
 
-test('mirrorFromAptSources: one-line .list with options; first match wins; none gives null', () => {
+test('mirrorFromAptSources: one-line .list with options; first match wins; none gives null', { timeout: 120_000 }, () => {
   const list = [
     '# deb http://commented.example/debian bookworm main',
     'deb http://security.debian.org/debian-security bookworm-security main',
@@ -29,7 +29,7 @@ test('mirrorFromAptSources: one-line .list with options; first match wins; none 
   assert.equal(mirrorFromAptSources([{ name: '/etc/apt/sources.list.d/x.sources.disabled', text: 'Types: deb\nURIs: http://x/\nSuites: bookworm' }], 'bookworm'), null);
 });
 
-test('diskBytesFor: the largest file twice over plus 2 GiB, never below the default', () => {
+test('diskBytesFor: the largest file twice over plus 2 GiB, never below the default', { timeout: 120_000 }, () => {
   const GiB = 1024 ** 3;
   assert.equal(diskBytesFor(100 * 1024 ** 2), DEFAULT_DISK_BYTES);
   assert.equal(DEFAULT_DISK_BYTES, 12 * GiB);

@@ -5,7 +5,7 @@ import { interleave, seededRandom } from '../lib/interleave.ts';
 
 const cases = Array.from({ length: 40 }, (_, i) => ({ n: i }));
 
-test('seededRandom: same seed same sequence, in [0, 1), different seeds differ', () => {
+test('seededRandom: same seed same sequence, in [0, 1), different seeds differ', { timeout: 120_000 }, () => {
   const a = seededRandom(7);
   const b = seededRandom(7);
   const xs = Array.from({ length: 1000 }, () => a());
@@ -16,7 +16,7 @@ test('seededRandom: same seed same sequence, in [0, 1), different seeds differ',
   assert.deepEqual(Array.from({ length: 3 }, seededRandom(1)).map((x) => x.toFixed(6)), ['0.627074', '0.002736', '0.527447']);
 });
 
-test('interleave: every case once per side, in case order, pairs adjacent, each job naming its side', () => {
+test('interleave: every case once per side, in case order, pairs adjacent, each job naming its side', { timeout: 120_000 }, () => {
   const jobs = interleave(cases, 2, 123);
   assert.equal(jobs.length, 80);
   for (let i = 0; i < cases.length; i++) {
@@ -26,7 +26,7 @@ test('interleave: every case once per side, in case order, pairs adjacent, each 
   }
 });
 
-test('interleave: the order comes from the seed (reproducible) and both sides go first about equally often', () => {
+test('interleave: the order comes from the seed (reproducible) and both sides go first about equally often', { timeout: 120_000 }, () => {
   const order = (seed: number) => interleave(cases, 2, seed).map((j) => j.side).join('');
   assert.equal(order(123), order(123));
   assert.notEqual(order(123), order(124));

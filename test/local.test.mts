@@ -16,12 +16,13 @@ import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { cgroupsOf, machineCanMakeMemoryCgroups } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 const SECRET = 'local-test-secret-Zq8';
 
 async function one(opts: { server?: ServerSpec; standinEnv?: Record<string, string>; memoryMb?: number; sizeMiB?: number; uploadTimeoutSeconds?: number; readinessTimeoutSeconds?: number }) {
   const server = opts.server ?? { kind: 'standin', env: opts.standinEnv ?? {} };
-  const provider = new LocalProvider({ server, secret: SECRET, readinessTimeoutSeconds: opts.readinessTimeoutSeconds ?? 30 }, () => {});
+  const provider = new LocalProvider({ server, secret: SECRET, readinessTimeoutSeconds: opts.readinessTimeoutSeconds ?? 30 }, { say: () => {} });
   const env = await provider.up(opts.memoryMb ?? 512);
   const sizeMiB = opts.sizeMiB ?? 8;
   const file = await ensureTestFile(sizeMiB * MiB);
@@ -36,7 +37,7 @@ async function one(opts: { server?: ServerSpec; standinEnv?: Record<string, stri
   }
 }
 
-test('success: sha256 verified, throughput and memory recorded', async () => {
+test('success: sha256 verified, throughput and memory recorded', { timeout: 600_000 }, async () => {
   const o = await one({});
   assert.equal(o.row.exit_reason, 'success', o.row.error);
   assert.equal(o.row.http_status, 200);
@@ -52,7 +53,7 @@ test('success: sha256 verified, throughput and memory recorded', async () => {
   assert.equal(o.failure, null);
 });
 
-test('memory: the RSS of a server holding a 128 MiB upload holds those bytes; the cgroup is charged what each server keeps', async () => {
+test('memory: the RSS of a server holding a 128 MiB upload holds those bytes; the cgroup is charged what each server keeps', { timeout: 600_000 }, async () => {
   // 128 MiB, not 64: the spooling server's own peak varies by 10 MiB or more with garbage collection
   // (96-115 MiB measured), which 64 held MiB did not always clear by the half asked of it.
   const spooling = await one({ sizeMiB: 128, memoryMb: 1024 });
@@ -69,13 +70,13 @@ test('memory: the RSS of a server holding a 128 MiB upload holds those bytes; th
   }
 });
 
-test('the cgroup peak is per iteration: a small upload after a big one reports its own; also where the kernel cannot reset it', async (t) => {
-  if (!machineCanMakeMemoryCgroups()) return t.skip('this machine cannot make memory cgroups');
+test('the cgroup peak is per iteration: a small upload after a big one reports its own; also where the kernel cannot reset it', { timeout: 600_000 }, async (t) => {
+  if (!machineCanMakeMemoryCgroups()) return t.skip(needs('root', 'this machine cannot make memory cgroups'));
   const big = await ensureTestFile(64 * MiB);
   const small = await ensureTestFile(8 * MiB);
   // Polled: as on cgroup v2 before Linux 6.12, whose memory.peak can't be reset (simulated on this machine's real cgroup).
   for (const mode of ['kernel', 'polled'] as const) {
-    const provider = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, () => {});
+    const provider = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, { say: () => {} });
     const env = await provider.up(1024);
     try {
       assert.match(String(env.facts.peak_memory), /reset per iteration/);
@@ -113,7 +114,7 @@ test('the cgroup peak is per iteration: a small upload after a big one reports i
   }
 });
 
-test('http_error: the stand-in answers 500', async () => {
+test('http_error: the stand-in answers 500', { timeout: 600_000 }, async () => {
   const o = await one({ standinEnv: { STANDIN_STATUS: '500' } });
   assert.equal(o.row.exit_reason, 'http_error');
   assert.equal(o.row.http_status, 500);
@@ -121,7 +122,7 @@ test('http_error: the stand-in answers 500', async () => {
   assert.match(o.failure!, /http_error/);
 });
 
-test('timeout: a processing phase longer than the upload timeout', async () => {
+test('timeout: a processing phase longer than the upload timeout', { timeout: 600_000 }, async () => {
   const o = await one({ standinEnv: { STANDIN_PROCESSING_DELAY_MS: '8000' }, uploadTimeoutSeconds: 2 });
   assert.equal(o.row.exit_reason, 'timeout');
   assert.equal(o.row.http_status, null);
@@ -129,7 +130,7 @@ test('timeout: a processing phase longer than the upload timeout', async () => {
   assert.ok(o.row.duration_seconds >= 2 && o.row.duration_seconds < 7.5, `duration ${o.row.duration_seconds}`);
 });
 
-test('process_died: the server exits mid-upload', async () => {
+test('process_died: the server exits mid-upload', { timeout: 600_000 }, async () => {
   const o = await one({ standinEnv: { STANDIN_CRASH_AFTER_BYTES: String(2 * MiB) } });
   assert.equal(o.row.exit_reason, 'process_died');
   assert.match(o.failure!, /server log tail/);
@@ -137,14 +138,14 @@ test('process_died: the server exits mid-upload', async () => {
   assert.match(o.failure!, /crash knob: exiting with code 3 after \d+ upload body bytes/, 'the server log tail in failures.log says why it exited');
 });
 
-test('integrity_error: the stored bytes differ from the sent ones', async () => {
+test('integrity_error: the stored bytes differ from the sent ones', { timeout: 600_000 }, async () => {
   const o = await one({ standinEnv: { STANDIN_CORRUPT_STORED: '1' } });
   assert.equal(o.row.exit_reason, 'integrity_error');
   assert.equal(o.row.sha256_ok, false);
   assert.equal(o.row.throughput_mib_s, null);
 });
 
-test('not_ready: a server that never answers GET /', async () => {
+test('not_ready: a server that never answers GET /', { timeout: 600_000 }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-notready-'));
   const bin = path.join(dir, 'deaf-server');
   fs.writeFileSync(bin, '#!/bin/sh\nexec sleep 60\n', { mode: 0o755 });
@@ -157,8 +158,8 @@ test('not_ready: a server that never answers GET /', async () => {
   assert.deepEqual(left, [], 'the deaf server was stopped');
 });
 
-test('oom_killed: a real cgroup OOM kill of a server holding the upload in memory', async (t) => {
-  if (!machineCanMakeMemoryCgroups()) return t.skip('this machine lets no memory cgroup be made (mkdir under /sys/fs/cgroup failed): an OOM kill cannot be provoked');
+test('oom_killed: a real cgroup OOM kill of a server holding the upload in memory', { timeout: 600_000 }, async (t) => {
+  if (!machineCanMakeMemoryCgroups()) return t.skip(needs('root', 'this machine lets no memory cgroup be made (mkdir under /sys/fs/cgroup failed): an OOM kill cannot be provoked'));
   const o = await one({ standinEnv: { STANDIN_HOLD_IN_MEMORY: '1' }, memoryMb: 96, sizeMiB: 192 });
   assert.equal(o.row.exit_reason, 'oom_killed', o.row.error);
   assert.match(o.failure!, /kernel OOM lines:[\s\S]*(memory cgroup out of memory|killed process)/i);
@@ -167,15 +168,15 @@ test('oom_killed: a real cgroup OOM kill of a server holding the upload in memor
   assert.ok(o.cgroup && !fs.existsSync(o.cgroup), 'the cgroup was removed');
 });
 
-test('a server binary that binds every interface is reachable only in a network namespace of its own', async (t) => {
-  if (process.getuid?.() !== 0) return t.skip('not root: no network namespace can be made (a run warns that the server is exposed)');
+test('a server binary that binds every interface is reachable only in a network namespace of its own', { timeout: 600_000 }, async (t) => {
+  if (process.getuid?.() !== 0) return t.skip(needs('root', 'not root: no network namespace can be made (a run warns that the server is exposed)'));
   // Like PicoShare: a binary that listens on ":PORT". Here the stand-in, told to bind 0.0.0.0.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-netns-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const binary = path.join(dir, 'server');
   fs.writeFileSync(binary, `#!/bin/sh\nSTANDIN_HOST=0.0.0.0 exec ${hostServerArgv({ kind: 'standin', env: {} }).map(quote).join(' ')} "$@"\n`, { mode: 0o755 });
   const warnings: string[] = [];
-  const provider = new LocalProvider({ server: { kind: 'binary', binaryPath: binary, env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, (m) => warnings.push(m));
+  const provider = new LocalProvider({ server: { kind: 'binary', binaryPath: binary, env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, { say: (m) => warnings.push(m) });
   const env = await provider.up(512);
   const ns = /network namespace (ups-\S+), server at (\S+)/.exec(String(env.facts.network));
   try {
@@ -200,12 +201,12 @@ test('a server binary that binds every interface is reachable only in a network 
   assert.deepEqual(warnings, []);
 });
 
-test('a data folder that cannot be made: up() throws and leaves no cgroup; run-tests refuses such a UPS_LOCAL_DATA_DIR up front', async () => {
+test('a data folder that cannot be made: up() throws and leaves no cgroup; run-tests refuses such a UPS_LOCAL_DATA_DIR up front', { timeout: 600_000 }, async () => {
   const missing = path.join(os.tmpdir(), `ups-no-such-folder-${process.pid}`);
   const saved = process.env.UPS_LOCAL_DATA_DIR;
   process.env.UPS_LOCAL_DATA_DIR = missing;
   try {
-    const provider = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, () => {});
+    const provider = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, { say: () => {} });
     await assert.rejects(provider.up(256), /ENOENT/);
   } finally {
     if (saved === undefined) delete process.env.UPS_LOCAL_DATA_DIR; else process.env.UPS_LOCAL_DATA_DIR = saved;
@@ -220,8 +221,8 @@ test('a data folder that cannot be made: up() throws and leaves no cgroup; run-t
   fs.rmSync(out, { recursive: true, force: true });
 });
 
-test('a failure\'s server log tail is the failed server\'s own, not the one before it in the same environment', async () => {
-  const provider = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, () => {});
+test('a failure\'s server log tail is the failed server\'s own, not the one before it in the same environment', { timeout: 600_000 }, async () => {
+  const provider = new LocalProvider({ server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 }, { say: () => {} });
   const env = await provider.up(512);
   const file = await ensureTestFile(8 * MiB);
   try {

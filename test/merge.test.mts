@@ -15,7 +15,9 @@ import { parseRawCsv } from '../lib/results.ts';
 import type { Matrix } from '../lib/matrix.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { rawCsvHeader, rawCsvLine, type RawRow } from '../lib/results.ts';
-import { caseId, shardCases, shardRecord } from '../lib/shard.ts';
+import { caseKey } from '../lib/cases.ts';
+import { shardCases, shardRecord } from '../lib/shard.ts';
+import { assertValidJunit, parseJunit } from './junit-helpers.mts';
 
 const MiB = 2 ** 20;
 const matrix: Matrix = {
@@ -93,7 +95,7 @@ describe('merge-runs', { timeout: 120_000 }, () => {
     assert.equal(c.out().trim().split('\n').at(-1), out);
     for (const f of ['raw.csv', 'config.json', 'report.md', 'failures.log', 'throughput.svg']) assert.ok(fs.existsSync(path.join(out, f)), f);
     const rows = parseRawCsv(fs.readFileSync(path.join(out, 'raw.csv'), 'utf8'), 'raw.csv');
-    const keys = rows.map((r) => `${caseId(r.file_size_bytes, r.memory_limit_mb)}#${r.iteration}`);
+    const keys = rows.map((r) => `${caseKey(r)}#${r.iteration}`);
     assert.equal(new Set(keys).size, keys.length, 'no row twice');
     assert.equal(rows.length, 6 * 10);
     assert.deepEqual(rows.map((r) => r.memory_limit_mb), [...rows.map((r) => r.memory_limit_mb)].sort((a, b) => b - a));
@@ -115,8 +117,14 @@ describe('merge-runs', { timeout: 120_000 }, () => {
     const shards = [1, 2, 3].map((k) => writeShard(t, k, { refs: AB }));
     const c = capture();
     const out = path.join(t, 'merged');
-    assert.equal(await mergeRuns([...shards, '--out', out], c.io), 1, `branch is 1.5x slower: exit 1\n${c.err()}`);
+    const junit = path.join(t, 'junit.xml');
+    assert.equal(await mergeRuns([...shards, '--out', out, '--junit', junit], c.io), 1, `branch is 1.5x slower: exit 1\n${c.err()}`);
     assert.deepEqual(fs.readdirSync(out).sort(), ['branch', 'compare', 'main']);
+    // --junit: the merged comparison's verdicts, each of the 6 cases' throughput failed (1.5x slower).
+    const xml = fs.readFileSync(junit, 'utf8');
+    await assertValidJunit(xml);
+    const failed = parseJunit(xml).cases.filter((x) => x.outcome === 'failed').map((x) => x.name).sort();
+    assert.deepEqual(failed, ['1MiB', '2MiB', '4MiB'].flatMap((size) => [256, 512].map((mb) => `${size} @ ${mb}MB: Throughput`)));
     assert.match(fs.readFileSync(path.join(out, 'compare', 'compare.md'), 'utf8'), /slower/);
     const cfg = JSON.parse(fs.readFileSync(path.join(out, 'branch', 'config.json'), 'utf8'));
     assert.deepEqual(cfg.ab, { refs: ['main', 'branch'], this_ref: 1, seed: null, parent: out, order: '' });
@@ -149,7 +157,7 @@ describe('merge-runs', { timeout: 120_000 }, () => {
       /ran other refs or commits than shard 1\/3 .*: branch commit 333333333333 vs commit 222222222222/],
     ['rows outside the shard\'s cases', (t) => [writeShard(t, 1), writeShard(t, 2, { edit: (c) => { c.shard.cases = c.shard.cases.slice(1); } }), writeShard(t, 3)],
       /shard 2\/3 .* has rows for .* @ .*MB, a case shard 2\/3 was not assigned/],
-    ['overlapping cases', (t) => [writeShard(t, 1), writeShard(t, 2, { edit: (c) => { c.shard.cases.push(caseId(4 * MiB, 512)); } }), writeShard(t, 3)],
+    ['overlapping cases', (t) => [writeShard(t, 1), writeShard(t, 2, { edit: (c) => { c.shard.cases.push(caseKey({ bytes: 4 * MiB, memoryMb: 512, concurrency: 1 })); } }), writeShard(t, 3)],
       /overlapping cases: 4MiB @ 512MB is in both shard 1\/3 .* and shard 2\/3/],
     ['a missing shard', (t) => [writeShard(t, 1), writeShard(t, 3)],
       /missing shard 2\/3; missing cases: .* @ .*MB \(shard not given\).*--allow-missing/],

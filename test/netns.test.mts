@@ -6,10 +6,11 @@ import { test } from 'node:test';
 import { $ } from 'zx';
 import { createServerNetns, type ServerNetns } from '../lib/netns.ts';
 import { findTool } from '../lib/tools.ts';
+import { needs } from './skips.mts';
 
 test('namespaces made concurrently get distinct subnets, each routed to its own interface', { timeout: 60_000 }, async (t) => {
-  if (process.getuid?.() !== 0) return t.skip('not root: a network namespace needs root');
-  if (!findTool('ip')) return t.skip('iproute2 (ip) is not installed');
+  if (process.getuid?.() !== 0) return t.skip(needs('root', 'not root: a network namespace needs root'));
+  if (!findTool('ip')) return t.skip(needs('vm', 'iproute2 (ip) is not installed'));
   const made = await Promise.all(Array.from({ length: 4 }, () => createServerNetns()));
   const nets = made.filter((n): n is ServerNetns => !('error' in n));
   t.after(async () => { for (const n of nets) await n.remove(); });

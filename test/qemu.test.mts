@@ -18,17 +18,18 @@ import { SUITE_DIR } from '../lib/paths.ts';
 import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
 import { interruptWait, processesWith, qemuWhyNot, startRun, waitFor } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 const SECRET = 'qemu-test-secret-Hk4w';
 
-test('qemu: a 256 MB VM runs the stand-in, uploads through hostfwd, samples, and OOM-kills', async (t) => {
+test('qemu: a 256 MB VM runs the stand-in, uploads through hostfwd, samples, and OOM-kills', { timeout: 1_200_000 }, async (t) => {
   const reason = await qemuWhyNot();
-  if (reason) return t.skip(reason);
+  if (reason) return t.skip(needs('vm', reason));
   // The machine can build it (qemuWhyNot): a failed build is a failed test.
-  const image = await ensureGuestImage({ log: (l) => t.diagnostic(l) });
+  const image = await ensureGuestImage({ say: (l) => t.diagnostic(l) });
   const provider = new QemuProvider(
     { server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 },
-    { image, log: (l) => t.diagnostic(l) },
+    { image, say: (l) => t.diagnostic(l) },
   );
   const env = await provider.up(256) as GuestEnvironment;
   try {
@@ -83,15 +84,15 @@ test('qemu: a 256 MB VM runs the stand-in, uploads through hostfwd, samples, and
 // signal owner (lib/interrupts.ts) aborts, the provider kills QEMU at once and
 // removes its temp folder, and close() leaves nothing.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  test(`qemu: ${sig} to the suite kills its VM`, async (t) => {
+  test(`qemu: ${sig} to the suite kills its VM`, { timeout: 1_200_000 }, async (t) => {
     const reason = await qemuWhyNot();
-    if (reason) return t.skip(reason);
-    if (!(await readGuestImage())) return t.skip('no guest image (the first test builds it)');
+    if (reason) return t.skip(needs('vm', reason));
+    if (!(await readGuestImage())) return t.skip(needs('vm', 'no guest image (the first test builds it)'));
     const script = `import { QemuProvider } from ${JSON.stringify(`${SUITE_DIR}/lib/qemu.ts`)};
       import { Interrupts } from ${JSON.stringify(`${SUITE_DIR}/lib/interrupts.ts`)};
       const interrupts = new Interrupts(() => {}).install();
       interrupts.startRun(() => {}, () => []);
-      const provider = new QemuProvider({ server: { kind: 'standin', env: {} }, secret: 's', readinessTimeoutSeconds: 30 }, { log: () => {}, signal: interrupts.signal });
+      const provider = new QemuProvider({ server: { kind: 'standin', env: {} }, secret: 's', readinessTimeoutSeconds: 30 }, { say: () => {}, signal: interrupts.signal });
       await provider.up(256).catch(() => {});
       await provider.close();
       process.exit(interrupts.exitCode() ?? 0);`;
@@ -111,10 +112,10 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 // Through ./run-tests, whose own handler tears down in order: the signal must
 // end the boot at once, with no second boot (the provider retries a boot that
 // failed on its own, never one cut short by the user), no row and no VM left.
-test('qemu: SIGINT to ./run-tests while its VM boots: exit 130 within seconds, no retry, no row, no VM or work folder left', async (t) => {
+test('qemu: SIGINT to ./run-tests while its VM boots: exit 130 within seconds, no retry, no row, no VM or work folder left', { timeout: 1_200_000 }, async (t) => {
   const reason = await qemuWhyNot();
-  if (reason) return t.skip(reason);
-  if (!(await readGuestImage())) return t.skip('no guest image (the first test builds it)');
+  if (reason) return t.skip(needs('vm', reason));
+  if (!(await readGuestImage())) return t.skip(needs('vm', 'no guest image (the first test builds it)'));
   const secret = `qemu-intr-${Date.now()}`;
   const run = startRun(['--provider', 'qemu', '--sizes', '1MiB', '--memory', '256', '--iterations', '1'], { PS_SHARED_SECRET: secret });
   const vmName = `ups-${run.pid}-256`;

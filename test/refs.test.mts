@@ -10,6 +10,7 @@ import { $ } from 'zx';
 import { buildRefs, expandBuildCommand, lastLines, WORKTREE_REF } from '../lib/refs.ts';
 import { InputError } from '../lib/errors.ts';
 import { makeFixtureRepo, FIXTURE_BUILD_COMMAND, hasGo } from './fixture-repo.mts';
+import { needs } from './skips.mts';
 
 /** A temporary folder, with UPS_CACHE_DIR pointed inside it for the test's duration. */
 function tempCache(t: TestContext): string {
@@ -24,7 +25,7 @@ function tempCache(t: TestContext): string {
   return tmp;
 }
 
-test('expandBuildCommand: leading NAME=value is environment, {out} is replaced per element', () => {
+test('expandBuildCommand: leading NAME=value is environment, {out} is replaced per element', { timeout: 600_000 }, () => {
   assert.deepEqual(
     expandBuildCommand(['CGO_ENABLED=1', 'GOFLAGS=-trimpath', 'go', 'build', '-o', '{out}', './cmd/picoshare'], '/c/my bin/server'),
     { env: { CGO_ENABLED: '1', GOFLAGS: '-trimpath' }, argv: ['go', 'build', '-o', '/c/my bin/server', './cmd/picoshare'] },
@@ -34,13 +35,13 @@ test('expandBuildCommand: leading NAME=value is environment, {out} is replaced p
   assert.throws(() => expandBuildCommand(['A=1'], '/o'), InputError);
 });
 
-test('lastLines keeps the tail of a build log', () => {
+test('lastLines keeps the tail of a build log', { timeout: 600_000 }, () => {
   assert.equal(lastLines('a\nb\nc\nd\n', 2), 'c\nd');
   assert.equal(lastLines('only', 20), 'only');
 });
 
-test('buildRefs builds two commits in worktrees, caches them, never touches the working tree', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+test('buildRefs builds two commits in worktrees, caches them, never touches the working tree', { timeout: 600_000 }, async (t) => {
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const tmp = tempCache(t);
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));
   const git = $({ cwd: repo.dir, quiet: true });
@@ -79,8 +80,8 @@ test('buildRefs builds two commits in worktrees, caches them, never touches the 
   // That the built server works is refs-run.test.mts's part: it uploads through it.
 });
 
-test('WORKTREE builds uncommitted changes as dirty, from a copy, leaving them in place', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+test('WORKTREE builds uncommitted changes as dirty, from a copy, leaving them in place', { timeout: 600_000 }, async (t) => {
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const tmp = tempCache(t);
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));
   const git = $({ cwd: repo.dir, quiet: true });
@@ -105,8 +106,8 @@ test('WORKTREE builds uncommitted changes as dirty, from a copy, leaving them in
   assert.equal(dirtyAgain.cached, true, 'the same uncommitted content is cached');
 });
 
-test('a failing build throws with its last lines and cause; other refs still build; an unknown ref is an input error', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+test('a failing build throws with its last lines and cause; other refs still build; an unknown ref is an input error', { timeout: 600_000 }, async (t) => {
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const tmp = tempCache(t);
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));
   const git = $({ cwd: repo.dir, quiet: true });

@@ -7,7 +7,9 @@ import { caseSide } from '../lib/cases.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadRun } from '../lib/load-run.ts';
-import { renderReport, REPORT_TEMPLATE, summarizeCases } from '../lib/report.ts';
+import { summarizeCases } from '../lib/cases.ts';
+import { renderReport } from '../lib/report.ts';
+import { REPORT_TEMPLATE } from '../lib/report-files.ts';
 import { parseRunRecord } from '../lib/run-record.ts';
 import { assertGolden, RUNS } from './golden.mts';
 import { row } from './raw-row.mts';
@@ -18,12 +20,15 @@ test('the report leaves warm-up out even when every later iteration failed', () 
     row({ iteration: 2, exit_reason: 'timeout', http_status: null, duration_seconds: 30 }),
     row({ iteration: 3, exit_reason: 'oom_killed', http_status: null, duration_seconds: 5 }),
   ];
+  // compare-runs' side of the case, checked against the rows themselves (summarizeCases calls caseSide: no witness).
+  const side = caseSide(rows, { matrix: { warmup_iterations: 1 } });
+  assert.deepEqual(side.measured.map((r) => r.iteration), [2, 3], 'measured: every iteration after the warm-up');
+  assert.deepEqual(side.successes, [], 'no success to take a median of');
   const [c] = summarizeCases(rows, parseRunRecord({ matrix: { warmup_iterations: 1 } }, 'config.json'));
   assert.equal(c.measured, 0);
   assert.equal(c.medianDurationSeconds, null);
   assert.equal(c.medianThroughputMiBs, null);
   assert.deepEqual(c.failures, { timeout: 1, oom_killed: 1 });
-  assert.equal(caseSide(rows, { matrix: { warmup_iterations: 1 } }).successes.length, c.measured);
 });
 
 test('the report and compare-runs take medians over the same rows, throughput derived when the column is empty', () => {

@@ -13,13 +13,14 @@ import { parseRawCsv } from '../lib/results.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo } from './fixture-repo.mts';
 import { leftovers, rawCsvText, readConfig, rowCount, startRun, waitFor } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 const runTests = (args: string[], env: Record<string, string> = {}) =>
   spawnSync(path.join(SUITE_DIR, 'run-tests'), args, { cwd: os.tmpdir(), encoding: 'utf8', env: { ...process.env, ...env } });
 
 const keys = (csv: string) => parseRawCsv(csv, 'raw.csv').map((r) => `${r.memory_limit_mb}/${r.file_size}/${r.iteration}`);
 
-test('interrupt, then --resume: all rows present exactly once, earlier rows untouched, finished; a second resume changes nothing', async () => {
+test('interrupt, then --resume: all rows present exactly once, earlier rows untouched, finished; a second resume changes nothing', { timeout: 900_000 }, async () => {
   const secret = `resume-${Date.now()}`;
   // The throttle is recorded in config.json and must be what the resume runs with, whatever the environment says then.
   const run = startRun(['--sizes', '8MiB,4MiB', '--memory', '512,256', '--iterations', '2'],
@@ -73,8 +74,8 @@ test('interrupt, then --resume: all rows present exactly once, earlier rows unto
   fs.rmSync(run.out, { recursive: true, force: true });
 });
 
-test('resuming after the server\'s commit changed warns and records both commits', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (needed to build the fixture server)');
+test('resuming after the server\'s commit changed warns and records both commits', { timeout: 900_000 }, async (t) => {
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (needed to build the fixture server)'));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-resume-git-'));
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));

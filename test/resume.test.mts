@@ -36,7 +36,7 @@ const matrixFromConfig = (json: object, where: string) => matrixFromRecord(parse
 const names = (cs: { memoryMb: number; size: { label: string }; iteration: number }[]) =>
   cs.map((c) => `${c.memoryMb}/${c.size.label}/${c.iteration}`);
 
-test('matrixFromConfig gives back the recorded matrix, cases in the original order', () => {
+test('matrixFromConfig gives back the recorded matrix, cases in the original order', { timeout: 120_000 }, () => {
   const m = matrixFromConfig(CONFIG, 'config.json');
   assert.deepEqual(m.memoryLimitsMb, [256, 512]);
   assert.equal(m.iterations, 2);
@@ -48,7 +48,7 @@ test('matrixFromConfig gives back the recorded matrix, cases in the original ord
   ]);
 });
 
-test('planResume: rows done (failures included) are skipped; the rest keep their order', () => {
+test('planResume: rows done (failures included) are skipped; the rest keep their order', { timeout: 120_000 }, () => {
   const cases = expandCases(matrixFromConfig(CONFIG, 'config.json'));
   const plan = planResume(cases, [row(512, 20971520, 1), row(512, 20971520, 2, 'timeout'), row(512, 5242880, 1)]);
   assert.deepEqual(names(plan.remaining), ['512/5MiB/2', '256/20MiB/1', '256/20MiB/2', '256/5MiB/1', '256/5MiB/2']);
@@ -56,7 +56,7 @@ test('planResume: rows done (failures included) are skipped; the rest keep their
   assert.equal(plan.stray, 0);
 });
 
-test('planResume: nothing done, everything done, a stray row', () => {
+test('planResume: nothing done, everything done, a stray row', { timeout: 120_000 }, () => {
   const cases = expandCases(matrixFromConfig(CONFIG, 'config.json'));
   assert.equal(planResume(cases, []).remaining.length, 8);
   const all = cases.map((c) => row(c.memoryMb, c.size.bytes, c.iteration));
@@ -66,7 +66,7 @@ test('planResume: nothing done, everything done, a stray row', () => {
   assert.equal(full.stray, 1);
 });
 
-test('matrixFromConfig: binary and source servers; a config without a matrix or server is an input error', () => {
+test('matrixFromConfig: binary and source servers; a config without a matrix or server is an input error', { timeout: 120_000 }, () => {
   assert.deepEqual(matrixFromConfig({ ...CONFIG, server: { kind: 'binary', path: '/opt/ps', git: null } }, 'c').server,
     { kind: 'binary', binary: '/opt/ps' });
   const source = matrixFromConfig({
@@ -78,7 +78,7 @@ test('matrixFromConfig: binary and source servers; a config without a matrix or 
   assert.throws(() => matrixFromConfig({ ...CONFIG, provider: 'docker' }, 'c'), /provider: must be one of local, qemu, vagrant \(got "docker"\)/);
 });
 
-test('readResumeState drops a cut-off last line of raw.csv and keeps the whole rows', () => {
+test('readResumeState drops a cut-off last line of raw.csv and keeps the whole rows', { timeout: 120_000 }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-resume-'));
   try {
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(CONFIG));
@@ -137,7 +137,7 @@ const fresh = (commit: string | null, over: Record<string, unknown> = {}) => ({
   host: { hostname: 'box' }, finished: false, stop_reason: null, ended_at: null, provider_facts: {}, ...over,
 });
 
-test('mergeResumedRecord reopens the run and appends this attempt to resumes; same commit, no warning', () => {
+test('mergeResumedRecord reopens the run and appends this attempt to resumes; same commit, no warning', { timeout: 120_000 }, () => {
   const old = {
     ...CONFIG, finished: false, stop_reason: 'interrupted by SIGINT', ended_at: '2026-11-25T12:00:00.000Z',
     started_at: '2026-11-25T11:00:00.000Z', provider_facts: { 512: { limitEnforced: true } }, host: { hostname: 'box' },
@@ -158,7 +158,7 @@ test('mergeResumedRecord reopens the run and appends this attempt to resumes; sa
   assert.equal(again.record.resumes?.length, 2, 'a second resume is appended');
 });
 
-test('mergeResumedRecord warns on a different server commit and keeps both', () => {
+test('mergeResumedRecord warns on a different server commit and keeps both', { timeout: 120_000 }, () => {
   const old = { ...CONFIG, server: { kind: 'source', path: '/src/ps', git: { commit: 'a'.repeat(40), branch: 'main', dirty: false } } };
   const { record: config, warnings } = mergeResumedRecord(record(old), record(fresh('b'.repeat(40))));
   assert.equal(warnings.length, 1);

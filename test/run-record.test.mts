@@ -13,6 +13,7 @@ import { parseMatrix } from '../lib/matrix.ts';
 import { rawCsvHeader, rawCsvLine } from '../lib/results.ts';
 import { matrixFromRecord, matrixRecord, newRunRecord, parseRunRecord } from '../lib/run-record.ts';
 import { row } from './raw-row.mts';
+import { DEFAULT_NOISE_CUTS } from '../lib/noise-cuts.ts';
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-record-'));
 after(() => fs.rmSync(scratch, { recursive: true, force: true }));
@@ -33,7 +34,7 @@ test('a record written as JSON reads back equal, and gives back the matrix it wa
   record.provider_facts['256'] = { accel: 'tcg', timeout_factor: 4 };
   const back = parseRunRecord(JSON.parse(JSON.stringify(record)), 'config.json');
   assert.deepEqual(back, record);
-  assert.deepEqual(matrixFromRecord(back, 'config.json'), { ...m, server: { kind: 'standin' } });
+  assert.deepEqual(matrixFromRecord(back, 'config.json'), { ...m, server: { kind: 'standin' }, noiseCuts: DEFAULT_NOISE_CUTS });
 });
 
 test('an older record loads: missing fields get defaults, a missing warm-up is 1 of a case with more than one', () => {
@@ -48,7 +49,7 @@ test('an older record loads: missing fields get defaults, a missing warm-up is 1
 
 test('a record whose values make no sense is refused with the file and the field', () => {
   const cases: [object, RegExp][] = [
-    [{ matrix: { memory_limits_mb: [0, -5] } }, /c\.json: matrix\.memory_limits_mb\[0\]: must be a whole number of at least 1 \(got 0\)$/],
+    [{ matrix: { memory_limits_mb: [0, -5] } }, /c\.json: matrix\.memory_limits_mb\[0\]: must be a whole number from 1 to 1048576 \(got 0\)$/],
     [{ matrix: { sizes: 'lots' } }, /c\.json: matrix\.sizes: must be a list of \{label, bytes\} \(got "lots"\)$/],
     [{ matrix: { sizes: [{ label: '1.25B', bytes: 1.25 }] } }, /matrix\.sizes\[0\]\.bytes: must be a whole number/],
     [{ matrix: { iterations: 4, warmup_iterations: 4 } }, /matrix\.warmup_iterations: must be a whole number from 0 to 3 \(got 4\)/],
@@ -70,7 +71,7 @@ test('compare-runs and --resume refuse such a record: exit 2, one line naming th
   fs.cpSync(dir, twin, { recursive: true });
   const c = buffers();
   assert.equal(await compareRuns([twin, dir, '--out', path.join(scratch, 'cmp')], c), 2);
-  assert.match(c.err, /^Error: .*(bad|twin)\/config\.json: matrix\.memory_limits_mb\[0\]: must be a whole number of at least 1 \(got 0\)\n$/);
+  assert.match(c.err, /^Error: .*(bad|twin)\/config\.json: matrix\.memory_limits_mb\[0\]: must be a whole number from 1 to 1048576 \(got 0\)\n$/);
   const r = buffers();
   assert.equal(await runTests(['--resume', dir], r), 2);
   assert.match(r.err, /^Error: .*bad\/config\.json: matrix\.memory_limits_mb\[0\]: must be a whole number/m);

@@ -54,13 +54,13 @@ async function simulate(todo: Case[], dies: Set<number>, upFails = new Set<numbe
   return { log, live };
 }
 
-test('one environment per memory limit, torn down after its cases', async () => {
+test('one environment per memory limit, torn down after its cases', { timeout: 120_000 }, async () => {
   const { log, live } = await simulate(cases([512, 256], 2), new Set());
   assert.deepEqual(log, ['up 512 #1', '512#1 success', '512#2 success', 'up 256 #2', '256#1 success', '256#2 success']);
   assert.equal(live.size, 0);
 });
 
-test('an environment that dies mid-limit is replaced and the limit goes on', async () => {
+test('an environment that dies mid-limit is replaced and the limit goes on', { timeout: 120_000 }, async () => {
   const { log, live } = await simulate(cases([512, 256], 3), new Set([2]));
   assert.deepEqual(log, [
     'up 512 #1', '512#1 success', '512#2 not_ready', 'replace 512 1', 'up 512 #2', '512#3 success',
@@ -69,7 +69,7 @@ test('an environment that dies mid-limit is replaced and the limit goes on', asy
   assert.equal(live.size, 0, 'the dead one and its replacement were both torn down');
 });
 
-test(`after ${MAX_REPLACEMENTS} replacements the rest of the limit is vm_failed, the next limit runs`, async () => {
+test(`after ${MAX_REPLACEMENTS} replacements the rest of the limit is vm_failed, the next limit runs`, { timeout: 120_000 }, async () => {
   const { log, live } = await simulate(cases([512, 256], 5), new Set([1, 2, 3]));
   assert.deepEqual(log, [
     'up 512 #1', '512#1 not_ready', 'replace 512 1', 'up 512 #2', '512#2 not_ready', 'replace 512 2', 'up 512 #3', '512#3 not_ready',
@@ -79,12 +79,12 @@ test(`after ${MAX_REPLACEMENTS} replacements the rest of the limit is vm_failed,
   assert.equal(live.size, 0);
 });
 
-test('a replacement that cannot come up: the rest of that limit is vm_failed', async () => {
+test('a replacement that cannot come up: the rest of that limit is vm_failed', { timeout: 120_000 }, async () => {
   const { log } = await simulate(cases([512], 3), new Set([1]), new Set([2]));
   assert.deepEqual(log, ['up 512 #1', '512#1 not_ready', 'replace 512 1', '512#2 vm_failed (boot 2 failed)', '512#3 vm_failed (boot 2 failed)']);
 });
 
-test('a failure with the environment still alive is only a row', async () => {
+test('a failure with the environment still alive is only a row', { timeout: 120_000 }, async () => {
   const { log } = await simulate(cases([512], 3), new Set(), new Set(), new Set([1, 2]));
   assert.deepEqual(log, ['up 512 #1', '512#1 process_died', '512#2 process_died', '512#3 success']);
 });

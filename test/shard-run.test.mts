@@ -3,7 +3,9 @@
 // run as separate processes side by side, then ./merge-runs. The merged folder
 // holds every case exactly once per ref, and its comparison equals that of the
 // same rows put together by hand as one unsharded run (same verdict rule, same
-// case set), and each shard's own comparison case by case.
+// case set), and each shard's own comparison case by case. The slow commit is
+// slower in every case by construction, and with enough rounds to say so:
+// every shard and the merge must call every case slower and exit 1.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,11 +16,17 @@ import { compareRuns, type Comparison } from '../lib/compare.ts';
 import { loadRun } from '../lib/load-run.ts';
 import { expandCases, loadMatrixFile } from '../lib/matrix.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
-import { caseId } from '../lib/shard.ts';
+import { caseKey } from '../lib/cases.ts';
 import { sideFolderNames } from '../lib/run.ts';
 import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo } from './fixture-repo.mts';
+import { needs } from './skips.mts';
 
 const SHARDS = 3;
+// The slow commit sleeps 40 ms per MiB in storing (test/fixture-repo.mts): 80-320 ms here, several times what these
+// uploads take. Paired rounds' exact signed-rank test: n pairs all one way give p = 2 / 2^n, and Holm multiplies the
+// smallest by the number of cases (3 merged); 9 measured pairs (one warm-up) give 3 x 2/512 = 0.012 < 0.05, and still
+// 0.023 with one pair the wrong way round.
+const ITERATIONS = 10;
 
 function runTests(args: string[], cwd: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(path.join(SUITE_DIR, 'run-tests'), args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -38,40 +46,41 @@ function decision(c: Comparison) {
 }
 
 test('3 shards of a two-ref run side by side, merged: every case once, the comparison of the same rows unsharded', { timeout: 900_000 }, async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server\'s two refs)');
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server\'s two refs)'));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'shard-run-'));
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));
   const matrixPath = path.join(tmp, 'matrix.yaml');
   fs.writeFileSync(matrixPath, [
-    'sizes: [4MiB, 2MiB, 1MiB]', 'memory_limits: [512, 256]', 'iterations: 5', 'provider: local',
+    'sizes: [8MiB, 4MiB, 2MiB]', 'memory_limits: [512]', `iterations: ${ITERATIONS}`, 'provider: local',
     'server:', '  source: repo', `  build: ${JSON.stringify(FIXTURE_BUILD_COMMAND)}`, '',
   ].join('\n'));
   const env = { UPS_CACHE_DIR: path.join(tmp, 'cache') };
-  const refs = ['--ref', repo.fastCommit, '--ref', 'main', '--iterations', '5'];
+  const refs = ['--ref', repo.fastCommit, '--ref', 'main', '--iterations', String(ITERATIONS)];
   const names = sideFolderNames([repo.fastCommit, 'main']);
 
   const runs = await Promise.all(Array.from({ length: SHARDS }, (_, i) =>
     runTests(['--matrix', matrixPath, ...refs, '--shard', `${i + 1}/${SHARDS}`, '--seed', String(i + 1), '--out', path.join(tmp, `shard-${i + 1}`)], tmp, env)));
   const parents = runs.map((r, i) => {
     const parent = r.stdout.trim().split('\n').at(-1)!;
-    // Exit 1 is this shard's own verdict (its cases' second ref slower) when its comparison was written.
-    assert.ok(r.code === 0 || (r.code === 1 && fs.existsSync(path.join(parent, 'compare', 'compare.md'))), `shard ${i + 1}: exit ${r.code}\n${r.stderr.slice(-3000)}`);
+    // Exit 1: this shard's own comparison calls its case slower.
+    assert.equal(r.code, 1, `shard ${i + 1}: exit 1 (slower) expected\n${r.stderr.slice(-3000)}`);
+    assert.ok(fs.existsSync(path.join(parent, 'compare', 'compare.md')), `shard ${i + 1}: its compare.md`);
     return parent;
   });
 
   const merged = path.join(tmp, 'merged');
   const m = spawnSync(path.join(SUITE_DIR, 'merge-runs'), [...Array.from({ length: SHARDS }, (_, i) => path.join(tmp, `shard-${i + 1}`)), '--out', merged], { encoding: 'utf8' });
-  assert.ok(m.status === 0 || m.status === 1, `merge-runs exit ${m.status}\n${m.stderr}`);
+  assert.equal(m.status, 1, `merge-runs: exit 1 (slower) expected\n${m.stderr}`);
   assert.equal(m.stdout.trim().split('\n').at(-1), merged);
   assert.deepEqual(fs.readdirSync(merged).sort(), [...names, 'compare'].sort());
 
   // Every case of the matrix exactly once per ref: each (case, iteration) one row.
   const matrix = loadMatrixFile(matrixPath);
-  const expected = expandCases(matrix).map((c) => `${caseId(c.size.bytes, c.memoryMb)}#${c.iteration}`).sort();
+  const expected = expandCases(matrix).map((c) => `${caseKey(c)}#${c.iteration}`).sort();
   const sides = names.map((n) => loadRun(path.join(merged, n)));
   for (const s of sides) {
-    assert.deepEqual(s.rows.map((r) => `${caseId(r.file_size_bytes, r.memory_limit_mb)}#${r.iteration}`).sort(), expected, s.name);
+    assert.deepEqual(s.rows.map((r) => `${caseKey(r)}#${r.iteration}`).sort(), expected, s.name);
     assert.equal(s.config?.finished, true);
   }
 
@@ -81,6 +90,7 @@ test('3 shards of a two-ref run side by side, merged: every case once, the compa
   const mergedComparison = compareRuns(sides[0], sides[1]);
   assert.deepEqual(decision(mergedComparison), decision(compareRuns(byHand[0], byHand[1])));
   assert.equal(mergedComparison.cases.length, matrix.sizes.length * matrix.memoryLimitsMb.length, 'every case compared');
+  assert.deepEqual(mergedComparison.cases.map((k) => k.verdict), mergedComparison.cases.map(() => 'slower'), 'every case slower');
   assert.equal(m.status, mergedComparison.exitCode, 'merge-runs exits with the merged comparison\'s code');
 
   // Each case's verdict is the one its own shard's comparison gave.

@@ -10,7 +10,8 @@ import { seededRandom, interleave } from '../lib/interleave.ts';
 import { expandCases, loadMatrixFile, PROVIDERS, type Matrix } from '../lib/matrix.ts';
 import { parseOptions } from '../lib/options.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
-import { BOOT_BYTES, caseId, parseShard, planShards, shardCases, shardRecord } from '../lib/shard.ts';
+import { caseKey } from '../lib/cases.ts';
+import { BOOT_BYTES, parseShard, planShards, shardCases, shardRecord } from '../lib/shard.ts';
 
 const shipped = loadMatrixFile(path.join(SUITE_DIR, 'matrix.yaml'));
 
@@ -42,7 +43,7 @@ function randomMatrix(seed: number): Matrix {
 const refuses = (f: () => unknown, message: RegExp) => assert.throws(f, (e: Error) => e instanceof InputError && message.test(e.message));
 
 describe('shard', { timeout: 60_000 }, () => {
-  test('parseShard: k/N from the flag, auto from CircleCI or a Kubernetes Indexed Job; bad values refused with the reason', () => {
+  test('parseShard: k/N from the flag, auto from CircleCI, GitLab or a Kubernetes Indexed Job; bad values refused with the reason', () => {
     assert.deepEqual(parseShard('2/4', {}), { index: 2, total: 4, source: '--shard 2/4' });
     assert.deepEqual(parseShard(' 1/1 ', {}), { index: 1, total: 1, source: '--shard 1/1' });
     assert.deepEqual(parseShard('auto', { CIRCLE_NODE_INDEX: '0', CIRCLE_NODE_TOTAL: '3' }),
@@ -57,6 +58,11 @@ describe('shard', { timeout: 60_000 }, () => {
     refuses(() => parseShard('auto', { JOB_COMPLETION_INDEX: '1' }), /UPS_SHARD_TOTAL is not: set it to the Job's spec.completions/);
     refuses(() => parseShard('auto', { CIRCLE_NODE_INDEX: '4', CIRCLE_NODE_TOTAL: '4' }), /CIRCLE_NODE_INDEX=4, CIRCLE_NODE_TOTAL=4\): the shard must be from 1 to 4/);
     refuses(() => parseShard('auto', { CIRCLE_NODE_INDEX: 'x', CIRCLE_NODE_TOTAL: '4' }), /CIRCLE_NODE_INDEX="x" is not a whole number/);
+    // GitLab parallel: N numbers its jobs from 1; a job without parallel has only CI_NODE_TOTAL=1.
+    assert.deepEqual(parseShard('auto', { CI_NODE_INDEX: '3', CI_NODE_TOTAL: '4' }), { index: 3, total: 4, source: 'CI_NODE_INDEX=3 CI_NODE_TOTAL=4' });
+    assert.deepEqual(parseShard('auto', { CI_NODE_TOTAL: '1' }), { index: 1, total: 1, source: 'CI_NODE_INDEX=1 CI_NODE_TOTAL=1' });
+    refuses(() => parseShard('auto', { CI_NODE_TOTAL: '4' }), /CI_NODE_INDEX="" is not a whole number/);
+    refuses(() => parseShard('auto', { CI_NODE_INDEX: '0', CI_NODE_TOTAL: '4' }), /CI_NODE_INDEX=0, CI_NODE_TOTAL=4\): the shard must be from 1 to 4/);
   });
 
   test('run-tests options: --shard parsed, more shards than cases refused before anything starts', () => {
@@ -70,10 +76,10 @@ describe('shard', { timeout: 60_000 }, () => {
   test('complete and disjoint: every case in exactly one shard, every shard non-empty (shipped and 200 random matrices, N = 1..cases)', () => {
     const matrices = [shipped, ...Array.from({ length: 200 }, (_, i) => randomMatrix(i + 1))];
     for (const m of matrices) {
-      const ids = m.memoryLimitsMb.flatMap((mem) => m.sizes.map((s) => caseId(s.bytes, mem))).sort();
+      const ids = m.memoryLimitsMb.flatMap((mem) => m.sizes.map((s) => caseKey({ bytes: s.bytes, memoryMb: mem, concurrency: 1 }))).sort();
       for (let n = 1; n <= ids.length; n++) {
         const plan = planShards(m, n, 2);
-        const got = plan.flatMap((s) => s.cases.map((c) => caseId(c.size.bytes, c.memoryMb))).sort();
+        const got = plan.flatMap((s) => s.cases.map((c) => caseKey(c))).sort();
         assert.deepEqual(got, ids, `N=${n}`);
         for (const s of plan) assert.ok(s.cases.length > 0, `N=${n}: an empty shard`);
       }
@@ -84,9 +90,9 @@ describe('shard', { timeout: 60_000 }, () => {
     const m = shipped;
     const shuffled: Matrix = { ...m, sizes: [...m.sizes].reverse(), memoryLimitsMb: [m.memoryLimitsMb[2], m.memoryLimitsMb[0], m.memoryLimitsMb[3], m.memoryLimitsMb[1]] };
     for (const n of [2, 3, 4, 8]) {
-      const a = planShards(m, n, 2).map((s) => s.cases.map((c) => caseId(c.size.bytes, c.memoryMb)));
-      assert.deepEqual(planShards(m, n, 2).map((s) => s.cases.map((c) => caseId(c.size.bytes, c.memoryMb))), a);
-      assert.deepEqual(planShards(shuffled, n, 2).map((s) => s.cases.map((c) => caseId(c.size.bytes, c.memoryMb))), a, `N=${n}`);
+      const a = planShards(m, n, 2).map((s) => s.cases.map((c) => caseKey(c)));
+      assert.deepEqual(planShards(m, n, 2).map((s) => s.cases.map((c) => caseKey(c))), a);
+      assert.deepEqual(planShards(shuffled, n, 2).map((s) => s.cases.map((c) => caseKey(c))), a, `N=${n}`);
       for (let k = 1; k <= n; k++) assert.deepEqual(shardRecord(m, { index: k, total: n, source: 'x' }, 2), shardRecord(m, { index: k, total: n, source: 'x' }, 2));
     }
   });
@@ -99,7 +105,7 @@ describe('shard', { timeout: 60_000 }, () => {
       for (let k = 1; k <= n; k++) {
         const cases = shardCases(m, { index: k, total: n, source: 'x' }, 2);
         for (const c of cases) {
-          const id = caseId(c.size.bytes, c.memoryMb);
+          const id = caseKey(c);
           assert.equal(owner.get(id) ?? k, k, `${id} in shards ${owner.get(id)} and ${k}`);
           owner.set(id, k);
           all.push(`${id}#${c.iteration}`);
@@ -107,12 +113,12 @@ describe('shard', { timeout: 60_000 }, () => {
         // run-tests interleaves both refs per iteration: each (case, iteration) of the shard gets both sides here.
         const sides = new Map<string, number[]>();
         for (const j of interleave(cases, 2, 5)) {
-          const key = `${caseId(j.case.size.bytes, j.case.memoryMb)}#${j.case.iteration}`;
+          const key = `${caseKey(j.case)}#${j.case.iteration}`;
           sides.set(key, [...(sides.get(key) ?? []), j.side]);
         }
         for (const [key, s] of sides) assert.deepEqual(s.sort(), [0, 1], key);
       }
-      const expected = expandCases(m).map((c) => `${caseId(c.size.bytes, c.memoryMb)}#${c.iteration}`);
+      const expected = expandCases(m).map((c) => `${caseKey(c)}#${c.iteration}`);
       assert.deepEqual(all.sort(), expected.sort(), `N=${n}: the shards' iterations are the matrix's, each once`);
     }
   });

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { request } from 'undici';
 import { bundleStandin } from '../lib/standin-bundle.ts';
 import { auth, ID_RE, MIB, removeTempDirs, sha256, startStandin, tempDir, upload } from './standin-helpers.mts';
+import { needs } from './skips.mts';
 
 after(removeTempDirs);
 
@@ -27,8 +28,8 @@ describe('stand-in bundle', () => {
     ['NODE18_BIN', process.env.NODE18_BIN],
   ];
   for (const [label, node] of nodes) {
-    test(`runs under plain node, ${label}: GET / 200, a round trip, a knob, SIGTERM`, async (t) => {
-      if (!node) return t.skip('NODE18_BIN is not set (a Node 18 binary, e.g. Debian bookworm nodejs 18)');
+    test(`runs under plain node, ${label}: GET / 200, a round trip, a knob, SIGTERM`, { timeout: 300_000 }, async (t) => {
+      if (!node) return t.skip(needs('node18', 'NODE18_BIN is not set (a Node 18 binary, e.g. Debian bookworm nodejs 18)'));
       const s = await startStandin({ command: [node, bundle], args: ['--status', '418'] });
       const knobbed = await upload(s.base, { cookie: await auth(s.base), size: MIB });
       assert.equal(knobbed.status, 418, 'flags reach the bundled stand-in');

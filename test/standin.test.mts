@@ -12,6 +12,7 @@ import {
   tempDir, TSX_COMMAND, upload, vmHwmBytes, type Standin,
 } from './standin-helpers.mts';
 import { mountTmpfs } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 after(removeTempDirs);
 
@@ -150,7 +151,7 @@ describe('stand-in: shutdown, as PicoShare\'s', () => {
 describe('stand-in: a store that fails', () => {
   test('a full data folder: 500 "failed to insert file into database", nothing of that upload kept, the next one fits', async (t) => {
     const mnt = mountTmpfs(join(await tempDir(), 'small-data'), 4);
-    if (!mnt) return t.skip('mounting a 4 MiB tmpfs for the data folder needs root');
+    if (!mnt) return t.skip(needs('root', 'mounting a 4 MiB tmpfs for the data folder needs root'));
     const s = await startStandin({ args: ['-db', join(mnt.dir, 'store.db')] }); // the last -db wins, as in Go
     try {
       const cookie = await auth(s.base);

@@ -40,7 +40,7 @@ function bruteForce(a: number[], b: number[]): { u: number; p: number } {
   return { u, p: extreme / total };
 }
 
-test('median, min, max, spread, coefficient of variation', () => {
+test('median, min, max, spread, coefficient of variation', { timeout: 300_000 }, () => {
   assert.equal(median([3, 1, 2]), 2);
   assert.equal(median([4, 1, 3, 2]), 2.5);
   assert.equal(min([3, -1, 2]), -1);
@@ -54,7 +54,7 @@ test('median, min, max, spread, coefficient of variation', () => {
   assert.throws(() => median([]), /empty/);
 });
 
-test('geometric mean', () => {
+test('geometric mean', { timeout: 300_000 }, () => {
   close(geomean([2, 8]), 4, 1e-12, 'geomean 2,8');
   close(geomean([0.5, 2]), 1, 1e-12, 'geomean 0.5,2');
   close(geomean([1.1, 1.1, 1.1]), 1.1, 1e-12, 'geomean constant');
@@ -62,7 +62,7 @@ test('geometric mean', () => {
   assert.throws(() => geomean([]), /empty/);
 });
 
-test('erfc against tabulated values', () => {
+test('erfc against tabulated values', { timeout: 300_000 }, () => {
   // Abramowitz & Stegun table 7.1 / any CAS: erfc(0)=1, erfc(0.5), erfc(1), erfc(2), erfc(-1) = 2 - erfc(1)
   const table: [number, number][] = [
     [0, 1],
@@ -74,7 +74,7 @@ test('erfc against tabulated values', () => {
   for (const [x, want] of table) close(erfc(x), want, 2e-7, `erfc(${x})`);
 });
 
-test('exact Mann-Whitney p-values, no ties, against published critical values', () => {
+test('exact Mann-Whitney p-values, no ties, against published critical values', { timeout: 300_000 }, () => {
   // Fully separated n v n: p = 2 / C(2n, n) (any table of the exact U distribution, e.g. R's
   // wilcox.test(1:n, (n+1):(2n), exact = TRUE)$p.value: 0.1, 0.02857, 0.007937).
   const table: [number[], number[], number][] = [
@@ -94,7 +94,7 @@ test('exact Mann-Whitney p-values, no ties, against published critical values', 
   }
 });
 
-test('exact Mann-Whitney with ties', () => {
+test('exact Mann-Whitney with ties', { timeout: 300_000 }, () => {
   // Identical samples: every split is at least as extreme as the observed one.
   assert.equal(mannWhitney([5, 5, 5], [5, 5, 5]).p, 1);
   assert.equal(mannWhitney([1, 2, 3], [1, 2, 3]).p, 1);
@@ -122,7 +122,7 @@ test('exact Mann-Whitney with ties', () => {
   }
 });
 
-test('exact Mann-Whitney agrees with brute force on random samples with and without ties', () => {
+test('exact Mann-Whitney agrees with brute force on random samples with and without ties', { timeout: 300_000 }, () => {
   let seed = 42;
   const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   for (let trial = 0; trial < 30; trial++) {
@@ -135,7 +135,7 @@ test('exact Mann-Whitney agrees with brute force on random samples with and with
   }
 });
 
-test('normal approximation for large samples tracks the exact distribution', () => {
+test('normal approximation for large samples tracks the exact distribution', { timeout: 300_000 }, () => {
   // 25 v 25 with a shift and ties: both methods on the same data; the normal one is
   // what large samples get, and it must stay close to the exact answer.
   const a = Array.from({ length: 25 }, (_, i) => Math.floor(i / 2));
@@ -155,7 +155,7 @@ test('normal approximation for large samples tracks the exact distribution', () 
   assert.equal(mannWhitney(new Array(30).fill(1), new Array(30).fill(1)).p, 1);
 });
 
-test('smallest possible p-value', () => {
+test('smallest possible p-value', { timeout: 300_000 }, () => {
   close(minPossibleP(3, 3), 0.1, 1e-12, '3v3');
   close(minPossibleP(4, 4), 0.02857142857142857, 1e-12, '4v4');
   close(minPossibleP(5, 5), 0.007936507936507936, 1e-12, '5v5');

@@ -12,6 +12,7 @@ import { compareRuns } from '../lib/compare.ts';
 import { parseRawCsv } from '../lib/results.ts';
 import { leftovers, machineCanMakeMemoryCgroups, rawCsvText, startRun } from './run-helpers.mts';
 import { row } from './raw-row.mts';
+import { needs } from './skips.mts';
 
 const NO_CGROUP = 'this machine lets no memory cgroup be made (needs root and the cgroup memory controller): no OOM kill can be provoked';
 
@@ -38,7 +39,7 @@ const entry = (log: string, name: string) => log.split(/^(?==== )/m).find((e) =>
 
 describe('survival phases', { timeout: 300_000 }, () => {
   test('an OOM kill during the upload and one during verification (after the 200) are both oom_killed, with phase and kernel lines', async (t) => {
-    if (!machineCanMakeMemoryCgroups()) return t.skip(NO_CGROUP);
+    if (!machineCanMakeMemoryCgroups()) return t.skip(needs('root', NO_CGROUP));
     // A stand-in holding every byte in a 40 MB cgroup: 48 MiB cannot all arrive (killed mid-body, measured 25 of
     // 48 MiB sent); 13 MiB arrives and is stored (200), and reading it back tips the server over the limit.
     const r = await run(['--sizes', '48MiB,13MiB', '--memory', '40', '--iterations', '1'], { STANDIN_HOLD_IN_MEMORY: '1' });
@@ -61,7 +62,7 @@ describe('survival phases', { timeout: 300_000 }, () => {
   });
 
   test('an OOM kill while the server starts is oom_killed (start), not not_ready', async (t) => {
-    if (!machineCanMakeMemoryCgroups()) return t.skip(NO_CGROUP);
+    if (!machineCanMakeMemoryCgroups()) return t.skip(needs('root', NO_CGROUP));
     const r = await run(['--sizes', '4MiB', '--memory', '4', '--iterations', '1'], {});
     assert.equal(r.rows.length, 1);
     assert.deepEqual([r.rows[0].exit_reason, r.rows[0].failure_phase], ['oom_killed', 'start'], r.rows[0].error);

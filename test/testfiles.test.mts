@@ -10,7 +10,7 @@ import { ensureTestFile, Splitmix64 } from '../lib/testfiles.ts';
 
 const MiB = 2 ** 20;
 
-test('generated files: exact size, sha256 as sha256sum sees it, deterministic, incompressible', async (t) => {
+test('generated files: exact size, sha256 as sha256sum sees it, deterministic, incompressible', { timeout: 300_000 }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-testfiles-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const odd = 9 * MiB + 12345; // not a multiple of the 1 MiB block, nor of splitmix64's 8 bytes
@@ -29,7 +29,7 @@ test('generated files: exact size, sha256 as sha256sum sees it, deterministic, i
   assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('partial')), []);
 });
 
-test('the WebAssembly generator is splitmix64 (checked against the algorithm in BigInt)', () => {
+test('the WebAssembly generator is splitmix64 (checked against the algorithm in BigInt)', { timeout: 300_000 }, () => {
   const splitmix64 = function* () {
     for (let state = 0n; ;) {
       state = BigInt.asUintN(64, state + 0x9e3779b97f4a7c15n);
@@ -49,7 +49,7 @@ test('the WebAssembly generator is splitmix64 (checked against the algorithm in 
   assert.equal(new Splitmix64(8).next(0).readBigUInt64LE(0), 0xe220a8397b1dcdafn); // the published first output for seed 0
 });
 
-test('a cached file is reused when intact and regenerated when damaged', async (t) => {
+test('a cached file is reused when intact and regenerated when damaged', { timeout: 300_000 }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-testfiles-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const first = await ensureTestFile(2 * MiB, dir);

@@ -12,14 +12,14 @@ import { makeFixtureRepo } from './fixture-repo.mts';
 
 const NOWHERE = '/nonexistent-ups-path';
 
-test('findTool finds an installed tool and answers null for a missing one', () => {
+test('findTool finds an installed tool and answers null for a missing one', { timeout: 120_000 }, () => {
   assert.equal(findTool('sh', '/usr/bin:/bin'), fs.existsSync('/usr/bin/sh') ? '/usr/bin/sh' : '/bin/sh');
   assert.equal(findTool('no-such-tool-ups', '/usr/bin:/bin'), null);
   assert.equal(findTool('/bin/sh'), '/bin/sh', 'a path is checked as it is');
   assert.equal(findTool('/etc', '/usr/bin'), null, 'a folder is not a tool');
 });
 
-test('requireTool names the missing tool and the Debian package that brings it', () => {
+test('requireTool names the missing tool and the Debian package that brings it', { timeout: 120_000 }, () => {
   const cases: [string, RegExp][] = [
     ['qemu-system-x86_64', /^qemu-system-x86_64 not found on PATH: install the Debian package qemu-system-x86 \(apt-get install qemu-system-x86\)$/],
     ['vagrant', /install the Debian package vagrant/],
@@ -34,7 +34,7 @@ test('requireTool names the missing tool and the Debian package that brings it',
   assert.match(requireTool('mkfs.ext4', NOWHERE), /sbin\/mkfs\.ext4$/, 'sbin folders are searched even when PATH lacks them');
 });
 
-test('a server build with no go on its PATH fails at once, naming go and its package', async (t) => {
+test('a server build with no go on its PATH fails at once, naming go and its package', { timeout: 120_000 }, async (t) => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-tools-'));
   const saved = process.env.UPS_CACHE_DIR;
   process.env.UPS_CACHE_DIR = path.join(tmp, 'cache');
@@ -50,11 +50,11 @@ test('a server build with no go on its PATH fails at once, naming go and its pac
   });
 });
 
-test('the vagrant provider names what is missing before it tries anything', async () => {
+test('the vagrant provider names what is missing before it tries anything', { timeout: 120_000 }, async () => {
   const saved = process.env.PATH;
   process.env.PATH = NOWHERE;
   try {
-    const provider = new VagrantProvider({ server: { kind: 'standin', env: {} }, secret: 's', readinessTimeoutSeconds: 5 }, { log: () => {} });
+    const provider = new VagrantProvider({ server: { kind: 'standin', env: {} }, secret: 's', readinessTimeoutSeconds: 5 }, { say: () => {} });
     await assert.rejects(provider.up(256), (e: Error) => {
       assert.ok(e instanceof MissingTool, e.message);
       assert.match(e.message, /vagrant not found on PATH: install the Debian package vagrant/);

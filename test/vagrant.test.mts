@@ -16,10 +16,11 @@ import { MiB } from '../lib/units.ts';
 import { BOX_NAME, boxCatalog, boxMetadata, boxVagrantfile, boxVersion } from '../lib/vagrant-box.ts';
 import { parseBoxList, parseSshConfig, qemuPidsOf, VagrantProvider, vagrantRunner } from '../lib/vagrant.ts';
 import { interruptWait, processesWith, startRun, waitFor } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 const SECRET = 'vagrant-test-secret-Qp7z';
 
-test('parseSshConfig reads the first host block of vagrant ssh-config', () => {
+test('parseSshConfig reads the first host block of vagrant ssh-config', { timeout: 60_000 }, () => {
   const text = `Host default
   HostName 127.0.0.1
   User root
@@ -41,7 +42,7 @@ Host other
   assert.throws(() => parseSshConfig('Host default\n  HostName 127.0.0.1\n'), /lacks HostName, Port/);
 });
 
-test('parseBoxList reads box names and versions of vagrant box list --machine-readable', () => {
+test('parseBoxList reads box names and versions of vagrant box list --machine-readable', { timeout: 60_000 }, () => {
   const text = [
     '1764072000,,ui,info,ups/bookworm (libvirt%!(VAGRANT_COMMA) 1.20261125120612)',
     '1764072000,,box-name,ups/bookworm',
@@ -58,7 +59,7 @@ test('parseBoxList reads box names and versions of vagrant box list --machine-re
   assert.deepEqual(parseBoxList('1764072000,,ui,info,There are no installed boxes!'), []);
 });
 
-test('each image build is a box version, added through a catalog pointing at the local box file', () => {
+test('each image build is a box version, added through a catalog pointing at the local box file', { timeout: 60_000 }, () => {
   assert.equal(boxVersion({ image_version: 1, built_at: '2026-11-25T12:06:12.345Z' }), '1.20261125120612');
   const catalog = JSON.parse(boxCatalog('1.20261125120612', '/var/tmp/x y/bookworm.box'));
   assert.equal(catalog.name, BOX_NAME);
@@ -68,12 +69,12 @@ test('each image build is a box version, added through a catalog pointing at the
   }]);
 });
 
-test('box metadata gives the virtual size in whole GiB, rounded up', () => {
+test('box metadata gives the virtual size in whole GiB, rounded up', { timeout: 60_000 }, () => {
   assert.deepEqual(boxMetadata(12 * 1024 ** 3), { provider: 'libvirt', format: 'qcow2', virtual_size: 12 });
   assert.deepEqual(boxMetadata(12 * 1024 ** 3 + 1).virtual_size, 13);
 });
 
-test('the box Vagrantfile boots the kernel directly and logs in as root without sudo', () => {
+test('the box Vagrantfile boots the kernel directly and logs in as root without sudo', { timeout: 60_000 }, () => {
   const vf = boxVagrantfile('root=/dev/vda rw console=ttyS0');
   assert.match(vf, /lv\.kernel = File\.join\(box, "vmlinux"\)/);
   assert.match(vf, /lv\.initrd = File\.join\(box, "initrd\.img"\)/);
@@ -94,12 +95,12 @@ async function vagrantMissing(): Promise<string | null> {
   return null;
 }
 
-test('vagrant: a 256 MB VM boots, runs the stand-in, uploads with sha256 check, samples, and is destroyed', async (t) => {
+test('vagrant: a 256 MB VM boots, runs the stand-in, uploads with sha256 check, samples, and is destroyed', { timeout: 1_200_000 }, async (t) => {
   const reason = await vagrantMissing();
-  if (reason) return t.skip(reason);
+  if (reason) return t.skip(needs('vm', reason));
   const provider = new VagrantProvider(
     { server: { kind: 'standin', env: {} }, secret: SECRET, readinessTimeoutSeconds: 30 },
-    { log: (l) => t.diagnostic(l) },
+    { say: (l) => t.diagnostic(l) },
   );
   const t0 = Date.now();
   const env = await provider.up(256) as GuestEnvironment;
@@ -143,10 +144,10 @@ test('vagrant: a 256 MB VM boots, runs the stand-in, uploads with sha256 check, 
 // Through ./run-tests, whose own handler tears down in order: Ctrl-C while
 // `vagrant up` runs stops it, destroys the half-booted VM, does not retry,
 // and leaves no row, qemu process, libvirt domain or project folder.
-test('vagrant: SIGINT to ./run-tests during vagrant up: exit 130, no retry, no row, nothing of the VM left', async (t) => {
+test('vagrant: SIGINT to ./run-tests during vagrant up: exit 130, no retry, no row, nothing of the VM left', { timeout: 1_200_000 }, async (t) => {
   const reason = await vagrantMissing();
-  if (reason) return t.skip(reason);
-  if (!(await readGuestImage())) return t.skip('no guest image (the test above builds it)');
+  if (reason) return t.skip(needs('vm', reason));
+  if (!(await readGuestImage())) return t.skip(needs('vm', 'no guest image (the test above builds it)'));
   const secret = `vagrant-intr-${Date.now()}`;
   const run = startRun(['--provider', 'vagrant', '--sizes', '1MiB', '--memory', '256', '--iterations', '1'], { PS_SHARED_SECRET: secret });
   // libvirt names the domain PROJECT_default and QEMU gets -name guest=DOMAIN; the project carries the run's pid.

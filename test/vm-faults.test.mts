@@ -13,6 +13,7 @@ import { readGuestImage } from '../lib/image.ts';
 import { parseRawCsv } from '../lib/results.ts';
 import { findTool } from '../lib/tools.ts';
 import { leftovers, rawCsvText, readConfig, rowCount, startRun, waitFor } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 /** QEMU processes of the run with this pid (the qemu provider names its VMs ups-PID-MB). */
 function vmsOf(runPid: number, memoryMb?: number): number[] {
@@ -25,10 +26,10 @@ function vmsOf(runPid: number, memoryMb?: number): number[] {
   }).map(Number);
 }
 
-test('a VM killed from outside mid-case: that iteration fails, a new VM runs the rest, nothing left', async (t) => {
-  if (process.env.UPS_SLOW_TESTS !== '1') return t.skip('boots three VMs (2-6 min under TCG on a loaded host); set UPS_SLOW_TESTS=1');
-  if (!findTool('qemu-system-x86_64')) return t.skip('qemu-system-x86_64 not installed');
-  if (!(await readGuestImage())) return t.skip('no guest image built (./run-tests --provider qemu builds one)');
+test('a VM killed from outside mid-case: that iteration fails, a new VM runs the rest, nothing left', { timeout: 1_200_000 }, async (t) => {
+  if (process.env.UPS_SLOW_TESTS !== '1') return t.skip(needs('slow', 'boots three VMs (2-6 min under TCG on a loaded host); set UPS_SLOW_TESTS=1'));
+  if (!findTool('qemu-system-x86_64')) return t.skip(needs('vm', 'qemu-system-x86_64 not installed'));
+  if (!(await readGuestImage())) return t.skip(needs('vm', 'no guest image built (./run-tests --provider qemu builds one)'));
   const secret = `vmkill-${Date.now()}`;
   const run = startRun(['--provider', 'qemu', '--sizes', '4MiB', '--memory', '512,256', '--iterations', '3'], { PS_SHARED_SECRET: secret });
   t.after(() => {

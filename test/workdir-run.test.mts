@@ -15,6 +15,7 @@ import { parseRawCsv } from '../lib/results.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo } from './fixture-repo.mts';
 import { qemuWhyNot } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 const NO_GO = 'go is not installed (Go 1.22+ is needed to build the fixture server)';
 
@@ -40,7 +41,7 @@ const SOURCE = ['server:', '  source: repo', `  build: ${JSON.stringify(FIXTURE_
 
 describe('servers run from their own tree', { timeout: 900_000 }, () => {
   test('local: a --ref build runs in its tree (templates/ read relative to it) and every upload succeeds', async (t) => {
-    if (!(await hasGo())) return t.skip(NO_GO);
+    if (!(await hasGo())) return t.skip(needs('go', NO_GO));
     const { run, rows } = await setup(t, ['sizes: [1MiB]', 'memory_limits: [256]', 'iterations: 2', 'provider: local', ...SOURCE]);
     const r = run('--ref', 'main');
     assert.equal(r.status, 0, r.stderr.slice(-3000));
@@ -57,9 +58,9 @@ describe('servers run from their own tree', { timeout: 900_000 }, () => {
   });
 
   test('qemu: a --ref build runs in a copy of its tree inside the VM', async (t) => {
-    if (!(await hasGo())) return t.skip(NO_GO);
+    if (!(await hasGo())) return t.skip(needs('go', NO_GO));
     const why = await qemuWhyNot();
-    if (why) return t.skip(`qemu provider unavailable: ${why}`);
+    if (why) return t.skip(needs('vm', `qemu provider unavailable: ${why}`));
     const { run, rows } = await setup(t, ['sizes: [1MiB]', 'memory_limits: [512]', 'iterations: 2', 'provider: qemu', ...SOURCE]);
     const r = run('--ref', 'main');
     assert.equal(r.status, 0, r.stderr.slice(-3000));
@@ -67,7 +68,7 @@ describe('servers run from their own tree', { timeout: 900_000 }, () => {
   });
 
   test('a prebuilt binary: server.workdir names the folder it runs in; without it, fail fast on the 500 (exit 1, evidence, rows kept)', async (t) => {
-    if (!(await hasGo())) return t.skip(NO_GO);
+    if (!(await hasGo())) return t.skip(needs('go', NO_GO));
     const { tmp, repo, matrix, run, rows } = await setup(t, []);
     const binary = path.join(tmp, 'fixture-server');
     const built = spawnSync('go', ['build', '-o', binary, '.'], { cwd: repo.dir, encoding: 'utf8', env: { ...process.env, CGO_ENABLED: '0' } });

@@ -1,0 +1,167 @@
+// The plan before the run: the cases, the bytes one round moves, the rounds the
+// rules may take (least, expected, most), the wall time that implies on this
+// machine, and what --shard N would make of it; during the run, the time left.
+//
+//   const plan = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled, profile, shards })
+//   process.stdout.write(renderPlan(plan))
+//   timeLeft(plan, progressSoFar)   // seconds
+//
+// "Expected" assumes the common case, a branch that changes nothing: a case
+// stops when the pool (lib/pooled.ts) lets it, which needs its own band
+// t(1 - stray_alpha / 2K, n - 1) x sd / sqrt(n) inside case_band_max_pct, or
+// when its own 95% interval (about 2 sd / sqrt(n)) lies inside ±noise; the
+// first look where either holds at the per-round paired SD last measured on
+// this machine (or the default). The machine's speeds come from the same place.
+//
+// Pure: figures in, figures out (test/plan.test.mts).
+import type { PooledRule } from './pooled.ts';
+import { tQuantile } from './pooled.ts';
+import type { StoppingRule } from './sequential.ts';
+import { MiB } from './units.ts';
+
+/** What a run measured on this machine (written after each run), or the defaults. */
+export interface MachineProfile {
+  /** Upload and verification download speeds, MiB/s. */
+  upload_mib_s: number;
+  download_mib_s: number;
+  /** Per job, beside the upload and download: server start, readiness, auth, delete, the canary's share, the noise cuts. */
+  job_overhead_seconds: number;
+  /** Per-round paired SD of the throughput log ratio, percent (median over the cases of the run that measured it). */
+  paired_sd_pct: number;
+  /** Where the figures come from: "default" or the run folder that measured them, and when. */
+  source: string;
+}
+
+/** Defaults from issue 28's measurements on the project's machine (170 MiB/s up, 300 down, SD 7.5-10% at 100 MiB). */
+export const DEFAULT_PROFILE: MachineProfile = {
+  upload_mib_s: 170, download_mib_s: 300, job_overhead_seconds: 1.5, paired_sd_pct: 8, source: 'default (issue 28 figures)',
+};
+
+export interface PlanCase {
+  /** caseKey (lib/cases.ts). */
+  key: string;
+  label: string;
+  bytes: number;
+  concurrency: number;
+}
+
+export interface PlanInput {
+  cases: PlanCase[];
+  sides: number;
+  warmup: number;
+  /** Fixed iterations per case and side (warm-up included); null with adaptive rounds. */
+  iterations: number | null;
+  rule: StoppingRule | null;
+  pooled: PooledRule | null;
+  profile: MachineProfile;
+  /** --shard N for some N: each shard's case keys (lib/shard.ts planShards). */
+  shards: { total: number; cases: string[][] }[];
+}
+
+export interface PlanRecord {
+  cases: number;
+  sides: number;
+  /** Bytes one round of every case moves: uploads and verification downloads, every side. */
+  bytes_per_round: number;
+  rounds: { least: number; expected: number; most: number };
+  seconds: { least: number; expected: number; most: number };
+  per_case: { case: string; label: string; job_seconds: number; expected_rounds: number }[];
+  shards: { total: number; expected_seconds: number; most_seconds: number }[];
+  profile: MachineProfile;
+}
+
+/** Seconds one job (one side's upload of a case, with its download and overhead) takes by the profile. */
+export function jobSeconds(c: PlanCase, p: MachineProfile): number {
+  const mib = (c.bytes * c.concurrency) / MiB;
+  return p.job_overhead_seconds + mib / p.upload_mib_s + mib / p.download_mib_s;
+}
+
+/** The look an unchanged case is expected to stop at, at a per-round paired SD of `sdPct`. */
+export function expectedLook(sdPct: number, rule: StoppingRule, pooled: PooledRule | null, cases: number): number {
+  const sd = Math.log(1 + sdPct / 100);
+  const noise = Math.log(1 + rule.noise_pct / 100);
+  for (const l of rule.looks) {
+    // Its own rule: the 95% interval of the paired change (rank-based, about 2 sd / sqrt(n) wide each side) inside ±noise.
+    if (2 * sd / Math.sqrt(l) <= noise) return l;
+    if (pooled && cases >= 2 && l >= pooled.min_rounds) {
+      const band = tQuantile(1 - pooled.stray_alpha / (2 * pooled.cases), l - 1) * sd / Math.sqrt(l);
+      if (band <= Math.log(1 + pooled.case_band_max_pct / 100)) return l;
+    }
+  }
+  return rule.looks[rule.looks.length - 1];
+}
+
+export function makePlan(i: PlanInput): PlanRecord {
+  const measured = i.iterations === null ? null : Math.max(0, i.iterations - i.warmup);
+  const rounds = i.rule
+    ? { least: i.rule.looks[0], expected: expectedLook(i.profile.paired_sd_pct, i.rule, i.pooled, i.cases.length), most: i.rule.looks[i.rule.looks.length - 1] }
+    : { least: measured!, expected: measured!, most: measured! };
+  const perCase = i.cases.map((c) => ({ case: c.key, label: c.label, job_seconds: jobSeconds(c, i.profile), expected_rounds: rounds.expected }));
+  const secondsFor = (keys: Set<string> | null, r: number) =>
+    perCase.filter((c) => !keys || keys.has(c.case)).reduce((a, c) => a + c.job_seconds * i.sides * (r + i.warmup), 0);
+  return {
+    cases: i.cases.length,
+    sides: i.sides,
+    bytes_per_round: i.cases.reduce((a, c) => a + 2 * c.bytes * c.concurrency * i.sides, 0),
+    rounds,
+    seconds: { least: secondsFor(null, rounds.least), expected: secondsFor(null, rounds.expected), most: secondsFor(null, rounds.most) },
+    per_case: perCase,
+    shards: i.shards.map((s) => ({
+      total: s.total,
+      expected_seconds: Math.max(...s.cases.map((keys) => secondsFor(new Set(keys), rounds.expected))),
+      most_seconds: Math.max(...s.cases.map((keys) => secondsFor(new Set(keys), rounds.most))),
+    })),
+    profile: i.profile,
+  };
+}
+
+/** "1 h 05 min", "12 min", "40 s". */
+export function duration(seconds: number): string {
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  const min = Math.round(seconds / 60);
+  return min < 60 ? `${min} min` : `${Math.floor(min / 60)} h ${String(min % 60).padStart(2, '0')} min`;
+}
+
+export function renderPlan(p: PlanRecord): string {
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+  const lines = [
+    `plan: ${p.cases} case${p.cases === 1 ? '' : 's'} x ${p.sides} side${p.sides === 1 ? '' : 's'}; one round moves ${gib(p.bytes_per_round)} (uploads and verification downloads)`,
+    ...p.per_case.map((c) => `  ${c.label}: ${c.job_seconds.toFixed(1)} s a job, ${(c.job_seconds * p.sides).toFixed(1)} s a round`),
+    `rounds per case: least ${p.rounds.least}, expected ${p.rounds.expected}, most ${p.rounds.most} (plus warm-up)`,
+    `wall time here: least ${duration(p.seconds.least)}, expected ${duration(p.seconds.expected)}, most ${duration(p.seconds.most)}`,
+    ...p.shards.map((s) => `  with --shard k/${s.total}: the heaviest shard expected ${duration(s.expected_seconds)}, at most ${duration(s.most_seconds)}`),
+    `from: ${p.profile.source}: upload ${p.profile.upload_mib_s.toFixed(0)} MiB/s, download ${p.profile.download_mib_s.toFixed(0)} MiB/s, ` +
+      `${p.profile.job_overhead_seconds.toFixed(1)} s a job besides, per-round paired SD ${p.profile.paired_sd_pct.toFixed(1)}%`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export interface CaseProgress {
+  key: string;
+  /** Measured rounds done (every side). */
+  rounds: number;
+  stopped: boolean;
+  /** Mean seconds of this case's jobs so far; null before its first. */
+  jobSeconds: number | null;
+}
+
+/**
+ * Seconds left for the whole run: every case not stopped runs to the later of
+ * its expected rounds and its next look (the cap at most), each round `sides`
+ * jobs at the case's measured pace (the plan's before it has one); a case not
+ * started also runs its warm-up.
+ */
+export function timeLeft(p: PlanRecord, progress: readonly CaseProgress[], looks: readonly number[] | null, warmup: number): number {
+  const byKey = new Map(progress.map((c) => [c.key, c]));
+  let left = 0;
+  for (const c of p.per_case) {
+    const g = byKey.get(c.case);
+    if (g?.stopped) continue;
+    const done = g?.rounds ?? 0;
+    const next = looks ? (looks.find((l) => l > done) ?? looks[looks.length - 1]) : p.rounds.most;
+    const target = Math.min(p.rounds.most, Math.max(c.expected_rounds, next));
+    const pending = Math.max(0, target - done) + (g ? 0 : warmup);
+    left += pending * p.sides * (g?.jobSeconds ?? c.job_seconds);
+  }
+  return left;
+}

@@ -1,0 +1,79 @@
+// The planner (lib/plan.ts) on literal figures: bytes a round, the rounds an
+// unchanged case is expected to take at a given noise, the wall time, the
+// shards, the time left; and --plan through run-tests on the shipped matrix.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { $ } from 'zx';
+import { duration, expectedLook, jobSeconds, makePlan, renderPlan, timeLeft, type MachineProfile } from '../lib/plan.ts';
+import { pooledRule } from '../lib/pooled.ts';
+import { stoppingRule } from '../lib/sequential.ts';
+import { SUITE_DIR } from '../lib/paths.ts';
+
+const MiB = 2 ** 20;
+const profile: MachineProfile = { upload_mib_s: 100, download_mib_s: 200, job_overhead_seconds: 2, paired_sd_pct: 8, source: 'test' };
+
+describe('plan', () => {
+  test('a job: overhead + size / upload + size / download', () => {
+    assert.equal(jobSeconds({ key: 'k', label: 'l', bytes: 100 * MiB, concurrency: 1 }, profile), 2 + 1 + 0.5);
+    assert.equal(jobSeconds({ key: 'k', label: 'l', bytes: 100 * MiB, concurrency: 4 }, profile), 2 + 4 + 2);
+  });
+
+  test('the look an unchanged case is expected to stop at', () => {
+    const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 20 });
+    const pooled = pooledRule({ noisePct: 3, cases: 20 });
+    // Its own rule alone: 2 sd / sqrt(n) <= log 1.03 needs n >= 7.0 at 4% (look 10), 27 at 8% (36), 89 at 15% (the cap).
+    assert.deepEqual([4, 8, 15].map((s) => expectedLook(s, rule, null, 20)), [10, 36, 48]);
+    // With the pool: its band t(1 - 0.2/40, n - 1) sd / sqrt(n) within 7% comes first at 8% (look 16), at 15% at 36.
+    assert.deepEqual([4, 8, 15].map((s) => expectedLook(s, rule, pooled, 20)), [10, 16, 36]);
+    // One case has no pool.
+    assert.equal(expectedLook(8, rule, pooled, 1), 36);
+  });
+
+  test('a plan: bytes a round, rounds, seconds, shards; rendered', () => {
+    const cases = [
+      { key: 'a', label: '512MB 100MiB', bytes: 100 * MiB, concurrency: 1 },
+      { key: 'b', label: '512MB 500MiB', bytes: 500 * MiB, concurrency: 1 },
+    ];
+    const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 2 });
+    const p = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: pooledRule({ noisePct: 3, cases: 2 }), profile, shards: [{ total: 2, cases: [['b'], ['a']] }] });
+    assert.equal(p.bytes_per_round, 2 * 2 * 600 * MiB); // up and down, both sides
+    assert.deepEqual(p.rounds, { least: 6, expected: 10, most: 48 });
+    // Per round: a = 2 x 3.5 s, b = 2 x (2 + 5 + 2.5) s = 19 s; 26 s a round, times rounds + the warm-up.
+    assert.equal(p.seconds.expected, 26 * 11);
+    assert.equal(p.seconds.most, 26 * 49);
+    assert.deepEqual(p.shards, [{ total: 2, expected_seconds: 19 * 11, most_seconds: 19 * 49 }]);
+    const text = renderPlan(p);
+    assert.match(text, /plan: 2 cases x 2 sides; one round moves 2\.34 GiB/);
+    assert.match(text, /rounds per case: least 6, expected 10, most 48/);
+    assert.match(text, /wall time here: least 3 min, expected 5 min, most 21 min/);
+    assert.match(text, /with --shard k\/2: the heaviest shard expected 3 min, at most 16 min/);
+    // Fixed iterations: every round count is the measured iterations.
+    const fixed = makePlan({ cases, sides: 1, warmup: 1, iterations: 5, rule: null, pooled: null, profile, shards: [] });
+    assert.deepEqual(fixed.rounds, { least: 4, expected: 4, most: 4 });
+  });
+
+  test('time left: cases not stopped run to the later of expected and their next look, at their own pace', () => {
+    const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 2 });
+    const cases = [{ key: 'a', label: 'a', bytes: 100 * MiB, concurrency: 1 }, { key: 'b', label: 'b', bytes: 500 * MiB, concurrency: 1 }];
+    const p = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: pooledRule({ noisePct: 3, cases: 2 }), profile, shards: [] });
+    // Nothing run: the plan's expected time.
+    assert.equal(timeLeft(p, [], rule.looks, 1), p.seconds.expected);
+    // a stopped; b at 12 rounds, 4 s a job: its next look is 16, so 4 rounds x 2 sides x 4 s.
+    assert.equal(timeLeft(p, [{ key: 'a', rounds: 10, stopped: true, jobSeconds: 3 }, { key: 'b', rounds: 12, stopped: false, jobSeconds: 4 }], rule.looks, 1), 32);
+    assert.equal(duration(59), '59 s');
+    assert.equal(duration(3 * 3600 + 21 * 60), '3 h 21 min');
+  });
+
+  test('--plan on the shipped matrix with two refs: prints the plan, exits 0, builds nothing', async () => {
+    const t0 = performance.now();
+    const r = await $({ nothrow: true, quiet: true, cwd: SUITE_DIR })`${path.join(SUITE_DIR, 'run-tests')} --plan --ref A --ref B`;
+    const seconds = (performance.now() - t0) / 1000;
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.match(r.stdout, /^plan: 20 cases x 2 sides/);
+    assert.match(r.stdout, /with --shard k\/8/);
+    assert.doesNotMatch(r.stderr, /building/);
+    // No bound on the time here (a shared machine); the figure goes to the issue's note.
+    process.stderr.write(`--plan took ${seconds.toFixed(2)} s\n`);
+  });
+});

@@ -1,0 +1,193 @@
+// The pooled rule (lib/pooled.ts) on literal data, and a seeded simulation of
+// whole adaptive runs through the real AdaptiveRounds with the pooled rule on
+// and off: 20-case matrices (4 memory limits of 5 sizes, the limits one after
+// another, the rounds of a limit's cases taken in turn as run-tests does) at a
+// per-round paired SD of 4%, 8% and 15%, with normal and heavy-tailed (t, 3
+// degrees of freedom) noise and a slow drift both sides of a round share. The
+// figures it prints are the ones quoted in the README and the issue's note.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AdaptiveRounds } from '../lib/adaptive.ts';
+import { caseKey } from '../lib/cases.ts';
+import { pctOf } from '../lib/effect.ts';
+import { seededRandom } from '../lib/interleave.ts';
+import { canStop, caseBand, pooledLook, pooledRule, tQuantile, type PooledRule } from '../lib/pooled.ts';
+import type { RawRow } from '../lib/results.ts';
+import { stoppingRule } from '../lib/sequential.ts';
+import { compareRuns } from '../lib/compare.ts';
+import { compareJson, renderCompare } from '../lib/compare-report.ts';
+import { parseRunRecord } from '../lib/run-record.ts';
+import { SUITE_DIR } from '../lib/paths.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { row as rawRow } from './raw-row.mts';
+
+const L = (pct: number) => Math.log(1 + pct / 100);
+
+describe('pooled rule', { timeout: 1_200_000 }, () => {
+  test('t quantiles', () => {
+    // Student's t table: t(0.975, 5) = 2.571, t(0.975, 10) = 2.228, t(0.995, 15) = 2.947, t(0.975, 100) = 1.984.
+    for (const [p, df, want] of [[0.975, 5, 2.571], [0.975, 10, 2.228], [0.995, 15, 2.947], [0.975, 100, 1.984]] as const) {
+      assert.ok(Math.abs(tQuantile(p, df) - want) / want < 0.004, `t(${p}, ${df}) = ${tQuantile(p, df)}, want ${want}`);
+    }
+  });
+
+  test('on literal data: the pool, its interval, the bands and who may stop', () => {
+    const rule = pooledRule({ noisePct: 3, cases: 4 });
+    // Two quiet cases of 10 rounds alternating +-1%: mean 0, pooled over 20 rounds, interval well inside +-3%.
+    const quiet = Array.from({ length: 10 }, (_, i) => (i % 2 ? L(1) : L(-1)));
+    const look = pooledLook([{ key: 'a', ratios: quiet }, { key: 'b', ratios: quiet }], rule);
+    assert.equal(look.change!.cases, 2);
+    assert.equal(look.change!.rounds, 20);
+    assert.ok(Math.abs(look.change!.estimate - (L(1) + L(-1)) / 2) < 1e-12);
+    assert.ok(look.inside);
+    assert.ok(canStop(look, 'a', rule));
+    // A case 10% slower with the same spread strays (beyond 3% and far beyond t x SE), leaves the pool, never stops by it.
+    const slow = quiet.map((x) => x + L(-10));
+    const withSlow = pooledLook([{ key: 'a', ratios: quiet }, { key: 'b', ratios: quiet }, { key: 's', ratios: slow }], rule);
+    assert.equal(withSlow.bands.find((b) => b.key === 's')!.strays, true);
+    assert.equal(withSlow.change!.cases, 2);
+    assert.ok(withSlow.inside);
+    assert.equal(canStop(withSlow, 's', rule), false);
+    assert.equal(canStop(withSlow, 'a', rule), true);
+    // Decided slower by its own rule: out of the pool too, even when it would not stray.
+    assert.equal(pooledLook([{ key: 'a', ratios: quiet }, { key: 'x', ratios: quiet, verdict: 'slower' }], rule).change, null);
+    // Fewer than min_rounds, or a band wider than case_band_max_pct: not stopped by the pool.
+    const short = quiet.slice(0, 8);
+    assert.equal(canStop(pooledLook([{ key: 'a', ratios: short }, { key: 'b', ratios: quiet }], rule), 'a', rule), false);
+    const wide = Array.from({ length: 10 }, (_, i) => (i % 2 ? L(12) : L(-12)));
+    const band = caseBand({ key: 'w', ratios: wide }, rule)!;
+    assert.ok(pctOf(band.band) > rule.case_band_max_pct && !band.strays, String(pctOf(band.band)));
+    assert.equal(canStop(pooledLook([{ key: 'w', ratios: wide }, { key: 'a', ratios: quiet }, { key: 'b', ratios: quiet }], rule), 'w', rule), false);
+    // The band: max(noise, t(1 - 0.2 / 8, 9) x SE). SE of +-1% alternating is about 1.05% / sqrt(10): the noise band wins.
+    assert.ok(Math.abs(caseBand({ key: 'a', ratios: quiet }, rule)!.band - L(3)) < 1e-12);
+    // A common 4% slowdown: the pooled interval leaves the band, nobody stops by it.
+    const down = quiet.map((x) => x + L(-4));
+    const common = pooledLook([{ key: 'a', ratios: down }, { key: 'b', ratios: down }], rule);
+    assert.equal(common.inside, false);
+    assert.equal(canStop(common, 'a', rule), false);
+  });
+
+  test('compare-runs with a recorded pooled rule: the pooled change beside the cases, which rule stopped each', () => {
+    // Three cases, 10 rounds after the warm-up, the candidate +-5% around the baseline in turn: each case alone
+    // is inconclusive at 10 rounds (its interval about +-4%), the pool of 30 rounds is inside +-3%.
+    const sizes = [10, 20, 30].map((m) => m * 2 ** 20);
+    const rows = (side: number) => sizes.flatMap((bytes) => Array.from({ length: 11 }, (_, i) => {
+      const t = side === 0 ? 100 : 100 * (i % 2 ? 1.05 : 1 / 1.05) * (1 + (bytes / 2 ** 20 + i) * 1e-4);
+      return rawRow({ file_size: `${bytes / 2 ** 20}MiB`, file_size_bytes: bytes, iteration: i + 1, throughput_mib_s: t, duration_seconds: bytes / 2 ** 20 / t });
+    }));
+    const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 3, maxRounds: 10 });
+    const pooled = pooledRule({ noisePct: 3, cases: 3 });
+    const stops = sizes.map((b, i) => ({ case: caseKey({ file_size_bytes: b, memory_limit_mb: 256, concurrency: 1 }), rounds: 10, state: i === 0 ? 'cap' : 'pooled', verdicts: [i === 0 ? 'inconclusive' : 'same'] }));
+    const config = (i: number, withPool: boolean) => parseRunRecord({
+      schema: 1, matrix: { warmup_iterations: 1 },
+      ab: { refs: ['a', 'b'], this_ref: i, seed: 1, parent: '/r/x', stopping_rule: rule, ...(withPool ? { pooled_rule: pooled, stops } : {}) },
+    }, 'config.json');
+    const without = compareRuns({ name: 'a', config: config(0, false), rows: rows(0) }, { name: 'b', config: config(1, false), rows: rows(1) });
+    assert.deepEqual(without.cases.map((k) => k.verdict), ['inconclusive', 'inconclusive', 'inconclusive']);
+    assert.equal(without.pooled, null);
+    const c = compareRuns({ name: 'a', config: config(0, true), rows: rows(0) }, { name: 'b', config: config(1, true), rows: rows(1) });
+    assert.deepEqual(c.cases.map((k) => k.verdict), ['same', 'same', 'same']);
+    assert.deepEqual(c.cases.map((k) => k.stoppedBy), ['cap', 'pooled', 'pooled']);
+    assert.equal(c.pooled!.cases, 3);
+    assert.equal(c.pooled!.rounds, 30);
+    assert.ok(c.pooled!.inside && c.pooled!.loPct > -3 && c.pooled!.hiPct < 3, JSON.stringify(c.pooled));
+    assert.equal(c.exitCode, 0);
+    const json = JSON.parse(compareJson(c));
+    assert.equal(json.pooled.matrix_same, true);
+    assert.equal(json.pooled.interval_pct.length, 2);
+    assert.deepEqual(json.cases.map((k: { stopped_by: string }) => k.stopped_by), ['cap', 'pooled', 'pooled']);
+    const md = renderCompare(c, fs.readFileSync(path.join(SUITE_DIR, 'templates', 'compare.md.mustache'), 'utf8'), 'x.svg');
+    assert.match(md, /- Pooled throughput change over 3 case\(s\), 30 rounds \(lib\/pooled\.ts\): [+-]\d\.\d% \[-\d\.\d%, \+\d\.\d%\], inside ±3%; no case strays: the matrix is `same`/);
+    assert.match(md, /\| 10MiB \| 256MB \| 10 rounds \| .* \| same \(stopped by the cap\) \|/);
+    assert.match(md, /\| 20MiB \| 256MB \| 10 rounds \| .* \| same \(stopped by the pool\) \|/);
+  });
+
+  test('simulation: 20-case matrices, pooled rule on and off', (t) => {
+    const rand = seededRandom(20261206);
+    const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+    // Student's t with 3 degrees of freedom, scaled to unit variance (its variance is 3).
+    const t3 = () => normal() / Math.sqrt((normal() ** 2 + normal() ** 2 + normal() ** 2) / 3) / Math.sqrt(3);
+    const MEMS = [2048, 1024, 512, 256];
+    const SIZES = [5, 4, 3, 2, 1].map((g) => g * 2 ** 20);
+    const CASES = MEMS.length * SIZES.length;
+    const stopRule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: CASES });
+    const row = (size: number, mem: number, iteration: number, throughput: number) =>
+      ({ file_size_bytes: size, memory_limit_mb: mem, concurrency: 1, iteration, exit_reason: 'success', throughput_mib_s: throughput, duration_seconds: 1 }) as RawRow;
+
+    /** One adaptive matrix; `effect(c)` is case c's true change (log). Returns each case's verdict and rounds. */
+    const matrix = (sd: number, noise: () => number, effect: (c: number) => number, pooled: PooledRule | null) => {
+      const rounds = new AdaptiveRounds(stopRule, 2, 1, pooled);
+      const out: { verdict: string; rounds: number; state: string }[] = [];
+      const phase = rand() * 2 * Math.PI;
+      let clock = 0;
+      MEMS.forEach((mem, mi) => {
+        const cases = SIZES.map((size, si) => ({ size, c: mi * SIZES.length + si }));
+        for (let it = 1; it <= 1 + stopRule.looks.at(-1)!; it++) {
+          for (const { size, c } of cases) {
+            if (rounds.stopped(caseKey({ file_size_bytes: size, memory_limit_mb: mem, concurrency: 1 }))) continue;
+            // Slow drift both uploads of a round share: +-10% over 30 rounds of the run.
+            const drift = 0.1 * Math.sin(phase + (2 * Math.PI * clock++) / (30 * SIZES.length));
+            const s = sd / Math.SQRT2;
+            rounds.record(0, row(size, mem, it, 100 * Math.exp(drift + s * noise())));
+            rounds.record(1, row(size, mem, it, 100 * Math.exp(effect(c) + drift + s * noise())));
+          }
+        }
+        for (const { size, c } of cases) {
+          const stop = rounds.all().find((x) => x.case === caseKey({ file_size_bytes: size, memory_limit_mb: mem, concurrency: 1 }))!;
+          out[c] = { verdict: stop.verdicts[0], rounds: stop.rounds, state: stop.state };
+        }
+      });
+      return out;
+    };
+
+    const figures: Record<string, unknown>[] = [];
+    const N = Number(process.env.POOLED_SIM_MATRICES ?? 100);
+    for (const [sdPct, shape] of [[4, 'normal'], [8, 'normal'], [15, 'normal'], [8, 't3'], [15, 't3']] as const) {
+      const sd = L(sdPct);
+      const noise = shape === 'normal' ? normal : t3;
+      for (const on of [true, false]) {
+        const pooled = on ? pooledRule({ noisePct: 3, cases: CASES }) : null;
+        let anySlower = 0, allSame = 0, aaRounds = 0;
+        for (let m = 0; m < N; m++) {
+          const r = matrix(sd, noise, () => 0, pooled);
+          if (r.some((x) => x.verdict === 'slower')) anySlower++;
+          if (r.every((x) => x.verdict === 'same')) allSame++;
+          aaRounds += r.reduce((a, x) => a + x.rounds, 0) / CASES;
+        }
+        let everyFound = 0, everyRounds = 0, oneFound = 0, oneRounds = 0;
+        const M = Math.ceil(N / 4);
+        for (let m = 0; m < M; m++) {
+          const r = matrix(sd, noise, () => L(-10), pooled);
+          everyFound += r.filter((x) => x.verdict === 'slower').length / CASES;
+          everyRounds += r.reduce((a, x) => a + x.rounds, 0) / CASES;
+        }
+        for (let m = 0; m < N; m++) {
+          // The slowed case: one of the 20, in turn (early limits and late ones, big sizes and small).
+          const target = m % CASES;
+          const r = matrix(sd, noise, (c) => (c === target ? L(-10) : 0), pooled);
+          if (r[target].verdict === 'slower') oneFound++;
+          oneRounds += r[target].rounds;
+        }
+        const f = {
+          sdPct, shape, pooled: on, matrices: N,
+          aaAnySlower: anySlower / N, aaAllSame: allSame / N, aaMeanRounds: +(aaRounds / N).toFixed(1),
+          every10Found: +(everyFound / M).toFixed(3), every10MeanRounds: +(everyRounds / M).toFixed(1),
+          one10Found: oneFound / N, one10MeanRounds: +(oneRounds / N).toFixed(1),
+        };
+        figures.push(f);
+        t.diagnostic(JSON.stringify(f));
+      }
+    }
+    const get = (sdPct: number, shape: string, on: boolean) => figures.find((f) => f.sdPct === sdPct && f.shape === shape && f.pooled === on)! as Record<string, number>;
+    for (const f of figures) assert.ok((f.aaAnySlower as number) <= 0.05, `A/A any slower ${JSON.stringify(f)}`);
+    // What the pooled rule is for: at 8%, unchanged matrices end all `same`, in fewer rounds than without it.
+    assert.ok(get(8, 'normal', true).aaAllSame >= 0.8, JSON.stringify(get(8, 'normal', true)));
+    assert.ok(get(8, 'normal', true).aaMeanRounds < get(8, 'normal', false).aaMeanRounds);
+    // And what it must not cost: a 10% slowdown in every case, or in one case only, is still found at 4% and 8%.
+    for (const sdPct of [4, 8]) {
+      assert.ok(get(sdPct, 'normal', true).every10Found >= 0.95, JSON.stringify(get(sdPct, 'normal', true)));
+      assert.ok(get(sdPct, 'normal', true).one10Found >= 0.8, JSON.stringify(get(sdPct, 'normal', true)));
+    }
+  });
+});
