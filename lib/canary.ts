@@ -9,6 +9,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pidAlive } from './pids.ts';
 import { MiB } from './units.ts';
 
 /** What the canary does, fixed so that every run's figures mean the same. */
@@ -38,6 +39,11 @@ export function runCanary(dir: string): CanaryTiming {
   crypto.createHash('sha256').update(bytes).digest();
   const t1 = process.hrtime.bigint();
   const file = path.join(dir, `ups-canary-${process.pid}.bin`);
+  // A run killed (SIGKILL) while it wrote its canary left the file: its successor removes it.
+  for (const n of fs.readdirSync(dir)) {
+    const pid = Number(/^ups-canary-(\d+)\.bin$/.exec(n)?.[1] ?? NaN);
+    if (Number.isInteger(pid) && !pidAlive(pid)) fs.rmSync(path.join(dir, n), { force: true });
+  }
   const fd = fs.openSync(file, 'w');
   try {
     for (let off = 0; off < CANARY.diskBytes; off += CANARY.writeBytes) fs.writeSync(fd, bytes, off % bytes.length, CANARY.writeBytes);

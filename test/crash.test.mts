@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { AdaptiveRounds } from '../lib/adaptive.ts';
+import { runCanary } from '../lib/canary.ts';
 import { caseKey } from '../lib/cases.ts';
 import { interleave } from '../lib/interleave.ts';
 import { expandCases } from '../lib/matrix.ts';
@@ -212,15 +213,15 @@ describe('nothing outlives the suite', { timeout: 900_000 }, () => {
     fs.rmSync(path.dirname(script), { recursive: true, force: true });
   });
 
-  test('qemu: 3 s after kill -9 of run-tests with a VM up, its QEMU process is gone', { skip: process.env.UPS_SLOW_TESTS !== '1' && 'a VM boot: set UPS_SLOW_TESTS=1' }, async (t) => {
+  test('qemu: 3 s after kill -9 of run-tests mid-upload, its QEMU process is gone', { skip: process.env.UPS_SLOW_TESTS !== '1' && 'a VM boot: set UPS_SLOW_TESTS=1' }, async (t) => {
     const why = await qemuWhyNot();
     if (why) return t.skip(why);
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-kill9-qemu-'));
     const secret = `kill9-qemu-${process.pid}-${Date.now()}`;
     const run = startRun(['--sizes', '8MiB', '--memory', '512', '--iterations', '3', '--provider', 'qemu'],
       { PS_SHARED_SECRET: secret, STANDIN_THROTTLE_MIBS: '1' }, path.join(tmp, 'results'));
-    await waitFor('the VM to be up', () => /qemu: 512 MB VM up in/.test(run.stderr()), 900_000);
-    await sleep(4000); // into the first upload: 8 MiB at 1 MiB/s
+    // Mid-upload: the progress line a log gets every 5 s of an upload, with part of the 8 MiB sent (at 1 MiB/s).
+    await waitFor('an upload under way', () => /#\d+ {2}[1-7]\/8 MiB {2}/.test(run.stderr()), 900_000);
     const before = processesWith(secret);
     run.child.kill('SIGKILL');
     await run.exited;
@@ -257,4 +258,14 @@ test('compare-runs and merge-runs read a run killed mid-write: its torn last row
   assert.equal(mid.status, 2, mid.stderr);
   assert.match(mid.stderr, /raw\.csv line 4: \d+ of \d+ columns \(truncated or malformed row\)/);
   fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('the canary file of a run killed while writing it is removed by the next canary; a live run\'s is left alone', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-canary-left-'));
+  const dead = spawnSync('true').pid!; // exited: its pid names a run that is gone
+  const live = process.ppid;
+  for (const pid of [dead, live]) fs.writeFileSync(path.join(dir, `ups-canary-${pid}.bin`), 'x');
+  runCanary(dir);
+  assert.deepEqual(fs.readdirSync(dir), [`ups-canary-${live}.bin`]);
+  fs.rmSync(dir, { recursive: true, force: true });
 });
