@@ -45,7 +45,7 @@ function decision(c: Comparison) {
   };
 }
 
-test('3 shards of a two-ref run side by side, merged: every case once, the comparison of the same rows unsharded', { timeout: 900_000 }, async (t) => {
+test('3 shards of a two-ref run side by side, merged: every case once, the comparison of the same rows unsharded', { timeout: 1_200_000 }, async (t) => {
   if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server\'s two refs)'));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'shard-run-'));
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
