@@ -73,7 +73,7 @@ test('renderTable: one row per figure with value, target and verdict; details be
   assert.ok(lines.includes('- VM boot: not landed'));
 });
 
-test('npm run bench -- --quick --only gen,run: real dd, generator, run-tests and stand-in; every figure measured, JSON written', { timeout: 900_000 }, async (t) => {
+test('npm run bench -- --quick --only gen,run: real dd, generator, run-tests and stand-in; every figure measured, JSON written', { timeout: 1_200_000 }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-bench-test-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const out = path.join(dir, 'bench.json');
