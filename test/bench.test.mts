@@ -73,11 +73,14 @@ test('renderTable: one row per figure with value, target and verdict; details be
   assert.ok(lines.includes('- VM boot: not landed'));
 });
 
-test('npm run bench -- --quick --only gen,run: real dd, generator, run-tests and stand-in; every figure measured, JSON written', { timeout: 900_000 }, async (t) => {
+test('npm run bench -- --quick --only gen,run: real dd, generator, run-tests and stand-in; every figure measured, JSON written', { timeout: 1_200_000 }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-bench-test-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const out = path.join(dir, 'bench.json');
-  const r = await $({ quiet: true, nothrow: true, cwd: SUITE_DIR })`npm run --silent bench -- --quick --only gen,run --out ${out}`;
+  const bench = $({ quiet: true, nothrow: true, cwd: SUITE_DIR })`npm run --silent bench -- --quick --only gen,run --out ${out}`;
+  // A timed-out test must not leave the bench (its run-tests, servers, dd) running beside the tests after it: zx kills the tree.
+  t.signal.addEventListener('abort', () => { try { bench.kill().catch(() => {}); } catch { /* settled meanwhile */ } }, { once: true });
+  const r = await bench;
   assert.ok(fs.existsSync(out), `bench exited ${r.exitCode} without its JSON: ${r.stderr.slice(-800)}`);
   assert.match(r.stdout, /\| test file generation vs dd, 512 MiB +\| [\d.]+ x faster/);
   const json = JSON.parse(fs.readFileSync(out, 'utf8')) as { quick: boolean; figures: Figure[] };

@@ -45,7 +45,7 @@ function listeningSockets(pid: number): string[] {
   return out;
 }
 
-test('during a run: the secret is in no command line, every listening socket of its servers is on 127.0.0.1', { timeout: 900_000 }, async () => {
+test('during a run: the secret is in no command line, every listening socket of its servers is on 127.0.0.1', { timeout: 1_200_000 }, async () => {
   const secret = `exposure-${Date.now()}-Xq`;
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-expose-data-'));
   const run = startRun(['--sizes', '8MiB', '--memory', '512', '--iterations', '4'],
@@ -74,7 +74,7 @@ test('during a run: the secret is in no command line, every listening socket of 
   fs.rmSync(run.out, { recursive: true, force: true });
 });
 
-test('a failure\'s server log tail in failures.log masks the secret even when the server prints it', { timeout: 900_000 }, async () => {
+test('a failure\'s server log tail in failures.log masks the secret even when the server prints it', { timeout: 1_200_000 }, async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-expose-log-'));
   const secret = `logged-${Date.now()}-Zz`;
   const chatty = await serverWrapper(tmp, 'chatty-server', 'echo "chatty-server: my secret is $PS_SHARED_SECRET" >&2; exit 1');
@@ -86,7 +86,7 @@ test('a failure\'s server log tail in failures.log masks the secret even when th
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-test('shell metacharacters in --out, a size label, a server path and a ref run nothing', { timeout: 900_000 }, async (t) => {
+test('shell metacharacters in --out, a size label, a server path and a ref run nothing', { timeout: 1_200_000 }, async (t) => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-inject-'));
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const cwd = path.join(tmp, 'cwd');
@@ -127,7 +127,7 @@ test('shell metacharacters in --out, a size label, a server path and a ref run n
   assert.deepEqual(pwned(), [], 'a shell ran an injected command');
 });
 
-test('the guest\'s ssh key is private to its owner (mode 600)', { timeout: 900_000 }, async (t) => {
+test('the guest\'s ssh key is private to its owner (mode 600)', { timeout: 1_200_000 }, async (t) => {
   const image = await readGuestImage();
   if (!image) return t.skip(needs('vm', 'no guest image built on this host (./run-tests --provider qemu builds one)'));
   assert.equal(fs.statSync(image.sshKey).mode & 0o777, 0o600, image.sshKey);

@@ -43,7 +43,7 @@ async function interruptMidUpload(run: Run, dataParent: string, sig: NodeJS.Sign
 }
 
 for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-  test(`${sig} mid-upload: exit ${code}, finished false with the reason, report from the rows so far, nothing left`, { timeout: 600_000 }, async () => {
+  test(`${sig} mid-upload: exit ${code}, finished false with the reason, report from the rows so far, nothing left`, { timeout: 1_200_000 }, async () => {
     const secret = `intr-${sig}-${Date.now()}`;
     const dataParent = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-intr-data-'));
     const run = startRun(['--sizes', '8MiB', '--memory', '256', '--iterations', '4'],
@@ -69,7 +69,7 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   });
 }
 
-test('SIGINT while the server is getting ready: exit 130 at once, not after the readiness timeout, and no not_ready row', { timeout: 600_000 }, async () => {
+test('SIGINT while the server is getting ready: exit 130 at once, not after the readiness timeout, and no not_ready row', { timeout: 1_200_000 }, async () => {
   const secret = `intr-ready-${Date.now()}`;
   const { tmp, dataParent } = scratchWithData('ups-intr-ready-');
   const deaf = path.join(tmp, 'deaf-server');
@@ -81,7 +81,7 @@ test('SIGINT while the server is getting ready: exit 130 at once, not after the 
   assertNothingLeft(secret, run, dataParent, tmp);
 });
 
-test('SIGINT while the server keeps POST /api/auth unanswered: exit 130 at once, not after the auth deadline, and no timeout row', { timeout: 600_000 }, async () => {
+test('SIGINT while the server keeps POST /api/auth unanswered: exit 130 at once, not after the auth deadline, and no timeout row', { timeout: 1_200_000 }, async () => {
   const secret = `intr-auth-${Date.now()}`;
   const { tmp, dataParent } = scratchWithData('ups-intr-auth-');
   const { binary, requests } = await authFaultServer(tmp, 'hang', 1);
@@ -93,7 +93,7 @@ test('SIGINT while the server keeps POST /api/auth unanswered: exit 130 at once,
   assertNothingLeft(secret, run, dataParent, tmp);
 });
 
-test('a second SIGINT during cleanup says what it is waiting for, and the cleanup still finishes', { timeout: 600_000 }, async () => {
+test('a second SIGINT during cleanup says what it is waiting for, and the cleanup still finishes', { timeout: 1_200_000 }, async () => {
   const secret = `intr-twice-${Date.now()}`;
   const { tmp, dataParent } = scratchWithData('ups-intr2-');
   // Ignores SIGTERM and outlives the stand-in it starts: the suite has to wait out its grace period and SIGKILL it.
@@ -129,7 +129,7 @@ test('a second SIGINT during cleanup says what it is waiting for, and the cleanu
   fs.rmSync(run.out, { recursive: true, force: true });
 });
 
-test('SIGINT while a ref is being built: the build cleans up its worktree, exit 130 before any results folder', { timeout: 600_000 }, async (t) => {
+test('SIGINT while a ref is being built: the build cleans up its worktree, exit 130 before any results folder', { timeout: 1_200_000 }, async (t) => {
   if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (needed to build the fixture server)'));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-intr-build-'));
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -150,7 +150,7 @@ test('SIGINT while a ref is being built: the build cleans up its worktree, exit 
   assert.deepEqual(fs.existsSync(path.join(cache, 'worktrees')) ? fs.readdirSync(path.join(cache, 'worktrees')) : [], []);
 });
 
-test('SIGINT just after the results folder is made: it still gets config.json and report.md, and stdout names it', { timeout: 600_000 }, async () => {
+test('SIGINT just after the results folder is made: it still gets config.json and report.md, and stdout names it', { timeout: 1_200_000 }, async () => {
   const secret = `intr-early-${Date.now()}`;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-intr-early-'));
   // A slow git: the run reads the suite's commit for config.json right after making the folder.

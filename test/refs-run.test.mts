@@ -32,13 +32,13 @@ async function setup(t: TestContext) {
   return { tmp, repo, run };
 }
 
-test('sideFolderNames: refs as safe folder names, told apart when they collide', { timeout: 900_000 }, () => {
+test('sideFolderNames: refs as safe folder names, told apart when they collide', { timeout: 1_200_000 }, () => {
   assert.deepEqual(sideFolderNames(['v1.5.3', 'feature/x']), ['v1.5.3', 'feature_x']);
   assert.deepEqual(sideFolderNames(['HEAD~1', 'HEAD^1']), ['HEAD_1-1', 'HEAD_1-2']);
   assert.deepEqual(sideFolderNames(['..', 'main']), ['_', 'main']);
 });
 
-test('run-tests --ref fast --ref slow: interleaved, one folder per ref, comparison says slower, exit 1', { timeout: 900_000 }, async (t) => {
+test('run-tests --ref fast --ref slow: interleaved, one folder per ref, comparison says slower, exit 1', { timeout: 1_200_000 }, async (t) => {
   if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const { repo, run } = await setup(t);
   const r = run('--ref', repo.fastCommit, '--ref', 'main', '--iterations', '7', '--seed', '7');
@@ -93,7 +93,7 @@ test('run-tests --ref fast --ref slow: interleaved, one folder per ref, comparis
   }
 });
 
-test('run-tests --ref of a commit that does not build: exit 1 before any case, with the build\'s last lines', { timeout: 900_000 }, async (t) => {
+test('run-tests --ref of a commit that does not build: exit 1 before any case, with the build\'s last lines', { timeout: 1_200_000 }, async (t) => {
   if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const { tmp, repo, run } = await setup(t);
   fs.appendFileSync(path.join(repo.dir, 'main.go'), '\nfunc broken() { return 1 }\n');
@@ -108,7 +108,7 @@ test('run-tests --ref of a commit that does not build: exit 1 before any case, w
   assert.match(bad.stderr, /ref "no-such-ref" is not a commit/);
 });
 
-test('server.source without --ref: one plain run of the working tree as it is, recorded as dirty', { timeout: 900_000 }, async (t) => {
+test('server.source without --ref: one plain run of the working tree as it is, recorded as dirty', { timeout: 1_200_000 }, async (t) => {
   if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const { repo, run } = await setup(t);
   fs.writeFileSync(path.join(repo.dir, 'notes.txt'), 'uncommitted\n');
@@ -123,7 +123,7 @@ test('server.source without --ref: one plain run of the working tree as it is, r
   assert.equal(fs.readFileSync(path.join(repo.dir, 'notes.txt'), 'utf8'), 'uncommitted\n', 'the working tree is left as it was');
 });
 
-test('three refs: every round runs all three in a seeded order, a folder each, each later ref compared with the first, the history table', { timeout: 900_000 }, async (t) => {
+test('three refs: every round runs all three in a seeded order, a folder each, each later ref compared with the first, the history table', { timeout: 1_200_000 }, async (t) => {
   if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const { repo, run } = await setup(t);
   // A third commit, fast again: main~1 is the slow one.

@@ -25,7 +25,7 @@ function tempCache(t: TestContext): string {
   return tmp;
 }
 
-test('expandBuildCommand: leading NAME=value is environment, {out} is replaced per element', { timeout: 600_000 }, () => {
+test('expandBuildCommand: leading NAME=value is environment, {out} is replaced per element', { timeout: 1_200_000 }, () => {
   assert.deepEqual(
     expandBuildCommand(['CGO_ENABLED=1', 'GOFLAGS=-trimpath', 'go', 'build', '-o', '{out}', './cmd/picoshare'], '/c/my bin/server'),
     { env: { CGO_ENABLED: '1', GOFLAGS: '-trimpath' }, argv: ['go', 'build', '-o', '/c/my bin/server', './cmd/picoshare'] },
@@ -35,12 +35,12 @@ test('expandBuildCommand: leading NAME=value is environment, {out} is replaced p
   assert.throws(() => expandBuildCommand(['A=1'], '/o'), InputError);
 });
 
-test('lastLines keeps the tail of a build log', { timeout: 600_000 }, () => {
+test('lastLines keeps the tail of a build log', { timeout: 1_200_000 }, () => {
   assert.equal(lastLines('a\nb\nc\nd\n', 2), 'c\nd');
   assert.equal(lastLines('only', 20), 'only');
 });
 
-test('buildRefs builds two commits in worktrees, caches them, never touches the working tree', { timeout: 600_000 }, async (t) => {
+test('buildRefs builds two commits in worktrees, caches them, never touches the working tree', { timeout: 1_200_000 }, async (t) => {
   if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const tmp = tempCache(t);
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));
@@ -80,7 +80,7 @@ test('buildRefs builds two commits in worktrees, caches them, never touches the 
   // That the built server works is refs-run.test.mts's part: it uploads through it.
 });
 
-test('WORKTREE builds uncommitted changes as dirty, from a copy, leaving them in place', { timeout: 600_000 }, async (t) => {
+test('WORKTREE builds uncommitted changes as dirty, from a copy, leaving them in place', { timeout: 1_200_000 }, async (t) => {
   if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const tmp = tempCache(t);
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));
@@ -106,7 +106,7 @@ test('WORKTREE builds uncommitted changes as dirty, from a copy, leaving them in
   assert.equal(dirtyAgain.cached, true, 'the same uncommitted content is cached');
 });
 
-test('a failing build throws with its last lines and cause; other refs still build; an unknown ref is an input error', { timeout: 600_000 }, async (t) => {
+test('a failing build throws with its last lines and cause; other refs still build; an unknown ref is an input error', { timeout: 1_200_000 }, async (t) => {
   if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const tmp = tempCache(t);
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));

@@ -20,7 +20,7 @@ const runTests = (args: string[], env: Record<string, string> = {}) =>
 
 const keys = (csv: string) => parseRawCsv(csv, 'raw.csv').map((r) => `${r.memory_limit_mb}/${r.file_size}/${r.iteration}`);
 
-test('interrupt, then --resume: all rows present exactly once, earlier rows untouched, finished; a second resume changes nothing', { timeout: 900_000 }, async () => {
+test('interrupt, then --resume: all rows present exactly once, earlier rows untouched, finished; a second resume changes nothing', { timeout: 1_200_000 }, async () => {
   const secret = `resume-${Date.now()}`;
   // The throttle is recorded in config.json and must be what the resume runs with, whatever the environment says then.
   const run = startRun(['--sizes', '8MiB,4MiB', '--memory', '512,256', '--iterations', '2'],
@@ -74,7 +74,7 @@ test('interrupt, then --resume: all rows present exactly once, earlier rows unto
   fs.rmSync(run.out, { recursive: true, force: true });
 });
 
-test('resuming after the server\'s commit changed warns and records both commits', { timeout: 900_000 }, async (t) => {
+test('resuming after the server\'s commit changed warns and records both commits', { timeout: 1_200_000 }, async (t) => {
   if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (needed to build the fixture server)'));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-resume-git-'));
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -4,8 +4,9 @@
 // holds every case exactly once per ref, and its comparison equals that of the
 // same rows put together by hand as one unsharded run (same verdict rule, same
 // case set), and each shard's own comparison case by case. The slow commit is
-// slower in every case by construction, and with enough rounds to say so:
-// every shard and the merge must call every case slower and exit 1.
+// slower in every case by construction, by far more than the machine's jitter,
+// and with enough rounds to say so: every shard and the merge must call every
+// case slower and exit 1.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,10 +23,11 @@ import { FIXTURE_BUILD_COMMAND, hasGo, makeFixtureRepo } from './fixture-repo.mt
 import { needs } from './skips.mts';
 
 const SHARDS = 3;
-// The slow commit sleeps 40 ms per MiB in storing (test/fixture-repo.mts): 80-320 ms here, several times what these
-// uploads take. Paired rounds' exact signed-rank test: n pairs all one way give p = 2 / 2^n, and Holm multiplies the
-// smallest by the number of cases (3 merged); 9 measured pairs (one warm-up) give 3 x 2/512 = 0.012 < 0.05, and still
-// 0.023 with one pair the wrong way round.
+// The slow commit sleeps 40 ms per MiB in storing (test/fixture-repo.mts): 0.32-1.3 s here. At load 20-30 on 2 cores
+// the fast commit's 8 MiB took 0.4-0.5 s against 0.75 s (every round slower), while 2 MiB (80 ms) drowned in the
+// jitter (0.12-0.47 s: inconclusive, p 0.055). Paired rounds' exact signed-rank test: n pairs all one way give
+// p = 2 / 2^n, and Holm multiplies the smallest by the number of cases (3 merged); 9 measured pairs (one warm-up)
+// give 3 x 2/512 = 0.012 < 0.05, and still 0.023 with one pair the wrong way round.
 const ITERATIONS = 10;
 
 function runTests(args: string[], cwd: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -45,14 +47,14 @@ function decision(c: Comparison) {
   };
 }
 
-test('3 shards of a two-ref run side by side, merged: every case once, the comparison of the same rows unsharded', { timeout: 900_000 }, async (t) => {
+test('3 shards of a two-ref run side by side, merged: every case once, the comparison of the same rows unsharded', { timeout: 1_200_000 }, async (t) => {
   if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server\'s two refs)'));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'shard-run-'));
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const repo = await makeFixtureRepo(path.join(tmp, 'repo'));
   const matrixPath = path.join(tmp, 'matrix.yaml');
   fs.writeFileSync(matrixPath, [
-    'sizes: [8MiB, 4MiB, 2MiB]', 'memory_limits: [512]', `iterations: ${ITERATIONS}`, 'provider: local',
+    'sizes: [32MiB, 16MiB, 8MiB]', 'memory_limits: [512]', `iterations: ${ITERATIONS}`, 'provider: local',
     'server:', '  source: repo', `  build: ${JSON.stringify(FIXTURE_BUILD_COMMAND)}`, '',
   ].join('\n'));
   const env = { UPS_CACHE_DIR: path.join(tmp, 'cache') };
