@@ -21,6 +21,7 @@ import { readSteps } from '../lib/bisect-plan.ts';
 import { expandRefRanges } from '../lib/bisect-run.ts';
 import { historyOf, renderHistory } from '../lib/history.ts';
 import type { Matrix } from '../lib/matrix.ts';
+import { needs } from './skips.mts';
 
 test('classifyStep: a midpoint like the good end, like the bad end, between them, or undecided', () => {
   // a = good end -> midpoint, b = midpoint -> bad end; GOOD -> BAD went down (slower).
@@ -144,7 +145,7 @@ async function setup(t: TestContext, repo: Parameters<typeof makeBisectRepo>[1],
 const json = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'bisect.json'), 'utf8'));
 
 test('--bisect on 16 commits slowed at one: a build failing at the midpoint is skipped, Ctrl-C keeps the steps, --resume finds the commit', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const { repo, args, env, run, tmp } = await setup(t, { count: 16, slowAt: 11, brokenAt: 7 });
   // Interrupted while a step after the first completed ones is being measured.
   const a = args('--bisect', repo.commits[0], 'main', '--max-iterations', '17', '--seed', '5');
@@ -198,7 +199,7 @@ test('--bisect on 16 commits slowed at one: a build failing at the midpoint is s
 });
 
 test('--bisect of two endpoints that do not differ: nothing to bisect, said so with the interval, exit 0', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const { run } = await setup(t, { count: 3 });
   const r = run('--bisect', 'main~2', 'main', '--max-iterations', '11', '--seed', '1', '--noise', '40');
   assert.equal(r.status, 0, r.stderr.slice(-3000));
@@ -210,7 +211,7 @@ test('--bisect of two endpoints that do not differ: nothing to bisect, said so w
 });
 
 test('--bisect --metric server_peak_rss: the commit that holds uploads in memory', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const { repo, run } = await setup(t, { count: 8, holdAt: 5 }, '16MiB');
   const r = run('--bisect', 'main~7', 'main', '--metric', 'server_peak_rss', '--max-iterations', '17', '--seed', '2');
   assert.equal(r.status, 0, r.stderr.slice(-3000));
@@ -222,7 +223,7 @@ test('--bisect --metric server_peak_rss: the commit that holds uploads in memory
 });
 
 test('--bisect bad input: refs not ancestors, unknown metric, one ref: exit 2 before anything runs', async (t) => {
-  if (!(await hasGo())) return t.skip('go is not installed (Go 1.22+ is needed to build the fixture server)');
+  if (!(await hasGo())) return t.skip(needs('go', 'go is not installed (Go 1.22+ is needed to build the fixture server)'));
   const { run } = await setup(t, { count: 3 });
   const backwards = run('--bisect', 'main', 'main~2');
   assert.equal(backwards.status, 2);

@@ -17,6 +17,7 @@ import { main as mergeRuns } from '../merge-runs.mts';
 import { main as stickyComment } from '../sticky-comment.mts';
 import { parseOptions, type Options } from '../lib/options.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
+import { needs } from './skips.mts';
 
 const dir = path.join(SUITE_DIR, 'ci-templates');
 const load = (f: string) => YAML.parseAllDocuments(fs.readFileSync(path.join(dir, f), 'utf8')).map((d) => {
@@ -89,7 +90,7 @@ async function assertMergeArgv(argv: string[], where: string): Promise<void> {
 describe('CI templates', { timeout: 120_000 }, () => {
   test('GitHub workflow: passes actionlint', (t) => {
     const bin = actionlint();
-    if (!bin) return t.skip('actionlint is not installed (.ci/run installs it: go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12)');
+    if (!bin) return t.skip(needs('actionlint', 'actionlint is not installed (.ci/run installs it: go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12)'));
     const r = spawnSync(bin, ['-color=false', path.join(dir, 'github-upload-perf.yml')], { encoding: 'utf8' });
     t.diagnostic(`${bin} ${spawnSync(bin, ['-version'], { encoding: 'utf8' }).stdout.split('\n')[0]}; shellcheck ${spawnSync('shellcheck', ['--version']).status === 0 ? 'used' : 'not installed'}`);
     assert.equal(r.status, 0, r.stdout + r.stderr);

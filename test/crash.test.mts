@@ -23,6 +23,7 @@ import { matrixFromRecord, parseRunRecord } from '../lib/run-record.ts';
 import {
   cgroupsOf, processesWith, qemuWhyNot, rawCsvText, readConfig, rowCount, serverWrapper, startRun, uploading, waitFor, type Run,
 } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -213,9 +214,9 @@ describe('nothing outlives the suite', { timeout: 900_000 }, () => {
     fs.rmSync(path.dirname(script), { recursive: true, force: true });
   });
 
-  test('qemu: 3 s after kill -9 of run-tests mid-upload, its QEMU process is gone', { skip: process.env.UPS_SLOW_TESTS !== '1' && 'a VM boot: set UPS_SLOW_TESTS=1' }, async (t) => {
+  test('qemu: 3 s after kill -9 of run-tests mid-upload, its QEMU process is gone', { skip: process.env.UPS_SLOW_TESTS !== '1' && needs('slow', 'a VM boot: set UPS_SLOW_TESTS=1') }, async (t) => {
     const why = await qemuWhyNot();
-    if (why) return t.skip(why);
+    if (why) return t.skip(needs('vm', why));
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-kill9-qemu-'));
     const secret = `kill9-qemu-${process.pid}-${Date.now()}`;
     const run = startRun(['--sizes', '8MiB', '--memory', '512', '--iterations', '3', '--provider', 'qemu'],

@@ -11,8 +11,9 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parseRawCsv, type RawRow } from '../lib/results.ts';
 import { leftovers, machineCanMakeMemoryCgroups, rawCsvText, rowCount, serverWrapper, startRun, waitFor } from './run-helpers.mts';
+import { needs } from './skips.mts';
 
-const NO_CGROUP = 'this machine lets no memory cgroup be made (needs root and the cgroup memory controller): no OOM kill can be provoked';
+const NO_CGROUP = needs('root', 'this machine lets no memory cgroup be made (needs root and the cgroup memory controller): no OOM kill can be provoked');
 
 interface Floor { server: string; file_size: string; status: string; floor_mb: number | null; highest_failing_mb: number | null; flaky_mb: [number, number] | null; failed_phase: string | null; probes: { memory_limit_mb: number; passed: number; failed: number }[] }
 

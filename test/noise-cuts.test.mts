@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
 import { applyNoiseCuts, DEFAULT_NOISE_CUTS, NOISE_CUTS, parseNoiseCuts } from '../lib/noise-cuts.ts';
+import { needs } from './skips.mts';
 
 const hasTaskset = (await $({ nothrow: true, quiet: true })`which taskset`).exitCode === 0;
 const cpus = os.availableParallelism();
@@ -29,7 +30,7 @@ describe('noise cuts', () => {
     assert.ok(DEFAULT_NOISE_CUTS.every((c) => NOISE_CUTS.includes(c)));
   });
 
-  test('affinity: the server on the last CPU, the suite on the first', { skip: !hasTaskset ? 'taskset (util-linux) not installed' : cpus < 2 ? 'one CPU: nothing to separate' : false }, async () => {
+  test('affinity: the server on the last CPU, the suite on the first', { skip: !hasTaskset ? needs('cpus', 'taskset (util-linux) not installed') : cpus < 2 ? needs('cpus', 'one CPU: nothing to separate') : false }, async () => {
     const before = allowed(process.pid);
     const child = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {

@@ -12,6 +12,7 @@ export const SKIP_TAGS = {
   picoshare: 'a real PicoShare (PICOSHARE_BIN or PICOSHARE_SRC)',
   node18: 'a Node 18 binary (NODE18_BIN)',
   uid: 'a clone that uid 65534 can reach',
+  cpus: 'two or more CPUs and taskset (util-linux)',
 } as const;
 
 export type SkipTag = keyof typeof SKIP_TAGS;
