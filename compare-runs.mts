@@ -9,11 +9,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_THRESHOLDS, type Thresholds } from './lib/compare.ts';
+import { DEFAULT_THRESHOLDS, type Thresholds } from './lib/stats/compare.ts';
 import { writeComparison, writeJunit } from './lib/comparison.ts';
 import { argvError } from './lib/argv-errors.ts';
 import { InputError, PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
-import { comparisonSuite, renderJunit } from './lib/junit.ts';
+import { comparisonSuite, renderJunit } from './lib/render/junit.ts';
 import { loadRun } from './lib/load-run.ts';
 import { SUITE_DIR } from './lib/paths.ts';
 

@@ -4,14 +4,14 @@
 // Exit: 0 the run completed (failed cases are results), 1 the suite could not run (or, with two refs,
 // the second is slower), 2 bad input, 130/143 interrupted.
 import crypto from 'node:crypto';
-import { DEFAULT_THRESHOLDS, type Comparison } from './lib/compare.ts';
+import { DEFAULT_THRESHOLDS, type Comparison } from './lib/stats/compare.ts';
 import { writeComparison, writeJunit } from './lib/comparison.ts';
 import { runDoctor } from './lib/doctor-probe.ts';
 import { PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { memoryFloor } from './lib/floor-run.ts';
 import { expandRefRanges, runBisect } from './lib/bisect-run.ts';
-import { buildImageCommand } from './lib/image.ts';
-import { comparisonSuite, renderJunit } from './lib/junit.ts';
+import { buildImageCommand } from './lib/providers/image.ts';
+import { comparisonSuite, renderJunit } from './lib/render/junit.ts';
 import { Interrupts } from './lib/interrupts.ts';
 import { HELP, parseOptions, type Options } from './lib/options.ts';
 import { Progress } from './lib/progress.ts';
@@ -21,7 +21,7 @@ import {
   type Run,
 } from './lib/run.ts';
 import { transitions } from './lib/run-record.ts';
-import { renderPlan } from './lib/plan.ts';
+import { renderPlan } from './lib/stats/plan.ts';
 
 async function run(argv: string[], io: Io): Promise<number> {
   const opts = parseOptions(argv);

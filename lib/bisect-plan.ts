@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from './errors.ts';
-import type { PairJudgement, StepClass } from './bisect.ts';
+import type { PairJudgement, StepClass } from './stats/bisect.ts';
 
 export const PLAN_FILE = 'bisect-plan.json';
 export const STEP_LOG = 'steps.jsonl';

@@ -3,7 +3,7 @@
 // moved, it says so and stops. Otherwise it bisects the case that moved most:
 // each step builds the midpoint (a failed build is skipped, as `git bisect
 // skip` does) and runs it interleaved with the current range's two ends, its
-// rounds judged by lib/bisect.ts (StepRounds) until the midpoint is like one
+// rounds judged by lib/stats/bisect.ts (StepRounds) until the midpoint is like one
 // end, or the cap. Every step is an ordinary run of three refs (lib/run.ts)
 // in the bisection's folder; completed steps go to steps.jsonl, so --resume
 // never measures one again. At the end: bisect.md, bisect.json, bisect.svg.
@@ -17,10 +17,10 @@ import { $ } from 'zx';
 import {
   answer, chooseCase, classifyStep, currentRange, expectedSteps, formatChange, metricByName, moveWords, nextMidpoint, stopWhenClassified,
   stopWhenDecided, StepRounds, SURVIVAL_SAME_MIN_ROUNDS, type Answer, type BisectMetric, type CommitState, type PairJudgement,
-} from './bisect.ts';
+} from './stats/bisect.ts';
 import { appendStep, readBisectPlan, readSteps, writeBisectPlan, type BisectPlan, type Commit, type StepRecord } from './bisect-plan.ts';
 import { caseKey } from './cases.ts';
-import { bisectChartSvg, type BisectPoint } from './charts.ts';
+import { bisectChartSvg, type BisectPoint } from './render/charts.ts';
 import { InputError, type Io } from './errors.ts';
 import { Interrupts } from './interrupts.ts';
 import { lockRunDir, unlockRunDir } from './lock.ts';
@@ -35,7 +35,7 @@ import {
   updateRecords,
 } from './run.ts';
 import { transitions } from './run-record.ts';
-import { median } from './stats.ts';
+import { median } from './stats/stats.ts';
 
 
 /** GOOD, then every commit after it up to BAD, oldest first; bad input (exit 2) when GOOD is not an ancestor of BAD. */

@@ -11,7 +11,7 @@
 //   caseKey(row) === caseKey(planEntry)            // "1048576@512", "1048576@512x4"
 //   for (const rows of groupCases(run.rows).values()) caseSide(rows, run.config).successes
 import type { RawRow } from './row.ts';
-import { cvPct, max, median } from './stats.ts';
+import { cvPct, max, median } from './stats/stats.ts';
 
 /** A case's identity. */
 export interface CaseId { bytes: number; memoryMb: number; concurrency: number }
@@ -86,7 +86,7 @@ export function warmupFor(config: { matrix: { warmup_iterations: number } } | nu
   return iterationsInCase > 1 ? 1 : 0;
 }
 
-/** A memory-floor search's identity: the case without its memory limit, which the search varies (lib/floor.ts). */
+/** A memory-floor search's identity: the case without its memory limit, which the search varies (lib/stats/floor.ts). */
 export function searchKey(r: Pick<RawRow, 'file_size_bytes' | 'concurrency'>): string {
   return caseKey({ bytes: r.file_size_bytes, memoryMb: 0, concurrency: r.concurrency });
 }

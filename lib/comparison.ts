@@ -1,4 +1,4 @@
-// A comparison's folder: compare-runs' verdicts (lib/compare.ts) on two runs
+// A comparison's folder: compare-runs' verdicts (lib/stats/compare.ts) on two runs
 // already in memory, written as compare.md, compare.json and throughput.svg,
 // with the Markdown and the folder on stdout. compare-runs calls it on folders
 // it loaded; run-tests and merge-runs on the rows they have just written.
@@ -6,9 +6,9 @@
 //   const code = await writeComparison(base, cand, 'results/x/compare', DEFAULT_THRESHOLDS, io)
 import fs from 'node:fs';
 import path from 'node:path';
-import { comparisonChartSvg } from './charts.ts';
-import { compareRuns, type Comparison, type RunInput, type Thresholds } from './compare.ts';
-import { compareJson, renderCompare } from './compare-report.ts';
+import { comparisonChartSvg } from './render/charts.ts';
+import { compareRuns, type Comparison, type RunInput, type Thresholds } from './stats/compare.ts';
+import { compareJson, renderCompare } from './render/compare-report.ts';
 import { InputError, type Io } from './errors.ts';
 import { SUITE_DIR } from './paths.ts';
 import { makeOutputDir } from './results.ts';
@@ -39,7 +39,7 @@ export async function writeComparison(base: ComparedRun, cand: ComparedRun, outD
   return { code: comparison.exitCode, comparison };
 }
 
-/** Writes a JUnit file (lib/junit.ts renders it), making its folder; a folder given as FILE is bad input. */
+/** Writes a JUnit file (lib/render/junit.ts renders it), making its folder; a folder given as FILE is bad input. */
 export function writeJunit(file: string, xml: string): void {
   if (file.trim() === '') throw new InputError('--junit: give a file name');
   if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new InputError(`--junit ${file}: is a folder; give a file name`);

@@ -6,7 +6,7 @@
 //   const short = shortfalls(await locate(needs))          // pure over statfs figures
 import fs from 'node:fs';
 import path from 'node:path';
-import { defaultImageDir } from './image.ts';
+import { defaultImageDir } from './providers/image.ts';
 import type { Matrix } from './matrix.ts';
 import { localDataParent } from './paths.ts';
 import { makeTestFilesDir, testFilesDir } from './testfiles.ts';

@@ -8,21 +8,21 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
-import { createMemoryCgroup, isCgroup } from './cgroup.ts';
+import { createMemoryCgroup, isCgroup } from './providers/cgroup.ts';
 import { canRun, countLeases, defaultNetworkState, diagnose, probesFor, renderChecks, toolsFor, type Facts, type Probed } from './doctor.ts';
 import { diskNeeds, diskPlanFor, locate, shortfalls } from './diskspace.ts';
-import { defaultImageDir, ensureGuestImage, imageBytesFor, readGuestImage, type GuestImage } from './image.ts';
+import { defaultImageDir, ensureGuestImage, imageBytesFor, readGuestImage, type GuestImage } from './providers/image.ts';
 import type { Matrix } from './matrix.ts';
-import { chooseAccel } from './accel.ts';
+import { chooseAccel } from './providers/accel.ts';
 import { findTool } from './tools.ts';
 import { formatBytes } from './units.ts';
-import { BOX_NAME, boxVersion } from './vagrant-box.ts';
-import { configuredBox, parseBoxList, vagrantRunner } from './vagrant.ts';
+import { BOX_NAME, boxVersion } from './providers/vagrant-box.ts';
+import { configuredBox, parseBoxList, vagrantRunner } from './providers/vagrant.ts';
 
 const PROBE_TIMEOUT_MS = 60_000;
 
 /**
- * Who vagrant and the session libvirtd run as (lib/vagrant.ts's runner):
+ * Who vagrant and the session libvirtd run as (lib/providers/vagrant.ts's runner):
  * as root, uid 65534 with HOME and XDG_RUNTIME_DIR in the shared scratch
  * folder; else the user. null when that folder does not exist yet (no run has
  * made it, and the doctor creates nothing).

@@ -1,5 +1,5 @@
 // ./run-tests --memory-floor: per file size (x uploads at once) and server,
-// the smallest memory limit every try survives, by bisection (lib/floor.ts
+// the smallest memory limit every try survives, by bisection (lib/stats/floor.ts
 // decides each next probe). Each probe is a fresh environment at its limit,
 // brought up and run through the matrix loop (lib/runner.ts) and the ordinary
 // iteration (lib/iteration.ts), so every try is a raw.csv row with its limit,
@@ -10,12 +10,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { closeClient } from './client.ts';
-import { floorChartSvg, type FloorPoint } from './charts.ts';
+import { floorChartSvg, type FloorPoint } from './render/charts.ts';
 import { searchKey } from './cases.ts';
 import { InputError, type Io } from './errors.ts';
-import { describeFloor, floorOf, nextProbe, probesFromRows, worstCase, type FloorSettings } from './floor.ts';
-import { compareServers, floorCompareJson, floorExitCode, floorJson, floorReportSection, renderFloorCompareMd, renderFloorMd, type FloorEntry } from './floor-report.ts';
-import { hostFingerprint } from './host.ts';
+import { describeFloor, floorOf, nextProbe, probesFromRows, worstCase, type FloorSettings } from './stats/floor.ts';
+import { compareServers, floorCompareJson, floorExitCode, floorJson, floorReportSection, renderFloorCompareMd, renderFloorMd, type FloorEntry } from './render/floor-report.ts';
+import { hostFingerprint } from './providers/host.ts';
 import { Interrupts } from './interrupts.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './iteration.ts';
 import { lockRunDir, unlockRunDir } from './lock.ts';
@@ -23,7 +23,7 @@ import type { Case, Matrix } from './matrix.ts';
 import type { Options } from './options.ts';
 import { SUITE_DIR } from './paths.ts';
 import { Progress } from './progress.ts';
-import type { Provider } from './provider.ts';
+import type { Provider } from './providers/provider.ts';
 import { writeReportFiles } from './report-files.ts';
 import { appendFailure, appendRawRow, appendSamples, createRunDir, writeConfig, writeFileAtomic } from './results.ts';
 import type { TestFile } from './testfiles.ts';
@@ -31,7 +31,7 @@ import { mergeResumedRecord } from './resume.ts';
 import { matrixFromRecord, matrixRecord, newRunRecord, transitions, type RunRecord } from './run-record.ts';
 import { makeProvider, preflight, prepareGuestImage, prepareServers, prepareTestFiles, sharedSecret, sideFolderNames, vmFailedOutcome, type Side, type SideRun } from './run.ts';
 import { runMatrix } from './runner.ts';
-import { configuredBox } from './vagrant.ts';
+import { configuredBox } from './providers/vagrant.ts';
 
 /** The searches of a matrix: each file size at each concurrency, in matrix order. */
 function searches(m: Matrix): { size: Matrix['sizes'][number]; concurrency: number }[] {
@@ -167,7 +167,7 @@ interface SearchContext {
   progress: Progress;
 }
 
-/** One search: probes (each a fresh environment at its limit) until lib/floor.ts says the bracket is narrow enough. */
+/** One search: probes (each a fresh environment at its limit) until lib/stats/floor.ts says the bracket is narrow enough. */
 async function search(run: SideRun, size: Matrix['sizes'][number], concurrency: number, s: FloorSettings, provider: Provider, ctx: SearchContext): Promise<void> {
   const mine = () => run.rows.filter((r) => r.file_size_bytes === size.bytes && r.concurrency === concurrency);
   const key = searchKey({ file_size_bytes: size.bytes, concurrency });

@@ -1,5 +1,5 @@
 // This machine's speeds and noise as the last run of two servers measured
-// them (not runs inside the test runner), kept in the cache folder, so the next run's plan (lib/plan.ts) can say
+// them (not runs inside the test runner), kept in the cache folder, so the next run's plan (lib/stats/plan.ts) can say
 // how long it will take here.
 //
 //   const p = readMachineProfile()            // the last measured, or DEFAULT_PROFILE
@@ -9,10 +9,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { caseSide, groupCases, throughputOf } from './cases.ts';
 import { cacheDir } from './paths.ts';
-import { DEFAULT_PROFILE, type MachineProfile } from './plan.ts';
+import { DEFAULT_PROFILE, type MachineProfile } from './stats/plan.ts';
 import type { RawRow } from './results.ts';
-import { median } from './stats.ts';
-import { sd } from './verdict.ts';
+import { median } from './stats/stats.ts';
+import { sd } from './stats/verdict.ts';
 
 const mibOf = (r: RawRow) => (r.file_size_bytes * r.concurrency) / 2 ** 20;
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);

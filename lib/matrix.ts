@@ -7,7 +7,7 @@ import YAML, { LineCounter, isAlias, isCollection, isMap, isScalar, visit, type 
 import { z } from 'zod';
 import { CONCURRENCY, ITERATIONS, parseWhole, scalarBy, TIMEOUT_SECONDS, VM_CPUS, WARMUP_ITERATIONS, type Bound } from './bounds.ts';
 import { InputError } from './errors.ts';
-import { judgmentYaml, unmatchedSelectors, type JudgmentRule } from './judgment.ts';
+import { judgmentYaml, unmatchedSelectors, type JudgmentRule } from './stats/judgment.ts';
 import { DEFAULT_NOISE_CUTS, parseNoiseCuts, type NoiseCut } from './noise-cuts.ts';
 import { parseMemoryMb, parseSize, sizeLabel } from './units.ts';
 
@@ -42,7 +42,7 @@ export interface Matrix {
   vmBox: string | null;
   /** Uploads of the same file started together, one case per entry (default [1]: one at a time). */
   concurrency: number[];
-  /** How cases are judged (matrix.yaml `judgment`, lib/judgment.ts): a noise band of their own, or left out of the verdict. */
+  /** How cases are judged (matrix.yaml `judgment`, lib/stats/judgment.ts): a noise band of their own, or left out of the verdict. */
   judgment?: JudgmentRule[];
   /** What is done before each measured upload to cut noise (lib/noise-cuts.ts); absent: the defaults. */
   noiseCuts?: NoiseCut[];

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { caseKey, caseLabel, matrixCases, parseCaseKey } from './cases.ts';
 import { InputError } from './errors.ts';
-import type { HostFingerprint } from './host.ts';
+import type { HostFingerprint } from './providers/host.ts';
 import { readRawText, readRunRecord } from './load-run.ts';
 import { writeReportFiles } from './report-files.ts';
 import {

@@ -5,16 +5,16 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { argvError } from './argv-errors.ts';
-import { BISECT_METRICS, metricByName } from './bisect.ts';
+import { BISECT_METRICS, metricByName } from './stats/bisect.ts';
 import { readBisectPlan } from './bisect-plan.ts';
 import { InputError } from './errors.ts';
 import { CONCURRENCY, ITERATIONS, MEMORY_MB } from './bounds.ts';
 import { defaultWarmup, loadMatrixFile, parseConcurrency, parseIterations, PROVIDERS, QUICK, repeated, type Matrix, type ProviderName } from './matrix.ts';
-import { DEFAULT_FLOOR, parseFloorRange, parseFloorTries, type FloorSettings } from './floor.ts';
+import { DEFAULT_FLOOR, parseFloorRange, parseFloorTries, type FloorSettings } from './stats/floor.ts';
 import { SUITE_DIR } from './paths.ts';
 import { floorRunDirs, readResumeState, type ResumeSide, type ResumeState } from './resume.ts';
 import { matrixFromRecord } from './run-record.ts';
-import { DEFAULT_LOOKS, DEFAULT_MAX_ROUNDS } from './sequential.ts';
+import { DEFAULT_LOOKS, DEFAULT_MAX_ROUNDS } from './stats/sequential.ts';
 import { DEFAULT_NOISE_CUTS, NOISE_CUTS, parseNoiseCuts } from './noise-cuts.ts';
 import { parseShard, planShards, type Shard } from './shard.ts';
 import { parseMemoryMb, parsePositiveInt, parseSize, sizeLabel } from './units.ts';
@@ -45,7 +45,7 @@ Options (flags override matrix.yaml):
   --max-iterations N   with auto: the most iterations per case and side, warm-up included (default ${1 + DEFAULT_MAX_ROUNDS})
   --noise PCT          with auto: changes inside +-PCT percent are "same" (default 3)
   --no-pool            with auto: judge each case by its own rule only (default: the matrix-level same of
-                       lib/pooled.ts also lets a case stop as same when the pooled change across the cases
+                       lib/stats/pooled.ts also lets a case stop as same when the pooled change across the cases
                        lies inside +-noise and the case does not stray from it)
   --noise-cuts LIST    done before each measured upload to cut noise: ${NOISE_CUTS.join(', ')},
                        or none (default: matrix's noise_cuts, else ${DEFAULT_NOISE_CUTS.join(',') || 'none'}; recorded in config.json)
@@ -135,7 +135,7 @@ export interface Options {
   shard: Shard | null;
   /** --binary values in order: prebuilt servers compared as refs are; empty without. */
   binaries: string[];
-  /** --iterations auto: interleaved rounds until each case is decided (lib/sequential.ts); null for a fixed count. */
+  /** --iterations auto: interleaved rounds until each case is decided (lib/stats/sequential.ts); null for a fixed count. */
   adaptive: { maxRounds: number; noisePct: number; pooled: boolean } | null;
   /** --plan: print the plan and exit 0, nothing built or run. */
   plan: boolean;
@@ -143,7 +143,7 @@ export interface Options {
   resume: ResumeState | null;
   /** --doctor (with --fix), --build-image, --self-check, --memory-floor or --bisect instead of a run. */
   mode: 'run' | 'doctor' | 'build-image' | 'self-check' | 'memory-floor' | 'bisect';
-  /** --memory-floor's search (lib/floor.ts); null otherwise. */
+  /** --memory-floor's search (lib/stats/floor.ts); null otherwise. */
   floor: FloorSettings | null;
   /** --resume of a floor run: its folder per server, in order (lib/floor-run.ts); null otherwise. */
   floorResume: ResumeSide[] | null;

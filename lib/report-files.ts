@@ -1,12 +1,12 @@
 // A run folder's report.md with its charts (throughput, memory timelines, the
 // canary), drawn from the rows and record in memory and the folder's samples.csv
-// and canary.csv; lib/report.ts renders the Markdown.
+// and canary.csv; lib/render/report.ts renders the Markdown.
 //   await writeReportFiles('results/20261124-101500', rows, record)
 import fs from 'node:fs';
 import path from 'node:path';
-import { canaryChartSvg, memoryTimelineSvg, throughputChartSvg } from './charts.ts';
+import { canaryChartSvg, memoryTimelineSvg, throughputChartSvg } from './render/charts.ts';
 import { SUITE_DIR } from './paths.ts';
-import { renderReport } from './report.ts';
+import { renderReport } from './render/report.ts';
 import { parseCanaryCsv, parseSamplesCsv, writeFileAtomic } from './results.ts';
 import type { RawRow } from './row.ts';
 import type { RunRecord } from './run-record.ts';

@@ -93,7 +93,7 @@ const COLUMNS = {
   error: text,                                     // one-line detail for failures; the rest is in failures.log
   host_cpu_pressure_pct: measured(),               // share of the upload's wall time some host task waited for a CPU (/proc/pressure/cpu); empty where PSI is off
   failure_phase: oneOfOrEmpty(FAILURE_PHASES),     // empty for a success
-  // What the server spent (lib/spend.ts), from the server process's /proc, inside the VM for VM providers.
+  // What the server spent (lib/providers/spend.ts), from the server process's /proc, inside the VM for VM providers.
   // Server-wide over the iteration: with concurrency N, the same figures on each of its N rows, for all N uploads.
   server_cpu_user_seconds: measured(),             // user CPU seconds of the server (and its waited-for children) from upload start to response
   server_cpu_system_seconds: measured(),           // system CPU seconds, same window

@@ -9,12 +9,12 @@
 //
 // Pure: no file system here (lib/load-run.ts reads the file).
 import { InputError } from './errors.ts';
-import { judgmentRecord, type JudgmentRule } from './judgment.ts';
+import { judgmentRecord, type JudgmentRule } from './stats/judgment.ts';
 import { DEFAULT_NOISE_CUTS, parseNoiseCuts, type NoiseCut } from './noise-cuts.ts';
-import type { PlanRecord } from './plan.ts';
-import type { PooledRule } from './pooled.ts';
-import type { CaseStop } from './adaptive.ts';
-import type { StoppingRule } from './sequential.ts';
+import type { PlanRecord } from './stats/plan.ts';
+import type { PooledRule } from './stats/pooled.ts';
+import type { CaseStop } from './stats/adaptive.ts';
+import type { StoppingRule } from './stats/sequential.ts';
 import type { ShardRecord } from './shard.ts';
 import { z } from 'zod';
 import { CONCURRENCY, ITERATIONS, MEMORY_MB, SIZE_BYTES, TIMEOUT_SECONDS, VM_CPUS, WARMUP_ITERATIONS, wholeFrom, wholeIn } from './bounds.ts';
@@ -73,15 +73,15 @@ export interface AbRecord {
   seed: number | null;
   parent: string;
   order: string;
-  /** Set when rounds were adaptive: the group-sequential rule cases stopped by (lib/sequential.ts), so a re-read run is judged the same way. */
+  /** Set when rounds were adaptive: the group-sequential rule cases stopped by (lib/stats/sequential.ts), so a re-read run is judged the same way. */
   stopping_rule?: StoppingRule;
   /** Adaptive rounds: each case that stopped before its planned rounds ran out, when and why. */
   stops?: CaseStop[];
-  /** Set when the matrix-level same was on (lib/pooled.ts): the rule the pool let cases stop by. */
+  /** Set when the matrix-level same was on (lib/stats/pooled.ts): the rule the pool let cases stop by. */
   pooled_rule?: PooledRule;
 }
 
-/** The host's fingerprint (lib/host.ts); machine, hypervisor and ci are absent from records of older suites. */
+/** The host's fingerprint (lib/providers/host.ts); machine, hypervisor and ci are absent from records of older suites. */
 export interface HostRecord {
   hostname: string;
   cpu_model: string;
@@ -105,7 +105,7 @@ export interface ResumeRecord {
   dropped_rounds?: { case: string; iteration: number; sides: string[] }[];
 }
 
-/** A memory-floor run (--memory-floor, lib/floor.ts): its search settings, the servers, and each search's time so far. */
+/** A memory-floor run (--memory-floor, lib/stats/floor.ts): its search settings, the servers, and each search's time so far. */
 export interface FloorRecord {
   bottom_mb: number;
   top_mb: number;
@@ -142,7 +142,7 @@ export interface RunRecord {
   shard?: ShardRecord;
   /** Set on a folder made by merge-runs: its shards, who ran what where (written for the reader, not read back). */
   merge?: Record<string, unknown>;
-  /** The plan printed before the run (lib/plan.ts): its time estimate, to compare with ended_at - started_at. */
+  /** The plan printed before the run (lib/stats/plan.ts): its time estimate, to compare with ended_at - started_at. */
   plan?: PlanRecord;
   /** Set by --memory-floor. */
   floor?: FloorRecord;

@@ -15,44 +15,44 @@ import { runCanary } from './canary.ts';
 import { closeClient } from './client.ts';
 import type { ComparedRun } from './comparison.ts';
 import { checkDiskSpace, diskPlanFor } from './diskspace.ts';
-import { AdaptiveRounds } from './adaptive.ts';
+import { AdaptiveRounds } from './stats/adaptive.ts';
 import { caseKey, caseRunLabel } from './cases.ts';
 import { newRow } from './row.ts';
 import { InputError } from './errors.ts';
-import { historyChartSvg } from './charts.ts';
-import { historyOf, renderHistory } from './history.ts';
+import { historyChartSvg } from './render/charts.ts';
+import { historyOf, renderHistory } from './render/history.ts';
 import { FailFast, failFastMessage, ServerNeverReady } from './failfast.ts';
-import { hostFingerprint } from './host.ts';
-import { ensureGuestImage, imageBytesFor, type GuestImage } from './image.ts';
-import { interleave, roundsInTurn, type Job } from './interleave.ts';
+import { hostFingerprint } from './providers/host.ts';
+import { ensureGuestImage, imageBytesFor, type GuestImage } from './providers/image.ts';
+import { interleave, roundsInTurn, type Job } from './stats/interleave.ts';
 import { profileFromRun, readMachineProfile, writeMachineProfile } from './machine-profile.ts';
 import { DEFAULT_NOISE_CUTS } from './noise-cuts.ts';
-import { duration, makePlan, timeLeft, type PlanRecord } from './plan.ts';
-import { pooledRule, type PooledRule } from './pooled.ts';
+import { duration, makePlan, timeLeft, type PlanRecord } from './stats/plan.ts';
+import { pooledRule, type PooledRule } from './stats/pooled.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './iteration.ts';
-import { LocalProvider } from './local.ts';
+import { LocalProvider } from './providers/local.ts';
 import { DEFAULT_BUILD, expandCases, type Case, type Matrix } from './matrix.ts';
 import { unlockRunDir } from './lock.ts';
 import { localDataParent, localDataParentProblem, SUITE_DIR } from './paths.ts';
 import type { Progress } from './progress.ts';
-import type { Provider, ProviderContext, ServerSpec } from './provider.ts';
-import { QemuProvider } from './qemu.ts';
+import type { Provider, ProviderContext, ServerSpec } from './providers/provider.ts';
+import { QemuProvider } from './providers/qemu.ts';
 import { buildRefs, WORKTREE_REF } from './refs.ts';
 import { writeReportFiles } from './report-files.ts';
 import { appendCanaryRow, appendFailure, appendRawRow, appendSamples, createRunDir, writeConfig, writeFileAtomic, type RawRow } from './results.ts';
 import { mergeResumedRecord, planResume, type ResumePlan, type ResumeState } from './resume.ts';
 import { matrixRecord, newRunRecord, transitions, type GitRecord, type RunRecord, type ServerRecord } from './run-record.ts';
 import { MAX_REPLACEMENTS, runMatrix } from './runner.ts';
-import { stoppingRule, type StoppingRule } from './sequential.ts';
+import { stoppingRule, type StoppingRule } from './stats/sequential.ts';
 import { formatSelfStats, selfStats } from './selfstats.ts';
 import { planShards, shardCases, shardRecord, type Shard } from './shard.ts';
-import { cachedStandinBundle } from './standin-bundle.ts';
-import { standinKnobsFrom } from './standin-knobs.ts';
+import { cachedStandinBundle } from './standin/standin-bundle.ts';
+import { standinKnobsFrom } from './standin/standin-knobs.ts';
 import { secretWarning } from './secret.ts';
 import { ensureTestFile, type TestFile } from './testfiles.ts';
 import { MiB } from './units.ts';
 import { PROVIDER_TOOLS, requireTools } from './tools.ts';
-import { configuredBox, VagrantProvider } from './vagrant.ts';
+import { configuredBox, VagrantProvider } from './providers/vagrant.ts';
 
 /** One server under test: what launches it, and what config.json records about it. Two or more for a run of refs. */
 export interface Side { name: string; spec: ServerSpec; record: ServerRecord }
@@ -180,7 +180,7 @@ export function makeProvider(m: Matrix, spec: ServerSpec, secret: string, image:
   return new LocalProvider(launch, ctx);
 }
 
-/** --iterations auto: the stopping rule for `cases` (lib/sequential.ts); family-wise over the matrix's cases. */
+/** --iterations auto: the stopping rule for `cases` (lib/stats/sequential.ts); family-wise over the matrix's cases. */
 export function adaptiveRule(adaptive: { maxRounds: number; noisePct: number } | null, cases: Case[]): StoppingRule | null {
   if (!adaptive) return null;
   const distinct = new Set(cases.map(caseKey)).size;
@@ -192,7 +192,7 @@ export function comparedSide(s: Pick<SideRun, 'dir' | 'rows' | 'record'>): Compa
   return { dir: s.dir, name: path.basename(s.dir), config: s.record, rows: s.rows, canary: [] };
 }
 
-/** --iterations auto without --no-pool: the matrix-level same (lib/pooled.ts), over the same family as the stopping rule. */
+/** --iterations auto without --no-pool: the matrix-level same (lib/stats/pooled.ts), over the same family as the stopping rule. */
 export function pooledRuleFor(adaptive: { noisePct: number; pooled: boolean } | null, cases: Case[]): PooledRule | null {
   if (!adaptive?.pooled) return null;
   return pooledRule({ noisePct: adaptive.noisePct, cases: new Set(cases.map(caseKey)).size });
@@ -201,7 +201,7 @@ export function pooledRuleFor(adaptive: { noisePct: number; pooled: boolean } | 
 const pct = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}%`;
 
 /**
- * The plan of a run (lib/plan.ts): its cases, the rule, this machine's last
+ * The plan of a run (lib/stats/plan.ts): its cases, the rule, this machine's last
  * measured speeds and noise, and what --shard 2, 4 and 8 would make of it.
  */
 export function planRun(m: Matrix, cases: Case[], sides: number, rule: StoppingRule | null, pooled: PooledRule | null): PlanRecord {
@@ -255,9 +255,9 @@ export interface OpenRunOptions {
   resume: ResumeState | null;
   /** --iterations auto: the stopping rule every case of this run is judged by. */
   rule: StoppingRule | null;
-  /** The matrix-level same (lib/pooled.ts), with the rule; null without. */
+  /** The matrix-level same (lib/stats/pooled.ts), with the rule; null without. */
   pooled: PooledRule | null;
-  /** The plan printed before the run (lib/plan.ts), recorded to compare with the real time. */
+  /** The plan printed before the run (lib/stats/plan.ts), recorded to compare with the real time. */
   plan: PlanRecord | null;
   /** Where the folders' paths go (stdout) should the run stop before it could close them. */
   stdout: (text: string) => void;
@@ -286,7 +286,7 @@ export async function openRun(o: OpenRunOptions, say: (line: string) => void): P
       ...(parent ? {
         ab: {
           refs: o.sides.map((s) => s.name), this_ref: i, seed: o.seed, parent,
-          order: 'cases in matrix order; each case runs once per ref, the refs in an order drawn per case from mulberry32(seed) (lib/interleave.ts)',
+          order: 'cases in matrix order; each case runs once per ref, the refs in an order drawn per case from mulberry32(seed) (lib/stats/interleave.ts)',
           ...(o.rule ? { stopping_rule: o.rule } : {}),
           ...(o.pooled ? { pooled_rule: o.pooled } : {}),
         },
@@ -330,7 +330,7 @@ export interface ExecuteContext {
   secret: string;
   signal: AbortSignal;
   progress: Progress;
-  /** Adaptive rounds judged otherwise than on throughput (a bisection step, lib/bisect.ts); default: the recorded rule's. */
+  /** Adaptive rounds judged otherwise than on throughput (a bisection step, lib/stats/bisect.ts); default: the recorded rule's. */
   /** Their stops are the bisection's to record (bisect.json), not ab.stops (whose verdicts are throughput's words). */
   rounds?: { record(side: number, row: RawRow): { state: 'decided' | 'cap'; rounds: number; verdicts: string[] } | null; stopped(key: string): boolean };
 }

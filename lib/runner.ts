@@ -5,9 +5,9 @@
 // MAX_REPLACEMENTS times per limit, so one bad moment does not cost the rest
 // of that limit's iterations. It takes the functions that do the work, so
 // order, stopping and failure handling are testable without a server.
-import type { Job } from './interleave.ts';
+import type { Job } from './stats/interleave.ts';
 import type { Case } from './matrix.ts';
-import type { Environment } from './provider.ts';
+import type { Environment } from './providers/provider.ts';
 import type { IterationOutcome } from './iteration.ts';
 
 export const MAX_REPLACEMENTS = 2;

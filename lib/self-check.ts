@@ -10,12 +10,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Comparison } from './compare.ts';
+import type { Comparison } from './stats/compare.ts';
 import type { Io } from './errors.ts';
 import { parseOptions, type Options } from './options.ts';
 import type { RawRow } from './row.ts';
-import { cachedStandinBundle } from './standin-bundle.ts';
-import { sd, detectable } from './verdict.ts';
+import { cachedStandinBundle } from './standin/standin-bundle.ts';
+import { sd, detectable } from './stats/verdict.ts';
 
 /** What the self-check measures with: small enough for minutes, large enough that the upload, not the start, dominates. */
 export const SELF_CHECK = { size: '32MiB', memoryMb: 1024, slowdownPct: 10 } as const;

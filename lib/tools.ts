@@ -38,7 +38,7 @@ export const PROVIDER_TOOLS: Record<ProviderName, readonly string[]> = {
   vagrant: ['vagrant', 'virsh', 'qemu-system-x86_64', 'ssh'],
 };
 
-/** What building the guest image needs on the host (lib/image.ts builds it, lib/doctor.ts checks for it). */
+/** What building the guest image needs on the host (lib/providers/image.ts builds it, lib/doctor.ts checks for it). */
 export const IMAGE_BUILD_TOOLS: readonly string[] = ['debootstrap', 'mkfs.ext4', 'qemu-img', 'ssh-keygen', 'xz'];
 
 /** Said after the package where the package alone may not do. */

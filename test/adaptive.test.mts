@@ -7,12 +7,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { main } from '../run-tests.mts';
-import { AdaptiveRounds } from '../lib/adaptive.ts';
-import { seededRandom } from '../lib/interleave.ts';
+import { AdaptiveRounds } from '../lib/stats/adaptive.ts';
+import { seededRandom } from '../lib/stats/interleave.ts';
 import { readRunRecord } from '../lib/load-run.ts';
 import { parseOptions } from '../lib/options.ts';
 import { parseRawCsv } from '../lib/results.ts';
-import { stoppingRule } from '../lib/sequential.ts';
+import { stoppingRule } from '../lib/stats/sequential.ts';
 import { serverWrapper } from './run-helpers.mts';
 import { row } from './raw-row.mts';
 

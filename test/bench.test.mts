@@ -8,7 +8,7 @@ import path from 'node:path';
 import test from 'node:test';
 import { $ } from 'zx';
 import { SUITE_DIR } from '../lib/paths.ts';
-import { cvPct } from '../lib/stats.ts';
+import { cvPct } from '../lib/stats/stats.ts';
 import { overheadSplit, renderTable, requestKind, verdict, type Figure, type Timing } from '../bench/figures.ts';
 
 const fig = (value: number | null, op: '>=' | '<=', target: number): Figure =>

@@ -1,4 +1,4 @@
-// --bisect GOOD BAD: the pure rules (lib/bisect.ts) on literal data, then
+// --bisect GOOD BAD: the pure rules (lib/stats/bisect.ts) on literal data, then
 // run-tests itself on fixture repositories of the fixture server (Go): a
 // 16-commit line slowed at one commit, with a commit that does not build at
 // the first midpoint, interrupted with SIGINT after its first steps and
@@ -12,14 +12,14 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import {
   answer, chooseCase, classifyStep, currentRange, judgePair, metricByName, nextMidpoint, signTestP, StepRounds, stopWhenClassified, type CommitState, type PairJudgement,
-} from '../lib/bisect.ts';
+} from '../lib/stats/bisect.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import type { RawRow } from '../lib/results.ts';
-import { stoppingRule } from '../lib/sequential.ts';
+import { stoppingRule } from '../lib/stats/sequential.ts';
 import { FIXTURE_BUILD_COMMAND, hasGo, makeBisectRepo } from './fixture-repo.mts';
 import { readSteps } from '../lib/bisect-plan.ts';
 import { expandRefRanges } from '../lib/bisect-run.ts';
-import { historyOf, renderHistory } from '../lib/history.ts';
+import { historyOf, renderHistory } from '../lib/render/history.ts';
 import type { Matrix } from '../lib/matrix.ts';
 import { needs } from './skips.mts';
 

@@ -1,4 +1,4 @@
-// lib/cgroup.ts on a real cgroup v2, the hierarchy most hosts mount today:
+// lib/providers/cgroup.ts on a real cgroup v2, the hierarchy most hosts mount today:
 // this machine mounts v1 for memory, so the probe (test/fixtures/cgroup-probe.mts,
 // bundled for the guest's Node 18) runs inside the suite's guest image, whose
 // systemd mounts v2. It makes a 96 MiB cgroup and runs real processes in it:
@@ -12,10 +12,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { build } from 'esbuild';
-import type { GuestEnvironment } from '../lib/guest.ts';
-import { ensureGuestImage, type GuestImage } from '../lib/image.ts';
+import type { GuestEnvironment } from '../lib/providers/guest.ts';
+import { ensureGuestImage, type GuestImage } from '../lib/providers/image.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
-import { QemuProvider } from '../lib/qemu.ts';
+import { QemuProvider } from '../lib/providers/qemu.ts';
 import { MiB } from '../lib/units.ts';
 import { backportsKernel } from './fixtures/backports-kernel.mts';
 import { qemuWhyNot } from './run-helpers.mts';

@@ -6,9 +6,9 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { AuthError, authenticate, deleteEntry, downloadSha256, multipartFraming, upload } from '../lib/client.ts';
-import { LocalProvider } from '../lib/local.ts';
+import { LocalProvider } from '../lib/providers/local.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
-import type { Environment } from '../lib/provider.ts';
+import type { Environment } from '../lib/providers/provider.ts';
 import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
 

@@ -10,7 +10,7 @@ import { after, describe, test } from 'node:test';
 import { main } from '../run-tests.mts';
 import { caseKey, caseSide, groupCases, iterationRows } from '../lib/cases.ts';
 import { runIteration } from '../lib/iteration.ts';
-import { LocalProvider } from '../lib/local.ts';
+import { LocalProvider } from '../lib/providers/local.ts';
 import { expandCases, parseMatrix } from '../lib/matrix.ts';
 import { parseOptions } from '../lib/options.ts';
 import { parseRawCsv, parseSamplesCsv, rawCsvHeader, RAW_COLUMNS } from '../lib/results.ts';

@@ -16,11 +16,11 @@ import path from 'node:path';
 import { request } from 'undici';
 import { closeClient, deleteEntry, downloadSha256, findDownloadRoute, upload, type DownloadRoute } from '../lib/client.ts';
 import { DEFAULT_BUILD } from '../lib/matrix.ts';
-import { createServerNetns, type ServerNetns } from '../lib/netns.ts';
+import { createServerNetns, type ServerNetns } from '../lib/providers/netns.ts';
 import { buildRefs } from '../lib/refs.ts';
 import {
   freePort, hostServerArgv, spawnServer, stopServerProcess, waitReady, logTail, type ServerProcess,
-} from '../lib/server.ts';
+} from '../lib/providers/server.ts';
 import { needs } from './skips.mts';
 
 const SECRET = 'contract-secret-Ü';

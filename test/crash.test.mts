@@ -12,10 +12,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { AdaptiveRounds } from '../lib/adaptive.ts';
+import { AdaptiveRounds } from '../lib/stats/adaptive.ts';
 import { runCanary } from '../lib/canary.ts';
 import { caseKey } from '../lib/cases.ts';
-import { interleave } from '../lib/interleave.ts';
+import { interleave } from '../lib/stats/interleave.ts';
 import { expandCases } from '../lib/matrix.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { parseRawCsv, type RawRow } from '../lib/results.ts';
@@ -34,7 +34,7 @@ function rowsUnder(dir: string | null): number {
   return fs.readdirSync(dir).reduce((n, d) => n + rowCount(path.join(dir, d)), 0);
 }
 
-/** Network namespaces the local provider made for run `pid` (lib/netns.ts names them ups-PID-N). */
+/** Network namespaces the local provider made for run `pid` (lib/providers/netns.ts names them ups-PID-N). */
 function netnsOf(pid: number): string[] {
   const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
   return (r.stdout ?? '').split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith(`ups-${pid}-`));
@@ -195,7 +195,7 @@ describe('nothing outlives the suite', { timeout: 900_000 }, () => {
     const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ups-watch-')), 'owner.mts');
     fs.writeFileSync(script, [
       `import { spawnSync } from 'node:child_process';`,
-      `import { killWithSuite } from ${JSON.stringify(path.join(SUITE_DIR, 'lib', 'reaper.ts'))};`,
+      `import { killWithSuite } from ${JSON.stringify(path.join(SUITE_DIR, 'lib', 'providers', 'reaper.ts'))};`,
       `const pid = Number(spawnSync('sh', ['-c', 'setsid sleep 300 >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' }).stdout.trim());`,
       `killWithSuite(pid);`,
       `console.log(pid);`,

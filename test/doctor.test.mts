@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import {
   canRun, countLeases, defaultNetworkState, diagnose, probesFor, renderChecks, toolsFor, type Check, type Facts,
 } from '../lib/doctor.ts';
-import { defaultImageDir, readGuestImage } from '../lib/image.ts';
+import { defaultImageDir, readGuestImage } from '../lib/providers/image.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { findTool, PROVIDER_TOOLS } from '../lib/tools.ts';
 import { needs } from './skips.mts';

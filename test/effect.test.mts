@@ -6,8 +6,8 @@
 // does not reject. Samples include ties within a sample and zero differences.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { holm, oneSampleInterval, pairedChange, pctOf, shiftInterval, signedRank, unpairedChange } from '../lib/effect.ts';
-import { seededRandom } from '../lib/interleave.ts';
+import { holm, oneSampleInterval, pairedChange, pctOf, shiftInterval, signedRank, unpairedChange } from '../lib/stats/effect.ts';
+import { seededRandom } from '../lib/stats/interleave.ts';
 
 const ALPHA = 0.05;
 

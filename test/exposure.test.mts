@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { readGuestImage } from '../lib/image.ts';
+import { readGuestImage } from '../lib/providers/image.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { matrixFile, rowCount, serverWrapper, startRun } from './run-helpers.mts';
 import { needs } from './skips.mts';

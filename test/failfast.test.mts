@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test';
 import { closeClient, probeRoot } from '../lib/client.ts';
 import { FailFast, failFastMessage, whatToCheck } from '../lib/failfast.ts';
 import { buildFailureCause } from '../lib/refs.ts';
-import { freePort, serverOutput } from '../lib/server.ts';
+import { freePort, serverOutput } from '../lib/providers/server.ts';
 
 const T500 = 'GET / answered 500: open templates/custom-elements: no such file or directory';
 

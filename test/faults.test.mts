@@ -214,7 +214,7 @@ test('a run killed with SIGKILL (nothing can clean up) takes its server with it,
   run.child.kill('SIGKILL');
   await run.exited;
   later(() => { for (const p of processesWith(secret)) { try { process.kill(Number(p.split(':')[0]), 'SIGKILL'); } catch { /* gone */ } } });
-  // The server was started through setpriv --pdeathsig KILL (lib/reaper.ts): the kernel kills it with the suite.
+  // The server was started through setpriv --pdeathsig KILL (lib/providers/reaper.ts): the kernel kills it with the suite.
   await waitFor('the server to die with the suite', () => processesWith(secret).length === 0, 3000);
   if (!machineCanMakeMemoryCgroups()) return t.skip(needs('root', 'this machine lets no memory cgroup be made: nothing to sweep'));
   assert.ok(cgroupsOf(run.pid).length > 0, 'the killed run left its memory cgroup');

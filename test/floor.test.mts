@@ -4,7 +4,7 @@
 // read back from raw.csv rows, and the worst case the VM estimate uses.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareFloors, floorOf, nextProbe, probesFromRows, resolutionMb, withTry, worstCase, type FloorSettings, type Probe } from '../lib/floor.ts';
+import { compareFloors, floorOf, nextProbe, probesFromRows, resolutionMb, withTry, worstCase, type FloorSettings, type Probe } from '../lib/stats/floor.ts';
 import { row } from './raw-row.mts';
 
 const S: FloorSettings = { bottomMb: 16, topMb: 4096, tries: 3 };

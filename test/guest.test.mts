@@ -11,8 +11,8 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { $ } from 'zx';
 import { authenticate, closeClient, probeRoot, upload } from '../lib/client.ts';
-import { envFileText, GUEST_SCRIPT, guestSpend, oomFromDmesg, summarizeSamples } from '../lib/guest.ts';
-import { freePort, hostServerArgv } from '../lib/server.ts';
+import { envFileText, GUEST_SCRIPT, guestSpend, oomFromDmesg, summarizeSamples } from '../lib/providers/guest.ts';
+import { freePort, hostServerArgv } from '../lib/providers/server.ts';
 import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
 

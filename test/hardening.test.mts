@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { compareRuns } from '../lib/compare.ts';
+import { compareRuns } from '../lib/stats/compare.ts';
 import { LOCK_FILE } from '../lib/lock.ts';
 import { parseRawCsv } from '../lib/results.ts';
 import { parseRunRecord } from '../lib/run-record.ts';
@@ -17,7 +17,7 @@ import { SUITE_DIR } from '../lib/paths.ts';
 import { Progress } from '../lib/progress.ts';
 import { readResumeState } from '../lib/resume.ts';
 import { secretWarning } from '../lib/secret.ts';
-import { STANDIN_KNOBS, knobProblem } from '../lib/standin-knobs.ts';
+import { STANDIN_KNOBS, knobProblem } from '../lib/standin/standin-knobs.ts';
 import { parseSize, SIZE_UNITS } from '../lib/units.ts';
 import { mountTmpfs, rawCsvText, readConfig, rowCount, startRun, waitFor } from './run-helpers.mts';
 import { row } from './raw-row.mts';
@@ -271,7 +271,7 @@ describe('hardening', { timeout: 600_000 }, () => {
       ['STANDIN_THROTTLE_MIBS', '-1'], ['STANDIN_PROCESSING_DELAY_MS', '1.5'], ['STANDIN_CRASH_AFTER_BYTES', '0']];
     for (const [name, value] of bad) {
       assert.ok(knobProblem(name, value), `${name}=${value}`);
-      const r = exec(process.execPath, ['--import', 'tsx', path.join(SUITE_DIR, 'lib', 'standin.mts')],
+      const r = exec(process.execPath, ['--import', 'tsx', path.join(SUITE_DIR, 'lib', 'standin', 'standin.mts')],
         { env: { [name]: value, PS_SHARED_SECRET: 'x', PORT: '0' }, cwd: SUITE_DIR, seconds: 30 });
       assert.equal(r.status, 2, `the stand-in with ${name}=${value}: ${r.stderr}`);
     }
@@ -333,7 +333,7 @@ test('21: the live line says the server is working once every byte is sent, not 
 });
 
 test('20: charts mark a failed case with its reason, label every size, and name whole runs in the comparison legend', async () => {
-  const { comparisonChartSvg, throughputChartSvg } = await import('../lib/charts.ts');
+  const { comparisonChartSvg, throughputChartSvg } = await import('../lib/render/charts.ts');
   const sizes = [1, 2, 4, 8, 16, 20, 32, 64, 128, 256];
   const rows = [80, 512].flatMap((mem) => sizes.flatMap((s) => [1, 2, 3].map((iteration) => {
     const fail = mem === 80 && s > 16;

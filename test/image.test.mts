@@ -2,7 +2,7 @@
 // already uses. Building and booting the image is exercised in qemu.test.mts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEFAULT_DISK_BYTES, diskBytesFor, mirrorFromAptSources } from '../lib/image.ts';
+import { DEFAULT_DISK_BYTES, diskBytesFor, mirrorFromAptSources } from '../lib/providers/image.ts';
 
 test('mirrorFromAptSources: deb822 .sources, skipping security, disabled and deb-src entries', { timeout: 120_000 }, () => {
   const sources = [

@@ -1,7 +1,7 @@
 // The A/B order: complete, balanced, reproducible from its seed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { interleave, seededRandom } from '../lib/interleave.ts';
+import { interleave, seededRandom } from '../lib/stats/interleave.ts';
 
 const cases = Array.from({ length: 40 }, (_, i) => ({ n: i }));
 

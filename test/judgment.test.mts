@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { main as compareMain } from '../compare-runs.mts';
 import { main as runTests } from '../run-tests.mts';
-import { judgmentFor } from '../lib/judgment.ts';
+import { judgmentFor } from '../lib/stats/judgment.ts';
 import { parseMatrix } from '../lib/matrix.ts';
 import { readRunRecord } from '../lib/load-run.ts';
 import { matrixRecord, parseRunRecord } from '../lib/run-record.ts';

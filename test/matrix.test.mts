@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { DEFAULT_THRESHOLDS, iterationsNeeded } from '../lib/compare.ts';
+import { DEFAULT_THRESHOLDS, iterationsNeeded } from '../lib/stats/compare.ts';
 import { InputError } from '../lib/errors.ts';
 import { expandCases, loadMatrixFile, parseMatrix } from '../lib/matrix.ts';
 import { SUITE_DIR } from '../lib/paths.ts';

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { $ } from 'zx';
-import { createServerNetns, type ServerNetns } from '../lib/netns.ts';
+import { createServerNetns, type ServerNetns } from '../lib/providers/netns.ts';
 import { findTool } from '../lib/tools.ts';
 import { needs } from './skips.mts';
 

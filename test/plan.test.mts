@@ -1,13 +1,13 @@
-// The planner (lib/plan.ts) on literal figures: bytes a round, the rounds an
+// The planner (lib/stats/plan.ts) on literal figures: bytes a round, the rounds an
 // unchanged case is expected to take at a given noise, the wall time, the
 // shards, the time left; and --plan through run-tests on the shipped matrix.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { $ } from 'zx';
-import { duration, expectedLook, jobSeconds, makePlan, renderPlan, timeLeft, type MachineProfile } from '../lib/plan.ts';
-import { pooledRule } from '../lib/pooled.ts';
-import { stoppingRule } from '../lib/sequential.ts';
+import { duration, expectedLook, jobSeconds, makePlan, renderPlan, timeLeft, type MachineProfile } from '../lib/stats/plan.ts';
+import { pooledRule } from '../lib/stats/pooled.ts';
+import { stoppingRule } from '../lib/stats/sequential.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 
 const MiB = 2 ** 20;

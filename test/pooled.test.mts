@@ -1,4 +1,4 @@
-// The pooled rule (lib/pooled.ts) on literal data, and a seeded simulation of
+// The pooled rule (lib/stats/pooled.ts) on literal data, and a seeded simulation of
 // whole adaptive runs through the real AdaptiveRounds with the pooled rule on
 // and off: 20-case matrices (4 memory limits of 5 sizes, the limits one after
 // another, the rounds of a limit's cases taken in turn as run-tests does) at a
@@ -7,15 +7,15 @@
 // figures it prints are the ones quoted in the README and the note.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AdaptiveRounds } from '../lib/adaptive.ts';
+import { AdaptiveRounds } from '../lib/stats/adaptive.ts';
 import { caseKey } from '../lib/cases.ts';
-import { pctOf } from '../lib/effect.ts';
-import { seededRandom } from '../lib/interleave.ts';
-import { canStop, caseBand, pooledLook, pooledRule, tQuantile, type PooledRule } from '../lib/pooled.ts';
+import { pctOf } from '../lib/stats/effect.ts';
+import { seededRandom } from '../lib/stats/interleave.ts';
+import { canStop, caseBand, pooledLook, pooledRule, tQuantile, type PooledRule } from '../lib/stats/pooled.ts';
 import type { RawRow } from '../lib/results.ts';
-import { stoppingRule } from '../lib/sequential.ts';
-import { compareRuns } from '../lib/compare.ts';
-import { compareJson, renderCompare } from '../lib/compare-report.ts';
+import { stoppingRule } from '../lib/stats/sequential.ts';
+import { compareRuns } from '../lib/stats/compare.ts';
+import { compareJson, renderCompare } from '../lib/render/compare-report.ts';
 import { parseRunRecord } from '../lib/run-record.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import fs from 'node:fs';

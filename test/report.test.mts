@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadRun } from '../lib/load-run.ts';
 import { summarizeCases } from '../lib/cases.ts';
-import { renderReport } from '../lib/report.ts';
+import { renderReport } from '../lib/render/report.ts';
 import { REPORT_TEMPLATE } from '../lib/report-files.ts';
 import { parseRunRecord } from '../lib/run-record.ts';
 import { assertGolden, RUNS } from './golden.mts';

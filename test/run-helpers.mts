@@ -9,9 +9,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { missingTools, readGuestImage } from '../lib/image.ts';
+import { missingTools, readGuestImage } from '../lib/providers/image.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
-import { cachedStandinBundle } from '../lib/standin-bundle.ts';
+import { cachedStandinBundle } from '../lib/standin/standin-bundle.ts';
 import { IMAGE_BUILD_TOOLS } from '../lib/tools.ts';
 
 export interface Run {
@@ -124,7 +124,7 @@ export function cgroupsOf(pid: number): string[] {
 
 /**
  * Whether this machine lets this process make a memory cgroup, found by making
- * and removing one by hand, not through lib/cgroup.ts: a test that skips on
+ * and removing one by hand, not through lib/providers/cgroup.ts: a test that skips on
  * this answer skips for the machine, never because the code under test broke.
  */
 export function machineCanMakeMemoryCgroups(): boolean {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { main } from '../run-tests.mts';
 import { readRunRecord } from '../lib/load-run.ts';
-import { DEFAULT_DISK_BYTES, IMAGE_VERSION, imageBytesFor, readGuestImage } from '../lib/image.ts';
+import { DEFAULT_DISK_BYTES, IMAGE_VERSION, imageBytesFor, readGuestImage } from '../lib/providers/image.ts';
 import { parseMatrix } from '../lib/matrix.ts';
 import { parseRawCsv } from '../lib/results.ts';
 import { prepareGuestImage } from '../lib/run.ts';

@@ -11,7 +11,7 @@ import { parseRawCsv } from '../lib/results.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { RAW_COLUMNS } from '../lib/results.ts';
 import { machineCanMakeMemoryCgroups } from './run-helpers.mts';
-import { CLK_TCK } from '../lib/spend.ts';
+import { CLK_TCK } from '../lib/providers/spend.ts';
 
 test('run-tests --quick writes raw.csv, report.md, failures.log and config.json, without the secret', { timeout: 600_000 }, (t) => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-run-'));

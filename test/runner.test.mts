@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { IterationOutcome } from '../lib/iteration.ts';
 import type { Case } from '../lib/matrix.ts';
-import type { Environment } from '../lib/provider.ts';
+import type { Environment } from '../lib/providers/provider.ts';
 import type { RawRow } from '../lib/results.ts';
 import { MAX_REPLACEMENTS, runMatrix, type RunnerHooks } from '../lib/runner.ts';
 

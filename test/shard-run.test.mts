@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { compareRuns, type Comparison } from '../lib/compare.ts';
+import { compareRuns, type Comparison } from '../lib/stats/compare.ts';
 import { loadRun } from '../lib/load-run.ts';
 import { expandCases, loadMatrixFile } from '../lib/matrix.ts';
 import { SUITE_DIR } from '../lib/paths.ts';

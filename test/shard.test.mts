@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { InputError } from '../lib/errors.ts';
-import { seededRandom, interleave } from '../lib/interleave.ts';
+import { seededRandom, interleave } from '../lib/stats/interleave.ts';
 import { expandCases, loadMatrixFile, PROVIDERS, type Matrix } from '../lib/matrix.ts';
 import { parseOptions } from '../lib/options.ts';
 import { SUITE_DIR } from '../lib/paths.ts';

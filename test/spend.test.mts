@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { runIteration } from '../lib/iteration.ts';
-import { LocalProvider } from '../lib/local.ts';
+import { LocalProvider } from '../lib/providers/local.ts';
 import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
 

@@ -1,4 +1,4 @@
-// The stand-in bundled into one file (lib/standin-bundle.ts) runs under plain
+// The stand-in bundled into one file (lib/standin/standin-bundle.ts) runs under plain
 // node, away from the suite's node_modules, as it will in a VM guest. Set
 // NODE18_BIN to a Node 18 binary (Debian bookworm's nodejs) to run the bundle
 // under that too; without it that case is skipped.
@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
-import { bundleStandin } from '../lib/standin-bundle.ts';
+import { bundleStandin } from '../lib/standin/standin-bundle.ts';
 import { auth, ID_RE, MIB, removeTempDirs, sha256, startStandin, tempDir, upload } from './standin-helpers.mts';
 import { needs } from './skips.mts';
 

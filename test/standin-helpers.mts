@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { request } from 'undici';
 
 export const SUITE_DIR = join(import.meta.dirname, '..');
-export const STANDIN = join(SUITE_DIR, 'lib', 'standin.mts');
+export const STANDIN = join(SUITE_DIR, 'lib', 'standin', 'standin.mts');
 const TSX = join(SUITE_DIR, 'node_modules', 'tsx', 'dist', 'loader.mjs');
 export const SECRET = 'test-secret-ü';
 export const NEVER = '2999-12-31T00:00:00Z';

@@ -1,4 +1,4 @@
-// The stand-in server (lib/standin.mts) as a real process on 127.0.0.1: the
+// The stand-in server (lib/standin/standin.mts) as a real process on 127.0.0.1: the
 // PicoShare contract it speaks, its spool-then-store upload path, and each
 // fault knob observed for real.
 import { randomBytes } from 'node:crypto';

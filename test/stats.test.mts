@@ -4,7 +4,7 @@
 // split of the pooled sample that counts U pair by pair (no ranks, no DP).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cvPct, erfc, geomean, mannWhitney, max, median, min, minPossibleP, spreadPct } from '../lib/stats.ts';
+import { cvPct, erfc, geomean, mannWhitney, max, median, min, minPossibleP, spreadPct } from '../lib/stats/stats.ts';
 
 function close(actual: number, expected: number, rel: number, what: string): void {
   const err = Math.abs(actual - expected) / Math.max(Math.abs(expected), 1e-300);

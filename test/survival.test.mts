@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { compareRuns } from '../lib/compare.ts';
+import { compareRuns } from '../lib/stats/compare.ts';
 import { parseRawCsv } from '../lib/results.ts';
 import { leftovers, machineCanMakeMemoryCgroups, rawCsvText, startRun } from './run-helpers.mts';
 import { row } from './raw-row.mts';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { buildRefs } from '../lib/refs.ts';
 import { findTool, MissingTool, requireTool, requireTools } from '../lib/tools.ts';
-import { VagrantProvider } from '../lib/vagrant.ts';
+import { VagrantProvider } from '../lib/providers/vagrant.ts';
 import { makeFixtureRepo } from './fixture-repo.mts';
 
 const NOWHERE = '/nonexistent-ups-path';

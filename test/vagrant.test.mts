@@ -8,13 +8,13 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { $ } from 'zx';
 import { closeClient } from '../lib/client.ts';
-import type { GuestEnvironment } from '../lib/guest.ts';
-import { readGuestImage } from '../lib/image.ts';
+import type { GuestEnvironment } from '../lib/providers/guest.ts';
+import { readGuestImage } from '../lib/providers/image.ts';
 import { runIteration } from '../lib/iteration.ts';
 import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
-import { BOX_NAME, boxCatalog, boxMetadata, boxVagrantfile, boxVersion } from '../lib/vagrant-box.ts';
-import { parseBoxList, parseSshConfig, qemuPidsOf, VagrantProvider, vagrantRunner } from '../lib/vagrant.ts';
+import { BOX_NAME, boxCatalog, boxMetadata, boxVagrantfile, boxVersion } from '../lib/providers/vagrant-box.ts';
+import { parseBoxList, parseSshConfig, qemuPidsOf, VagrantProvider, vagrantRunner } from '../lib/providers/vagrant.ts';
 import { interruptWait, processesWith, startRun, waitFor } from './run-helpers.mts';
 import { needs } from './skips.mts';
 

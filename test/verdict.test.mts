@@ -5,10 +5,10 @@
 // matrix). The figures it prints are the ones quoted in the README.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { holm, pctOf, unpairedChange } from '../lib/effect.ts';
-import { seededRandom } from '../lib/interleave.ts';
-import { decideAtLook, lastLookReached, lookLevels, nextLook, stoppingRule, DEFAULT_MAX_ROUNDS } from '../lib/sequential.ts';
-import { changeVerdict, detectable } from '../lib/verdict.ts';
+import { holm, pctOf, unpairedChange } from '../lib/stats/effect.ts';
+import { seededRandom } from '../lib/stats/interleave.ts';
+import { decideAtLook, lastLookReached, lookLevels, nextLook, stoppingRule, DEFAULT_MAX_ROUNDS } from '../lib/stats/sequential.ts';
+import { changeVerdict, detectable } from '../lib/stats/verdict.ts';
 
 const L = (pct: number) => Math.log(1 + pct / 100);
 const RULE = { alpha: 0.05, noisePct: 3 };

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { readGuestImage } from '../lib/image.ts';
+import { readGuestImage } from '../lib/providers/image.ts';
 import { parseRawCsv } from '../lib/results.ts';
 import { findTool } from '../lib/tools.ts';
 import { leftovers, rawCsvText, readConfig, rowCount, startRun, waitFor } from './run-helpers.mts';

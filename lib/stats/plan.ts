@@ -7,7 +7,7 @@
 //   timeLeft(plan, progressSoFar)   // seconds
 //
 // "Expected" assumes the common case, a branch that changes nothing: a case
-// stops when the pool (lib/pooled.ts) lets it, which needs its own band
+// stops when the pool (lib/stats/pooled.ts) lets it, which needs its own band
 // t(1 - stray_alpha / 2K, n - 1) x sd / sqrt(n) inside case_band_max_pct, or
 // when its own 95% interval (about 2 sd / sqrt(n)) lies inside ±noise; the
 // first look where either holds at the per-round paired SD last measured on
@@ -17,7 +17,7 @@
 import type { PooledRule } from './pooled.ts';
 import { tQuantile } from './pooled.ts';
 import type { StoppingRule } from './sequential.ts';
-import { MiB } from './units.ts';
+import { MiB } from '../units.ts';
 
 /** What a run measured on this machine (written after each run), or the defaults. */
 export interface MachineProfile {

@@ -7,12 +7,12 @@
 //   fs.writeFileSync('history.md', renderHistory(h, template, 'history.svg'))
 // Pure: rows in, view and text out.
 import Mustache from 'mustache';
-import { formatChange, judgePair, metricByName, moveWords } from './bisect.ts';
-import { caseKey, caseLabel, caseSide, groupCases, summarizeCases, throughputOf } from './cases.ts';
-import type { RawRow } from './results.ts';
-import type { RunRecord } from './run-record.ts';
-import { lastLookReached, stoppingRule } from './sequential.ts';
-import { toMiB } from './units.ts';
+import { formatChange, judgePair, metricByName, moveWords } from '../stats/bisect.ts';
+import { caseKey, caseLabel, caseSide, groupCases, summarizeCases, throughputOf } from '../cases.ts';
+import type { RawRow } from '../results.ts';
+import type { RunRecord } from '../run-record.ts';
+import { lastLookReached, stoppingRule } from '../stats/sequential.ts';
+import { toMiB } from '../units.ts';
 
 export interface HistoryPoint {
   ref: string;
@@ -25,7 +25,7 @@ export interface HistoryPoint {
   failures: string;
   /** Throughput against the ref before it, paired by round, with its 95% interval; null for the first or without shared rounds. */
   vsPrevious: string | null;
-  /** The ref before it and this one differ in throughput, judged as a bisection step judges (lib/bisect.ts judgePair). */
+  /** The ref before it and this one differ in throughput, judged as a bisection step judges (lib/stats/bisect.ts judgePair). */
   changed: boolean;
 }
 

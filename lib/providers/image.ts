@@ -12,17 +12,17 @@
 //   const img = await ensureGuestImage({ say })    // builds it when missing (~4 min)
 //   img.kernel, img.initrd, img.disk, img.sshKey
 //
-//   node --import tsx lib/image.ts --build [--disk-size 12GiB] [--force]
+//   node --import tsx lib/providers/image.ts --build [--disk-size 12GiB] [--force]
 import { $, fs, path, type ProcessOutput, type ProcessPromise } from 'zx';
 import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
-import type { Matrix } from './matrix.ts';
-import { cacheDir } from './paths.ts';
-import { makeDirs } from './dirs.ts';
-import { findTool, IMAGE_BUILD_TOOLS, missingToolMessage } from './tools.ts';
-import { formatBytes } from './units.ts';
-import type { Say } from './progress.ts';
+import type { Matrix } from '../matrix.ts';
+import { cacheDir } from '../paths.ts';
+import { makeDirs } from '../dirs.ts';
+import { findTool, IMAGE_BUILD_TOOLS, missingToolMessage } from '../tools.ts';
+import { formatBytes } from '../units.ts';
+import type { Say } from '../progress.ts';
 
 const GiB = 1024 ** 3;
 

@@ -6,11 +6,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { probeRoot } from './client.ts';
-import { SUITE_DIR } from './paths.ts';
+import { probeRoot } from '../client.ts';
+import { SUITE_DIR } from '../paths.ts';
 import type { ServerSpec } from './provider.ts';
 
-export const STANDIN_PATH = path.join(SUITE_DIR, 'lib', 'standin.mts');
+export const STANDIN_PATH = path.join(SUITE_DIR, 'lib', 'standin', 'standin.mts');
 const TSX_LOADER = path.join(SUITE_DIR, 'node_modules', 'tsx', 'dist', 'loader.mjs');
 
 /**

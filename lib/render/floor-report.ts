@@ -5,7 +5,7 @@
 //   const entries = [{ server: '1.2.0', fileSize: '500MiB', fileSizeBytes, concurrency: 1, seconds: 41.2, result }]
 //   writeFileAtomic('floor.md', renderFloorMd(settings, entries, verdictsOf(settings, entries, servers), 'floor.svg', template))
 import Mustache from 'mustache';
-import { compareFloors, describeFloor, type FloorResult, type FloorSettings, type FloorVerdict } from './floor.ts';
+import { compareFloors, describeFloor, type FloorResult, type FloorSettings, type FloorVerdict } from '../stats/floor.ts';
 
 /** One search: a server, a file size at a concurrency, its result and the wall time it took. */
 export interface FloorEntry {

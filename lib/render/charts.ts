@@ -5,11 +5,11 @@
 //
 //   fs.writeFileSync('throughput.svg', await throughputChartSvg(rows))
 import type { TopLevelSpec } from 'vega-lite';
-import type { CanaryRow, RawRow, SampleRow } from './results.ts';
+import type { CanaryRow, RawRow, SampleRow } from '../results.ts';
 import type { HistoryPoint } from './history.ts';
-import type { RunRecord } from './run-record.ts';
-import { caseSide, caseSizeLabel, groupCases, throughputOf } from './cases.ts';
-import { median } from './stats.ts';
+import type { RunRecord } from '../run-record.ts';
+import { caseSide, caseSizeLabel, groupCases, throughputOf } from '../cases.ts';
+import { median } from '../stats/stats.ts';
 
 interface Point {
   size_mib: number;

@@ -2,7 +2,7 @@
 // medians and spread, the change with its 95% interval (Hodges-Lehmann, on
 // the log scale: paired by iteration when both runs are sides of one
 // interleaved run, else unpaired), p and Holm-adjusted p across the cases, a
-// verdict per metric (lib/verdict.ts) and a failure verdict per case, cases
+// verdict per metric (lib/stats/verdict.ts) and a failure verdict per case, cases
 // present on one side only, summary counts, the geometric mean of throughput
 // ratios and warnings about differing settings.
 //
@@ -10,11 +10,11 @@
 //   c.exitCode  // 0 nothing regressed, 1 a case slower or failing more often
 //
 // Pure: the runs come in already loaded (lib/load-run.ts).
-import type { CanaryRow, RawRow } from './results.ts';
-import type { RunRecord } from './run-record.ts';
+import type { CanaryRow, RawRow } from '../results.ts';
+import type { RunRecord } from '../run-record.ts';
 import {
   caseKey, caseSide, caseSizeLabel, cpuSecondsPerGiB, groupCases, spaceAmplification, throughputOf, warmupFor, writeAmplification, type CaseSide,
-} from './cases.ts';
+} from '../cases.ts';
 import { holm, pairedChange, unpairedChange, type Change } from './effect.ts';
 import type { CaseStop } from './adaptive.ts';
 import { pooledVerdicts, stoppedBy, type CaseRounds, type PooledRule, type PooledSummary } from './pooled.ts';
@@ -52,7 +52,7 @@ export const METRICS: MetricDef[] = [
   { key: 'processing_seconds', title: 'Processing time, last byte sent to response', unit: 's', better: 'lower', words: ['faster', 'slower'] },
   { key: 'peak_memory_bytes', title: 'Peak memory of the environment', unit: 'MiB', better: 'lower', words: ['less', 'more'] },
   { key: 'server_peak_rss_bytes', title: 'Server peak RSS', unit: 'MiB', better: 'lower', words: ['less', 'more'] },
-  // What the server spends (lib/spend.ts): steadier than wall time on a shared machine.
+  // What the server spends (lib/providers/spend.ts): steadier than wall time on a shared machine.
   { key: 'cpu_seconds_per_gib', title: 'Server CPU per GiB uploaded (user + system)', unit: 's/GiB', better: 'lower', words: ['less', 'more'] },
   { key: 'write_amplification', title: 'Write amplification, bytes written / bytes uploaded', unit: '×', better: 'lower', words: ['less', 'more'] },
   { key: 'space_amplification', title: 'Space amplification, data folder / bytes uploaded', unit: '×', better: 'lower', words: ['less', 'more'] },
@@ -159,7 +159,7 @@ export interface Comparison {
   inconclusive: { cases: number; detectablePct: number | null; iterationsNeeded: number | null } | null;
   /** The stopping rule the runs were judged by, when they recorded one. */
   stoppingRule: StoppingRule | null;
-  /** The matrix-level same (lib/pooled.ts) of a run that recorded its rule: the pooled throughput change; null otherwise. */
+  /** The matrix-level same (lib/stats/pooled.ts) of a run that recorded its rule: the pooled throughput change; null otherwise. */
   pooled: PooledSummary | null;
   /**
    * Of the metrics that changed (a better or worse verdict), the one with the least spread (sd of its
@@ -385,7 +385,7 @@ function fewestToReach(level: number, paired: boolean): number {
 }
 
 /**
- * The pooled rule's hook (lib/pooled.ts): the throughput of the cases at the
+ * The pooled rule's hook (lib/stats/pooled.ts): the throughput of the cases at the
  * rounds they were judged at, pooled; an inconclusive case the pool lets go
  * reads `same`; every case says which rule stopped it.
  */

@@ -40,7 +40,7 @@ export function interleave<C>(cases: C[], sides: number, seed: number): Job<C>[]
 /**
  * Adaptive rounds: within each memory limit (one environment), round i of
  * every case before round i + 1 of any, so the cases of a limit advance
- * together and the pooled rule (lib/pooled.ts) sees them all at each look.
+ * together and the pooled rule (lib/stats/pooled.ts) sees them all at each look.
  * Limits keep their order; within a round the cases keep theirs.
  */
 export function roundsInTurn<C extends { memoryMb: number; iteration: number }>(cases: C[]): C[] {

@@ -1,6 +1,6 @@
 // Bisection of a metric over a commit range (run-tests --bisect GOOD BAD): the
 // pure part. Which metric and which way is worse; how a look judges a pair of
-// interleaved sides (the group-sequential rule of lib/sequential.ts for the
+// interleaved sides (the group-sequential rule of lib/stats/sequential.ts for the
 // ratio metrics, an exact sign test for survival); how a step's two
 // judgements (range's good end -> midpoint, midpoint -> range's bad end)
 // classify the midpoint; the next midpoint with skipped commits left out, as
@@ -11,10 +11,10 @@
 //   nextMidpoint(7, states); answer(7, states)        // indices into GOOD..BAD in history order
 //
 // Pure: rows and states in, decisions out (test/bisect.test.mts).
-import { caseKey, iterationRows } from './cases.ts';
+import { caseKey, iterationRows } from '../cases.ts';
 import { METRICS, metricValue, type MetricDef } from './compare.ts';
 import { pairedChange } from './effect.ts';
-import type { RawRow } from './results.ts';
+import type { RawRow } from '../results.ts';
 import { decideAtLook, lookLevels, type StoppingRule } from './sequential.ts';
 
 export interface BisectMetric {

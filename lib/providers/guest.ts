@@ -14,11 +14,11 @@
 // ssh's stdin into a mode-600 file, never on a command line.
 import { $, fs, path, type ProcessOutput } from 'zx';
 import os from 'node:os';
-import { probeRoot } from './client.ts';
+import { probeRoot } from '../client.ts';
 import type { Environment, MemorySample, ServerLaunch, ServerSpec, TimelinePoint } from './provider.ts';
 import { CLK_TCK, parseProcIo, parseProcStat, spendBetween, type ProcSpend, type ServerSpend } from './spend.ts';
 import { describeExit, exitedBeforeReady, notReadyWithin, serverOutput } from './server.ts';
-import { bundleStandin } from './standin-bundle.ts';
+import { bundleStandin } from '../standin/standin-bundle.ts';
 
 /** The server's port inside the guest; the provider forwards a free host port to it. */
 export const GUEST_SERVER_PORT = 4001;
@@ -63,7 +63,7 @@ export const THRASH_GUARD_MS = 300;
 // the data and temp folders without forking, since a fork costs 100+ ms under
 // TCG; it shields itself from the OOM killer to outlive the server it watches.
 export const GUEST_SCRIPT = String.raw`#!/bin/sh
-# upload-perf-suite guest helper (copied in by lib/guest.ts)
+# upload-perf-suite guest helper (copied in by lib/providers/guest.ts)
 # UPS_GUEST_ROOT: another root, for running this script on a host in tests
 R=/srv/ups
 [ -n "$UPS_GUEST_ROOT" ] && R=$UPS_GUEST_ROOT
@@ -119,7 +119,7 @@ sample-start)
   rm -f $R/samples
   dmesg | tail -n 1 | awk '{ print substr($0, 2, index($0, "]") - 2) + 0 }' > $R/dmesg-mark
   pid=$(cat $R/run/server.pid 2>/dev/null || echo 0)
-  # The server's counters now, and the uptime the timeline counts from (lib/spend.ts reads them)
+  # The server's counters now, and the uptime the timeline counts from (lib/providers/spend.ts reads them)
   { echo "clk_tck $(getconf CLK_TCK 2>/dev/null || echo 100)"; echo "uptime $(cat /proc/uptime)"; cat /proc/$pid/stat /proc/$pid/io 2>/dev/null; } > $R/spend-start
   setsid nohup perl -x $R/guest.sh sampler $pid $R < /dev/null > /dev/null 2>&1 &
   echo $! > $R/sampler.pid
@@ -229,7 +229,7 @@ export function splitSampleStop(stdout: string): { samples: string; spendStart: 
   return { samples: get('samples'), spendStart: get('spend-start'), spendEnd: get('spend-end'), disk: get('disk'), dmesg: get('dmesg').split('\n').filter(Boolean) };
 }
 
-/** A guest's counters as printed by cat /proc/PID/stat /proc/PID/io (lib/spend.ts reads the same files on the host). */
+/** A guest's counters as printed by cat /proc/PID/stat /proc/PID/io (lib/providers/spend.ts reads the same files on the host). */
 function procSpendOf(text: string): ProcSpend | null {
   const statLine = text.split('\n').find((l) => /^\d+ \(/.test(l));
   const stat = statLine ? parseProcStat(statLine) : null;

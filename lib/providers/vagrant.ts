@@ -1,7 +1,7 @@
 // The vagrant provider: one `vagrant up --provider=libvirt` per memory limit
 // (VM RAM = the limit) from the top-level Vagrantfile, each in its own project
 // folder with a unique VM name so two runs can coexist. `vagrant ssh-config` is
-// read once; every command after that is plain ssh through lib/guest.ts.
+// read once; every command after that is plain ssh through lib/providers/guest.ts.
 //
 // libvirt runs rootless (qemu:///session, the Vagrantfile's UPS_LIBVIRT_SESSION
 // branch). Root cannot use a session daemon, so as root vagrant runs as an
@@ -17,15 +17,15 @@ import { readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { $, fs, path } from 'zx';
 import { GUEST_SERVER_PORT, openGuest, type GuestEnvironment, type SshTarget } from './guest.ts';
-import { makeDirs } from './dirs.ts';
+import { makeDirs } from '../dirs.ts';
 import { ensureGuestImage, type GuestImage } from './image.ts';
-import { cacheDir, SUITE_DIR } from './paths.ts';
+import { cacheDir, SUITE_DIR } from '../paths.ts';
 import type { Environment, Provider, ProviderContext, ServerLaunch } from './provider.ts';
 import { chooseAccel, TCG_TIMEOUT_FACTOR } from './accel.ts';
 import { freePort } from './server.ts';
-import { PROVIDER_TOOLS, requireTools } from './tools.ts';
+import { PROVIDER_TOOLS, requireTools } from '../tools.ts';
 import { BOX_NAME, boxCatalog, boxVersion, writeBox } from './vagrant-box.ts';
-import { pidAlive } from './pids.ts';
+import { pidAlive } from '../pids.ts';
 import { killWithSuite } from './reaper.ts';
 
 /** The uid vagrant and the session libvirtd run as when the suite runs as root. */

@@ -2,12 +2,12 @@
 // over successful, non-warm-up iterations, peaks, failures, and the run's
 // settings. Pure: rows, record and template in, Markdown out (lib/report-files.ts
 // writes it with its charts into a run folder).
-import { duration } from './plan.ts';
+import { duration } from '../stats/plan.ts';
 import Mustache from 'mustache';
-import { summarizeCases } from './cases.ts';
-import type { RawRow } from './row.ts';
-import type { RunRecord } from './run-record.ts';
-import { formatBytes, toMiB } from './units.ts';
+import { summarizeCases } from '../cases.ts';
+import type { RawRow } from '../row.ts';
+import type { RunRecord } from '../run-record.ts';
+import { formatBytes, toMiB } from '../units.ts';
 
 export interface ReportInput {
   runName: string;
@@ -75,7 +75,7 @@ export function renderReport(input: ReportInput, template: string): string {
     uploadTimeout: config.matrix.upload_timeout_seconds,
     startedAt: config.started_at,
     endedAt: config.ended_at ?? '(not ended)',
-    // The plan printed before the run (lib/plan.ts) against the time it took.
+    // The plan printed before the run (lib/stats/plan.ts) against the time it took.
     plan: config.plan ? {
       expected: duration(config.plan.seconds.expected), least: duration(config.plan.seconds.least), most: duration(config.plan.seconds.most),
       rounds: `${config.plan.rounds.least}/${config.plan.rounds.expected}/${config.plan.rounds.most}`,

@@ -2,17 +2,17 @@
 // the case's limit. Seconds to start; records whether the limit was enforced,
 // and runs unlimited (saying so loudly) where no cgroup can be made. A server
 // binary (PicoShare binds every interface) runs in a network namespace of its
-// own (lib/netns.ts); the stand-in binds 127.0.0.1 itself.
+// own (lib/providers/netns.ts); the stand-in binds 127.0.0.1 itself.
 import { $ } from 'zx';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createMemoryCgroup, isCgroup, sweepOrphanCgroups, type MemoryCgroup } from './cgroup.ts';
 import { createServerNetns, sweepOrphanNetns, type ServerNetns } from './netns.ts';
-import { localDataParent } from './paths.ts';
-import { pidAlive } from './pids.ts';
+import { localDataParent } from '../paths.ts';
+import { pidAlive } from '../pids.ts';
 import { diesWithSuite } from './reaper.ts';
 import type { Environment, MemorySample, Provider, ProviderContext, ServerLaunch, ServerSpec, TimelinePoint } from './provider.ts';
-import type { Say } from './progress.ts';
+import type { Say } from '../progress.ts';
 import { CLK_TCK, diskUsageBytes, readProcSpend, spendBetween, type ProcSpend } from './spend.ts';
 import {
   freePort, hostServerArgv, logTail, portInUse, spawnServer, stopServerProcess, waitReady, type ServerProcess,
@@ -159,7 +159,7 @@ class LocalEnvironment implements Environment {
     const serverArgv = [...hostServerArgv(server), '-db', path.join(dataDir, 'store.db')];
     const argvInNet = netns ? netns.wrap(serverArgv) : serverArgv;
     // The server joins the cgroup before it execs, so it never allocates outside the limit.
-    // setpriv first (lib/reaper.ts): every exec after it keeps the pid, so the server dies with the suite.
+    // setpriv first (lib/providers/reaper.ts): every exec after it keeps the pid, so the server dies with the suite.
     const argv = diesWithSuite(this.cgroup
       ? ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', this.cgroup.procsFile, ...argvInNet]
       : argvInNet);

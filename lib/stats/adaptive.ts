@@ -1,6 +1,6 @@
 // Adaptive rounds (--iterations auto): which cases of an interleaved run are
 // decided, so that their remaining planned rounds are left out. A case is
-// judged by the stopping rule (lib/sequential.ts) each time the count of its
+// judged by the stopping rule (lib/stats/sequential.ts) each time the count of its
 // measured rounds in which every side succeeded reaches one of the rule's
 // looks: every later side against the first, on the paired throughput log
 // ratios. It stops when every comparison is decided (faster, slower, same)
@@ -11,8 +11,8 @@
 //   rounds.stopped(caseKey(row))         // true: leave its remaining jobs out
 //
 // Pure: rows in, decisions out.
-import { caseKey, throughputOf } from './cases.ts';
-import type { RawRow } from './results.ts';
+import { caseKey, throughputOf } from '../cases.ts';
+import type { RawRow } from '../results.ts';
 import { canStop, pooledLook, pooledPct, type PooledRule } from './pooled.ts';
 import { decideAtLook, type LookDecision, type StoppingRule } from './sequential.ts';
 
@@ -20,7 +20,7 @@ export interface CaseStop {
   case: string;
   /** Measured rounds with every side successful when it stopped. */
   rounds: number;
-  /** decided: every comparison reached a verdict; cap: the last look came first; pooled: the matrix-level rule (lib/pooled.ts) let it stop as same. */
+  /** decided: every comparison reached a verdict; cap: the last look came first; pooled: the matrix-level rule (lib/stats/pooled.ts) let it stop as same. */
   state: 'decided' | 'cap' | 'pooled';
   /** Per later side (1, 2, ...): its verdict against side 0 at that look. */
   verdicts: LookDecision['verdict'][];

@@ -7,7 +7,7 @@
 //   await env.startSampling(); ...upload...; const s = await env.stopSampling()
 //   await env.down(); await provider.close()   // close() takes down whatever is still up
 
-import type { Say } from './progress.ts';
+import type { Say } from '../progress.ts';
 import type { ServerSpend } from './spend.ts';
 
 /** What runs as the server under test, as the run resolved it. */
@@ -54,7 +54,7 @@ export interface MemorySample {
   oomKills: number;
   /** Kernel lines about the OOM kill(s), for failures.log. */
   oomLines: string[];
-  /** What the server spent between the two calls (lib/spend.ts); its data folder's size at stopSampling(). */
+  /** What the server spent between the two calls (lib/providers/spend.ts); its data folder's size at stopSampling(). */
   spend: ServerSpend;
   /** Every sample taken, oldest first. */
   timeline: TimelinePoint[];

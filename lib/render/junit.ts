@@ -10,7 +10,7 @@
 // failing or failing more often); it is skipped, with the reason, when the
 // sample cannot tell or the case is ignored (matrix.yaml judgment); else it passes
 // with its verdict in system-out. Pure: data in, text out.
-import type { CaseComparison, Comparison, MetricComparison } from './compare.ts';
+import type { CaseComparison, Comparison, MetricComparison } from '../stats/compare.ts';
 import { fmtInterval, fmtP } from './compare-report.ts';
 
 export interface JunitCase {

@@ -1,4 +1,4 @@
-// Bundles the stand-in (lib/standin.mts and busboy) into one ES module file
+// Bundles the stand-in (lib/standin/standin.mts and busboy) into one ES module file
 // that plain `node` runs without tsx or node_modules: what a VM guest gets
 // (Debian bookworm's nodejs 18).
 //   const file = await bundleStandin('/tmp/guest/standin.mjs')   // node standin.mjs -db data/store.db
@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { cacheDir } from './paths.ts';
-import { makeDirs } from './dirs.ts';
+import { cacheDir } from '../paths.ts';
+import { makeDirs } from '../dirs.ts';
 
 const STANDIN_SOURCE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'standin.mts');
 

@@ -1,11 +1,11 @@
-// Renders a Comparison (lib/compare.ts) as compare.md through
+// Renders a Comparison (lib/stats/compare.ts) as compare.md through
 // templates/compare.md.mustache, and as compare.json for machines. Pure: the
 // caller reads the template and writes the result; numbers are formatted
 // here, with their units.
 import Mustache from 'mustache';
-import { caseKey } from './cases.ts';
-import type { CaseComparison, Comparison, MetricComparison, Summary } from './compare.ts';
-import type { RunRecord } from './run-record.ts';
+import { caseKey } from '../cases.ts';
+import type { CaseComparison, Comparison, MetricComparison, Summary } from '../stats/compare.ts';
+import type { RunRecord } from '../run-record.ts';
 
 const MiB = 2 ** 20;
 

@@ -6,8 +6,8 @@
 //
 //   let p: Probe[] = []; for (let s = nextProbe(set, p); s; s = nextProbe(set, p)) p = record(p, s.limitMb, await tryAt(s.limitMb))
 //   const f = floorOf(set, p)   // { status: 'floor', floorMb: 136, highestFailingMb: 128, flaky: null, ... }
-import { iterationRows } from './cases.ts';
-import type { RawRow } from './results.ts';
+import { iterationRows } from '../cases.ts';
+import type { RawRow } from '../results.ts';
 
 export interface FloorSettings {
   /** --floor-range LO..HI, in MB (2^20 bytes, as the matrix's limits). */

@@ -16,7 +16,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import type { Socket } from 'node:net';
 import path from 'node:path';
-import { SUITE_DIR } from './paths.ts';
+import { SUITE_DIR } from '../paths.ts';
 
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv', '/usr/sbin/setpriv'].find((f) => fs.existsSync(f)) ?? null;
 
@@ -44,7 +44,7 @@ export function killWithSuite(pid: number): void {
   // Spawned directly: zx would tie the pipe's lifetime to a promise; this one must live as long as the suite.
   // Its own session: a terminal's Ctrl-C goes to the suite, which tears down in order.
   watcher ??= spawn(process.execPath, ['--import', path.join(SUITE_DIR, 'node_modules', 'tsx', 'dist', 'loader.mjs'),
-    path.join(SUITE_DIR, 'lib', 'reaper-watch.mts')], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+    path.join(SUITE_DIR, 'lib', 'providers', 'reaper-watch.mts')], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
   watcher.unref();
   watcher.on('error', () => { /* no watcher: the sweeps of the next run remain */ });
   const pipe = watcher.stdin as Socket;

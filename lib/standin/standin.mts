@@ -2,7 +2,7 @@
 // contract (../shared/picoshare-api.md) and models its upload path, with fault
 // knobs for testing the suite. The suite starts it like PicoShare itself:
 //
-//   PS_SHARED_SECRET=s PORT=4001 TMPDIR=/tmp/spool node --import tsx lib/standin.mts -db data/store.db
+//   PS_SHARED_SECRET=s PORT=4001 TMPDIR=/tmp/spool node --import tsx lib/standin/standin.mts -db data/store.db
 //   STANDIN_THROTTLE_MIBS=50 ... (or --throttle-mibs 50), see USAGE below.
 //
 // Upload path, as in PicoShare: the `file` part is streamed to a spool file in
@@ -10,7 +10,7 @@
 // ParseMultipartForm(1 MiB) keeps it); only after the last byte is it copied into
 // the store (DATADIR/entries/ID.data plus ID.json) in 320 KiB chunks, the spool
 // is deleted, and then the response goes out. Memory stays flat at any size.
-// Runs on Node 18 too (bundled by lib/standin-bundle.ts for VM guests): only
+// Runs on Node 18 too (bundled by lib/standin/standin-bundle.ts for VM guests): only
 // node: built-ins and busboy.
 
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';

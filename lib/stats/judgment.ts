@@ -11,8 +11,8 @@
 //       reason: the runners' page cache fills 2 GB
 // A later rule that matches a case overrides an earlier one's band or exclusion. Pure.
 import { z } from 'zod';
-import { CONCURRENCY, parseWhole, scalarBy, wholeFrom } from './bounds.ts';
-import { parseMemoryMb, parseSize } from './units.ts';
+import { CONCURRENCY, parseWhole, scalarBy, wholeFrom } from '../bounds.ts';
+import { parseMemoryMb, parseSize } from '../units.ts';
 
 /** One rule, as recorded in config.json: the selectors it has, and a band or an exclusion (its reason). */
 export interface JudgmentRule {

@@ -1,4 +1,4 @@
-// The suite's own vagrant box, made from its guest image (lib/image.ts) when no
+// The suite's own vagrant box, made from its guest image (lib/providers/image.ts) when no
 // box is configured: a tar.gz of box.img (the qcow2), metadata.json, the kernel
 // and initrd, the guest's ssh key, and a box Vagrantfile that boots the kernel
 // directly and logs in as root (the guest has no sudo).

@@ -1,4 +1,4 @@
-// The watcher of lib/reaper.ts: reads "PID START_TICKS" lines on stdin from
+// The watcher of lib/providers/reaper.ts: reads "PID START_TICKS" lines on stdin from
 // the suite; when stdin closes (the suite exited, or was killed), SIGKILLs
 // each of those processes that is still the one it was given, and exits.
 import { startTicks } from './reaper.ts';

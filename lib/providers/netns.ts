@@ -12,8 +12,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { $ } from 'zx';
-import { pidAlive } from './pids.ts';
-import { findTool, missingToolMessage } from './tools.ts';
+import { pidAlive } from '../pids.ts';
+import { findTool, missingToolMessage } from '../tools.ts';
 
 /** Names are ups-PID-N, so a later run can remove what a killed one left (sweepOrphanNetns). */
 const PREFIX = 'ups-';

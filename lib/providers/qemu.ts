@@ -17,7 +17,7 @@ import { ensureGuestImage, type GuestImage } from './image.ts';
 import type { Environment, Provider, ProviderContext, ServerLaunch } from './provider.ts';
 import { diesWithSuite } from './reaper.ts';
 import { freePort } from './server.ts';
-import { PROVIDER_TOOLS, requireTools } from './tools.ts';
+import { PROVIDER_TOOLS, requireTools } from '../tools.ts';
 
 /** Seconds to wait for ssh after QEMU starts, before the factor (TCG boots of image 3 take 9-11 s on an idle host; image 1 took 190 s on a busy one). */
 const BOOT_TIMEOUT_SECONDS = 90;
@@ -110,7 +110,7 @@ export class QemuProvider implements Provider {
     // arriving at any point after this finds it in liveVms. Its own process group keeps a
     // terminal's Ctrl-C for the suite, which tears down in order.
     const errFd = fs.openSync(errFile, 'w');
-    // Through setpriv (lib/reaper.ts): QEMU dies with the suite, even when the suite is killed with SIGKILL.
+    // Through setpriv (lib/providers/reaper.ts): QEMU dies with the suite, even when the suite is killed with SIGKILL.
     const [cmd, ...argv] = diesWithSuite(['qemu-system-x86_64', ...args]);
     const qemu = spawn(cmd, argv, { stdio: ['ignore', 'ignore', errFd], detached: true });
     fs.closeSync(errFd);

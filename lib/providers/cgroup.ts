@@ -5,7 +5,7 @@
 //   const cg = createMemoryCgroup('ups-123-256', 256 * 2 ** 20)  // or null, with why
 import fs from 'node:fs';
 import path from 'node:path';
-import { pidAlive } from './pids.ts';
+import { pidAlive } from '../pids.ts';
 
 export interface MemoryCgroup {
   version: 1 | 2;

@@ -2,9 +2,9 @@
 // checked before anything starts: a bad value made every iteration not_ready
 // (the stand-in printing its usage into failures.log each time), and a
 // misspelt name did nothing at all. The rules are the stand-in's own
-// (lib/standin.mts parseConfig); test/hardening.test.mts holds them together.
+// (lib/standin/standin.mts parseConfig); test/hardening.test.mts holds them together.
 //   standinKnobsFrom(process.env)  // { STANDIN_THROTTLE_MIBS: '50' }, or an InputError
-import { InputError } from './errors.ts';
+import { InputError } from '../errors.ts';
 
 type Rule = { min: number; max?: number; integer: boolean } | 'switch' | { choices: string[] };
 export const STANDIN_KNOBS: Record<string, Rule> = {
