@@ -48,7 +48,8 @@ Options (flags override matrix.yaml):
                        directory's checkout) with server.build, and measure that build; repeat
                        once to compare two refs. WORKTREE = the working tree as it is, uncommitted
                        changes included (recorded as dirty). Without --ref, server.source builds WORKTREE.
-                       Repeat for more: every later ref is compared with the first.
+                       Repeat for more: every later ref is compared with the first. A..B: A and each
+                       first-parent commit after it up to B, as refs (history.md marks where it changed)
   --binary PATH        a prebuilt server binary instead of a ref; repeat to compare binaries as refs are
   --seed N             seed of the refs' interleaved order (default: random; recorded in config.json)
   --shard k/N          run only shard k of N (numbered from 1): whole cases (file size x memory limit, every
