@@ -59,7 +59,8 @@ Options (flags override matrix.yaml):
                        directory's checkout) with server.build, and measure that build; repeat
                        once to compare two refs. WORKTREE = the working tree as it is, uncommitted
                        changes included (recorded as dirty). Without --ref, server.source builds WORKTREE.
-                       Repeat for more: every later ref is compared with the first.
+                       Repeat for more: every later ref is compared with the first. A..B: A and each
+                       first-parent commit after it up to B, as refs (history.md marks where it changed)
   --binary PATH        a prebuilt server binary instead of a ref; repeat to compare binaries as refs are
   --junit FILE         with two or more servers: also write the comparisons' verdicts as JUnit XML, for a
                        CI's test view (failed: slower or failing more; skipped: inconclusive or ignored)
