@@ -47,7 +47,7 @@ async function run(argv: string[], io: Io): Promise<number> {
     // 2. The results folders (config.json written, not finished) and the jobs: each case once per side, interleaved.
     const seed = opts.seed ?? crypto.randomInt(2 ** 31), shard = opts.shard && { shard: opts.shard, refs: opts.refs.length };
     const run = await openRun({ m, cases, shard, sides: prepared.sides, out: opts.out, argv, matrixFile: opts.matrixFile, seed, resume,
-      rule: adaptiveRule(opts.adaptive, cases), stdout: (s) => io.stdout.write(s) }, say);
+      rule: adaptiveRule(opts.adaptive, m, prepared.sides.length), stdout: (s) => io.stdout.write(s) }, say);
     const provider = makeProvider(m, prepared.sides[0].spec, prepared.secret, prepared.image, { signal: interrupts.signal });
     interrupts.startRun((sig) => { for (const s of run.sides) s.record.stop_reason = `interrupted by ${sig}`; }, () => provider.waitingFor());
 

@@ -3,7 +3,7 @@
 // caller reads the template and writes the result; numbers are formatted
 // here, with their units.
 import Mustache from 'mustache';
-import type { CaseComparison, Comparison, MetricComparison, Summary } from './compare.ts';
+import { METRICS, type CaseComparison, type Comparison, type MetricComparison, type Summary } from './compare.ts';
 import type { RunRecord } from './run-record.ts';
 
 const MiB = 2 ** 20;
@@ -89,6 +89,11 @@ function sampleSize(k: CaseComparison, m: MetricComparison): string {
   return m.metric.key === 'throughput_mib_s' && k.rounds !== null ? `${k.rounds} rounds` : `${pairs} pairs`;
 }
 
+/** Metric verdicts (any case) that are a change: one of the metric's words. */
+function changedCount(c: Comparison): number {
+  return c.cases.reduce((n, k) => n + k.metrics.filter((m) => m.verdict !== null && m.metric.words.includes(m.verdict)).length, 0);
+}
+
 /** The Markdown comparison; `chart` is the SVG's path relative to compare.md. */
 export function renderCompare(c: Comparison, template: string, chart: string): string {
   const inc = c.inconclusive;
@@ -112,7 +117,9 @@ export function renderCompare(c: Comparison, template: string, chart: string): s
     rule: c.stoppingRule && {
       looks: c.stoppingRule.looks.join(', '),
       alpha: c.stoppingRule.alpha,
-      cases: c.stoppingRule.cases,
+      comparisons: c.stoppingRule.family.comparisons,
+      cases: c.stoppingRule.family.cases.length || c.stoppingRule.family.comparisons,
+      later: Math.max(1, c.stoppingRule.family.servers - 1),
       noisePct: c.stoppingRule.noise_pct,
     },
     geomeanCases: c.geomeanCases,
@@ -121,8 +128,9 @@ export function renderCompare(c: Comparison, template: string, chart: string): s
     overall,
     steadiest: c.steadiestChange
       ? `${c.steadiestChange.metric.title}, ${c.steadiestChange.fileSize} @ ${c.steadiestChange.memoryLimit}: ${c.steadiestChange.verdict} ` +
-        `${fmtChange(c.steadiestChange.changePct)} (spread ±${c.steadiestChange.spreadPct.toFixed(1)}% within a side)`
-      : 'none changed',
+        `${fmtChange(c.steadiestChange.changePct)} (spread ±${c.steadiestChange.spreadPct.toFixed(1)}% within a side; the least spread of ` +
+        `${c.steadiestChange.among} change(s) that hold at adjusted p < alpha / ${METRICS.length}, one share per metric it is picked from)`
+      : changedCount(c) > 0 ? `none of the ${changedCount(c)} change(s) holds at adjusted p < alpha / ${METRICS.length} (the share for picking among the metrics)` : 'none changed',
     hasOnlyOneSide: c.onlyOneSide.length > 0,
     onlyOneSide: c.onlyOneSide,
     hasWarnings: c.warnings.length > 0,
@@ -169,7 +177,7 @@ export function compareJson(c: Comparison): string {
       inconclusive: c.inconclusive,
       steadiest_change: c.steadiestChange && {
         metric: c.steadiestChange.metric.key, file_size: c.steadiestChange.fileSize, memory_limit: c.steadiestChange.memoryLimit,
-        verdict: c.steadiestChange.verdict, change_pct: c.steadiestChange.changePct, spread_pct: c.steadiestChange.spreadPct,
+        verdict: c.steadiestChange.verdict, change_pct: c.steadiestChange.changePct, spread_pct: c.steadiestChange.spreadPct, among: c.steadiestChange.among,
       },
       cases: c.cases.map((k) => ({
         file_size: k.fileSize,
@@ -180,6 +188,7 @@ export function compareJson(c: Comparison): string {
         failure_rate: { baseline: [k.base.failures.length, k.base.rows.length], candidate: [k.cand.failures.length, k.cand.rows.length] },
         paired: k.paired,
         rounds: k.rounds,
+        serial_correlation: k.serial && { lag1: k.serial.lag1, p: k.serial.p, widened_by: k.serial.widenedBy, flagged: k.serial.flagged },
         metrics: Object.fromEntries(
           k.metrics.map((m) => [
             m.metric.key,

@@ -13,10 +13,11 @@
 import type { CanaryRow, RawRow } from './results.ts';
 import type { RunRecord } from './run-record.ts';
 import {
-  caseSide, caseSizeLabel, cpuSecondsPerGiB, groupCases, spaceAmplification, throughputOf, warmupFor, writeAmplification, type CaseSide,
+  caseKey, caseSide, caseSizeLabel, cpuSecondsPerGiB, groupCases, spaceAmplification, throughputOf, warmupFor, writeAmplification, type CaseSide,
 } from './cases.ts';
+import { judgeRounds } from './adaptive.ts';
 import { holm, pairedChange, unpairedChange, type Change } from './effect.ts';
-import { decideAtLook, lastLookReached, lookLevels, type StoppingRule } from './sequential.ts';
+import type { SerialCheck, StoppingRule } from './sequential.ts';
 import { cvPct, geomean, max, median, min, minPossibleP, spreadPct } from './stats.ts';
 import { changeVerdict, detectable, sd, type Detectable } from './verdict.ts';
 
@@ -102,8 +103,10 @@ export interface CaseComparison {
   verdict: CaseVerdict;
   /** Paired: iterations of the same number ran back to back in one interleaved run; the pairs compared. */
   paired: boolean;
-  /** For a run stopped by a group-sequential rule: the rounds judged (the last look reached). */
+  /** For a run stopped by a group-sequential rule: the successful rounds judged (the look it stopped at, or the last reached). */
   rounds: number | null;
+  /** For a run stopped by a group-sequential rule: the lag-1 serial-correlation check at that look (null below 4 rounds). */
+  serial: SerialCheck | null;
   /** null when neither side failed. */
   failures: FailureVerdict | null;
   /** Distinct exit reasons of the candidate's failures. */
@@ -154,7 +157,7 @@ export interface Comparison {
    * Of the metrics that changed (a better or worse verdict), the one with the least spread (sd of its
    * log values, as a percentage): the figure that tells the two runs apart most surely. null when none changed.
    */
-  steadiestChange: { metric: MetricDef; fileSize: string; memoryLimit: string; verdict: string; changePct: number; spreadPct: number } | null;
+  steadiestChange: { metric: MetricDef; fileSize: string; memoryLimit: string; verdict: string; changePct: number; spreadPct: number; among: number } | null;
   warnings: string[];
   /** 0 nothing regressed, 1 a case slower (after the family-wise rule), newly failed or failing more often. */
   exitCode: 0 | 1;
@@ -276,6 +279,7 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
       verdict: 'no data',
       paired: casePaired,
       rounds: null,
+      serial: null,
       failures: failureVerdict(b, c),
       newExitReasons: [...new Set(c.failures.map((r) => r.exit_reason))].sort(),
     });
@@ -287,13 +291,25 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
   }
   cases.sort((x, y) => x.memoryLimitMb - y.memoryLimitMb || x.fileSizeBytes - y.fileSizeBytes || x.concurrency - y.concurrency);
 
-  // Family-wise: per metric, Holm across the cases that have a change.
+  // Family-wise. Throughput of interleaved adaptive rounds: the stopping rule's family, replayed on the same rounds
+  // (the other metrics with it, on the same rounds at the same look). Otherwise per metric, Holm across the cases;
+  // the metrics other than throughput are secondary and never set the exit code.
+  const sequential = (k: CaseComparison) => rule !== null && k.paired;
+  const fixed = cases.filter((k) => !sequential(k));
   METRICS.forEach((_, i) => {
-    const judged = cases.filter((k) => k.metrics[i].change);
-    const adjusted = holm(judged.map((k) => k.metrics[i].p!));
-    judged.forEach((k, j) => judge(k, i, adjusted[j], t, judged.length));
+    const judged = fixed.filter((k) => k.metrics[i].change);
+    holm(judged.map((k) => k.metrics[i].p!)).forEach((p, j) => judge(judged[j], i, p, t, judged.length));
   });
-  if (rule) for (const k of cases) if (k.paired) judgeSequential(k, rule);
+  const stops = rule ? (base.config?.ab?.stops ?? []) : [];
+  const candSide = cand.config?.ab?.this_ref ?? 1;
+  const disagree: string[] = [];
+  for (const k of cases.filter(sequential)) {
+    judgeSequential(k, rule!, warmupFor(base.config, new Set(k.base.rows.map((r) => r.iteration)).size), METRICS.length - 1);
+    const stop = stops.find((x) => x.case === caseKey(k.base.rows[0]) && x.side === candSide);
+    if (stop && (stop.verdict !== k.metrics[0].verdict || stop.rounds !== k.rounds)) {
+      disagree.push(`${k.fileSize} @ ${k.memoryLimit}: stopped ${stop.verdict} at ${stop.rounds} rounds, judged ${k.metrics[0].verdict} at ${k.rounds}`);
+    }
+  }
   const machineShift = paired ? null : canaryShift(base.canary ?? [], cand.canary ?? [], t.noisePct);
   if (machineShift) machineShift.explained = explainedByMachine(cases, machineShift, t.noisePct);
   for (const k of cases) {
@@ -318,8 +334,11 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     .filter((m) => m.base && m.cand && m.base.median > 0 && m.cand.median > 0)
     .map((m) => m.cand!.median / m.base!.median);
   const inconclusive = inconclusiveOf(cases, cand, t);
+  const serial = cases.filter((k) => k.serial?.flagged || (k.serial?.widenedBy ?? 1) > 1);
+  // The steadiest is picked from all the metrics after looking: only changes that hold at alpha / metrics count
+  // (Bonferroni over the metrics it picks from), so the pick adds no false change.
   const changed = cases.flatMap((k) => k.metrics
-    .filter((m) => m.verdict !== null && m.metric.words.includes(m.verdict) && m.changePct !== null)
+    .filter((m) => m.verdict !== null && m.metric.words.includes(m.verdict) && m.changePct !== null && m.pAdjusted !== null && m.pAdjusted * METRICS.length < t.alpha)
     .map((m) => ({ k, m, sd: logSpread(m, k.base.successes, k.cand.successes, k.paired).sd })));
   const steadiest = changed.length ? changed.reduce((a, b) => (b.sd < a.sd ? b : a)) : null;
 
@@ -336,10 +355,14 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     stoppingRule: rule,
     steadiestChange: steadiest && {
       metric: steadiest.m.metric, fileSize: steadiest.k.fileSize, memoryLimit: steadiest.k.memoryLimit,
-      verdict: steadiest.m.verdict!, changePct: steadiest.m.changePct!, spreadPct: (Math.exp(steadiest.sd) - 1) * 100,
+      verdict: steadiest.m.verdict!, changePct: steadiest.m.changePct!, spreadPct: (Math.exp(steadiest.sd) - 1) * 100, among: changed.length,
     },
     machineShift,
-    warnings: [...machineWarnings(machineShift), ...warnings(base, cand, cases, t, inconclusive)],
+    warnings: [
+      ...machineWarnings(machineShift), ...serialWarnings(serial),
+      ...(disagree.length ? [`The run's recorded stops and this replay of its rule disagree (${disagree.join('; ')}): the rows or the rule changed after the run.`] : []),
+      ...warnings(base, cand, cases, t, inconclusive),
+    ],
     exitCode: counts.slower > 0 || counts.newlyFailed > 0 || counts.failsMore > 0 ? 1 : 0,
   };
 }
@@ -364,27 +387,44 @@ function fewestToReach(level: number, paired: boolean): number {
   return need;
 }
 
-/** Throughput of a run stopped by a group-sequential rule: the decision at the last look its rounds reached. */
-function judgeSequential(k: CaseComparison, rule: StoppingRule): void {
+/**
+ * A comparison of interleaved adaptive rounds, judged as the run judged it: the rule replayed on both
+ * sides' iteration rows (lib/adaptive.ts judgeRounds), its verdict at the look it stopped at (or the last
+ * look reached, for a run cut short). The other metrics are judged on the same rounds at the same look,
+ * each at that look's level shared among them (so over looks, cases and metrics the secondary family keeps
+ * alpha too), with the same interval for `same`.
+ */
+function judgeSequential(k: CaseComparison, rule: StoppingRule, warmup: number, secondaryMetrics: number): void {
+  const rounds = judgeRounds(k.base.rows, k.cand.rows, rule, warmup);
+  const d = rounds.rule.decision ?? rounds.rule.latest;
   const m = k.metrics[0];
-  const ratios = logRatios(k.base.successes, k.cand.successes, m.metric.key);
-  const look = lastLookReached(ratios.length, rule);
-  if (look === null) {
-    m.verdict = 'inconclusive';
-    m.pAdjusted = null;
+  if (d === null || d.rounds === 0) {
+    for (const x of k.metrics) if (x.change) Object.assign(x, { verdict: 'inconclusive', pAdjusted: null });
     return;
   }
-  const d = decideAtLook(ratios, look, rule);
-  const change = d.change ?? pairedChange(ratios.slice(0, look), Number((1 - rule.confidence).toFixed(12)));
+  k.rounds = d.rounds;
+  k.serial = d.serial;
+  const judged = new Set(rounds.used.slice(0, d.rounds));
+  const [b, c] = [k.base.successes.filter((r) => judged.has(r.iteration)), k.cand.successes.filter((r) => judged.has(r.iteration))];
+  const change = d.change ?? pairedChange(rounds.rule.ratios.slice(0, d.rounds), d.sameAlpha);
   Object.assign(m, {
     change, changePct: pctOf(change.estimate), loPct: pctOf(change.lo), hiPct: pctOf(change.hi),
     p: d.p, pAdjusted: d.adjustedP, verdict: d.verdict,
   });
-  k.rounds = look;
   if (d.verdict === 'inconclusive') {
-    const level = lookLevels(rule).at(-1)!;
-    m.detectable = detectable(sd(ratios.slice(0, look)), look, true, level, rule.noise_pct, rule.looks.at(-1)!);
+    m.detectable = detectable(sd(rounds.rule.ratios.slice(0, d.rounds)), d.rounds, true, d.level, rule.noise_pct, rule.looks.at(-1)!);
   }
+  k.metrics.forEach((x, i) => {
+    if (i === 0) return;
+    const again = measureMetric(x.metric, b, c, true, d.sameAlpha);
+    Object.assign(x, again);
+    if (!x.change) return;
+    const level = d.level / secondaryMetrics;
+    const pAdjusted = level > 0 ? Math.min(1, (x.p! * rule.alpha) / level) : 1;
+    const v = changeVerdict(x.change, pAdjusted, { alpha: rule.alpha, noisePct: rule.noise_pct }, x.metric.better);
+    x.pAdjusted = pAdjusted;
+    x.verdict = v === 'better' ? x.metric.words[0] : v === 'worse' ? x.metric.words[1] : v;
+  });
 }
 
 function inconclusiveOf(cases: CaseComparison[], cand: RunInput, t: Thresholds): Comparison['inconclusive'] {
@@ -506,6 +546,19 @@ function explainedByMachine(cases: CaseComparison[], shift: MachineShift, noiseP
     n++;
   }
   return n;
+}
+
+/** Cases whose paired ratios were serially correlated: their intervals widened, or their verdict held back. */
+function serialWarnings(cases: CaseComparison[]): string[] {
+  if (cases.length === 0) return [];
+  const text = (k: CaseComparison) => `${k.fileSize} @ ${k.memoryLimit} lag-1 ${k.serial!.lag1.toFixed(2)} (p ${k.serial!.p.toPrecision(2)})`;
+  const flagged = cases.filter((k) => k.serial!.flagged);
+  const widened = cases.filter((k) => !k.serial!.flagged);
+  return [
+    ...(flagged.length ? [`Rounds not independent in ${flagged.length} case(s): the paired ratios are serially correlated (${flagged.map(text).join('; ')}), ` +
+      'so the verdict is held back as inconclusive: drift or state carried from round to round on this machine or provider.'] : []),
+    ...(widened.length ? [`Some serial correlation in ${widened.length} case(s) (${widened.map(text).join('; ')}): p and the interval widened by its variance factor.`] : []),
+  ];
 }
 
 function machineWarnings(s: MachineShift | null): string[] {

@@ -18,6 +18,7 @@ import {
   appendCanaryRow, appendSamples, parseCanaryCsv, parseRawCsv, parseSamplesCsv, rawCsvHeader, rawCsvLine, writeConfig, type CanaryRow, type RawRow, type SampleRow,
 } from './results.ts';
 import type { RunRecord } from './run-record.ts';
+import { caseId } from './shard.ts';
 import { formatBytes } from './units.ts';
 
 /** One ref's folder of a shard (the shard's only folder when it ran one server). */
@@ -158,6 +159,11 @@ export function mergeShards(shards: ShardRun[], opts: { allowMissing: boolean })
         throw new InputError(`${label(s)} ran another matrix than ${label(first)}: ${differs(key, c0[key], c[key])}`);
       }
     }
+    // One family over the whole matrix (lib/family.ts): every shard judged by the same rule, which the merge judges with.
+    if (!same(c.ab?.stopping_rule, c0.ab?.stopping_rule)) {
+      throw new InputError(`${label(s)} recorded another stopping rule than ${label(first)}: ${differs('ab.stopping_rule', c0.ab?.stopping_rule, c.ab?.stopping_rule)}; ` +
+        'every shard must be run with the same suite, matrix, refs and --noise/--max-iterations');
+    }
     if (s.sides.length !== first.sides.length || !same(c.ab?.refs, c0.ab?.refs)) {
       throw new InputError(`${label(s)} ran other refs than ${label(first)}: ${refsOf(s)} vs ${refsOf(first)}`);
     }
@@ -178,7 +184,7 @@ export function mergeShards(shards: ShardRun[], opts: { allowMissing: boolean })
     const mine = new Set(s.sides[0].config.shard!.cases);
     for (const side of s.sides) {
       for (const r of side.rows) {
-        const k = caseKey(r);
+        const k = caseId(r.file_size_bytes, r.memory_limit_mb);
         if (!mine.has(k)) throw new InputError(`${label(s)} has rows for ${caseLabel(k)}, a case shard ${s.sides[0].config.shard!.index}/${total} was not assigned`);
       }
     }
@@ -188,18 +194,25 @@ export function mergeShards(shards: ShardRun[], opts: { allowMissing: boolean })
       owner.set(k, s);
     }
   }
-  const allCases = (matrix.memory_limits_mb ?? []).flatMap((mem) => (matrix.sizes ?? []).map((sz) => `${sz.bytes}@${mem}`));
+  const allCases = (matrix.memory_limits_mb ?? []).flatMap((mem) => (matrix.sizes ?? []).map((sz) => ({ k: caseId(sz.bytes, mem), bytes: sz.bytes, mem })));
   const given = new Set(shards.map((s) => s.sides[0].config.shard!.index));
   const missingShards = Array.from({ length: total }, (_, i) => i + 1).filter((k) => !given.has(k));
   const missing: string[] = [];
-  for (const k of allCases) {
+  for (const { k, bytes, mem } of allCases) {
     const s = owner.get(k);
     if (!s) { missing.push(`${caseLabel(k)} (shard not given)`); continue; }
-    s.sides.forEach((side) => {
-      const n = side.rows.filter((r) => caseKey(r) === k).length;
-      // Adaptive rounds: a case decided (or capped) early is whole with fewer rows than planned.
-      const stopped = side.config.ab?.stops?.some((x) => x.case === k) ?? false;
-      if (!stopped && n < (matrix.iterations ?? 0)) missing.push(`${caseLabel(k)}${side.folder ? ` of ${side.folder}` : ''}: ${n} of ${matrix.iterations} iterations (${label(s)} did not finish: ${side.config.stop_reason ?? 'no reason recorded'})`);
+    s.sides.forEach((side, i) => {
+      const rows = side.rows.filter((r) => caseId(r.file_size_bytes, r.memory_limit_mb) === k);
+      const keys = (matrix.concurrency ?? [1]).map((n) => caseKey({ file_size_bytes: bytes, memory_limit_mb: mem, concurrency: n }));
+      for (const key of keys) {
+        const n = new Set(rows.filter((r) => caseKey(r) === key).map((r) => r.iteration)).size;
+        // Adaptive rounds: a comparison decided (or capped) early is whole with fewer rows than planned; the first server's
+        // side of a case once every comparison of it stopped.
+        const stops = (side.config.ab?.stops ?? []).filter((x) => x.case === key);
+        const later = (side.config.ab?.refs.length ?? 1) - 1;
+        const stopped = i === 0 ? later > 0 && new Set(stops.map((x) => x.side)).size === later : stops.some((x) => x.side === i);
+        if (!stopped && n < (matrix.iterations ?? 0)) missing.push(`${caseLabel(key)}${side.folder ? ` of ${side.folder}` : ''}: ${n} of ${matrix.iterations} iterations (${label(s)} did not finish: ${side.config.stop_reason ?? 'no reason recorded'})`);
+      }
     });
   }
   if (missing.length > 0 && !opts.allowMissing) {

@@ -9,8 +9,9 @@
 //
 // Pure: no file system here (lib/load-run.ts reads the file).
 import { InputError } from './errors.ts';
-import type { CaseStop } from './adaptive.ts';
+import type { ComparisonStop } from './adaptive.ts';
 import type { StoppingRule } from './sequential.ts';
+import type { Family } from './family.ts';
 import type { ShardRecord } from './shard.ts';
 import { DEFAULT_TIMEOUTS, MAX_ITERATIONS, MAX_TIMEOUT_SECONDS, PROVIDERS, type Matrix, type ProviderName } from './matrix.ts';
 
@@ -65,8 +66,8 @@ export interface AbRecord {
   order: string;
   /** Set when rounds were adaptive: the group-sequential rule cases stopped by (lib/sequential.ts), so a re-read run is judged the same way. */
   stopping_rule?: StoppingRule;
-  /** Adaptive rounds: each case that stopped before its planned rounds ran out, when and why. */
-  stops?: CaseStop[];
+  /** Adaptive rounds: each comparison (case x later ref) the rule stopped, when and why. */
+  stops?: ComparisonStop[];
 }
 
 /** The host's fingerprint (lib/host.ts); machine, hypervisor and ci are absent from records of older suites. */
@@ -283,14 +284,18 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
       refs: strings(a.refs, 'ab.refs'), this_ref: a.this_ref === undefined ? 0 : whole(a.this_ref, 'ab.this_ref', 0),
       seed: a.seed === undefined ? 0 : a.seed === null ? null : whole(a.seed, 'ab.seed', 0), parent: str(a, 'parent', 'ab.parent'), order: str(a, 'order', 'ab.order'),
     };
-    if (a.stopping_rule !== undefined) ab.stopping_rule = stoppingRuleOf(obj(a, 'stopping_rule', 'ab.stopping_rule'), fail);
+    if (a.stopping_rule !== undefined) ab.stopping_rule = stoppingRuleOf(obj(a, 'stopping_rule', 'ab.stopping_rule'), ab.refs.length, fail);
     if (a.stops !== undefined) {
       if (!Array.isArray(a.stops)) fail('ab.stops', 'must be a list', a.stops);
-      ab.stops = (a.stops as unknown[]).map((s, i): CaseStop => {
-        const verdicts = ['faster', 'slower', 'same', 'inconclusive'] as const;
-        if (!isObject(s) || typeof s.case !== 'string' || (s.state !== 'decided' && s.state !== 'cap') || !Array.isArray(s.verdicts)
-          || !s.verdicts.every((v) => (verdicts as readonly unknown[]).includes(v))) return fail(`ab.stops[${i}]`, 'must be {case, rounds, state, verdicts}', s);
-        return { case: s.case, rounds: whole(s.rounds, `ab.stops[${i}].rounds`, 0), state: s.state, verdicts: s.verdicts as CaseStop['verdicts'] };
+      const verdicts = ['faster', 'slower', 'same', 'inconclusive'] as const;
+      const isVerdict = (v: unknown): v is ComparisonStop['verdict'] => (verdicts as readonly unknown[]).includes(v);
+      ab.stops = (a.stops as unknown[]).flatMap((s, i): ComparisonStop[] => {
+        if (!isObject(s) || typeof s.case !== 'string' || (s.state !== 'decided' && s.state !== 'cap')) return fail(`ab.stops[${i}]`, 'must be {case, side, rounds, state, verdict}', s);
+        const rounds = whole(s.rounds, `ab.stops[${i}].rounds`, 0);
+        // Records before per-comparison stops: one entry per case with a verdict per later side.
+        if (Array.isArray(s.verdicts) && s.verdicts.every(isVerdict)) return s.verdicts.map((verdict, k) => ({ case: s.case as string, side: k + 1, rounds, state: s.state as ComparisonStop['state'], verdict }));
+        if (!isVerdict(s.verdict)) return fail(`ab.stops[${i}].verdict`, 'must be faster, slower, same or inconclusive', s.verdict);
+        return [{ case: s.case, side: whole(s.side, `ab.stops[${i}].side`, 1), rounds, state: s.state, verdict: s.verdict }];
       });
     }
   }
@@ -328,16 +333,32 @@ export function parseRunRecord(json: unknown, where: string): RunRecord {
 }
 
 /** ab.stopping_rule, checked field by field: a re-read run is judged by the rule it ran with. */
-function stoppingRuleOf(s: Record<string, unknown>, fail: (field: string, what: string, got: unknown) => never): StoppingRule {
+function stoppingRuleOf(s: Record<string, unknown>, refs: number, fail: (field: string, what: string, got: unknown) => never): StoppingRule {
   const num = (k: string, ok: (n: number) => boolean) => (typeof s[k] === 'number' && ok(s[k] as number) ? (s[k] as number) : fail(`ab.stopping_rule.${k}`, 'is out of range', s[k]));
   if (s.kind !== 'group-sequential' || s.spending !== 'power') fail('ab.stopping_rule', 'must be a group-sequential rule with power spending', s.kind);
   const looks = Array.isArray(s.looks) && s.looks.length > 0 && s.looks.every((x, i, a) => Number.isInteger(x) && x > 0 && (i === 0 || x > a[i - 1]))
     ? (s.looks as number[]) : fail('ab.stopping_rule.looks', 'must be rising whole numbers', s.looks);
   return {
     kind: 'group-sequential', spending: 'power', spending_power: num('spending_power', (n) => n > 0),
-    alpha: num('alpha', (n) => n > 0 && n < 1), cases: num('cases', (n) => Number.isInteger(n) && n > 0), looks,
+    alpha: num('alpha', (n) => n > 0 && n < 1), family: familyRecordOf(s, refs, fail), looks,
     noise_pct: num('noise_pct', (n) => n >= 0), confidence: num('confidence', (n) => n > 0 && n < 1),
+    // Records before the family: `same` and the serial check as the rule now defines them.
+    same_spending_power: s.same_spending_power === undefined ? 1 : num('same_spending_power', (n) => n > 0),
+    serial_alpha: s.serial_alpha === undefined ? 0.05 : num('serial_alpha', (n) => n > 0 && n < 1),
   };
+}
+
+/** stopping_rule.family; a record from before it (a count of `cases`, alpha shared per case) keeps that share. */
+function familyRecordOf(s: Record<string, unknown>, refs: number, fail: (field: string, what: string, got: unknown) => never): Family {
+  if (s.family === undefined) {
+    const n = s.cases;
+    if (!(Number.isSafeInteger(n) && (n as number) > 0)) return fail('ab.stopping_rule.family', 'is missing', s.family);
+    return { cases: [], servers: refs, comparisons: n as number };
+  }
+  const f = s.family;
+  if (!isObject(f) || !Array.isArray(f.cases) || !f.cases.every((c) => typeof c === 'string') || !Number.isSafeInteger(f.servers)
+    || !Number.isSafeInteger(f.comparisons) || (f.comparisons as number) < 1) return fail('ab.stopping_rule.family', 'must be {cases, servers, comparisons}', f);
+  return { cases: f.cases as string[], servers: f.servers as number, comparisons: f.comparisons as number };
 }
 
 /** shard, checked field by field: a resumed shard runs the same cases, and merge-runs checks them. */

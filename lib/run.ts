@@ -16,6 +16,7 @@ import { closeClient } from './client.ts';
 import { checkDiskSpace, diskPlanFor } from './diskspace.ts';
 import { AdaptiveRounds } from './adaptive.ts';
 import { caseKey } from './cases.ts';
+import { family } from './family.ts';
 import { InputError } from './errors.ts';
 import { historyChartSvg } from './charts.ts';
 import { historyOf, renderHistory } from './history.ts';
@@ -166,11 +167,13 @@ export function makeProvider(m: Matrix, spec: ServerSpec, secret: string, image:
   return new LocalProvider(launch);
 }
 
-/** --iterations auto: the stopping rule for `cases` (lib/sequential.ts); family-wise over the matrix's cases. */
-export function adaptiveRule(adaptive: { maxRounds: number; noisePct: number } | null, cases: Case[]): StoppingRule | null {
+/**
+ * --iterations auto: the stopping rule (lib/sequential.ts), family-wise over every comparison of the run: each
+ * case of the whole matrix (every shard's: the plan is known before any starts) x each later server.
+ */
+export function adaptiveRule(adaptive: { maxRounds: number; noisePct: number } | null, m: Matrix, servers: number): StoppingRule | null {
   if (!adaptive) return null;
-  const distinct = new Set(cases.map((c) => `${c.size.bytes}@${c.memoryMb}`)).size;
-  return stoppingRule({ alpha: 0.05, noisePct: adaptive.noisePct, cases: distinct, maxRounds: adaptive.maxRounds });
+  return stoppingRule({ alpha: 0.05, noisePct: adaptive.noisePct, family: family(m, servers), maxRounds: adaptive.maxRounds });
 }
 
 /** Where a side's comparison with the first side goes: compare/, or compare-<side>/ when there are more than two. */
@@ -294,12 +297,12 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     progress.line(`[${k}/${total}] ${tag(j)}${r.memory_limit} ${r.file_size}${n} #${r.iteration}: ${r.exit_reason} ` +
       `${r.duration_seconds.toFixed(2)} s${r.throughput_mib_s !== null ? ` ${r.throughput_mib_s.toFixed(1)} MiB/s` : ''}${r.error ? ` (${r.error})` : ''}`);
     if (process.env.UPS_SELF_STATS === '1') progress.line(formatSelfStats(selfStats(k)));
-    const stop = adaptive?.record(j.side, r);
-    if (stop) {
-      progress.line(`${r.memory_limit} ${r.file_size}: ${stop.state === 'decided' ? 'decided' : 'undecided at the last look'} after ${stop.rounds} rounds: ` +
-        run.sides.slice(1).map((s, i) => `${s.side.name} ${stop.verdicts[i]}`).join(', '));
-      for (const s of run.sides) s.record.ab!.stops = adaptive!.all();
+    const stops = adaptive?.record(j.side, rows) ?? [];
+    for (const stop of stops) {
+      progress.line(`${r.memory_limit} ${r.file_size}${n}: ${run.sides[stop.side].side.name} against ${run.sides[0].side.name} ` +
+        `${stop.state === 'decided' ? 'decided' : 'undecided at the last look'} after ${stop.rounds} rounds: ${stop.verdict}`);
     }
+    if (stops.length) for (const s of run.sides) s.record.ab!.stops = adaptive!.all();
     // Fail fast (lib/failfast.ts): every row but vm_failed is one start of this side's server.
     const never = r.exit_reason !== 'vm_failed' && failFast.observe(String(j.side), r.exit_reason === 'not_ready' ? o.notReadyAnswer ?? r.error : null);
     if (never) throw new ServerNeverReady(failFastMessage(side.side.name, never, o.failure ?? ''));
@@ -353,7 +356,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
         }
       },
       stopped: () => signal.aborted,
-      skip: (j) => adaptive?.stopped(caseKey({ file_size_bytes: j.case.size.bytes, memory_limit_mb: j.case.memoryMb, concurrency: j.case.concurrency ?? 1 })) ?? false,
+      skip: (j) => adaptive?.skip(j.side, caseKey({ file_size_bytes: j.case.size.bytes, memory_limit_mb: j.case.memoryMb, concurrency: j.case.concurrency ?? 1 })) ?? false,
     });
     if (!signal.aborted) for (const s of run.sides) s.record.finished = true;
   } catch (e) {

@@ -12,6 +12,7 @@ import { seededRandom } from '../lib/interleave.ts';
 import { readRunRecord } from '../lib/load-run.ts';
 import { parseOptions } from '../lib/options.ts';
 import { parseRawCsv } from '../lib/results.ts';
+import { familyOf } from '../lib/family.ts';
 import { stoppingRule } from '../lib/sequential.ts';
 import { serverWrapper } from './run-helpers.mts';
 import { row } from './raw-row.mts';
@@ -19,7 +20,8 @@ import { row } from './raw-row.mts';
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-adaptive-'));
 after(() => fs.rmSync(scratch, { recursive: true, force: true }));
 
-const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 1, maxRounds: 24 });
+const KEY = `${10 * 2 ** 20}@256`;
+const rule = stoppingRule({ alpha: 0.05, noisePct: 3, family: familyOf([KEY], 2), maxRounds: 24 });
 /** Round i's two rows: side 1's throughput is `ratio` times side 0's, with seeded noise of `cv` on each. */
 function feed(rounds: AdaptiveRounds, ratio: number, cv: number, seed: number, upTo: number, fail = new Set<number>()) {
   const random = seededRandom(seed);
@@ -29,8 +31,7 @@ function feed(rounds: AdaptiveRounds, ratio: number, cv: number, seed: number, u
     for (const side of [0, 1]) {
       const t = 100 * (side === 1 ? ratio : 1) * noise();
       const failed = side === 1 && fail.has(i);
-      const stop = rounds.record(side, row({ iteration: i, throughput_mib_s: failed ? null : t, exit_reason: failed ? 'timeout' : 'success' }));
-      if (stop) stops.push({ at: i, ...stop });
+      for (const stop of rounds.record(side, [row({ iteration: i, throughput_mib_s: failed ? null : t, exit_reason: failed ? 'timeout' : 'success' })])) stops.push({ ...stop, at: i });
     }
   }
   return stops;
@@ -39,9 +40,10 @@ function feed(rounds: AdaptiveRounds, ratio: number, cv: number, seed: number, u
 test('a clear slowdown is decided slower at the first look whose level the exact test can reach (10 rounds: 2/2^6 > alpha spent at 6)', () => {
   const rounds = new AdaptiveRounds(rule, 2, 1);
   const stops = feed(rounds, 0.8, 0.01, 1, 30);
-  assert.deepEqual(stops.map((s) => [s.at, s.rounds, s.state, s.verdicts]), [[11, 10, 'decided', ['slower']]]);
-  assert.equal(rounds.stopped(`${10 * 2 ** 20}@256`), true);
-  assert.equal(rounds.stopped(`${10 * 2 ** 20}@512`), false, 'another case runs on');
+  assert.deepEqual(stops.map((s) => [s.at, s.rounds, s.state, s.verdict]), [[11, 10, 'decided', 'slower']]);
+  assert.equal(rounds.skip(0, KEY), true);
+  assert.equal(rounds.skip(1, KEY), true);
+  assert.equal(rounds.skip(0, `${10 * 2 ** 20}@512`), false, 'another case runs on');
 });
 
 test('no change in noise: judged at every look, stopped only at the last one (the cap), never slower', () => {
@@ -49,32 +51,50 @@ test('no change in noise: judged at every look, stopped only at the last one (th
   const stops = feed(rounds, 1, 0.1, 7, 40);
   assert.equal(stops.length, 1);
   assert.equal(stops[0].rounds, 24);
-  assert.ok(stops[0].state === 'cap' || stops[0].verdicts[0] === 'same', JSON.stringify(stops[0]));
-  assert.notEqual(stops[0].verdicts[0], 'slower');
+  assert.ok(stops[0].state === 'cap' || stops[0].verdict === 'same', JSON.stringify(stops[0]));
+  assert.notEqual(stops[0].verdict, 'slower');
 });
 
 test('a round in which a side failed does not count toward a look', () => {
   const rounds = new AdaptiveRounds(rule, 2, 1);
-  // Rounds 3 and 5 failed on side 1: the tenth complete round is iteration 13.
+  // Rounds 3 and 5 failed on side 1: the look at n successful rounds comes at iteration n + 3 (a warm-up, 2 failed).
   const stops = feed(rounds, 0.8, 0.01, 1, 30, new Set([3, 5]));
-  assert.equal(stops[0].at, 13);
-  assert.equal(stops[0].rounds, 10);
+  assert.ok(rule.looks.includes(stops[0].rounds), JSON.stringify(stops[0]));
+  assert.equal(stops[0].at, stops[0].rounds + 3);
 });
 
-test('three sides: the case stops only when every later side is decided against the first', () => {
+test('three sides: each later side is its own comparison; the first side runs on until every one stopped', () => {
   const rounds = new AdaptiveRounds(rule, 3, 1);
   const random = seededRandom(3);
-  let stop = null;
-  for (let i = 1; i <= 30 && !stop; i++) {
+  const stops = [];
+  for (let i = 1; i <= 25; i++) {
     for (const [side, ratio] of [[0, 1], [1, 0.8], [2, 1]] as const) {
-      // Side 2 is the same as side 0 but for 10% noise: not decided at 6 rounds.
+      if (rounds.skip(side, KEY)) continue;
+      // Side 2 is the same as side 0 but for 10% noise: not decided when side 1 is.
       const t = 100 * ratio * (side === 2 ? Math.exp(0.1 * (random() * 2 - 1) * Math.sqrt(3)) : 1 + random() * 0.01);
-      stop = rounds.record(side, row({ iteration: i, throughput_mib_s: t })) ?? stop;
+      for (const s of rounds.record(side, [row({ iteration: i, throughput_mib_s: t })])) stops.push({ ...s, at: i });
     }
   }
-  assert.ok(stop);
-  assert.ok(stop.rounds > 6, `side 2 kept the case going past the first look (${stop.rounds})`);
-  assert.equal(stop.verdicts[0], 'slower');
+  assert.equal(stops[0].side, 1);
+  assert.equal(stops[0].verdict, 'slower');
+  assert.ok(stops[1].side === 2 && stops[1].rounds > stops[0].rounds, JSON.stringify(stops));
+  assert.notEqual(stops[1].verdict, 'slower');
+});
+
+test('N uploads at once: the rule judges the iteration aggregate (N x size / slowest), as compare-runs does', () => {
+  const rounds = new AdaptiveRounds(rule, 2, 1);
+  const random = seededRandom(4);
+  const stops = [];
+  for (let i = 1; i <= 25; i++) {
+    for (const side of [0, 1]) {
+      // The first upload of side 1 is always quicker, the second (the slowest, which sets the aggregate) 25% slower.
+      const up = (d: number) => row({ iteration: i, concurrency: 2, duration_seconds: d * (1 + 0.02 * random()), throughput_mib_s: 10 / d });
+      const rows = side === 0 ? [up(1), up(1.01)] : [up(0.9), up(1.25)];
+      stops.push(...rounds.record(side, rows));
+    }
+  }
+  assert.equal(stops[0].case, `${KEY}x2`);
+  assert.equal(stops[0].verdict, 'slower');
 });
 
 test('options: auto is the default with two servers; its flags need it; --binary and --ref do not mix', () => {
@@ -106,8 +126,8 @@ test('two stand-ins as --binary, one 100% slower: interleaved rounds stop at the
   const record = readRunRecord(path.join(parent, 'slow'))!;
   assert.equal(record.matrix.iterations, 49, 'the plan: up to 49');
   assert.deepEqual(record.ab?.stopping_rule?.looks, [6, 10, 16, 24, 36, 48]);
-  assert.deepEqual(record.ab?.stops, [{ case: `${8 * 2 ** 20}@512`, rounds: 16, state: 'decided', verdicts: ['slower'] }]);
-  assert.match(stderr, /512MB 8MiB: decided after 16 rounds: slow slower/);
+  assert.deepEqual(record.ab?.stops, [{ case: `${8 * 2 ** 20}@512`, side: 1, rounds: 16, state: 'decided', verdict: 'slower' }]);
+  assert.match(stderr, /512MB 8MiB: slow against fast decided after 16 rounds: slower/);
   const compare = JSON.parse(fs.readFileSync(path.join(parent, 'compare', 'compare.json'), 'utf8'));
   assert.equal(compare.cases[0].verdict, 'slower');
   assert.equal(compare.cases[0].rounds, 16);

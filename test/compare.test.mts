@@ -15,6 +15,7 @@ import { compareRuns, DEFAULT_THRESHOLDS, iterationsNeeded, type RunInput } from
 import { loadRun } from '../lib/load-run.ts';
 import { parseRunRecord } from '../lib/run-record.ts';
 import { compareJson, renderCompare } from '../lib/compare-report.ts';
+import { familyOf } from '../lib/family.ts';
 import { stoppingRule } from '../lib/sequential.ts';
 import { RAW_COLUMNS, rawCsvHeader, rawCsvLine, type RawRow } from '../lib/results.ts';
 import { assertGolden } from './golden.mts';
@@ -369,8 +370,8 @@ test('two sides of one interleaved run are compared round by round (paired); a r
   // Sides of different interleaved runs are not paired.
   assert.equal(compareRuns(run('a', baseRows, side(0)), run('b', candRows, { ...side(1), ab: { this_ref: 1, parent: '/r/y' } } as RunInput['config'])).cases[0].paired, false);
 
-  // With a stopping rule recorded, throughput is judged at the last look its rounds reached (looks 6 and 10).
-  const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 1, maxRounds: 10 });
+  // With a stopping rule recorded, throughput is judged as the rule judged it: its rounds replayed (looks 6 and 10).
+  const rule = stoppingRule({ alpha: 0.05, noisePct: 3, family: familyOf([`${10 * 2 ** 20}@256`], 2), maxRounds: 10 });
   const seq = compareRuns(run('a', baseRows, side(0, { stopping_rule: rule })), run('b', candRows, side(1, { stopping_rule: rule })));
   assert.equal(seq.cases[0].rounds, 10);
   assert.equal(seq.stoppingRule?.looks.join(), '6,10');

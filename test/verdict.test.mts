@@ -7,12 +7,14 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { holm, pctOf, unpairedChange } from '../lib/effect.ts';
 import { seededRandom } from '../lib/interleave.ts';
-import { decideAtLook, lastLookReached, lookLevels, nextLook, stoppingRule, DEFAULT_MAX_ROUNDS } from '../lib/sequential.ts';
+import { familyOf } from '../lib/family.ts';
+import { decide, lookLevels, SequentialComparison, stoppingRule, DEFAULT_MAX_ROUNDS } from '../lib/sequential.ts';
 import { changeVerdict, detectable } from '../lib/verdict.ts';
 
 const L = (pct: number) => Math.log(1 + pct / 100);
 const RULE = { alpha: 0.05, noisePct: 3 };
 const CASES = 20;
+const cases = (n: number) => familyOf(Array.from({ length: n }, (_, i) => `case${i}`), 2);
 const SIGMA = Math.sqrt(Math.log(1 + 0.1 ** 2)); // log-normal at CV 10%
 
 describe('verdicts', { timeout: 300_000 }, () => {
@@ -46,21 +48,26 @@ describe('verdicts', { timeout: 300_000 }, () => {
   });
 
   test('the stopping rule: looks capped by the maximum, alpha spent across looks sums to alpha / cases', () => {
-    const rule = stoppingRule({ ...RULE, cases: CASES });
+    const rule = stoppingRule({ ...RULE, family: cases(CASES) });
     assert.deepEqual(rule.looks, [6, 10, 16, 24, 36, 48]);
     assert.equal(DEFAULT_MAX_ROUNDS, 48);
     const levels = lookLevels(rule);
     assert.ok(Math.abs(levels.reduce((a, b) => a + b) - 0.05 / CASES) < 1e-15);
     assert.ok(levels.every((l, i) => i === 0 || l > levels[i - 1]), 'later looks get more');
-    const short = stoppingRule({ ...RULE, cases: 4, maxRounds: 20 });
+    const short = stoppingRule({ ...RULE, family: cases(4), maxRounds: 20 });
     assert.deepEqual(short.looks, [6, 10, 16, 20]);
-    assert.deepEqual([nextLook(0, short), nextLook(6, short), nextLook(17, short), nextLook(20, short)], [6, 10, 20, null]);
-    assert.deepEqual([lastLookReached(5, short), lastLookReached(12, short), lastLookReached(30, short)], [null, 10, 20]);
-    assert.throws(() => decideAtLook([0.1, 0.2], 6, short), /only 2 measured/);
-    assert.throws(() => decideAtLook(new Array(8).fill(0.1), 8, short), /not one of the rule's looks/);
+    // Looks at 6, 10 and 16 successful rounds, the final one at the end of the planned rounds (20 here, or
+    // fewer when rounds failed: it then spends all that is left).
+    const seq = new SequentialComparison(short);
+    const looks: number[] = [];
+    for (let i = 1; i <= 20; i++) if (seq.round(i === 3 || i === 12 ? null : 0.1 * Math.sin(i), i === 20)) looks.push(i);
+    assert.deepEqual(looks, [7, 11, 18, 20], 'rounds 3 and 12 failed: the looks at 6, 10 and 16 successes, then the end');
+    assert.equal(seq.decision?.rounds, 18);
+    assert.ok(Math.abs(seq.decision!.level - (0.05 / 4) * (1 - (16 / 20) ** 3)) < 1e-15, 'the final look spends what is left');
+    assert.equal(seq.round(0.1, false), null, 'stopped: no more looks');
     // 16 rounds all 30% slower: the exact p is 2 / 2^16, below look 16's level; decided at once.
     const slow = Array.from({ length: 16 }, (_, i) => L(-30) + i * 1e-4);
-    const d = decideAtLook(slow, 16, short);
+    const d = decide(slow, lookLevels(short)[2], 0.05, short, false);
     assert.equal(d.state, 'decided');
     assert.equal(d.verdict, 'slower');
     assert.ok(pctOf(d.change!.hi) < -29);
@@ -69,26 +76,21 @@ describe('verdicts', { timeout: 300_000 }, () => {
   test('simulation: adaptive paired rounds and separate runs at CV 10% with slow drift', (t) => {
     const rand = seededRandom(20261124);
     const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-    const rule = stoppingRule({ ...RULE, cases: CASES });
+    const rule = stoppingRule({ ...RULE, family: cases(CASES) });
 
     /** One case run adaptively: rounds of (baseline, candidate) under a drift both sides of a round share. */
     const adaptiveCase = (slowdown: number) => {
       const phase = rand() * 2 * Math.PI;
-      const ratios: number[] = [];
-      let look = nextLook(0, rule);
-      while (look !== null) {
-        while (ratios.length < look) {
-          // Slow drift: +-10% over a period of 30 rounds, the same for both uploads of a round.
-          const drift = 0.1 * Math.sin(phase + (2 * Math.PI * ratios.length) / 30);
-          const base = 100 * Math.exp(drift + SIGMA * normal());
-          const cand = 100 * (1 - slowdown) * Math.exp(drift + SIGMA * normal());
-          ratios.push(Math.log(cand / base));
-        }
-        const d = decideAtLook(ratios, look, rule);
-        if (d.state !== 'continue') return { verdict: d.verdict, rounds: look };
-        look = nextLook(look, rule);
+      const seq = new SequentialComparison(rule);
+      for (let i = 1; i <= DEFAULT_MAX_ROUNDS; i++) {
+        // Slow drift: +-10% over a period of 30 rounds, the same for both uploads of a round.
+        const drift = 0.1 * Math.sin(phase + (2 * Math.PI * i) / 30);
+        const base = 100 * Math.exp(drift + SIGMA * normal());
+        const cand = 100 * (1 - slowdown) * Math.exp(drift + SIGMA * normal());
+        const d = seq.round(Math.log(cand / base), i === DEFAULT_MAX_ROUNDS);
+        if (d && d.state !== 'continue') return { verdict: d.verdict, rounds: d.rounds };
       }
-      throw new Error('unreachable: the last look always stops');
+      throw new Error('unreachable: the last round always stops');
     };
 
     const MATRICES = 2000;
