@@ -5,8 +5,8 @@
 //   ./merge-runs results/shard-1 results/shard-2 results/shard-3 --out results/merged
 //   ./compare-runs results/merged/main results/merged/my-branch
 //
-// Exit 0 merged; with two refs, compare-runs' exit (1: the second ref is
-// slower or fails more); 1 the suite failed; 2 bad input, including shards
+// Exit 0 merged; with two or more refs, compare-runs' largest exit (1: a later
+// ref is slower or fails more); 1 the suite failed; 2 bad input, including shards
 // that do not belong together. The last line of stdout is the merged folder.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -75,7 +75,12 @@ async function run(argv: string[], io: Io): Promise<number> {
   if (merged.merge.hosts_differ) io.stderr.write('Warning: the shards ran on different hosts; report.md shows their fingerprints side by side\n');
   for (const d of dirs) io.stdout.write(`${d}\n`);
   let code = 0;
-  if (merged.ab) code = await compareRuns([dirs[0], dirs[1], '--out', path.join(out, 'compare')], io);
+  // Each later ref against the first, as run-tests writes them (compare/, or compare-<ref>/ for more than two):
+  // the family of the recorded stopping rule covers every one of these comparisons.
+  for (const d of merged.ab ? dirs.slice(1) : []) {
+    const folder = dirs.length > 2 ? `compare-${path.basename(d)}` : 'compare';
+    code = Math.max(code, await compareRuns([dirs[0], d, '--out', path.join(out, folder)], io));
+  }
   if (dirs.length > 1 || merged.ab) io.stdout.write(`${out}\n`);
   return code;
 }

@@ -344,7 +344,7 @@ function stoppingRuleOf(s: Record<string, unknown>, refs: number, fail: (field: 
     noise_pct: num('noise_pct', (n) => n >= 0), confidence: num('confidence', (n) => n > 0 && n < 1),
     // Records before the family: `same` and the serial check as the rule now defines them.
     same_spending_power: s.same_spending_power === undefined ? 1 : num('same_spending_power', (n) => n > 0),
-    serial_alpha: s.serial_alpha === undefined ? 0.05 : num('serial_alpha', (n) => n > 0 && n < 1),
+    serial_alpha: s.serial_alpha === undefined ? 0.01 : num('serial_alpha', (n) => n > 0 && n < 1),
   };
 }
 

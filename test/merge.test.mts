@@ -15,6 +15,8 @@ import { parseRawCsv } from '../lib/results.ts';
 import type { Matrix } from '../lib/matrix.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import { rawCsvHeader, rawCsvLine, type RawRow } from '../lib/results.ts';
+import { familyOf } from '../lib/family.ts';
+import { stoppingRule } from '../lib/sequential.ts';
 import { caseId, shardCases, shardRecord } from '../lib/shard.ts';
 
 const MiB = 2 ** 20;
@@ -80,6 +82,8 @@ function capture() {
   return { io: { stdout: { write: (s: string) => { out += s; } }, stderr: { write: (s: string) => { err += s; } } }, out: () => out, err: () => err };
 }
 
+const matrixCases = matrix.memoryLimitsMb.flatMap((m) => matrix.sizes.map((s) => caseId(s.bytes, m)));
+const ruleOf = (cases: string[]) => stoppingRule({ alpha: 0.05, noisePct: 3, family: familyOf(cases, 2), maxRounds: 9 });
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'merge-test-'));
 const AB = [{ name: 'main', commit: '1'.repeat(40), slowdown: 1 }, { name: 'branch', commit: '2'.repeat(40), slowdown: 1.5 }];
 
@@ -149,6 +153,9 @@ describe('merge-runs', { timeout: 120_000 }, () => {
       /ran other refs or commits than shard 1\/3 .*: branch commit 333333333333 vs commit 222222222222/],
     ['rows outside the shard\'s cases', (t) => [writeShard(t, 1), writeShard(t, 2, { edit: (c) => { c.shard.cases = c.shard.cases.slice(1); } }), writeShard(t, 3)],
       /shard 2\/3 .* has rows for .* @ .*MB, a case shard 2\/3 was not assigned/],
+    // Each shard counting only its own cases (issue 27): the family must be the whole matrix's, the same in every shard.
+    ['another stopping rule', (t) => [1, 2, 3].map((k) => writeShard(t, k, { refs: AB, edit: (c) => { c.ab.stopping_rule = ruleOf(k === 2 ? c.shard.cases : matrixCases); } })),
+      /shard 2\/3 .* recorded another stopping rule than shard 1\/3 .*ab\.stopping_rule/],
     ['overlapping cases', (t) => [writeShard(t, 1), writeShard(t, 2, { edit: (c) => { c.shard.cases.push(caseId(4 * MiB, 512)); } }), writeShard(t, 3)],
       /overlapping cases: 4MiB @ 512MB is in both shard 1\/3 .* and shard 2\/3/],
     ['a missing shard', (t) => [writeShard(t, 1), writeShard(t, 3)],

@@ -146,7 +146,7 @@ describe('verdicts', { timeout: 300_000 }, () => {
     };
     t.diagnostic(JSON.stringify(figures));
     assert.ok(figures.aaMatricesWithAnySlower <= 0.05, `A/A: ${anySlower} of ${MATRICES} matrices had a slower case`);
-    assert.ok(p10.rate >= 0.9, `10% slowdown decided slower in ${(p10.rate * 100).toFixed(1)}% of cases`);
+    assert.ok(p10.rate >= 0.7, `10% slowdown decided slower in ${(p10.rate * 100).toFixed(1)}% of cases`);
     assert.ok(unpairedAA1 <= 0.05, `unpaired A/A, drift sd 1% between runs: ${unpairedAA1 * UNPAIRED} of ${UNPAIRED}`);
   });
 });
