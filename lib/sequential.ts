@@ -40,8 +40,8 @@
 // p < 0.01 the look is inconclusive (the comparison runs on; at 0.05 the
 // check held back 5% of clear changes at the last look for no gain). The figures go
 // into compare.json. The price, at no correlation: 5% at paired SD 8% is
-// found about 62% of the time instead of 82% (README). At lag-1 0.2 the A/A
-// family-wise rate stays about 2% (16% unchecked), at 0.5 about 7% (37%).
+// found about 60% of the time instead of 82% (README). At lag-1 0.2 the A/A
+// family-wise rate over 20 cases is about 2% (22.5% before), at 0.5 about 7% (86%).
 //
 // Pure: tested by seeded simulation (test/verdict.test.mts, test/family.test.mts).
 import { erfc } from './stats.ts';

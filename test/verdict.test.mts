@@ -2,7 +2,8 @@
 // parameters, and a seeded simulation of the whole decision: log-normal
 // throughput at a CV of 10% with slow drift, a 20-case matrix, adaptive
 // interleaved rounds (paired) and separate runs (unpaired, Holm across the
-// matrix). The figures it prints are the ones quoted in the README.
+// matrix). The README's table of the rule's false alarms and power comes from
+// bench/power.mts; the seeded family-wise paths are in test/family.test.mts.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { holm, pctOf, unpairedChange } from '../lib/effect.ts';
