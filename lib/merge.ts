@@ -292,8 +292,10 @@ function differs(key: string, a: unknown, b: unknown): string {
 
 function caseLabeller(sizes: { label: string; bytes: number }[]): (k: string) => string {
   return (k) => {
-    const [bytes, mem] = k.split('@');
-    return `${sizes.find((s) => String(s.bytes) === bytes)?.label ?? `${bytes} B`} @ ${mem}MB`;
+    // A caseId (bytes@MB), or a caseKey with uploads at once (bytes@MBxN).
+    const [bytes, rest] = k.split('@');
+    const [mem, at] = rest.split('x');
+    return `${sizes.find((s) => String(s.bytes) === bytes)?.label ?? `${bytes} B`}${at ? ` ×${at}` : ''} @ ${mem}MB`;
   };
 }
 
