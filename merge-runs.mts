@@ -21,12 +21,13 @@ const HELP = `Usage: merge-runs SHARD... [--out DIR] [--allow-missing]
 
 Merges the results folders of run-tests --shard k/N into one results folder
 (raw.csv, config.json, report.md with its chart, failures.log), or, for a
-two-ref run, one parent folder with a folder per ref and compare/ (their
-comparison, as run-tests --ref A --ref B writes it). Each SHARD is a shard's
+run of several refs, one parent folder with a folder per ref and compare/
+(or compare-<ref>/ for each later ref of more than two), as run-tests writes them. Each SHARD is a shard's
 results folder, its two-ref parent folder, or the --out folder holding one.
 
 Refused (exit 2), with the reason: shards of different splits, a shard given
-twice, another suite version, matrix, provider, refs or commits, a case in
+twice, another suite version, matrix, provider, refs, commits or stopping
+rule (adaptive rounds: one family for the whole matrix), a case in
 two shards or a row outside its shard's cases, and missing cases (a shard not
 given, or one that did not finish). When shards ran on different hosts,
 report.md says so, with their fingerprints side by side.
@@ -37,8 +38,8 @@ Options:
                      and config.json says finished: false
   -h, --help         this text
 
-Exit status: 0 merged; with two refs compare-runs' exit (1: the second ref is
-slower or fails more often); 1 the suite failed; 2 bad input.
+Exit status: 0 merged; with several refs compare-runs' largest exit (1: a later
+ref is slower or fails more often); 1 the suite failed; 2 bad input.
 `;
 
 export function main(argv: string[], io: Io = PROCESS_IO): Promise<number> {
