@@ -110,7 +110,7 @@ test('options: auto is the default with two servers; its flags need it; --binary
   assert.equal(opts(['--ref', 'a', '--ref', 'b', '--ref', 'c']).refs.length, 3);
 });
 
-test('two stand-ins as --binary, one 100% slower: interleaved rounds stop at the first look that can decide (16), slower, exit 1', { timeout: 300_000 }, async () => {
+test('two stand-ins as --binary, one 100% slower: interleaved rounds stop at the first look that can decide (16, or 24 on a busy machine), slower, exit 1', { timeout: 300_000 }, async () => {
   const a = await serverWrapper(scratch, 'fast', '');
   const b = await serverWrapper(scratch, 'slow', 'export STANDIN_SLOWDOWN_PCT=100');
   let stdout = '';
@@ -121,14 +121,17 @@ test('two stand-ins as --binary, one 100% slower: interleaved rounds stop at the
   const parent = stdout.trim().split('\n').at(-1)!;
   assert.deepEqual(fs.readdirSync(parent).sort(), ['compare', 'fast', 'history.md', 'history.svg', 'slow']);
   const rows = parseRawCsv(fs.readFileSync(path.join(parent, 'slow', 'raw.csv'), 'utf8'), 'raw.csv');
-  // A warm-up and 16 rounds (at 6 and 10 the rule's level is below what 6 or 10 pairs can reach); the 32 planned after were left out.
-  assert.deepEqual(rows.map((r) => r.iteration), Array.from({ length: 17 }, (_, i) => i + 1));
   const record = readRunRecord(path.join(parent, 'slow'))!;
+  // A warm-up and 16 rounds (at 6 and 10 the rule's level is below what 6 or 10 pairs can reach), or 24 when the
+  // serial check widened look 16 (drift from other load on a busy machine); the rounds planned after were left out.
+  const rounds = record.ab?.stops?.[0]?.rounds ?? 0;
+  assert.ok(rounds === 16 || rounds === 24, `stopped at ${rounds}`);
+  assert.deepEqual(rows.map((r) => r.iteration), Array.from({ length: rounds + 1 }, (_, i) => i + 1));
   assert.equal(record.matrix.iterations, 49, 'the plan: up to 49');
   assert.deepEqual(record.ab?.stopping_rule?.looks, [6, 10, 16, 24, 36, 48]);
-  assert.deepEqual(record.ab?.stops, [{ case: `${8 * 2 ** 20}@512`, side: 1, rounds: 16, state: 'decided', verdict: 'slower' }]);
-  assert.match(stderr, /512MB 8MiB: slow against fast decided after 16 rounds: slower/);
+  assert.deepEqual(record.ab?.stops, [{ case: `${8 * 2 ** 20}@512`, side: 1, rounds, state: 'decided', verdict: 'slower' }]);
+  assert.match(stderr, new RegExp(`512MB 8MiB: slow against fast decided after ${rounds} rounds: slower`));
   const compare = JSON.parse(fs.readFileSync(path.join(parent, 'compare', 'compare.json'), 'utf8'));
   assert.equal(compare.cases[0].verdict, 'slower');
-  assert.equal(compare.cases[0].rounds, 16);
+  assert.equal(compare.cases[0].rounds, rounds, 'compare judges the look the rule stopped at');
 });
