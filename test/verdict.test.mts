@@ -67,7 +67,8 @@ describe('verdicts', { timeout: 300_000 }, () => {
     assert.ok(Math.abs(seq.decision!.level - (0.05 / 4) * (1 - (16 / 20) ** 3)) < 1e-15, 'the final look spends what is left');
     assert.equal(seq.round(0.1, false), null, 'stopped: no more looks');
     // 16 rounds all 30% slower: the exact p is 2 / 2^16, below look 16's level; decided at once.
-    const slow = Array.from({ length: 16 }, (_, i) => L(-30) + i * 1e-4);
+    // (jittered in no order: a steady trend would be serial correlation, and held back)
+    const slow = Array.from({ length: 16 }, (_, i) => L(-30) + ((i * 7) % 16) * 1e-4);
     const d = decide(slow, lookLevels(short)[2], 0.05, short, false);
     assert.equal(d.state, 'decided');
     assert.equal(d.verdict, 'slower');
