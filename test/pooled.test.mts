@@ -98,7 +98,7 @@ describe('pooled rule', { timeout: 1_200_000 }, () => {
     assert.equal(json.pooled.interval_pct.length, 2);
     assert.deepEqual(json.cases.map((k: { stopped_by: string }) => k.stopped_by), ['cap', 'pooled', 'pooled']);
     const md = renderCompare(c, fs.readFileSync(path.join(SUITE_DIR, 'templates', 'compare.md.mustache'), 'utf8'), 'x.svg');
-    assert.match(md, /- Pooled throughput change over 3 case\(s\), 30 rounds \(lib\/pooled\.ts\): [+-]\d\.\d% \[-\d\.\d%, \+\d\.\d%\], inside ±3%; no case strays: the matrix is `same`/);
+    assert.match(md, /- Pooled throughput change over 3 case\(s\), 30 rounds \(lib\/stats\/pooled\.ts\): [+-]\d\.\d% \[-\d\.\d%, \+\d\.\d%\], inside ±3%; no case strays: the matrix is `same`/);
     assert.match(md, /\| 10MiB \| 256MB \| 10 rounds \| .* \| same \(stopped by the cap\) \|/);
     assert.match(md, /\| 20MiB \| 256MB \| 10 rounds \| .* \| same \(stopped by the pool\) \|/);
   });
