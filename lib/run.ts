@@ -268,6 +268,11 @@ export interface OpenRunOptions {
  * yet); plans the jobs: every case once per side, the sides of each case in an
  * order drawn from the seed; a resume plans only what raw.csv lacks.
  */
+/** Whether adaptive rounds take every memory limit's cases in each round: each limit's environment stays up meanwhile. */
+export function roundsAcrossLimits(m: Matrix): boolean {
+  return m.provider === 'local';
+}
+
 export async function openRun(o: OpenRunOptions, say: (line: string) => void): Promise<Run> {
   const ab = o.sides.length > 1;
   if (o.resume && o.resume.sides.length !== o.sides.length) {
@@ -286,7 +291,8 @@ export async function openRun(o: OpenRunOptions, say: (line: string) => void): P
       ...(parent ? {
         ab: {
           refs: o.sides.map((s) => s.name), this_ref: i, seed: o.seed, parent,
-          order: 'cases in matrix order; each case runs once per ref, the refs in an order drawn per case from mulberry32(seed) (lib/stats/interleave.ts)',
+          order: `${o.rule ? `adaptive rounds in turn (round by round${roundsAcrossLimits(o.m) ? ', every memory limit in each round' : ', a memory limit at a time'})` : 'cases in matrix order'}; ` +
+            'each case runs once per ref, the refs in an order drawn per case from mulberry32(seed) (lib/stats/interleave.ts)',
           ...(o.rule ? { stopping_rule: o.rule } : {}),
           ...(o.pooled ? { pooled_rule: o.pooled } : {}),
         },
@@ -316,8 +322,9 @@ export async function openRun(o: OpenRunOptions, say: (line: string) => void): P
   // A resume goes on in the recorded order: every job of the whole run drawn from the recorded seed as at the
   // start, those with their rows already in raw.csv taken out (they are replayed into the stopping rule instead).
   const plans = o.resume ? sides.map((s) => planResume(o.cases, s.rows)) : null;
-  // Adaptive rounds take a limit's cases in turn, round by round, so the pool sees them together.
-  const all = interleave(o.rule ? roundsInTurn(o.cases) : o.cases, sides.length, o.seed);
+  // Adaptive rounds take the cases in turn, round by round, so the pool sees them together: every limit's
+  // cases on the local provider (a cgroup per limit, all up at once costs nothing), a limit's cases on a VM.
+  const all = interleave(o.rule ? roundsInTurn(o.cases, roundsAcrossLimits(o.m)) : o.cases, sides.length, o.seed);
   const left = plans ? plans.map((p) => new Set(p.remaining)) : null;
   const jobs = left ? all.filter((j) => left[j.side].has(j.case)) : all;
   if (plans) say(`resuming: ${all.length - jobs.length} iterations already in raw.csv, ${jobs.length} to run`);
@@ -414,8 +421,8 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
           noiseCuts: cuts, warmFile,
         };
         // The machine canary before each case: how fast the host itself was at this point of the run.
-        // Adaptive rounds take a limit's cases in turn: there the canary runs before each round of the limit.
-        const canaryKey = rule ? `${c.memoryMb}MB round ${c.iteration}` : name;
+        // Adaptive rounds take the cases in turn: there the canary runs before each round.
+        const canaryKey = rule ? `round ${c.iteration}` : name;
         if (canaryKey !== lastCase) {
           lastCase = canaryKey;
           const t = runCanary(localDataParent());

@@ -1,4 +1,4 @@
-// The matrix loop: one environment per memory limit (in case order), every
+// The matrix loop: one environment per memory limit, every
 // iteration's outcome handed on as soon as it exists, a failed environment
 // recorded as vm_failed rows, teardown always. An environment that dies
 // mid-limit (a VM killed or crashed) is replaced by a fresh one, at most
@@ -25,43 +25,51 @@ export interface RunnerHooks {
   skip?(job: Job<Case>): boolean;
 }
 
-/** Groups jobs by their case's memory limit, keeping their order. */
-export function byMemory(jobs: Job<Case>[]): [number, Job<Case>[]][] {
-  const groups = new Map<number, Job<Case>[]>();
-  for (const j of jobs) groups.set(j.case.memoryMb, [...(groups.get(j.case.memoryMb) ?? []), j]);
-  return [...groups.entries()];
-}
-
 export async function runMatrix(jobs: Job<Case>[], hooks: RunnerHooks): Promise<void> {
-  for (const [memoryMb, group] of byMemory(jobs)) {
-    if (hooks.stopped()) return;
-    let env: Environment | null = null;
-    let replacements = 0;
-    try {
-      for (let i = 0; i < group.length; i++) {
-        if (hooks.stopped()) return;
-        if (hooks.skip?.(group[i])) continue;
-        if (!env) {
-          try {
-            env = await hooks.up(memoryMb, replacements);
-          } catch (e) {
-            if (!hooks.stopped()) hooks.envFailed(memoryMb, e as Error, group.slice(i).filter((j) => !hooks.skip?.(j)));
-            break;
-          }
-        }
-        const outcome = await hooks.runCase(env, group[i]);
-        hooks.record(outcome, group[i]);
-        if (outcome.row.exit_reason === 'success' || hooks.stopped() || await env.environmentAlive()) continue;
-        await env.down();
-        env = null;
-        if (replacements === MAX_REPLACEMENTS) {
-          hooks.envFailed(memoryMb, new Error(`the environment died ${MAX_REPLACEMENTS + 1} times at ${memoryMb} MB`), group.slice(i + 1).filter((j) => !hooks.skip?.(j)));
-          break;
-        }
-        replacements++;
+  // Jobs of several limits may alternate (adaptive rounds on cgroups): each limit keeps its environment
+  // until its last job is done, so jobs grouped by limit still have one environment at a time.
+  const lastJob = new Map<number, number>();
+  jobs.forEach((j, i) => lastJob.set(j.case.memoryMb, i));
+  const envs = new Map<number, { env: Environment | null; replacements: number }>();
+  const failed = new Set<number>(); // limits whose remaining jobs were recorded as vm_failed
+  const rest = (memoryMb: number, from: number) => jobs.slice(from).filter((j) => j.case.memoryMb === memoryMb && !hooks.skip?.(j));
+  const runJob = async (i: number): Promise<void> => {
+    const job = jobs[i];
+    const memoryMb = job.case.memoryMb;
+    const limit = envs.get(memoryMb) ?? { env: null, replacements: 0 };
+    envs.set(memoryMb, limit);
+    if (!limit.env) {
+      try {
+        limit.env = await hooks.up(memoryMb, limit.replacements);
+      } catch (e) {
+        if (!hooks.stopped()) hooks.envFailed(memoryMb, e as Error, rest(memoryMb, i));
+        failed.add(memoryMb);
+        return;
       }
-    } finally {
-      await env?.down();
     }
+    const outcome = await hooks.runCase(limit.env, job);
+    hooks.record(outcome, job);
+    if (outcome.row.exit_reason === 'success' || hooks.stopped() || await limit.env.environmentAlive()) return;
+    await limit.env.down();
+    limit.env = null;
+    if (limit.replacements === MAX_REPLACEMENTS) {
+      hooks.envFailed(memoryMb, new Error(`the environment died ${MAX_REPLACEMENTS + 1} times at ${memoryMb} MB`), rest(memoryMb, i + 1));
+      failed.add(memoryMb);
+      return;
+    }
+    limit.replacements++;
+  };
+  try {
+    for (let i = 0; i < jobs.length; i++) {
+      if (hooks.stopped()) return;
+      const memoryMb = jobs[i].case.memoryMb;
+      if (!failed.has(memoryMb) && !hooks.skip?.(jobs[i])) await runJob(i);
+      if (lastJob.get(memoryMb) === i) {
+        await envs.get(memoryMb)?.env?.down();
+        envs.delete(memoryMb);
+      }
+    }
+  } finally {
+    for (const limit of envs.values()) await limit.env?.down();
   }
 }

@@ -1,7 +1,7 @@
 // The A/B order: complete, balanced, reproducible from its seed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { interleave, seededRandom } from '../lib/stats/interleave.ts';
+import { interleave, roundsInTurn, seededRandom } from '../lib/stats/interleave.ts';
 
 const cases = Array.from({ length: 40 }, (_, i) => ({ n: i }));
 
@@ -34,4 +34,16 @@ test('interleave: the order comes from the seed (reproducible) and both sides go
   const aFirst = firsts.filter((s) => s === 0).length;
   assert.ok(aFirst > 8 && aFirst < 32, `side 0 first in ${aFirst} of 40 pairs`);
   assert.deepEqual(interleave(cases, 1, 5).map((j) => j.side), Array(40).fill(0));
+});
+
+test('roundsInTurn: round by round, every limit in each round across limits, else a limit at a time', { timeout: 120_000 }, () => {
+  // Cases as planned: limit, then size, then iteration.
+  const cases = [512, 256].flatMap((memoryMb) => ['1MiB', '2MiB'].flatMap((size) => [1, 2].map((iteration) => ({ memoryMb, size, iteration }))));
+  const names = (cs: typeof cases) => cs.map((c) => `${c.memoryMb}/${c.size}#${c.iteration}`);
+  assert.deepEqual(names(roundsInTurn(cases, true)), [
+    '512/1MiB#1', '512/2MiB#1', '256/1MiB#1', '256/2MiB#1', '512/1MiB#2', '512/2MiB#2', '256/1MiB#2', '256/2MiB#2',
+  ]);
+  assert.deepEqual(names(roundsInTurn(cases, false)), [
+    '512/1MiB#1', '512/2MiB#1', '512/1MiB#2', '512/2MiB#2', '256/1MiB#1', '256/2MiB#1', '256/1MiB#2', '256/2MiB#2',
+  ]);
 });

@@ -19,6 +19,7 @@ const cases = (limits: number[], iterations: number): Case[] =>
  */
 async function simulate(todo: Case[], dies: Set<number>, upFails = new Set<number>(), serverFails = new Set<number>()) {
   const log: string[] = [];
+  const downs: string[] = []; // `#n after k`: environment n torn down when the log had k entries
   let ups = 0;
   let started = 0;
   const live = new Set<number>();
@@ -33,7 +34,7 @@ async function simulate(todo: Case[], dies: Set<number>, upFails = new Set<numbe
       const env = {
         memoryMb, facts: { n },
         environmentAlive: async () => alive,
-        down: async () => { live.delete(n); },
+        down: async () => { if (live.delete(n)) downs.push(`#${n} after ${log.length}`); },
         kill: () => { alive = false; },
       };
       return env as unknown as Environment;
@@ -51,7 +52,7 @@ async function simulate(todo: Case[], dies: Set<number>, upFails = new Set<numbe
     stopped: () => false,
   };
   await runMatrix(todo.map((c) => ({ case: c, side: 0 })), hooks);
-  return { log, live };
+  return { log, live, downs };
 }
 
 test('one environment per memory limit, torn down after its cases', { timeout: 120_000 }, async () => {
@@ -87,4 +88,22 @@ test('a replacement that cannot come up: the rest of that limit is vm_failed', {
 test('a failure with the environment still alive is only a row', { timeout: 120_000 }, async () => {
   const { log } = await simulate(cases([512], 3), new Set(), new Set(), new Set([1, 2]));
   assert.deepEqual(log, ['up 512 #1', '512#1 process_died', '512#2 process_died', '512#3 success']);
+});
+
+test('jobs of several limits in turn: each limit keeps its own environment until its last job', { timeout: 120_000 }, async () => {
+  const [a1, a2, a3, b1, b2, b3] = cases([512, 256], 3);
+  const { log, live, downs } = await simulate([a1, b1, a2, b2, a3, b3], new Set([3]));
+  assert.deepEqual(log, [
+    'up 512 #1', '512#1 success', 'up 256 #2', '256#1 success',
+    '512#2 not_ready', '256#2 success', 'replace 512 1', 'up 512 #3', '512#3 success', '256#3 success',
+  ], 'the dead 512 MB environment is replaced when its limit runs next; 256 MB goes on in its own');
+  assert.deepEqual(downs, ['#1 after 5', '#3 after 9', '#2 after 10'], 'each torn down after its limit\'s last job, the dead one at once');
+  assert.equal(live.size, 0);
+});
+
+test('a limit whose environment cannot come up is vm_failed; the other limit in turn with it runs', { timeout: 120_000 }, async () => {
+  const [a1, a2, b1, b2] = cases([512, 256], 2);
+  const { log, live } = await simulate([a1, b1, a2, b2], new Set(), new Set([1]));
+  assert.deepEqual(log, ['512#1 vm_failed (boot 1 failed)', '512#2 vm_failed (boot 1 failed)', 'up 256 #2', '256#1 success', '256#2 success']);
+  assert.equal(live.size, 0);
 });

@@ -38,14 +38,17 @@ export function interleave<C>(cases: C[], sides: number, seed: number): Job<C>[]
 }
 
 /**
- * Adaptive rounds: within each memory limit (one environment), round i of
- * every case before round i + 1 of any, so the cases of a limit advance
- * together and the pooled rule (lib/stats/pooled.ts) sees them all at each look.
- * Limits keep their order; within a round the cases keep theirs.
+ * Adaptive rounds: round i of every case before round i + 1 of any, so the
+ * cases advance together and the pooled rule (lib/stats/pooled.ts) sees them
+ * all at each look. `acrossLimits` (environments that are cheap to hold at
+ * once: cgroups) takes every limit's cases in each round; otherwise each
+ * memory limit (one environment, a VM) finishes its rounds before the next
+ * limit starts. Within a round the cases keep their order.
  */
-export function roundsInTurn<C extends { memoryMb: number; iteration: number }>(cases: C[]): C[] {
+export function roundsInTurn<C extends { memoryMb: number; iteration: number }>(cases: C[], acrossLimits: boolean): C[] {
   const limits = [...new Set(cases.map((c) => c.memoryMb))];
+  const limitOrder = (c: C) => (acrossLimits ? 0 : limits.indexOf(c.memoryMb));
   return cases.map((c, i) => ({ c, i }))
-    .sort((a, b) => limits.indexOf(a.c.memoryMb) - limits.indexOf(b.c.memoryMb) || a.c.iteration - b.c.iteration || a.i - b.i)
+    .sort((a, b) => limitOrder(a.c) - limitOrder(b.c) || a.c.iteration - b.c.iteration || a.i - b.i)
     .map((x) => x.c);
 }
