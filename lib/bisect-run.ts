@@ -221,6 +221,19 @@ function stopped(interrupts: Interrupts, dir: string, io: Io): number {
  * separate steps' values side by side: on a loaded machine those drift apart by more than the change.
  * The interval is the last link's, moved by the chain before it.
  */
+/**
+ * The culprit is the first commit like BAD, so it carries the change from GOOD to BAD. Its own comparison with
+ * its parent may have stopped undecided (its step was classified by the other link): then the headline says so.
+ */
+export function culpritHeadline(plan: BisectPlan, ans: Extract<Answer, { kind: 'culprit' }>, metric: BisectMetric,
+  change: { text: string; verdict: string; rounds: number }, direction: string | null): string {
+  const made = direction ?? change.verdict;
+  const alone = direction && change.verdict !== direction
+    ? ` (that comparison alone: ${change.verdict} after ${change.rounds} rounds; its step judged it like ${plan.bad} by the rule below)` : '';
+  return `${plan.commits[ans.index].commit.slice(0, 12)} "${plan.commits[ans.index].subject}" made ${metric.name} ${made}: ` +
+    `${change.text} against its parent ${plan.commits[ans.parent].commit.slice(0, 12)}${alone}.`;
+}
+
 function againstGood(steps: StepRecord[], index: number): { estimate: number; lo: number; hi: number; via: number | null } | null {
   if (index === 0) return { estimate: 0, lo: 0, hi: 0, via: null };
   const confirm = steps.find((s) => s.kind === 'confirm')!;
@@ -269,7 +282,7 @@ async function finish(ctx: Ctx, steps: StepRecord[], ans: Answer | null, io: Io)
   const headline = !ans
     ? `${plan.good} and ${plan.bad} do not differ in ${metric.name} at any case: ${confirm.cases!.map((c) => `${c.case} ${c.judgement ? `${c.judgement.move} ${formatChange(metric, c.judgement)} after ${c.judgement.rounds} rounds` : 'no rounds with both sides measured'}`).join('; ')}. Nothing to bisect.`
     : ans.kind === 'culprit'
-      ? `${plan.commits[ans.index].commit.slice(0, 12)} "${plan.commits[ans.index].subject}" made ${metric.name} ${culprit!.change.verdict}: ${culprit!.change.text} against its parent ${plan.commits[ans.parent].commit.slice(0, 12)}.`
+      ? culpritHeadline(plan, ans, metric, { text: culprit!.change.text, verdict: culprit!.change.verdict, rounds: culprit!.change.rounds }, toward && (toward === 'up' || toward === 'down') ? moveWords(metric, toward) : null)
       : ans.kind === 'gradual'
         ? `No single commit: ${ans.at.map(short).join(', ')} lies between ${plan.good} and ${plan.bad} in ${metric.name} (part of the change before it, part after): the change is gradual.`
         : `No single commit: the change lies between ${short(ans.lo)} and ${short(ans.hi)}, ${ans.hi - ans.lo - 1} commits apart` +

@@ -260,3 +260,18 @@ test('--ref A..B: A, then every first-parent commit up to B; --every N keeps eve
   await assert.rejects(expandRefRanges(m, ['main..main~5'], { every: 1, firstParent: true }), /main is not an ancestor of main~5/);
   await assert.rejects(expandRefRanges(m, ['..main'], { every: 1, firstParent: true }), /a range is A\.\.B/);
 });
+
+test('the culprit headline: the change from GOOD to BAD, and its own comparison when that stopped undecided', { timeout: 120_000 }, async () => {
+  const { culpritHeadline } = await import('../lib/bisect-run.ts');
+  const commit = (c: string, subject: string) => ({ commit: c.repeat(40).slice(0, 40), subject, date: '2022-07-31T12:20:54-04:00' });
+  const plan = {
+    argv: [], cwd: '/', source: '/', good: '1.1.8', bad: '1.2.0', metric: 'survival', first_parent: true, seed: 1, started_at: '',
+    commits: [commit('a', 'good end'), commit('b', 'parent'), commit('c', 'Use less RAM while parsing a multipart form (#287)'), commit('d', 'bad end')],
+  };
+  const survival = metricByName('survival')!;
+  const undecided = culpritHeadline(plan, { kind: 'culprit', index: 2, parent: 1 }, survival, { text: '+100 pts [+100 pts, +100 pts]', verdict: 'inconclusive', rounds: 10 }, 'better');
+  assert.equal(undecided, 'cccccccccccc "Use less RAM while parsing a multipart form (#287)" made survival better: +100 pts [+100 pts, +100 pts] against its parent bbbbbbbbbbbb' +
+    ' (that comparison alone: inconclusive after 10 rounds; its step judged it like 1.2.0 by the rule below).');
+  const decided = culpritHeadline(plan, { kind: 'culprit', index: 2, parent: 1 }, metricByName('throughput')!, { text: '-41.4% [-44.0%, -38.2%]', verdict: 'worse', rounds: 16 }, 'worse');
+  assert.equal(decided, 'cccccccccccc "Use less RAM while parsing a multipart form (#287)" made throughput worse: -41.4% [-44.0%, -38.2%] against its parent bbbbbbbbbbbb.');
+});
