@@ -90,15 +90,17 @@ function pids(): string[] {
 
 /** Processes whose environment or arguments carry `marker` (a run's unique secret reaches every server it starts). */
 export function processesWith(marker: string): string[] {
-  return pids().filter((p) => {
-    if (Number(p) === process.pid) return false;
+  // Each process is read once: one that exits between two reads of /proc would throw ENOENT.
+  return pids().flatMap((p) => {
+    if (Number(p) === process.pid) return [];
     try {
       const environ = fs.readFileSync(`/proc/${p}/environ`, 'utf8');
       const cmdline = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
       // The suite itself has the secret in its environment too; only its children count.
-      return (environ.includes(`PS_SHARED_SECRET=${marker}`) && !cmdline.includes('run-tests.mts')) || cmdline.includes(marker);
-    } catch { return false; }
-  }).map((p) => `${p}: ${fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()}`);
+      const matches = (environ.includes(`PS_SHARED_SECRET=${marker}`) && !cmdline.includes('run-tests.mts')) || cmdline.includes(marker);
+      return matches ? [`${p}: ${cmdline.replaceAll('\0', ' ').trim()}`] : [];
+    } catch { return []; }
+  });
 }
 
 /** Why a qemu VM test can't run here (no QEMU, or no image and no means to build one), or null. */
