@@ -79,7 +79,9 @@ describe('uploads at once, for real', { timeout: 600_000 }, () => {
     assert.ok(four[0].server_write_bytes! >= 4 * 32 * MiB, `written ${four[0].server_write_bytes} for four 16 MiB uploads`);
     const report = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');
     assert.match(report, /\| 512MB \| 16MiB ×4 \| 1 \(of 2\) \|/);
-    assert.match(report, /\| 512MB \| 16MiB ×4 \| [\d.]+ \| [^|]+ \| 2\.00 \|/, 'write amplification 2 for four spooled uploads');
+    // A spool then a store is 2; the server's own small writes (its log, the store's metadata) may add a hundredth (2.01 seen under load).
+    const amplification = Number(/\| 512MB \| 16MiB ×4 \| [\d.]+ \| [^|]+ \| (\d+\.\d+) \|/.exec(report)?.[1]);
+    assert.ok(Math.abs(amplification - 2) <= 0.05, `write amplification ${amplification} for four spooled uploads, not about 2`);
     assert.ok(fs.existsSync(path.join(dir, 'memory-512MB.svg')));
     const samples = parseSamplesCsv(fs.readFileSync(path.join(dir, 'samples.csv'), 'utf8'), 'samples.csv');
     assert.ok(samples.some((s) => s.concurrency === 4) && samples.some((s) => s.concurrency === 1));
