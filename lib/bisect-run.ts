@@ -216,12 +216,6 @@ function stopped(interrupts: Interrupts, dir: string, io: Io): number {
 }
 
 /**
- * A commit against GOOD through paired comparisons only: BAD from the confirmation; a midpoint from its step
- * (against that step's good end), plus that end's own place, found the same way. Paired links, never two
- * separate steps' values side by side: on a loaded machine those drift apart by more than the change.
- * The interval is the last link's, moved by the chain before it.
- */
-/**
  * The culprit is the first commit like BAD, so it carries the change from GOOD to BAD. Its own comparison with
  * its parent may have stopped undecided (its step was classified by the other link): then the headline says so.
  */
@@ -234,6 +228,12 @@ export function culpritHeadline(plan: BisectPlan, ans: Extract<Answer, { kind: '
     `${change.text} against its parent ${plan.commits[ans.parent].commit.slice(0, 12)}${alone}.`;
 }
 
+/**
+ * A commit against GOOD through paired comparisons only: BAD from the confirmation; a midpoint from its step
+ * (against that step's good end), plus that end's own place, found the same way. Paired links, never two
+ * separate steps' values side by side: on a loaded machine those drift apart by more than the change.
+ * The interval is the last link's, moved by the chain before it.
+ */
 function againstGood(steps: StepRecord[], index: number): { estimate: number; lo: number; hi: number; via: number | null } | null {
   if (index === 0) return { estimate: 0, lo: 0, hi: 0, via: null };
   const confirm = steps.find((s) => s.kind === 'confirm')!;
@@ -279,10 +279,11 @@ async function finish(ctx: Ctx, steps: StepRecord[], ans: Answer | null, io: Io)
     };
   });
   const toward = confirm.judgements[0]?.move;
+  const direction = toward && (toward === 'up' || toward === 'down') ? moveWords(metric, toward) : null;
   const headline = !ans
     ? `${plan.good} and ${plan.bad} do not differ in ${metric.name} at any case: ${confirm.cases!.map((c) => `${c.case} ${c.judgement ? `${c.judgement.move} ${formatChange(metric, c.judgement)} after ${c.judgement.rounds} rounds` : 'no rounds with both sides measured'}`).join('; ')}. Nothing to bisect.`
     : ans.kind === 'culprit'
-      ? culpritHeadline(plan, ans, metric, { text: culprit!.change.text, verdict: culprit!.change.verdict, rounds: culprit!.change.rounds }, toward && (toward === 'up' || toward === 'down') ? moveWords(metric, toward) : null)
+      ? culpritHeadline(plan, ans, metric, { text: culprit!.change.text, verdict: culprit!.change.verdict, rounds: culprit!.change.rounds }, direction)
       : ans.kind === 'gradual'
         ? `No single commit: ${ans.at.map(short).join(', ')} lies between ${plan.good} and ${plan.bad} in ${metric.name} (part of the change before it, part after): the change is gradual.`
         : `No single commit: the change lies between ${short(ans.lo)} and ${short(ans.hi)}, ${ans.hi - ans.lo - 1} commits apart` +
@@ -293,7 +294,7 @@ async function finish(ctx: Ctx, steps: StepRecord[], ans: Answer | null, io: Io)
     metric: { name: metric.name, title: metric.title, unit: metric.unit, worse: metric.worse, kind: metric.kind },
     first_parent: plan.first_parent, commits_in_range: n, case: confirm.case, case_label: caseLabel(ctx.opts.matrix, confirm.case),
     case_choice: (confirm.cases?.length ?? 0) > 1 ? 'the case where GOOD and BAD differ most (largest |change|) among those that differ' : 'the only case',
-    confirm: confirm.cases, direction: toward && (toward === 'up' || toward === 'down') ? moveWords(metric, toward) : null,
+    confirm: confirm.cases, direction,
     rule: {
       stopping_rule: rule,
       classification: 'midpoint M of range L..H, at each look: a = L -> M, b = M -> H (moves judged by the stopping rule; survival: exact sign test at the look\'s level, '

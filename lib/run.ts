@@ -263,16 +263,16 @@ export interface OpenRunOptions {
   stdout: (text: string) => void;
 }
 
-/**
- * Makes the results folders and writes each side's config.json (not finished
- * yet); plans the jobs: every case once per side, the sides of each case in an
- * order drawn from the seed; a resume plans only what raw.csv lacks.
- */
 /** Whether adaptive rounds take every memory limit's cases in each round: each limit's environment stays up meanwhile. */
 export function roundsAcrossLimits(m: Matrix): boolean {
   return m.provider === 'local';
 }
 
+/**
+ * Makes the results folders and writes each side's config.json (not finished
+ * yet); plans the jobs: every case once per side, the sides of each case in an
+ * order drawn from the seed; a resume plans only what raw.csv lacks.
+ */
 export async function openRun(o: OpenRunOptions, say: (line: string) => void): Promise<Run> {
   const ab = o.sides.length > 1;
   if (o.resume && o.resume.sides.length !== o.sides.length) {
