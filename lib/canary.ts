@@ -32,6 +32,14 @@ function fixedBytes(): Buffer {
   return buffer;
 }
 
+/** The canary's CPU part alone, in seconds: what the plan scales its estimate by (lib/stats/plan.ts). */
+export function cpuCanarySeconds(): number {
+  const bytes = fixedBytes();
+  const t0 = process.hrtime.bigint();
+  crypto.createHash('sha256').update(bytes).digest();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
 /** Runs the canary once; `dir` is where its file is written (and removed). Synchronous on purpose: nothing else runs meanwhile. */
 export function runCanary(dir: string): CanaryTiming {
   const bytes = fixedBytes();

@@ -43,9 +43,10 @@ export function writeMachineProfile(p: MachineProfile): void {
  * The profile a run of two or more sides measured: upload and download
  * speeds of its successes (bytes over seconds), the median job's time beyond its upload and
  * download (`jobs`: each measured job's row and wall seconds), and the median over its cases of the per-round paired SD of the
- * throughput log ratio (first two sides). null with fewer than 4 paired rounds.
+ * throughput log ratio (first two sides), and the median of the canary's CPU part (`canaryCpu`, seconds) while it ran.
+ * null with fewer than 4 paired rounds.
  */
-export function profileFromRun(sides: RawRow[][], jobs: { row: RawRow; seconds: number }[], source: string): MachineProfile | null {
+export function profileFromRun(sides: RawRow[][], jobs: { row: RawRow; seconds: number }[], source: string, canaryCpu: number[] = []): MachineProfile | null {
   const ok = sides.flat().filter((r) => r.exit_reason === 'success' && r.throughput_mib_s !== null && r.download_mib_s !== null);
   const timed = jobs.filter((j) => ok.includes(j.row));
   if (ok.length === 0 || timed.length === 0 || sides.length < 2) return null;
@@ -64,6 +65,7 @@ export function profileFromRun(sides: RawRow[][], jobs: { row: RawRow; seconds: 
     download_mib_s: sum(ok.map(mibOf)) / sum(ok.map((r) => mibOf(r) / r.download_mib_s!)),
     job_overhead_seconds: Math.max(0, median(timed.map((j) => j.seconds - busy(j.row)))),
     paired_sd_pct: (Math.exp(median(sds)) - 1) * 100,
+    ...(canaryCpu.length > 0 ? { canary_cpu_seconds: median(canaryCpu) } : {}),
     source: `${source} (${new Date().toISOString().slice(0, 16)}Z)`,
   };
 }

@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import dotenv from 'dotenv';
 import { $ } from 'zx';
-import { runCanary } from './canary.ts';
+import { cpuCanarySeconds, runCanary } from './canary.ts';
+import { median } from './stats/stats.ts';
 import { closeClient } from './client.ts';
 import type { ComparedRun } from './comparison.ts';
 import { checkDiskSpace, diskPlanFor } from './diskspace.ts';
@@ -216,6 +217,7 @@ export function planRun(m: Matrix, cases: Case[], sides: number, rule: StoppingR
       key, label: caseRunLabel(c.size.label, { memoryMb: c.memoryMb, concurrency: c.concurrency ?? 1 }), bytes: c.size.bytes, concurrency: c.concurrency ?? 1,
     })),
     sides, warmup: m.warmupIterations, iterations: rule ? null : m.iterations, rule, pooled, profile: readMachineProfile(), shards,
+    canaryNow: median([cpuCanarySeconds(), cpuCanarySeconds(), cpuCanarySeconds()]),
   });
 }
 
@@ -364,6 +366,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
   /** Per case: wall seconds of its jobs, and its side-0 measured iterations (its rounds); the time left comes from them. */
   const paces = new Map<string, { seconds: number[]; rounds: number }>();
   const timed: { row: RawRow; seconds: number }[] = [];
+  const canaryCpu: number[] = [];
   const left = () => {
     if (!plan) return '';
     const progressed = [...paces.entries()].map(([key, p]) => ({
@@ -426,6 +429,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
         if (canaryKey !== lastCase) {
           lastCase = canaryKey;
           const t = runCanary(localDataParent());
+          canaryCpu.push(t.cpu_seconds);
           for (const s of run.sides) appendCanaryRow(s.dir, { at: new Date().toISOString(), before_case: name, ...t });
         }
         // A resumed case whose warm-up ran before the interruption goes on in a fresh, cold environment:
@@ -461,7 +465,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     if (!signal.aborted) updateRecords(run, transitions.finished);
     // The next run's plan goes by what this one measured here.
     // Runs inside the test runner (NODE_TEST_CONTEXT) measure stand-ins and throttles, not this machine.
-    const measured = !signal.aborted && run.sides.length >= 2 && !process.env.NODE_TEST_CONTEXT ? profileFromRun(run.sides.map((s) => s.rows), timed, run.parent ?? run.sides[0].dir) : null;
+    const measured = !signal.aborted && run.sides.length >= 2 && !process.env.NODE_TEST_CONTEXT ? profileFromRun(run.sides.map((s) => s.rows), timed, run.parent ?? run.sides[0].dir, canaryCpu) : null;
     if (measured) writeMachineProfile(measured);
   } catch (e) {
     if (e instanceof AuthRejected) {

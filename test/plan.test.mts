@@ -36,7 +36,7 @@ describe('plan', () => {
       { key: 'b', label: '512MB 500MiB', bytes: 500 * MiB, concurrency: 1 },
     ];
     const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 2 });
-    const p = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: pooledRule({ noisePct: 3, cases: 2 }), profile, shards: [{ total: 2, cases: [['b'], ['a']] }] });
+    const p = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: pooledRule({ noisePct: 3, cases: 2 }), profile, shards: [{ total: 2, cases: [['b'], ['a']] }], canaryNow: null });
     assert.equal(p.bytes_per_round, 2 * 2 * 600 * MiB); // up and down, both sides
     assert.deepEqual(p.rounds, { least: 6, expected: 10, most: 48 });
     // Per round: a = 2 x 3.5 s, b = 2 x (2 + 5 + 2.5) s = 19 s; 26 s a round, times rounds + the warm-up.
@@ -49,14 +49,30 @@ describe('plan', () => {
     assert.match(text, /wall time here: least 3 min, expected 5 min, most 21 min/);
     assert.match(text, /with --shard k\/2: the heaviest shard expected 3 min, at most 16 min/);
     // Fixed iterations: every round count is the measured iterations.
-    const fixed = makePlan({ cases, sides: 1, warmup: 1, iterations: 5, rule: null, pooled: null, profile, shards: [] });
+    const fixed = makePlan({ cases, sides: 1, warmup: 1, iterations: 5, rule: null, pooled: null, profile, shards: [], canaryNow: null });
     assert.deepEqual(fixed.rounds, { least: 4, expected: 4, most: 4 });
+  });
+
+  test('a machine slower now than when profiled: job times scaled by the canary, and said', () => {
+    const cases = [{ key: 'a', label: '512MB 100MiB', bytes: 100 * MiB, concurrency: 1 }];
+    const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 1 });
+    const profiled = { ...profile, canary_cpu_seconds: 0.05 };
+    const base = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: null, profile: profiled, shards: [], canaryNow: 0.05 });
+    const loaded = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: null, profile: profiled, shards: [], canaryNow: 0.2 });
+    assert.equal(base.slowdown, 1);
+    assert.equal(loaded.slowdown, 4);
+    assert.equal(loaded.seconds.expected, 4 * base.seconds.expected);
+    assert.equal(loaded.rounds.expected, base.rounds.expected); // the noise, not the pace, sets the rounds
+    assert.match(renderPlan(loaded), /machine now: canary 0\.200 s against 0\.050 s then, so times above are x4\.00 the profile's/);
+    assert.doesNotMatch(renderPlan(base), /machine now/);
+    // A profile without a canary (older, or the defaults) is not scaled.
+    assert.equal(makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: null, profile, shards: [], canaryNow: 0.2 }).slowdown, 1);
   });
 
   test('time left: cases not stopped run to the later of expected and their next look, at their own pace', () => {
     const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 2 });
     const cases = [{ key: 'a', label: 'a', bytes: 100 * MiB, concurrency: 1 }, { key: 'b', label: 'b', bytes: 500 * MiB, concurrency: 1 }];
-    const p = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: pooledRule({ noisePct: 3, cases: 2 }), profile, shards: [] });
+    const p = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: pooledRule({ noisePct: 3, cases: 2 }), profile, shards: [], canaryNow: null });
     // Nothing run: the plan's expected time.
     assert.equal(timeLeft(p, [], rule.looks, 1), p.seconds.expected);
     // a stopped; b at 12 rounds, 4 s a job: its next look is 16, so 4 rounds x 2 sides x 4 s.

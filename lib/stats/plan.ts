@@ -2,7 +2,7 @@
 // rules may take (least, expected, most), the wall time that implies on this
 // machine, and what --shard N would make of it; during the run, the time left.
 //
-//   const plan = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled, profile, shards })
+//   const plan = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled, profile, shards, canaryNow })
 //   process.stdout.write(renderPlan(plan))
 //   timeLeft(plan, progressSoFar)   // seconds
 //
@@ -11,7 +11,10 @@
 // t(1 - stray_alpha / 2K, n - 1) x sd / sqrt(n) inside case_band_max_pct, or
 // when its own 95% interval (about 2 sd / sqrt(n)) lies inside ±noise; the
 // first look where either holds at the per-round paired SD last measured on
-// this machine (or the default). The machine's speeds come from the same place.
+// this machine (or the default). The machine's speeds come from the same place,
+// scaled by how much slower the machine canary's CPU part runs now than it did
+// in that run: a profile measured at load 2 said 3 min for a run that took 23
+// at load 7, when the canary ran 4.3-5x slower.
 //
 // Pure: figures in, figures out (test/plan.test.mts).
 import type { PooledRule } from './pooled.ts';
@@ -28,6 +31,8 @@ export interface MachineProfile {
   job_overhead_seconds: number;
   /** Per-round paired SD of the throughput log ratio, percent (median over the cases of the run that measured it). */
   paired_sd_pct: number;
+  /** Median seconds of the machine canary's CPU part during that run (lib/canary.ts); absent in older profiles. */
+  canary_cpu_seconds?: number;
   /** Where the figures come from: "default" or the run folder that measured them, and when. */
   source: string;
 }
@@ -56,6 +61,8 @@ export interface PlanInput {
   profile: MachineProfile;
   /** --shard N for some N: each shard's case keys (lib/shard.ts planShards). */
   shards: { total: number; cases: string[][] }[];
+  /** The canary's CPU part timed just now; null when not timed. */
+  canaryNow: number | null;
 }
 
 export interface PlanRecord {
@@ -68,12 +75,20 @@ export interface PlanRecord {
   per_case: { case: string; label: string; job_seconds: number; expected_rounds: number }[];
   shards: { total: number; expected_seconds: number; most_seconds: number }[];
   profile: MachineProfile;
+  /** Job times are the profile's times this many times over: the canary now against the canary then (1 without both). */
+  slowdown: number;
+  canary_now_seconds: number | null;
 }
 
 /** Seconds one job (one side's upload of a case, with its download and overhead) takes by the profile. */
-export function jobSeconds(c: PlanCase, p: MachineProfile): number {
+export function jobSeconds(c: PlanCase, p: MachineProfile, slowdown = 1): number {
   const mib = (c.bytes * c.concurrency) / MiB;
-  return p.job_overhead_seconds + mib / p.upload_mib_s + mib / p.download_mib_s;
+  return slowdown * (p.job_overhead_seconds + mib / p.upload_mib_s + mib / p.download_mib_s);
+}
+
+/** How much slower the machine is now than when the profile was measured, by the canary's CPU part; 1 when either is unknown. */
+export function slowdownOf(p: MachineProfile, canaryNow: number | null): number {
+  return canaryNow !== null && canaryNow > 0 && p.canary_cpu_seconds ? canaryNow / p.canary_cpu_seconds : 1;
 }
 
 /** The look an unchanged case is expected to stop at, at a per-round paired SD of `sdPct`. */
@@ -96,7 +111,8 @@ export function makePlan(i: PlanInput): PlanRecord {
   const rounds = i.rule
     ? { least: i.rule.looks[0], expected: expectedLook(i.profile.paired_sd_pct, i.rule, i.pooled, i.cases.length), most: i.rule.looks[i.rule.looks.length - 1] }
     : { least: measured!, expected: measured!, most: measured! };
-  const perCase = i.cases.map((c) => ({ case: c.key, label: c.label, job_seconds: jobSeconds(c, i.profile), expected_rounds: rounds.expected }));
+  const slowdown = slowdownOf(i.profile, i.canaryNow);
+  const perCase = i.cases.map((c) => ({ case: c.key, label: c.label, job_seconds: jobSeconds(c, i.profile, slowdown), expected_rounds: rounds.expected }));
   const secondsFor = (keys: Set<string> | null, r: number) =>
     perCase.filter((c) => !keys || keys.has(c.case)).reduce((a, c) => a + c.job_seconds * i.sides * (r + i.warmup), 0);
   return {
@@ -112,6 +128,8 @@ export function makePlan(i: PlanInput): PlanRecord {
       most_seconds: Math.max(...s.cases.map((keys) => secondsFor(new Set(keys), rounds.most))),
     })),
     profile: i.profile,
+    slowdown,
+    canary_now_seconds: i.canaryNow,
   };
 }
 
@@ -132,6 +150,7 @@ export function renderPlan(p: PlanRecord): string {
     ...p.shards.map((s) => `  with --shard k/${s.total}: the heaviest shard expected ${duration(s.expected_seconds)}, at most ${duration(s.most_seconds)}`),
     `from: ${p.profile.source}: upload ${p.profile.upload_mib_s.toFixed(0)} MiB/s, download ${p.profile.download_mib_s.toFixed(0)} MiB/s, ` +
       `${p.profile.job_overhead_seconds.toFixed(1)} s a job besides, per-round paired SD ${p.profile.paired_sd_pct.toFixed(1)}%`,
+    ...(p.slowdown !== 1 ? [`machine now: canary ${p.canary_now_seconds!.toFixed(3)} s against ${p.profile.canary_cpu_seconds!.toFixed(3)} s then, so times above are x${p.slowdown.toFixed(2)} the profile's`] : []),
   ];
   return `${lines.join('\n')}\n`;
 }
