@@ -22,6 +22,7 @@ import {
 } from './lib/run.ts';
 import { transitions } from './lib/run-record.ts';
 import { renderPlan } from './lib/stats/plan.ts';
+import { expandCases } from './lib/matrix.ts';
 
 async function run(argv: string[], io: Io): Promise<number> {
   const opts = parseOptions(argv);
@@ -64,8 +65,10 @@ export async function runSuite(opts: Options, argv: string[], io: Io): Promise<S
   // The plan, before anything is built or uploaded: --plan prints it and stops there.
   const refs = await expandRefRanges(m, opts.refs, opts.range); // --ref A..B: a commit per ref
   const cases = planCases(m, opts.shard, refs.length); // --shard k/N: this machine's whole cases
-  const rule = adaptiveRule(opts.adaptive, cases), pooled = pooledRuleFor(opts.adaptive, cases);
-  const plan = resume ? null : planRun(m, cases, Math.max(1, refs.length, opts.binaries.length), rule, pooled);
+  const sides = Math.max(1, refs.length, opts.binaries.length);
+  // One family for the whole run: the matrix's cases (not only this shard's) x the servers after the first.
+  const rule = adaptiveRule(opts.adaptive, expandCases(m), sides - 1), pooled = pooledRuleFor(opts.adaptive, cases);
+  const plan = resume ? null : planRun(m, cases, sides, rule, pooled);
   if (opts.plan) return io.stdout.write(renderPlan(plan!)), none(0);
   preflight(m); // tools and a data folder: before anything is built or made
   if (plan) for (const line of renderPlan(plan).trimEnd().split('\n')) say(line);

@@ -155,6 +155,10 @@ export function mergeShards(shards: ShardRun[], opts: { allowMissing: boolean })
       throw new InputError(`${label(s)} ran another suite version than ${label(first)}: ${suiteOf(c)} vs ${suiteOf(c0)}`);
     }
     if (c.shard!.rule !== c0.shard!.rule) throw new InputError(`${label(s)} was cut by another assignment rule than ${label(first)}: another suite version`);
+    // The merged comparison judges every case by one stopping rule: the shards must have stopped by the same one.
+    if (!same(c.ab?.stopping_rule ?? null, c0.ab?.stopping_rule ?? null)) {
+      throw new InputError(`${label(s)} stopped its cases by another rule than ${label(first)}: ${differs('stopping rule', c0.ab?.stopping_rule ?? null, c.ab?.stopping_rule ?? null)}`);
+    }
     for (const key of ['provider', 'matrix'] as const) {
       if (!same(c[key], c0[key])) {
         throw new InputError(`${label(s)} ran another matrix than ${label(first)}: ${differs(key, c0[key], c[key])}`);

@@ -181,11 +181,16 @@ export function makeProvider(m: Matrix, spec: ServerSpec, secret: string, image:
   return new LocalProvider(launch, ctx);
 }
 
-/** --iterations auto: the stopping rule for `cases` (lib/stats/sequential.ts); family-wise over the matrix's cases. */
-export function adaptiveRule(adaptive: { maxRounds: number; noisePct: number } | null, cases: Case[]): StoppingRule | null {
+/**
+ * --iterations auto: the stopping rule (lib/stats/sequential.ts), family-wise
+ * over every comparison the run makes: each of `cases` (run-tests gives the
+ * whole matrix's, also to a --shard, so every shard records the same rule)
+ * against each of the `laterServers` (every --ref after the first).
+ */
+export function adaptiveRule(adaptive: { maxRounds: number; noisePct: number } | null, cases: Case[], laterServers = 1): StoppingRule | null {
   if (!adaptive) return null;
   const distinct = new Set(cases.map(caseKey)).size;
-  return stoppingRule({ alpha: 0.05, noisePct: adaptive.noisePct, cases: distinct, maxRounds: adaptive.maxRounds });
+  return stoppingRule({ alpha: 0.05, noisePct: adaptive.noisePct, cases: distinct * Math.max(1, laterServers), maxRounds: adaptive.maxRounds });
 }
 
 /** A side as compare-runs would load its folder: paired with the others by its record's ab (the machine canary only counts for separate runs). */

@@ -14,7 +14,7 @@
 import { caseKey, throughputOf } from '../cases.ts';
 import type { RawRow } from '../results.ts';
 import { canStop, pooledLook, pooledPct, type PooledRule } from './pooled.ts';
-import { decideAtLook, type LookDecision, type StoppingRule } from './sequential.ts';
+import { decideAtLook, decideFinal, type LookDecision, type StoppingRule } from './sequential.ts';
 
 export interface CaseStop {
   case: string;
@@ -33,6 +33,8 @@ export class AdaptiveRounds {
   private readonly seen = new Map<string, Map<number, number>[]>();
   private readonly stops = new Map<string, CaseStop>();
   private readonly looked = new Map<string, number>();
+  /** case -> the sides that have recorded its last planned iteration (any outcome). */
+  private readonly ended = new Map<string, Set<number>>();
 
   /** `pooled`: the matrix-level same (two sides only); null leaves every case to its own rule. */
   constructor(private readonly rule: StoppingRule, private readonly sides: number, private readonly warmup: number, private readonly pooled: PooledRule | null = null) {}
@@ -55,21 +57,28 @@ export class AdaptiveRounds {
     this.seen.set(key, bySide);
     const t = row.exit_reason === 'success' ? throughputOf(row) : null;
     if (t !== null && t > 0) bySide[side].set(row.iteration, t);
+    const cap = this.rule.looks[this.rule.looks.length - 1];
+    const ended = this.ended.get(key) ?? new Set<number>();
+    this.ended.set(key, ended);
+    if (row.iteration === this.warmup + cap) ended.add(side);
     // Rounds every side has measured successfully, in iteration order.
     const rounds = [...bySide[0].keys()].filter((i) => bySide.every((s) => s.has(i))).sort((a, b) => a - b);
+    // Planned rounds all run, yet failed ones left fewer successful than the cap: the final analysis, on all of them.
+    const ranOut = ended.size === this.sides && rounds.length > 0 && rounds.length < cap;
     const look = this.rule.looks.find((l) => l === rounds.length);
-    if (look === undefined || this.looked.get(key) === look) return null;
-    this.looked.set(key, look);
-    const decisions = bySide.slice(1).map((s) => decideAtLook(rounds.map((i) => Math.log(s.get(i)! / bySide[0].get(i)!)), look, this.rule));
+    if (!ranOut && (look === undefined || this.looked.get(key) === look)) return null;
+    if (look !== undefined) this.looked.set(key, look);
+    const ratiosOf = (s: Map<number, number>) => rounds.map((i) => Math.log(s.get(i)! / bySide[0].get(i)!));
+    const decisions = bySide.slice(1).map((s) => (ranOut ? decideFinal(ratiosOf(s), this.rule) : decideAtLook(ratiosOf(s), look!, this.rule)));
     const decided = decisions.every((d) => d.state === 'decided');
-    const last = look === this.rule.looks[this.rule.looks.length - 1];
-    const pooled = decided ? null : this.pooledStop(key, look);
+    const last = ranOut || look === cap;
+    const pooled = decided || look === undefined ? null : this.pooledStop(key, look);
     if (pooled) {
       this.stops.set(key, pooled);
       return pooled;
     }
     if (!decided && !last) return null;
-    const stop: CaseStop = { case: key, rounds: look, state: decided ? 'decided' : 'cap', verdicts: decisions.map((d) => d.verdict) };
+    const stop: CaseStop = { case: key, rounds: rounds.length, state: decided ? 'decided' : 'cap', verdicts: decisions.map((d) => d.verdict) };
     this.stops.set(key, stop);
     return stop;
   }

@@ -18,7 +18,7 @@ import {
 import { holm, pairedChange, unpairedChange, type Change } from './effect.ts';
 import type { CaseStop } from './adaptive.ts';
 import { pooledVerdicts, stoppedBy, type CaseRounds, type PooledRule, type PooledSummary } from './pooled.ts';
-import { decideAtLook, lastLookReached, lookLevels, type StoppingRule } from './sequential.ts';
+import { decideAtLook, decideFinal, finalLevel, lastLookReached, lookLevels, type StoppingRule } from './sequential.ts';
 import { cvPct, geomean, max, median, min, minPossibleP, spreadPct } from './stats.ts';
 import { changeVerdict, detectable, sd, type Detectable } from './verdict.ts';
 import { judgmentFor, type JudgmentRule } from './judgment.ts';
@@ -412,13 +412,16 @@ function judgeSequential(k: CaseComparison, declared: StoppingRule): void {
   const rule = k.noisePct === null ? declared : { ...declared, noise_pct: k.noisePct };
   const m = k.metrics[0];
   const ratios = logRatios(k.base.successes, k.cand.successes, m.metric.key);
-  const look = lastLookReached(ratios.length, rule);
+  // Every planned round run, failed ones among them: the final analysis on all successful rounds, as the run's rule took it.
+  const cap = rule.looks[rule.looks.length - 1];
+  const ranOut = ratios.length > 0 && ratios.length < cap && k.base.measured.length >= cap && k.cand.measured.length >= cap;
+  const look = ranOut ? ratios.length : lastLookReached(ratios.length, rule);
   if (look === null) {
     m.verdict = 'inconclusive';
     m.pAdjusted = null;
     return;
   }
-  const d = decideAtLook(ratios, look, rule);
+  const d = ranOut ? decideFinal(ratios, rule) : decideAtLook(ratios, look, rule);
   const change = d.change ?? pairedChange(ratios.slice(0, look), Number((1 - rule.confidence).toFixed(12)));
   Object.assign(m, {
     change, changePct: pctOf(change.estimate), loPct: pctOf(change.lo), hiPct: pctOf(change.hi),
@@ -426,7 +429,7 @@ function judgeSequential(k: CaseComparison, declared: StoppingRule): void {
   });
   k.rounds = look;
   if (d.verdict === 'inconclusive') {
-    const level = lookLevels(rule).at(-1)!;
+    const level = ranOut ? finalLevel(look, rule) : lookLevels(rule).at(-1)!;
     m.detectable = detectable(sd(ratios.slice(0, look)), look, true, level, rule.noise_pct, rule.looks.at(-1)!);
   }
 }

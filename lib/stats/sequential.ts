@@ -36,7 +36,7 @@ export interface StoppingRule {
   spending_power: number;
   /** Family-wise two-sided significance level. */
   alpha: number;
-  /** Cases in the matrix (the family); each case gets alpha / cases. */
+  /** Comparisons in the family: the whole matrix's cases x the servers after the first (lib/run.ts adaptiveRule); each gets alpha / cases. */
   cases: number;
   /** Measured (post-warm-up) rounds at which a case is judged, ascending; the last is the cap. */
   looks: number[];
@@ -106,11 +106,30 @@ export function decideAtLook(logRatios: readonly number[], look: number, rule: S
   const i = rule.looks.indexOf(look);
   if (i < 0) throw new Error(`${look} is not one of the rule's looks (${rule.looks.join(', ')})`);
   if (logRatios.length < look) throw new Error(`look at ${look} rounds, but only ${logRatios.length} measured`);
-  const d = logRatios.slice(0, look);
-  const level = lookLevels(rule)[i];
+  return decideWith(logRatios.slice(0, look), lookLevels(rule)[i], i === rule.looks.length - 1, rule);
+}
+
+/**
+ * The final analysis of a case whose planned rounds ran out before its
+ * successful rounds reached the last look (some rounds failed): all its
+ * rounds, at what its share had left after the last look before them. The
+ * levels it used still sum to at most its share, so the promise holds, and
+ * one failed round no longer drops the case back to the look before (36).
+ */
+export function finalLevel(rounds: number, rule: StoppingRule): number {
+  const perCase = rule.alpha / rule.cases;
+  const prev = rule.looks.filter((l) => l < rounds).at(-1);
+  return perCase - (prev === undefined ? 0 : perCase * (prev / rule.looks[rule.looks.length - 1]) ** rule.spending_power);
+}
+
+/** decideAtLook for a case whose planned rounds ran out at `logRatios.length` successful rounds, short of the cap. */
+export function decideFinal(logRatios: readonly number[], rule: StoppingRule): LookDecision {
+  return decideWith(logRatios, finalLevel(logRatios.length, rule), true, rule);
+}
+
+function decideWith(d: readonly number[], level: number, last: boolean, rule: StoppingRule): LookDecision {
   const p = signedRank(d).p;
   const adjustedP = Math.min(1, (p * rule.alpha) / level);
-  const last = i === rule.looks.length - 1;
   const band = rule.noise_pct / 100;
   const intervalAlpha = Number((1 - rule.confidence).toFixed(12));
   // Neither significant nor inside the band: inconclusive whatever the interval, so it is not computed
