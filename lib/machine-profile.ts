@@ -18,17 +18,19 @@ const mibOf = (r: RawRow) => (r.file_size_bytes * r.concurrency) / 2 ** 20;
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const file = () => path.join(cacheDir(), 'machine-profile.json');
 
-/** The profile the last run wrote; the defaults when there is none or it cannot be read. */
-export function readMachineProfile(): MachineProfile {
+/** The profile the last run wrote; the defaults when there is none or it cannot be read (null then with `orNull`). */
+export function readMachineProfile(): MachineProfile;
+export function readMachineProfile(orNull: true): MachineProfile | null;
+export function readMachineProfile(orNull = false): MachineProfile | null {
   try {
     const p = JSON.parse(fs.readFileSync(file(), 'utf8')) as MachineProfile;
     const ok = ['upload_mib_s', 'download_mib_s', 'job_overhead_seconds', 'paired_sd_pct'].every((k) => {
       const v = (p as unknown as Record<string, unknown>)[k];
       return typeof v === 'number' && Number.isFinite(v) && v >= 0;
     });
-    return ok && p.upload_mib_s > 0 && p.download_mib_s > 0 ? p : DEFAULT_PROFILE;
+    return ok && p.upload_mib_s > 0 && p.download_mib_s > 0 ? p : orNull ? null : DEFAULT_PROFILE;
   } catch {
-    return DEFAULT_PROFILE;
+    return orNull ? null : DEFAULT_PROFILE;
   }
 }
 

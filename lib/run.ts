@@ -28,7 +28,7 @@ import { ensureGuestImage, imageBytesFor, type GuestImage } from './providers/im
 import { interleave, roundsInTurn, type Job } from './stats/interleave.ts';
 import { profileFromRun, readMachineProfile, writeMachineProfile } from './machine-profile.ts';
 import { DEFAULT_NOISE_CUTS } from './noise-cuts.ts';
-import { duration, makePlan, timeLeft, type PlanRecord } from './stats/plan.ts';
+import { duration, makePlan, nextProfile, timeLeft, type PlanRecord } from './stats/plan.ts';
 import { pooledRule, type PooledRule } from './stats/pooled.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './iteration.ts';
 import { LocalProvider } from './providers/local.ts';
@@ -471,7 +471,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     // The next run's plan goes by what this one measured here.
     // Runs inside the test runner (NODE_TEST_CONTEXT) measure stand-ins and throttles, not this machine.
     const measured = !signal.aborted && run.sides.length >= 2 && !process.env.NODE_TEST_CONTEXT ? profileFromRun(run.sides.map((s) => s.rows), timed, run.parent ?? run.sides[0].dir, canaryCpu) : null;
-    if (measured) writeMachineProfile(measured);
+    if (measured) writeMachineProfile(nextProfile(readMachineProfile(true), measured));
   } catch (e) {
     if (e instanceof AuthRejected) {
       updateRecords(run, (r) => transitions.interrupted(r, e.message));

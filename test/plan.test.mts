@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { $ } from 'zx';
-import { duration, expectedLook, jobSeconds, makePlan, renderPlan, timeLeft, type MachineProfile } from '../lib/stats/plan.ts';
+import { duration, expectedLook, jobSeconds, makePlan, nextProfile, renderPlan, timeLeft, type MachineProfile } from '../lib/stats/plan.ts';
 import { pooledRule } from '../lib/stats/pooled.ts';
 import { stoppingRule } from '../lib/stats/sequential.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
@@ -67,6 +67,20 @@ describe('plan', () => {
     assert.doesNotMatch(renderPlan(base), /machine now/);
     // A profile without a canary (older, or the defaults) is not scaled.
     assert.equal(makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: null, profile, shards: [], canaryNow: 0.2 }).slowdown, 1);
+  });
+
+  test('the profile kept after a run: its speeds, and the median paired SD of the last 5 runs', () => {
+    const run = (sd: number, up: number) => ({ ...profile, paired_sd_pct: sd, upload_mib_s: up });
+    assert.deepEqual(nextProfile(null, run(4, 90)), { ...run(4, 90), recent_paired_sd_pct: [4] });
+    let p = nextProfile(null, run(8, 90));
+    for (const [sd, up] of [[4.1, 95], [9, 91], [7, 92], [12, 93], [6, 94]]) p = nextProfile(p, run(sd, up));
+    // 8 dropped (the sixth back); the median of 4.1, 9, 7, 12, 6 is 7; the speeds are the last run's.
+    assert.deepEqual(p.recent_paired_sd_pct, [4.1, 9, 7, 12, 6]);
+    assert.equal(p.paired_sd_pct, 7);
+    assert.equal(p.upload_mib_s, 94);
+    // A profile written before the history was kept counts as one run.
+    assert.deepEqual(nextProfile(run(10, 1), run(6, 2)).recent_paired_sd_pct, [10, 6]);
+    assert.equal(nextProfile(run(10, 1), run(6, 2)).paired_sd_pct, 8);
   });
 
   test('time left: cases not stopped run to the later of expected and their next look, at their own pace', () => {

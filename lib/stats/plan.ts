@@ -31,6 +31,8 @@ export interface MachineProfile {
   job_overhead_seconds: number;
   /** Per-round paired SD of the throughput log ratio, percent (median over the cases of the run that measured it). */
   paired_sd_pct: number;
+  /** The paired SDs (percent) of the last runs, newest last; paired_sd_pct is their median (nextProfile). */
+  recent_paired_sd_pct?: number[];
   /** Median seconds of the machine canary's CPU part during that run (lib/canary.ts); absent in older profiles. */
   canary_cpu_seconds?: number;
   /** Where the figures come from: "default" or the run folder that measured them, and when. */
@@ -78,6 +80,22 @@ export interface PlanRecord {
   /** Job times are the profile's times this many times over: the canary now against the canary then (1 without both). */
   slowdown: number;
   canary_now_seconds: number | null;
+}
+
+/** How many runs' paired SDs the profile keeps: one run of one case is a noisy estimate of the machine's spread. */
+export const PROFILE_SD_RUNS = 5;
+
+/**
+ * The profile to keep after a run measured `measured`: its speeds and canary (the machine as it is now), and
+ * the median paired SD of the last PROFILE_SD_RUNS runs. A plan from one lucky 1-case run (SD 4.1%) said 8 min
+ * for a 4-case run whose cases spread 5-7% and took 17.
+ */
+export function nextProfile(prev: MachineProfile | null, measured: MachineProfile): MachineProfile {
+  const recent = [...(prev?.recent_paired_sd_pct ?? (prev ? [prev.paired_sd_pct] : [])), measured.paired_sd_pct].slice(-PROFILE_SD_RUNS);
+  const sorted = [...recent].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const medianSd = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return { ...measured, paired_sd_pct: medianSd, recent_paired_sd_pct: recent };
 }
 
 /** Seconds one job (one side's upload of a case, with its download and overhead) takes by the profile. */
