@@ -4,7 +4,8 @@
 // measured rounds in which every side succeeded reaches one of the rule's
 // looks: every later side against the first, on the paired throughput log
 // ratios. It stops when every comparison is decided (faster, slower, same)
-// or at the rule's last look.
+// or at the rule's last look, or, when failed rounds left it short of that
+// look, once its planned rounds ran out (the final analysis, decideFinal).
 //
 //   const rounds = new AdaptiveRounds(rule, sides, warmup)
 //   const d = rounds.record(side, row)   // a CaseStop when this row decided the case
