@@ -120,8 +120,11 @@ test('qemu: SIGINT to ./run-tests while its VM boots: exit 130 within seconds, n
   const run = startRun(['--provider', 'qemu', '--sizes', '1MiB', '--memory', '256', '--iterations', '1'], { PS_SHARED_SECRET: secret });
   const vmName = `ups-${run.pid}-256`;
   const vms = async () => (await $({ nothrow: true, quiet: true })`pgrep -f ${vmName}`).stdout.trim();
-  await waitFor('the VM to be started', () => /qemu-system/.test(processesWith(vmName).join('\n')), 120_000);
-  const workDir = /-serial\s+file:(\S+)\/serial\.log/.exec(processesWith(vmName).join('\n'))?.[1];
+  // Waits for QEMU's own command line (its -serial file), not merely some process naming the VM:
+  // under load the check once found the second without the first.
+  const serialDir = () => /-serial\s+file:(\S+)\/serial\.log/.exec(processesWith(vmName).join('\n'))?.[1];
+  await waitFor('the VM to be started', () => serialDir() !== undefined, 120_000);
+  const workDir = serialDir();
   assert.ok(workDir && fs.existsSync(workDir), `the VM's work folder: ${workDir}`);
   // 2 s into the boot, which takes 10 s or more under TCG.
   await interruptWait(run, { afterMs: 2000, maxSeconds: 10, what: 'the VM boot', diagnostic: (l) => t.diagnostic(l) });
