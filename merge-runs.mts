@@ -5,8 +5,8 @@
 //   ./merge-runs results/shard-1 results/shard-2 results/shard-3 --out results/merged
 //   ./compare-runs results/merged/main results/merged/my-branch
 //
-// Exit 0 merged; with two refs, compare-runs' exit (1: the second ref is
-// slower or fails more); 1 the suite failed; 2 bad input, including shards
+// Exit 0 merged; with two or more refs, compare-runs' exit (1: a later ref
+// is slower or fails more); 1 the suite failed; 2 bad input, including shards
 // that do not belong together. The last line of stdout is the merged folder.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,14 +18,16 @@ import { argvError } from './lib/argv-errors.ts';
 import { InputError, PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { mergeShards, readShard, writeMerged } from './lib/merge.ts';
 import { SUITE_DIR } from './lib/paths.ts';
+import { compareFolder } from './lib/run.ts';
 import { createRunDir, makeOutputDir } from './lib/results.ts';
 
 const HELP = `Usage: merge-runs SHARD... [--out DIR] [--allow-missing]
 
 Merges the results folders of run-tests --shard k/N into one results folder
 (raw.csv, config.json, report.md with its chart, failures.log), or, for a
-two-ref run, one parent folder with a folder per ref and compare/ (their
-comparison, as run-tests --ref A --ref B writes it). Each SHARD is a shard's
+run of two or more refs, one parent folder with a folder per ref and compare/
+(compare-<ref>/ for each later ref with more than two: each against the
+first, as run-tests --ref A --ref B writes it). Each SHARD is a shard's
 results folder, its two-ref parent folder, or the --out folder holding one.
 
 Refused (exit 2), with the reason: shards of different splits, a shard given
@@ -38,11 +40,11 @@ Options:
   --out DIR          the merged folder: new, or empty (default: results/<YYYYMMDD-HHMMSS> beside this script)
   --allow-missing    merge without the missing cases; they are named on stderr and in report.md,
                      and config.json says finished: false
-  --junit FILE       with two refs: also write the comparison's verdicts as JUnit XML (see compare-runs --help)
+  --junit FILE       with two or more refs: also write the comparisons' verdicts as JUnit XML (see compare-runs --help)
   -h, --help         this text
 
-Exit status: 0 merged; with two refs compare-runs' exit (1: the second ref is
-slower or fails more often); 1 the suite failed; 2 bad input.
+Exit status: 0 merged; with two or more refs compare-runs' exit (1: a later ref
+is slower or fails more often); 1 the suite failed; 2 bad input.
 `;
 
 export function main(argv: string[], io: Io = PROCESS_IO): Promise<number> {
@@ -83,10 +85,15 @@ async function run(argv: string[], io: Io): Promise<number> {
   for (const d of dirs) io.stdout.write(`${d}\n`);
   let code = 0;
   if (merged.ab) {
-    const [base, cand] = merged.sides.map((s, i) => ({ dir: dirs[i], name: path.basename(dirs[i]), config: s.config, rows: s.rows, canary: s.canary }));
-    const c = await writeComparison(base, cand, path.join(out, 'compare'), DEFAULT_THRESHOLDS, io);
-    if (values.junit !== undefined) writeJunit(values.junit, renderJunit([comparisonSuite(c.comparison)]));
-    code = c.code;
+    // Every later server against the first, as run-tests compares them (compare-<server>/ with more than two).
+    const [base, ...cands] = merged.sides.map((s, i) => ({ dir: dirs[i], name: path.basename(dirs[i]), config: s.config, rows: s.rows, canary: s.canary }));
+    const suites = [];
+    for (const cand of cands) {
+      const c = await writeComparison(base, cand, compareFolder(out, merged.sides.length, cand.dir), DEFAULT_THRESHOLDS, io);
+      suites.push(comparisonSuite(c.comparison));
+      code = Math.max(code, c.code);
+    }
+    if (values.junit !== undefined) writeJunit(values.junit, renderJunit(suites));
   }
   if (dirs.length > 1 || merged.ab) io.stdout.write(`${out}\n`);
   return code;
