@@ -12,13 +12,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_THRESHOLDS } from './lib/stats/compare.ts';
-import { writeComparison, writeJunit } from './lib/comparison.ts';
+import { compareFolder, writeComparison, writeJunit } from './lib/comparison.ts';
 import { comparisonSuite, renderJunit } from './lib/render/junit.ts';
 import { argvError } from './lib/argv-errors.ts';
 import { InputError, PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { mergeShards, readShard, writeMerged } from './lib/merge.ts';
 import { SUITE_DIR } from './lib/paths.ts';
-import { compareFolder } from './lib/run.ts';
 import { createRunDir, makeOutputDir } from './lib/results.ts';
 
 const HELP = `Usage: merge-runs SHARD... [--out DIR] [--allow-missing]

@@ -5,7 +5,7 @@
 // the second is slower), 2 bad input, 130/143 interrupted.
 import crypto from 'node:crypto';
 import { DEFAULT_THRESHOLDS, type Comparison } from './lib/stats/compare.ts';
-import { writeComparison, writeJunit } from './lib/comparison.ts';
+import { compareFolder, writeComparison, writeJunit } from './lib/comparison.ts';
 import { runDoctor } from './lib/doctor-probe.ts';
 import { PROCESS_IO, reportErrors, runIfMain, type Io } from './lib/errors.ts';
 import { memoryFloor } from './lib/floor-run.ts';
@@ -17,7 +17,7 @@ import { HELP, parseOptions, type Options } from './lib/options.ts';
 import { Progress } from './lib/progress.ts';
 import { selfCheck } from './lib/self-check.ts';
 import {
-  adaptiveRule, comparedSide, compareFolder, executeRun, finishRun, makeProvider, openRun, planCases, planRun, pooledRuleFor, preflight, prepareGuestImage, prepareServers, prepareTestFiles, sharedSecret, updateRecords,
+  adaptiveRule, comparedSide, executeRun, finishRun, makeProvider, openRun, planCases, planRun, pooledRuleFor, preflight, prepareGuestImage, prepareServers, prepareTestFiles, sharedSecret, updateRecords,
   type Run,
 } from './lib/run.ts';
 import { transitions } from './lib/run-record.ts';

@@ -46,3 +46,8 @@ export function writeJunit(file: string, xml: string): void {
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   fs.writeFileSync(file, xml);
 }
+
+/** Where a side's comparison with the first side goes: compare/, or compare-<side>/ when there are more than two. */
+export function compareFolder(parent: string, sides: number, sideDir: string): string {
+  return path.join(parent, sides > 2 ? `compare-${path.basename(sideDir)}` : 'compare');
+}

@@ -2,14 +2,14 @@
 // them (not runs inside the test runner), kept in the cache folder, so the next run's plan (lib/stats/plan.ts) can say
 // how long it will take here.
 //
-//   const p = readMachineProfile()            // the last measured, or DEFAULT_PROFILE
+//   const p = readMachineProfile() ?? DEFAULT_PROFILE   // the last measured, or the defaults
 //   const next = profileFromRun(sideRows, jobSeconds, dir)  // null when the run measured too little
 //   if (next) writeMachineProfile(next)
 import fs from 'node:fs';
 import path from 'node:path';
 import { caseSide, groupCases, throughputOf } from './cases.ts';
 import { cacheDir } from './paths.ts';
-import { DEFAULT_PROFILE, type MachineProfile } from './stats/plan.ts';
+import type { MachineProfile } from './stats/plan.ts';
 import type { RawRow } from './results.ts';
 import { median } from './stats/stats.ts';
 import { sd } from './stats/verdict.ts';
@@ -18,19 +18,17 @@ const mibOf = (r: RawRow) => (r.file_size_bytes * r.concurrency) / 2 ** 20;
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const file = () => path.join(cacheDir(), 'machine-profile.json');
 
-/** The profile the last run wrote; the defaults when there is none or it cannot be read (null then with `orNull`). */
-export function readMachineProfile(): MachineProfile;
-export function readMachineProfile(orNull: true): MachineProfile | null;
-export function readMachineProfile(orNull = false): MachineProfile | null {
+/** The profile the last run wrote; null when there is none or it cannot be read (plans then use DEFAULT_PROFILE). */
+export function readMachineProfile(): MachineProfile | null {
   try {
     const p = JSON.parse(fs.readFileSync(file(), 'utf8')) as MachineProfile;
     const ok = ['upload_mib_s', 'download_mib_s', 'job_overhead_seconds', 'paired_sd_pct'].every((k) => {
       const v = (p as unknown as Record<string, unknown>)[k];
       return typeof v === 'number' && Number.isFinite(v) && v >= 0;
     });
-    return ok && p.upload_mib_s > 0 && p.download_mib_s > 0 ? p : orNull ? null : DEFAULT_PROFILE;
+    return ok && p.upload_mib_s > 0 && p.download_mib_s > 0 ? p : null;
   } catch {
-    return orNull ? null : DEFAULT_PROFILE;
+    return null;
   }
 }
 

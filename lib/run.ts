@@ -28,7 +28,7 @@ import { ensureGuestImage, imageBytesFor, type GuestImage } from './providers/im
 import { interleave, roundsInTurn, type Job } from './stats/interleave.ts';
 import { profileFromRun, readMachineProfile, writeMachineProfile } from './machine-profile.ts';
 import { DEFAULT_NOISE_CUTS } from './noise-cuts.ts';
-import { duration, makePlan, nextProfile, timeLeft, type PlanRecord } from './stats/plan.ts';
+import { DEFAULT_PROFILE, duration, makePlan, nextProfile, timeLeft, type PlanRecord } from './stats/plan.ts';
 import { pooledRule, type PooledRule } from './stats/pooled.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './iteration.ts';
 import { LocalProvider } from './providers/local.ts';
@@ -221,14 +221,9 @@ export function planRun(m: Matrix, cases: Case[], sides: number, rule: StoppingR
     cases: [...distinct.entries()].map(([key, c]) => ({
       key, label: caseRunLabel(c.size.label, { memoryMb: c.memoryMb, concurrency: c.concurrency ?? 1 }), bytes: c.size.bytes, concurrency: c.concurrency ?? 1,
     })),
-    sides, warmup: m.warmupIterations, iterations: rule ? null : m.iterations, rule, pooled, profile: readMachineProfile(), shards,
+    sides, warmup: m.warmupIterations, iterations: rule ? null : m.iterations, rule, pooled, profile: readMachineProfile() ?? DEFAULT_PROFILE, shards,
     canaryNow: median([cpuCanarySeconds(), cpuCanarySeconds(), cpuCanarySeconds()]),
   });
-}
-
-/** Where a side's comparison with the first side goes: compare/, or compare-<side>/ when there are more than two. */
-export function compareFolder(parent: string, sides: number, sideDir: string): string {
-  return path.join(parent, sides > 2 ? `compare-${path.basename(sideDir)}` : 'compare');
 }
 
 /** Folder names for the sides of a run of refs: the refs, made safe as names, told apart when they collide. */
@@ -471,7 +466,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     // The next run's plan goes by what this one measured here.
     // Runs inside the test runner (NODE_TEST_CONTEXT) measure stand-ins and throttles, not this machine.
     const measured = !signal.aborted && run.sides.length >= 2 && !process.env.NODE_TEST_CONTEXT ? profileFromRun(run.sides.map((s) => s.rows), timed, run.parent ?? run.sides[0].dir, canaryCpu) : null;
-    if (measured) writeMachineProfile(nextProfile(readMachineProfile(true), measured));
+    if (measured) writeMachineProfile(nextProfile(readMachineProfile(), measured));
   } catch (e) {
     if (e instanceof AuthRejected) {
       updateRecords(run, (r) => transitions.interrupted(r, e.message));

@@ -20,6 +20,7 @@
 import type { PooledRule } from './pooled.ts';
 import { tQuantile } from './pooled.ts';
 import type { StoppingRule } from './sequential.ts';
+import { median } from './stats.ts';
 import { MiB } from '../units.ts';
 
 /** What a run measured on this machine (written after each run), or the defaults. */
@@ -92,10 +93,7 @@ export const PROFILE_SD_RUNS = 5;
  */
 export function nextProfile(prev: MachineProfile | null, measured: MachineProfile): MachineProfile {
   const recent = [...(prev?.recent_paired_sd_pct ?? (prev ? [prev.paired_sd_pct] : [])), measured.paired_sd_pct].slice(-PROFILE_SD_RUNS);
-  const sorted = [...recent].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const medianSd = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-  return { ...measured, paired_sd_pct: medianSd, recent_paired_sd_pct: recent };
+  return { ...measured, paired_sd_pct: median(recent), recent_paired_sd_pct: recent };
 }
 
 /** Seconds one job (one side's upload of a case, with its download and overhead) takes by the profile. */
