@@ -17,7 +17,7 @@ import { HELP, parseOptions, type Options } from './lib/options.ts';
 import { Progress } from './lib/progress.ts';
 import { selfCheck } from './lib/self-check.ts';
 import {
-  adaptiveRule, comparedSide, executeRun, finishRun, makeProvider, openRun, planCases, planRun, pooledRuleFor, preflight, prepareGuestImage, prepareServers, prepareTestFiles, sharedSecret, updateRecords,
+  adaptiveRule, comparedSide, executeRun, finishRun, makeProvider, openRun, planCases, planRun, pooledRuleFor, preflight, prepareGuestImage, prepareServers, prepareTestFiles, roundsAcrossLimits, sharedSecret, updateRecords,
   type Run,
 } from './lib/run.ts';
 import { transitions } from './lib/run-record.ts';
@@ -67,7 +67,7 @@ export async function runSuite(opts: Options, argv: string[], io: Io): Promise<S
   const cases = planCases(m, opts.shard, refs.length); // --shard k/N: this machine's whole cases
   const sides = Math.max(1, refs.length, opts.binaries.length);
   // One family for the whole run: the matrix's cases (not only this shard's) x the servers after the first.
-  const rule = adaptiveRule(opts.adaptive, expandCases(m), sides - 1), pooled = pooledRuleFor(opts.adaptive, cases);
+  const rule = adaptiveRule(opts.adaptive, expandCases(m), sides - 1), pooled = pooledRuleFor(opts.adaptive, cases, roundsAcrossLimits(m));
   const plan = resume ? null : planRun(m, cases, sides, rule, pooled);
   if (opts.plan) return io.stdout.write(renderPlan(plan!)), none(0);
   preflight(m); // tools and a data folder: before anything is built or made

@@ -296,6 +296,7 @@ const stoppingRule = section({
     .refine((l) => l.every((x, i) => i === 0 || x > l[i - 1]), { error: 'must be rising whole numbers' }),
   noise_pct: z.number({ error: 'must be a number of at least 0' }).min(0, { error: 'must be a number of at least 0' }),
   confidence: fraction,
+  same_confidence: fraction.optional(),
 });
 
 const VERDICTS = 'must be a list of faster, slower, same, inconclusive';
@@ -303,6 +304,7 @@ const caseStop = z.object({
   case: z.string({ error: 'must be text' }), rounds: wholeFrom(0),
   state: z.enum(['decided', 'cap', 'pooled'], { error: 'must be decided, cap or pooled' }),
   verdicts: z.array(z.enum(['faster', 'slower', 'same', 'inconclusive'], { error: VERDICTS }), { error: VERDICTS }),
+  rounds_by_side: z.array(wholeFrom(0), { error: 'must be a list of whole numbers' }).optional(),
   // state pooled: the pooled change and what it pooled when the case stopped (written for the reader).
   pooled: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
 }, { error: 'must be {case, rounds, state, verdicts}' }).transform((s) => s as CaseStop);

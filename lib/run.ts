@@ -17,7 +17,7 @@ import { closeClient } from './client.ts';
 import type { ComparedRun } from './comparison.ts';
 import { checkDiskSpace, diskPlanFor } from './diskspace.ts';
 import { AdaptiveRounds } from './stats/adaptive.ts';
-import { caseKey, caseRunLabel } from './cases.ts';
+import { caseKey, caseRunLabel, ruleRow } from './cases.ts';
 import { newRow } from './row.ts';
 import { InputError } from './errors.ts';
 import { historyChartSvg } from './render/charts.ts';
@@ -29,7 +29,7 @@ import { interleave, roundsInTurn, type Job } from './stats/interleave.ts';
 import { profileFromRun, readMachineProfile, writeMachineProfile } from './machine-profile.ts';
 import { DEFAULT_NOISE_CUTS } from './noise-cuts.ts';
 import { DEFAULT_PROFILE, duration, makePlan, nextProfile, timeLeft, type PlanRecord } from './stats/plan.ts';
-import { pooledRule, type PooledRule } from './stats/pooled.ts';
+import { pooledConfidence, pooledRule, type PooledRule } from './stats/pooled.ts';
 import { AuthRejected, runIteration, type IterationOutcome } from './iteration.ts';
 import { LocalProvider } from './providers/local.ts';
 import { DEFAULT_BUILD, expandCases, type Case, type Matrix } from './matrix.ts';
@@ -198,10 +198,11 @@ export function comparedSide(s: Pick<SideRun, 'dir' | 'rows' | 'record'>): Compa
   return { dir: s.dir, name: path.basename(s.dir), config: s.record, rows: s.rows, canary: [] };
 }
 
-/** --iterations auto without --no-pool: the matrix-level same (lib/stats/pooled.ts), over the same family as the stopping rule. */
-export function pooledRuleFor(adaptive: { noisePct: number; pooled: boolean } | null, cases: Case[]): PooledRule | null {
+/** --iterations auto without --no-pool: the matrix-level same (lib/stats/pooled.ts), at the confidence the run's schedule needs. */
+export function pooledRuleFor(adaptive: { noisePct: number; pooled: boolean } | null, cases: Case[], acrossLimits: boolean): PooledRule | null {
   if (!adaptive?.pooled) return null;
-  return pooledRule({ noisePct: adaptive.noisePct, cases: new Set(cases.map(caseKey)).size });
+  const limitsInTurn = acrossLimits ? 1 : new Set(cases.map((c) => c.memoryMb)).size;
+  return pooledRule({ noisePct: adaptive.noisePct, cases: new Set(cases.map(caseKey)).size, confidence: pooledConfidence(limitsInTurn) });
 }
 
 const pct = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}%`;
@@ -386,7 +387,8 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     progress.line(`[${k}/${total}] ${tag(j)}${r.memory_limit} ${r.file_size}${n} #${r.iteration}: ${r.exit_reason} ` +
       `${r.duration_seconds.toFixed(2)} s${r.throughput_mib_s !== null ? ` ${r.throughput_mib_s.toFixed(1)} MiB/s` : ''}${r.error ? ` (${r.error})` : ''}`);
     if (process.env.UPS_SELF_STATS === '1') progress.line(formatSelfStats(selfStats(k)));
-    const stop = adaptive?.record(j.side, r);
+    // The rule sees what compare-runs judges: with N uploads at once, the iteration's aggregate (lib/cases.ts iterationRows).
+    const stop = adaptive?.record(j.side, ruleRow(rows));
     if (stop) {
       const pooled = 'pooled' in stop ? stop.pooled : undefined;
       const how = stop.state === 'decided' ? 'decided' : stop.state === 'cap' || !pooled ? 'undecided at the last look'
@@ -495,8 +497,7 @@ function replayStops(run: Run, adaptive: AdaptiveRounds): void {
   for (const j of run.done) {
     const c = j.case;
     const rows = rowsOf.get(`${j.side}/${caseKey(c)}#${c.iteration}`) ?? [];
-    const row = rows.find((r) => r.exit_reason !== 'success') ?? rows[0];
-    if (row) adaptive.record(j.side, row);
+    if (rows.length) adaptive.record(j.side, ruleRow(rows));
   }
   for (const s of run.sides) if (s.record.ab) s.record.ab.stops = adaptive.all();
 }

@@ -108,7 +108,7 @@ test('two stand-ins as --binary, one 100% slower: interleaved rounds stop at the
   const record = readRunRecord(path.join(parent, 'slow'))!;
   assert.equal(record.matrix.iterations, 49, 'the plan: up to 49');
   assert.deepEqual(record.ab?.stopping_rule?.looks, [6, 10, 16, 24, 36, 48]);
-  assert.deepEqual(record.ab?.stops, [{ case: `${8 * 2 ** 20}@512`, rounds: 16, state: 'decided', verdicts: ['slower'] }]);
+  assert.deepEqual(record.ab?.stops, [{ case: `${8 * 2 ** 20}@512`, rounds: 16, state: 'decided', verdicts: ['slower'], rounds_by_side: [16] }]);
   assert.match(stderr, /512MB 8MiB: decided after 16 rounds: slow slower/);
   const compare = JSON.parse(fs.readFileSync(path.join(parent, 'compare', 'compare.json'), 'utf8'));
   assert.equal(compare.cases[0].verdict, 'slower');

@@ -9,7 +9,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AdaptiveRounds, type CaseStop } from '../lib/stats/adaptive.ts';
-import { caseKey } from '../lib/cases.ts';
+import { caseKey, ruleRow } from '../lib/cases.ts';
 import { compareRuns } from '../lib/stats/compare.ts';
 import { seededRandom } from '../lib/stats/interleave.ts';
 import { stoppingRule, type StoppingRule } from '../lib/stats/sequential.ts';
@@ -31,7 +31,7 @@ const N = Number(process.env.FAMILY_SIM_RUNS ?? 800);
  * Returns, per later server, whether compare-runs called any case faster or slower, how many cases it
  * called slower, and its exit code.
  */
-function simRun(seed: number, sd: number, sides: number, shards: number, ruleFor: (shardCases: number) => StoppingRule, effect = 0, failP = 0) {
+function simRun(seed: number, sd: number, sides: number, shards: number, ruleFor: (shardCases: number) => StoppingRule, effect = 0, failP = 0, phi = 0, stripRoundsBySide = false) {
   const random = seededRandom(seed);
   const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
   const rows: RawRow[][] = Array.from({ length: sides }, () => []);
@@ -43,13 +43,18 @@ function simRun(seed: number, sd: number, sides: number, shards: number, ruleFor
     rule0 ??= rule; // merge-runs judges the merged run by the first shard's recorded rule
     const rounds = new AdaptiveRounds(rule, sides, 1);
     const phase = random() * 2 * Math.PI;
+    // phi > 0: each case's paired ratio noise is AR(1), consecutive rounds correlated at phi (the candidate carries it, SD sd).
+    const ar = new Map<number, number>();
     for (let it = 1; it <= 1 + rule.looks.at(-1)!; it++) {
       for (const c of mine) {
         const key = caseKey({ file_size_bytes: c.bytes, memory_limit_mb: c.mem, concurrency: 1 });
         if (rounds.stopped(key)) continue;
         const drift = 0.1 * Math.sin(phase + it / 5); // both sides of a round share it
+        const ci = CASES.indexOf(c);
+        if (phi > 0) ar.set(ci, phi * (ar.get(ci) ?? normal()) + Math.sqrt(1 - phi ** 2) * normal());
         for (let side = 0; side < sides; side++) {
-          const t = 100 * Math.exp(drift + (side > 0 ? effect : 0) + (sd / Math.SQRT2) * normal());
+          const noise = phi > 0 ? (side > 0 ? sd * ar.get(ci)! : 0) : (sd / Math.SQRT2) * normal();
+          const t = 100 * Math.exp(drift + (side > 0 ? effect : 0) + noise);
           const failed = random() < failP;
           const r = rawRow({ file_size: `${c.bytes / 2 ** 20}MiB`, file_size_bytes: c.bytes, memory_limit: `${c.mem}MB`, memory_limit_mb: c.mem, iteration: it,
             throughput_mib_s: failed ? null : t, duration_seconds: c.bytes / 2 ** 20 / t,
@@ -63,11 +68,22 @@ function simRun(seed: number, sd: number, sides: number, shards: number, ruleFor
   }
   const config = (i: number) => parseRunRecord({
     schema: 1, matrix: { warmup_iterations: 1, iterations: 49 },
-    ab: { refs: Array.from({ length: sides }, (_, k) => `r${k}`), this_ref: i, seed: 1, parent: '/r/x', stopping_rule: rule0, stops },
+    // stripRoundsBySide: the stops as runs recorded them before each comparison kept its own rounds.
+    ab: { refs: Array.from({ length: sides }, (_, k) => `r${k}`), this_ref: i, seed: 1, parent: '/r/x', stopping_rule: rule0,
+      stops: stripRoundsBySide ? stops.map(({ rounds_by_side: _, ...x }) => x) : stops },
   }, 'config.json');
   return rows.slice(1).map((cand, k) => {
     const c = compareRuns({ name: 'r0', config: config(0), rows: rows[0] }, { name: `r${k + 1}`, config: config(k + 1), rows: cand });
-    return { alarm: c.cases.some((x) => x.verdict === 'faster' || x.verdict === 'slower'), slower: c.cases.filter((x) => x.verdict === 'slower').length, exit: c.exitCode };
+    return {
+      alarm: c.cases.some((x) => x.verdict === 'faster' || x.verdict === 'slower'), slower: c.cases.filter((x) => x.verdict === 'slower').length, exit: c.exitCode,
+      // What the run's rule said at each stop, before compare-runs read it (the serial check is compare's).
+      ruleAlarm: stops.some((x) => x.verdicts[k] === 'faster' || x.verdicts[k] === 'slower'), serial: c.serial,
+      // Cases whose compare-runs verdict is not the one ab.stops recorded for this server.
+      disagree: stops.filter((x) => {
+        const kc = c.cases.find((y) => caseKey({ bytes: y.fileSizeBytes, memoryMb: y.memoryLimitMb, concurrency: y.concurrency }) === x.case);
+        return kc && kc.verdict !== x.verdicts[k];
+      }).length,
+    };
   });
 }
 
@@ -128,5 +144,138 @@ describe('family-wise promise: shards, several refs, failed rounds', { timeout: 
     assert.ok(failing.aa <= 0.05 && clean.aa <= 0.05, JSON.stringify({ clean, failing }));
     // About 1 - 0.97^2 = 6% of rounds fail: fewer rounds, a little less power, not the drop to the look before (36).
     assert.ok(failing.found >= clean.found - 0.1, JSON.stringify({ clean, failing }));
+  });
+
+  test('AR(1) rounds: the serial check finds them and keeps the A/A rate at or below alpha', (t) => {
+    // Issue 27, item 8. The rule assumes independent rounds; at lag-1 correlation phi the variance of a mean is
+    // (1 + phi) / (1 - phi) times larger, and the run's own stops alarm far more than alpha.
+    const rule = adaptiveRule({ maxRounds: 48, noisePct: 3 }, expandCases(matrix))!;
+    const M = Math.ceil(N / 2);
+    const lines: string[] = [];
+    const rates: Record<string, { rule: number; compare: number; found: number }> = {};
+    for (const phi of [0, 0.1, 0.2, 0.5]) {
+      let ruleAlarms = 0, alarms = 0, found = 0;
+      for (let i = 0; i < M; i++) {
+        const r = simRun(20000 + i, sd, 2, 1, () => rule, 0, 0, phi)[0];
+        if (r.ruleAlarm) ruleAlarms++;
+        if (r.alarm) alarms++;
+        if (r.serial?.present) found++;
+      }
+      rates[phi] = { rule: ruleAlarms / M, compare: alarms / M, found: found / M };
+      lines.push(`phi ${phi}: A/A any faster/slower ${(100 * ruleAlarms / M).toFixed(1)}% by the run's stops, ${(100 * alarms / M).toFixed(1)}% after the check (found in ${(100 * found / M).toFixed(1)}% of runs)`);
+    }
+    // What the check costs when rounds are independent: a 10% slowdown, 20 cases.
+    let slower = 0;
+    const P = Math.ceil(N / 8);
+    for (let i = 0; i < P; i++) slower += simRun(30000 + i, sd, 2, 1, () => rule, Math.log(0.9))[0].slower / CASES.length;
+    lines.push(`independent rounds, 10% slower: found in ${(100 * slower / P).toFixed(1)}% of cases with the check on`);
+    t.diagnostic(`20 cases at paired SD 8%, ${M} A/A runs a line: ${lines.join('; ')}`);
+    for (const phi of [0, 0.1, 0.2, 0.5]) assert.ok(rates[phi].compare <= 0.05, JSON.stringify(rates));
+    // The problem is real on the rule's own stops, and the check is what removes it.
+    assert.ok(rates[0.2].rule > 0.05 && rates[0.5].rule > 0.05, JSON.stringify(rates));
+    assert.ok(rates[0].found <= 0.1 && rates[0.5].found >= 0.9, JSON.stringify(rates));
+    assert.ok(slower / P >= 0.9, `10% found ${slower / P}`);
+  });
+
+  test('the other metrics: secondary, never the exit code; the steadiest change is chosen at alpha / metrics', (t) => {
+    // Issue 27, item 6. A/A of 20 cases x 12 paired rounds (fixed n) where every metric moves at random, independently:
+    // each metric's Holm family holds alpha alone, but "the steadiest metric that changed" looked at all 9.
+    const R = Math.ceil(N / 4);
+    let anyOther = 0, before = 0, after = 0, exits = 0;
+    for (let i = 0; i < R; i++) {
+      const random = seededRandom(40000 + i);
+      const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+      const j = (x: number) => x * Math.exp(0.05 * normal());
+      const rows = [0, 1].map(() => CASES.flatMap((c) => Array.from({ length: 13 }, (_, it) => {
+        const mib = c.bytes / 2 ** 20, tput = j(100);
+        return rawRow({ file_size: `${mib}MiB`, file_size_bytes: c.bytes, memory_limit: `${c.mem}MB`, memory_limit_mb: c.mem, iteration: it + 1,
+          throughput_mib_s: tput, duration_seconds: mib / tput, processing_seconds: j(0.5), peak_memory_bytes: j(2e8), server_peak_rss_bytes: j(5e7),
+          server_cpu_user_seconds: j(0.2), server_cpu_system_seconds: j(0.3), server_write_bytes: j(3 * c.bytes), data_dir_bytes: j(1.1 * c.bytes), download_mib_s: j(200) });
+      })));
+      const config = (k: number) => parseRunRecord({ schema: 1, matrix: { warmup_iterations: 1, iterations: 13 }, ab: { refs: ['r0', 'r1'], this_ref: k, seed: 1, parent: '/r/x' } }, 'config.json');
+      const c = compareRuns({ name: 'r0', config: config(0), rows: rows[0] }, { name: 'r1', config: config(1), rows: rows[1] });
+      const changedOther = c.cases.some((k) => k.metrics.slice(1).some((m) => m.verdict !== null && m.metric.words.includes(m.verdict)));
+      if (changedOther) anyOther++;
+      // Before: the steadiest was picked from every metric whose own Holm family called it changed.
+      if (c.cases.some((k) => k.metrics.some((m) => m.verdict !== null && m.metric.words.includes(m.verdict)))) before++;
+      if (c.steadiestChange) after++;
+      if (c.exitCode !== 0) exits++;
+    }
+    t.diagnostic(`${R} A/A runs of 20 cases, 9 metrics moving at random: some metric other than throughput changed in ${(100 * anyOther / R).toFixed(1)}% ` +
+      `(reported as secondary); a steadiest metric that changed named in ${(100 * before / R).toFixed(1)}% before, ${(100 * after / R).toFixed(1)}% at alpha / 9; exit 1 in ${(100 * exits / R).toFixed(1)}%`);
+    assert.ok(after / R <= 0.05 && exits / R <= 0.05, JSON.stringify({ after, exits, R }));
+    assert.ok(before / R > 0.05, `the test can fail: before ${before} of ${R}`);
+  });
+
+  test('uploads at once: the rule records the iteration aggregate compare-runs judges, so ab.stops and compare agree', (t) => {
+    // Issue 27, item 4. With 2 uploads at once the rule saw the first upload's row, compare the iteration's aggregate
+    // (2 x size over the slower upload). Seeded runs, 20 cases x concurrency 2, each upload's own noise, a case in
+    // three 6% slower: how often a case the rule decided reads otherwise in compare-runs.
+    const rule = adaptiveRule({ maxRounds: 48, noisePct: 3 }, expandCases({ ...matrix, concurrency: [2] } as Matrix))!;
+    const R = Math.ceil(N / 8);
+    const disagree = { before: 0, after: 0 };
+    let decided = 0, widened = 0;
+    for (const feed of ['before', 'after'] as const) {
+      for (let i = 0; i < R; i++) {
+        const random = seededRandom(50000 + i);
+        const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+        const rounds = new AdaptiveRounds(rule, 2, 1);
+        const rows: RawRow[][] = [[], []];
+        for (let it = 1; it <= 49; it++) {
+          CASES.forEach((c, ci) => {
+            const key = caseKey({ file_size_bytes: c.bytes, memory_limit_mb: c.mem, concurrency: 2 });
+            if (rounds.stopped(key)) return;
+            for (let side = 0; side < 2; side++) {
+              const job = [0, 1].map(() => {
+                const tput = 100 * Math.exp((side && ci % 3 === 0 ? Math.log(0.94) : 0) + sd * normal());
+                return rawRow({ file_size: `${c.bytes / 2 ** 20}MiB`, file_size_bytes: c.bytes, memory_limit: `${c.mem}MB`, memory_limit_mb: c.mem,
+                  concurrency: 2, iteration: it, throughput_mib_s: tput, duration_seconds: c.bytes / 2 ** 20 / tput });
+              });
+              rows[side].push(...job);
+              rounds.record(side, feed === 'after' ? ruleRow(job) : job[0]);
+            }
+          });
+        }
+        const stops = rounds.all();
+        const config = (k: number) => parseRunRecord({ schema: 1, matrix: { warmup_iterations: 1, iterations: 49 },
+          ab: { refs: ['r0', 'r1'], this_ref: k, seed: 1, parent: '/r/x', stopping_rule: rule, stops } }, 'config.json');
+        const c = compareRuns({ name: 'r0', config: config(0), rows: rows[0] }, { name: 'r1', config: config(1), rows: rows[1] });
+        // Where the serial check found the rounds correlated, compare-runs widens the verdicts on purpose (and says so).
+        if (c.serial?.present) {
+          if (feed === 'after') widened++;
+          continue;
+        }
+        for (const s of stops.filter((x) => x.state === 'decided')) {
+          if (feed === 'after') decided++;
+          const k = c.cases.find((x) => caseKey({ bytes: x.fileSizeBytes, memoryMb: x.memoryLimitMb, concurrency: x.concurrency }) === s.case)!;
+          if (k.verdict !== s.verdicts[0]) disagree[feed]++;
+        }
+      }
+    }
+    t.diagnostic(`${R} runs of 20 cases x 2 uploads at once: decided cases whose compare-runs verdict differs from ab.stops: ${disagree.before} fed the first upload's row, ${disagree.after} of ${decided} fed the aggregate (${widened} runs left out: the serial check widened their verdicts)`);
+    assert.equal(disagree.after, 0);
+    assert.ok(disagree.before > 0, 'the test can fail: the first-row feed never disagreed');
+  });
+
+  test('3 refs: each comparison judged on its own pairs, at the look it ended; ab.stops and compare agree', (t) => {
+    // Issue 27, item 3. The rule counted rounds in which every server succeeded and judged a decided comparison
+    // again until every server was decided; compare-runs pairs two servers and judged at the last look reached.
+    // A/A/A with 3% of uploads failing, so the pairs of the two comparisons differ.
+    const rule = adaptiveRule({ maxRounds: 48, noisePct: 3 }, expandCases(matrix), 2)!;
+    const R = Math.ceil(N / 8);
+    let now = 0, stripped = 0, widened = 0, stops = 0;
+    for (let i = 0; i < R; i++) {
+      const run = (strip: boolean) => simRun(60000 + i, sd, 3, 1, () => rule, 0, 0.03, 0, strip);
+      const a = run(false), b = run(true);
+      // Where the serial check found the rounds correlated, compare-runs widens verdicts on purpose (and says so).
+      if (a.some((x) => x.serial?.present)) { widened++; continue; }
+      now += a.reduce((s, x) => s + x.disagree, 0);
+      stripped += b.reduce((s, x) => s + x.disagree, 0);
+      stops += 2 * CASES.length;
+    }
+    t.diagnostic(`${R} A/A/A runs, 20 cases, 3% of uploads failing: comparisons whose compare-runs verdict differs from ab.stops: ${now} of ${stops}; ` +
+      `${stripped} judged at the last look the rounds reached, as before (${widened} runs left out: the serial check widened them)`);
+    assert.equal(now, 0);
+    assert.ok(stripped > 0, 'the test can fail: judging at the last look reached never disagreed');
   });
 });

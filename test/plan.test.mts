@@ -22,10 +22,15 @@ describe('plan', () => {
   test('the look an unchanged case is expected to stop at', () => {
     const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 20 });
     const pooled = pooledRule({ noisePct: 3, cases: 20 });
-    // Its own rule alone: 2 sd / sqrt(n) <= log 1.03 needs n >= 7.0 at 4% (look 10), 27 at 8% (36), 89 at 15% (the cap).
+    // Its own rule alone: its 97.5% interval, 2.24 sd / sqrt(n) <= log 1.03 (sd = log(1 + SD)), needs n >= 8.8 at 4%
+    // (look 10), 34 at 8% (36) and 111 at 15% (the cap).
     assert.deepEqual([4, 8, 15].map((s) => expectedLook(s, rule, null, 20)), [10, 36, 48]);
-    // With the pool: its band t(1 - 0.2/40, n - 1) sd / sqrt(n) within 7% comes first at 8% (look 16), at 15% at 36.
+    // With the pool: its band t(1 - 0.2/40, n - 1) sd / sqrt(n) within 7% comes first at 8% (look 16), at 15% at 36;
+    // over 20 cases the pooled interval (2.43 + 0.67) sd / sqrt(20 n) is inside ±3% by then.
     assert.deepEqual([4, 8, 15].map((s) => expectedLook(s, rule, pooled, 20)), [10, 16, 36]);
+    // Two cases pool little: (2.43 + 0.67) x 8% / sqrt(2 n) <= log 1.03 needs n >= 33; its own rule gets there first.
+    assert.equal(expectedLook(8, rule, pooled, 2), 36);
+    assert.equal(expectedLook(6, rule, pooled, 2), 24);
     // One case has no pool.
     assert.equal(expectedLook(8, rule, pooled, 1), 36);
   });
@@ -36,7 +41,9 @@ describe('plan', () => {
       { key: 'b', label: '512MB 500MiB', bytes: 500 * MiB, concurrency: 1 },
     ];
     const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 2 });
-    const p = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: pooledRule({ noisePct: 3, cases: 2 }), profile, shards: [{ total: 2, cases: [['b'], ['a']] }], canaryNow: null });
+    // At a paired SD of 4% an unchanged case is expected to stop at the look of 10 by its own rule.
+    const quiet = { ...profile, paired_sd_pct: 4 };
+    const p = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: pooledRule({ noisePct: 3, cases: 2 }), profile: quiet, shards: [{ total: 2, cases: [['b'], ['a']] }], canaryNow: null });
     assert.equal(p.bytes_per_round, 2 * 2 * 600 * MiB); // up and down, both sides
     assert.deepEqual(p.rounds, { least: 6, expected: 10, most: 48 });
     // Per round: a = 2 x 3.5 s, b = 2 x (2 + 5 + 2.5) s = 19 s; 26 s a round, times rounds + the warm-up.
@@ -86,7 +93,7 @@ describe('plan', () => {
   test('time left: cases not stopped run to the later of expected and their next look, at their own pace', () => {
     const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 2 });
     const cases = [{ key: 'a', label: 'a', bytes: 100 * MiB, concurrency: 1 }, { key: 'b', label: 'b', bytes: 500 * MiB, concurrency: 1 }];
-    const p = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: pooledRule({ noisePct: 3, cases: 2 }), profile, shards: [], canaryNow: null });
+    const p = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: pooledRule({ noisePct: 3, cases: 2 }), profile: { ...profile, paired_sd_pct: 4 }, shards: [], canaryNow: null });
     // Nothing run: the plan's expected time.
     assert.equal(timeLeft(p, [], rule.looks, 1), p.seconds.expected);
     // a stopped; b at 12 rounds, 4 s a job: its next look is 16, so 4 rounds x 2 sides x 4 s.

@@ -66,6 +66,37 @@ describe('verdicts', { timeout: 300_000 }, () => {
     assert.ok(pctOf(d.change!.hi) < -29);
   });
 
+  test('`same` over all the looks is an equivalence test at 5%: a true change of exactly ±3% is called same at most 5% of the time', (t) => {
+    // Issue 27, item 7: with a 95% interval at each of the 6 looks a true -3% was `same` 6.7% of the time at paired SD 4%.
+    const rand = seededRandom(20261207);
+    const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+    const N = 2000;
+    const rate = (rule: ReturnType<typeof stoppingRule>, sdPct: number, effectPct: number) => {
+      let same = 0;
+      for (let k = 0; k < N; k++) {
+        const d = Array.from({ length: 48 }, () => L(effectPct) + normal() * L(sdPct));
+        for (const look of rule.looks) {
+          const r = decideAtLook(d, look, rule);
+          if (r.state === 'continue') continue;
+          if (r.verdict === 'same') same++;
+          break;
+        }
+      }
+      return same / N;
+    };
+    const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 4 });
+    assert.equal(rule.same_confidence, 0.975);
+    const unadjusted = { ...rule, same_confidence: rule.confidence };
+    for (const sdPct of [2, 4, 8]) {
+      for (const effectPct of [-3, 3]) {
+        const [now, before] = [rate(rule, sdPct, effectPct), rate(unadjusted, sdPct, effectPct)];
+        t.diagnostic(`paired SD ${sdPct}%, true change ${effectPct}%: same ${(now * 100).toFixed(1)}% of ${N} (with a 95% interval at each look: ${(before * 100).toFixed(1)}%)`);
+        assert.ok(now <= 0.05, `SD ${sdPct}%, ${effectPct}%: ${now}`);
+        if (sdPct <= 4) assert.ok(before > 0.05, `the test can fail: unadjusted ${before}`);
+      }
+    }
+  });
+
   test('simulation: adaptive paired rounds and separate runs at CV 10% with slow drift', (t) => {
     const rand = seededRandom(20261124);
     const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());

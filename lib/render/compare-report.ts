@@ -129,6 +129,7 @@ export function renderCompare(c: Comparison, template: string, chart: string): s
       alpha: c.stoppingRule.alpha,
       cases: c.stoppingRule.cases,
       noisePct: c.stoppingRule.noise_pct,
+      sameConfidence: c.stoppingRule.same_confidence !== undefined ? Number((c.stoppingRule.same_confidence * 100).toFixed(6)) : null,
     },
     geomeanCases: c.geomeanCases,
     geomean: c.throughputGeomean === null ? '—' : `${c.throughputGeomean.toFixed(3)} (${fmtChange((c.throughputGeomean - 1) * 100)})`,
@@ -136,10 +137,10 @@ export function renderCompare(c: Comparison, template: string, chart: string): s
     ignoredCases: c.counts.ignored > 0 ? c.cases.filter((k) => k.ignored !== null).map((k) => `${k.fileSize} @ ${k.memoryLimit} (${k.ignored})`).join('; ') : null,
     overall,
     pooled: c.pooled && {
-      cases: c.pooled.cases, rounds: c.pooled.rounds, noisePct: c.thresholds.noisePct,
+      cases: c.pooled.cases, rounds: c.pooled.rounds, noisePct: c.thresholds.noisePct, confidence: c.pooled.confidencePct,
       change: `${fmtChange(c.pooled.changePct)} [${fmtChange(c.pooled.loPct)}, ${fmtChange(c.pooled.hiPct)}]`,
       reading: c.pooled.inside ? `inside ±${c.thresholds.noisePct}%` : `not inside ±${c.thresholds.noisePct}%`,
-      strays: c.pooled.strays.length ? `; straying from it (left out): ${c.pooled.strays.map((key) => caseLabel(c, key)).join(', ')}` : '; no case strays',
+      strays: c.pooled.strays.length ? `; straying beyond their bands: ${c.pooled.strays.map((key) => caseLabel(c, key)).join(', ')}` : '; no case strays',
       matrix: c.pooled.inside && c.pooled.strays.length === 0 && c.cases.every((k) => k.verdict === 'same') ? 'the matrix is `same`' : 'the matrix is not all `same`',
     },
     steadiest: c.steadiestChange
@@ -155,6 +156,8 @@ export function renderCompare(c: Comparison, template: string, chart: string): s
     metrics: (c.cases[0]?.metrics ?? []).map((m0, i) => ({
       title: m0.metric.title,
       unit: m0.metric.unit,
+      secondary: i > 0,
+      stopped: !!c.stoppingRule,
       rows: c.cases.map((k) => {
         const m = k.metrics[i];
         return {
@@ -187,11 +190,12 @@ export function compareJson(c: Comparison): string {
       stopping_rule: c.stoppingRule,
       ...(c.pooled ? {
         pooled: {
-          change_pct: c.pooled.changePct, interval_pct: [c.pooled.loPct, c.pooled.hiPct], cases: c.pooled.cases, rounds: c.pooled.rounds,
+          change_pct: c.pooled.changePct, interval_pct: [c.pooled.loPct, c.pooled.hiPct], confidence_pct: c.pooled.confidencePct, cases: c.pooled.cases, rounds: c.pooled.rounds,
           inside_noise: c.pooled.inside, strays: c.pooled.strays,
           matrix_same: c.pooled.inside && c.pooled.strays.length === 0 && c.cases.every((k) => k.verdict === 'same'),
         },
       } : {}),
+      serial: c.serial && { cases: c.serial.cases, rounds: c.serial.rounds, lag1: c.serial.r1, z: c.serial.z, present: c.serial.present, variance_factor: c.serial.inflation },
       machine_shift: c.machineShift,
       exit_code: c.exitCode,
       verdict: overallVerdict(c),

@@ -1,14 +1,18 @@
 // Adaptive rounds (--iterations auto): which cases of an interleaved run are
-// decided, so that their remaining planned rounds are left out. A case is
-// judged by the stopping rule (lib/stats/sequential.ts) each time the count of its
-// measured rounds in which every side succeeded reaches one of the rule's
-// looks: every later side against the first, on the paired throughput log
-// ratios. It stops when every comparison is decided (faster, slower, same)
-// or at the rule's last look, or, when failed rounds left it short of that
-// look, once its planned rounds ran out (the final analysis, decideFinal).
+// decided, so that their remaining planned rounds are left out. Each
+// comparison of a case (every later side against the first) is judged by
+// the stopping rule (lib/stats/sequential.ts) on the rounds both of its
+// sides measured successfully, as compare-runs pairs them, each time their
+// count reaches one of the rule's looks. A comparison decided (faster,
+// slower, same) keeps its verdict and is not judged again; one that
+// reaches the rule's last look undecided is capped; when failed rounds
+// left it short of the last look once the case's planned rounds ran out,
+// it gets the final analysis (decideFinal). The case stops when every
+// comparison has ended, and records each one's rounds (rounds_by_side),
+// which compare-runs judges it at.
 //
 //   const rounds = new AdaptiveRounds(rule, sides, warmup)
-//   const d = rounds.record(side, row)   // a CaseStop when this row decided the case
+//   const d = rounds.record(side, row)   // a CaseStop when this row ended the case
 //   rounds.stopped(caseKey(row))         // true: leave its remaining jobs out
 //
 // Pure: rows in, decisions out.
@@ -19,21 +23,33 @@ import { decideAtLook, decideFinal, type LookDecision, type StoppingRule } from 
 
 export interface CaseStop {
   case: string;
-  /** Measured rounds with every side successful when it stopped. */
+  /** Rounds of its longest comparison when it stopped: the measured rounds with both of its sides successful. */
   rounds: number;
-  /** decided: every comparison reached a verdict; cap: the last look came first; pooled: the matrix-level rule (lib/stats/pooled.ts) let it stop as same. */
+  /** decided: every comparison reached a verdict; cap: some comparison reached the last look first; pooled: the matrix-level rule (lib/stats/pooled.ts) let it stop as same. */
   state: 'decided' | 'cap' | 'pooled';
-  /** Per later side (1, 2, ...): its verdict against side 0 at that look. */
+  /** Per later side (1, 2, ...): its verdict against side 0 when its comparison ended. */
   verdicts: LookDecision['verdict'][];
+  /** Per later side: the rounds its comparison was judged at (absent in runs before it: every side at `rounds`). */
+  rounds_by_side?: number[];
   /** state pooled: the pooled change (percent) and what it pooled when the case stopped. */
   pooled?: ReturnType<typeof pooledPct>;
+}
+
+/** How one comparison of a case ended. */
+interface Ended {
+  verdict: LookDecision['verdict'];
+  rounds: number;
+  decided: boolean;
 }
 
 export class AdaptiveRounds {
   /** case -> side -> iteration -> throughput (successes only). */
   private readonly seen = new Map<string, Map<number, number>[]>();
   private readonly stops = new Map<string, CaseStop>();
+  /** `${case}/${side}` -> the look last judged. */
   private readonly looked = new Map<string, number>();
+  /** case -> later side -> how its comparison ended. */
+  private readonly comparisons = new Map<string, Map<number, Ended>>();
   /** case -> the sides that have recorded its last planned iteration (any outcome). */
   private readonly ended = new Map<string, Set<number>>();
 
@@ -50,7 +66,7 @@ export class AdaptiveRounds {
     return [...this.stops.values()];
   }
 
-  /** Takes one measured row; returns the case's stop when this row completed a look that ends it. */
+  /** Takes one measured row; returns the case's stop when this row ended its last open comparison. */
   record(side: number, row: RawRow): CaseStop | null {
     const key = caseKey(row);
     if (this.stops.has(key) || row.iteration <= this.warmup) return null;
@@ -62,24 +78,35 @@ export class AdaptiveRounds {
     const ended = this.ended.get(key) ?? new Set<number>();
     this.ended.set(key, ended);
     if (row.iteration === this.warmup + cap) ended.add(side);
-    // Rounds every side has measured successfully, in iteration order.
-    const rounds = [...bySide[0].keys()].filter((i) => bySide.every((s) => s.has(i))).sort((a, b) => a - b);
-    // Planned rounds all run, yet failed ones left fewer successful than the cap: the final analysis, on all of them.
-    const ranOut = ended.size === this.sides && rounds.length > 0 && rounds.length < cap;
-    const look = this.rule.looks.find((l) => l === rounds.length);
-    if (!ranOut && (look === undefined || this.looked.get(key) === look)) return null;
-    if (look !== undefined) this.looked.set(key, look);
-    const ratiosOf = (s: Map<number, number>) => rounds.map((i) => Math.log(s.get(i)! / bySide[0].get(i)!));
-    const decisions = bySide.slice(1).map((s) => (ranOut ? decideFinal(ratiosOf(s), this.rule) : decideAtLook(ratiosOf(s), look!, this.rule)));
-    const decided = decisions.every((d) => d.state === 'decided');
-    const last = ranOut || look === cap;
-    const pooled = decided || look === undefined ? null : this.pooledStop(key, look);
-    if (pooled) {
-      this.stops.set(key, pooled);
-      return pooled;
+    const done = this.comparisons.get(key) ?? new Map<number, Ended>();
+    this.comparisons.set(key, done);
+    // The comparisons this row can move: side 0's row moves them all, a later side's only its own.
+    for (const s of side === 0 ? Array.from({ length: this.sides - 1 }, (_, i) => i + 1) : [side]) {
+      if (done.has(s)) continue;
+      // The rounds both sides of this comparison measured successfully, in iteration order: compare-runs' pairs.
+      const rounds = [...bySide[0].keys()].filter((i) => bySide[s].has(i)).sort((a, b) => a - b);
+      // Planned rounds all run, yet failed ones left fewer successful than the cap: the final analysis, on all of them.
+      const ranOut = ended.has(0) && ended.has(s) && rounds.length > 0 && rounds.length < cap;
+      const look = this.rule.looks.find((l) => l === rounds.length);
+      if (!ranOut && (look === undefined || this.looked.get(`${key}/${s}`) === look)) continue;
+      if (look !== undefined) this.looked.set(`${key}/${s}`, look);
+      const ratios = rounds.map((i) => Math.log(bySide[s].get(i)! / bySide[0].get(i)!));
+      const d = ranOut ? decideFinal(ratios, this.rule) : decideAtLook(ratios, look!, this.rule);
+      if (d.state !== 'decided' && !ranOut && this.sides === 2) {
+        const pooled = this.pooledStop(key, look!);
+        if (pooled) {
+          this.stops.set(key, pooled);
+          return pooled;
+        }
+      }
+      if (d.state === 'decided' || ranOut || look === cap) done.set(s, { verdict: d.verdict, rounds: rounds.length, decided: d.state === 'decided' });
     }
-    if (!decided && !last) return null;
-    const stop: CaseStop = { case: key, rounds: rounds.length, state: decided ? 'decided' : 'cap', verdicts: decisions.map((d) => d.verdict) };
+    if (done.size < this.sides - 1) return null;
+    const all = Array.from({ length: this.sides - 1 }, (_, i) => done.get(i + 1)!);
+    const stop: CaseStop = {
+      case: key, rounds: Math.max(...all.map((e) => e.rounds)), state: all.every((e) => e.decided) ? 'decided' : 'cap',
+      verdicts: all.map((e) => e.verdict), rounds_by_side: all.map((e) => e.rounds),
+    };
     this.stops.set(key, stop);
     return stop;
   }
@@ -93,6 +120,6 @@ export class AdaptiveRounds {
     });
     const p = pooledLook(cases, this.pooled);
     if (!p.change || !canStop(p, key, this.pooled)) return null;
-    return { case: key, rounds: look, state: 'pooled', verdicts: ['same'], pooled: pooledPct(p.change) };
+    return { case: key, rounds: look, state: 'pooled', verdicts: ['same'], rounds_by_side: [look], pooled: pooledPct(p.change) };
   }
 }

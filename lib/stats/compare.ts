@@ -17,6 +17,7 @@ import {
 } from '../cases.ts';
 import { holm, pairedChange, unpairedChange, type Change } from './effect.ts';
 import type { CaseStop } from './adaptive.ts';
+import { serialCheck, widen, widenP, type SerialCheck } from './serial.ts';
 import { pooledVerdicts, stoppedBy, type CaseRounds, type PooledRule, type PooledSummary } from './pooled.ts';
 import { decideAtLook, decideFinal, finalLevel, lastLookReached, lookLevels, type StoppingRule } from './sequential.ts';
 import { cvPct, geomean, max, median, min, minPossibleP, spreadPct } from './stats.ts';
@@ -157,6 +158,8 @@ export interface Comparison {
   /** Two separate runs whose canaries differ by more than the noise band; null when they agree, or for interleaved sides. */
   machineShift: MachineShift | null;
   inconclusive: { cases: number; detectablePct: number | null; iterationsNeeded: number | null } | null;
+  /** The serial-correlation check of the paired throughput ratios (lib/stats/serial.ts); null without paired cases of 10 rounds. */
+  serial: SerialCheck | null;
   /** The stopping rule the runs were judged by, when they recorded one. */
   stoppingRule: StoppingRule | null;
   /** The matrix-level same (lib/stats/pooled.ts) of a run that recorded its rule: the pooled throughput change; null otherwise. */
@@ -307,8 +310,10 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     const adjusted = holm(judged.map((k) => k.metrics[i].p!));
     judged.forEach((k, j) => judge(k, i, adjusted[j], t, judged.length));
   });
-  if (rule) for (const k of cases) if (k.paired) judgeSequential(k, rule);
-  const pooled = rule && base.config?.ab?.pooled_rule ? judgePooled(cases, base.config.ab.pooled_rule, base.config.ab.stops ?? []) : null;
+  if (rule) for (const k of cases) if (k.paired) judgeSequential(k, rule, endedAt(k, base.config, cand.config));
+  const serial = judgeSerial(cases, rule, t);
+  const pooled = rule && base.config?.ab?.pooled_rule ? judgePooled(cases, base.config.ab.pooled_rule, base.config.ab.stops ?? [], serial?.inflation ?? 1,
+    base.config.ab.this_ref === 0 && cand.config?.ab ? cand.config.ab.this_ref : null) : null;
   const machineShift = paired ? null : canaryShift(base.canary ?? [], cand.canary ?? [], t.noisePct);
   if (machineShift) machineShift.explained = explainedByMachine(cases, machineShift, t.noisePct);
   for (const k of cases) {
@@ -336,8 +341,9 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     .filter((m) => m.base && m.cand && m.base.median > 0 && m.cand.median > 0)
     .map((m) => m.cand!.median / m.base!.median);
   const inconclusive = inconclusiveOf(judged, cand, t);
+  // Picking the steadiest of the metrics is a choice among METRICS.length: a change counts only at alpha / METRICS.length (Bonferroni).
   const changed = judged.flatMap((k) => k.metrics
-    .filter((m) => m.verdict !== null && m.metric.words.includes(m.verdict) && m.changePct !== null)
+    .filter((m) => m.verdict !== null && m.metric.words.includes(m.verdict) && m.changePct !== null && (m.pAdjusted ?? 1) * METRICS.length < t.alpha)
     .map((m) => ({ k, m, sd: logSpread(m, k.base.successes, k.cand.successes, k.paired).sd })));
   const steadiest = changed.length ? changed.reduce((a, b) => (b.sd < a.sd ? b : a)) : null;
 
@@ -353,12 +359,13 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     inconclusive,
     stoppingRule: rule,
     pooled,
+    serial,
     steadiestChange: steadiest && {
       metric: steadiest.m.metric, fileSize: steadiest.k.fileSize, memoryLimit: steadiest.k.memoryLimit,
       verdict: steadiest.m.verdict!, changePct: steadiest.m.changePct!, spreadPct: (Math.exp(steadiest.sd) - 1) * 100,
     },
     machineShift,
-    warnings: [...machineWarnings(machineShift), ...warnings(base, cand, cases, t, inconclusive)],
+    warnings: [...machineWarnings(machineShift), ...serialWarnings(serial), ...warnings(base, cand, cases, t, inconclusive)],
     exitCode: counts.slower > 0 || counts.newlyFailed > 0 || counts.failsMore > 0 ? 1 : 0,
   };
 }
@@ -389,15 +396,12 @@ function fewestToReach(level: number, paired: boolean): number {
  * rounds they were judged at, pooled; an inconclusive case the pool lets go
  * reads `same`; every case says which rule stopped it.
  */
-function judgePooled(cases: CaseComparison[], rule: PooledRule, stops: CaseStop[]): PooledSummary | null {
+function judgePooled(cases: CaseComparison[], rule: PooledRule, stops: CaseStop[], inflation: number, side: number | null): PooledSummary | null {
   const keyOf = (k: CaseComparison) => caseKey({ bytes: k.fileSizeBytes, memoryMb: k.memoryLimitMb, concurrency: k.concurrency });
   const judged = cases.filter((k) => k.paired);
-  const r = pooledVerdicts(judged.map((k) => {
-    const ratios = logRatios(k.base.successes, k.cand.successes, 'throughput_mib_s');
-    return { key: keyOf(k), ratios: k.rounds === null ? ratios : ratios.slice(0, k.rounds), verdict: k.metrics[0].verdict as CaseRounds['verdict'] };
-  }), rule);
+  const r = pooledVerdicts(judged.map((k) => ({ key: keyOf(k), ratios: judgedRatios(k), verdict: k.metrics[0].verdict as CaseRounds['verdict'] })), rule, inflation);
   for (const k of judged) {
-    k.stoppedBy = stoppedBy(stops.find((s) => s.case === keyOf(k))?.state);
+    k.stoppedBy = comparisonStoppedBy(stops.find((s) => s.case === keyOf(k)), side);
     if (r?.same.has(keyOf(k)) && k.metrics[0].verdict === 'inconclusive') {
       k.metrics[0].verdict = 'same';
       k.metrics[0].detectable = null;
@@ -406,22 +410,88 @@ function judgePooled(cases: CaseComparison[], rule: PooledRule, stops: CaseStop[
   return r?.summary ?? null;
 }
 
+function serialWarnings(s: SerialCheck | null): string[] {
+  if (!s?.present) return [];
+  return [
+    `Rounds not independent: consecutive paired throughput ratios are correlated (lag-1 ${s.r1.toFixed(2)} over ${s.cases} case(s), ` +
+      `${s.rounds} rounds; z = ${s.z.toFixed(1)}). Every throughput interval is widened ${Math.sqrt(s.inflation).toFixed(2)}x and its p read from the ` +
+      `smaller z; verdicts that did not survive are inconclusive. Something carries over from round to round: look at the provider and the machine.`,
+  ];
+}
+
+/**
+ * Which rule ended this comparison (the candidate is run side `side`, the baseline side 0): with several servers a
+ * case stops when its last comparison ends, and the others ended earlier by their own rule (a verdict) or at the cap.
+ */
+function comparisonStoppedBy(stop: CaseStop | undefined, side: number | null): ReturnType<typeof stoppedBy> {
+  const v = side !== null && side > 0 ? stop?.verdicts[side - 1] : undefined;
+  if (!stop || stop.state === 'pooled' || v === undefined) return stoppedBy(stop?.state);
+  return v === 'inconclusive' ? 'cap' : 'own rule';
+}
+
+/** The rounds the run's rule ended this comparison at (ab.stops rounds_by_side), when the baseline is the run's first side; else null. */
+function endedAt(k: CaseComparison, base: RunRecord | null, cand: RunRecord | null): number | null {
+  if (base?.ab?.this_ref !== 0 || !cand?.ab) return null;
+  const stop = base.ab.stops?.find((s) => s.case === caseKey({ bytes: k.fileSizeBytes, memoryMb: k.memoryLimitMb, concurrency: k.concurrency }));
+  const at = stop?.rounds_by_side?.[cand.ab.this_ref - 1];
+  return at === undefined ? null : at;
+}
+
+/** A paired case's throughput log ratios in round order, up to the rounds it was judged at. */
+function judgedRatios(k: CaseComparison): number[] {
+  const byRound = (rows: RawRow[]) => [...rows].sort((a, b) => a.iteration - b.iteration);
+  const ratios = logRatios(byRound(k.base.successes), byRound(k.cand.successes), 'throughput_mib_s');
+  return k.rounds === null ? ratios : ratios.slice(0, k.rounds);
+}
+
+/**
+ * Rounds that are not independent (lib/stats/serial.ts): the check over the
+ * paired cases' throughput. When it finds them correlated, each throughput
+ * verdict is read again from its interval widened by the variance factor
+ * and its p from the z it stands for, shrunk alike; a verdict that does not
+ * survive becomes inconclusive. null without paired cases of 10 rounds.
+ */
+function judgeSerial(cases: CaseComparison[], rule: StoppingRule | null, t: Thresholds): SerialCheck | null {
+  const paired = cases.filter((k) => k.paired && k.metrics[0].change);
+  const check = serialCheck(paired.map(judgedRatios));
+  if (!check?.present) return check;
+  for (const k of paired) {
+    const m = k.metrics[0];
+    const wide = widen(m.change!, check.inflation);
+    const pAdjusted = m.p === null || m.pAdjusted === null ? null : Math.min(1, (m.pAdjusted * widenP(m.p, check.inflation)) / Math.max(m.p, Number.MIN_VALUE));
+    const was = m.verdict;
+    Object.assign(m, { change: { ...m.change!, ...wide }, loPct: pctOf(wide.lo), hiPct: pctOf(wide.hi), pAdjusted });
+    if (was !== 'faster' && was !== 'slower' && was !== 'same') continue;
+    // `same` was read from the interval for `same` (the stopping rule's 97.5% one): that one, widened, must lie inside.
+    const sameAlpha = rule && k.rounds !== null ? Number((1 - (rule.same_confidence ?? rule.confidence)).toFixed(12)) : null;
+    const read = was === 'same' && sameAlpha !== null ? widen(pairedChange(judgedRatios(k), sameAlpha), check.inflation) : wide;
+    const v = changeVerdict(read, pAdjusted ?? 1, { alpha: t.alpha, noisePct: k.noisePct ?? t.noisePct }, 'higher');
+    if ((v === 'better' ? 'faster' : v === 'worse' ? 'slower' : v) !== was) m.verdict = 'inconclusive';
+  }
+  return check;
+}
+
 /** Throughput of a run stopped by a group-sequential rule: the decision at the last look its rounds reached. */
-function judgeSequential(k: CaseComparison, declared: StoppingRule): void {
+function judgeSequential(k: CaseComparison, declared: StoppingRule, recorded: number | null): void {
   // The rule stopped the rounds as declared; only the band the verdict is read with may be the case's own.
   const rule = k.noisePct === null ? declared : { ...declared, noise_pct: k.noisePct };
   const m = k.metrics[0];
-  const ratios = logRatios(k.base.successes, k.cand.successes, m.metric.key);
-  // Every planned round run, failed ones among them: the final analysis on all successful rounds, as the run's rule took it.
+  const ratios = judgedRatios({ ...k, rounds: null });
+  const endedAt = recorded !== null && recorded > 0 && recorded <= ratios.length ? recorded : null;
   const cap = rule.looks[rule.looks.length - 1];
-  const ranOut = ratios.length > 0 && ratios.length < cap && k.base.measured.length >= cap && k.cand.measured.length >= cap;
-  const look = ranOut ? ratios.length : lastLookReached(ratios.length, rule);
+  // The run recorded the rounds this comparison ended at (ab.stops rounds_by_side): judged there, not again at a later
+  // look that another server's comparison went on to. Else: every planned round run, failed ones among them, is the
+  // final analysis on all successful rounds, as the run's rule took it; or the last look the rounds reached.
+  const ranOut = endedAt !== null
+    ? !rule.looks.includes(endedAt)
+    : ratios.length > 0 && ratios.length < cap && k.base.measured.length >= cap && k.cand.measured.length >= cap;
+  const look = endedAt ?? (ranOut ? ratios.length : lastLookReached(ratios.length, rule));
   if (look === null) {
     m.verdict = 'inconclusive';
     m.pAdjusted = null;
     return;
   }
-  const d = ranOut ? decideFinal(ratios, rule) : decideAtLook(ratios, look, rule);
+  const d = ranOut ? decideFinal(ratios.slice(0, look), rule) : decideAtLook(ratios, look, rule);
   const change = d.change ?? pairedChange(ratios.slice(0, look), Number((1 - rule.confidence).toFixed(12)));
   Object.assign(m, {
     change, changePct: pctOf(change.estimate), loPct: pctOf(change.lo), hiPct: pctOf(change.hi),

@@ -111,12 +111,15 @@ export function slowdownOf(p: MachineProfile, canaryNow: number | null): number 
 export function expectedLook(sdPct: number, rule: StoppingRule, pooled: PooledRule | null, cases: number): number {
   const sd = Math.log(1 + sdPct / 100);
   const noise = Math.log(1 + rule.noise_pct / 100);
+  const z = (confidence: number) => tQuantile(1 - (1 - confidence) / 2, Infinity);
   for (const l of rule.looks) {
-    // Its own rule: the 95% interval of the paired change (rank-based, about 2 sd / sqrt(n) wide each side) inside ±noise.
-    if (2 * sd / Math.sqrt(l) <= noise) return l;
+    // Its own rule: the interval for `same` (rank-based, about z sd / sqrt(n) each side) inside ±noise.
+    if (z(rule.same_confidence ?? rule.confidence) * sd / Math.sqrt(l) <= noise) return l;
     if (pooled && cases >= 2 && l >= pooled.min_rounds) {
       const band = tQuantile(1 - pooled.stray_alpha / (2 * pooled.cases), l - 1) * sd / Math.sqrt(l);
-      if (band <= Math.log(1 + pooled.case_band_max_pct / 100)) return l;
+      // The pooled interval inside ±noise more often than not: its half width plus the median |estimate| (0.67 SE) of an unchanged matrix.
+      const se = sd / Math.sqrt(l * cases);
+      if (band <= Math.log(1 + pooled.case_band_max_pct / 100) && (z(pooled.confidence) + 0.67) * se <= noise) return l;
     }
   }
   return rule.looks[rule.looks.length - 1];

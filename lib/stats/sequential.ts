@@ -22,8 +22,11 @@
 // slightly conservative). At a look the paired change (exact signed-rank p,
 // Hodges-Lehmann estimate and 95% interval) goes through changeVerdict with
 // p scaled to the family: p x alpha / level, shown as the adjusted p.
-// `same` (the 95% interval inside ±noise) stops a case too; it spends no
-// alpha, since it never raises the exit code.
+// `same` stops a case too; it spends no alpha, since it never raises the
+// exit code. It is an equivalence test at 5% over all the looks: the
+// interval it needs inside ±noise is a 97.5% one (same_confidence), since a
+// 95% interval at each of 6 looks called a true ±3% change `same` 6.7% of
+// the time (simulated, test/verdict.test.mts).
 //
 // Pure: tested by seeded simulation (test/verdict.test.mts).
 import { pairedChange, pairedIntervalInside, signedRank, type Change } from './effect.ts';
@@ -41,9 +44,14 @@ export interface StoppingRule {
   /** Measured (post-warm-up) rounds at which a case is judged, ascending; the last is the cap. */
   looks: number[];
   noise_pct: number;
-  /** Confidence of the interval shown and used for `same`. */
+  /** Confidence of the interval shown. */
   confidence: number;
+  /** Confidence of the interval that must lie inside ±noise for `same`, at any look (absent in runs before it: confidence). */
+  same_confidence?: number;
 }
+
+/** `same` over all the looks stays an equivalence test at 5% (simulated at the ±noise boundary, test/verdict.test.mts). */
+export const SAME_CONFIDENCE = 0.975;
 
 export const DEFAULT_LOOKS = [6, 10, 16, 24, 36, 48];
 export const DEFAULT_MAX_ROUNDS = 48;
@@ -62,6 +70,7 @@ export function stoppingRule(o: { alpha: number; noisePct: number; cases: number
     looks: [...looks, max],
     noise_pct: o.noisePct,
     confidence: 0.95,
+    same_confidence: SAME_CONFIDENCE,
   };
 }
 
@@ -132,14 +141,17 @@ function decideWith(d: readonly number[], level: number, last: boolean, rule: St
   const adjustedP = Math.min(1, (p * rule.alpha) / level);
   const band = rule.noise_pct / 100;
   const intervalAlpha = Number((1 - rule.confidence).toFixed(12));
-  // Neither significant nor inside the band: inconclusive whatever the interval, so it is not computed
+  const sameAlpha = Number((1 - (rule.same_confidence ?? rule.confidence)).toFixed(12));
+  const same = pairedIntervalInside(d, Math.log(1 - band), Math.log(1 + band), sameAlpha);
+  // Neither significant nor `same`: inconclusive whatever the interval, so it is not computed
   // (the rule runs at every look of every case; compare-runs reports the change from the rows).
-  if (adjustedP >= rule.alpha && !pairedIntervalInside(d, Math.log(1 - band), Math.log(1 + band), intervalAlpha)) {
+  if (adjustedP >= rule.alpha && !same) {
     return { state: last ? 'cap' : 'continue', verdict: 'inconclusive', change: null, p, level, adjustedP };
   }
   const change = pairedChange(d, intervalAlpha);
   const v = changeVerdict(change, adjustedP, { alpha: rule.alpha, noisePct: rule.noise_pct }, 'higher');
-  const verdict = v === 'better' ? 'faster' : v === 'worse' ? 'slower' : v;
+  // The shown interval may lie inside ±noise while the wider one for `same` does not.
+  const verdict = v === 'better' ? 'faster' : v === 'worse' ? 'slower' : v === 'same' && !same ? 'inconclusive' : v;
   const state = verdict !== 'inconclusive' ? 'decided' : last ? 'cap' : 'continue';
   return { state, verdict, change, p, level, adjustedP };
 }
