@@ -184,12 +184,12 @@ export function spaceAmplification(r: RawRow): number | null {
   return r.data_dir_bytes === null ? null : r.data_dir_bytes / uploadedBytes(r);
 }
 
-/** Throughput of a row, derived from size and duration when the column is empty (older or hand-made raw.csv). */
 /** The row the stopping rule records for one job's rows: the iteration's aggregate (N uploads at once: iterationRows), as compare-runs judges it. */
 export function ruleRow(rows: readonly RawRow[]): RawRow {
   return iterationRows(rows)[0];
 }
 
+/** Throughput of a row, derived from size and duration when the column is empty (older or hand-made raw.csv). */
 export function throughputOf(r: RawRow): number | null {
   if (r.throughput_mib_s === null && r.duration_seconds > 0) return r.file_size_bytes / 2 ** 20 / r.duration_seconds;
   return r.throughput_mib_s;

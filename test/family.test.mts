@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AdaptiveRounds, type CaseStop } from '../lib/stats/adaptive.ts';
 import { caseKey, ruleRow } from '../lib/cases.ts';
-import { compareRuns } from '../lib/stats/compare.ts';
+import { compareRuns, comparisonKey } from '../lib/stats/compare.ts';
 import { seededRandom } from '../lib/stats/interleave.ts';
 import { stoppingRule, type StoppingRule } from '../lib/stats/sequential.ts';
 import { parseRunRecord } from '../lib/run-record.ts';
@@ -80,7 +80,7 @@ function simRun(seed: number, sd: number, sides: number, shards: number, ruleFor
       ruleAlarm: stops.some((x) => x.verdicts[k] === 'faster' || x.verdicts[k] === 'slower'), serial: c.serial,
       // Cases whose compare-runs verdict is not the one ab.stops recorded for this server.
       disagree: stops.filter((x) => {
-        const kc = c.cases.find((y) => caseKey({ bytes: y.fileSizeBytes, memoryMb: y.memoryLimitMb, concurrency: y.concurrency }) === x.case);
+        const kc = c.cases.find((y) => comparisonKey(y) === x.case);
         return kc && kc.verdict !== x.verdicts[k];
       }).length,
     };
@@ -247,7 +247,7 @@ describe('family-wise promise: shards, several refs, failed rounds', { timeout: 
         }
         for (const s of stops.filter((x) => x.state === 'decided')) {
           if (feed === 'after') decided++;
-          const k = c.cases.find((x) => caseKey({ bytes: x.fileSizeBytes, memoryMb: x.memoryLimitMb, concurrency: x.concurrency }) === s.case)!;
+          const k = c.cases.find((x) => comparisonKey(x) === s.case)!;
           if (k.verdict !== s.verdicts[0]) disagree[feed]++;
         }
       }

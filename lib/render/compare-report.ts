@@ -3,8 +3,7 @@
 // caller reads the template and writes the result; numbers are formatted
 // here, with their units.
 import Mustache from 'mustache';
-import { caseKey } from '../cases.ts';
-import type { CaseComparison, Comparison, MetricComparison, Summary } from '../stats/compare.ts';
+import { comparisonKey, type CaseComparison, type Comparison, type MetricComparison, type Summary } from '../stats/compare.ts';
 import type { RunRecord } from '../run-record.ts';
 
 const MiB = 2 ** 20;
@@ -76,7 +75,7 @@ function failureText(k: CaseComparison): string | null {
 
 /** "500MiB @ 256MB" for a case key (lib/cases.ts caseKey) of the comparison. */
 function caseLabel(c: Comparison, key: string): string {
-  const k = c.cases.find((x) => caseKey({ bytes: x.fileSizeBytes, memoryMb: x.memoryLimitMb, concurrency: x.concurrency }) === key);
+  const k = c.cases.find((x) => comparisonKey(x) === key);
   return k ? `${k.fileSize} @ ${k.memoryLimit}` : key;
 }
 

@@ -92,7 +92,7 @@ export class AdaptiveRounds {
       if (look !== undefined) this.looked.set(`${key}/${s}`, look);
       const ratios = rounds.map((i) => Math.log(bySide[s].get(i)! / bySide[0].get(i)!));
       const d = ranOut ? decideFinal(ratios, this.rule) : decideAtLook(ratios, look!, this.rule);
-      if (d.state !== 'decided' && !ranOut && this.sides === 2) {
+      if (d.state !== 'decided' && !ranOut) {
         const pooled = this.pooledStop(key, look!);
         if (pooled) {
           this.stops.set(key, pooled);

@@ -19,7 +19,7 @@ import { holm, pairedChange, unpairedChange, type Change } from './effect.ts';
 import type { CaseStop } from './adaptive.ts';
 import { serialCheck, widen, widenP, type SerialCheck } from './serial.ts';
 import { pooledVerdicts, stoppedBy, type CaseRounds, type PooledRule, type PooledSummary } from './pooled.ts';
-import { decideAtLook, decideFinal, finalLevel, lastLookReached, lookLevels, type StoppingRule } from './sequential.ts';
+import { decideAtLook, decideFinal, finalLevel, lastLookReached, lookLevels, sameAlpha, type StoppingRule } from './sequential.ts';
 import { cvPct, geomean, max, median, min, minPossibleP, spreadPct } from './stats.ts';
 import { changeVerdict, detectable, sd, type Detectable } from './verdict.ts';
 import { judgmentFor, type JudgmentRule } from './judgment.ts';
@@ -310,10 +310,12 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
     const adjusted = holm(judged.map((k) => k.metrics[i].p!));
     judged.forEach((k, j) => judge(k, i, adjusted[j], t, judged.length));
   });
-  if (rule) for (const k of cases) if (k.paired) judgeSequential(k, rule, endedAt(k, base.config, cand.config));
+  // The candidate's side in the run whose first side is the baseline: what its stops recorded for this comparison; null otherwise.
+  const candSide = base.config?.ab?.this_ref === 0 && cand.config?.ab ? cand.config.ab.this_ref : null;
+  const stops = base.config?.ab?.stops ?? [];
+  if (rule) for (const k of cases) if (k.paired) judgeSequential(k, rule, endedAt(stops.find((s) => s.case === comparisonKey(k)), candSide));
   const serial = judgeSerial(cases, rule, t);
-  const pooled = rule && base.config?.ab?.pooled_rule ? judgePooled(cases, base.config.ab.pooled_rule, base.config.ab.stops ?? [], serial?.inflation ?? 1,
-    base.config.ab.this_ref === 0 && cand.config?.ab ? cand.config.ab.this_ref : null) : null;
+  const pooled = rule && base.config?.ab?.pooled_rule ? judgePooled(cases, base.config.ab.pooled_rule, stops, serial?.inflation ?? 1, candSide) : null;
   const machineShift = paired ? null : canaryShift(base.canary ?? [], cand.canary ?? [], t.noisePct);
   if (machineShift) machineShift.explained = explainedByMachine(cases, machineShift, t.noisePct);
   for (const k of cases) {
@@ -397,12 +399,11 @@ function fewestToReach(level: number, paired: boolean): number {
  * reads `same`; every case says which rule stopped it.
  */
 function judgePooled(cases: CaseComparison[], rule: PooledRule, stops: CaseStop[], inflation: number, side: number | null): PooledSummary | null {
-  const keyOf = (k: CaseComparison) => caseKey({ bytes: k.fileSizeBytes, memoryMb: k.memoryLimitMb, concurrency: k.concurrency });
   const judged = cases.filter((k) => k.paired);
-  const r = pooledVerdicts(judged.map((k) => ({ key: keyOf(k), ratios: judgedRatios(k), verdict: k.metrics[0].verdict as CaseRounds['verdict'] })), rule, inflation);
+  const r = pooledVerdicts(judged.map((k) => ({ key: comparisonKey(k), ratios: judgedRatios(k), verdict: k.metrics[0].verdict as CaseRounds['verdict'] })), rule, inflation);
   for (const k of judged) {
-    k.stoppedBy = comparisonStoppedBy(stops.find((s) => s.case === keyOf(k)), side);
-    if (r?.same.has(keyOf(k)) && k.metrics[0].verdict === 'inconclusive') {
+    k.stoppedBy = comparisonStoppedBy(stops.find((s) => s.case === comparisonKey(k)), side);
+    if (r?.same.has(comparisonKey(k)) && k.metrics[0].verdict === 'inconclusive') {
       k.metrics[0].verdict = 'same';
       k.metrics[0].detectable = null;
     }
@@ -429,18 +430,26 @@ function comparisonStoppedBy(stop: CaseStop | undefined, side: number | null): R
   return v === 'inconclusive' ? 'cap' : 'own rule';
 }
 
-/** The rounds the run's rule ended this comparison at (ab.stops rounds_by_side), when the baseline is the run's first side; else null. */
-function endedAt(k: CaseComparison, base: RunRecord | null, cand: RunRecord | null): number | null {
-  if (base?.ab?.this_ref !== 0 || !cand?.ab) return null;
-  const stop = base.ab.stops?.find((s) => s.case === caseKey({ bytes: k.fileSizeBytes, memoryMb: k.memoryLimitMb, concurrency: k.concurrency }));
-  const at = stop?.rounds_by_side?.[cand.ab.this_ref - 1];
+/** A compared case's key, as ab.stops and the pooled rule name it. */
+export function comparisonKey(k: Pick<CaseComparison, 'fileSizeBytes' | 'memoryLimitMb' | 'concurrency'>): string {
+  return caseKey({ bytes: k.fileSizeBytes, memoryMb: k.memoryLimitMb, concurrency: k.concurrency });
+}
+
+/** The rounds the run's rule ended this comparison at (the stop's rounds_by_side for the candidate's side); null when not recorded. */
+function endedAt(stop: CaseStop | undefined, side: number | null): number | null {
+  const at = side !== null && side > 0 ? stop?.rounds_by_side?.[side - 1] : undefined;
   return at === undefined ? null : at;
 }
 
-/** A paired case's throughput log ratios in round order, up to the rounds it was judged at. */
-function judgedRatios(k: CaseComparison): number[] {
+/** A paired case's throughput log ratios over all its paired rounds, in round order. */
+function pairedRatios(k: CaseComparison): number[] {
   const byRound = (rows: RawRow[]) => [...rows].sort((a, b) => a.iteration - b.iteration);
-  const ratios = logRatios(byRound(k.base.successes), byRound(k.cand.successes), 'throughput_mib_s');
+  return logRatios(byRound(k.base.successes), byRound(k.cand.successes), 'throughput_mib_s');
+}
+
+/** The paired ratios up to the rounds the case was judged at. */
+function judgedRatios(k: CaseComparison): number[] {
+  const ratios = pairedRatios(k);
   return k.rounds === null ? ratios : ratios.slice(0, k.rounds);
 }
 
@@ -453,9 +462,10 @@ function judgedRatios(k: CaseComparison): number[] {
  */
 function judgeSerial(cases: CaseComparison[], rule: StoppingRule | null, t: Thresholds): SerialCheck | null {
   const paired = cases.filter((k) => k.paired && k.metrics[0].change);
-  const check = serialCheck(paired.map(judgedRatios));
+  const series = paired.map(judgedRatios);
+  const check = serialCheck(series);
   if (!check?.present) return check;
-  for (const k of paired) {
+  for (const [i, k] of paired.entries()) {
     const m = k.metrics[0];
     const wide = widen(m.change!, check.inflation);
     const pAdjusted = m.p === null || m.pAdjusted === null ? null : Math.min(1, (m.pAdjusted * widenP(m.p, check.inflation)) / Math.max(m.p, Number.MIN_VALUE));
@@ -463,8 +473,7 @@ function judgeSerial(cases: CaseComparison[], rule: StoppingRule | null, t: Thre
     Object.assign(m, { change: { ...m.change!, ...wide }, loPct: pctOf(wide.lo), hiPct: pctOf(wide.hi), pAdjusted });
     if (was !== 'faster' && was !== 'slower' && was !== 'same') continue;
     // `same` was read from the interval for `same` (the stopping rule's 97.5% one): that one, widened, must lie inside.
-    const sameAlpha = rule && k.rounds !== null ? Number((1 - (rule.same_confidence ?? rule.confidence)).toFixed(12)) : null;
-    const read = was === 'same' && sameAlpha !== null ? widen(pairedChange(judgedRatios(k), sameAlpha), check.inflation) : wide;
+    const read = was === 'same' && rule && k.rounds !== null ? widen(pairedChange(series[i], sameAlpha(rule)), check.inflation) : wide;
     const v = changeVerdict(read, pAdjusted ?? 1, { alpha: t.alpha, noisePct: k.noisePct ?? t.noisePct }, 'higher');
     if ((v === 'better' ? 'faster' : v === 'worse' ? 'slower' : v) !== was) m.verdict = 'inconclusive';
   }
@@ -476,16 +485,16 @@ function judgeSequential(k: CaseComparison, declared: StoppingRule, recorded: nu
   // The rule stopped the rounds as declared; only the band the verdict is read with may be the case's own.
   const rule = k.noisePct === null ? declared : { ...declared, noise_pct: k.noisePct };
   const m = k.metrics[0];
-  const ratios = judgedRatios({ ...k, rounds: null });
-  const endedAt = recorded !== null && recorded > 0 && recorded <= ratios.length ? recorded : null;
+  const ratios = pairedRatios(k);
+  const at = recorded !== null && recorded > 0 && recorded <= ratios.length ? recorded : null;
   const cap = rule.looks[rule.looks.length - 1];
   // The run recorded the rounds this comparison ended at (ab.stops rounds_by_side): judged there, not again at a later
   // look that another server's comparison went on to. Else: every planned round run, failed ones among them, is the
   // final analysis on all successful rounds, as the run's rule took it; or the last look the rounds reached.
-  const ranOut = endedAt !== null
-    ? !rule.looks.includes(endedAt)
+  const ranOut = at !== null
+    ? !rule.looks.includes(at)
     : ratios.length > 0 && ratios.length < cap && k.base.measured.length >= cap && k.cand.measured.length >= cap;
-  const look = endedAt ?? (ranOut ? ratios.length : lastLookReached(ratios.length, rule));
+  const look = at ?? (ranOut ? ratios.length : lastLookReached(ratios.length, rule));
   if (look === null) {
     m.verdict = 'inconclusive';
     m.pAdjusted = null;

@@ -74,6 +74,11 @@ export function stoppingRule(o: { alpha: number; noisePct: number; cases: number
   };
 }
 
+/** The alpha of the interval `same` must fit inside ±noise (a rule recorded before same_confidence: its shown interval's). */
+export function sameAlpha(rule: StoppingRule): number {
+  return Number((1 - (rule.same_confidence ?? rule.confidence)).toFixed(12));
+}
+
 /** Each look's two-sided significance level for one case: the increments of the spending function. */
 export function lookLevels(rule: StoppingRule): number[] {
   const perCase = rule.alpha / rule.cases;
@@ -141,8 +146,7 @@ function decideWith(d: readonly number[], level: number, last: boolean, rule: St
   const adjustedP = Math.min(1, (p * rule.alpha) / level);
   const band = rule.noise_pct / 100;
   const intervalAlpha = Number((1 - rule.confidence).toFixed(12));
-  const sameAlpha = Number((1 - (rule.same_confidence ?? rule.confidence)).toFixed(12));
-  const same = pairedIntervalInside(d, Math.log(1 - band), Math.log(1 + band), sameAlpha);
+  const same = pairedIntervalInside(d, Math.log(1 - band), Math.log(1 + band), sameAlpha(rule));
   // Neither significant nor `same`: inconclusive whatever the interval, so it is not computed
   // (the rule runs at every look of every case; compare-runs reports the change from the rows).
   if (adjustedP >= rule.alpha && !same) {
