@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { lag1, serialCheck, widen, widenP } from '../lib/stats/serial.ts';
+import { lag1, serialCheck, serialP, widen } from '../lib/stats/serial.ts';
 import { compareRuns } from '../lib/stats/compare.ts';
 import { compareJson, renderCompare } from '../lib/render/compare-report.ts';
 import { parseRunRecord } from '../lib/run-record.ts';
@@ -35,17 +35,22 @@ describe('serial correlation', { timeout: 60_000 }, () => {
     assert.ok(pos.present && pos.z > 3, JSON.stringify(pos));
     const phi = Math.min(0.9, pos.r1);
     assert.ok(Math.abs(pos.inflation - (1 + phi) / (1 - phi)) < 1e-12);
-    // Widening: 4x the variance doubles the interval about its estimate; p of z = 1.96 becomes p of z = 0.98.
+    // Widening: 4x the variance doubles the interval about its estimate.
     assert.deepEqual(widen({ estimate: 0.1, lo: 0.05, hi: 0.2 }, 4), { estimate: 0.1, lo: 0, hi: 0.30000000000000004 });
-    assert.ok(Math.abs(widenP(0.05, 4) - 0.3271) < 1e-3, String(widenP(0.05, 4)));
-    assert.equal(widenP(0.05, 1), 0.05);
+    // p from the mean: 1..5 has mean 3, SD sqrt(2.5), so t = 3 / sqrt(2.5 / 5) = sqrt(18), and sqrt(18) / 2 at 4x the
+    // variance. At 4 df the t CDF is closed: F(t) = 1/2 + (3/8) u (1 - u^2 / 12), u = t / sqrt(1 + t^2 / 4).
+    const twoSided4df = (t: number) => { const u = t / Math.sqrt(1 + t * t / 4); return 1 - 2 * (3 / 8) * u * (1 - u * u / 12); };
+    assert.ok(Math.abs(serialP([1, 2, 3, 4, 5], 1) - twoSided4df(Math.sqrt(18))) < 1e-9, String(serialP([1, 2, 3, 4, 5], 1)));
+    assert.ok(Math.abs(serialP([1, 2, 3, 4, 5], 4) - twoSided4df(Math.sqrt(18) / 2)) < 1e-9, String(serialP([1, 2, 3, 4, 5], 4)));
+    assert.equal(serialP([0.5, 0.5, 0.5], 4), 0);
+    assert.equal(serialP([0, 0, 0], 4), 1);
   });
 
   test('compare-runs: correlated rounds are said, recorded, and a verdict that does not survive is inconclusive', () => {
-    // One case, 30 paired rounds, the candidate 5% slower with a slow wave on top (lag-1 near 0.9): fixed-n Holm
-    // calls it slower; widened about 4x it is not.
+    // One case, 30 paired rounds, the candidate 5% slower with a slow wave of 5% on top (lag-1 near 0.9): fixed-n
+    // Holm calls it slower (every round is below 1, signed-rank p 2e-9); its mean, the variance widened about 20x, is not.
     const rows = (side: number) => Array.from({ length: 31 }, (_, i) => {
-      const t = side === 0 ? 100 : 100 * 0.95 * Math.exp(0.03 * Math.sin(i / 3));
+      const t = side === 0 ? 100 : 100 * 0.95 * Math.exp(0.05 * Math.sin(i / 3));
       return rawRow({ iteration: i + 1, throughput_mib_s: t, duration_seconds: 100 / t });
     });
     const config = (i: number) => parseRunRecord({ schema: 1, matrix: { warmup_iterations: 1 }, ab: { refs: ['a', 'b'], this_ref: i, seed: 1, parent: '/r/x' } }, 'config.json');
@@ -65,5 +70,24 @@ describe('serial correlation', { timeout: 60_000 }, () => {
     const d = compareRuns({ name: 'a', config: config(0), rows: flat(0) }, { name: 'b', config: config(1), rows: flat(1) });
     assert.equal(d.serial?.present, false);
     assert.equal(d.cases[0].verdict, 'slower');
+  });
+
+  test('compare-runs: a change far beyond the noise survives the check, however few its rounds', () => {
+    // What a real run showed (test/junit.test.mts): correlated rounds found (lag-1 0.48 over 26 rounds) and an 8MiB case
+    // slowed 100%, decided at 10 rounds, made inconclusive. Ten rounds all one way give a signed-rank p of 0.002 however
+    // large the change, and that p shrunk by the widening no longer passed. Here the same: 10 rounds slowed 100% and 16
+    // unchanged, both with a slow wave in their ratios.
+    const wave = (i: number) => Math.exp(0.04 * Math.sin(i / 2));
+    const rows = (side: number) => [
+      ...Array.from({ length: 11 }, (_, i) => rawRow({ iteration: i + 1, file_size: '8MiB', file_size_bytes: 8 * 2 ** 20, throughput_mib_s: side === 0 ? 100 : 50 * wave(i) })),
+      ...Array.from({ length: 17 }, (_, i) => rawRow({ iteration: i + 1, file_size: '1MiB', file_size_bytes: 2 ** 20, throughput_mib_s: side === 0 ? 100 : 100 * wave(i) })),
+    ];
+    const config = (i: number) => parseRunRecord({ schema: 1, matrix: { warmup_iterations: 1 }, ab: { refs: ['a', 'b'], this_ref: i, seed: 1, parent: '/r/x' } }, 'config.json');
+    const c = compareRuns({ name: 'a', config: config(0), rows: rows(0) }, { name: 'b', config: config(1), rows: rows(1) });
+    assert.ok(c.serial?.present && c.serial.rounds === 26, JSON.stringify(c.serial));
+    const slowed = c.cases.find((k) => k.fileSize === '8MiB')!;
+    assert.equal(slowed.verdict, 'slower');
+    assert.ok(slowed.metrics[0].hiPct! < -40, JSON.stringify(slowed.metrics[0]));
+    assert.equal(c.exitCode, 1);
   });
 });

@@ -556,7 +556,12 @@ async function handleUpload(req: IncomingMessage, res: ServerResponse, cfg: Conf
     if (got.spoolPath !== null) await removeSpool(got.spoolPath);
   }
   // STANDIN_SLOWDOWN_PCT: the whole upload takes N% longer, however long its work took (size, disk, load).
-  if (cfg.slowdownPct > 0 && got.size >= cfg.slowdownMinBytes) await sleep(((performance.now() - started) * cfg.slowdownPct) / 100);
+  // Logged with what was added, so a test can check the knob on each upload rather than against another process's time.
+  if (cfg.slowdownPct > 0 && got.size >= cfg.slowdownMinBytes) {
+    const workMs = performance.now() - started;
+    await sleep((workMs * cfg.slowdownPct) / 100);
+    console.log(`standin: slowdown ${cfg.slowdownPct}%: ${workMs.toFixed(1)} ms of work, ${(performance.now() - started - workMs).toFixed(1)} ms added`);
+  }
   send(res, reply);
 }
 

@@ -17,7 +17,7 @@ import {
 } from '../cases.ts';
 import { holm, pairedChange, unpairedChange, type Change } from './effect.ts';
 import type { CaseStop } from './adaptive.ts';
-import { serialCheck, widen, widenP, type SerialCheck } from './serial.ts';
+import { serialCheck, serialP, widen, type SerialCheck } from './serial.ts';
 import { pooledVerdicts, stoppedBy, type CaseRounds, type PooledRule, type PooledSummary } from './pooled.ts';
 import { decideAtLook, decideFinal, finalLevel, lastLookReached, lookLevels, sameAlpha, type StoppingRule } from './sequential.ts';
 import { cvPct, geomean, max, median, min, minPossibleP, spreadPct } from './stats.ts';
@@ -457,7 +457,7 @@ function judgedRatios(k: CaseComparison): number[] {
  * Rounds that are not independent (lib/stats/serial.ts): the check over the
  * paired cases' throughput. When it finds them correlated, each throughput
  * verdict is read again from its interval widened by the variance factor
- * and its p from the z it stands for, shrunk alike; a verdict that does not
+ * and its p from the mean's t with the variance widened alike; a verdict that does not
  * survive becomes inconclusive. null without paired cases of 10 rounds.
  */
 function judgeSerial(cases: CaseComparison[], rule: StoppingRule | null, t: Thresholds): SerialCheck | null {
@@ -468,7 +468,8 @@ function judgeSerial(cases: CaseComparison[], rule: StoppingRule | null, t: Thre
   for (const [i, k] of paired.entries()) {
     const m = k.metrics[0];
     const wide = widen(m.change!, check.inflation);
-    const pAdjusted = m.p === null || m.pAdjusted === null ? null : Math.min(1, (m.pAdjusted * widenP(m.p, check.inflation)) / Math.max(m.p, Number.MIN_VALUE));
+    // The adjusted p keeps its ratio to p (the look's or Holm's adjustment), p read again from the mean.
+    const pAdjusted = m.p === null || m.pAdjusted === null ? null : Math.min(1, (m.pAdjusted * serialP(series[i], check.inflation)) / Math.max(m.p, Number.MIN_VALUE));
     const was = m.verdict;
     Object.assign(m, { change: { ...m.change!, ...wide }, loPct: pctOf(wide.lo), hiPct: pctOf(wide.hi), pAdjusted });
     if (was !== 'faster' && was !== 'slower' && was !== 'same') continue;
