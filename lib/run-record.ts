@@ -297,6 +297,7 @@ const stoppingRule = section({
   noise_pct: z.number({ error: 'must be a number of at least 0' }).min(0, { error: 'must be a number of at least 0' }),
   confidence: fraction,
   same_confidence: fraction.optional(),
+  serial_check: z.boolean({ error: 'must be true or false' }).optional(),
 });
 
 const VERDICTS = 'must be a list of faster, slower, same, inconclusive';
@@ -305,6 +306,7 @@ const caseStop = z.object({
   state: z.enum(['decided', 'cap', 'pooled'], { error: 'must be decided, cap or pooled' }),
   verdicts: z.array(z.enum(['faster', 'slower', 'same', 'inconclusive'], { error: VERDICTS }), { error: VERDICTS }),
   rounds_by_side: z.array(wholeFrom(0), { error: 'must be a list of whole numbers' }).optional(),
+  variance_factor_by_side: z.array(z.number().min(1), { error: 'must be a list of numbers of at least 1' }).optional(),
   // state pooled: the pooled change and what it pooled when the case stopped (written for the reader).
   pooled: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
 }, { error: 'must be {case, rounds, state, verdicts}' }).transform((s) => s as CaseStop);

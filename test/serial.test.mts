@@ -8,10 +8,17 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { lag1, serialCheck, serialP, widen } from '../lib/stats/serial.ts';
-import { compareRuns } from '../lib/stats/compare.ts';
+import { compareRuns, comparisonKey } from '../lib/stats/compare.ts';
 import { compareJson, renderCompare } from '../lib/render/compare-report.ts';
 import { parseRunRecord } from '../lib/run-record.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
+import { seededRandom } from '../lib/stats/interleave.ts';
+import { normalQuantile } from '../lib/stats/effect.ts';
+import { erfc } from '../lib/stats/stats.ts';
+import { AdaptiveRounds } from '../lib/stats/adaptive.ts';
+import { stoppingRule, type StoppingRule } from '../lib/stats/sequential.ts';
+import { caseKey } from '../lib/cases.ts';
+import type { RawRow } from '../lib/results.ts';
 import { row as rawRow } from './raw-row.mts';
 
 describe('serial correlation', { timeout: 60_000 }, () => {
@@ -37,11 +44,13 @@ describe('serial correlation', { timeout: 60_000 }, () => {
     assert.ok(Math.abs(pos.inflation - (1 + phi) / (1 - phi)) < 1e-12);
     // Widening: 4x the variance doubles the interval about its estimate.
     assert.deepEqual(widen({ estimate: 0.1, lo: 0.05, hi: 0.2 }, 4), { estimate: 0.1, lo: 0, hi: 0.30000000000000004 });
-    // p from the mean: 1..5 has mean 3, SD sqrt(2.5), so t = 3 / sqrt(2.5 / 5) = sqrt(18), and sqrt(18) / 2 at 4x the
-    // variance. At 4 df the t CDF is closed: F(t) = 1/2 + (3/8) u (1 - u^2 / 12), u = t / sqrt(1 + t^2 / 4).
-    const twoSided4df = (t: number) => { const u = t / Math.sqrt(1 + t * t / 4); return 1 - 2 * (3 / 8) * u * (1 - u * u / 12); };
-    assert.ok(Math.abs(serialP([1, 2, 3, 4, 5], 1) - twoSided4df(Math.sqrt(18))) < 1e-9, String(serialP([1, 2, 3, 4, 5], 1)));
-    assert.ok(Math.abs(serialP([1, 2, 3, 4, 5], 4) - twoSided4df(Math.sqrt(18) / 2)) < 1e-9, String(serialP([1, 2, 3, 4, 5], 4)));
+    // p from the mean: 1..5 has mean 3, SD sqrt(2.5), so t = 3 / sqrt(2.5 / 5) = sqrt(18) on 4 df when independent. At
+    // 3x the variance (phi 0.5) t is sqrt(6) on 5 (1 - 0.25) / (1 + 0.25) - 1 = 2 df. Both t CDFs are closed:
+    // two-sided p = 1 - (3/4) u (1 - u^2 / 12), u = t / sqrt(1 + t^2 / 4) on 4 df; 1 - t / sqrt(2 + t^2) on 2 df.
+    const p4 = (t: number) => { const u = t / Math.sqrt(1 + (t * t) / 4); return 1 - (3 / 4) * u * (1 - (u * u) / 12); };
+    assert.ok(Math.abs(serialP([1, 2, 3, 4, 5], 1) - p4(Math.sqrt(18))) < 1e-9, String(serialP([1, 2, 3, 4, 5], 1)));
+    const p2 = (t: number) => 1 - t / Math.sqrt(2 + t * t);
+    assert.ok(Math.abs(serialP([1, 2, 3, 4, 5], 3) - p2(Math.sqrt(6))) < 1e-9, String(serialP([1, 2, 3, 4, 5], 3)));
     assert.equal(serialP([0.5, 0.5, 0.5], 4), 0);
     assert.equal(serialP([0, 0, 0], 4), 1);
   });
@@ -64,7 +73,7 @@ describe('serial correlation', { timeout: 60_000 }, () => {
     assert.equal(json.serial.cases, 1);
     assert.ok(json.serial.variance_factor > 1);
     const md = renderCompare(c, fs.readFileSync(path.join(SUITE_DIR, 'templates', 'compare.md.mustache'), 'utf8'), 'x.svg');
-    assert.match(md, /Rounds not independent: consecutive paired throughput ratios are correlated \(lag-1 0\.\d\d over 1 case\(s\), 30 rounds; z = \d+\.\d\)/);
+    assert.match(md, /Rounds not independent: consecutive paired throughput ratios are correlated \(lag-1 [01]\.\d\d over 1 case\(s\), 30 rounds; z = \d+\.\d\)/);
     // The same rows without the wave: independent, judged slower as before, and compare.json says the check found nothing.
     const flat = (side: number) => rows(side).map((r, i) => ({ ...r, throughput_mib_s: side === 0 ? 100 : 95 * (1 + (i % 3) * 0.001) }));
     const d = compareRuns({ name: 'a', config: config(0), rows: flat(0) }, { name: 'b', config: config(1), rows: flat(1) });
@@ -72,22 +81,74 @@ describe('serial correlation', { timeout: 60_000 }, () => {
     assert.equal(d.cases[0].verdict, 'slower');
   });
 
-  test('compare-runs: a change far beyond the noise survives the check, however few its rounds', () => {
-    // What a real run showed (test/junit.test.mts): correlated rounds found (lag-1 0.48 over 26 rounds) and an 8MiB case
-    // slowed 100%, decided at 10 rounds, made inconclusive. Ten rounds all one way give a signed-rank p of 0.002 however
-    // large the change, and that p shrunk by the widening no longer passed. Here the same: 10 rounds slowed 100% and 16
-    // unchanged, both with a slow wave in their ratios.
-    const wave = (i: number) => Math.exp(0.04 * Math.sin(i / 2));
+  test('compare-runs: p read from the mean keeps what the size of a change says', () => {
+    // What a real run showed (test/junit.test.mts): correlated rounds found and an 8MiB case slowed 100%, decided at 10
+    // rounds, made inconclusive. Ten rounds all one way give a signed-rank p of 0.002 however large the change, and
+    // that p shrunk by the widening no longer passed. Here: 10 rounds slowed 100% and 16 unchanged, the noise AR(1) at
+    // 0.5 with an SD of 10% (seeded; the check finds it at a factor of 6.8). The mean's t, on the degrees of freedom
+    // of correlated rounds, keeps the slowdown.
+    const random = seededRandom(7);
+    const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+    const ar = (n: number) => { let a = normal(); return Array.from({ length: n }, () => (a = 0.5 * a + Math.sqrt(0.75) * normal())); };
+    const w8 = ar(10), w1 = ar(16);
     const rows = (side: number) => [
-      ...Array.from({ length: 11 }, (_, i) => rawRow({ iteration: i + 1, file_size: '8MiB', file_size_bytes: 8 * 2 ** 20, throughput_mib_s: side === 0 ? 100 : 50 * wave(i) })),
-      ...Array.from({ length: 17 }, (_, i) => rawRow({ iteration: i + 1, file_size: '1MiB', file_size_bytes: 2 ** 20, throughput_mib_s: side === 0 ? 100 : 100 * wave(i) })),
+      ...Array.from({ length: 11 }, (_, i) => rawRow({ iteration: i + 1, file_size: '8MiB', file_size_bytes: 8 * 2 ** 20, throughput_mib_s: side === 0 || i === 0 ? 100 : 50 * Math.exp(0.1 * w8[i - 1]) })),
+      ...Array.from({ length: 17 }, (_, i) => rawRow({ iteration: i + 1, file_size: '1MiB', file_size_bytes: 2 ** 20, throughput_mib_s: side === 0 || i === 0 ? 100 : 100 * Math.exp(0.1 * w1[i - 1]) })),
     ];
     const config = (i: number) => parseRunRecord({ schema: 1, matrix: { warmup_iterations: 1 }, ab: { refs: ['a', 'b'], this_ref: i, seed: 1, parent: '/r/x' } }, 'config.json');
     const c = compareRuns({ name: 'a', config: config(0), rows: rows(0) }, { name: 'b', config: config(1), rows: rows(1) });
-    assert.ok(c.serial?.present && c.serial.rounds === 26, JSON.stringify(c.serial));
+    assert.ok(c.serial?.present && c.serial.rounds === 26 && c.serial.inflation > 5, JSON.stringify(c.serial));
     const slowed = c.cases.find((k) => k.fileSize === '8MiB')!;
     assert.equal(slowed.verdict, 'slower');
     assert.ok(slowed.metrics[0].hiPct! < -40, JSON.stringify(slowed.metrics[0]));
+    // The rank p's z shrunk by the factor, as before: 10 rounds could not pass.
+    const z = normalQuantile(1 - slowed.metrics[0].p! / 2) / Math.sqrt(c.serial.inflation);
+    assert.ok(erfc(z / Math.SQRT2) * 2 > 0.05, `the rank p's z shrunk: ${z}`);
     assert.equal(c.exitCode, 1);
+  });
+
+  test('the stopping rule checks at its looks, records the factor, and compare-runs judges as it did', () => {
+    // 20 cases, 24 rounds, AR(1) at 0.5 in every case's ratios (seeded), no change: the rule widens its looks from the
+    // first at which the check finds the correlation, records the factor for each case, and compare-runs reads the
+    // same verdicts; without the check the same rows alarm.
+    const sd = 0.08;
+    const run = (rule: StoppingRule) => {
+      const random = seededRandom(3);
+      const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+      const rounds = new AdaptiveRounds(rule, 2, 1);
+      const rows: RawRow[][] = [[], []];
+      const state = new Map<number, number>();
+      for (let it = 1; it <= 1 + rule.looks.at(-1)!; it++) {
+        for (let c = 0; c < 20; c++) {
+          const key = caseKey({ file_size_bytes: (c + 1) * 2 ** 20, memory_limit_mb: 512, concurrency: 1 });
+          if (rounds.stopped(key)) continue;
+          state.set(c, 0.5 * (state.get(c) ?? normal()) + Math.sqrt(0.75) * normal());
+          for (const side of [0, 1]) {
+            const t = 100 * Math.exp(side ? sd * state.get(c)! : 0);
+            const r = rawRow({ file_size: `${c + 1}MiB`, file_size_bytes: (c + 1) * 2 ** 20, memory_limit: '512MB', memory_limit_mb: 512, iteration: it, throughput_mib_s: t, duration_seconds: (c + 1) / t });
+            rows[side].push(r);
+            rounds.record(side, r);
+          }
+        }
+      }
+      return { rows, stops: rounds.all() };
+    };
+    const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 20, maxRounds: 24 });
+    const { rows, stops } = run(rule);
+    const widened = stops.filter((x) => x.variance_factor_by_side);
+    assert.ok(widened.length >= 10, JSON.stringify(stops));
+    for (const x of widened) assert.ok(x.variance_factor_by_side![0] > 1.5, JSON.stringify(x));
+    const config = (i: number) => parseRunRecord({ schema: 1, matrix: { warmup_iterations: 1, iterations: 25 },
+      ab: { refs: ['a', 'b'], this_ref: i, seed: 1, parent: '/r/x', stopping_rule: rule, stops } }, 'config.json');
+    const c = compareRuns({ name: 'a', config: config(0), rows: rows[0] }, { name: 'b', config: config(1), rows: rows[1] });
+    for (const x of stops) assert.equal(c.cases.find((k) => comparisonKey(k) === x.case)!.verdict, x.verdicts[0], x.case);
+    const md = renderCompare(c, fs.readFileSync(path.join(SUITE_DIR, 'templates', 'compare.md.mustache'), 'utf8'), 'x.svg');
+    assert.match(md, /The stopping rule checked at each look and read a look with the variance widened by the factor found then/);
+    // The same rounds judged without the check.
+    const unchecked = run({ ...rule, serial_check: false });
+    assert.ok(unchecked.stops.every((x) => !x.variance_factor_by_side));
+    const alarms = (xs: typeof stops) => xs.filter((x) => x.verdicts[0] === 'slower' || x.verdicts[0] === 'faster').length;
+    assert.equal(alarms(stops), 0);
+    assert.ok(alarms(unchecked.stops) > 0, 'the test can fail: the unchecked rule never alarmed on these rows');
   });
 });

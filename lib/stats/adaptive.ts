@@ -9,7 +9,11 @@
 // left it short of the last look once the case's planned rounds ran out,
 // it gets the final analysis (decideFinal). The case stops when every
 // comparison has ended, and records each one's rounds (rounds_by_side),
-// which compare-runs judges it at.
+// which compare-runs judges it at. With the rule's serial_check, each
+// judgement first checks every comparison's rounds so far for serial
+// correlation (lib/stats/serial.ts) and, where found, reads the look with
+// the variance widened by its factor, recorded (variance_factor_by_side) so
+// that compare-runs judges alike.
 //
 //   const rounds = new AdaptiveRounds(rule, sides, warmup)
 //   const d = rounds.record(side, row)   // a CaseStop when this row ended the case
@@ -20,6 +24,7 @@ import { caseKey, throughputOf } from '../cases.ts';
 import type { RawRow } from '../results.ts';
 import { canStop, pooledLook, pooledPct, type PooledRule } from './pooled.ts';
 import { decideAtLook, decideFinal, type LookDecision, type StoppingRule } from './sequential.ts';
+import { serialCheck } from './serial.ts';
 
 export interface CaseStop {
   case: string;
@@ -31,6 +36,8 @@ export interface CaseStop {
   verdicts: LookDecision['verdict'][];
   /** Per later side: the rounds its comparison was judged at (absent in runs before it: every side at `rounds`). */
   rounds_by_side?: number[];
+  /** Per later side: the serial check's variance factor its comparison was judged with; absent when every one was 1. */
+  variance_factor_by_side?: number[];
   /** state pooled: the pooled change (percent) and what it pooled when the case stopped. */
   pooled?: ReturnType<typeof pooledPct>;
 }
@@ -40,6 +47,7 @@ interface Ended {
   verdict: LookDecision['verdict'];
   rounds: number;
   decided: boolean;
+  inflation: number;
 }
 
 export class AdaptiveRounds {
@@ -84,42 +92,57 @@ export class AdaptiveRounds {
     for (const s of side === 0 ? Array.from({ length: this.sides - 1 }, (_, i) => i + 1) : [side]) {
       if (done.has(s)) continue;
       // The rounds both sides of this comparison measured successfully, in iteration order: compare-runs' pairs.
-      const rounds = [...bySide[0].keys()].filter((i) => bySide[s].has(i)).sort((a, b) => a - b);
+      const ratios = this.pairedRatios(key, s);
       // Planned rounds all run, yet failed ones left fewer successful than the cap: the final analysis, on all of them.
-      const ranOut = ended.has(0) && ended.has(s) && rounds.length > 0 && rounds.length < cap;
-      const look = this.rule.looks.find((l) => l === rounds.length);
+      const ranOut = ended.has(0) && ended.has(s) && ratios.length > 0 && ratios.length < cap;
+      const look = this.rule.looks.find((l) => l === ratios.length);
       if (!ranOut && (look === undefined || this.looked.get(`${key}/${s}`) === look)) continue;
       if (look !== undefined) this.looked.set(`${key}/${s}`, look);
-      const ratios = rounds.map((i) => Math.log(bySide[s].get(i)! / bySide[0].get(i)!));
-      const d = ranOut ? decideFinal(ratios, this.rule) : decideAtLook(ratios, look!, this.rule);
+      const inflation = this.serialInflation();
+      const d = ranOut ? decideFinal(ratios, this.rule, inflation) : decideAtLook(ratios, look!, this.rule, inflation);
       if (d.state !== 'decided' && !ranOut) {
-        const pooled = this.pooledStop(key, look!);
+        const pooled = this.pooledStop(key, look!, inflation);
         if (pooled) {
           this.stops.set(key, pooled);
           return pooled;
         }
       }
-      if (d.state === 'decided' || ranOut || look === cap) done.set(s, { verdict: d.verdict, rounds: rounds.length, decided: d.state === 'decided' });
+      if (d.state === 'decided' || ranOut || look === cap) done.set(s, { verdict: d.verdict, rounds: ratios.length, decided: d.state === 'decided', inflation });
     }
     if (done.size < this.sides - 1) return null;
     const all = Array.from({ length: this.sides - 1 }, (_, i) => done.get(i + 1)!);
     const stop: CaseStop = {
       case: key, rounds: Math.max(...all.map((e) => e.rounds)), state: all.every((e) => e.decided) ? 'decided' : 'cap',
       verdicts: all.map((e) => e.verdict), rounds_by_side: all.map((e) => e.rounds),
+      ...(all.some((e) => e.inflation > 1) ? { variance_factor_by_side: all.map((e) => e.inflation) } : {}),
     };
     this.stops.set(key, stop);
     return stop;
   }
 
   /** The pooled rule at this case's look: every case's paired rounds so far, decided cases with their verdicts. */
-  private pooledStop(key: string, look: number): CaseStop | null {
+  private pooledStop(key: string, look: number, inflation: number): CaseStop | null {
     if (!this.pooled || this.sides !== 2 || look < this.pooled.min_rounds) return null;
-    const cases = [...this.seen.entries()].map(([k, [a, b]]) => {
-      const rounds = [...a.keys()].filter((i) => b.has(i)).sort((x, y) => x - y);
-      return { key: k, ratios: rounds.map((i) => Math.log(b.get(i)! / a.get(i)!)), verdict: this.stops.get(k)?.verdicts[0] ?? null };
-    });
-    const p = pooledLook(cases, this.pooled);
+    const cases = [...this.seen.keys()].map((k) => ({ key: k, ratios: this.pairedRatios(k, 1), verdict: this.stops.get(k)?.verdicts[0] ?? null }));
+    const p = pooledLook(cases, this.pooled, inflation);
     if (!p.change || !canStop(p, key, this.pooled)) return null;
-    return { case: key, rounds: look, state: 'pooled', verdicts: ['same'], rounds_by_side: [look], pooled: pooledPct(p.change) };
+    return {
+      case: key, rounds: look, state: 'pooled', verdicts: ['same'], rounds_by_side: [look], pooled: pooledPct(p.change),
+      ...(inflation > 1 ? { variance_factor_by_side: [inflation] } : {}),
+    };
+  }
+
+  /** The serial check's variance factor over every comparison's rounds so far; 1 when not found, or the rule does not check. */
+  private serialInflation(): number {
+    if (!this.rule.serial_check) return 1;
+    const series = [...this.seen.keys()].flatMap((k) => Array.from({ length: this.sides - 1 }, (_, i) => this.pairedRatios(k, i + 1)));
+    return serialCheck(series)?.inflation ?? 1;
+  }
+
+  /** Side `side` against side 0 of a case: the log ratios of the rounds both measured successfully, in iteration order. */
+  private pairedRatios(key: string, side: number): number[] {
+    const bySide = this.seen.get(key)!;
+    const rounds = [...bySide[0].keys()].filter((i) => bySide[side].has(i)).sort((a, b) => a - b);
+    return rounds.map((i) => Math.log(bySide[side].get(i)! / bySide[0].get(i)!));
   }
 }

@@ -313,8 +313,9 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
   // The candidate's side in the run whose first side is the baseline: what its stops recorded for this comparison; null otherwise.
   const candSide = base.config?.ab?.this_ref === 0 && cand.config?.ab ? cand.config.ab.this_ref : null;
   const stops = base.config?.ab?.stops ?? [];
-  if (rule) for (const k of cases) if (k.paired) judgeSequential(k, rule, endedAt(stops.find((s) => s.case === comparisonKey(k)), candSide));
-  const serial = judgeSerial(cases, rule, t);
+  const stopOf = (k: CaseComparison) => stops.find((s) => s.case === comparisonKey(k));
+  if (rule) for (const k of cases) if (k.paired) judgeSequential(k, rule, endedAt(stopOf(k), candSide), factorAt(stopOf(k), candSide));
+  const serial = judgeSerial(cases, rule, t, (k) => endedAt(stopOf(k), candSide) !== null);
   const pooled = rule && base.config?.ab?.pooled_rule ? judgePooled(cases, base.config.ab.pooled_rule, stops, serial?.inflation ?? 1, candSide) : null;
   const machineShift = paired ? null : canaryShift(base.canary ?? [], cand.canary ?? [], t.noisePct);
   if (machineShift) machineShift.explained = explainedByMachine(cases, machineShift, t.noisePct);
@@ -367,7 +368,7 @@ export function compareRuns(base: RunInput, cand: RunInput, t: Thresholds = DEFA
       verdict: steadiest.m.verdict!, changePct: steadiest.m.changePct!, spreadPct: (Math.exp(steadiest.sd) - 1) * 100,
     },
     machineShift,
-    warnings: [...machineWarnings(machineShift), ...serialWarnings(serial), ...warnings(base, cand, cases, t, inconclusive)],
+    warnings: [...machineWarnings(machineShift), ...serialWarnings(serial, rule), ...warnings(base, cand, cases, t, inconclusive)],
     exitCode: counts.slower > 0 || counts.newlyFailed > 0 || counts.failsMore > 0 ? 1 : 0,
   };
 }
@@ -411,12 +412,14 @@ function judgePooled(cases: CaseComparison[], rule: PooledRule, stops: CaseStop[
   return r?.summary ?? null;
 }
 
-function serialWarnings(s: SerialCheck | null): string[] {
+function serialWarnings(s: SerialCheck | null, rule: StoppingRule | null): string[] {
   if (!s?.present) return [];
+  const how = rule?.serial_check
+    ? 'The stopping rule checked at each look and read a look with the variance widened by the factor found then (ab.stops variance_factor_by_side); compare-runs judges as it did.'
+    : `Every throughput interval is widened ${Math.sqrt(s.inflation).toFixed(2)}x and its p read from the mean's t; verdicts that did not survive are inconclusive.`;
   return [
     `Rounds not independent: consecutive paired throughput ratios are correlated (lag-1 ${s.r1.toFixed(2)} over ${s.cases} case(s), ` +
-      `${s.rounds} rounds; z = ${s.z.toFixed(1)}). Every throughput interval is widened ${Math.sqrt(s.inflation).toFixed(2)}x and its p read from the ` +
-      `smaller z; verdicts that did not survive are inconclusive. Something carries over from round to round: look at the provider and the machine.`,
+      `${s.rounds} rounds; z = ${s.z.toFixed(1)}). ${how} Something carries over from round to round: look at the provider and the machine.`,
   ];
 }
 
@@ -441,6 +444,11 @@ function endedAt(stop: CaseStop | undefined, side: number | null): number | null
   return at === undefined ? null : at;
 }
 
+/** The serial check's variance factor the run's rule judged this comparison with; 1 when not recorded. */
+function factorAt(stop: CaseStop | undefined, side: number | null): number {
+  return (side !== null && side > 0 ? stop?.variance_factor_by_side?.[side - 1] : undefined) ?? 1;
+}
+
 /** A paired case's throughput log ratios over all its paired rounds, in round order. */
 function pairedRatios(k: CaseComparison): number[] {
   const byRound = (rows: RawRow[]) => [...rows].sort((a, b) => a.iteration - b.iteration);
@@ -455,17 +463,26 @@ function judgedRatios(k: CaseComparison): number[] {
 
 /**
  * Rounds that are not independent (lib/stats/serial.ts): the check over the
- * paired cases' throughput. When it finds them correlated, each throughput
- * verdict is read again from its interval widened by the variance factor
- * and its p from the mean's t with the variance widened alike; a verdict that does not
- * survive becomes inconclusive. null without paired cases of 10 rounds.
+ * paired cases' throughput, at the rounds they were judged at. A rule that
+ * checked at its looks (serial_check) judged its stopped comparisons with
+ * the factor it found then, as judgeSequential read them again; only a
+ * comparison it did not stop is judged here with the factor found now.
+ * Otherwise (fixed rounds, or a run from before the rule checked) each
+ * throughput verdict is read again from its interval widened by the
+ * variance factor and its p from the mean's t with the variance widened
+ * alike; a verdict that does not survive becomes inconclusive. null without
+ * paired cases of 10 rounds.
  */
-function judgeSerial(cases: CaseComparison[], rule: StoppingRule | null, t: Thresholds): SerialCheck | null {
+function judgeSerial(cases: CaseComparison[], rule: StoppingRule | null, t: Thresholds, stoppedByRule: (k: CaseComparison) => boolean): SerialCheck | null {
   const paired = cases.filter((k) => k.paired && k.metrics[0].change);
   const series = paired.map(judgedRatios);
   const check = serialCheck(series);
   if (!check?.present) return check;
   for (const [i, k] of paired.entries()) {
+    if (rule?.serial_check) {
+      if (!stoppedByRule(k)) judgeSequential(k, rule, null, check.inflation);
+      continue;
+    }
     const m = k.metrics[0];
     const wide = widen(m.change!, check.inflation);
     // The adjusted p keeps its ratio to p (the look's or Holm's adjustment), p read again from the mean.
@@ -482,7 +499,7 @@ function judgeSerial(cases: CaseComparison[], rule: StoppingRule | null, t: Thre
 }
 
 /** Throughput of a run stopped by a group-sequential rule: the decision at the last look its rounds reached. */
-function judgeSequential(k: CaseComparison, declared: StoppingRule, recorded: number | null): void {
+function judgeSequential(k: CaseComparison, declared: StoppingRule, recorded: number | null, inflation: number): void {
   // The rule stopped the rounds as declared; only the band the verdict is read with may be the case's own.
   const rule = k.noisePct === null ? declared : { ...declared, noise_pct: k.noisePct };
   const m = k.metrics[0];
@@ -501,7 +518,7 @@ function judgeSequential(k: CaseComparison, declared: StoppingRule, recorded: nu
     m.pAdjusted = null;
     return;
   }
-  const d = ranOut ? decideFinal(ratios.slice(0, look), rule) : decideAtLook(ratios, look, rule);
+  const d = ranOut ? decideFinal(ratios.slice(0, look), rule, inflation) : decideAtLook(ratios, look, rule, inflation);
   const change = d.change ?? pairedChange(ratios.slice(0, look), Number((1 - rule.confidence).toFixed(12)));
   Object.assign(m, {
     change, changePct: pctOf(change.estimate), loPct: pctOf(change.lo), hiPct: pctOf(change.hi),

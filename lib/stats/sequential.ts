@@ -27,9 +27,14 @@
 // interval it needs inside ±noise is a 97.5% one (same_confidence), since a
 // 95% interval at each of 6 looks called a true ±3% change `same` 6.7% of
 // the time (simulated, test/verdict.test.mts).
+// When the run's rounds are found serially correlated (lib/stats/serial.ts;
+// the rule checks at each look, serial_check), a look is read with the
+// variance widened by the factor found: the intervals about their estimate,
+// and p from the mean's t.
 //
 // Pure: tested by seeded simulation (test/verdict.test.mts).
 import { pairedChange, pairedIntervalInside, signedRank, type Change } from './effect.ts';
+import { serialP, widen } from './serial.ts';
 import { changeVerdict } from './verdict.ts';
 
 export interface StoppingRule {
@@ -48,6 +53,12 @@ export interface StoppingRule {
   confidence: number;
   /** Confidence of the interval that must lie inside ±noise for `same`, at any look (absent in runs before it: confidence). */
   same_confidence?: number;
+  /**
+   * true: the run checked its rounds for serial correlation at each look and read the look with the variance
+   * factor found (ab.stops variance_factor_by_side); compare-runs judges as it did. Absent in runs before it:
+   * compare-runs checks once, at the end.
+   */
+  serial_check?: boolean;
 }
 
 /** `same` over all the looks stays an equivalence test at 5% (simulated at the ±noise boundary, test/verdict.test.mts). */
@@ -71,6 +82,7 @@ export function stoppingRule(o: { alpha: number; noisePct: number; cases: number
     noise_pct: o.noisePct,
     confidence: 0.95,
     same_confidence: SAME_CONFIDENCE,
+    serial_check: true,
   };
 }
 
@@ -115,12 +127,13 @@ export interface LookDecision {
 /**
  * The decision for one case at a look, from its paired throughput log ratios
  * log(candidate_i / baseline_i) (the first `look` of them are used).
+ * `inflation`: the variance factor of serially correlated rounds (lib/stats/serial.ts), 1 when independent.
  */
-export function decideAtLook(logRatios: readonly number[], look: number, rule: StoppingRule): LookDecision {
+export function decideAtLook(logRatios: readonly number[], look: number, rule: StoppingRule, inflation = 1): LookDecision {
   const i = rule.looks.indexOf(look);
   if (i < 0) throw new Error(`${look} is not one of the rule's looks (${rule.looks.join(', ')})`);
   if (logRatios.length < look) throw new Error(`look at ${look} rounds, but only ${logRatios.length} measured`);
-  return decideWith(logRatios.slice(0, look), lookLevels(rule)[i], i === rule.looks.length - 1, rule);
+  return decideWith(logRatios.slice(0, look), lookLevels(rule)[i], i === rule.looks.length - 1, rule, inflation);
 }
 
 /**
@@ -137,22 +150,25 @@ export function finalLevel(rounds: number, rule: StoppingRule): number {
 }
 
 /** decideAtLook for a case whose planned rounds ran out at `logRatios.length` successful rounds, short of the cap. */
-export function decideFinal(logRatios: readonly number[], rule: StoppingRule): LookDecision {
-  return decideWith(logRatios, finalLevel(logRatios.length, rule), true, rule);
+export function decideFinal(logRatios: readonly number[], rule: StoppingRule, inflation = 1): LookDecision {
+  return decideWith(logRatios, finalLevel(logRatios.length, rule), true, rule, inflation);
 }
 
-function decideWith(d: readonly number[], level: number, last: boolean, rule: StoppingRule): LookDecision {
-  const p = signedRank(d).p;
+function decideWith(d: readonly number[], level: number, last: boolean, rule: StoppingRule, inflation: number): LookDecision {
+  const p = inflation > 1 ? serialP(d, inflation) : signedRank(d).p;
   const adjustedP = Math.min(1, (p * rule.alpha) / level);
   const band = rule.noise_pct / 100;
   const intervalAlpha = Number((1 - rule.confidence).toFixed(12));
-  const same = pairedIntervalInside(d, Math.log(1 - band), Math.log(1 + band), sameAlpha(rule));
+  const lo = Math.log(1 - band), hi = Math.log(1 + band);
+  const wideSame = inflation > 1 ? widen(pairedChange(d, sameAlpha(rule)), inflation) : null;
+  const same = wideSame ? wideSame.lo >= lo && wideSame.hi <= hi : pairedIntervalInside(d, lo, hi, sameAlpha(rule));
   // Neither significant nor `same`: inconclusive whatever the interval, so it is not computed
   // (the rule runs at every look of every case; compare-runs reports the change from the rows).
   if (adjustedP >= rule.alpha && !same) {
     return { state: last ? 'cap' : 'continue', verdict: 'inconclusive', change: null, p, level, adjustedP };
   }
-  const change = pairedChange(d, intervalAlpha);
+  const shown = pairedChange(d, intervalAlpha);
+  const change = inflation > 1 ? { ...shown, ...widen(shown, inflation) } : shown;
   const v = changeVerdict(change, adjustedP, { alpha: rule.alpha, noisePct: rule.noise_pct }, 'higher');
   // The shown interval may lie inside ±noise while the wider one for `same` does not.
   const verdict = v === 'better' ? 'faster' : v === 'worse' ? 'slower' : v === 'same' && !same ? 'inconclusive' : v;
