@@ -196,7 +196,7 @@ describe('pooled rule', { timeout: 1_200_000 }, () => {
     // The pooled `same` at the edge of the band: every case exactly 3% faster or slower (the sign in turn), so that
     // any case the pool stops is a false `same` of the matrix. An equivalence test at 5% over all the looks, in
     // either schedule, at the confidence pooledConfidence gives it; a 95% interval fails it.
-    const B = Number(process.env.POOLED_SIM_BOUNDARY ?? 400);
+    const B = Number(process.env.POOLED_SIM_BOUNDARY ?? 1000);
     for (const acrossLimits of [false, true]) {
       for (const sdPct of [4, 8]) {
         const rate = (confidence: number) => {
