@@ -99,6 +99,25 @@ describe('family-wise promise: shards, several refs, failed rounds', { timeout: 
     assert.equal(adaptiveRule(adaptive, expandCases({ ...matrix, concurrency: [1, 2] } as Matrix), 1)!.cases, 40);
   });
 
+  test('concurrency counted in the family: a 20-case matrix judged as 20, not as its 10 sizes x limits', (t) => {
+    // Issue 27, item 1. The rule counted cases as size@memory, while cases are keyed with concurrency: 5 sizes x 2 limits
+    // x concurrency [1, 2] is 20 comparisons judged at alpha / 10 each. The 20 simulated cases stand for those 20.
+    const withConcurrency = expandCases({ ...matrix, memoryLimitsMb: [512, 256], concurrency: [1, 2] } as Matrix);
+    const oldCount = new Set(withConcurrency.map((c) => `${c.size.bytes}@${c.memoryMb}`)).size;
+    const now = adaptiveRule({ maxRounds: 48, noisePct: 3 }, withConcurrency)!;
+    assert.equal(oldCount, 10);
+    assert.equal(now.cases, 20);
+    const rate = (rule: StoppingRule) => {
+      let alarms = 0;
+      for (let i = 0; i < N; i++) if (simRun(500 + i, sd, 2, 1, () => rule)[0].alarm) alarms++;
+      return alarms / N;
+    };
+    const before = rate(stoppingRule({ alpha: 0.05, noisePct: 3, cases: oldCount })), after = rate(now);
+    t.diagnostic(`20 cases (5 sizes x 2 limits x concurrency 1, 2), ${N} A/A runs at paired SD 8%: any faster/slower ${(100 * before).toFixed(1)}% judged as 10, ${(100 * after).toFixed(1)}% as 20`);
+    assert.ok(after <= 0.05, `after ${after}`);
+    assert.ok(before > after, `before ${before} after ${after}`);
+  });
+
   test('4 shards merged, A/A: any faster or slower, per-shard rule against the whole-matrix rule', (t) => {
     const rate = (ruleFor: (n: number) => StoppingRule) => {
       let alarms = 0;
