@@ -35,7 +35,7 @@
 //
 // Pure: tested by seeded simulation (test/serial.test.mts).
 import tCdf from '@stdlib/stats-base-dists-t-cdf';
-import type { Interval } from './verdict.ts';
+import { sd, type Interval } from './verdict.ts';
 
 /** Cases with fewer rounds than this are left out of the check: the first look. */
 export const SERIAL_MIN_ROUNDS = 6;
@@ -100,9 +100,9 @@ export function serialP(d: readonly number[], inflation: number): number {
   const n = d.length;
   if (n < 2) return 1;
   const mean = d.reduce((a, b) => a + b, 0) / n;
-  const sd = Math.sqrt(d.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
-  if (sd === 0) return mean === 0 ? 1 : 0;
+  const s = sd(d);
+  if (s === 0) return mean === 0 ? 1 : 0;
   const phi = (inflation - 1) / (inflation + 1);
   const df = Math.max(1, (n * (1 - phi * phi)) / (1 + phi * phi) - 1);
-  return 2 * tCdf(-Math.abs(mean) / (sd * Math.sqrt(inflation / n)), df);
+  return 2 * tCdf(-Math.abs(mean) / (s * Math.sqrt(inflation / n)), df);
 }
