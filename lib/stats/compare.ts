@@ -158,7 +158,7 @@ export interface Comparison {
   /** Two separate runs whose canaries differ by more than the noise band; null when they agree, or for interleaved sides. */
   machineShift: MachineShift | null;
   inconclusive: { cases: number; detectablePct: number | null; iterationsNeeded: number | null } | null;
-  /** The serial-correlation check of the paired throughput ratios (lib/stats/serial.ts); null without paired cases of SERIAL_MIN_ROUNDS rounds. */
+  /** The serial-correlation check of the paired throughput ratios (lib/stats/serial.ts); null with fewer than SERIAL_MIN_TOTAL_ROUNDS rounds in its cases of SERIAL_MIN_ROUNDS. */
   serial: SerialCheck | null;
   /** The stopping rule the runs were judged by, when they recorded one. */
   stoppingRule: StoppingRule | null;
@@ -471,7 +471,7 @@ function judgedRatios(k: CaseComparison): number[] {
  * throughput verdict is read again from its interval widened by the
  * variance factor and its p from the mean's t with the variance widened
  * alike; a verdict that does not survive becomes inconclusive. null without
- * paired cases of SERIAL_MIN_ROUNDS rounds.
+ * SERIAL_MIN_TOTAL_ROUNDS rounds in its paired cases of SERIAL_MIN_ROUNDS.
  */
 function judgeSerial(cases: CaseComparison[], rule: StoppingRule | null, t: Thresholds, stoppedByRule: (k: CaseComparison) => boolean): SerialCheck | null {
   const paired = cases.filter((k) => k.paired && k.metrics[0].change);

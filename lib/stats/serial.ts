@@ -19,8 +19,22 @@
 // cases together find it. phi is the rounds-weighted mean of each case's
 // estimate corrected for the bias of short series, (n r + 1) / (n - 4).
 // The stopping rule runs the check at every look (serial_check), over every
-// comparison with at least 6 rounds (the first look), so that a case judged
-// first in its round still sees the others.
+// comparison with at least 16 rounds (the third look), so that a case judged
+// first in its round still sees the others. Earlier looks alarm too rarely
+// for the check to matter there, and a lag-1 over 6 or 10 rounds is too
+// noisy to widen by: 20-case A/A runs at phi 0.5 alarmed in 3.3% of runs
+// checked from 16 rounds, 2.3% from 6 (test/family.test.mts), while 5 cases
+// x 10 rounds lost a clear change (below) in 1.9% of runs.
+//
+// The check waits for 48 rounds in all. With fewer, phi is so uncertain that
+// a false finding (up to 5% of runs, its level) reads it near its cap and
+// leaves too few degrees of freedom for any verdict: a case 2 SD per round
+// slower, found in every independent run, was made inconclusive in 2.4% of
+// 1-case 10-round runs and 3.5% of 1-case 16-round ones, and in 0.2% at 3
+// cases x 16 rounds, 0.0% at 2 x 24 (10 000 seeded runs each,
+// test/serial.test.mts). A true correlation is found too rarely there to pay
+// for it (phi 0.5 over 9 rounds: 18% of runs). A CI run lost a 4x slowdown
+// over 9 rounds so.
 // One-sided at 5%: only positive correlation inflates false alarms (the
 // negative lag-1 this machine shows, -0.46 to +0.09, makes the tests
 // conservative), and a false finding costs only a slightly wider interval.
@@ -37,8 +51,10 @@
 import tCdf from '@stdlib/stats-base-dists-t-cdf';
 import { sd, type Interval } from './verdict.ts';
 
-/** Cases with fewer rounds than this are left out of the check: the first look. */
-export const SERIAL_MIN_ROUNDS = 6;
+/** Cases with fewer rounds than this are left out of the check: the third look. */
+export const SERIAL_MIN_ROUNDS = 16;
+/** The check runs only over this many rounds in all, the cases' it keeps. */
+export const SERIAL_MIN_TOTAL_ROUNDS = 48;
 /** One-sided 5%. */
 export const SERIAL_Z = 1.645;
 
@@ -66,12 +82,12 @@ export function lag1(xs: readonly number[]): number {
   return den > 0 ? num / den : 0;
 }
 
-/** The check over every case's ratios in round order; null when no case has SERIAL_MIN_ROUNDS rounds. */
+/** The check over every case's ratios in round order; null when its cases of SERIAL_MIN_ROUNDS rounds have fewer than SERIAL_MIN_TOTAL_ROUNDS in all. */
 export function serialCheck(series: readonly (readonly number[])[]): SerialCheck | null {
   const used = series.filter((s) => s.length >= SERIAL_MIN_ROUNDS);
-  if (used.length === 0) return null;
   const sample = used.map((s) => ({ n: s.length, r: lag1(s) }));
   const rounds = sample.reduce((a, c) => a + c.n, 0);
+  if (rounds < SERIAL_MIN_TOTAL_ROUNDS) return null;
   const z = sample.reduce((a, c) => a + Math.sqrt(c.n) * (c.r + 1 / c.n), 0) / Math.sqrt(used.length);
   // phi from E[r] = phi - (1 + 4 phi) / n (Kendall's bias of the lag-1 estimate with the mean unknown): short series
   // read phi far too low, and a rule that checks at its first looks would widen too little.
