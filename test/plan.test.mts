@@ -55,6 +55,15 @@ describe('plan', () => {
     assert.match(text, /rounds per case: least 6, expected 10, most 48/);
     assert.match(text, /wall time here: least 3 min, expected 5 min, most 21 min/);
     assert.match(text, /with --shard k\/2: the heaviest shard expected 3 min, at most 16 min/);
+    // A shard pools only its own cases: at 8% the two cases together stop by their own rules at 36, and so does each
+    // shard of one; 20 cases pool to 16 rounds, but shards of one case still need 36.
+    const twenty = Array.from({ length: 20 }, (_, k) => ({ key: `c${k}`, label: `c${k}`, bytes: 100 * MiB, concurrency: 1 }));
+    const rule20 = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 20 });
+    const split = makePlan({ cases: twenty, sides: 2, warmup: 1, iterations: null, rule: rule20, pooled: pooledRule({ noisePct: 3, cases: 20 }), profile,
+      shards: [{ total: 2, cases: [twenty.slice(0, 10).map((c) => c.key), twenty.slice(10).map((c) => c.key)] }, { total: 20, cases: twenty.map((c) => [c.key]) }], canaryNow: null });
+    assert.equal(split.rounds.expected, 16);
+    // 3.5 s a job, 2 sides: 7 s a case a round. Shards of 10 pool to 16 rounds; shards of one case run to 36.
+    assert.deepEqual(split.shards, [{ total: 2, expected_seconds: 10 * 7 * 17, most_seconds: 10 * 7 * 49 }, { total: 20, expected_seconds: 7 * 37, most_seconds: 7 * 49 }]);
     // Fixed iterations: every round count is the measured iterations.
     const fixed = makePlan({ cases, sides: 1, warmup: 1, iterations: 5, rule: null, pooled: null, profile, shards: [], canaryNow: null });
     assert.deepEqual(fixed.rounds, { least: 4, expected: 4, most: 4 });
