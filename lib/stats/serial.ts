@@ -30,8 +30,8 @@
 // a false finding (up to 5% of runs, its level) reads it near its cap and
 // leaves too few degrees of freedom for any verdict: a case 2 SD per round
 // slower, found in every independent run, was made inconclusive in 2.4% of
-// 1-case 10-round runs and 3.5% of 1-case 16-round ones, and in 0.2% at 3
-// cases x 16 rounds, 0.0% at 2 x 24 (10 000 seeded runs each,
+// 1-case 10-round runs and 3.5% of 1-case 16-round ones; it is in 0.2% at 3
+// cases x 16 rounds and 0.0% at 2 x 24 (10 000 seeded runs each,
 // test/serial.test.mts). A true correlation is found too rarely there to pay
 // for it (phi 0.5 over 9 rounds: 18% of runs). A CI run lost a 4x slowdown
 // over 9 rounds so.
@@ -53,7 +53,7 @@ import { sd, type Interval } from './verdict.ts';
 
 /** Cases with fewer rounds than this are left out of the check: the third look. */
 export const SERIAL_MIN_ROUNDS = 16;
-/** The check runs only over this many rounds in all, the cases' it keeps. */
+/** The check runs only when the cases it keeps have this many rounds in all. */
 export const SERIAL_MIN_TOTAL_ROUNDS = 48;
 /** One-sided 5%. */
 export const SERIAL_Z = 1.645;
