@@ -127,8 +127,10 @@ export function expectedLook(sdPct: number, rule: StoppingRule, pooled: PooledRu
 
 export function makePlan(i: PlanInput): PlanRecord {
   const measured = i.iterations === null ? null : Math.max(0, i.iterations - i.warmup);
+  // The rounds a set of cases is expected to take: with the pool, fewer the more cases pool together.
+  const expectedFor = (caseCount: number) => (i.rule ? expectedLook(i.profile.paired_sd_pct, i.rule, i.pooled, caseCount) : measured!);
   const rounds = i.rule
-    ? { least: i.rule.looks[0], expected: expectedLook(i.profile.paired_sd_pct, i.rule, i.pooled, i.cases.length), most: i.rule.looks[i.rule.looks.length - 1] }
+    ? { least: i.rule.looks[0], expected: expectedFor(i.cases.length), most: i.rule.looks[i.rule.looks.length - 1] }
     : { least: measured!, expected: measured!, most: measured! };
   const slowdown = slowdownOf(i.profile, i.canaryNow);
   const perCase = i.cases.map((c) => ({ case: c.key, label: c.label, job_seconds: jobSeconds(c, i.profile, slowdown), expected_rounds: rounds.expected }));
@@ -145,8 +147,7 @@ export function makePlan(i: PlanInput): PlanRecord {
     // whole matrix's 16), so the shipped matrix's 1/8 shards were planned at 44 min and each plans itself at 1 h 36.
     shards: i.shards.map((s) => ({
       total: s.total,
-      expected_seconds: Math.max(...s.cases.map((keys) => secondsFor(new Set(keys),
-        i.rule ? expectedLook(i.profile.paired_sd_pct, i.rule, i.pooled, keys.length) : rounds.expected))),
+      expected_seconds: Math.max(...s.cases.map((keys) => secondsFor(new Set(keys), expectedFor(keys.length)))),
       most_seconds: Math.max(...s.cases.map((keys) => secondsFor(new Set(keys), rounds.most))),
     })),
     profile: i.profile,
