@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { AdaptiveRounds, type CaseStop } from '../lib/stats/adaptive.ts';
 import { caseKey, ruleRow } from '../lib/cases.ts';
 import { compareRuns, comparisonKey } from '../lib/stats/compare.ts';
-import { seededRandom } from '../lib/stats/interleave.ts';
+import { normalFrom, seededRandom } from '../lib/stats/interleave.ts';
 import { stoppingRule, type StoppingRule } from '../lib/stats/sequential.ts';
 import { parseRunRecord } from '../lib/run-record.ts';
 import { adaptiveRule } from '../lib/run.ts';
@@ -33,7 +33,7 @@ const N = Number(process.env.FAMILY_SIM_RUNS ?? 800);
  */
 function simRun(seed: number, sd: number, sides: number, shards: number, ruleFor: (shardCases: number) => StoppingRule, effect = 0, failP = 0, phi = 0, stripRoundsBySide = false) {
   const random = seededRandom(seed);
-  const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+  const normal = normalFrom(random);
   const rows: RawRow[][] = Array.from({ length: sides }, () => []);
   let rule0: StoppingRule | null = null;
   const stops: CaseStop[] = [];
@@ -209,7 +209,7 @@ describe('family-wise promise: shards, several refs, failed rounds', { timeout: 
     let anyOther = 0, before = 0, after = 0, exits = 0;
     for (let i = 0; i < R; i++) {
       const random = seededRandom(40000 + i);
-      const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+      const normal = normalFrom(random);
       const j = (x: number) => x * Math.exp(0.05 * normal());
       const rows = [0, 1].map(() => CASES.flatMap((c) => Array.from({ length: 13 }, (_, it) => {
         const mib = c.bytes / 2 ** 20, tput = j(100);
@@ -243,7 +243,7 @@ describe('family-wise promise: shards, several refs, failed rounds', { timeout: 
     for (const feed of ['before', 'after'] as const) {
       for (let i = 0; i < R; i++) {
         const random = seededRandom(50000 + i);
-        const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+        const normal = normalFrom(random);
         const rounds = new AdaptiveRounds(rule, 2, 1);
         const rows: RawRow[][] = [[], []];
         for (let it = 1; it <= 49; it++) {

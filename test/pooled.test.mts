@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { AdaptiveRounds } from '../lib/stats/adaptive.ts';
 import { caseKey } from '../lib/cases.ts';
 import { pctOf } from '../lib/stats/effect.ts';
-import { seededRandom } from '../lib/stats/interleave.ts';
+import { normalFrom, seededRandom } from '../lib/stats/interleave.ts';
 import { canStop, caseBand, pooledConfidence, pooledLook, pooledRule, pooledVerdicts, tQuantile, type PooledRule } from '../lib/stats/pooled.ts';
 import type { RawRow } from '../lib/results.ts';
 import { stoppingRule } from '../lib/stats/sequential.ts';
@@ -113,7 +113,7 @@ describe('pooled rule', { timeout: 1_200_000 }, () => {
 
   test('simulation: 20-case matrices, pooled rule on and off', (t) => {
     const rand = seededRandom(20261206);
-    const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+    const normal = normalFrom(rand);
     // Student's t with 3 degrees of freedom, scaled to unit variance (its variance is 3).
     const t3 = () => normal() / Math.sqrt((normal() ** 2 + normal() ** 2 + normal() ** 2) / 3) / Math.sqrt(3);
     const MEMS = [2048, 1024, 512, 256];

@@ -13,7 +13,7 @@ import { compareJson, renderCompare } from '../lib/render/compare-report.ts';
 import { parseRunRecord } from '../lib/run-record.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
 import tCdf from '@stdlib/stats-base-dists-t-cdf';
-import { seededRandom } from '../lib/stats/interleave.ts';
+import { normalFrom, seededRandom } from '../lib/stats/interleave.ts';
 import { normalQuantile } from '../lib/stats/effect.ts';
 import { erfc } from '../lib/stats/stats.ts';
 import { AdaptiveRounds } from '../lib/stats/adaptive.ts';
@@ -64,7 +64,7 @@ describe('serial correlation', { timeout: 60_000 }, () => {
     // AR(1) at phi 0.5, the true factor 3, 40 000 seeded series of 10, 24 and 48 rounds, level 0.01: how often p falls
     // below it. On n - 1 degrees of freedom the sample variance of correlated rounds is trusted too far.
     const random = seededRandom(11);
-    const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+    const normal = normalFrom(random);
     const R = 40000, level = 0.01, phi = 0.5, inflation = 3;
     const lines: string[] = [];
     for (const n of [10, 24, 48]) {
@@ -90,7 +90,7 @@ describe('serial correlation', { timeout: 60_000 }, () => {
     // rounds in all this was 2.4% of 1-case 10-round runs and 3.5% of 1-case 16-round ones (the CI failure: a 4x
     // slowdown over 9 rounds made inconclusive); those are not checked now.
     const random = seededRandom(5);
-    const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+    const normal = normalFrom(random);
     const R = 10000;
     const lines: string[] = [];
     for (const [cases, n] of [[3, 16], [2, 24], [1, 48], [20, 16]]) {
@@ -144,7 +144,7 @@ describe('serial correlation', { timeout: 60_000 }, () => {
     // AR(1) at 0.5 with an SD of 10% (seeded; the check finds it at a factor of 4.2). The mean's t, on the degrees
     // of freedom of correlated rounds, keeps the slowdown.
     const random = seededRandom(7);
-    const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+    const normal = normalFrom(random);
     const ar = (n: number) => { let a = normal(); return Array.from({ length: n }, () => (a = 0.5 * a + Math.sqrt(0.75) * normal())); };
     const w8 = ar(10), w1 = ar(24), w2 = ar(24);
     const rows = (side: number) => [
@@ -171,7 +171,7 @@ describe('serial correlation', { timeout: 60_000 }, () => {
     const sd = 0.08;
     const run = (rule: StoppingRule) => {
       const random = seededRandom(3);
-      const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+      const normal = normalFrom(random);
       const rounds = new AdaptiveRounds(rule, 2, 1);
       const rows: RawRow[][] = [[], []];
       const state = new Map<number, number>();

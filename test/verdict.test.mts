@@ -6,7 +6,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { holm, pctOf, unpairedChange } from '../lib/stats/effect.ts';
-import { seededRandom } from '../lib/stats/interleave.ts';
+import { normalFrom, seededRandom } from '../lib/stats/interleave.ts';
 import { decideAtLook, lastLookReached, lookLevels, nextLook, stoppingRule, DEFAULT_MAX_ROUNDS } from '../lib/stats/sequential.ts';
 import { changeVerdict, detectable } from '../lib/stats/verdict.ts';
 
@@ -69,7 +69,7 @@ describe('verdicts', { timeout: 300_000 }, () => {
   test('`same` over all the looks is an equivalence test at 5%: a true change of exactly ±3% is called same at most 5% of the time', (t) => {
     // Issue 27, item 7: with a 95% interval at each of the 6 looks a true -3% was `same` 6.7% of the time at paired SD 4%.
     const rand = seededRandom(20261207);
-    const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+    const normal = normalFrom(rand);
     const N = 2000;
     const rate = (rule: ReturnType<typeof stoppingRule>, sdPct: number, effectPct: number) => {
       let same = 0;
@@ -99,7 +99,7 @@ describe('verdicts', { timeout: 300_000 }, () => {
 
   test('simulation: adaptive paired rounds and separate runs at CV 10% with slow drift', (t) => {
     const rand = seededRandom(20261124);
-    const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+    const normal = normalFrom(rand);
     const rule = stoppingRule({ ...RULE, cases: CASES });
 
     /** One case run adaptively: rounds of (baseline, candidate) under a drift both sides of a round share. */

@@ -22,6 +22,11 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+/** Standard normal draws (Box-Muller) from a uniform source such as seededRandom's, two uniforms a draw. */
+export function normalFrom(random: () => number): () => number {
+  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+
 /** Each case once per side, in the cases' order; within each case the sides in a seeded random order (Fisher-Yates). */
 export function interleave<C>(cases: C[], sides: number, seed: number): Job<C>[] {
   const random = seededRandom(seed);
