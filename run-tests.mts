@@ -17,11 +17,12 @@ import { HELP, parseOptions, type Options } from './lib/options.ts';
 import { Progress } from './lib/progress.ts';
 import { selfCheck } from './lib/self-check.ts';
 import {
-  adaptiveRule, comparedSide, executeRun, finishRun, makeProvider, openRun, planCases, planRun, pooledRuleFor, preflight, prepareGuestImage, prepareServers, prepareTestFiles, roundsAcrossLimits, sharedSecret, updateRecords,
+  adaptiveRule, comparedSide, executeRun, finishRun, makeProvider, openRun, planCases, planRun, pooledRuleFor, preflight, prepareGuestImage, prepareServers, prepareTestFiles, roundsAcrossLimits, serverOrigin, sharedSecret, updateRecords,
   type Run,
 } from './lib/run.ts';
 import { transitions } from './lib/run-record.ts';
 import { renderPlan } from './lib/stats/plan.ts';
+import { profileKey } from './lib/machine-profile.ts';
 import { expandCases } from './lib/matrix.ts';
 
 async function run(argv: string[], io: Io): Promise<number> {
@@ -68,7 +69,7 @@ export async function runSuite(opts: Options, argv: string[], io: Io): Promise<S
   const sides = Math.max(1, refs.length, opts.binaries.length);
   // One family for the whole run: the matrix's cases (not only this shard's) x the servers after the first.
   const rule = adaptiveRule(opts.adaptive, expandCases(m), sides - 1), pooled = pooledRuleFor(opts.adaptive, cases, roundsAcrossLimits(m));
-  const plan = resume ? null : planRun(m, cases, sides, rule, pooled);
+  const plan = resume ? null : planRun(m, cases, sides, rule, pooled, profileKey(serverOrigin(m, refs, opts.binaries)));
   if (opts.plan) return io.stdout.write(renderPlan(plan!)), none(0);
   preflight(m); // tools and a data folder: before anything is built or made
   if (plan) for (const line of renderPlan(plan).trimEnd().split('\n')) say(line);

@@ -1,16 +1,19 @@
 // This machine's speeds and noise as the last run of two servers measured
 // them (not runs inside the test runner), kept in the cache folder, so the next run's plan (lib/stats/plan.ts) can say
-// how long it will take here.
+// how long it will take here. One profile per server (profileKey): the stand-in is about twice as fast as
+// PicoShare, and a PicoShare plan made from the stand-in's last run said 69 s a round for 149.
 //
-//   const p = readMachineProfile() ?? DEFAULT_PROFILE   // the last measured, or the defaults
+//   const key = profileKey(run.sides[0].record)          // "standin", "source picoshare", "binary picoshare"
+//   const p = readMachineProfile(key) ?? DEFAULT_PROFILE   // that server's last measured, or the defaults
 //   const next = profileFromRun(sideRows, jobSeconds, dir)  // null when the run measured too little
-//   if (next) writeMachineProfile(next)
+//   if (next) writeMachineProfile(key, next)
 import fs from 'node:fs';
 import path from 'node:path';
 import { caseSide, groupCases, throughputOf } from './cases.ts';
 import { cacheDir } from './paths.ts';
 import type { MachineProfile } from './stats/plan.ts';
 import type { RawRow } from './results.ts';
+import type { ServerRecord } from './run-record.ts';
 import { median } from './stats/stats.ts';
 import { sd } from './stats/verdict.ts';
 
@@ -18,10 +21,25 @@ const mibOf = (r: RawRow) => (r.file_size_bytes * r.concurrency) / 2 ** 20;
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const file = () => path.join(cacheDir(), 'machine-profile.json');
 
-/** The profile the last run wrote; null when there is none or it cannot be read (plans then use DEFAULT_PROFILE). */
-export function readMachineProfile(): MachineProfile | null {
+/** The server a profile belongs to: the stand-in, or a binary's or a checkout's name ("source picoshare"). */
+export function profileKey(server: Pick<ServerRecord, 'kind' | 'path'>): string {
+  return server.kind === 'standin' || !server.path ? 'standin' : `${server.kind} ${path.basename(server.path)}`;
+}
+
+/** Every server's profile, by profileKey; empty when there is no file or it cannot be read (older files held one bare profile). */
+function readAll(): Record<string, unknown> {
   try {
-    const p = JSON.parse(fs.readFileSync(file(), 'utf8')) as MachineProfile;
+    const all = JSON.parse(fs.readFileSync(file(), 'utf8')) as unknown;
+    return all && typeof all === 'object' && !('upload_mib_s' in all) ? (all as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** The profile the last run of this server wrote; null when there is none or it cannot be read (plans then use DEFAULT_PROFILE). */
+export function readMachineProfile(key: string): MachineProfile | null {
+  try {
+    const p = readAll()[key] as MachineProfile;
     const ok = ['upload_mib_s', 'download_mib_s', 'job_overhead_seconds', 'paired_sd_pct'].every((k) => {
       const v = (p as unknown as Record<string, unknown>)[k];
       return typeof v === 'number' && Number.isFinite(v) && v >= 0;
@@ -32,10 +50,10 @@ export function readMachineProfile(): MachineProfile | null {
   }
 }
 
-export function writeMachineProfile(p: MachineProfile): void {
+export function writeMachineProfile(key: string, p: MachineProfile): void {
   fs.mkdirSync(cacheDir(), { recursive: true });
   const tmp = `${file()}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, `${JSON.stringify(p, null, 2)}\n`);
+  fs.writeFileSync(tmp, `${JSON.stringify({ ...readAll(), [key]: p }, null, 2)}\n`);
   fs.renameSync(tmp, file());
 }
 

@@ -26,7 +26,7 @@ import { FailFast, failFastMessage, ServerNeverReady } from './failfast.ts';
 import { hostFingerprint } from './providers/host.ts';
 import { ensureGuestImage, imageBytesFor, type GuestImage } from './providers/image.ts';
 import { interleave, roundsInTurn, type Job } from './stats/interleave.ts';
-import { profileFromRun, readMachineProfile, writeMachineProfile } from './machine-profile.ts';
+import { profileFromRun, profileKey, readMachineProfile, writeMachineProfile } from './machine-profile.ts';
 import { DEFAULT_NOISE_CUTS } from './noise-cuts.ts';
 import { DEFAULT_PROFILE, duration, makePlan, nextProfile, timeLeft, type PlanRecord } from './stats/plan.ts';
 import { pooledConfidence, pooledRule, type PooledRule } from './stats/pooled.ts';
@@ -97,6 +97,14 @@ export function preflight(m: Matrix): void {
 }
 
 /** The server(s) under test; refs are built here, before any case, and a failed build stops the run. */
+/** The first server's kind and path as prepareServers will record them, known before anything is built (the plan's profile). */
+export function serverOrigin(m: Matrix, refs: string[], binaries: string[]): Pick<ServerRecord, 'kind' | 'path'> {
+  if (binaries.length > 0) return { kind: 'binary', path: binaries[0] };
+  if (refs.length === 0 && m.server.kind === 'standin') return { kind: 'standin', path: null };
+  if (refs.length === 0 && m.server.kind === 'binary') return { kind: 'binary', path: m.server.binary };
+  return { kind: 'source', path: m.server.kind === 'source' ? m.server.source : process.cwd() };
+}
+
 export async function prepareServers(
   m: Matrix, refs: string[], binaries: string[], progress: Progress, standinEnv = standinKnobsFrom(process.env),
 ): Promise<Side[]> {
@@ -120,7 +128,7 @@ export async function prepareServers(
     const spec: ServerSpec = { kind: 'binary', binaryPath: m.server.binary, workDir: workdir, env: {} };
     return [{ name: 'binary', spec, record: { kind: 'binary', path: m.server.binary, git: null, workdir: workdir ?? null } }];
   }
-  const source = m.server.kind === 'source' ? m.server.source : process.cwd();
+  const source = serverOrigin(m, refs, binaries).path!;
   const build = m.server.kind === 'source' ? m.server.build : DEFAULT_BUILD;
   const wanted = refs.length > 0 ? refs : [WORKTREE_REF];
   progress.line(`building ${wanted.join(' and ')} from ${source}: ${build.join(' ')}`);
@@ -209,9 +217,9 @@ const pct = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}%`;
 
 /**
  * The plan of a run (lib/stats/plan.ts): its cases, the rule, this machine's last
- * measured speeds and noise, and what --shard 2, 4 and 8 would make of it.
+ * measured speeds and noise for this server (`profile`: profileKey), and what --shard 2, 4 and 8 would make of it.
  */
-export function planRun(m: Matrix, cases: Case[], sides: number, rule: StoppingRule | null, pooled: PooledRule | null): PlanRecord {
+export function planRun(m: Matrix, cases: Case[], sides: number, rule: StoppingRule | null, pooled: PooledRule | null, profile: string): PlanRecord {
   const distinct = new Map<string, Case>();
   for (const c of cases) distinct.set(caseKey(c), c);
   const keyOf = (bytes: number, mem: number) => [...distinct.entries()].filter(([, c]) => c.size.bytes === bytes && c.memoryMb === mem).map(([k]) => k);
@@ -222,7 +230,7 @@ export function planRun(m: Matrix, cases: Case[], sides: number, rule: StoppingR
     cases: [...distinct.entries()].map(([key, c]) => ({
       key, label: caseRunLabel(c.size.label, { memoryMb: c.memoryMb, concurrency: c.concurrency ?? 1 }), bytes: c.size.bytes, concurrency: c.concurrency ?? 1,
     })),
-    sides, warmup: m.warmupIterations, iterations: rule ? null : m.iterations, rule, pooled, profile: readMachineProfile() ?? DEFAULT_PROFILE, shards,
+    sides, warmup: m.warmupIterations, iterations: rule ? null : m.iterations, rule, pooled, profile: readMachineProfile(profile) ?? DEFAULT_PROFILE, shards,
     canaryNow: median([cpuCanarySeconds(), cpuCanarySeconds(), cpuCanarySeconds()]),
   });
 }
@@ -468,7 +476,8 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     // The next run's plan goes by what this one measured here.
     // Runs inside the test runner (NODE_TEST_CONTEXT) measure stand-ins and throttles, not this machine.
     const measured = !signal.aborted && run.sides.length >= 2 && !process.env.NODE_TEST_CONTEXT ? profileFromRun(run.sides.map((s) => s.rows), timed, run.parent ?? run.sides[0].dir, canaryCpu) : null;
-    if (measured) writeMachineProfile(nextProfile(readMachineProfile(), measured));
+    const key = profileKey(run.sides[0].record.server);
+    if (measured) writeMachineProfile(key, nextProfile(readMachineProfile(key), measured));
   } catch (e) {
     if (e instanceof AuthRejected) {
       updateRecords(run, (r) => transitions.interrupted(r, e.message));

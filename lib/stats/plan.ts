@@ -23,7 +23,7 @@ import type { StoppingRule } from './sequential.ts';
 import { median } from './stats.ts';
 import { MiB } from '../units.ts';
 
-/** What a run measured on this machine (written after each run), or the defaults. */
+/** What the last run of a server measured on this machine (lib/machine-profile.ts, one per server), or the defaults. */
 export interface MachineProfile {
   /** Upload and verification download speeds, MiB/s. */
   upload_mib_s: number;

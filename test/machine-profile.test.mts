@@ -1,0 +1,53 @@
+// The machine profile is kept per server (lib/machine-profile.ts): a run of the
+// stand-in must not set the plan of a PicoShare run, which was 2.15x short when it did.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { profileKey, readMachineProfile, writeMachineProfile } from '../lib/machine-profile.ts';
+import { parseMatrix } from '../lib/matrix.ts';
+import { serverOrigin } from '../lib/run.ts';
+import type { MachineProfile } from '../lib/stats/plan.ts';
+
+const profile = (upload: number): MachineProfile => ({ upload_mib_s: upload, download_mib_s: 300, job_overhead_seconds: 1, paired_sd_pct: 8, source: `test ${upload}` });
+
+describe('machine profile', { timeout: 60_000 }, () => {
+  test('each server reads back its own profile, and an older one-profile file is none', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-profile-'));
+    const saved = process.env.UPS_CACHE_DIR;
+    process.env.UPS_CACHE_DIR = dir;
+    try {
+      assert.equal(readMachineProfile('standin'), null);
+      writeMachineProfile('standin', profile(340));
+      writeMachineProfile('source picoshare', profile(170));
+      assert.equal(readMachineProfile('standin')?.upload_mib_s, 340);
+      assert.equal(readMachineProfile('source picoshare')?.upload_mib_s, 170);
+      assert.equal(readMachineProfile('binary picoshare'), null);
+      writeMachineProfile('standin', profile(300)); // a later run of one server leaves the other's alone
+      assert.equal(readMachineProfile('standin')?.upload_mib_s, 300);
+      assert.equal(readMachineProfile('source picoshare')?.upload_mib_s, 170);
+      fs.writeFileSync(path.join(dir, 'machine-profile.json'), JSON.stringify(profile(99)));
+      assert.equal(readMachineProfile('standin'), null);
+    } finally {
+      if (saved === undefined) delete process.env.UPS_CACHE_DIR;
+      else process.env.UPS_CACHE_DIR = saved;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the plan keys the profile as the run records its first server', () => {
+    const standin = parseMatrix('sizes: [1MiB]\nmemory_limits: [512]\niterations: 2\nserver: standin\n', 'm.yaml');
+    const binary = parseMatrix('sizes: [1MiB]\nmemory_limits: [512]\niterations: 2\nserver:\n  binary: ./bin/picoshare\n', '/x/m.yaml');
+    const source = parseMatrix('sizes: [1MiB]\nmemory_limits: [512]\niterations: 2\nserver:\n  source: ../picoshare\n', '/x/suite/m.yaml');
+    assert.equal(profileKey(serverOrigin(standin, [], [])), 'standin');
+    assert.equal(profileKey(serverOrigin(standin, [], ['/opt/a/picoshare', '/opt/b/other'])), 'binary picoshare');
+    assert.equal(profileKey(serverOrigin(binary, [], [])), 'binary picoshare');
+    assert.equal(profileKey(serverOrigin(source, ['v1', 'v2'], [])), 'source picoshare');
+    // --ref without server.source builds the current directory's checkout.
+    assert.equal(profileKey(serverOrigin(standin, ['v1', 'v2'], [])), `source ${path.basename(process.cwd())}`);
+    // As prepareServers records them (lib/run.ts).
+    assert.equal(profileKey({ kind: 'source', path: '/work/picoshare' }), 'source picoshare');
+    assert.equal(profileKey({ kind: 'standin', path: null }), 'standin');
+  });
+});
