@@ -111,6 +111,32 @@ describe('pooled rule', { timeout: 1_200_000 }, () => {
     assert.match(md, /\| 20MiB \| 256MB \| 10 rounds \| .* \| same \(stopped by the pool\) \|/);
   });
 
+  test('a run cut short: a case the pool let go stays same though the pool at the end is not inside', () => {
+    // 10MiB and 20MiB were let go by the pool at 10 rounds (ab.stops); 30MiB was cut off by Ctrl-C after 4 rounds
+    // of +-25%, which widens the pool read at the end past +-3%.
+    const sizes = [10, 20, 30].map((m) => m * 2 ** 20);
+    const rows = (side: number) => sizes.flatMap((bytes, c) => Array.from({ length: c === 2 ? 5 : 11 }, (_, i) => {
+      const swing = c === 2 ? 1.25 : 1.05;
+      const t = side === 0 ? 100 : 100 * (i % 2 ? swing : 1 / swing) * (1 + (bytes / 2 ** 20 + i) * 1e-4);
+      return rawRow({ file_size: `${bytes / 2 ** 20}MiB`, file_size_bytes: bytes, iteration: i + 1, throughput_mib_s: t, duration_seconds: bytes / 2 ** 20 / t });
+    }));
+    const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 3, maxRounds: 10 });
+    const pooled = pooledRule({ noisePct: 3, cases: 3 });
+    const stops = sizes.slice(0, 2).map((b) => ({
+      case: caseKey({ file_size_bytes: b, memory_limit_mb: 256, concurrency: 1 }), rounds: 10, state: 'pooled', verdicts: ['same'], rounds_by_side: [10],
+      pooled: { changePct: 0.1, loPct: -2.5, hiPct: 2.7, cases: 3, rounds: 24 },
+    }));
+    const config = (i: number) => parseRunRecord({
+      schema: 1, matrix: { warmup_iterations: 1 },
+      ab: { refs: ['a', 'b'], this_ref: i, seed: 1, parent: '/r/x', stopping_rule: rule, pooled_rule: pooled, stops },
+    }, 'config.json');
+    const c = compareRuns({ name: 'a', config: config(0), rows: rows(0) }, { name: 'b', config: config(1), rows: rows(1) });
+    assert.equal(c.pooled!.inside, false, JSON.stringify(c.pooled));
+    assert.deepEqual(c.cases.map((k) => k.verdict), ['same', 'same', 'inconclusive']);
+    assert.deepEqual(c.cases.map((k) => k.stoppedBy), ['pooled', 'pooled', null]);
+    assert.equal(c.exitCode, 0);
+  });
+
   test('simulation: 20-case matrices, pooled rule on and off', (t) => {
     const rand = seededRandom(20261206);
     const normal = normalFrom(rand);
