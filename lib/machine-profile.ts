@@ -61,10 +61,11 @@ export function writeMachineProfile(key: string, p: MachineProfile): void {
  * The profile a run of two or more sides measured: upload and download
  * speeds of its successes (bytes over seconds), the median job's time beyond its upload and
  * download (`jobs`: each measured job's row and wall seconds), and the median over its cases of the per-round paired SD of the
- * throughput log ratio (first two sides), and the median of the canary's CPU part (`canaryCpu`, seconds) while it ran.
- * null with fewer than 4 paired rounds.
+ * throughput log ratio (first two sides), and the canary's CPU part as its plan timed it before the run (`canaryBefore`,
+ * seconds). Not the canary between the run's rounds: that ran 1.5x slower (median 0.063 s against 0.043 s before the
+ * run), so a plan on an idle machine scaled the next run's times by 0.67. null with fewer than 4 paired rounds.
  */
-export function profileFromRun(sides: RawRow[][], jobs: { row: RawRow; seconds: number }[], source: string, canaryCpu: number[] = []): MachineProfile | null {
+export function profileFromRun(sides: RawRow[][], jobs: { row: RawRow; seconds: number }[], source: string, canaryBefore: number | null = null): MachineProfile | null {
   const ok = sides.flat().filter((r) => r.exit_reason === 'success' && r.throughput_mib_s !== null && r.download_mib_s !== null);
   const timed = jobs.filter((j) => ok.includes(j.row));
   if (ok.length === 0 || timed.length === 0 || sides.length < 2) return null;
@@ -83,7 +84,7 @@ export function profileFromRun(sides: RawRow[][], jobs: { row: RawRow; seconds: 
     download_mib_s: sum(ok.map(mibOf)) / sum(ok.map((r) => mibOf(r) / r.download_mib_s!)),
     job_overhead_seconds: Math.max(0, median(timed.map((j) => j.seconds - busy(j.row)))),
     paired_sd_pct: (Math.exp(median(sds)) - 1) * 100,
-    ...(canaryCpu.length > 0 ? { canary_cpu_seconds: median(canaryCpu) } : {}),
+    ...(canaryBefore ? { canary_cpu_seconds: canaryBefore } : {}),
     source: `${source} (${new Date().toISOString().slice(0, 16)}Z)`,
   };
 }

@@ -375,7 +375,6 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
   /** Per case: wall seconds of its jobs, and its side-0 measured iterations (its rounds); the time left comes from them. */
   const paces = new Map<string, { seconds: number[]; rounds: number }>();
   const timed: { row: RawRow; seconds: number }[] = [];
-  const canaryCpu: number[] = [];
   const left = () => {
     if (!plan) return '';
     const progressed = [...paces.entries()].map(([key, p]) => ({
@@ -439,7 +438,6 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
         if (canaryKey !== lastCase) {
           lastCase = canaryKey;
           const t = runCanary(localDataParent());
-          canaryCpu.push(t.cpu_seconds);
           for (const s of run.sides) appendCanaryRow(s.dir, { at: new Date().toISOString(), before_case: name, ...t });
         }
         // A resumed case whose warm-up ran before the interruption goes on in a fresh, cold environment:
@@ -475,7 +473,7 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     if (!signal.aborted) updateRecords(run, transitions.finished);
     // The next run's plan goes by what this one measured here.
     // Runs inside the test runner (NODE_TEST_CONTEXT) measure stand-ins and throttles, not this machine.
-    const measured = !signal.aborted && run.sides.length >= 2 && !process.env.NODE_TEST_CONTEXT ? profileFromRun(run.sides.map((s) => s.rows), timed, run.parent ?? run.sides[0].dir, canaryCpu) : null;
+    const measured = !signal.aborted && run.sides.length >= 2 && !process.env.NODE_TEST_CONTEXT ? profileFromRun(run.sides.map((s) => s.rows), timed, run.parent ?? run.sides[0].dir, plan?.canary_now_seconds ?? null) : null;
     const key = profileKey(run.sides[0].record.server);
     if (measured) writeMachineProfile(key, nextProfile(readMachineProfile(key), measured));
   } catch (e) {

@@ -5,10 +5,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { profileKey, readMachineProfile, writeMachineProfile } from '../lib/machine-profile.ts';
+import { profileFromRun, profileKey, readMachineProfile, writeMachineProfile } from '../lib/machine-profile.ts';
 import { parseMatrix } from '../lib/matrix.ts';
 import { serverOrigin } from '../lib/run.ts';
 import type { MachineProfile } from '../lib/stats/plan.ts';
+import { row } from './raw-row.mts';
 
 const profile = (upload: number): MachineProfile => ({ upload_mib_s: upload, download_mib_s: 300, job_overhead_seconds: 1, paired_sd_pct: 8, source: `test ${upload}` });
 
@@ -49,5 +50,21 @@ describe('machine profile', { timeout: 60_000 }, () => {
     // As prepareServers records them (lib/run.ts).
     assert.equal(profileKey({ kind: 'source', path: '/work/picoshare' }), 'source picoshare');
     assert.equal(profileKey({ kind: 'standin', path: null }), 'standin');
+  });
+
+  test('a run\'s profile: speeds from its rows, the canary as its plan timed it before the run', () => {
+    // 10MiB in 0.1 s up (100 MiB/s) and 200 MiB/s down; side 1 alternately 10% faster and slower.
+    const side = (s: number) => Array.from({ length: 6 }, (_, i) => row({
+      iteration: i + 1, exit_reason: 'success', duration_seconds: 0.1, download_mib_s: 200,
+      throughput_mib_s: s === 0 ? 100 : 100 * (i % 2 ? 1.1 : 1 / 1.1),
+    }));
+    const sides = [side(0), side(1)];
+    const jobs = sides.flat().map((r) => ({ row: r, seconds: 0.4 }));
+    const p = profileFromRun(sides, jobs, '/r/x', 0.043)!;
+    assert.ok(Math.abs(p.upload_mib_s - 100) < 1e-9 && Math.abs(p.download_mib_s - 200) < 1e-9, JSON.stringify(p));
+    assert.ok(Math.abs(p.job_overhead_seconds - 0.25) < 1e-9, String(p.job_overhead_seconds)); // 0.4 - 0.1 - 10/200
+    assert.ok(p.paired_sd_pct > 9 && p.paired_sd_pct < 12, String(p.paired_sd_pct));
+    assert.equal(p.canary_cpu_seconds, 0.043);
+    assert.equal(profileFromRun(sides, jobs, '/r/x')!.canary_cpu_seconds, undefined); // a resumed run has no plan
   });
 });

@@ -34,7 +34,7 @@ export interface MachineProfile {
   paired_sd_pct: number;
   /** The paired SDs (percent) of the last runs, newest last; paired_sd_pct is their median (nextProfile). */
   recent_paired_sd_pct?: number[];
-  /** Median seconds of the machine canary's CPU part during that run (lib/canary.ts); absent in older profiles. */
+  /** Seconds of the machine canary's CPU part (lib/canary.ts) timed before that run, as a plan times it now; absent when unknown. */
   canary_cpu_seconds?: number;
   /** Where the figures come from: "default" or the run folder that measured them, and when. */
   source: string;
