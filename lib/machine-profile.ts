@@ -3,7 +3,7 @@
 // how long it will take here. One profile per server (profileKey): the stand-in is about twice as fast as
 // PicoShare, and a PicoShare plan made from the stand-in's last run said 69 s a round for 149.
 //
-//   const key = profileKey(run.sides[0].record)          // "standin", "source picoshare", "binary picoshare"
+//   const key = profileKey(run.sides[0].record.server)   // "standin", "source picoshare", "binary picoshare"
 //   const p = readMachineProfile(key) ?? DEFAULT_PROFILE   // that server's last measured, or the defaults
 //   const next = profileFromRun(sideRows, jobSeconds, dir)  // null when the run measured too little
 //   if (next) writeMachineProfile(key, next)

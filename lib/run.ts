@@ -96,7 +96,6 @@ export function preflight(m: Matrix): void {
   }
 }
 
-/** The server(s) under test; refs are built here, before any case, and a failed build stops the run. */
 /** The first server's kind and path as prepareServers will record them, known before anything is built (the plan's profile). */
 export function serverOrigin(m: Matrix, refs: string[], binaries: string[]): Pick<ServerRecord, 'kind' | 'path'> {
   if (binaries.length > 0) return { kind: 'binary', path: binaries[0] };
@@ -105,6 +104,7 @@ export function serverOrigin(m: Matrix, refs: string[], binaries: string[]): Pic
   return { kind: 'source', path: m.server.kind === 'source' ? m.server.source : process.cwd() };
 }
 
+/** The server(s) under test; refs are built here, before any case, and a failed build stops the run. */
 export async function prepareServers(
   m: Matrix, refs: string[], binaries: string[], progress: Progress, standinEnv = standinKnobsFrom(process.env),
 ): Promise<Side[]> {
