@@ -38,16 +38,14 @@ function readAll(): Record<string, unknown> {
 
 /** The profile the last run of this server wrote; null when there is none or it cannot be read (plans then use DEFAULT_PROFILE). */
 export function readMachineProfile(key: string): MachineProfile | null {
-  try {
-    const p = readAll()[key] as MachineProfile;
-    const ok = ['upload_mib_s', 'download_mib_s', 'job_overhead_seconds', 'paired_sd_pct'].every((k) => {
-      const v = (p as unknown as Record<string, unknown>)[k];
-      return typeof v === 'number' && Number.isFinite(v) && v >= 0;
-    });
-    return ok && p.upload_mib_s > 0 && p.download_mib_s > 0 ? p : null;
-  } catch {
-    return null;
-  }
+  const p = readAll()[key];
+  if (!p || typeof p !== 'object') return null;
+  const ok = ['upload_mib_s', 'download_mib_s', 'job_overhead_seconds', 'paired_sd_pct'].every((k) => {
+    const v = (p as Record<string, unknown>)[k];
+    return typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  });
+  const profile = p as MachineProfile;
+  return ok && profile.upload_mib_s > 0 && profile.download_mib_s > 0 ? profile : null;
 }
 
 export function writeMachineProfile(key: string, p: MachineProfile): void {

@@ -474,8 +474,10 @@ export async function executeRun(run: Run, provider: Provider, ctx: ExecuteConte
     // The next run's plan goes by what this one measured here.
     // Runs inside the test runner (NODE_TEST_CONTEXT) measure stand-ins and throttles, not this machine.
     const measured = !signal.aborted && run.sides.length >= 2 && !process.env.NODE_TEST_CONTEXT ? profileFromRun(run.sides.map((s) => s.rows), timed, run.parent ?? run.sides[0].dir, plan?.canary_now_seconds ?? null) : null;
-    const key = profileKey(run.sides[0].record.server);
-    if (measured) writeMachineProfile(key, nextProfile(readMachineProfile(key), measured));
+    if (measured) {
+      const key = profileKey(run.sides[0].record.server);
+      writeMachineProfile(key, nextProfile(readMachineProfile(key), measured));
+    }
   } catch (e) {
     if (e instanceof AuthRejected) {
       updateRecords(run, (r) => transitions.interrupted(r, e.message));

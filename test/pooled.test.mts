@@ -24,6 +24,18 @@ import { row as rawRow } from './raw-row.mts';
 
 const L = (pct: number) => Math.log(1 + pct / 100);
 
+/**
+ * Rows of one side for cases of these sizes at 256 MB: side 0 at 100 MiB/s, side 1 `swing` times faster and slower
+ * in turn (a trace of drift keeps each case's ratios apart); `shape(c)` gives case c's iterations and swing.
+ */
+function swingRows(sizes: number[], side: number, shape: (c: number) => { iterations: number; swing: number }): RawRow[] {
+  return sizes.flatMap((bytes, c) => Array.from({ length: shape(c).iterations }, (_, i) => {
+    const { swing } = shape(c);
+    const t = side === 0 ? 100 : 100 * (i % 2 ? swing : 1 / swing) * (1 + (bytes / 2 ** 20 + i) * 1e-4);
+    return rawRow({ file_size: `${bytes / 2 ** 20}MiB`, file_size_bytes: bytes, iteration: i + 1, throughput_mib_s: t, duration_seconds: bytes / 2 ** 20 / t });
+  }));
+}
+
 describe('pooled rule', { timeout: 1_200_000 }, () => {
   test('t quantiles', () => {
     // Student's t table: t(0.975, 5) = 2.571, t(0.975, 10) = 2.228, t(0.995, 15) = 2.947, t(0.975, 100) = 1.984.
@@ -80,10 +92,7 @@ describe('pooled rule', { timeout: 1_200_000 }, () => {
     // Three cases, 10 rounds after the warm-up, the candidate +-5% around the baseline in turn: each case alone
     // is inconclusive at 10 rounds (its interval about +-4%), the pool of 30 rounds is inside +-3%.
     const sizes = [10, 20, 30].map((m) => m * 2 ** 20);
-    const rows = (side: number) => sizes.flatMap((bytes) => Array.from({ length: 11 }, (_, i) => {
-      const t = side === 0 ? 100 : 100 * (i % 2 ? 1.05 : 1 / 1.05) * (1 + (bytes / 2 ** 20 + i) * 1e-4);
-      return rawRow({ file_size: `${bytes / 2 ** 20}MiB`, file_size_bytes: bytes, iteration: i + 1, throughput_mib_s: t, duration_seconds: bytes / 2 ** 20 / t });
-    }));
+    const rows = (side: number) => swingRows(sizes, side, () => ({ iterations: 11, swing: 1.05 }));
     const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 3, maxRounds: 10 });
     const pooled = pooledRule({ noisePct: 3, cases: 3 });
     const stops = sizes.map((b, i) => ({ case: caseKey({ file_size_bytes: b, memory_limit_mb: 256, concurrency: 1 }), rounds: 10, state: i === 0 ? 'cap' : 'pooled', verdicts: [i === 0 ? 'inconclusive' : 'same'] }));
@@ -115,11 +124,7 @@ describe('pooled rule', { timeout: 1_200_000 }, () => {
     // 10MiB and 20MiB were let go by the pool at 10 rounds (ab.stops); 30MiB was cut off by Ctrl-C after 4 rounds
     // of +-25%, which widens the pool read at the end past +-3%.
     const sizes = [10, 20, 30].map((m) => m * 2 ** 20);
-    const rows = (side: number) => sizes.flatMap((bytes, c) => Array.from({ length: c === 2 ? 5 : 11 }, (_, i) => {
-      const swing = c === 2 ? 1.25 : 1.05;
-      const t = side === 0 ? 100 : 100 * (i % 2 ? swing : 1 / swing) * (1 + (bytes / 2 ** 20 + i) * 1e-4);
-      return rawRow({ file_size: `${bytes / 2 ** 20}MiB`, file_size_bytes: bytes, iteration: i + 1, throughput_mib_s: t, duration_seconds: bytes / 2 ** 20 / t });
-    }));
+    const rows = (side: number) => swingRows(sizes, side, (c) => (c === 2 ? { iterations: 5, swing: 1.25 } : { iterations: 11, swing: 1.05 }));
     const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 3, maxRounds: 10 });
     const pooled = pooledRule({ noisePct: 3, cases: 3 });
     const stops = sizes.slice(0, 2).map((b) => ({

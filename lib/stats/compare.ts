@@ -403,11 +403,12 @@ function judgePooled(cases: CaseComparison[], rule: PooledRule, stops: CaseStop[
   const judged = cases.filter((k) => k.paired);
   const r = pooledVerdicts(judged.map((k) => ({ key: comparisonKey(k), ratios: judgedRatios(k), verdict: k.metrics[0].verdict as CaseRounds['verdict'] })), rule, inflation);
   for (const k of judged) {
-    const stop = stops.find((s) => s.case === comparisonKey(k));
+    const key = comparisonKey(k);
+    const stop = stops.find((s) => s.case === key);
     k.stoppedBy = comparisonStoppedBy(stop, side);
     // A case the pool let go during the run stays `same`: that look decided it. The re-pool at the end can
     // differ when the run was cut short, another case's last rounds then being between its looks.
-    if ((r?.same.has(comparisonKey(k)) || stop?.state === 'pooled') && k.metrics[0].verdict === 'inconclusive') {
+    if ((r?.same.has(key) || stop?.state === 'pooled') && k.metrics[0].verdict === 'inconclusive') {
       k.metrics[0].verdict = 'same';
       k.metrics[0].detectable = null;
     }
