@@ -108,18 +108,19 @@ export function serverOrigin(m: Matrix, refs: string[], binaries: string[]): Pic
 export async function prepareServers(
   m: Matrix, refs: string[], binaries: string[], progress: Progress, standinEnv = standinKnobsFrom(process.env),
 ): Promise<Side[]> {
-  if (binaries.length > 0) {
+  const origin = serverOrigin(m, refs, binaries); // the plan keyed its machine profile on the same choice
+  if (origin.kind === 'binary' && binaries.length > 0) {
     // --binary A --binary B: prebuilt servers compared as refs are; each named by its file.
     for (const b of binaries) {
       try { fs.accessSync(b, fs.constants.X_OK); } catch { throw new InputError(`--binary: ${b} is not an executable file`); }
     }
     return binaries.map((b) => ({ name: path.basename(b), spec: { kind: 'binary', binaryPath: b, env: {} }, record: { kind: 'binary', path: b, git: null } }));
   }
-  if (refs.length === 0 && m.server.kind === 'standin') {
+  if (origin.kind === 'standin') {
     const bundle = await cachedStandinBundle();
     return [{ name: 'standin', spec: { kind: 'standin', binaryPath: bundle, env: standinEnv }, record: { kind: 'standin', path: null, git: null, standin_env: standinEnv } }];
   }
-  if (refs.length === 0 && m.server.kind === 'binary') {
+  if (origin.kind === 'binary' && m.server.kind === 'binary') {
     try { fs.accessSync(m.server.binary, fs.constants.X_OK); } catch {
       throw new InputError(`server.binary: ${m.server.binary} is not an executable file`);
     }
@@ -128,7 +129,7 @@ export async function prepareServers(
     const spec: ServerSpec = { kind: 'binary', binaryPath: m.server.binary, workDir: workdir, env: {} };
     return [{ name: 'binary', spec, record: { kind: 'binary', path: m.server.binary, git: null, workdir: workdir ?? null } }];
   }
-  const source = serverOrigin(m, refs, binaries).path!;
+  const source = origin.path!;
   const build = m.server.kind === 'source' ? m.server.build : DEFAULT_BUILD;
   const wanted = refs.length > 0 ? refs : [WORKTREE_REF];
   progress.line(`building ${wanted.join(' and ')} from ${source}: ${build.join(' ')}`);

@@ -19,20 +19,19 @@ describe('plan', () => {
     assert.equal(jobSeconds({ key: 'k', label: 'l', bytes: 100 * MiB, concurrency: 4 }, profile), 2 + 4 + 2);
   });
 
-  test('the look an unchanged case is expected to stop at', () => {
+  test('the look an unchanged run is expected to end at: the simulated median of its last case', () => {
     const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 20 });
     const pooled = pooledRule({ noisePct: 3, cases: 20 });
-    // Its own rule alone: its 97.5% interval, 2.24 sd / sqrt(n) <= log 1.03 (sd = log(1 + SD)), needs n >= 8.8 at 4%
-    // (look 10), 34 at 8% (36) and 111 at 15% (the cap).
-    assert.deepEqual([4, 8, 15].map((s) => expectedLook(s, rule, null, 20)), [10, 36, 48]);
-    // With the pool: its band t(1 - 0.2/40, n - 1) sd / sqrt(n) within 7% comes first at 8% (look 16), at 15% at 36;
-    // over 20 cases the pooled interval (2.43 + 0.67) sd / sqrt(20 n) is inside ±3% by then.
-    assert.deepEqual([4, 8, 15].map((s) => expectedLook(s, rule, pooled, 20)), [10, 16, 36]);
-    // Two cases pool little: (2.43 + 0.67) x 8% / sqrt(2 n) <= log 1.03 needs n >= 33; its own rule gets there first.
-    assert.equal(expectedLook(8, rule, pooled, 2), 36);
+    // Each case by its own rule alone: of 20 cases, some runs to the cap more often than not, even at 4%.
+    assert.deepEqual([4, 8, 15].map((s) => expectedLook(s, rule, null, 20)), [48, 48, 48]);
+    // With the pool, 20 cases end together: at 10 rounds at 4%, 24 at 8% (a formula for one case said 16), the cap at 15%.
+    assert.deepEqual([4, 8, 15].map((s) => expectedLook(s, rule, pooled, 20)), [10, 24, 48]);
+    // Two cases pool little, one has no pool.
+    assert.equal(expectedLook(8, rule, pooled, 2), 48);
     assert.equal(expectedLook(6, rule, pooled, 2), 24);
-    // One case has no pool.
-    assert.equal(expectedLook(8, rule, pooled, 1), 36);
+    assert.equal(expectedLook(8, rule, pooled, 1), 48);
+    // Seeded: the same answer every time.
+    assert.equal(expectedLook(8, rule, pooled, 20), expectedLook(8, { ...rule }, { ...pooled }, 20));
   });
 
   test('a plan: bytes a round, rounds, seconds, shards; rendered', () => {
@@ -41,29 +40,29 @@ describe('plan', () => {
       { key: 'b', label: '512MB 500MiB', bytes: 500 * MiB, concurrency: 1 },
     ];
     const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 2 });
-    // At a paired SD of 4% an unchanged case is expected to stop at the look of 10 by its own rule.
+    // At a paired SD of 4% two unchanged cases are expected to end at 16 rounds, one alone at 24.
     const quiet = { ...profile, paired_sd_pct: 4 };
     const p = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: pooledRule({ noisePct: 3, cases: 2 }), profile: quiet, shards: [{ total: 2, cases: [['b'], ['a']] }], canaryNow: null });
     assert.equal(p.bytes_per_round, 2 * 2 * 600 * MiB); // up and down, both sides
-    assert.deepEqual(p.rounds, { least: 6, expected: 10, most: 48 });
+    assert.deepEqual(p.rounds, { least: 6, expected: 16, most: 48 });
     // Per round: a = 2 x 3.5 s, b = 2 x (2 + 5 + 2.5) s = 19 s; 26 s a round, times rounds + the warm-up.
-    assert.equal(p.seconds.expected, 26 * 11);
+    assert.equal(p.seconds.expected, 26 * 17);
     assert.equal(p.seconds.most, 26 * 49);
-    assert.deepEqual(p.shards, [{ total: 2, expected_seconds: 19 * 11, most_seconds: 19 * 49 }]);
+    assert.deepEqual(p.shards, [{ total: 2, expected_seconds: 19 * 25, most_seconds: 19 * 49 }]);
     const text = renderPlan(p);
     assert.match(text, /plan: 2 cases x 2 sides; one round moves 2\.34 GiB/);
-    assert.match(text, /rounds per case: least 6, expected 10, most 48/);
-    assert.match(text, /wall time here: least 3 min, expected 5 min, most 21 min/);
-    assert.match(text, /with --shard k\/2: the heaviest shard expected 3 min, at most 16 min/);
-    // A shard pools only its own cases: at 8% the two cases together stop by their own rules at 36, and so does each
-    // shard of one; 20 cases pool to 16 rounds, but shards of one case still need 36.
+    assert.match(text, /rounds per case: least 6, expected 16, most 48/);
+    assert.match(text, /wall time here: least 3 min, expected 7 min, most 21 min/);
+    assert.match(text, /with --shard k\/2: the heaviest shard expected 8 min, at most 16 min/);
+    // A shard pools only its own cases: at 8% 20 cases pool to 24 rounds, shards of 10 too, shards of one case
+    // run to the cap more often than not.
     const twenty = Array.from({ length: 20 }, (_, k) => ({ key: `c${k}`, label: `c${k}`, bytes: 100 * MiB, concurrency: 1 }));
     const rule20 = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 20 });
     const split = makePlan({ cases: twenty, sides: 2, warmup: 1, iterations: null, rule: rule20, pooled: pooledRule({ noisePct: 3, cases: 20 }), profile,
       shards: [{ total: 2, cases: [twenty.slice(0, 10).map((c) => c.key), twenty.slice(10).map((c) => c.key)] }, { total: 20, cases: twenty.map((c) => [c.key]) }], canaryNow: null });
-    assert.equal(split.rounds.expected, 16);
-    // 3.5 s a job, 2 sides: 7 s a case a round. Shards of 10 pool to 16 rounds; shards of one case run to 36.
-    assert.deepEqual(split.shards, [{ total: 2, expected_seconds: 10 * 7 * 17, most_seconds: 10 * 7 * 49 }, { total: 20, expected_seconds: 7 * 37, most_seconds: 7 * 49 }]);
+    assert.equal(split.rounds.expected, 24);
+    // 3.5 s a job, 2 sides: 7 s a case a round, times the rounds and the warm-up.
+    assert.deepEqual(split.shards, [{ total: 2, expected_seconds: 10 * 7 * 25, most_seconds: 10 * 7 * 49 }, { total: 20, expected_seconds: 7 * 49, most_seconds: 7 * 49 }]);
     // Fixed iterations: every round count is the measured iterations.
     const fixed = makePlan({ cases, sides: 1, warmup: 1, iterations: 5, rule: null, pooled: null, profile, shards: [], canaryNow: null });
     assert.deepEqual(fixed.rounds, { least: 4, expected: 4, most: 4 });

@@ -60,6 +60,9 @@ export class AdaptiveRounds {
   private readonly comparisons = new Map<string, Map<number, Ended>>();
   /** case -> the sides that have recorded its last planned iteration (any outcome). */
   private readonly ended = new Map<string, Set<number>>();
+  /** case -> how many throughputs it has taken; `${case}/${side}` -> its paired ratios as of that count. */
+  private readonly version = new Map<string, number>();
+  private readonly ratios = new Map<string, { stamp: number; ratios: number[] }>();
 
   /** `pooled`: the matrix-level same (two sides only); null leaves every case to its own rule. */
   constructor(private readonly rule: StoppingRule, private readonly sides: number, private readonly warmup: number, private readonly pooled: PooledRule | null = null) {}
@@ -81,7 +84,10 @@ export class AdaptiveRounds {
     const bySide = this.seen.get(key) ?? Array.from({ length: this.sides }, () => new Map<number, number>());
     this.seen.set(key, bySide);
     const t = row.exit_reason === 'success' ? throughputOf(row) : null;
-    if (t !== null && t > 0) bySide[side].set(row.iteration, t);
+    if (t !== null && t > 0) {
+      bySide[side].set(row.iteration, t);
+      this.version.set(key, (this.version.get(key) ?? 0) + 1);
+    }
     const cap = this.rule.looks[this.rule.looks.length - 1];
     const ended = this.ended.get(key) ?? new Set<number>();
     this.ended.set(key, ended);
@@ -91,12 +97,14 @@ export class AdaptiveRounds {
     // The comparisons this row can move: side 0's row moves them all, a later side's only its own.
     for (const s of side === 0 ? Array.from({ length: this.sides - 1 }, (_, i) => i + 1) : [side]) {
       if (done.has(s)) continue;
+      // Counted before the ratios are built: most rows reach no look (the plan simulates thousands of runs).
+      const paired = this.pairedCount(key, s);
+      // Planned rounds all run, yet failed ones left fewer successful than the cap: the final analysis, on all of them.
+      const ranOut = ended.has(0) && ended.has(s) && paired > 0 && paired < cap;
+      const look = this.rule.looks.find((l) => l === paired);
+      if (!ranOut && (look === undefined || this.looked.get(`${key}/${s}`) === look)) continue;
       // The rounds both sides of this comparison measured successfully, in iteration order: compare-runs' pairs.
       const ratios = this.pairedRatios(key, s);
-      // Planned rounds all run, yet failed ones left fewer successful than the cap: the final analysis, on all of them.
-      const ranOut = ended.has(0) && ended.has(s) && ratios.length > 0 && ratios.length < cap;
-      const look = this.rule.looks.find((l) => l === ratios.length);
-      if (!ranOut && (look === undefined || this.looked.get(`${key}/${s}`) === look)) continue;
       if (look !== undefined) this.looked.set(`${key}/${s}`, look);
       const inflation = this.serialInflation();
       const d = ranOut ? decideFinal(ratios, this.rule, inflation) : decideAtLook(ratios, look!, this.rule, inflation);
@@ -139,10 +147,24 @@ export class AdaptiveRounds {
     return serialCheck(series)?.inflation ?? 1;
   }
 
+  /** How many rounds both side `side` and side 0 of a case measured successfully. */
+  private pairedCount(key: string, side: number): number {
+    const bySide = this.seen.get(key)!;
+    let n = 0;
+    for (const i of bySide[0].keys()) if (bySide[side].has(i)) n++;
+    return n;
+  }
+
   /** Side `side` against side 0 of a case: the log ratios of the rounds both measured successfully, in iteration order. */
   private pairedRatios(key: string, side: number): number[] {
     const bySide = this.seen.get(key)!;
+    // Every look of every case asks for every case's ratios (the pool, the serial check): built once per change.
+    const stamp = this.version.get(key) ?? 0;
+    const cached = this.ratios.get(`${key}/${side}`);
+    if (cached?.stamp === stamp) return cached.ratios;
     const rounds = [...bySide[0].keys()].filter((i) => bySide[side].has(i)).sort((a, b) => a - b);
-    return rounds.map((i) => Math.log(bySide[side].get(i)! / bySide[0].get(i)!));
+    const ratios = rounds.map((i) => Math.log(bySide[side].get(i)! / bySide[0].get(i)!));
+    this.ratios.set(`${key}/${side}`, { stamp, ratios });
+    return ratios;
   }
 }

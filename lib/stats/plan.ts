@@ -6,11 +6,10 @@
 //   process.stdout.write(renderPlan(plan))
 //   timeLeft(plan, progressSoFar)   // seconds
 //
-// "Expected" assumes the common case, a branch that changes nothing: a case
-// stops when the pool (lib/stats/pooled.ts) lets it, which needs its own band
-// t(1 - stray_alpha / 2K, n - 1) x sd / sqrt(n) inside case_band_max_pct, or
-// when its own 95% interval (about 2 sd / sqrt(n)) lies inside ±noise; the
-// first look where either holds at the per-round paired SD last measured on
+// "Expected" assumes the common case, a branch that changes nothing: the look
+// at which the last case of such a run stops, the median of seeded simulated
+// runs through the real rules (lib/stats/adaptive.ts, with the pool of
+// lib/stats/pooled.ts) at the per-round paired SD last measured on
 // this machine (or the default). The machine's speeds come from the same place,
 // scaled by how much slower the machine canary's CPU part runs now than it did
 // in that run: a profile measured at load 2 said 3 min for a run that took 23
@@ -18,7 +17,10 @@
 //
 // Pure: figures in, figures out (test/plan.test.mts).
 import type { PooledRule } from './pooled.ts';
-import { tQuantile } from './pooled.ts';
+import { AdaptiveRounds } from './adaptive.ts';
+import { normalFrom, seededRandom } from './interleave.ts';
+import { caseKey } from '../cases.ts';
+import type { RawRow } from '../results.ts';
 import type { StoppingRule } from './sequential.ts';
 import { median } from './stats.ts';
 import { MiB } from '../units.ts';
@@ -107,23 +109,41 @@ export function slowdownOf(p: MachineProfile, canaryNow: number | null): number 
   return canaryNow !== null && canaryNow > 0 && p.canary_cpu_seconds ? canaryNow / p.canary_cpu_seconds : 1;
 }
 
-/** The look an unchanged case is expected to stop at, at a per-round paired SD of `sdPct`. */
+/**
+ * The look an unchanged run's last case is expected to stop at, at a per-round paired SD of `sdPct`: the
+ * median, over seeded simulated runs of `cases` cases through the real AdaptiveRounds (independent normal
+ * noise, every case in each round), of the look its last case stopped at. A formula for one case said 16
+ * for a 20-case matrix at 8%, whose last case stops at 24 (test/time-to-same.test.mts). Memoized: the plan
+ * asks once per shard size.
+ */
 export function expectedLook(sdPct: number, rule: StoppingRule, pooled: PooledRule | null, cases: number): number {
-  const sd = Math.log(1 + sdPct / 100);
-  const noise = Math.log(1 + rule.noise_pct / 100);
-  const z = (confidence: number) => tQuantile(1 - (1 - confidence) / 2, Infinity);
-  for (const l of rule.looks) {
-    // Its own rule: the interval for `same` (rank-based, about z sd / sqrt(n) each side) inside ±noise.
-    if (z(rule.same_confidence ?? rule.confidence) * sd / Math.sqrt(l) <= noise) return l;
-    if (pooled && cases >= 2 && l >= pooled.min_rounds) {
-      const band = tQuantile(1 - pooled.stray_alpha / (2 * pooled.cases), l - 1) * sd / Math.sqrt(l);
-      // The pooled interval inside ±noise more often than not: its half width plus the median |estimate| (0.67 SE) of an unchanged matrix.
-      const se = sd / Math.sqrt(l * cases);
-      if (band <= Math.log(1 + pooled.case_band_max_pct / 100) && (z(pooled.confidence) + 0.67) * se <= noise) return l;
+  const memo = `${sdPct}/${cases}/${JSON.stringify(rule)}/${JSON.stringify(pooled)}`;
+  const known = expectedLooks.get(memo);
+  if (known !== undefined) return known;
+  const normal = normalFrom(seededRandom(1));
+  const s = Math.log(1 + sdPct / 100) / Math.SQRT2;
+  const cap = rule.looks[rule.looks.length - 1];
+  const row = (c: number, iteration: number, throughput: number) =>
+    ({ file_size_bytes: c + 1, memory_limit_mb: 256, concurrency: 1, iteration, exit_reason: 'success', throughput_mib_s: throughput, duration_seconds: 1 }) as RawRow;
+  const last: number[] = [];
+  for (let run = 0; run < EXPECTED_LOOK_RUNS; run++) {
+    const rounds = new AdaptiveRounds(rule, 2, 0, pooled);
+    for (let it = 1; it <= cap; it++) {
+      for (let c = 0; c < cases; c++) {
+        if (rounds.stopped(caseKey({ file_size_bytes: c + 1, memory_limit_mb: 256, concurrency: 1 }))) continue;
+        rounds.record(0, row(c, it, 100 * Math.exp(s * normal())));
+        rounds.record(1, row(c, it, 100 * Math.exp(s * normal())));
+      }
     }
+    last.push(Math.max(...rounds.all().map((x) => x.rounds)));
   }
-  return rule.looks[rule.looks.length - 1];
+  const look = last.sort((a, b) => a - b)[EXPECTED_LOOK_RUNS >> 1];
+  expectedLooks.set(memo, look);
+  return look;
 }
+const expectedLooks = new Map<string, number>();
+/** Odd, so the median is one run's; 51 runs keep `--plan` on the shipped matrix's 20 cases and its shards under a second or two. */
+const EXPECTED_LOOK_RUNS = 51;
 
 export function makePlan(i: PlanInput): PlanRecord {
   const measured = i.iterations === null ? null : Math.max(0, i.iterations - i.warmup);
@@ -143,8 +163,8 @@ export function makePlan(i: PlanInput): PlanRecord {
     rounds,
     seconds: { least: secondsFor(null, rounds.least), expected: secondsFor(null, rounds.expected), most: secondsFor(null, rounds.most) },
     per_case: perCase,
-    // A shard pools only the cases it runs: one of 1 case stops by its own rule alone (8%: look 36, not the
-    // whole matrix's 16), so the shipped matrix's 1/8 shards were planned at 44 min and each plans itself at 1 h 36.
+    // A shard pools only the cases it runs: one of 1 case stops by its own rule alone (8%: the cap, not the
+    // whole matrix's 24), so a shard of few cases plans itself longer than its share of the matrix.
     shards: i.shards.map((s) => ({
       total: s.total,
       expected_seconds: Math.max(...s.cases.map((keys) => secondsFor(new Set(keys), expectedFor(keys.length)))),
