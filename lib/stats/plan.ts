@@ -112,9 +112,9 @@ export function slowdownOf(p: MachineProfile, canaryNow: number | null): number 
 /**
  * The look an unchanged run's last case is expected to stop at, at a per-round paired SD of `sdPct`: the
  * median, over seeded simulated runs of `cases` cases through the real AdaptiveRounds (independent normal
- * noise, every case in each round), of the look its last case stopped at. A formula for one case said 16
- * for a 20-case matrix at 8%, whose last case stops at 24 (test/time-to-same.test.mts). Memoized: the plan
- * asks once per shard size.
+ * noise, every case in each round; 51 runs up to 20 cases, 11 from 100), of the look its last case stopped
+ * at. A formula for one case said 16 for a 20-case matrix at 8%, whose last case stops at 24
+ * (test/time-to-same.test.mts). Memoized: the plan asks once per shard size.
  */
 export function expectedLook(sdPct: number, rule: StoppingRule, pooled: PooledRule | null, cases: number): number {
   const memo = `${sdPct}/${cases}/${JSON.stringify(rule)}/${JSON.stringify(pooled)}`;
@@ -125,8 +125,10 @@ export function expectedLook(sdPct: number, rule: StoppingRule, pooled: PooledRu
   const cap = rule.looks[rule.looks.length - 1];
   const row = (c: number, iteration: number, throughput: number) =>
     ({ file_size_bytes: c + 1, memory_limit_mb: 256, concurrency: 1, iteration, exit_reason: 'success', throughput_mib_s: throughput, duration_seconds: 1 }) as RawRow;
+  // Every look of a case pools all the cases, so a run costs about cases squared: fewer runs for big matrices.
+  const runs = 2 * Math.max(5, Math.min(25, Math.floor((25 * 20) / Math.max(1, cases)))) + 1;
   const last: number[] = [];
-  for (let run = 0; run < EXPECTED_LOOK_RUNS; run++) {
+  for (let run = 0; run < runs; run++) {
     const rounds = new AdaptiveRounds(rule, 2, 0, pooled);
     for (let it = 1; it <= cap; it++) {
       for (let c = 0; c < cases; c++) {
@@ -135,15 +137,13 @@ export function expectedLook(sdPct: number, rule: StoppingRule, pooled: PooledRu
         rounds.record(1, row(c, it, 100 * Math.exp(s * normal())));
       }
     }
-    last.push(Math.max(...rounds.all().map((x) => x.rounds)));
+    last.push(Math.max(0, ...rounds.all().map((x) => x.rounds)));
   }
-  const look = last.sort((a, b) => a - b)[EXPECTED_LOOK_RUNS >> 1];
+  const look = last.sort((a, b) => a - b)[runs >> 1];
   expectedLooks.set(memo, look);
   return look;
 }
 const expectedLooks = new Map<string, number>();
-/** Odd, so the median is one run's; 51 runs keep `--plan` on the shipped matrix's 20 cases and its shards under a second or two. */
-const EXPECTED_LOOK_RUNS = 51;
 
 export function makePlan(i: PlanInput): PlanRecord {
   const measured = i.iterations === null ? null : Math.max(0, i.iterations - i.warmup);
