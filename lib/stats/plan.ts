@@ -17,7 +17,7 @@
 //
 // Pure: figures in, figures out (test/plan.test.mts).
 import type { PooledRule } from './pooled.ts';
-import { AdaptiveRounds } from './adaptive.ts';
+import { AdaptiveRounds, type CaseStop } from './adaptive.ts';
 import { normalFrom, seededRandom } from './interleave.ts';
 import { caseKey } from '../cases.ts';
 import type { RawRow } from '../results.ts';
@@ -120,28 +120,38 @@ export function expectedLook(sdPct: number, rule: StoppingRule, pooled: PooledRu
   const memo = `${sdPct}/${cases}/${JSON.stringify(rule)}/${JSON.stringify(pooled)}`;
   const known = expectedLooks.get(memo);
   if (known !== undefined) return known;
-  const normal = normalFrom(seededRandom(1));
-  const s = Math.log(1 + sdPct / 100) / Math.SQRT2;
-  const cap = rule.looks[rule.looks.length - 1];
-  const row = (c: number, iteration: number, throughput: number) =>
-    ({ file_size_bytes: c + 1, memory_limit_mb: 256, concurrency: 1, iteration, exit_reason: 'success', throughput_mib_s: throughput, duration_seconds: 1 }) as RawRow;
   // Every look of a case pools all the cases, so a run costs about cases squared: fewer runs for big matrices.
   const runs = 2 * Math.max(5, Math.min(25, Math.floor((25 * 20) / Math.max(1, cases)))) + 1;
-  const last: number[] = [];
-  for (let run = 0; run < runs; run++) {
-    const rounds = new AdaptiveRounds(rule, 2, 0, pooled);
+  const last = simulateUnchanged({ sdPct, rule, pooled, cases, runs, seed: 1 }).map((stops) => Math.max(0, ...stops.map((x) => x.rounds)));
+  const look = last.sort((a, b) => a - b)[runs >> 1];
+  expectedLooks.set(memo, look);
+  return look;
+}
+
+/**
+ * Seeded unchanged runs of `cases` cases through the real AdaptiveRounds: both sides' throughput log-normal
+ * around the same mean at a per-round paired SD of `sdPct`, every case in each round, in case order. Per run,
+ * each case's stop, indexed by case.
+ */
+export function simulateUnchanged(o: { sdPct: number; rule: StoppingRule; pooled: PooledRule | null; cases: number; runs: number; seed: number }): CaseStop[][] {
+  const normal = normalFrom(seededRandom(o.seed));
+  const s = Math.log(1 + o.sdPct / 100) / Math.SQRT2;
+  const cap = o.rule.looks[o.rule.looks.length - 1];
+  const key = (c: number) => ({ file_size_bytes: c + 1, memory_limit_mb: 256, concurrency: 1 });
+  const row = (c: number, iteration: number, throughput: number) =>
+    ({ ...key(c), iteration, exit_reason: 'success', throughput_mib_s: throughput, duration_seconds: 1 }) as RawRow;
+  return Array.from({ length: o.runs }, () => {
+    const rounds = new AdaptiveRounds(o.rule, 2, 0, o.pooled);
     for (let it = 1; it <= cap; it++) {
-      for (let c = 0; c < cases; c++) {
-        if (rounds.stopped(caseKey({ file_size_bytes: c + 1, memory_limit_mb: 256, concurrency: 1 }))) continue;
+      for (let c = 0; c < o.cases; c++) {
+        if (rounds.stopped(caseKey(key(c)))) continue;
         rounds.record(0, row(c, it, 100 * Math.exp(s * normal())));
         rounds.record(1, row(c, it, 100 * Math.exp(s * normal())));
       }
     }
-    last.push(Math.max(0, ...rounds.all().map((x) => x.rounds)));
-  }
-  const look = last.sort((a, b) => a - b)[runs >> 1];
-  expectedLooks.set(memo, look);
-  return look;
+    const stops = new Map(rounds.all().map((x) => [x.case, x]));
+    return Array.from({ length: o.cases }, (_, c) => stops.get(caseKey(key(c)))!);
+  });
 }
 const expectedLooks = new Map<string, number>();
 
