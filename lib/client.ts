@@ -224,7 +224,9 @@ export async function findDownloadRoute(baseUrl: string, id: string, timeoutMs =
  * body straight to a Writable that hashes it: no Readable and async iterator
  * in between, about 25% less CPU per GiB than request() (bench/).
  */
-export async function downloadSha256(baseUrl: string, id: string, timeoutMs: number, route: DownloadRoute = '-', signal?: AbortSignal): Promise<DownloadResult> {
+export async function downloadSha256(
+  baseUrl: string, id: string, timeoutMs: number, route: DownloadRoute = '-', signal?: AbortSignal, onProgress?: (receivedBytes: number) => void,
+): Promise<DownloadResult> {
   const hash = crypto.createHash('sha256');
   let bytes = 0;
   let status = 0;
@@ -237,6 +239,7 @@ export async function downloadSha256(baseUrl: string, id: string, timeoutMs: num
         firstByteAt ??= process.hrtime.bigint();
         hash.update(chunk);
         bytes += chunk.length;
+        onProgress?.(bytes);
         done();
       },
     });

@@ -179,7 +179,7 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
     if (ctx.signal?.aborted) throw new Error('interrupted'); // a download cut by Ctrl-C is not a result: the iteration stays to be run
     const d = await (async () => {
       route ??= await findDownloadRoute(url, u.id!);
-      return downloadSha256(url, u.id!, ctx.uploadTimeoutSeconds * 1000, route, ctx.signal);
+      return downloadSha256(url, u.id!, ctx.uploadTimeoutSeconds * 1000, route, ctx.signal, ctx.progress && ((b) => ctx.progress!.verify(b, file.bytes)));
     })().catch((e: Error) => e);
     if (ctx.signal?.aborted) throw new Error('interrupted');
     row.sha256_ok = !(d instanceof Error) && d.status === 200 && d.sha256 === file.sha256;

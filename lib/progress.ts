@@ -8,6 +8,8 @@ export type Say = (line: string) => void;
 export interface UploadProgress {
   update(sentBytes: number): void;
   done(): void;
+  /** The verification download after the upload: bytes received of `totalBytes`. */
+  verify(receivedBytes: number, totalBytes: number): void;
 }
 
 export class Progress {
@@ -58,12 +60,28 @@ export class Progress {
         this.out.write(`${render(sent)}\n`);
       }
     };
+    // A download can take longer than its upload (PicoShare 1.1.8 reads 500MiB back at 0.2-0.4 MiB/s): it gets its own line.
+    let verifyStart: number | null = null;
+    const verify = (received: number, total: number) => {
+      const now = Date.now();
+      if (verifyStart === null) {
+        verifyStart = last = now;
+        return;
+      }
+      if (now - last < (this.tty ? 100 : this.plainEveryMs)) return;
+      last = now;
+      const rate = received / MiB / ((now - verifyStart) / 1000);
+      const eta = rate > 0 ? `${((total - received) / MiB / rate).toFixed(0)} s` : '?';
+      const text = `${label}  verifying the download ${(received / MiB).toFixed(0)}/${(total / MiB).toFixed(0)} MiB  ${rate.toFixed(1)} MiB/s  ETA ${eta}`;
+      this.out.write(this.tty ? `\r\x1b[K${text}` : `${text}\n`);
+    };
     return {
       update: (sent) => update(sent),
       done: () => {
         if (waiting) clearInterval(waiting);
         if (this.tty) this.out.write('\r\x1b[K');
       },
+      verify,
     };
   }
 }

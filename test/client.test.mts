@@ -42,8 +42,11 @@ test('upload: sha256 round trip, bytes sent = content-length, delete', { timeout
   assert.equal(lastProgress, file.bytes);
   assert.ok(r.transferSeconds! > 0 && r.processingSeconds! >= 0);
   assert.ok(Math.abs(r.transferSeconds! + r.processingSeconds! - r.durationSeconds) < 0.05);
-  const d = await downloadSha256(url, r.id!, 60_000);
+  const received: number[] = [];
+  const d = await downloadSha256(url, r.id!, 60_000, '-', undefined, (n) => received.push(n));
   assert.equal(d.status, 200);
+  assert.ok(received.length > 1 && received.every((n, i) => i === 0 || n > received[i - 1]), 'progress rises with every chunk');
+  assert.equal(received.at(-1), file.bytes);
   assert.equal(d.bytes, file.bytes);
   assert.equal(d.sha256, file.sha256);
   assert.equal(await deleteEntry(url, cookie, r.id!), 200);

@@ -332,6 +332,22 @@ test('21: the live line says the server is working once every byte is sent, not 
   assert.match(after, /^100\/100 MiB {2}all sent, waiting for the response \(0 s\)[\s\S]*waiting for the response \(1 s\)/);
 });
 
+test('22: a long verification download has its own progress lines in a log, from 5 s after it starts', async () => {
+  let text = '';
+  const p = new Progress({ write: (s: string) => { text += s; return true; }, isTTY: false }, 100);
+  const u = p.upload('[1/1] 1024MB 500MiB #1', 500 * 1024 * 1024);
+  u.update(500 * 1024 * 1024);
+  u.done();
+  u.verify(1024 * 1024, 500 * 1024 * 1024); // the download's first bytes start its clock, and say nothing yet
+  assert.doesNotMatch(text, /verifying/);
+  await new Promise((r) => setTimeout(r, 150));
+  u.verify(100 * 1024 * 1024, 500 * 1024 * 1024);
+  u.verify(101 * 1024 * 1024, 500 * 1024 * 1024); // within the interval: no line
+  const lines = text.split('\n').filter((l) => l.includes('verifying'));
+  assert.equal(lines.length, 1, text);
+  assert.match(lines[0], /^\[1\/1\] 1024MB 500MiB #1 {2}verifying the download 100\/500 MiB {2}\d+\.\d MiB\/s {2}ETA \d+ s$/);
+});
+
 test('20: charts mark a failed case with its reason, label every size, and name whole runs in the comparison legend', async () => {
   const { comparisonChartSvg, throughputChartSvg } = await import('../lib/render/charts.ts');
   const sizes = [1, 2, 4, 8, 16, 20, 32, 64, 128, 256];
