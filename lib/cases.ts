@@ -139,7 +139,7 @@ export function iterationRows(rows: readonly RawRow[]): RawRow[] {
     if (g.length === 1) return g[0];
     const failed = g.filter((r) => r.exit_reason !== 'success');
     const slowest = Math.max(...g.map((r) => r.duration_seconds));
-    const maxOf = (k: 'transfer_seconds' | 'processing_seconds' | 'peak_memory_bytes' | 'server_peak_rss_bytes') => {
+    const maxOf = (k: 'transfer_seconds' | 'processing_seconds' | 'peak_memory_bytes' | 'server_peak_rss_bytes' | 'iteration_peak_rss_bytes') => {
       const xs = g.map((r) => r[k]).filter((x): x is number => x !== null);
       return xs.length ? Math.max(...xs) : null;
     };
@@ -155,6 +155,7 @@ export function iterationRows(rows: readonly RawRow[]): RawRow[] {
       processing_seconds: maxOf('processing_seconds'),
       peak_memory_bytes: maxOf('peak_memory_bytes'),
       server_peak_rss_bytes: maxOf('server_peak_rss_bytes'),
+      iteration_peak_rss_bytes: maxOf('iteration_peak_rss_bytes'),
       exit_reason: failed[0]?.exit_reason ?? 'success',
       error: failed.length ? `${failed.length} of ${g.length} uploads failed (${reasons}): ${failed[0].error}` : '',
       throughput_mib_s: failed.length === 0 && slowest > 0 ? (g.length * g[0].file_size_bytes) / 2 ** 20 / slowest : null,
@@ -208,6 +209,8 @@ export interface CaseSummary {
   medianProcessingSeconds: number | null;
   peakMemoryBytes: number | null;
   serverPeakRssBytes: number | null;
+  /** The largest server peak RSS over an upload and its verification download (absent from older raw.csv files). */
+  iterationPeakRssBytes: number | null;
   /** Median share of upload time a host task waited for a CPU. */
   medianCpuPressurePct: number | null;
   failures: Record<string, number>;
@@ -241,6 +244,7 @@ export function summarizeCases(rows: RawRow[], config: { matrix: { warmup_iterat
       const thr = nums(measured.map(throughputOf));
       const peaks = nums(g.map((r) => r.peak_memory_bytes));
       const rss = nums(g.map((r) => r.server_peak_rss_bytes));
+      const rssWithDownload = nums(g.map((r) => r.iteration_peak_rss_bytes));
       return {
         memoryMb: g[0].memory_limit_mb, sizeBytes: g[0].file_size_bytes,
         fileSize: caseSizeLabel(g[0]), memoryLimit: g[0].memory_limit,
@@ -251,6 +255,7 @@ export function summarizeCases(rows: RawRow[], config: { matrix: { warmup_iterat
         medianProcessingSeconds: medianOf(measured.map((r) => r.processing_seconds)),
         peakMemoryBytes: peaks.length ? max(peaks) : null,
         serverPeakRssBytes: rss.length ? max(rss) : null,
+        iterationPeakRssBytes: rssWithDownload.length ? max(rssWithDownload) : null,
         medianCpuPressurePct: medianOf(measured.map((r) => r.host_cpu_pressure_pct)),
         failures,
         firstError: failed.length ? `#${failed[0].iteration}: ${failed[0].error}` : null,

@@ -173,6 +173,10 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
   // Verified one at a time, after every upload has its answer: each download's speed is its own.
   // The route is found once per server start (each iteration starts its own): /-{id}, or /!{id} before PicoShare 1.3.0.
   let route: Awaited<ReturnType<typeof findDownloadRoute>> | null = null;
+  // Some servers need more memory to serve a file back than to take it (PicoShare 1.1.8: 150 MiB for 500MiB up, 400 MiB
+  // down): the server's peak is sampled again over the verification, so a row says what the whole iteration needed.
+  const verifying = rows.some((r) => r.exit_reason === 'success');
+  if (verifying) await env.startSampling();
   for (const [i, u] of uploads.entries()) {
     const row = rows[i];
     if (row.exit_reason !== 'success') continue;
@@ -210,6 +214,9 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
     }
     if (row.exit_reason !== 'success') row.failure_phase = 'verification';
   }
+  const verified = verifying ? await env.stopSampling().catch(() => null) : null;
+  const peaks = [sample.serverPeakRssBytes, verified?.serverPeakRssBytes ?? null].filter((x): x is number => x !== null);
+  for (const r of rows) r.iteration_peak_rss_bytes = peaks.length ? Math.max(...peaks) : null;
   const samples = timelineRows(sample.timeline, (requestStart - samplingStarted) / 1000, uploads, rows[0]);
   const failed = rows.flatMap((r, i) => (r.exit_reason === 'success' ? [] : [i]));
   if (failed.length === 0) return { row: rows[0], rows, samples, failure: null };

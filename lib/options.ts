@@ -111,7 +111,7 @@ Environment:
   PS_SHARED_SECRET     the server's admin secret (or in .env); a random one is made when unset
   STANDIN_*            fault knobs passed to the stand-in (STANDIN_THROTTLE_MIBS, STANDIN_PROCESSING_DELAY_MS,
                        STANDIN_CRASH_AFTER_BYTES, STANDIN_STATUS, STANDIN_HOLD_IN_MEMORY=1,
-                       STANDIN_CORRUPT_STORED=1)
+                       STANDIN_CORRUPT_STORED=1; the README lists them all)
   UPS_CACHE_DIR        cache for test files, images and built binaries (default ~/.cache/upload-perf-suite)
   UPS_LOCAL_DATA_DIR   local provider: where the server's data folders and upload spool go (default: system temp)
   UPS_LOCAL_NETNS=off  local provider: run a server binary on the host's network instead of a network namespace

@@ -102,6 +102,7 @@ const COLUMNS = {
   download_ttfb_seconds: measured(),               // verification download: request to first body byte
   download_mib_s: measured(),                      // verification download: bytes / 2^20 / seconds from request to last byte
   concurrency: { read: (v, bad) => (v === '' ? 1 : number({ positive: true }).read(v, bad)), absent: 1 } as Column<number>, // uploads of the case started together; files from before it: 1
+  iteration_peak_rss_bytes: measured(),            // the server's peak RSS over the upload and its verification download (server_peak_rss_bytes stops at the response)
 };
 
 type Value<C> = C extends Column<infer T> ? T : never;

@@ -101,7 +101,7 @@ function row(iteration: number, throughput: number | null, rss = 20e6): RawRow {
     file_size: '8MiB', memory_limit: '512MB', duration_seconds: throughput ? 8 / throughput : 1, peak_memory_bytes: 1e8, http_status: throughput ? 200 : null,
     exit_reason: throughput ? 'success' : 'oom_killed', iteration, file_size_bytes: 8 * 2 ** 20, memory_limit_mb: 512, transfer_seconds: null, processing_seconds: null,
     throughput_mib_s: throughput, server_peak_rss_bytes: rss, sha256_ok: true, started_at: '', error: '', host_cpu_pressure_pct: null, failure_phase: throughput ? null : 'upload',
-    server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null, data_dir_bytes: null, download_ttfb_seconds: null, download_mib_s: null, concurrency: 1,
+    server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null, data_dir_bytes: null, download_ttfb_seconds: null, download_mib_s: null, concurrency: 1, iteration_peak_rss_bytes: null,
   };
 }
 

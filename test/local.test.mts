@@ -145,6 +145,23 @@ test('integrity_error: the stored bytes differ from the sent ones', { timeout: 6
   assert.equal(o.row.throughput_mib_s, null);
 });
 
+test('iteration_peak_rss_bytes covers the verification download: a server that reads the file into memory to serve it', { timeout: 600_000 }, async (t) => {
+  const streaming = await one({ memoryMb: 1024, sizeMiB: 128 });
+  const holding = await one({ memoryMb: 1024, sizeMiB: 128, standinEnv: { STANDIN_DOWNLOAD_IN_MEMORY: '1' } });
+  const mib = (b: number | null) => (b === null ? 'null' : (b / MiB).toFixed(0));
+  t.diagnostic(`streaming: upload ${mib(streaming.row.server_peak_rss_bytes)} MiB, iteration ${mib(streaming.row.iteration_peak_rss_bytes)} MiB; `
+    + `download in memory: upload ${mib(holding.row.server_peak_rss_bytes)} MiB, iteration ${mib(holding.row.iteration_peak_rss_bytes)} MiB`);
+  for (const o of [streaming, holding]) {
+    assert.equal(o.row.exit_reason, 'success', o.row.error);
+    assert.ok(o.row.iteration_peak_rss_bytes! >= o.row.server_peak_rss_bytes!, 'the whole iteration includes the upload');
+  }
+  // The upload's peaks are alike; only the download of the second holds the file's 128 MiB.
+  assert.ok(holding.row.iteration_peak_rss_bytes! - holding.row.server_peak_rss_bytes! >= 64 * MiB,
+    `the download's 128 MiB are in the iteration's peak (upload ${holding.row.server_peak_rss_bytes}, iteration ${holding.row.iteration_peak_rss_bytes})`);
+  assert.ok(streaming.row.iteration_peak_rss_bytes! - streaming.row.server_peak_rss_bytes! < 32 * MiB,
+    `a streamed download adds little (upload ${streaming.row.server_peak_rss_bytes}, iteration ${streaming.row.iteration_peak_rss_bytes})`);
+});
+
 test('not_ready: a server that never answers GET /', { timeout: 600_000 }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ups-notready-'));
   const bin = path.join(dir, 'deaf-server');

@@ -55,7 +55,7 @@ function writeShard(parent: string, k: number, o: ShardOpts = {}): string {
         processing_seconds: duration / 2, throughput_mib_s: c.size.bytes / MiB / duration, server_peak_rss_bytes: 40 * MiB, sha256_ok: true,
         started_at: `2026-12-01T12:00:${String(c.iteration).padStart(2, '0')}.000Z`, error: '', host_cpu_pressure_pct: 1, failure_phase: null,
         server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null, data_dir_bytes: null,
-        download_ttfb_seconds: null, download_mib_s: null, concurrency: 1,
+        download_ttfb_seconds: null, download_mib_s: null, concurrency: 1, iteration_peak_rss_bytes: null,
       };
     }).filter(o.keepRows ?? (() => true));
     fs.writeFileSync(path.join(dir, 'raw.csv'), rawCsvHeader() + rows.map(rawCsvLine).join(''));

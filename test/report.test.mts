@@ -31,6 +31,19 @@ test('the report leaves warm-up out even when every later iteration failed', () 
   assert.deepEqual(c.failures, { timeout: 1, oom_killed: 1 });
 });
 
+test('the server peak RSS cell shows the upload\'s peak and, where measured, the peak with its download', () => {
+  const record = parseRunRecord({ matrix: { warmup_iterations: 1 } }, 'config.json');
+  const MiB = 2 ** 20;
+  const rows = [1, 2, 3].map((i) => row({ iteration: i, server_peak_rss_bytes: (140 + i) * MiB, iteration_peak_rss_bytes: (400 + i) * MiB }));
+  const [c] = summarizeCases(rows, record);
+  assert.equal(c.iterationPeakRssBytes, 403 * MiB, 'the largest, warm-up included, as the upload\'s peak');
+  const template = fs.readFileSync(REPORT_TEMPLATE, 'utf8');
+  const withDownload = renderReport({ runName: 'r', config: record, rows, chartFile: null }, template);
+  assert.match(withDownload, /\| 143\.0 \/ 403\.0 \|/);
+  const older = renderReport({ runName: 'r', config: record, rows: rows.map((r) => ({ ...r, iteration_peak_rss_bytes: null })), chartFile: null }, template);
+  assert.match(older, /\| 143\.0 \|/, 'a raw.csv from before the column: the upload\'s peak alone');
+});
+
 test('the report and compare-runs take medians over the same rows, throughput derived when the column is empty', () => {
   const rows = [1, 2, 4, 5, 8].map((d, i) => row({ iteration: i + 1, duration_seconds: d }));
   rows.push(row({ iteration: 6, exit_reason: 'http_error', http_status: 500 }), row({ file_size: '20MiB', file_size_bytes: 20 * 2 ** 20, iteration: 1 }));

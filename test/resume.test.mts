@@ -26,7 +26,7 @@ const row = (memoryMb: number, bytes: number, iteration: number, exit_reason: Ra
   http_status: 200, exit_reason, iteration, file_size_bytes: bytes, memory_limit_mb: memoryMb, transfer_seconds: null,
   processing_seconds: null, throughput_mib_s: null, server_peak_rss_bytes: null, sha256_ok: null, started_at: '', error: '', host_cpu_pressure_pct: null, failure_phase: null,
   server_cpu_user_seconds: null, server_cpu_system_seconds: null, server_write_bytes: null, data_dir_bytes: null,
-  download_ttfb_seconds: null, download_mib_s: null, concurrency: 1,
+  download_ttfb_seconds: null, download_mib_s: null, concurrency: 1, iteration_peak_rss_bytes: null,
 });
 
 /** config.json's JSON as the one loader reads it. */

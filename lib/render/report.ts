@@ -37,7 +37,8 @@ export function renderReport(input: ReportInput, template: string): string {
     cv: c.throughputCvPct === null ? '–' : `${c.throughputCvPct.toFixed(1)}%`,
     processing: fmt(c.medianProcessingSeconds, 2),
     peak: mib(c.peakMemoryBytes),
-    rss: mib(c.serverPeakRssBytes),
+    // The download's peak beside the upload's: PicoShare 1.1.8 needs far more memory to serve a file than to take it.
+    rss: c.iterationPeakRssBytes === null ? mib(c.serverPeakRssBytes) : `${mib(c.serverPeakRssBytes)} / ${mib(c.iterationPeakRssBytes)}`,
     pressure: c.medianCpuPressurePct === null ? '–' : `${c.medianCpuPressurePct.toFixed(0)}%`,
     failureText: Object.entries(c.failures).map(([k, n]) => `${n}× ${k}`).join(', ') || '–',
     // A table cell: one line, no pipes, short enough to read (the whole entry is in failures.log).

@@ -14,6 +14,7 @@ export const STANDIN_KNOBS: Record<string, Rule> = {
   STANDIN_STATUS: { min: 100, max: 599, integer: true },
   STANDIN_HOLD_IN_MEMORY: 'switch',
   STANDIN_CORRUPT_STORED: 'switch',
+  STANDIN_DOWNLOAD_IN_MEMORY: 'switch',
   STANDIN_SLOWDOWN_PCT: { min: 0, integer: false },
   STANDIN_SLOWDOWN_MIN_BYTES: { min: 0, integer: true },
   STANDIN_DOWNLOAD_ROUTE: { choices: ['dash', 'bang'] },

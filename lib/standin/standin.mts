@@ -20,7 +20,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import busboy from 'busboy';
 
@@ -44,6 +44,7 @@ const USAGE = `Usage: standin [-db PATH] [--throttle-mibs N] [--processing-delay
   --burn-cpu-ms N          spend N ms of CPU (user time, measured) in each
                            upload's processing phase                (env STANDIN_BURN_CPU_MS)
   --download-throttle-mibs N  send downloads at most N MiB/s        (env STANDIN_DOWNLOAD_THROTTLE_MIBS)
+  --download-in-memory     read a whole file into memory to serve it (env STANDIN_DOWNLOAD_IN_MEMORY=1)
 
 Environment: PS_SHARED_SECRET (required), PORT (default 4001),
 STANDIN_HOST (bind address, default 127.0.0.1), TMPDIR (spool folder).`;
@@ -78,6 +79,8 @@ interface Config {
   /** A known CPU cost per upload, for testing the suite's CPU counter. */
   burnCpuMs: number;
   downloadThrottleMibs: number | null;
+  /** Serve a download from the whole file read into memory, as a server whose download needs more memory than its upload. */
+  downloadInMemory: boolean;
 }
 
 class UsageError extends Error {}
@@ -102,6 +105,7 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   let db = 'data/store.db';
   let hold = env.STANDIN_HOLD_IN_MEMORY;
   let corrupt = env.STANDIN_CORRUPT_STORED;
+  let downloadInMemory = env.STANDIN_DOWNLOAD_IN_MEMORY;
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s, 2);
     const value = (): string => {
@@ -115,6 +119,7 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     else if (name === 'db') db = value();
     else if (name === 'hold-in-memory') hold = inline ?? '1';
     else if (name === 'corrupt-stored') corrupt = inline ?? '1';
+    else if (name === 'download-in-memory') downloadInMemory = inline ?? '1';
     else if (name === 'h' || name === 'help') throw new HelpRequested();
     else if (Object.hasOwn(knobs, name)) knobs[name] = value();
     else throw new UsageError(`unknown flag: ${argv[i]}`);
@@ -154,6 +159,7 @@ function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     downloadRoute: route === 'bang' ? '!' : '-',
     burnCpuMs: number('burn-cpu-ms', knobs['burn-cpu-ms'], 0, true) ?? 0,
     downloadThrottleMibs: downloadThrottle,
+    downloadInMemory: isOn(downloadInMemory),
   };
 }
 
@@ -608,6 +614,12 @@ async function handleDownload(req: IncomingMessage, res: ServerResponse, cfg: Co
   const { size } = await stat(paths.data);
   res.writeHead(200, { 'Content-Type': meta.contentType || 'application/octet-stream', 'Content-Length': size });
   if (req.method === 'HEAD') return void res.end();
+  if (cfg.downloadInMemory) {
+    const whole = await readFile(paths.data);
+    res.end(whole);
+    await finished(res).catch(() => { /* a client that hung up */ });
+    return;
+  }
   // A client may hang up once it has the status (the suite's route probe does): not a server error, as in Go.
   const file = createReadStream(paths.data, { highWaterMark: MIB });
   const sent = cfg.downloadThrottleMibs === null ? pipeline(file, res) : pipeline(file, new Throttle(cfg.downloadThrottleMibs), res);
@@ -730,6 +742,7 @@ function main(): void {
       cfg.corruptStored && 'corrupt stored',
       cfg.burnCpuMs > 0 && `burn ${cfg.burnCpuMs} ms CPU`,
       cfg.downloadThrottleMibs !== null && `download throttle ${cfg.downloadThrottleMibs} MiB/s`,
+      cfg.downloadInMemory && 'download in memory',
     ].filter(Boolean);
     console.log(`standin: listening on http://${cfg.host}:${port} (data ${cfg.dataDir}, spool ${cfg.spoolDir}, knobs: ${knobs.join(', ') || 'none'})`);
   });
