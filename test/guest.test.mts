@@ -11,7 +11,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { $ } from 'zx';
 import { authenticate, closeClient, probeRoot, upload } from '../lib/client.ts';
-import { envFileText, GUEST_SCRIPT, guestSpend, oomFromDmesg, summarizeSamples } from '../lib/providers/guest.ts';
+import { envFileText, GUEST_SCRIPT, guestSpend, hwmAtStop, oomFromDmesg, splitSampleStop, summarizeSamples } from '../lib/providers/guest.ts';
 import { freePort, hostServerArgv } from '../lib/providers/server.ts';
 import { ensureTestFile } from '../lib/testfiles.ts';
 import { MiB } from '../lib/units.ts';
@@ -134,6 +134,9 @@ describe('guest script on the host: spend counters', { timeout: 120_000 }, () =>
       assert.ok(spend.dataDirBytes! >= 16 * MiB && spend.dataDirBytes! <= 16 * MiB + 256 * 1024, `data folder ${spend.dataDirBytes}`);
       assert.ok(timeline.length >= 2 && timeline[0].t >= 0 && timeline[0].t < 1, `timeline ${JSON.stringify(timeline.slice(0, 2))}`);
       assert.ok(timeline.every((p) => p.serverRssBytes! > 10 * MiB && p.envMemoryBytes! > 0));
+      // The server's high-water mark at the stop: at least every RSS sampled before it.
+      const hwm = hwmAtStop(splitSampleStop(out).spendEnd);
+      assert.ok(hwm !== null && hwm >= Math.max(...timeline.map((p) => p.serverRssBytes!)), `VmHWM at the stop ${hwm}`);
     } finally {
       await sh(['stop', '50']).catch(() => {});
       await closeClient();

@@ -132,7 +132,7 @@ sample-stop) # prints the samples, the server's counters at start and now, the d
   echo '--- spend-start'
   cat $R/spend-start 2>/dev/null
   echo '--- spend-end'
-  cat /proc/$pid/stat /proc/$pid/io 2>/dev/null
+  cat /proc/$pid/stat /proc/$pid/io /proc/$pid/status 2>/dev/null
   echo '--- disk'
   du -sk $R/run/data $R/run/tmp 2>/dev/null
   echo '--- dmesg'
@@ -227,6 +227,12 @@ export function splitSampleStop(stdout: string): { samples: string; spendStart: 
   for (let i = 1; i + 1 < chunks.length; i += 2) parts.set(chunks[i], chunks[i + 1]);
   const get = (k: string) => parts.get(k) ?? '';
   return { samples: get('samples'), spendStart: get('spend-start'), spendEnd: get('spend-end'), disk: get('disk'), dmesg: get('dmesg').split('\n').filter(Boolean) };
+}
+
+/** The server's VmHWM in bytes from sample-stop's spend-end section (its /proc/PID/status), or null once it is gone. Pure. */
+export function hwmAtStop(spendEnd: string): number | null {
+  const kib = /^VmHWM:\s+(\d+) kB/m.exec(spendEnd)?.[1];
+  return kib === undefined ? null : Number(kib) * 1024;
 }
 
 /** A guest's counters as printed by cat /proc/PID/stat /proc/PID/io (lib/providers/spend.ts reads the same files on the host). */
@@ -361,8 +367,8 @@ export class GuestEnvironment implements Environment {
   readonly memoryMb: number;
   readonly facts: Record<string, unknown>;
   readonly timeoutFactor: number;
-  /** The last sample's summary, with the peak disk use of the server's data + temp folders. */
-  lastSummary: SampleSummary | null = null;
+  /** Every sample's summary, oldest first (an iteration samples its upload, then its verification), with the peak disk use of the server's data + temp folders. */
+  readonly summaries: SampleSummary[] = [];
   private installed = new Map<string, { argv: string[]; cwd: string }>();
   private down_ = false;
 
@@ -499,7 +505,10 @@ export class GuestEnvironment implements Environment {
     if (r.exitCode !== 0) throw new Error(`reading the guest's samples failed: ${r.stderr.trim()}`);
     const parts = splitSampleStop(r.stdout);
     const s = summarizeSamples(parts.samples);
-    this.lastSummary = s;
+    // VmHWM read at the stop as well: a window shorter than the sampler's start-up (a quick verification under TCG) has no line.
+    const hwm = hwmAtStop(parts.spendEnd);
+    if (hwm !== null) s.serverPeakRssBytes = Math.max(s.serverPeakRssBytes ?? 0, hwm);
+    this.summaries.push(s);
     return {
       peakMemoryBytes: s.peakMemoryBytes, serverPeakRssBytes: s.serverPeakRssBytes, ...oomFromDmesg(parts.dmesg), ...guestSpend(r.stdout),
     };
