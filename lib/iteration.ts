@@ -173,7 +173,7 @@ export async function runIteration(ctx: IterationContext): Promise<IterationOutc
   // Verified one at a time, after every upload has its answer: each download's speed is its own.
   // The route is found once per server start (each iteration starts its own): /-{id}, or /!{id} before PicoShare 1.3.0.
   let route: Awaited<ReturnType<typeof findDownloadRoute>> | null = null;
-  // Some servers need more memory to serve a file back than to take it (PicoShare 1.1.8: 150 MiB for 500MiB up, 400 MiB
+  // Some servers need more memory to serve a file back than to take it (PicoShare 1.1.8, 100MiB: 147 MiB up, 250 MiB
   // down): the server's peak is sampled again over the verification, so a row says what the whole iteration needed.
   const verifying = rows.some((r) => r.exit_reason === 'success');
   if (verifying) await env.startSampling();

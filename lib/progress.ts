@@ -60,7 +60,7 @@ export class Progress {
         this.out.write(`${render(sent)}\n`);
       }
     };
-    // A download can take longer than its upload (PicoShare 1.1.8 reads 500MiB back at 0.2-0.4 MiB/s): it gets its own line.
+    // A download can take longer than its upload (PicoShare 1.1.8 read 500MiB back at 0.1-0.4 MiB/s): it gets its own line.
     let verifyStart: number | null = null;
     const verify = (received: number, total: number) => {
       const now = Date.now();
