@@ -34,13 +34,10 @@ export class Progress {
     let sentAllAt: number | null = null;
     let waiting: NodeJS.Timeout | null = null;
     const render = (sent: number) => {
-      const secs = (Date.now() - start) / 1000;
-      const rate = secs > 0 ? sent / MiB / secs : 0;
-      const eta = rate > 0 ? (totalBytes - sent) / MiB / rate : NaN;
+      const { done, rateEta } = pace(sent, totalBytes, start);
       // Every byte sent: the server is processing, and "ETA 0 s" would stand there for as long as it takes.
-      const rest = sentAllAt !== null ? `all sent, waiting for the response (${((Date.now() - sentAllAt) / 1000).toFixed(0)} s)`
-        : `${rate.toFixed(1)} MiB/s  ETA ${Number.isFinite(eta) ? `${eta.toFixed(0)} s` : '?'}`;
-      return `${label}  ${(sent / MiB).toFixed(0)}/${(totalBytes / MiB).toFixed(0)} MiB  ${rest}`;
+      const rest = sentAllAt !== null ? `all sent, waiting for the response (${((Date.now() - sentAllAt) / 1000).toFixed(0)} s)` : rateEta;
+      return `${label}  ${done}  ${rest}`;
     };
     const update = (sent: number, force = false) => {
       const now = Date.now();
@@ -70,9 +67,8 @@ export class Progress {
       }
       if (now - last < (this.tty ? 100 : this.plainEveryMs)) return;
       last = now;
-      const rate = received / MiB / ((now - verifyStart) / 1000);
-      const eta = rate > 0 ? `${((total - received) / MiB / rate).toFixed(0)} s` : '?';
-      const text = `${label}  verifying the download ${(received / MiB).toFixed(0)}/${(total / MiB).toFixed(0)} MiB  ${rate.toFixed(1)} MiB/s  ETA ${eta}`;
+      const { done, rateEta } = pace(received, total, verifyStart);
+      const text = `${label}  verifying the download ${done}  ${rateEta}`;
       this.out.write(this.tty ? `\r\x1b[K${text}` : `${text}\n`);
     };
     return {
@@ -84,4 +80,12 @@ export class Progress {
       verify,
     };
   }
+}
+
+/** "k/n MiB" and "r MiB/s  ETA e s" for `bytes` of `totalBytes` moved since `startMs`: the upload's line and the download's. */
+function pace(bytes: number, totalBytes: number, startMs: number): { done: string; rateEta: string } {
+  const secs = (Date.now() - startMs) / 1000;
+  const rate = secs > 0 ? bytes / MiB / secs : 0;
+  const eta = rate > 0 ? `${((totalBytes - bytes) / MiB / rate).toFixed(0)} s` : '?';
+  return { done: `${(bytes / MiB).toFixed(0)}/${(totalBytes / MiB).toFixed(0)} MiB`, rateEta: `${rate.toFixed(1)} MiB/s  ETA ${eta}` };
 }
