@@ -318,6 +318,8 @@ const pooledRuleRecord = z.object({
   confidence: fraction, stray_alpha: fraction,
   case_band_max_pct: z.number({ error: 'must be a number of at least 0' }).min(0, { error: 'must be a number of at least 0' }),
   min_rounds: wholeFrom(2), cases: wholeFrom(1),
+  // Runs before 2026-12-08 pooled every round alike.
+  weighting: z.enum(['precision', 'rounds'], { error: 'must be precision or rounds' }).default('rounds'),
 }, { error: 'must be an object' });
 
 const abRecord = z.object({

@@ -137,6 +137,7 @@ export function renderCompare(c: Comparison, template: string, chart: string): s
     overall,
     pooled: c.pooled && {
       cases: c.pooled.cases, rounds: c.pooled.rounds, noisePct: c.thresholds.noisePct, confidence: c.pooled.confidencePct,
+      weighting: c.pooled.weighting === 'precision' ? 'cases weighted by precision' : 'every round alike',
       change: `${fmtChange(c.pooled.changePct)} [${fmtChange(c.pooled.loPct)}, ${fmtChange(c.pooled.hiPct)}]`,
       reading: c.pooled.inside ? `inside ±${c.thresholds.noisePct}%` : `not inside ±${c.thresholds.noisePct}%`,
       strays: c.pooled.strays.length ? `; straying beyond their bands: ${c.pooled.strays.map((key) => caseLabel(c, key)).join(', ')}` : '; no case strays',
@@ -189,7 +190,7 @@ export function compareJson(c: Comparison): string {
       stopping_rule: c.stoppingRule,
       ...(c.pooled ? {
         pooled: {
-          change_pct: c.pooled.changePct, interval_pct: [c.pooled.loPct, c.pooled.hiPct], confidence_pct: c.pooled.confidencePct, cases: c.pooled.cases, rounds: c.pooled.rounds,
+          change_pct: c.pooled.changePct, interval_pct: [c.pooled.loPct, c.pooled.hiPct], confidence_pct: c.pooled.confidencePct, weighting: c.pooled.weighting, cases: c.pooled.cases, rounds: c.pooled.rounds,
           inside_noise: c.pooled.inside, strays: c.pooled.strays,
           matrix_same: c.pooled.inside && c.pooled.strays.length === 0 && c.cases.every((k) => k.verdict === 'same'),
         },

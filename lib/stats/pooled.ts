@@ -15,11 +15,12 @@
 //   decided by their own rule included. Leaving them out biased the pool
 //   towards 0: at a true common change of exactly +3%, the cases that
 //   happened to read above 3% strayed, and the rest were called `same` in
-//   20-23% of runs (simulated). The pooled change is the mean of all the
-//   pool's per-round log ratios; its variance sums each case's own
-//   (n_i s_i² / N², so a noisier case widens it without weights taken from
-//   noisy spreads); the interval uses Student's t on N - K degrees of
-//   freedom. Its confidence makes the pooled `same` an equivalence test at
+//   20-23% of runs (simulated). The pooled change weighs each case by its
+//   precision (precisionWeighted: its variance shrunk towards the pool's
+//   common one first), so that a noisy case cannot set the width of a pool
+//   whose other cases are steady; the interval uses Student's t on N - K
+//   degrees of freedom. Runs recorded before 2026-12-08 weighed every round
+//   alike (weighting: rounds). Its confidence makes the pooled `same` an equivalence test at
 //   5% over all the looks (pooledConfidence): at 95%, every case truly ±3%
 //   had some case stopped as `same` in 10-14% of 20-case matrices.
 // - A case strays when its own mean change is beyond its band
@@ -52,20 +53,27 @@ export interface PooledRule {
   min_rounds: number;
   /** Cases in the matrix (the family of the stray test). */
   cases: number;
+  /**
+   * How the pooled change weighs the cases: `precision` (each case by its rounds over its variance, corrected for
+   * that variance being estimated) or `rounds` (every round alike: the rule of runs before 2026-12-08, read so
+   * when a recorded rule has no weighting).
+   */
+  weighting: 'precision' | 'rounds';
 }
 
-export const POOLED_DEFAULTS = { confidence: 0.985, stray_alpha: 0.2, case_band_max_pct: 7, min_rounds: 10 };
+export const POOLED_DEFAULTS = { confidence: 0.99, stray_alpha: 0.2, case_band_max_pct: 7, min_rounds: 10, weighting: 'precision' as PooledRule['weighting'] };
 
 /**
  * The pooled interval's confidence for a schedule. When every case advances
  * in the same rounds (cgroups: all limits at once) the pool is judged at the
- * rule's few looks, and 98.5% keeps a false matrix `same` under 5%. When each
+ * rule's few looks, and 99% keeps a false matrix `same` under 5%. When each
  * memory limit runs its rounds before the next (a VM per limit), the pool is
- * judged again at every limit's looks, and it takes 99% (simulated, both
- * schedules: test/pooled.test.mts).
+ * judged again at every limit's looks, and it takes 99.5% (simulated, both
+ * schedules: test/pooled.test.mts). Weighing every round alike needed 98.5%
+ * and 99%; the precision weights, themselves estimated, need the margin.
  */
 export function pooledConfidence(limitsInTurn: number): number {
-  return limitsInTurn > 1 ? 0.99 : POOLED_DEFAULTS.confidence;
+  return limitsInTurn > 1 ? 0.995 : POOLED_DEFAULTS.confidence;
 }
 
 export function pooledRule(o: { noisePct: number; cases: number } & Partial<typeof POOLED_DEFAULTS>): PooledRule {
@@ -78,6 +86,7 @@ export function pooledRule(o: { noisePct: number; cases: number } & Partial<type
     case_band_max_pct: o.case_band_max_pct ?? POOLED_DEFAULTS.case_band_max_pct,
     min_rounds: o.min_rounds ?? POOLED_DEFAULTS.min_rounds,
     cases: o.cases,
+    weighting: o.weighting ?? POOLED_DEFAULTS.weighting,
   };
 }
 
@@ -164,13 +173,41 @@ export function pooledLook(cases: readonly CaseRounds[], rule: PooledRule, infla
   const bands = cases.map((c) => caseBand(c, rule, inflation)).filter((b): b is CaseBand => b !== null);
   if (bands.length < 2) return { change: null, inside: false, bands };
   const rounds = bands.reduce((a, b) => a + b.n, 0);
-  const estimate = bands.reduce((a, b) => a + b.mean * b.n, 0) / rounds;
-  // Var(sum of all ratios / N) = sum_i n_i s_i^2 / N^2, with n_i s_i^2 = n_i^2 SE_i^2.
-  const se = Math.sqrt(bands.reduce((a, b) => a + (b.n * b.se) ** 2, 0)) / rounds;
+  const { estimate, se } = rule.weighting === 'precision' ? precisionWeighted(bands) : roundsWeighted(bands, rounds);
   const half = tQuantile(1 - (1 - rule.confidence) / 2, rounds - bands.length) * se;
   const change = { estimate, lo: estimate - half, hi: estimate + half, cases: bands.length, rounds };
   const noise = rule.noise_pct;
   return { change, inside: pctOf(change.lo) >= -noise && pctOf(change.hi) <= noise, bands };
+}
+
+/** Every round alike: the mean of all the pool's ratios. Var(sum of all ratios / N) = sum_i n_i s_i^2 / N^2 = sum_i (n_i SE_i)^2 / N^2. */
+function roundsWeighted(bands: readonly CaseBand[], rounds: number): { estimate: number; se: number } {
+  const estimate = bands.reduce((a, b) => a + b.mean * b.n, 0) / rounds;
+  return { estimate, se: Math.sqrt(bands.reduce((a, b) => a + (b.n * b.se) ** 2, 0)) / rounds };
+}
+
+/**
+ * Each case by its precision: the common change's best estimate when the cases' spreads differ (the real 4-case
+ * matrix paired 9-10% at 100MiB and 3-4% at 500MiB, and every round alike let the noisy cases set the width).
+ * Weights taken straight from each case's estimated variance are noisy themselves, and the interval 1 / sqrt(sum
+ * of them) then reads too narrow (every case truly ±3%, equal spreads: 5.2% false `same`, against 3.5% with
+ * every round alike). So each variance is first shrunk towards the pool's common one, as if the common one were
+ * worth SHRINK_DF rounds more, and the interval is the weighted mean's own variance for those weights,
+ * sum w_i^2 SE_i^2 / (sum w_i)^2: with equal spreads the weights are near equal and it is the old rule; with
+ * spreads three times apart most of the gain stays (simulated in test/pooled.test.mts).
+ */
+const SHRINK_DF = 8;
+function precisionWeighted(bands: readonly CaseBand[]): { estimate: number; se: number } {
+  const df = bands.map((b) => b.n - 1);
+  const v = bands.map((b) => b.n * b.se ** 2);
+  const common = v.reduce((a, x, i) => a + df[i] * x, 0) / df.reduce((a, x) => a + x, 0);
+  const w = bands.map((b, i) => b.n / ((df[i] * v[i] + SHRINK_DF * common) / (df[i] + SHRINK_DF)));
+  const total = w.reduce((a, x) => a + x, 0);
+  if (!(total > 0 && Number.isFinite(total))) return roundsWeighted(bands, bands.reduce((a, b) => a + b.n, 0));
+  return {
+    estimate: bands.reduce((a, b, i) => a + w[i] * b.mean, 0) / total,
+    se: Math.sqrt(bands.reduce((a, b, i) => a + (w[i] * b.se) ** 2, 0)) / total,
+  };
 }
 
 /** Whether the pool lets case `key` stop as `same` at this look. */
@@ -199,6 +236,7 @@ export interface PooledSummary {
   inside: boolean;
   /** The pooled interval's confidence, percent. */
   confidencePct: number;
+  weighting: PooledRule['weighting'];
   /** Keys of the cases that stray beyond their band. */
   strays: string[];
 }
@@ -214,7 +252,7 @@ export function pooledVerdicts(cases: readonly CaseRounds[], rule: PooledRule, i
   if (!look.change) return null;
   const same = new Set(cases.filter((c) => c.verdict !== 'faster' && c.verdict !== 'slower' && canStop(look, c.key, rule)).map((c) => c.key));
   return {
-    summary: { ...pooledPct(look.change), inside: look.inside, confidencePct: Number((rule.confidence * 100).toFixed(6)), strays: look.bands.filter((b) => b.strays).map((b) => b.key) },
+    summary: { ...pooledPct(look.change), inside: look.inside, confidencePct: Number((rule.confidence * 100).toFixed(6)), weighting: rule.weighting, strays: look.bands.filter((b) => b.strays).map((b) => b.key) },
     same,
   };
 }
