@@ -45,7 +45,14 @@ export function readMachineProfile(key: string): MachineProfile | null {
     return typeof v === 'number' && Number.isFinite(v) && v >= 0;
   });
   const profile = p as MachineProfile;
-  return ok && profile.upload_mib_s > 0 && profile.download_mib_s > 0 ? profile : null;
+  if (!(ok && profile.upload_mib_s > 0 && profile.download_mib_s > 0)) return null;
+  // Per-size SDs are a refinement: a map that is not one of positive numbers is dropped, not the profile.
+  const sized = (m: unknown) => !!m && typeof m === 'object' && Object.values(m).every((v) => (Array.isArray(v) ? v : [v]).every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0));
+  if (!sized(profile.paired_sd_pct_by_size) || !sized(profile.recent_paired_sd_pct_by_size)) {
+    const { paired_sd_pct_by_size: _a, recent_paired_sd_pct_by_size: _b, ...rest } = profile;
+    return rest;
+  }
+  return profile;
 }
 
 export function writeMachineProfile(key: string, p: MachineProfile): void {
@@ -68,11 +75,15 @@ export function profileFromRun(sides: RawRow[][], jobs: { row: RawRow; seconds: 
   const timed = jobs.filter((j) => ok.includes(j.row));
   if (ok.length === 0 || timed.length === 0 || sides.length < 2) return null;
   const sds: number[] = [];
+  const bySize = new Map<number, number[]>();
   const other = groupCases(sides[1]);
   for (const [k, rows] of groupCases(sides[0])) {
     const a = new Map(caseSide(rows, null).successes.map((r) => [r.iteration, throughputOf(r)!]));
     const b = caseSide(other.get(k) ?? [], null).successes.filter((r) => a.has(r.iteration));
-    if (b.length >= 4) sds.push(sd(b.map((r) => Math.log(throughputOf(r)! / a.get(r.iteration)!))));
+    if (b.length < 4) continue;
+    const x = sd(b.map((r) => Math.log(throughputOf(r)! / a.get(r.iteration)!)));
+    sds.push(x);
+    bySize.set(rows[0].file_size_bytes, [...(bySize.get(rows[0].file_size_bytes) ?? []), x]);
   }
   if (sds.length === 0) return null;
   const busy = (r: RawRow) => r.duration_seconds + (r.file_size_bytes * r.concurrency) / 2 ** 20 / r.download_mib_s!;
@@ -82,6 +93,7 @@ export function profileFromRun(sides: RawRow[][], jobs: { row: RawRow; seconds: 
     download_mib_s: sum(ok.map(mibOf)) / sum(ok.map((r) => mibOf(r) / r.download_mib_s!)),
     job_overhead_seconds: Math.max(0, median(timed.map((j) => j.seconds - busy(j.row)))),
     paired_sd_pct: (Math.exp(median(sds)) - 1) * 100,
+    paired_sd_pct_by_size: Object.fromEntries([...bySize].map(([bytes, xs]) => [String(bytes), (Math.exp(median(xs)) - 1) * 100])),
     ...(canaryBefore ? { canary_cpu_seconds: canaryBefore } : {}),
     source: `${source} (${new Date().toISOString().slice(0, 16)}Z)`,
   };

@@ -64,7 +64,24 @@ describe('machine profile', { timeout: 60_000 }, () => {
     assert.ok(Math.abs(p.upload_mib_s - 100) < 1e-9 && Math.abs(p.download_mib_s - 200) < 1e-9, JSON.stringify(p));
     assert.ok(Math.abs(p.job_overhead_seconds - 0.25) < 1e-9, String(p.job_overhead_seconds)); // 0.4 - 0.1 - 10/200
     assert.ok(p.paired_sd_pct > 9 && p.paired_sd_pct < 12, String(p.paired_sd_pct));
+    // One size here: its own figure is the run's.
+    assert.deepEqual(Object.keys(p.paired_sd_pct_by_size!), [String(sides[0][0].file_size_bytes)]);
+    assert.equal(p.paired_sd_pct_by_size![String(sides[0][0].file_size_bytes)], p.paired_sd_pct);
     assert.equal(p.canary_cpu_seconds, 0.043);
     assert.equal(profileFromRun(sides, jobs, '/r/x')!.canary_cpu_seconds, undefined); // a resumed run has no plan
+  });
+
+  test('a run\'s profile: each file size its own paired SD, the run\'s the median over its cases', () => {
+    // 10MiB: side 1 alternately 10% faster and slower; 50MiB: 2%.
+    const side = (s: number) => [[10, 1.1], [50, 1.02]].flatMap(([mib, swing]) => Array.from({ length: 6 }, (_, i) => row({
+      file_size: `${mib}MiB`, file_size_bytes: mib * 2 ** 20, iteration: i + 1, exit_reason: 'success', duration_seconds: mib / 100, download_mib_s: 200,
+      throughput_mib_s: s === 0 ? 100 : 100 * (i % 2 ? swing : 1 / swing),
+    })));
+    const sides = [side(0), side(1)];
+    const p = profileFromRun(sides, sides.flat().map((r) => ({ row: r, seconds: 1 })), '/r/x')!;
+    const by = p.paired_sd_pct_by_size!;
+    assert.deepEqual(Object.keys(by).sort(), [String(10 * 2 ** 20), String(50 * 2 ** 20)].sort());
+    assert.ok(by[String(10 * 2 ** 20)] > 9 && by[String(10 * 2 ** 20)] < 12, JSON.stringify(by));
+    assert.ok(by[String(50 * 2 ** 20)] > 1.5 && by[String(50 * 2 ** 20)] < 2.5, JSON.stringify(by));
   });
 });

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { $ } from 'zx';
-import { duration, expectedLook, jobSeconds, makePlan, nextProfile, renderPlan, timeLeft, type MachineProfile } from '../lib/stats/plan.ts';
+import { caseSdPct, duration, expectedLook, jobSeconds, makePlan, nextProfile, renderPlan, timeLeft, type MachineProfile } from '../lib/stats/plan.ts';
 import { pooledRule } from '../lib/stats/pooled.ts';
 import { stoppingRule } from '../lib/stats/sequential.ts';
 import { SUITE_DIR } from '../lib/paths.ts';
@@ -40,20 +40,21 @@ describe('plan', () => {
       { key: 'b', label: '512MB 500MiB', bytes: 500 * MiB, concurrency: 1 },
     ];
     const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 2 });
-    // At a paired SD of 4% two unchanged cases are expected to end at 10 rounds (16 while the pool weighed every
-    // round alike, at 98.5%), one alone at 24.
+    // At a paired SD of 4% the last of two unchanged cases is expected to end at 10 rounds (16 while the pool
+    // weighed every round alike, at 98.5%), each case after 13 on average; one alone after 23.
     const quiet = { ...profile, paired_sd_pct: 4 };
     const p = makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: pooledRule({ noisePct: 3, cases: 2 }), profile: quiet, shards: [{ total: 2, cases: [['b'], ['a']] }], canaryNow: null });
     assert.equal(p.bytes_per_round, 2 * 2 * 600 * MiB); // up and down, both sides
     assert.deepEqual(p.rounds, { least: 6, expected: 10, most: 48 });
     // Per round: a = 2 x 3.5 s, b = 2 x (2 + 5 + 2.5) s = 19 s; 26 s a round, times rounds + the warm-up.
-    assert.equal(p.seconds.expected, 26 * 11);
+    assert.deepEqual(p.per_case.map((c) => c.expected_rounds), [13, 13]);
+    assert.equal(p.seconds.expected, 26 * 14);
     assert.equal(p.seconds.most, 26 * 49);
-    assert.deepEqual(p.shards, [{ total: 2, expected_seconds: 19 * 25, most_seconds: 19 * 49 }]);
+    assert.deepEqual(p.shards, [{ total: 2, expected_seconds: 19 * 24, most_seconds: 19 * 49 }]);
     const text = renderPlan(p);
     assert.match(text, /plan: 2 cases x 2 sides; one round moves 2\.34 GiB/);
-    assert.match(text, /rounds per case: least 6, expected 10, most 48/);
-    assert.match(text, /wall time here: least 3 min, expected 5 min, most 21 min/);
+    assert.match(text, /rounds per case: least 6, expected 10 \(the last case\), most 48/);
+    assert.match(text, /wall time here: least 3 min, expected 6 min, most 21 min/);
     assert.match(text, /with --shard k\/2: the heaviest shard expected 8 min, at most 16 min/);
     // A shard pools only its own cases: at 8% 20 cases pool to 24 rounds, shards of 10 too, shards of one case
     // run to the cap more often than not.
@@ -62,8 +63,9 @@ describe('plan', () => {
     const split = makePlan({ cases: twenty, sides: 2, warmup: 1, iterations: null, rule: rule20, pooled: pooledRule({ noisePct: 3, cases: 20 }), profile,
       shards: [{ total: 2, cases: [twenty.slice(0, 10).map((c) => c.key), twenty.slice(10).map((c) => c.key)] }, { total: 20, cases: twenty.map((c) => [c.key]) }], canaryNow: null });
     assert.equal(split.rounds.expected, 24);
-    // 3.5 s a job, 2 sides: 7 s a case a round, times the rounds and the warm-up.
-    assert.deepEqual(split.shards, [{ total: 2, expected_seconds: 10 * 7 * 25, most_seconds: 10 * 7 * 49 }, { total: 20, expected_seconds: 7 * 49, most_seconds: 7 * 49 }]);
+    // 3.5 s a job, 2 sides: 7 s a case a round, times the rounds and the warm-up. The last of 20 cases stops at 24,
+    // the cases of a half after 15.8 rounds on average; one case alone after 47.
+    assert.deepEqual(split.shards, [{ total: 2, expected_seconds: 7 * (10 + 158), most_seconds: 10 * 7 * 49 }, { total: 20, expected_seconds: 7 * 48, most_seconds: 7 * 49 }]);
     // Fixed iterations: every round count is the measured iterations.
     const fixed = makePlan({ cases, sides: 1, warmup: 1, iterations: 5, rule: null, pooled: null, profile, shards: [], canaryNow: null });
     assert.deepEqual(fixed.rounds, { least: 4, expected: 4, most: 4 });
@@ -83,6 +85,39 @@ describe('plan', () => {
     assert.doesNotMatch(renderPlan(base), /machine now/);
     // A profile without a canary (older, or the defaults) is not scaled.
     assert.equal(makePlan({ cases, sides: 2, warmup: 1, iterations: null, rule, pooled: null, profile, shards: [], canaryNow: 0.2 }).slowdown, 1);
+  });
+
+  test('sizes of their own noise: each case plans its own rounds, the steady heavy ones fewer', () => {
+    const four = [512, 256].flatMap((mem) => [500, 100].map((mib) => ({ key: `${mem}/${mib}`, label: `${mem}MB ${mib}MiB`, bytes: mib * MiB, concurrency: 1 })));
+    const rule = stoppingRule({ alpha: 0.05, noisePct: 3, cases: 4 });
+    const pooled = pooledRule({ noisePct: 3, cases: 4 });
+    // As the real 4-case matrix of 2026-12-08, 500MiB steady and 100MiB noisy (it paired 3-6% and 9-13%).
+    const sized = { ...profile, paired_sd_pct: 7, paired_sd_pct_by_size: { [String(500 * MiB)]: 3, [String(100 * MiB)]: 14 } };
+    const p = makePlan({ cases: four, sides: 2, warmup: 1, iterations: null, rule, pooled, profile: sized, shards: [], canaryNow: null });
+    const rounds = Object.fromEntries(p.per_case.map((c) => [c.label, c.expected_rounds]));
+    assert.deepEqual(rounds, { '512MB 500MiB': 13, '512MB 100MiB': 26, '256MB 500MiB': 13, '256MB 100MiB': 25 });
+    assert.equal(p.rounds.expected, 24); // the last case's
+    // The time is each case's jobs over its own rounds and the warm-up.
+    assert.equal(p.seconds.expected, p.per_case.reduce((a, c) => a + c.job_seconds * 2 * (c.expected_rounds + 1), 0));
+    // One SD for all (their median) plans the heavy cases as long as the noisy ones.
+    const flat = makePlan({ cases: four, sides: 2, warmup: 1, iterations: null, rule, pooled, profile: { ...profile, paired_sd_pct: 7 }, shards: [], canaryNow: null });
+    assert.ok(p.seconds.expected < flat.seconds.expected, `${p.seconds.expected} against ${flat.seconds.expected}`);
+    const text = renderPlan(p);
+    assert.match(text, /per-round paired SD 7\.0% \(100 MiB 14\.0%, 500 MiB 3\.0%\)/);
+    assert.match(text, new RegExp(`512MB 500MiB: [0-9.]+ s a job, [0-9.]+ s a round, ${rounds['512MB 500MiB']} rounds expected`));
+    // A size the profile has no figure for takes the profile's SD.
+    assert.equal(caseSdPct(sized, 5 * 2 ** 30), 7);
+  });
+
+  test('per file size, the profile keeps the median of the last 5 runs', () => {
+    const run = (sd100: number) => ({ ...profile, paired_sd_pct_by_size: { [String(100 * MiB)]: sd100 } });
+    let p = nextProfile(null, run(9));
+    for (const sd of [12, 10, 30]) p = nextProfile(p, run(sd));
+    assert.deepEqual(p.recent_paired_sd_pct_by_size, { [String(100 * MiB)]: [9, 12, 10, 30] });
+    assert.equal(p.paired_sd_pct_by_size![String(100 * MiB)], 11);
+    // A run of another size keeps this one's.
+    p = nextProfile(p, { ...profile, paired_sd_pct_by_size: { [String(500 * MiB)]: 4 } });
+    assert.deepEqual(p.paired_sd_pct_by_size, { [String(100 * MiB)]: 11, [String(500 * MiB)]: 4 });
   });
 
   test('the profile kept after a run: its speeds, and the median paired SD of the last 5 runs', () => {

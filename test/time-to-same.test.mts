@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import type { CaseStop } from '../lib/stats/adaptive.ts';
 import { pooledConfidence, pooledRule } from '../lib/stats/pooled.ts';
 import { stoppingRule } from '../lib/stats/sequential.ts';
-import { expectedLook, simulateUnchanged } from '../lib/stats/plan.ts';
+import { expectedLook, expectedStops, simulateUnchanged } from '../lib/stats/plan.ts';
 
 const JOB_SECONDS = { 524288000: 10.2, 104857600: 2.05 } as Record<number, number>;
 /** The same jobs with no verifying download (upload, start and the rest). */
@@ -46,6 +46,13 @@ describe('time to `same` on the 4-case matrix', { timeout: 300_000 }, () => {
       // end by it, and not many more end before it. Where the median sits on the edge of two looks, either.
       const byPlanned = looks.filter((l) => l <= planned).length / N, beforePlanned = looks.filter((l) => l < planned).length / N;
       assert.ok(byPlanned >= 0.4 && beforePlanned <= 0.6, `SD ${sdPct}%: plan ${planned}; simulated runs ending by it ${byPlanned}, before it ${beforePlanned}`);
+      // The plan's expected time sums each case's own expected rounds (the mean of 51 runs of its own): within 15% of
+      // these 1000 runs' mean wall time.
+      const perCase = expectedStops(CASES.map(() => sdPct), rule, pooled).perCase;
+      const plannedWall = perCase.reduce((a, r, c) => a + 2 * JOB_SECONDS[CASES[c].size] * (1 + r), 0);
+      const meanWall = walls.reduce((a, w) => a + w, 0) / N;
+      t.diagnostic(`paired SD ${sdPct}%: the plan's expected wall ${(plannedWall / 60).toFixed(1)} min, the runs' mean ${(meanWall / 60).toFixed(1)} min`);
+      assert.ok(Math.abs(plannedWall / meanWall - 1) <= 0.15, `SD ${sdPct}%: planned ${plannedWall} s, mean ${meanWall} s`);
     }
     // An A/A: the family-wise promise holds here too.
     assert.ok(anySlower / (6 * N) <= 0.05, `A/A runs with some case slower: ${anySlower} of ${6 * N}`);

@@ -23,7 +23,7 @@ import { caseKey } from '../cases.ts';
 import type { RawRow } from '../results.ts';
 import type { StoppingRule } from './sequential.ts';
 import { median } from './stats.ts';
-import { MiB } from '../units.ts';
+import { formatBytes, MiB } from '../units.ts';
 
 /** What the last run of a server measured on this machine (lib/machine-profile.ts, one per server), or the defaults. */
 export interface MachineProfile {
@@ -36,6 +36,13 @@ export interface MachineProfile {
   paired_sd_pct: number;
   /** The paired SDs (percent) of the last runs, newest last; paired_sd_pct is their median (nextProfile). */
   recent_paired_sd_pct?: number[];
+  /**
+   * Per file size (bytes, as text): the median of the last runs' paired SDs over that size's cases. The cases of one
+   * matrix differ (100MiB paired 9-12% where 500MiB paired 3-6%), and the pool weighs them by it; a size with no
+   * figure takes paired_sd_pct.
+   */
+  paired_sd_pct_by_size?: Record<string, number>;
+  recent_paired_sd_pct_by_size?: Record<string, number[]>;
   /** Seconds of the machine canary's CPU part (lib/canary.ts) timed before that run, as a plan times it now; absent when unknown. */
   canary_cpu_seconds?: number;
   /** Where the figures come from: "default" or the run folder that measured them, and when. */
@@ -77,7 +84,7 @@ export interface PlanRecord {
   bytes_per_round: number;
   rounds: { least: number; expected: number; most: number };
   seconds: { least: number; expected: number; most: number };
-  per_case: { case: string; label: string; job_seconds: number; expected_rounds: number }[];
+  per_case: { case: string; label: string; bytes: number; job_seconds: number; expected_rounds: number }[];
   shards: { total: number; expected_seconds: number; most_seconds: number }[];
   profile: MachineProfile;
   /** Job times are the profile's times this many times over: the canary now against the canary then (1 without both). */
@@ -95,7 +102,17 @@ export const PROFILE_SD_RUNS = 5;
  */
 export function nextProfile(prev: MachineProfile | null, measured: MachineProfile): MachineProfile {
   const recent = [...(prev?.recent_paired_sd_pct ?? (prev ? [prev.paired_sd_pct] : [])), measured.paired_sd_pct].slice(-PROFILE_SD_RUNS);
-  return { ...measured, paired_sd_pct: median(recent), recent_paired_sd_pct: recent };
+  const bySize: Record<string, number[]> = { ...prev?.recent_paired_sd_pct_by_size };
+  for (const [size, sdPct] of Object.entries(measured.paired_sd_pct_by_size ?? {})) bySize[size] = [...(bySize[size] ?? []), sdPct].slice(-PROFILE_SD_RUNS);
+  const sized = Object.keys(bySize).length > 0
+    ? { paired_sd_pct_by_size: Object.fromEntries(Object.entries(bySize).map(([size, xs]) => [size, median(xs)])), recent_paired_sd_pct_by_size: bySize }
+    : {};
+  return { ...measured, paired_sd_pct: median(recent), recent_paired_sd_pct: recent, ...sized };
+}
+
+/** A case's per-round paired SD by the profile: its file size's, else the profile's. */
+export function caseSdPct(p: MachineProfile, bytes: number): number {
+  return p.paired_sd_pct_by_size?.[String(bytes)] ?? p.paired_sd_pct;
 }
 
 /** Seconds one job (one side's upload of a case, with its download and overhead) takes by the profile. */
@@ -117,25 +134,39 @@ export function slowdownOf(p: MachineProfile, canaryNow: number | null): number 
  * (test/time-to-same.test.mts). Memoized: the plan asks once per shard size.
  */
 export function expectedLook(sdPct: number, rule: StoppingRule, pooled: PooledRule | null, cases: number): number {
-  const memo = `${sdPct}/${cases}/${JSON.stringify(rule)}/${JSON.stringify(pooled)}`;
+  return expectedStops(Array.from({ length: cases }, () => sdPct), rule, pooled).last;
+}
+
+/**
+ * expectedLook for cases of their own SDs (percent, one per case): the last case's look, and each case's own (the
+ * mean of the rounds it stopped at, rounded). A steady case is let go by the pool before a noisy one, so its rounds,
+ * which are the heavy 500MiB jobs in the real 4-case matrix, are not the last case's.
+ */
+export function expectedStops(sdPcts: readonly number[], rule: StoppingRule, pooled: PooledRule | null): { last: number; perCase: number[] } {
+  const cases = sdPcts.length;
+  const memo = `${sdPcts.join(',')}/${JSON.stringify(rule)}/${JSON.stringify(pooled)}`;
   const known = expectedLooks.get(memo);
   if (known !== undefined) return known;
   // Every look of a case pools all the cases, so a run costs about cases squared: fewer runs for big matrices.
   const runs = 2 * Math.max(5, Math.min(25, Math.floor((25 * 20) / Math.max(1, cases)))) + 1;
-  const last = simulateUnchanged({ sdPct, rule, pooled, cases, runs, seed: 1 }).map((stops) => Math.max(0, ...stops.map((x) => x.rounds)));
-  const look = last.sort((a, b) => a - b)[runs >> 1];
-  expectedLooks.set(memo, look);
-  return look;
+  const sims = simulateUnchanged({ sdPct: sdPcts, rule, pooled, cases, runs, seed: 1 });
+  const mid = (xs: number[]) => xs.sort((a, b) => a - b)[runs >> 1];
+  // Per case the mean, not the median: the run's time is a sum over its cases, and the pool often lets most cases
+  // go at one look and a few at the next (20 cases at 8%: each case's median 16 rounds, the last case's 24).
+  const mean = (xs: number[]) => Math.round(xs.reduce((a, b) => a + b, 0) / xs.length);
+  const stops = { last: mid(sims.map((x) => Math.max(0, ...x.map((c) => c.rounds)))), perCase: sdPcts.map((_, c) => mean(sims.map((x) => x[c].rounds))) };
+  expectedLooks.set(memo, stops);
+  return stops;
 }
 
 /**
  * Seeded unchanged runs of `cases` cases through the real AdaptiveRounds: both sides' throughput log-normal
- * around the same mean at a per-round paired SD of `sdPct`, every case in each round, in case order. Per run,
- * each case's stop, indexed by case.
+ * around the same mean at a per-round paired SD of `sdPct` (one for all, or case by case), every case in each
+ * round, in case order. Per run, each case's stop, indexed by case.
  */
-export function simulateUnchanged(o: { sdPct: number; rule: StoppingRule; pooled: PooledRule | null; cases: number; runs: number; seed: number }): CaseStop[][] {
+export function simulateUnchanged(o: { sdPct: number | readonly number[]; rule: StoppingRule; pooled: PooledRule | null; cases: number; runs: number; seed: number }): CaseStop[][] {
   const normal = normalFrom(seededRandom(o.seed));
-  const s = Math.log(1 + o.sdPct / 100) / Math.SQRT2;
+  const sdOf = (c: number) => Math.log(1 + (typeof o.sdPct === 'number' ? o.sdPct : o.sdPct[c]) / 100) / Math.SQRT2;
   const cap = o.rule.looks[o.rule.looks.length - 1];
   const key = (c: number) => ({ file_size_bytes: c + 1, memory_limit_mb: 256, concurrency: 1 });
   const row = (c: number, iteration: number, throughput: number) =>
@@ -145,40 +176,49 @@ export function simulateUnchanged(o: { sdPct: number; rule: StoppingRule; pooled
     for (let it = 1; it <= cap; it++) {
       for (let c = 0; c < o.cases; c++) {
         if (rounds.stopped(caseKey(key(c)))) continue;
-        rounds.record(0, row(c, it, 100 * Math.exp(s * normal())));
-        rounds.record(1, row(c, it, 100 * Math.exp(s * normal())));
+        rounds.record(0, row(c, it, 100 * Math.exp(sdOf(c) * normal())));
+        rounds.record(1, row(c, it, 100 * Math.exp(sdOf(c) * normal())));
       }
     }
     const stops = new Map(rounds.all().map((x) => [x.case, x]));
     return Array.from({ length: o.cases }, (_, c) => stops.get(caseKey(key(c)))!);
   });
 }
-const expectedLooks = new Map<string, number>();
+const expectedLooks = new Map<string, { last: number; perCase: number[] }>();
 
 export function makePlan(i: PlanInput): PlanRecord {
   const measured = i.iterations === null ? null : Math.max(0, i.iterations - i.warmup);
   // The rounds a set of cases is expected to take: with the pool, fewer the more cases pool together.
-  const expectedFor = (caseCount: number) => (i.rule ? expectedLook(i.profile.paired_sd_pct, i.rule, i.pooled, caseCount) : measured!);
+  const sdOfKey = new Map(i.cases.map((c) => [c.key, caseSdPct(i.profile, c.bytes)]));
+  const stopsOf = (keys: readonly string[]) => (i.rule ? expectedStops(keys.map((k) => sdOfKey.get(k)!), i.rule, i.pooled) : { last: measured!, perCase: keys.map(() => measured!) });
+  const expectedFor = (keys: readonly string[]): Map<string, number> => {
+    const per = stopsOf(keys).perCase;
+    return new Map(keys.map((k, j) => [k, per[j]]));
+  };
+  const whole = expectedFor(i.cases.map((c) => c.key));
   const rounds = i.rule
-    ? { least: i.rule.looks[0], expected: expectedFor(i.cases.length), most: i.rule.looks[i.rule.looks.length - 1] }
+    ? { least: i.rule.looks[0], expected: stopsOf(i.cases.map((c) => c.key)).last, most: i.rule.looks[i.rule.looks.length - 1] }
     : { least: measured!, expected: measured!, most: measured! };
   const slowdown = slowdownOf(i.profile, i.canaryNow);
-  const perCase = i.cases.map((c) => ({ case: c.key, label: c.label, job_seconds: jobSeconds(c, i.profile, slowdown), expected_rounds: rounds.expected }));
-  const secondsFor = (keys: Set<string> | null, r: number) =>
-    perCase.filter((c) => !keys || keys.has(c.case)).reduce((a, c) => a + c.job_seconds * i.sides * (r + i.warmup), 0);
+  const perCase = i.cases.map((c) => ({ case: c.key, label: c.label, bytes: c.bytes, job_seconds: jobSeconds(c, i.profile, slowdown), expected_rounds: whole.get(c.key)! }));
+  const secondsFor = (keys: Set<string> | null, r: (key: string) => number) =>
+    perCase.filter((c) => !keys || keys.has(c.case)).reduce((a, c) => a + c.job_seconds * i.sides * (r(c.case) + i.warmup), 0);
   return {
     cases: i.cases.length,
     sides: i.sides,
     bytes_per_round: i.cases.reduce((a, c) => a + 2 * c.bytes * c.concurrency * i.sides, 0),
     rounds,
-    seconds: { least: secondsFor(null, rounds.least), expected: secondsFor(null, rounds.expected), most: secondsFor(null, rounds.most) },
+    seconds: { least: secondsFor(null, () => rounds.least), expected: secondsFor(null, (k) => whole.get(k)!), most: secondsFor(null, () => rounds.most) },
     per_case: perCase,
     // A shard pools only the cases it runs: one of 1 case stops by its own rule alone (8%: the cap, not the
     // whole matrix's 24), so a shard of few cases plans itself longer than its share of the matrix.
     shards: i.shards.map((s) => ({
       total: s.total,
-      expected_seconds: Math.max(...s.cases.map((keys) => secondsFor(new Set(keys), expectedFor(keys.length)))),
-      most_seconds: Math.max(...s.cases.map((keys) => secondsFor(new Set(keys), rounds.most))),
+      expected_seconds: Math.max(...s.cases.map((keys) => {
+        const per = expectedFor(keys);
+        return secondsFor(new Set(keys), (k) => per.get(k)!);
+      })),
+      most_seconds: Math.max(...s.cases.map((keys) => secondsFor(new Set(keys), () => rounds.most))),
     })),
     profile: i.profile,
     slowdown,
@@ -193,16 +233,22 @@ export function duration(seconds: number): string {
   return min < 60 ? `${min} min` : `${Math.floor(min / 60)} h ${String(min % 60).padStart(2, '0')} min`;
 }
 
+/** " (100MiB 9.9%, 500MiB 3.5%)": the profile's per-size SDs of the plan's sizes, when it has any. */
+function bySize(p: PlanRecord): string {
+  const sizes = [...new Set(p.per_case.map((c) => c.bytes))].filter((b) => p.profile.paired_sd_pct_by_size?.[String(b)] !== undefined).sort((a, b) => a - b);
+  return sizes.length ? ` (${sizes.map((b) => `${formatBytes(b)} ${p.profile.paired_sd_pct_by_size![String(b)].toFixed(1)}%`).join(', ')})` : '';
+}
+
 export function renderPlan(p: PlanRecord): string {
   const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
   const lines = [
     `plan: ${p.cases} case${p.cases === 1 ? '' : 's'} x ${p.sides} side${p.sides === 1 ? '' : 's'}; one round moves ${gib(p.bytes_per_round)} (uploads and verification downloads)`,
-    ...p.per_case.map((c) => `  ${c.label}: ${c.job_seconds.toFixed(1)} s a job, ${(c.job_seconds * p.sides).toFixed(1)} s a round`),
-    `rounds per case: least ${p.rounds.least}, expected ${p.rounds.expected}, most ${p.rounds.most} (plus warm-up)`,
+    ...p.per_case.map((c) => `  ${c.label}: ${c.job_seconds.toFixed(1)} s a job, ${(c.job_seconds * p.sides).toFixed(1)} s a round, ${c.expected_rounds} rounds expected`),
+    `rounds per case: least ${p.rounds.least}, expected ${p.rounds.expected} (the last case), most ${p.rounds.most} (plus warm-up)`,
     `wall time here: least ${duration(p.seconds.least)}, expected ${duration(p.seconds.expected)}, most ${duration(p.seconds.most)}`,
     ...p.shards.map((s) => `  with --shard k/${s.total}: the heaviest shard expected ${duration(s.expected_seconds)}, at most ${duration(s.most_seconds)}`),
     `from: ${p.profile.source}: upload ${p.profile.upload_mib_s.toFixed(0)} MiB/s, download ${p.profile.download_mib_s.toFixed(0)} MiB/s, ` +
-      `${p.profile.job_overhead_seconds.toFixed(1)} s a job besides, per-round paired SD ${p.profile.paired_sd_pct.toFixed(1)}%`,
+      `${p.profile.job_overhead_seconds.toFixed(1)} s a job besides, per-round paired SD ${p.profile.paired_sd_pct.toFixed(1)}%${bySize(p)}`,
     ...(p.slowdown !== 1 ? [`machine now: canary ${p.canary_now_seconds!.toFixed(3)} s against ${p.profile.canary_cpu_seconds!.toFixed(3)} s then, so times above are x${p.slowdown.toFixed(2)} the profile's`] : []),
   ];
   return `${lines.join('\n')}\n`;
